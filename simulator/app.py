@@ -1,0 +1,201 @@
+"""``create_app``: the one Flask app every command and test builds.
+
+Cross-cutting request handling lives here and nowhere else: the journal, fault
+injection, rate-limit headers, the ``//`` path fix, and turning every error into its
+response (``error_response``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from typing import Any, Mapping
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .clock import Clock
+from .config import build_config
+from .errors import AuthorizeError, InjectedFault, RateLimited, SimError
+from .journal import clip_body
+from .sim import Simulator
+
+log = logging.getLogger("clever_sim")
+
+# Blueprints whose requests are partner-facing (journaled, fault-injectable, rate-limited).
+_EMULATED = {"oauth", "data_api", "grades"}
+_RATE_LIMITED = {"data_api", "grades"}
+_SLASHES = re.compile(r"/{2,}")
+
+
+class _MergeSlashes:
+    """Clever tolerates ``//v2.1/students/…`` (clients build URLs so); route it as one slash."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        return self.wsgi_app(environ, start_response)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, *,
+               config_file: str | None = None, environ: Mapping[str, str] | None = None,
+               clock: Clock | None = None) -> Flask:
+    """Build the simulator: defaults < ``config_file`` < ``CLEVER_SIM_*`` env < ``test_config``."""
+    cfg = build_config(config_file, environ, test_config)
+    app = Flask(__name__)
+    app.config.update(cfg)
+    app.config["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    app.wsgi_app = _MergeSlashes(app.wsgi_app)
+
+    app.extensions["clever_sim"] = Simulator(cfg, clock=clock)
+
+    from .clever.data_routes import bp as data_bp
+    from .clever.grades_routes import bp as grades_bp
+    from .clever.oauth_routes import bp as oauth_bp
+    from .control.routes import bp as control_bp
+
+    for bp in (oauth_bp, data_bp, grades_bp, control_bp):
+        app.register_blueprint(bp)
+
+    _install_hooks(app)
+    _install_error_handlers(app)
+    return app
+
+
+def _sim(app: Flask) -> Simulator:
+    return app.extensions["clever_sim"]
+
+
+def _is_emulated() -> bool:
+    """Partner-facing requests, including unknown paths (a wrong URL is worth journaling)."""
+    if request.blueprint in _EMULATED:
+        return True
+    return request.blueprint is None and not request.path.startswith(("/_sim", "/static"))
+
+
+def _install_hooks(app: Flask) -> None:
+    sim = _sim(app)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        if not _is_emulated() or request.path.startswith("/_sim"):
+            return
+        fault = sim.faults.take(request.method, request.path)
+        if fault is not None:
+            g.fault = fault
+            if fault.latency_ms:
+                time.sleep(fault.latency_ms / 1000)
+            if fault.status:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                raise InjectedFault(fault.status, fault.body, headers)
+        if request.blueprint in _RATE_LIMITED:
+            auth = request.headers.get("Authorization", "")
+            key = auth.split()[-1] if auth.split() else "(anonymous)"
+            limit, remaining, reset = sim.rate.hit(key, sim.clock.now())
+            g.rate = (limit, max(remaining, 0), reset)
+            if remaining < 0 and sim.cfg["RATE_LIMIT"]:
+                raise RateLimited(headers={"Retry-After": str(max(1, int(reset - sim.clock.now())))})
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        rate = g.get("rate")
+        if rate is not None:
+            response.headers["X-RateLimit-Limit"] = str(rate[0])
+            response.headers["X-RateLimit-Remaining"] = str(rate[1])
+            response.headers["X-RateLimit-Reset"] = str(rate[2])
+            response.headers["X-RateLimit-Bucket"] = "bearer"
+        if _is_emulated():
+            _journal(sim, response)
+        return response
+
+
+def _journal(sim: Simulator, response: Response) -> None:
+    """Record one partner-facing request, its answer and what the simulator found wrong."""
+    body = getattr(request, "_cached_data", None)  # set by web.read_body; never read here
+    meta = g.get("journal_meta", {})
+    fault = g.get("fault")
+    resp_text = None
+    if not response.is_streamed and response.direct_passthrough is False:
+        resp_text = clip_body(response.get_data())
+    entry = {
+        "time": sim.clock.iso(),
+        "direction": "inbound",
+        "method": request.method,
+        "path": request.path,
+        "query": request.query_string.decode("latin-1"),
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        "request_headers": {k: v for k, v in request.headers.items()},
+        "request_body": clip_body(body),
+        "response_headers": {k: v for k, v in response.headers.items()},
+        "response_body": resp_text,
+        "findings": list(g.get("findings", [])),
+        "fault": fault.as_dict() if fault is not None else None,
+        **meta,
+    }
+    sim.journal.add(entry)
+
+
+def error_response(exc: SimError) -> Response:
+    """The one place a SimError becomes an HTTP answer."""
+    if isinstance(exc, RateLimited):
+        response = Response(b"", status=429)  # Clever answers 429 with an empty body
+    else:
+        response = jsonify(exc.body())
+        response.status_code = exc.status
+    for key, value in exc.headers.items():
+        response.headers[key] = value
+    return response
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(SimError)
+    def _sim_error(exc: SimError):
+        if not isinstance(exc, InjectedFault):
+            g.setdefault("findings", []).extend(exc.findings())
+        return error_response(exc)
+
+    @app.errorhandler(AuthorizeError)
+    def _authorize_error(exc: AuthorizeError):
+        g.setdefault("findings", []).append(f"{exc.title}: {exc.detail}")
+        return render_template("authorize_error.html", error=exc), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if exc.code == 404:
+            message = f"Not found: no endpoint at {request.path}"
+        elif exc.code == 405:
+            allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
+            message = f"Method {request.method} not allowed for {request.path}" + \
+                      (f"; use {allowed}" if allowed else "")
+        elif exc.code == 413:
+            message = "Request body too large"
+        else:
+            message = exc.description or exc.name
+        g.setdefault("findings", []).append(message)
+        response = jsonify({"message": message})
+        response.status_code = exc.code or 500
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # pragma: no cover - a bug; tests assert it never happens
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        g.setdefault("findings", []).append(f"simulator bug: {type(exc).__name__}: {exc}")
+        response = jsonify({"message": f"Internal simulator error ({type(exc).__name__}); "
+                                       "please report it with the request that caused it"})
+        response.status_code = 500
+        return response

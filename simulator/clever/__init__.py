@@ -1,0 +1,1 @@
+"""The emulated Clever: OAuth, the data API and the grades endpoint."""

@@ -1,0 +1,5 @@
+"""OAuth routes."""
+
+from flask import Blueprint
+
+bp = Blueprint("oauth", __name__)

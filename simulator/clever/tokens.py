@@ -1,0 +1,24 @@
+"""Bearer tokens: SSO ("il") tokens of one user and district-app tokens of one district."""
+
+from __future__ import annotations
+
+from ..errors import FieldProblem, InvalidToken
+from ..sim import Simulator
+
+
+def resolve(sim: Simulator, access_token: str) -> dict:
+    """The stored token, or 401 "Could not authorize token" naming why."""
+    token = sim.store.get_token(access_token) if len(access_token) <= 200 else None
+    if token is None:
+        raise InvalidToken(errors=[FieldProblem(
+            "Authorization", "the bearer token is unknown to the simulator",
+            "use a token from POST /oauth/tokens (il token) or GET /oauth/tokens?owner_type=district "
+            "(district-app token); tokens from real Clever do not work here")])
+    return token
+
+
+def describe(token: dict) -> str:
+    """'il token of user X' / 'district-app token of district Y', for messages."""
+    if token["kind"] == "il":
+        return f"il token of user {token['user_id']}"
+    return f"district-app token of district {token['district_id']}"

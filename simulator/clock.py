@@ -1,0 +1,40 @@
+"""Time source that tests (and partners, through ``/_sim/clock``) can move forward."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+
+class Clock:
+    """Wall-clock time plus an offset that only ever grows."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """Seconds since the epoch, as the simulator sees them."""
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move simulated time forward (e.g. past a code's 60-second life); returns the offset."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        with self._lock:
+            self._offset += seconds
+            return self._offset
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def reset(self) -> None:
+        with self._lock:
+            self._offset = 0.0
+
+    def iso(self, when: float | None = None) -> str:
+        """ISO-8601 UTC with milliseconds and ``Z``, as Clever formats timestamps."""
+        dt = datetime.fromtimestamp(self.now() if when is None else when, tz=timezone.utc)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -1,0 +1,184 @@
+"""Settings, layered as DESIGN §6 says: defaults < TOML file < CLEVER_SIM_* env < flags/tests.
+
+A partner's TOML file declares its app (``[app]``), the contract-test settings
+(``[contract]``) and, optionally, server settings (``[simulator]``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A setting is missing, of the wrong type, or a file cannot be read."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "DB": None,                    # None: <DATA_DIR>/clever-sim.db; ":memory:" for throwaway
+    "DATA_DIR": ".clever-sim",
+    "ROSTER": None,                # None: the packaged default roster
+    "STRICT": False,               # every grade warning becomes a 400
+    "RATE_LIMIT": False,           # enforce Clever's 1200 requests/min per token
+    "RATE_LIMIT_PER_MIN": 1200,
+    "JOURNAL_CAP": 10_000,
+    "GRADE_BODY_LIMIT": 64 * 1024,
+    "CODE_TTL_S": 60,
+    "WAIT_MAX_S": 60,
+    "APPS": [],                    # extra app registrations (from [app] in a TOML file)
+    "CONTRACT": {},
+    "SECRET_KEY": None,            # None: random per process
+}
+
+# env var name -> (config key, parser)
+_ENV: dict[str, tuple[str, Any]] = {
+    "CLEVER_SIM_DB": ("DB", str),
+    "CLEVER_SIM_DATA_DIR": ("DATA_DIR", str),
+    "CLEVER_SIM_ROSTER": ("ROSTER", str),
+    "CLEVER_SIM_STRICT": ("STRICT", "bool"),
+    "CLEVER_SIM_RATE_LIMIT": ("RATE_LIMIT", "bool"),
+    "CLEVER_SIM_JOURNAL_CAP": ("JOURNAL_CAP", int),
+    "CLEVER_SIM_SECRET_KEY": ("SECRET_KEY", str),
+}
+
+_TOML_SIMULATOR_KEYS = {
+    "db": "DB", "data_dir": "DATA_DIR", "roster": "ROSTER", "strict": "STRICT",
+    "rate_limit": "RATE_LIMIT", "journal_cap": "JOURNAL_CAP",
+}
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected true/false (or 1/0)")
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    """Read a TOML file, turning every failure into a ConfigError that names the file."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from None
+
+
+def app_from_toml(table: Mapping[str, Any], where: str) -> dict:
+    """Check the ``[app]`` table of a partner config and return it as an app registration."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: [app] must be a table")
+    app = dict(table)
+    uris = app.get("redirect_uris")
+    if not isinstance(uris, list) or not uris or not all(isinstance(u, str) and u for u in uris):
+        raise ConfigError(f"{where}: [app].redirect_uris must be a non-empty list of URLs "
+                          f"(the first is the primary redirect URI)")
+    for key in ("name", "client_id", "client_secret", "assignments_url"):
+        if key in app and not (isinstance(app[key], str) and app[key]):
+            raise ConfigError(f"{where}: [app].{key} must be a non-empty string")
+    app.setdefault("name", "Partner app")
+    return app
+
+
+def from_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Config keys found in a TOML file (``[simulator]``, ``[app]``, ``[contract]``)."""
+    doc = read_toml(path)
+    base = Path(path).resolve().parent
+    out: dict[str, Any] = {}
+    sim = doc.get("simulator", {})
+    if not isinstance(sim, Mapping):
+        raise ConfigError(f"{path}: [simulator] must be a table")
+    for key, value in sim.items():
+        if key not in _TOML_SIMULATOR_KEYS:
+            raise ConfigError(f"{path}: unknown key [simulator].{key} "
+                              f"(known: {', '.join(sorted(_TOML_SIMULATOR_KEYS))})")
+        if key == "roster" and isinstance(value, str):
+            value = str((base / value).resolve())
+        out[_TOML_SIMULATOR_KEYS[key]] = value
+    if "app" in doc:
+        out["APPS"] = [app_from_toml(doc["app"], str(path))]
+    if "contract" in doc:
+        if not isinstance(doc["contract"], Mapping):
+            raise ConfigError(f"{path}: [contract] must be a table")
+        out["CONTRACT"] = dict(doc["contract"])
+    return out
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Config keys set through ``CLEVER_SIM_*`` environment variables."""
+    out: dict[str, Any] = {}
+    for name, (key, parser) in _ENV.items():
+        if name not in environ:
+            continue
+        raw = environ[name]
+        if parser == "bool":
+            out[key] = _parse_bool(name, raw)
+        elif parser is int:
+            try:
+                out[key] = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+        else:
+            out[key] = raw
+    return out
+
+
+def build_config(config_file: str | os.PathLike | None = None,
+                 environ: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge defaults < file < env < overrides and check the result."""
+    cfg = dict(DEFAULTS)
+    env = os.environ if environ is None else environ
+    config_file = config_file or env.get("CLEVER_SIM_CONFIG")
+    if config_file:
+        cfg.update(from_file(config_file))
+    cfg.update(from_env(env))
+    cfg.update({k: v for k, v in (overrides or {}).items()})
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: dict[str, Any]) -> None:
+    for key in ("STRICT", "RATE_LIMIT"):
+        if not isinstance(cfg[key], bool):
+            raise ConfigError(f"{key.lower()} must be true or false, not {cfg[key]!r}")
+    for key in ("JOURNAL_CAP", "GRADE_BODY_LIMIT", "CODE_TTL_S", "RATE_LIMIT_PER_MIN", "WAIT_MAX_S"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            raise ConfigError(f"{key.lower()} must be a positive whole number, not {cfg[key]!r}")
+    if cfg["DB"] is not None and not isinstance(cfg["DB"], str):
+        raise ConfigError(f"db must be a file path or ':memory:', not {cfg['DB']!r}")
+
+
+def resolve_db_path(cfg: Mapping[str, Any]) -> str:
+    """The SQLite path to open: the explicit ``DB`` or ``<DATA_DIR>/clever-sim.db``."""
+    if cfg.get("DB"):
+        return cfg["DB"]
+    return str(Path(cfg["DATA_DIR"]) / "clever-sim.db")
+
+
+@dataclass(frozen=True)
+class BaseUrls:
+    """The three Clever hosts a partner swaps for the simulator's address."""
+
+    root: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"  https://clever.com                 -> {self.root}",
+            f"  https://api.clever.com             -> {self.root}",
+            f"  https://grades-api.beta.clever.com -> {self.root}",
+        ]

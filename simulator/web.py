@@ -1,0 +1,125 @@
+"""Request helpers shared by every blueprint: the current simulator, bodies, bearer tokens."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import current_app, g, request
+
+from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
+                     UnsupportedMediaType)
+from .sim import Simulator
+
+JSON_TYPES = ("application/json",)
+
+
+def sim() -> Simulator:
+    """The simulator behind the current app."""
+    return current_app.extensions["clever_sim"]
+
+
+def note(**meta: Any) -> None:
+    """Attach facts (client_id, user_id, assignment_id, token_kind) to this request's journal entry."""
+    g.setdefault("journal_meta", {}).update({k: v for k, v in meta.items() if v is not None})
+
+
+def add_findings(findings: list[str]) -> None:
+    """Plain-words findings for the inspector (warnings, rule breaks)."""
+    g.setdefault("findings", []).extend(findings)
+
+
+def read_body(limit: int) -> bytes:
+    """The raw body, refused with 413 before reading more than ``limit`` bytes."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
+                              [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
+                                            "send only the grade fields and a little context")])
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)",
+                              [FieldProblem("(body)", f"is over {limit} bytes",
+                                            "send only the grade fields and a little context")])
+    request._cached_data = data  # lets the journal show what was read
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (JSON numbers must be finite)")
+
+
+def parse_json(raw: bytes, *, exact_numbers: bool = False) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, bounded nesting; every failure is a clear 400."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("Body is not valid UTF-8",
+                         [FieldProblem("(body)", f"byte {exc.start} is not UTF-8",
+                                       "send JSON encoded as UTF-8")]) from None
+    if not text.strip():
+        raise BadRequest("Body is empty", [FieldProblem("(body)", "is empty",
+                                                        "send a JSON object")])
+    kwargs: dict[str, Any] = {"parse_constant": _reject_constant}
+    if exact_numbers:
+        kwargs["parse_float"] = Decimal
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError as exc:
+        raise BadRequest("Body is not valid JSON",
+                         [FieldProblem("(body)", f"{exc.msg} at line {exc.lineno} column {exc.colno}",
+                                       "send a JSON object, e.g. "
+                                       '{"assignmentID": "a1", "percentage": 0.8}')]) from None
+    except RecursionError:
+        raise BadRequest("Body is nested too deeply",
+                         [FieldProblem("(body)", "JSON nesting is too deep to read",
+                                       "send a flat JSON object")]) from None
+    except ValueError as exc:  # NaN/Infinity, integers with too many digits
+        raise BadRequest("Body is not valid JSON",
+                         [FieldProblem("(body)", str(exc), "send finite JSON numbers")]) from None
+
+
+def require_json_content_type() -> None:
+    """415 unless the request says ``Content-Type: application/json``."""
+    mimetype = request.mimetype
+    if mimetype not in JSON_TYPES:
+        got = request.headers.get("Content-Type") or "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json (got {got})",
+            [FieldProblem("Content-Type", f"is {got}", "send the header Content-Type: application/json")])
+
+
+def form_or_json() -> dict[str, Any]:
+    """A body sent as JSON or as a form, as a flat dict of strings (OAuth endpoints take both)."""
+    if request.mimetype in JSON_TYPES:
+        raw = read_body(64 * 1024)
+        if not raw.strip():
+            return {}
+        doc = parse_json(raw)
+        if not isinstance(doc, dict):
+            raise BadRequest("Body must be a JSON object",
+                             [FieldProblem("(body)", f"is a JSON {type(doc).__name__}",
+                                           "send a JSON object")])
+        return doc
+    raw = read_body(64 * 1024)
+    pairs = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return dict(pairs)
+
+
+_BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def bearer_token() -> str:
+    """The bearer token of this request, or 401 "No authorization provided"."""
+    header = request.headers.get("Authorization")
+    if header is None or not header.strip():
+        raise NoAuthorization(errors=[FieldProblem("Authorization", "header is missing",
+                                                   "send Authorization: Bearer {token}")])
+    match = _BEARER.match(header)
+    if not match:
+        raise NoAuthorization(errors=[FieldProblem("Authorization", "is not a Bearer token",
+                                                   "send Authorization: Bearer {token}")])
+    return match.group(1)

@@ -1,0 +1,120 @@
+"""Shared fixtures: an in-memory simulator per test, roster personas, and the error pin."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.app import create_app
+from simulator.clever import oauth
+
+
+@pytest.fixture
+def app():
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "test-secret"}, environ={})
+    yield app
+    app.extensions["clever_sim"].close()
+
+
+@pytest.fixture
+def sim(app):
+    return app.extensions["clever_sim"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def roster(sim):
+    return sim.roster
+
+
+@pytest.fixture
+def demo_app(sim):
+    """The registered demo partner app (first app of the default fixture)."""
+    return sim.store.get_app(sim.roster["apps"][0]["client_id"])
+
+
+def _users(roster, role, district_index=0):
+    district = roster["districts"][district_index]["id"]
+    return [u for u in roster["users"] if role in u["roles"] and u["district"] == district]
+
+
+@pytest.fixture
+def student(roster):
+    return _users(roster, "student")[0]
+
+
+@pytest.fixture
+def other_student(roster):
+    return _users(roster, "student")[1]
+
+
+@pytest.fixture
+def teacher(roster):
+    return _users(roster, "teacher")[0]
+
+
+@pytest.fixture
+def foreign_student(roster):
+    """A student of the second district."""
+    return _users(roster, "student", 1)[0]
+
+
+@pytest.fixture
+def district_id(roster):
+    return roster["districts"][0]["id"]
+
+
+def il_token(sim, user_id: str, app: dict | None = None) -> str:
+    """A fresh SSO token for a user, as if they had logged in."""
+    app = app or sim.store.get_app(sim.roster["apps"][0]["client_id"])
+    return oauth.mint_il_token(sim, app, user_id)["access_token"]
+
+
+def district_token(sim, district_id: str, app: dict | None = None) -> str:
+    app = app or sim.store.get_app(sim.roster["apps"][0]["client_id"])
+    return sim.store.district_tokens(app["client_id"], district_id)[0]["access_token"]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(resp, status: int, message: str | None = None, *, field: str | None = None,
+                 problem: str | None = None) -> dict:
+    """Pin the canonical error body: ``{"message", "errors": [{"field", "problem", "hint"?}]}``.
+
+    ``message`` must equal the body's message (or be a prefix when it ends with '…');
+    ``field``/``problem`` must appear in one entry of ``errors`` (problem as a substring).
+    """
+    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True)[:2000])
+    body = resp.get_json()
+    assert isinstance(body, dict), resp.get_data(as_text=True)[:500]
+    assert isinstance(body.get("message"), str) and body["message"], body
+    assert set(body) <= {"message", "errors"}, body
+    if message is not None:
+        if message.endswith("…"):
+            assert body["message"].startswith(message[:-1]), body
+        else:
+            assert body["message"] == message, body
+    for e in body.get("errors", []):
+        assert set(e) <= {"field", "problem", "hint"} and e["field"] and e["problem"], e
+    if field is not None:
+        matching = [e for e in body.get("errors", []) if e["field"] == field]
+        assert matching, f"no error for field {field!r} in {body}"
+        if problem is not None:
+            assert any(problem in e["problem"] for e in matching), body
+    return body
+
+
+def assert_oauth_error(resp, status: int, error: str, description: str | None = None) -> dict:
+    """Pin RFC 6749 §5.2 error bodies: exactly ``error`` and ``error_description``."""
+    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True)[:2000])
+    body = resp.get_json()
+    assert set(body) == {"error", "error_description"}, body
+    assert body["error"] == error, body
+    if description is not None:
+        assert description in body["error_description"], body
+    return body
