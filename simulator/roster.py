@@ -23,7 +23,7 @@ import random
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import jsonschema
 

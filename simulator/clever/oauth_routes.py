@@ -1,5 +1,141 @@
-"""OAuth routes."""
+"""OAuth routes (``/oauth/authorize``, ``/oauth/tokens``, ``/oauth/tokeninfo``) and the fake
+Clever login page: parse the request, call ``clever.oauth``, serialise the answer."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
+
+from ..errors import BadRequest, FieldProblem, InvalidClient
+from ..web import bearer_token, form_or_json, note, sim
+from . import oauth, tokens
 
 bp = Blueprint("oauth", __name__)
+
+SESSION_USER = "clever_user_id"
+
+
+def csrf_token() -> str:
+    """The per-session token every state-changing form carries (checked by ``check_csrf``)."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    """Reject a form POST whose csrf field does not match the session's token."""
+    sent = request.form.get("csrf", "")
+    if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+        raise BadRequest("Form expired or forged (CSRF check failed)",
+                         [FieldProblem("csrf", "does not match this browser session",
+                                       "reload the page and submit the form again")])
+
+
+@bp.app_context_processor
+def _inject_csrf():
+    return {"csrf_token": csrf_token}
+
+
+@bp.get("/oauth/authorize")
+def authorize():
+    params = {k: v for k, v in request.args.items()}
+    req = oauth.check_authorize(sim(), params)
+    note(client_id=req.app["client_id"])
+    error_url = oauth.authorize_error_redirect(req, params.get("response_type"))
+    if error_url:
+        return redirect(error_url, code=302)
+    user_id = session.get(SESSION_USER)
+    if user_id and sim().store.get_user(user_id) is not None:
+        note(user_id=user_id)
+        return redirect(oauth.login_redirect(sim(), req, user_id), code=302)
+    return _login_page(req, params)
+
+
+def _login_page(req: oauth.AuthorizeRequest, params: dict):
+    """The persona picker: district → school → user, plain links and one POST per choice."""
+    s = sim()
+    picked_district = params.get("district_id") or params.get("sim_district")
+    picked_school = params.get("sim_school")
+    districts = [d for d in s.roster["districts"] if d["id"] in req.app["districts"]]
+    if len(districts) == 1:
+        picked_district = districts[0]["id"]
+    schools = [sc for sc in s.roster["schools"] if sc["district"] == picked_district]
+    users = []
+    if picked_school:
+        users = [u for u in s.roster["users"]
+                 if u["district"] == picked_district and picked_school in _user_schools(u)]
+    base = {k: v for k, v in params.items() if k not in ("sim_district", "sim_school")}
+    return render_template("login.html", app=req.app, districts=districts, schools=schools,
+                           users=users, picked_district=picked_district,
+                           picked_school=picked_school, base=base, query=request.query_string.decode())
+
+
+def _user_schools(user: dict) -> list[str]:
+    role = next(iter(user["roles"].values()))
+    return list(dict.fromkeys([role.get("school"), *role.get("schools", [])]))
+
+
+@bp.post("/oauth/login")
+def login():
+    """Log a persona into the fake Clever, then continue the authorize request."""
+    check_csrf()
+    user_id = request.form.get("user_id", "")
+    if sim().store.get_user(user_id) is None:
+        raise BadRequest("Unknown persona", [FieldProblem("user_id", "is not in the roster",
+                                                          "pick a user from the list")])
+    session[SESSION_USER] = user_id
+    next_query = request.form.get("next", "")
+    if next_query:
+        return redirect(url_for("oauth.authorize") + "?" + next_query, code=303)
+    return redirect(url_for("oauth.whoami"), code=303)
+
+
+@bp.post("/oauth/logout")
+def logout():
+    check_csrf()
+    session.pop(SESSION_USER, None)
+    return redirect(request.form.get("back") or url_for("oauth.whoami"), code=303)
+
+
+@bp.get("/oauth/whoami")
+def whoami():
+    """Who is logged into the fake Clever in this browser (a small status page)."""
+    user_id = session.get(SESSION_USER)
+    found = sim().store.get_user(user_id) if user_id else None
+    return render_template("whoami.html", user=found[1] if found else None,
+                           role=found[0] if found else None)
+
+
+@bp.post("/oauth/tokens")
+def token_exchange():
+    body = form_or_json()
+    basic = oauth.parse_basic(request.headers.get("Authorization"))
+    app = oauth.authenticate_client(sim(), basic, body)
+    note(client_id=app["client_id"])
+    answer = oauth.exchange_code(sim(), app, body)
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/oauth/tokens")
+def district_tokens():
+    basic = oauth.parse_basic(request.headers.get("Authorization"))
+    if basic is None:
+        raise InvalidClient("Listing district-app tokens needs HTTP Basic client_id:client_secret")
+    app = oauth.authenticate_client(sim(), basic, {})
+    note(client_id=app["client_id"])
+    return jsonify(oauth.district_token_listing(sim(), app, dict(request.args.items())))
+
+
+@bp.get("/oauth/tokeninfo")
+def tokeninfo():
+    token = tokens.resolve(sim(), bearer_token())
+    note(client_id=token["client_id"], user_id=token.get("user_id"), token_kind=token["kind"])
+    return jsonify(oauth.tokeninfo(sim(), token))
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    abort(404)
