@@ -31,8 +31,8 @@ def normalize_app(spec: Any, known_districts: list[str], existing: dict | None, 
     """Check an app registration (new or an update of ``existing``) and fill in defaults."""
     if not isinstance(spec, dict):
         raise BadRequest("App registration must be a JSON object",
-                         [FieldProblem("(body)", "expected an object like "
-                                       '{"name": ..., "redirect_uris": [...]}')])
+                         [FieldProblem("(body)", f"is a JSON {type(spec).__name__}",
+                                       'send an object like {"name": ..., "redirect_uris": [...]}')])
     problems: list[FieldProblem] = []
     for key in sorted(set(spec) - _FIELDS):
         problems.append(FieldProblem(key, "unknown field", f"known fields: {', '.join(sorted(_FIELDS))}"))

@@ -87,7 +87,11 @@ def issue_code(sim: Simulator, app: dict, user_id: str, redirect_uri: str) -> st
 
 def login_redirect(sim: Simulator, req: AuthorizeRequest, user_id: str) -> str:
     """Where Clever sends the browser after login: ``redirect_uri?code&scopes[&state]``."""
-    code = issue_code(sim, req.app, user_id, req.redirect_uri)
+    return redirect_with_code(req, issue_code(sim, req.app, user_id, req.redirect_uri))
+
+
+def redirect_with_code(req: AuthorizeRequest, code: str) -> str:
+    """``redirect_uri?code={code}&scopes={scopes}[&state={state}]`` (seed, Step 2)."""
     params = {"code": code, "scopes": " ".join(req.app["scopes"])}
     if req.state is not None:
         params["state"] = req.state

@@ -1,0 +1,128 @@
+"""``clever-sim``: every command builds the same app through ``create_app``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import click
+
+from . import __version__
+from .config import BaseUrls, ConfigError
+from .roster import RosterError, load_roster
+
+
+def _build(config: str | None, overrides: dict):
+    from .app import create_app
+
+    try:
+        return create_app({k: v for k, v in overrides.items() if v is not None}, config_file=config)
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from None
+    except RosterError as exc:
+        raise click.ClickException(f"roster fixture is invalid:\n{exc}") from None
+
+
+def banner(app, url: str) -> str:
+    """What `serve` prints: the three base URLs and every app's credentials."""
+    sim = app.extensions["clever_sim"]
+    lines = [f"Clever Grade Passback Simulator {__version__} on {url}",
+             "Point your app's Clever base URLs at the simulator:", *BaseUrls(url).lines(), ""]
+    names = {d["id"]: d["name"] for d in sim.roster["districts"]}
+    for registered in sim.store.list_apps():
+        view = sim.app_view(registered)
+        lines += [f"App: {view['name']}",
+                  f"  client_id:     {view['client_id']}",
+                  f"  client_secret: {view['client_secret']}",
+                  f"  redirect URIs: {', '.join(view['redirect_uris'])} (first = primary)"]
+        if view["assignments_url"]:
+            lines.append(f"  assignments:   {view['assignments_url']}")
+        for district_id, token in view["district_tokens"].items():
+            lines.append(f"  district-app token for {names.get(district_id, district_id)}: {token}")
+        lines.append("")
+    lines += [f"Control API: {url}/_sim/health   Log in as anyone: {url}/oauth/whoami",
+              f"Database: {sim.store.path}{'   strict mode: on' if sim.cfg['STRICT'] else ''}"]
+    return "\n".join(lines)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="clever-sim")
+def main() -> None:
+    """Clever Grade Passback Simulator: emulated Clever + fake Schoology for partner apps."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CLEVER_SIM_HOST",
+              help="Address to listen on (0.0.0.0 inside containers).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              envvar="CLEVER_SIM_PORT", help="Port (0 picks a free one).")
+@click.option("--db", default=None, help="SQLite file, or :memory: for a throwaway state. "
+              "Default: .clever-sim/clever-sim.db")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="Partner TOML file ([app], [contract], [simulator]).")
+@click.option("--roster", default=None, type=click.Path(dir_okay=False),
+              help="Roster fixture JSON (default: the packaged demo districts).")
+@click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400.")
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512))
+def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
+          strict: bool | None, threads: int) -> None:
+    """Serve the simulator on a production WSGI server (waitress)."""
+    from .serving import bind
+
+    started = time.perf_counter()
+    app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict})
+    try:
+        running = bind(app, host, port, threads)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    click.echo(banner(app, running.url))
+    click.echo(f"Ready in {time.perf_counter() - started:.2f} s. Ctrl+C stops.")
+    sys.stdout.flush()
+
+    def _stop(signum, frame):  # SIGTERM from CI/docker: close cleanly, keep the database
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        running.server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.server.close()
+        app.extensions["clever_sim"].close()
+        click.echo("Stopped.")
+
+
+@main.group()
+def fixtures() -> None:
+    """Roster fixtures: check them before you serve them."""
+
+
+@fixtures.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def fixtures_validate(file: str) -> None:
+    """Report every problem in a roster fixture, each with its JSON path."""
+    try:
+        doc = load_roster(file)
+    except RosterError as exc:
+        click.echo(f"{file}: {len(exc.problems)} problem(s)", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem.path}: {problem.message}", err=True)
+        sys.exit(1)
+    counts = ", ".join(f"{len(doc.get(k, []))} {k}" for k in
+                       ("districts", "schools", "terms", "users", "sections", "apps"))
+    click.echo(f"{file}: valid ({counts})")
+
+
+@fixtures.command("show-default")
+def fixtures_show_default() -> None:
+    """Print the packaged default roster (a starting point for your own)."""
+    from .roster import default_roster_path
+
+    click.echo(json.dumps(load_roster(default_roster_path()), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

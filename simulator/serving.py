@@ -1,0 +1,58 @@
+"""Run the app on waitress, a production WSGI server, in this process or in a thread.
+
+Waitress reads each request fully in its I/O thread before a worker sees it, so slow
+clients do not hold worker threads; long-polls do, hence a generous worker count.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from flask import Flask
+from waitress.server import create_server
+
+DEFAULT_THREADS = 16
+
+
+@dataclass
+class RunningServer:
+    """A bound server; ``url`` is where to reach it, ``stop()`` closes it."""
+
+    app: Flask
+    server: object
+    host: str
+    port: int
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self.app.extensions["clever_sim"].close()
+
+
+def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
+         threads: int = DEFAULT_THREADS) -> RunningServer:
+    """Bind the listening socket now (port 0 picks a free port) without serving yet."""
+    server = create_server(app, host=host, port=port, threads=threads, ident="clever-sim",
+                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
+                           channel_timeout=30, clear_untrusted_proxy_headers=True)
+    return RunningServer(app, server, host, server.effective_port)
+
+
+def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
+                    threads: int = DEFAULT_THREADS) -> RunningServer:
+    """Serve in a daemon thread (tests, the pytest plugin, the demo)."""
+    running = bind(app, host, port, threads)
+    running.thread = threading.Thread(target=running.server.run, name="clever-sim-server",
+                                      daemon=True)
+    running.thread.start()
+    return running

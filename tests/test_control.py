@@ -1,0 +1,320 @@
+"""Control API (``/_sim/``): health, reset, apps, personas, codes, tokens, links, grades,
+wait-for-grade, journal and fault injection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from conftest import assert_error, bearer, il_token
+
+PRIMARY = "http://127.0.0.1:5001/clever/callback"
+
+
+def post_grade(client, token, **body):
+    return client.post("/v1/grade", json=body, headers=bearer(token))
+
+
+def test_health_reports_ready(client):
+    body = client.get("/_sim/health").get_json()
+    assert body["status"] == "ok" and body["districts"] == 2 and body["apps"] == 1
+
+
+# --- apps ----------------------------------------------------------------------------
+
+def test_register_app_generates_clever_style_credentials(client, roster):
+    resp = client.post("/_sim/apps", json={"name": "Mathly", "redirect_uris": ["http://localhost:9000/cb"]})
+    assert resp.status_code == 201
+    app = resp.get_json()
+    assert len(app["client_id"]) == 20 and len(app["client_secret"]) == 40
+    assert app["primary_redirect_uri"] == "http://localhost:9000/cb"
+    assert set(app["district_tokens"]) == {d["id"] for d in roster["districts"]}
+    listed = client.get("/_sim/apps").get_json()["data"]
+    assert app["client_id"] in [a["client_id"] for a in listed]
+
+
+def test_registered_app_can_exchange_codes(client):
+    app = client.post("/_sim/apps", json={"client_id": "myapp", "client_secret": "s3cret",
+                                          "redirect_uris": ["http://localhost:9000/cb"]}).get_json()
+    persona = client.get("/_sim/personas?role=student").get_json()["data"][0]
+    code = client.post("/_sim/codes", json={"client_id": "myapp", "user_id": persona["id"]}).get_json()
+    resp = client.post("/oauth/tokens", data={"code": code["code"], "grant_type": "authorization_code",
+                                              "redirect_uri": "http://localhost:9000/cb",
+                                              "client_id": app["client_id"], "client_secret": "s3cret"})
+    assert resp.status_code == 200
+
+
+def test_update_app_changes_redirect_uris_and_keeps_secret(client, demo_app):
+    resp = client.patch(f"/_sim/apps/{demo_app['client_id']}",
+                        json={"redirect_uris": ["http://127.0.0.1:7000/cb"]})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["redirect_uris"] == ["http://127.0.0.1:7000/cb"]
+    assert body["client_secret"] == demo_app["client_secret"]
+
+
+def test_update_app_to_fewer_districts_revokes_their_tokens(client, demo_app, district_id, sim):
+    resp = client.patch(f"/_sim/apps/{demo_app['client_id']}", json={"districts": [district_id]})
+    assert list(resp.get_json()["district_tokens"]) == [district_id]
+
+
+def test_delete_app_revokes_its_tokens(client, sim, demo_app, student):
+    token = il_token(sim, student["id"])
+    assert client.delete(f"/_sim/apps/{demo_app['client_id']}").status_code == 200
+    assert_error(client.get("/oauth/tokeninfo", headers=bearer(token)), 401, "Could not authorize token")
+
+
+@pytest.mark.parametrize("body, field, problem", [
+    ({}, "redirect_uris", "non-empty list"),
+    ({"redirect_uris": []}, "redirect_uris", "non-empty list"),
+    ({"redirect_uris": ["not a url"]}, "redirect_uris[0]", "absolute http(s) URL"),
+    ({"redirect_uris": ["http://x/cb#frag"]}, "redirect_uris[0]", "fragment"),
+    ({"redirect_uris": ["http://x/cb"], "name": ""}, "name", "non-empty string"),
+    ({"redirect_uris": ["http://x/cb"], "districts": ["ffffffffffffffffffffffff"]}, "districts[0]", "unknown district"),
+    ({"redirect_uris": ["http://x/cb"], "assignments_url": "ftp://x"}, "assignments_url", "absolute"),
+    ({"redirect_uris": ["http://x/cb"], "colour": "red"}, "colour", "unknown field"),
+    ({"redirect_uris": ["http://x/cb"], "scopes": "read:user_id"}, "scopes", "list"),
+    ([1, 2], "(body)", "JSON list"),
+])
+def test_register_app_rejects_bad_registrations(client, body, field, problem):
+    assert_error(client.post("/_sim/apps", json=body), 400, field=field, problem=problem)
+
+
+def test_register_app_refuses_taken_client_id(client, demo_app):
+    resp = client.post("/_sim/apps", json={"client_id": demo_app["client_id"], "redirect_uris": ["http://x/cb"]})
+    assert_error(resp, 400, "App already registered", field="client_id")
+
+
+def test_unknown_app_is_404(client):
+    assert_error(client.get("/_sim/apps/nope"), 404, "App 'nope' not found", field="client_id")
+
+
+# --- codes, launches, tokens ---------------------------------------------------------
+
+def test_mint_code_for_a_launch_carries_assignment_state(client, demo_app, student):
+    resp = client.post("/_sim/codes", json={"client_id": demo_app["client_id"], "user_id": student["id"],
+                                            "assignment_id": "unit 3/quiz"})
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert body["state"] == "assignment:unit 3/quiz"
+    url = urlsplit(body["redirect_url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == PRIMARY
+    assert "state=assignment%3Aunit+3%2Fquiz" in url.query
+    assert parse_qs(url.query)["code"] == [body["code"]]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"user_id": "x"}, 400, "client_id"),
+    ({"client_id": "CID"}, 400, "user_id"),
+    ({"client_id": "CID", "user_id": "ffffffffffffffffffffffff"}, 404, "user_id"),
+    ({"client_id": "nope", "user_id": "STUDENT"}, 404, "client_id"),
+    ({"client_id": "CID", "user_id": "STUDENT", "redirect_uri": "http://x/"}, 400, "redirect_uri"),
+    ({"client_id": "CID", "user_id": "STUDENT", "state": "s", "assignment_id": "a"}, 400, "state"),
+    ({"client_id": "CID", "user_id": "STUDENT", "state": 5}, 400, "state"),
+])
+def test_mint_code_errors(client, demo_app, student, body, status, field):
+    body = {k: (demo_app["client_id"] if v == "CID" else student["id"] if v == "STUDENT" else v)
+            for k, v in body.items()}
+    assert_error(client.post("/_sim/codes", json=body), status, field=field)
+
+
+def test_mint_token_reads_me(client, demo_app, teacher):
+    resp = client.post("/_sim/tokens", json={"client_id": demo_app["client_id"], "user_id": teacher["id"]})
+    assert resp.status_code == 201
+    info = client.get("/oauth/tokeninfo", headers=bearer(resp.get_json()["access_token"]))
+    assert info.get_json()["client_id"] == demo_app["client_id"]
+
+
+def test_personas_filter_by_role_and_list_sections(client, roster):
+    students = client.get("/_sim/personas?role=student").get_json()["data"]
+    assert students and all(p["role"] == "student" for p in students)
+    assert any(p["sections"] for p in students)
+    assert_error(client.get("/_sim/personas?role=admin"), 400, field="role")
+
+
+# --- Schoology links -----------------------------------------------------------------
+
+def _section_of(roster, student):
+    return next(s for s in roster["sections"] if student["id"] in s["students"])
+
+
+def test_link_assignment_then_grade_is_linked(client, sim, demo_app, roster, student):
+    section = _section_of(roster, student)
+    resp = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo_app["client_id"],
+                                            "assignment_id": "a100001", "name": "Fractions", "max_points": 20})
+    assert resp.status_code == 201
+    link = resp.get_json()
+    assert link["max_points"] == 20 and link["grading_enabled"] is True
+    assert client.get(f"/_sim/links?section_id={section['id']}").get_json()["data"][0]["id"] == link["id"]
+    resp = post_grade(client, il_token(sim, student["id"]), assignmentID="a100001", percentage=0.5)
+    if resp.status_code == 200:  # grades endpoint present
+        assert resp.get_json()["data"]["linked"] is True
+
+
+def test_link_twice_updates_settings(client, demo_app, roster, student):
+    section = _section_of(roster, student)
+    body = {"section_id": section["id"], "client_id": demo_app["client_id"], "assignment_id": "a1"}
+    first = client.post("/_sim/links", json=body).get_json()
+    second = client.post("/_sim/links", json={**body, "max_points": 50}).get_json()
+    assert first["id"] == second["id"] and second["max_points"] == 50
+
+
+@pytest.mark.parametrize("over, field", [
+    ({"section_id": "ffffffffffffffffffffffff"}, "section_id"),
+    ({"assignment_id": ""}, "assignment_id"),
+    ({"assignment_id": 7}, "assignment_id"),
+    ({"max_points": 0}, "max_points"),
+    ({"max_points": "10"}, "max_points"),
+    ({"grading_type": "vibes"}, "grading_type"),
+    ({"grading_category": "nope"}, "grading_category"),
+    ({"grading_period": "nope"}, "grading_period"),
+    ({"grading_enabled": "yes"}, "grading_enabled"),
+    ({"standards": "CCSS"}, "standards"),
+])
+def test_link_assignment_errors(client, demo_app, roster, student, over, field):
+    body = {"section_id": _section_of(roster, student)["id"], "client_id": demo_app["client_id"],
+            "assignment_id": "a1", **over}
+    assert_error(client.post("/_sim/links", json=body), 400, field=field)
+
+
+# --- grades and waiting --------------------------------------------------------------
+
+def test_wait_for_grade_returns_when_grade_arrives(app, sim, demo_app, student):
+    token = il_token(sim, student["id"])
+
+    def later():
+        time.sleep(0.3)
+        app.test_client().post("/v1/grade", json={"assignmentID": "w1", "percentage": 0.7},
+                               headers=bearer(token))
+
+    threading.Thread(target=later).start()
+    started = time.monotonic()
+    resp = app.test_client().get(f"/_sim/grades/wait?user_id={student['id']}&assignment_id=w1&timeout=5")
+    body = resp.get_json()
+    assert body["timed_out"] is False and body["data"]["lti_score"] == "0.7"
+    assert time.monotonic() - started < 4
+
+
+def test_wait_for_grade_times_out_with_null(client, student):
+    body = client.get(f"/_sim/grades/wait?user_id={student['id']}&timeout=0.2").get_json()
+    assert body == {"data": None, "timed_out": True}
+
+
+@pytest.mark.parametrize("query, field", [("timeout=abc", "timeout"), ("timeout=-1", "timeout"),
+                                          ("timeout=999", "timeout"), ("timeout=nan", "timeout"),
+                                          ("after_seq=x", "after_seq"), ("user_id=", "user_id")])
+def test_wait_for_grade_rejects_bad_params(client, query, field):
+    assert_error(client.get(f"/_sim/grades/wait?{query}"), 400, field=field)
+
+
+def test_grades_list_and_history(client, sim, student):
+    token = il_token(sim, student["id"])
+    post_grade(client, token, assignmentID="h1", percentage=0.2)
+    post_grade(client, token, assignmentID="h1", percentage=0.9)
+    grades = client.get(f"/_sim/grades?user_id={student['id']}").get_json()["data"]
+    assert len(grades) == 1 and grades[0]["lti_score"] == "0.9"
+    history = client.get(f"/_sim/grades/{grades[0]['id']}/history").get_json()["data"]
+    assert [h["lti_score"] for h in history] == ["0.2", "0.9"]
+    assert_error(client.get("/_sim/grades/nope/history"), 404, "Grade not found")
+
+
+def test_reset_forgets_grades_and_journal_but_keeps_apps(client, sim, demo_app, student):
+    post_grade(client, il_token(sim, student["id"]), assignmentID="r1", percentage=0.2)
+    assert client.post("/_sim/reset").status_code == 200
+    assert client.get("/_sim/grades").get_json()["data"] == []
+    assert client.get("/_sim/journal").get_json()["total"] == 0
+    assert client.get(f"/_sim/apps/{demo_app['client_id']}").status_code == 200
+
+
+# --- journal, faults, clock ----------------------------------------------------------
+
+def test_journal_records_partner_requests_not_control_calls(client, sim, student):
+    client.get("/v3.0/me", headers=bearer(il_token(sim, student["id"])))
+    client.get("/_sim/health")
+    body = client.get("/_sim/journal").get_json()
+    assert [e["path"] for e in body["data"]] == ["/v3.0/me"]
+    assert body["cap"] == 10_000
+    entry = client.get(f"/_sim/journal/{body['data'][0]['id']}").get_json()
+    assert entry["method"] == "GET"
+
+
+def test_journal_is_capped_oldest_dropped():
+    from simulator.app import create_app
+
+    app = create_app({"DB": ":memory:", "JOURNAL_CAP": 3}, environ={})
+    c = app.test_client()
+    for i in range(5):
+        c.get(f"/nowhere/{i}")
+    body = c.get("/_sim/journal").get_json()
+    assert [e["path"] for e in body["data"]] == ["/nowhere/4", "/nowhere/3", "/nowhere/2"]
+    assert body["dropped"] == 2
+
+
+@pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=x", "limit"),
+                                          ("status=abc", "status"), ("after_id=-1", "after_id")])
+def test_journal_rejects_bad_filters(client, query, field):
+    assert_error(client.get(f"/_sim/journal?{query}"), 400, field=field)
+
+
+def test_fault_injects_status_and_retry_after_for_next_n_requests(client, sim, student):
+    token = il_token(sim, student["id"])
+    resp = client.post("/_sim/faults", json={"path": "/v1/grade", "status": 503, "retry_after": 2, "count": 2})
+    assert resp.status_code == 201
+    for _ in range(2):
+        r = post_grade(client, token, assignmentID="f1", percentage=0.5)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+    r = post_grade(client, token, assignmentID="f1", percentage=0.5)
+    assert r.status_code != 503
+    assert client.get("/_sim/faults").get_json()["data"] == []
+    entries = client.get("/_sim/journal?path=/v1/grade").get_json()["data"]
+    assert [e["status"] for e in entries][-2:] == [503, 503]
+    assert entries[-1]["fault"]["status"] == 503
+
+
+def test_fault_glob_and_method_and_latency(client, sim, student):
+    token = il_token(sim, student["id"])
+    client.post("/_sim/faults", json={"path": "/v3.0/*", "method": "GET", "status": 429, "body": {"x": 1}})
+    r = client.get("/v3.0/me", headers=bearer(token))
+    assert r.status_code == 429 and r.get_json() == {"x": 1}
+    client.post("/_sim/faults", json={"path": "/v3.0/me", "latency_ms": 150})
+    started = time.monotonic()
+    client.get("/v3.0/me", headers=bearer(token))
+    assert time.monotonic() - started >= 0.15
+
+
+def test_faults_never_apply_to_control_api(client):
+    client.post("/_sim/faults", json={"path": "/_sim/*", "status": 500, "count": 5})
+    assert client.get("/_sim/health").status_code == 200
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "path"), ({"path": "v1/grade", "status": 503}, "path"),
+    ({"path": "/v1/grade", "status": 99}, "status"), ({"path": "/v1/grade", "status": "503"}, "status"),
+    ({"path": "/v1/grade"}, "status"), ({"path": "/v1/grade", "status": 503, "count": 0}, "count"),
+    ({"path": "/v1/grade", "status": 503, "retry_after": -1}, "retry_after"),
+    ({"path": "/v1/grade", "status": 503, "body": "oops"}, "body"),
+    ({"path": "/v1/grade", "status": 503, "method": "G E T"}, "method"),
+    ({"path": "/v1/grade", "status": 503, "surprise": 1}, "surprise"),
+])
+def test_fault_rejects_bad_specs(client, body, field):
+    assert_error(client.post("/_sim/faults", json=body), 400, field=field)
+
+
+def test_clock_advance_expires_codes_over_http(client, demo_app, student):
+    code = client.post("/_sim/codes", json={"client_id": demo_app["client_id"], "user_id": student["id"]}).get_json()
+    assert client.post("/_sim/clock", json={"advance_s": 61}).status_code == 200
+    resp = client.post("/oauth/tokens", data={"code": code["code"], "grant_type": "authorization_code",
+                                              "redirect_uri": PRIMARY, "client_id": demo_app["client_id"],
+                                              "client_secret": demo_app["client_secret"]})
+    assert resp.get_json()["error"] == "invalid_grant"
+    assert_error(client.post("/_sim/clock", json={"advance_s": -5}), 400, field="advance_s")
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[]", b"null", b"\xff", b"1e999999", b"[" * 5000])
+def test_control_endpoints_reject_bad_json_with_400(client, raw):
+    for path in ("/_sim/apps", "/_sim/codes", "/_sim/tokens", "/_sim/links", "/_sim/faults", "/_sim/clock"):
+        resp = client.post(path, data=raw, content_type="application/json")
+        assert resp.status_code == 400, (path, raw, resp.get_data(as_text=True))
