@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import assert_error, bearer, district_token, il_token
+from simulator.app import create_app
 
 UNKNOWN_ID = "0123456789abcdef01234567"
 VERSIONS = ("v2.0", "v2.1", "v3.0", "v3.1")
@@ -41,6 +42,23 @@ USER_TOP_KEYS = ("id", "district", "name", "email", "created", "last_modified")
 
 
 # --- helpers and fixtures ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app():
+    """One simulator for this module (the data API only reads); keeps the file fast.
+
+    Overrides conftest's per-test ``app``; ``_clean_slate`` forgets each test's activity
+    (SSO tokens, journal, rate counters). Tests that change the roster build their own app.
+    """
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "test-secret"}, environ={})
+    yield app
+    app.extensions["clever_sim"].close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_slate(sim):
+    sim.reset()
+
 
 def get(client, path, token=None, **kw):
     """GET with an optional bearer token; every answer of this API is JSON."""
@@ -139,13 +157,18 @@ def test_me_with_district_token_answers_the_district(client, dtok, district_id, 
                   {"rel": "canonical", "uri": f"/{version}/districts/{district_id}"}]}
 
 
-def test_me_of_a_token_whose_user_left_the_roster_is_401(client, sim, student):
-    token = il_token(sim, student["id"])
-    with sim.store.transaction() as db:
-        db.execute("DELETE FROM section_members WHERE user_id = ?", (student["id"],))
-        db.execute("DELETE FROM users WHERE id = ?", (student["id"],))
-    assert_error(get(client, "/v3.0/me", token), 401, "Could not authorize token",
-                 field="Authorization", problem="no longer in the roster")
+def test_me_of_a_token_whose_user_left_the_roster_is_401(student):
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "test-secret"}, environ={})
+    try:
+        sim = app.extensions["clever_sim"]
+        token = il_token(sim, student["id"])
+        with sim.store.transaction() as db:
+            db.execute("DELETE FROM section_members WHERE user_id = ?", (student["id"],))
+            db.execute("DELETE FROM users WHERE id = ?", (student["id"],))
+        assert_error(get(app.test_client(), "/v3.0/me", token), 401, "Could not authorize token",
+                     field="Authorization", problem="no longer in the roster")
+    finally:
+        sim.close()
 
 
 # --- single records ----------------------------------------------------------------------
@@ -538,7 +561,7 @@ def test_each_request_is_journaled_with_token_facts(client, sim, demo_app, stude
 _text = st.text(max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(limit=st.one_of(st.none(), _text, st.integers(-5, 20_000).map(str)),
        starting_after=st.one_of(st.none(), _text), ending_before=st.one_of(st.none(), _text),
        record_id=_text, version=st.sampled_from(VERSIONS))

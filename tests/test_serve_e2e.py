@@ -1,0 +1,126 @@
+"""The whole partner flow over real HTTP against a live `clever-sim serve` subprocess,
+exactly as a partner's app would call it, and persistence across restarts."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import signal
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from serverproc import ServerProcess
+
+CLIENT_ID = "b4fd885bda79813831c3"
+CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
+REDIRECT = "http://127.0.0.1:5001/clever/callback"
+
+
+@pytest.fixture
+def server(tmp_path):
+    with ServerProcess(["--db", str(tmp_path / "sim.db")], cwd=tmp_path) as srv:
+        yield srv
+
+
+def browser_login(base: str, student_id: str, state: str) -> dict:
+    """Click through the fake Clever login the way a browser does; return the redirect's query."""
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as browser:
+        query = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "state": state}
+        page = browser.get("/oauth/authorize", params=query)
+        assert page.status_code == 200 and "Log in to" in page.text
+        school = re.search(r'sim_school=([0-9a-f]{24})', page.text)
+        if school is None:  # pick the district first
+            district_link = re.search(r'href="\?([^"]*sim_district=[0-9a-f]{24})"', page.text).group(1)
+            page = browser.get("/oauth/authorize?" + html.unescape(district_link))
+        links = re.findall(r'href="\?([^"]*sim_school=[0-9a-f]{24})"', page.text)
+        for link in links:
+            page = browser.get("/oauth/authorize?" + html.unescape(link))
+            if f'value="{student_id}"' in page.text:
+                break
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        nxt = html.unescape(re.search(r'name="next" value="([^"]*)"', page.text).group(1))
+        resp = browser.post("/oauth/login", data={"csrf": csrf, "user_id": student_id, "next": nxt})
+        assert resp.status_code == 303
+        resp = browser.get(resp.headers["Location"])
+        assert resp.status_code == 302
+        location = resp.headers["Location"]
+        assert location.startswith(REDIRECT + "?")
+        return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_partner_flow_over_real_http(server):
+    base = server.url
+    student = next(p for p in httpx.get(base + "/_sim/personas?role=student").json()["data"]
+                   if p["name"].startswith("José"))
+    # 1. Schoology link → Clever authorize → partner redirect URI with the launch state.
+    query = browser_login(base, student["id"], "assignment:a100001")
+    assert query["state"] == "assignment:a100001"
+    # 2. The partner exchanges the code (HTTP Basic, JSON body, as Clever's docs show).
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    token = httpx.post(base + "/oauth/tokens", headers={"Authorization": f"Basic {basic}"},
+                       json={"code": query["code"], "grant_type": "authorization_code",
+                             "redirect_uri": REDIRECT}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    # 3. /v3.0/me then the user record.
+    me = httpx.get(base + "/v3.0/me", headers=auth)
+    assert me.status_code == 200 and me.headers["X-RateLimit-Limit"] == "1200"
+    assert me.json()["data"]["id"] == student["id"]
+    user = httpx.get(base + f"/v3.0/users/{student['id']}", headers=auth).json()["data"]
+    assert user["name"]["first"] == "José"
+    # 4. The student finishes; the partner POSTs the grade with the il token.
+    grade = httpx.post(base + "/v1/grade", headers=auth,
+                       json={"assignmentID": "a100001", "scoreGiven": 8, "scoreMaximum": 10})
+    assert grade.status_code == 200, grade.text
+    # 5. QA sees it through the control API.
+    stored = httpx.get(base + "/_sim/grades", params={"user_id": student["id"]}).json()["data"]
+    assert [(g["assignmentID"], g["lti_score"]) for g in stored] == [("a100001", "0.8")]
+    journal = httpx.get(base + "/_sim/journal").json()["data"]
+    assert {"/oauth/tokens", "/v3.0/me", "/v1/grade"} <= {e["path"] for e in journal}
+
+
+def _post_grades(base: str, student_id: str, n: int) -> list[str]:
+    token = httpx.post(base + "/_sim/tokens", json={"client_id": CLIENT_ID, "user_id": student_id}).json()["access_token"]
+    acked = []
+    for i in range(n):
+        resp = httpx.post(base + "/v1/grade", headers={"Authorization": f"Bearer {token}"},
+                          json={"assignmentID": f"p{i}", "percentage": round(i / n, 3)})
+        if resp.status_code == 200:
+            acked.append(f"p{i}")
+    return acked
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_acknowledged_grades_survive_restart(tmp_path, sig):
+    db = tmp_path / "sim.db"
+    first = ServerProcess(["--db", str(db)], cwd=tmp_path)
+    try:
+        student = httpx.get(first.url + "/_sim/personas?role=student").json()["data"][0]["id"]
+        acked = _post_grades(first.url, student, 25)
+    finally:
+        first.stop(sig)
+    assert len(acked) == 25
+    with ServerProcess(["--db", str(db)], cwd=tmp_path) as second:
+        stored = httpx.get(second.url + "/_sim/grades", params={"user_id": student}).json()["data"]
+    assert sorted(g["assignmentID"] for g in stored) == sorted(acked)
+
+
+def test_serve_is_ready_quickly_and_prints_base_urls_and_credentials(server):
+    text = "".join(server.output)
+    for host in ("https://clever.com ", "https://api.clever.com ", "https://grades-api.beta.clever.com "):
+        assert host in text
+    assert CLIENT_ID in text and CLIENT_SECRET in text
+    assert "Ready in" in text
+
+
+def test_serve_reports_a_busy_port_without_traceback(server, tmp_path):
+    import subprocess
+    import sys
+
+    port = server.url.rsplit(":", 1)[1]
+    result = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", "--port", port, "--db", ":memory:"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "cannot listen on" in result.stderr and "Traceback" not in result.stderr
