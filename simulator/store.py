@@ -48,6 +48,11 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._shared: sqlite3.Connection | None = None
+        # Read-through caches for the grade hot path; every write below keeps them true.
+        self._tokens: dict[str, dict] = {}
+        self._users: dict[str, tuple[str, dict]] = {}
+        self._linked: dict[tuple[str, str], frozenset[str]] = {}
+        self._seq: int | None = None
         if not self.memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
@@ -140,6 +145,8 @@ class Store:
             db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
                            members)
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
+        self._users.clear()
+        self._linked.clear()
 
     def roster_loaded(self) -> bool:
         with self.read() as db:
@@ -154,10 +161,19 @@ class Store:
         return json.loads(row["data"]) if row else None
 
     def get_user(self, user_id: str) -> tuple[str, dict] | None:
-        """(role, record) of a user, or None."""
+        """(role, record) of a user, or None (cached: the roster only changes as a whole)."""
+        found = self._users.get(user_id)
+        if found is not None:
+            return found
         with self.read() as db:
             row = db.execute("SELECT role, data FROM users WHERE id = ?", (user_id,)).fetchone()
-        return (row["role"], json.loads(row["data"])) if row else None
+        if row is None:
+            return None
+        found = (row["role"], json.loads(row["data"]))
+        if len(self._users) >= _CACHE_MAX:
+            self._users.clear()
+        self._users[user_id] = found
+        return found
 
     def list_records(self, kind: str, *, district_id: str | None = None, role: str | None = None,
                      limit: int = 100, starting_after: str | None = None,
@@ -229,6 +245,7 @@ class Store:
             db.execute("DELETE FROM tokens WHERE client_id = ?", (client_id,))
             db.execute("DELETE FROM auth_codes WHERE client_id = ?", (client_id,))
             cur = db.execute("DELETE FROM apps WHERE client_id = ?", (client_id,))
+            self._tokens.clear()
         return cur.rowcount > 0
 
     def insert_token(self, token: dict) -> None:
@@ -241,10 +258,19 @@ class Store:
                  token["created"]))
 
     def get_token(self, access_token: str) -> dict | None:
+        """A token by its value (cached: tokens never change, they are only deleted)."""
+        found = self._tokens.get(access_token)
+        if found is not None:
+            return found
         with self.read() as db:
             row = db.execute("SELECT * FROM tokens WHERE access_token = ?",
                              (access_token,)).fetchone()
-        return _token_row(row) if row else None
+        if row is None:
+            return None
+        if len(self._tokens) >= _CACHE_MAX:
+            self._tokens.clear()
+        found = self._tokens[access_token] = _token_row(row)
+        return found
 
     def district_tokens(self, client_id: str, district_id: str | None = None) -> list[dict]:
         sql = "SELECT * FROM tokens WHERE client_id = ? AND kind = 'district'"
@@ -261,6 +287,7 @@ class Store:
             marks = ",".join("?" * len(district_ids)) or "''"
             db.execute(f"DELETE FROM tokens WHERE client_id = ? AND kind = 'district' "
                        f"AND district_id NOT IN ({marks})", (client_id, *district_ids))
+            self._tokens.clear()
 
     # --- authorization codes -----------------------------------------------------------
 
@@ -297,7 +324,9 @@ class Store:
             row = db.execute("SELECT id, version, created FROM grades WHERE client_id = ? AND "
                              "user_id = ? AND assignment_id = ?",
                              (client_id, user_id, assignment_id)).fetchone()
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM grades").fetchone()[0]
+            if self._seq is None:
+                self._seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM grades").fetchone()[0]
+            seq = self._seq + 1
             if row is None:
                 record = build_record(grade_id, 1, now_iso)
                 db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
@@ -311,6 +340,7 @@ class Store:
                            "WHERE id = ?", (record["version"], _dumps(record), now_iso, seq, grade_id))
             db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
                        "VALUES (?, ?, ?, ?)", (grade_id, record["version"], _dumps(record), now_iso))
+        self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
         return record
 
     def list_grades(self, *, client_id: str | None = None, user_id: str | None = None,
@@ -372,6 +402,7 @@ class Store:
                            "assignment_id, data, created) VALUES (?, ?, ?, ?, ?, ?)",
                            (link["id"], link["section_id"], link["client_id"],
                             link["assignment_id"], _dumps(link), link["created"]))
+            self._linked.pop((link["client_id"], link["assignment_id"]), None)
         return link
 
     def list_links(self, *, section_id: str | None = None, client_id: str | None = None,
@@ -391,13 +422,19 @@ class Store:
 
     def is_linked(self, client_id: str, assignment_id: str, user_id: str) -> bool:
         """Whether a teacher linked this assignment in a section the student is enrolled in."""
-        with self.read() as db:
-            row = db.execute(
-                "SELECT 1 FROM schoology_assignments a JOIN section_members m "
-                "ON m.section_id = a.section_id AND m.role = 'student' "
-                "WHERE a.client_id = ? AND a.assignment_id = ? AND m.user_id = ? LIMIT 1",
-                (client_id, assignment_id, user_id)).fetchone()
-        return row is not None
+        key = (client_id, assignment_id)
+        students = self._linked.get(key)
+        if students is None:
+            with self.read() as db:
+                rows = db.execute(
+                    "SELECT DISTINCT m.user_id FROM schoology_assignments a JOIN section_members m "
+                    "ON m.section_id = a.section_id AND m.role = 'student' "
+                    "WHERE a.client_id = ? AND a.assignment_id = ?", key).fetchall()
+            students = frozenset(r[0] for r in rows)
+            if len(self._linked) >= _CACHE_MAX:
+                self._linked.clear()
+            self._linked[key] = students
+        return user_id in students
 
     # --- reset -------------------------------------------------------------------------
 
@@ -408,7 +445,12 @@ class Store:
                         "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
                         "DELETE FROM tokens WHERE kind = 'il'"):
                 db.execute(sql)
+            self._tokens.clear()
+            self._linked.clear()
+            self._seq = None
 
+
+_CACHE_MAX = 100_000  # entries per cache; cleared whole when full, so memory stays flat
 
 _ROSTER_TABLES = {"districts": "districts", "schools": "schools", "terms": "terms",
                   "users": "users", "sections": "sections"}

@@ -32,6 +32,7 @@ class ServerProcess:
 
     def _await_url(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
+        url = None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
@@ -40,8 +41,10 @@ class ServerProcess:
                 continue
             self.output.append(line)
             match = _READY.search(line)
-            if match:
-                return match.group(1)
+            if match and url is None:
+                url = match.group(1)
+            if url and line.startswith("Ready in"):  # the banner is complete
+                return url
         self.stop()
         raise RuntimeError("clever-sim serve did not start:\n" + "".join(self.output))
 

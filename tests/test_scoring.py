@@ -1,0 +1,231 @@
+"""simulator.scoring: exact LTI values, their text, and the LTI 1.1 / 1.3 messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from simulator import scoring
+from simulator.scoring import (LTI11_NS, ags_score, json_number, lti_string, percentage_lti,
+                               ratio_lti, replace_result_xml)
+
+D = Decimal
+NS = {"x": LTI11_NS}
+
+
+def oracle(value: Fraction) -> str:
+    """HALF_UP to 6 decimals, computed with integers only (independent of Decimal)."""
+    micro = (value * 1_000_000 * 2 + 1) // 2  # floor(x + 1/2) for x >= 0
+    whole, frac = divmod(int(micro), 1_000_000)
+    text = f"{frac:06d}".rstrip("0") or "0"
+    return f"{whole}.{text}"
+
+
+# --- exactness: Decimal, never float -------------------------------------------------
+
+def test_float_would_be_wrong_but_decimal_is_exact():
+    assert 0.1 + 0.2 != 0.3  # why floats are never used
+    value, clamped = ratio_lti(D("0.1") + D("0.2"), D("1"))
+    assert value == D("0.3") and not clamped
+    assert lti_string(value) == "0.3"
+
+
+@pytest.mark.parametrize("given_, maximum, expected", [
+    (D("0.3"), 1, "0.3"),
+    (1, 3, "0.333333"),
+    (2, 3, "0.666667"),
+    (8, 10, "0.8"),
+    (0, 10, "0.0"),
+    (10, 10, "1.0"),
+    (D("7.5"), D("10"), "0.75"),
+    (1, 7, "0.142857"),
+    (5, 7, "0.714286"),
+    (D("0.1"), D("0.3"), "0.333333"),
+    (D("1E-7"), 1, "0.0"),
+    (D("5E-7"), 1, "0.000001"),          # exactly half a millionth rounds UP
+    (D("4.999999E-7"), 1, "0.0"),
+    (D("0.0000015"), 1, "0.000002"),     # HALF_UP, not banker's rounding (would give 0.000002 too)
+    (D("0.0000025"), 1, "0.000003"),     # banker's rounding would give 0.000002
+    (D("0.9999995"), 1, "1.0"),
+    (D("0.9999994"), 1, "0.999999"),
+    (999_999_999_999_999, 1_000_000_000_000_000, "1.0"),
+    (1, 1_000_000_000_000_000, "0.0"),
+])
+def test_ratio_to_lti_string(given_, maximum, expected):
+    value, clamped = ratio_lti(given_, maximum)
+    assert not clamped
+    assert lti_string(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, "0.0"), (1, "1.0"), (D("0"), "0.0"), (D("1"), "1.0"), (D("1.000"), "1.0"),
+    (D("0.8"), "0.8"), (D("0.80"), "0.8"), (D("0.30"), "0.3"), (D("0.123456"), "0.123456"),
+    (D("0.1234565"), "0.123457"), (D("0.1234564999"), "0.123456"), (D("-0.0"), "0.0"),
+    (D("0E-10"), "0.0"), (D("1E-999999999"), "0.0"), (D("0.5"), "0.5"),
+])
+def test_lti_string_table(value, expected):
+    assert lti_string(value) == expected
+
+
+@pytest.mark.parametrize("bad", [D("-0.1"), D("1.0000001"), 2, -1, D("NaN"), D("Infinity")])
+def test_lti_string_refuses_values_outside_0_1(bad):
+    with pytest.raises(ValueError):
+        lti_string(bad)
+
+
+@pytest.mark.parametrize("bad", [0.5, True, "0.5", None])
+def test_lti_string_refuses_floats_and_non_numbers(bad):
+    with pytest.raises(TypeError):
+        lti_string(bad)
+
+
+def test_percentage_is_the_lti_value_and_minus_zero_is_zero():
+    assert percentage_lti(D("0.8")) == D("0.8")
+    assert percentage_lti(1) == 1
+    negative_zero = percentage_lti(D("-0.0"))
+    assert negative_zero == 0 and not negative_zero.is_signed()
+
+
+@pytest.mark.parametrize("given_, maximum", [
+    (12, 10), (D("10.5"), 10), (D("1E+15"), D("1E-999999")), (D("1E+999999"), 1),
+])
+def test_extra_credit_is_clamped_without_dividing(given_, maximum):
+    value, clamped = ratio_lti(given_, maximum)
+    assert clamped and value == 1 and lti_string(value) == "1.0"
+
+
+def test_equal_scores_are_not_clamped():
+    assert ratio_lti(10, 10) == (1, False)
+
+
+def test_tiny_ratio_underflows_to_zero_text():
+    value, clamped = ratio_lti(D("1E-999999"), D("1E+15"))
+    assert not clamped and lti_string(value) == "0.0"
+
+
+@pytest.mark.parametrize("given_, maximum", [(1, 0), (1, -5), (-1, 10)])
+def test_ratio_refuses_what_the_endpoint_refuses(given_, maximum):
+    with pytest.raises(ValueError):
+        ratio_lti(given_, maximum)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.fractions(min_value=0, max_value=1, max_denominator=10**12))
+def test_lti_string_matches_integer_oracle(frac):
+    value, clamped = ratio_lti(frac.numerator, frac.denominator)
+    assert not clamped
+    assert lti_string(value) == oracle(frac)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=0, max_value=1, allow_nan=False, allow_infinity=False))
+def test_lti_string_of_any_decimal_in_range(value):
+    assert lti_string(value) == oracle(Fraction(value))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=0, max_value=D("1E15"), allow_nan=False, allow_infinity=False),
+       st.decimals(min_value=D("1E-30"), max_value=D("1E15"), allow_nan=False,
+                   allow_infinity=False))
+def test_ratio_matches_exact_fraction(given_, maximum):
+    value, clamped = ratio_lti(given_, maximum)
+    exact = Fraction(given_) / Fraction(maximum)
+    assert clamped == (exact > 1)
+    assert lti_string(value) == oracle(min(exact, Fraction(1)))
+
+
+# --- numbers for JSON ----------------------------------------------------------------
+
+@pytest.mark.parametrize("value, expected", [
+    (8, 8), (D("8.0"), 8), (D("8"), 8), (D("1E+2"), 100), (D("0.8"), 0.8), (D("-0.0"), 0),
+    (D("12.5"), 12.5), (D("1E+400"), "1E+400"), (10**30, 10**30),
+])
+def test_json_number(value, expected):
+    out = json_number(value)
+    assert out == expected and type(out) is type(expected)
+    json.dumps(out, allow_nan=False)
+
+
+def test_json_number_refuses_bool():
+    with pytest.raises(TypeError):
+        json_number(True)
+
+
+# --- LTI 1.1 replaceResult -----------------------------------------------------------
+
+def _parse_pox(xml: str) -> ET.Element:
+    assert xml.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    return ET.fromstring(xml.encode("utf-8"))
+
+
+def test_replace_result_xml_shape():
+    root = _parse_pox(replace_result_xml("src-1", "0.92", "msg-7"))
+    assert root.tag == f"{{{LTI11_NS}}}imsx_POXEnvelopeRequest"
+    info = root.find("x:imsx_POXHeader/x:imsx_POXRequestHeaderInfo", NS)
+    assert info.find("x:imsx_version", NS).text == "V1.0"
+    assert info.find("x:imsx_messageIdentifier", NS).text == "msg-7"
+    record = root.find("x:imsx_POXBody/x:replaceResultRequest/x:resultRecord", NS)
+    assert record.find("x:sourcedGUID/x:sourcedId", NS).text == "src-1"
+    score = record.find("x:result/x:resultScore", NS)
+    assert score.find("x:language", NS).text == "en"
+    assert score.find("x:textString", NS).text == "0.92"
+    # every element is in the LTI namespace, none outside it
+    assert all(el.tag.startswith(f"{{{LTI11_NS}}}") for el in root.iter())
+
+
+@pytest.mark.parametrize("sourced_id", [
+    'a<b>&c"d\'e', "<script>alert(1)</script>", "]]>", "&amp;", "é🙂",
+])
+def test_replace_result_xml_escapes_sourced_id(sourced_id):
+    xml = replace_result_xml(sourced_id, "0.5", "m<&>1")
+    root = _parse_pox(xml)
+    assert root.find(".//x:sourcedId", NS).text == sourced_id
+    assert root.find(".//x:imsx_messageIdentifier", NS).text == "m<&>1"
+    assert "<script>" not in xml
+
+
+def test_replace_result_xml_replaces_characters_xml_cannot_carry():
+    root = _parse_pox(replace_result_xml("a\x00b\x1fc\ud800d", "0.5", "m"))
+    assert root.find(".//x:sourcedId", NS).text == "a\ufffdb\ufffdc\ufffdd"
+
+
+@pytest.mark.parametrize("score", ["0.0", "1.0", "0.666667", "0", "1"])
+def test_replace_result_xml_accepts_lti_range(score):
+    root = _parse_pox(replace_result_xml("s", score, "m"))
+    assert root.find(".//x:textString", NS).text == score
+
+
+@pytest.mark.parametrize("score", ["1.1", "-0.1", "NaN", "Infinity", "abc", "", "80"])
+def test_replace_result_xml_refuses_scores_outside_lti_range(score):
+    with pytest.raises(ValueError):
+        replace_result_xml("s", score, "m")
+
+
+# --- LTI 1.3 AGS score ---------------------------------------------------------------
+
+def test_ags_score_keys_and_values():
+    out = ags_score("user-1", D("8"), 10, "2024-01-02T03:04:05.678Z", comment="Nice <b>work</b>")
+    assert list(out) == ["userId", "scoreGiven", "scoreMaximum", "comment", "timestamp",
+                         "activityProgress", "gradingProgress"]
+    assert out == {"userId": "user-1", "scoreGiven": 8, "scoreMaximum": 10,
+                   "comment": "Nice <b>work</b>", "timestamp": "2024-01-02T03:04:05.678Z",
+                   "activityProgress": "Completed", "gradingProgress": "FullyGraded"}
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+    assert scoring.AGS_SCORE_MEDIA_TYPE == "application/vnd.ims.lis.v1.score+json"
+
+
+def test_ags_score_without_comment_and_with_extra_credit():
+    out = ags_score("u", D("12.5"), D("10"), "2024-01-02T03:04:05.000Z")
+    assert "comment" not in out
+    assert out["scoreGiven"] == 12.5 and out["scoreMaximum"] == 10  # AGS does not clamp
+
+
+def test_ags_score_refuses_non_finite_floats():
+    with pytest.raises(ValueError):
+        ags_score("u", math.inf, 10, "t")
