@@ -85,6 +85,10 @@ def exact_lti(fraction: Fraction) -> str:
      {"scoreGiven": 7.5, "scoreMaximum": 10}),
     ('"scoreGiven": 10, "scoreMaximum": 10', "scoreGiven/scoreMaximum", "1.0",
      {"scoreGiven": 10, "scoreMaximum": 10}),
+    ('"scoreGiven": 5.551115123125783e-17, "scoreMaximum": 0.000001', "scoreGiven/scoreMaximum", "0.0",
+     {"scoreGiven": 5.551115123125783e-17, "scoreMaximum": 0.000001}),
+    ('"scoreGiven": 1000000000000000, "scoreMaximum": 1000000000000000', "scoreGiven/scoreMaximum",
+     "1.0", {"scoreGiven": 10**15, "scoreMaximum": 10**15}),
 ])
 def test_grade_is_stored(client, sim, student, district_id, token_kind, send_user, raw_score,
                          fmt, lti, numbers):
@@ -389,6 +393,8 @@ BAD = [
      "Invalid grade", "scoreMaximum", "must be greater than 0"),
     ("scoreMaximum-negative", "il", {"assignmentID": "a1", "scoreGiven": 3, "scoreMaximum": -5}, {},
      400, "Invalid grade", "scoreMaximum", "must be greater than 0"),
+    ("scoreMaximum-tiny", "il", b'{"assignmentID": "a1", "scoreGiven": 0, "scoreMaximum": 1e-7}', {},
+     400, "Invalid grade", "scoreMaximum", "must be at least 0.000001"),
     ("scoreGiven-negative", "il", {"assignmentID": "a1", "scoreGiven": -1, "scoreMaximum": 10}, {},
      400, "Invalid grade", "scoreGiven", "must be 0 or more"),
     ("scoreGiven-too-large", "il", b'{"assignmentID": "a1", "scoreGiven": 1e16, "scoreMaximum": 10}',
@@ -467,7 +473,7 @@ def _token_for(case_token, sim, student, teacher, district_id):
 
 
 def _substitute(value, people):
-    if isinstance(value, str) and value.startswith("$"):
+    if isinstance(value, str) and value.startswith("$") and value[1:] in people:
         return people[value[1:]]
     if isinstance(value, dict):
         return {k: _substitute(v, people) for k, v in value.items()}
@@ -569,20 +575,49 @@ SCALARS = (st.none() | st.booleans() | st.integers(min_value=-10**20, max_value=
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20) | SPECIAL_TEXT)
 JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(KEYS, inner, max_size=5), max_leaves=20)
-GRADE_LIKE = st.fixed_dictionaries({}, optional={
-    "assignmentID": st.sampled_from(["a1", "", "x" * 300]) | JSON_VALUES,
-    "userID": st.sampled_from(["$student", "$teacher", "$foreign", UNKNOWN_ID]) | JSON_VALUES,
-    "percentage": st.decimals(min_value=-2, max_value=200, places=3) | JSON_VALUES,
-    "scoreGiven": st.integers(min_value=-5, max_value=30) | JSON_VALUES,
-    "scoreMaximum": st.integers(min_value=-5, max_value=30) | JSON_VALUES,
+FIELD_VALUES = {
+    "assignmentID": st.sampled_from(["a1", "heRte321", "math-101", "", " ", "x" * 65, "x" * 257]),
+    "userID": st.sampled_from(["$student", "$teacher", "$foreign", UNKNOWN_ID, ""]),
+    "percentage": st.decimals(min_value=-2, max_value=200, places=3) | st.sampled_from([0, 1, 80]),
+    "scoreGiven": st.integers(min_value=-5, max_value=30) | st.decimals(min_value=-1, max_value=40, places=2),
+    "scoreMaximum": st.integers(min_value=-5, max_value=30) | st.decimals(min_value=-1, max_value=40, places=2),
     "extra": JSON_VALUES,
-})
+}
+VALID_BASES = st.sampled_from([
+    {"assignmentID": "a1", "percentage": Decimal("0.8")},
+    {"assignmentID": "a1", "userID": "$student", "percentage": Decimal("0.25")},
+    {"assignmentID": "a1", "userID": "$student", "scoreGiven": 8, "scoreMaximum": 10},
+    {"assignmentID": "b2", "scoreGiven": Decimal("12.5"), "scoreMaximum": 10},
+])
+ONE_NEAR = st.sampled_from(sorted(FIELD_VALUES)).flatmap(
+    lambda key: FIELD_VALUES[key].map(lambda value: {key: value}))
+# A valid grade, then a few fields replaced (by near-valid or arbitrary values) or removed.
+GRADE_LIKE = st.builds(
+    lambda base, near, wild, removed: {**{k: v for k, v in base.items() if k not in removed},
+                                       **near, **wild},
+    VALID_BASES,
+    st.just({}) | ONE_NEAR | st.tuples(ONE_NEAR, ONE_NEAR).map(lambda t: {**t[0], **t[1]}),
+    st.just({}) | st.just({}) | st.dictionaries(st.sampled_from(list(FIELD_VALUES)), JSON_VALUES,
+                                                min_size=1, max_size=1),
+    st.just(set()) | st.sets(st.sampled_from(["assignmentID", "userID", "percentage", "scoreGiven",
+                                              "scoreMaximum"]), max_size=2),
+)
 
 
 def _dumps(value) -> str:
-    """JSON with Decimals written exactly and NaN/Infinity left in (the server must refuse them)."""
-    return json.dumps(value, allow_nan=True,
-                      default=lambda o: json.loads(str(o)) if isinstance(o, Decimal) else str(o))
+    """JSON with Decimals written digit for digit and NaN/Infinity left in (the server must refuse them)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_dumps(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _dumps(v) for k, v in value.items()) + "}"
+    return json.dumps(value, allow_nan=True)
+
+
+def test_dumps_helper_is_exact():
+    assert _dumps({"p": Decimal("0.1000000000000000000000001"), "x": [float("nan"), None]}) == \
+        '{"p":0.1000000000000000000000001,"x":[NaN,null]}'
 
 
 @pytest.fixture(scope="module")
@@ -608,14 +643,24 @@ def _check_answer(resp) -> None:
         assert set(body) == {"data", "warnings"} and isinstance(body["warnings"], list)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=JSON_VALUES | GRADE_LIKE, kind=st.sampled_from(["il", "district"]))
-def test_any_json_body_never_gives_5xx(shared, body, kind):
+def _post_any(shared, body, kind) -> None:
     app, _, people, tokens = shared
     body = _substitute(body, people) if isinstance(body, dict) else body
     resp = app.test_client().post(URL, data=_dumps(body),
                                   headers={**bearer(tokens[kind]), **JSON_CT})
     _check_answer(resp)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=JSON_VALUES, kind=st.sampled_from(["il", "district"]))
+def test_any_json_body_never_gives_5xx(shared, body, kind):
+    _post_any(shared, body, kind)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=GRADE_LIKE, kind=st.sampled_from(["il", "district"]))
+def test_any_grade_like_body_never_gives_5xx(shared, body, kind):
+    _post_any(shared, body, kind)
 
 
 LATIN1_PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0xFF,
@@ -646,7 +691,7 @@ def test_any_headers_never_give_5xx(shared, auth, content_type, raw):
     st.decimals(min_value=0, max_value=1, allow_nan=False, allow_infinity=False).map(
         lambda p: {"percentage": p}),
     st.tuples(st.decimals(min_value=0, max_value=10**6, allow_nan=False, allow_infinity=False),
-              st.decimals(min_value=Decimal("0.001"), max_value=10**6, allow_nan=False,
+              st.decimals(min_value=Decimal("0.000001"), max_value=10**6, allow_nan=False,
                           allow_infinity=False)).map(
         lambda t: {"scoreGiven": t[0], "scoreMaximum": t[1]}),
     st.tuples(st.integers(min_value=0, max_value=10**15), st.integers(min_value=1, max_value=10**15)).map(

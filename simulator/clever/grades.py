@@ -26,6 +26,7 @@ SCORE_FIELDS = ("percentage", "scoreGiven", "scoreMaximum")
 ASSIGNMENT_ID_MAX = 256          # longer is refused
 ASSIGNMENT_ID_RECOMMENDED = 64   # Clever: "alphanumeric and under 64 characters" (warning)
 SCORE_LIMIT = Decimal(10) ** 15  # scoreGiven/scoreMaximum above this are refused
+MIN_SCORE_MAXIMUM = Decimal("0.000001")  # smaller is a bug (and would read as 0 in the record)
 MAX_DEPTH = 64                   # nesting of the body (context is stored and shown)
 
 FORMAT_PERCENTAGE = "percentage"
@@ -257,6 +258,9 @@ def _check_score(body: dict, misses: dict, problems: list[FieldProblem]
         if m is not None:
             if m <= 0:
                 problems.append(FieldProblem("scoreMaximum", f"is {_show(m)}: must be greater than 0",
+                                             "send the points possible, e.g. 10"))
+            elif m < MIN_SCORE_MAXIMUM:
+                problems.append(FieldProblem("scoreMaximum", f"is {_show(m)}: must be at least 0.000001",
                                              "send the points possible, e.g. 10"))
             elif m > SCORE_LIMIT:
                 problems.append(FieldProblem("scoreMaximum", f"is {_show(m)}: must be at most 10^15",
