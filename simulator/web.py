@@ -67,7 +67,7 @@ def parse_json(raw: bytes, *, exact_numbers: bool = False) -> Any:
     if exact_numbers:
         kwargs["parse_float"] = Decimal
     try:
-        return json.loads(text, **kwargs)
+        doc = json.loads(text, **kwargs)
     except json.JSONDecodeError as exc:
         raise BadRequest("Body is not valid JSON",
                          [FieldProblem("(body)", f"{exc.msg} at line {exc.lineno} column {exc.colno}",
@@ -77,9 +77,42 @@ def parse_json(raw: bytes, *, exact_numbers: bool = False) -> Any:
         raise BadRequest("Body is nested too deeply",
                          [FieldProblem("(body)", "JSON nesting is too deep to read",
                                        "send a flat JSON object")]) from None
-    except ValueError as exc:  # NaN/Infinity, integers with too many digits
+    except (ValueError, ArithmeticError) as exc:  # NaN/Infinity, too many digits, 1e99999999999
         raise BadRequest("Body is not valid JSON",
-                         [FieldProblem("(body)", str(exc), "send finite JSON numbers")]) from None
+                         [FieldProblem("(body)", str(exc) or "a number cannot be read",
+                                       "send finite JSON numbers of reasonable size")]) from None
+    if _SURROGATE_ESCAPE.search(text):
+        where = _lone_surrogate_path(doc)
+        if where is not None:
+            raise BadRequest("Body is not valid Unicode",
+                             [FieldProblem(where, "contains a lone UTF-16 surrogate escape (\\ud800…)",
+                                           "send text as valid UTF-8 or as \\u escapes of whole pairs")])
+    return doc
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate_path(value: Any, path: str = "(body)") -> str | None:
+    """JSON path of the first key or string holding a lone surrogate (cannot become UTF-8)."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where
+                stack.append((child, key if where == "(body)" else f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return None
 
 
 def require_json_content_type() -> None:

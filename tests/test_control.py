@@ -318,3 +318,22 @@ def test_control_endpoints_reject_bad_json_with_400(client, raw):
     for path in ("/_sim/apps", "/_sim/codes", "/_sim/tokens", "/_sim/links", "/_sim/faults", "/_sim/clock"):
         resp = client.post(path, data=raw, content_type="application/json")
         assert resp.status_code == 400, (path, raw, resp.get_data(as_text=True))
+
+
+def test_lone_surrogate_in_a_control_body_is_400_naming_the_field(client):
+    raw = b'{"name": "\\ud800", "redirect_uris": ["http://x/cb"]}'
+    assert_error(client.post("/_sim/apps", data=raw, content_type="application/json"), 400,
+                 "Body is not valid Unicode", field="name", problem="lone UTF-16 surrogate")
+
+
+def test_surrogate_pairs_are_fine(client):
+    raw = b'{"name": "\\ud83d\\ude00 Math", "redirect_uris": ["http://x/cb"]}'
+    resp = client.post("/_sim/apps", data=raw, content_type="application/json")
+    assert resp.status_code == 201 and resp.get_json()["name"] == "\U0001F600 Math"
+
+
+def test_huge_exponent_is_400_not_500(client, sim, student):
+    raw = b'{"assignmentID": "a1", "percentage": 1e99999999999999999999}'
+    resp = client.post("/v1/grade", data=raw, content_type="application/json",
+                       headers=bearer(il_token(sim, student["id"])))
+    assert_error(resp, 400, "Body is not valid JSON")

@@ -6,6 +6,8 @@ below were taken from them); errors are pinned with ``assert_error``.
 
 from __future__ import annotations
 
+import copy
+
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
@@ -162,9 +164,11 @@ def test_me_of_a_token_whose_user_left_the_roster_is_401(student):
     try:
         sim = app.extensions["clever_sim"]
         token = il_token(sim, student["id"])
-        with sim.store.transaction() as db:
-            db.execute("DELETE FROM section_members WHERE user_id = ?", (student["id"],))
-            db.execute("DELETE FROM users WHERE id = ?", (student["id"],))
+        doc = copy.deepcopy(sim.roster)  # a new roster without the student, loaded whole
+        doc["users"] = [u for u in doc["users"] if u["id"] != student["id"]]
+        for section in doc["sections"]:
+            section["students"] = [s for s in section["students"] if s != student["id"]]
+        sim.store.replace_roster(doc)
         assert_error(get(app.test_client(), "/v3.0/me", token), 401, "Could not authorize token",
                      field="Authorization", problem="no longer in the roster")
     finally:
