@@ -79,7 +79,8 @@ def parse_json(raw: bytes, *, exact_numbers: bool = False) -> Any:
                                        "send a flat JSON object")]) from None
     except (ValueError, ArithmeticError) as exc:  # NaN/Infinity, too many digits, 1e99999999999
         raise BadRequest("Body is not valid JSON",
-                         [FieldProblem("(body)", str(exc) or "a number cannot be read",
+                         [FieldProblem("(body)", str(exc) if isinstance(exc, ValueError)
+                                       else "a number has an exponent too large to read",
                                        "send finite JSON numbers of reasonable size")]) from None
     if _SURROGATE_ESCAPE.search(text):
         where = _lone_surrogate_path(doc)

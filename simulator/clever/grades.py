@@ -48,21 +48,7 @@ _STRICT_HINT = "fix this, or run the simulator without strict mode"
 
 # --- small helpers -------------------------------------------------------------------
 
-def safe_text(text: str) -> str:
-    """``text`` with lone surrogates written as ``\\udXXX`` so it can be encoded as UTF-8."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _is_encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _clip(text: str, limit: int = 80) -> str:
-    text = safe_text(text)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -123,36 +109,19 @@ def _join_hints(*hints: str | None) -> str | None:
 # --- body-wide checks ----------------------------------------------------------------
 
 def _walk_problems(body: dict) -> list[FieldProblem]:
-    """Lone surrogates anywhere (not storable as UTF-8) and nesting deeper than MAX_DEPTH."""
+    """Context nested deeper than MAX_DEPTH (lone surrogates are refused by web.parse_json)."""
     problems: list[FieldProblem] = []
     for key, value in body.items():
-        field = safe_text(key) or "(empty key)"
-        if not _is_encodable(key):
-            problems.append(FieldProblem(field, "the field name contains a lone UTF-16 surrogate "
-                                         "(not valid Unicode)", "send valid UTF-8 text"))
-            continue
-        bad_text, too_deep = False, False
         stack = [(value, 2)]
-        while stack and not (bad_text and too_deep):
+        while stack:
             item, depth = stack.pop()
-            if isinstance(item, str):
-                bad_text = bad_text or not _is_encodable(item)
-            elif isinstance(item, (list, dict)):
+            if isinstance(item, (list, dict)):
                 if depth > MAX_DEPTH:
-                    too_deep = True
-                    continue
-                if isinstance(item, dict):
-                    for k, v in item.items():
-                        bad_text = bad_text or not _is_encodable(k)
-                        stack.append((v, depth + 1))
-                else:
-                    stack.extend((v, depth + 1) for v in item)
-        if bad_text:
-            problems.append(FieldProblem(field, "contains a lone UTF-16 surrogate (not valid Unicode)",
-                                         "send valid UTF-8 text"))
-        if too_deep:
-            problems.append(FieldProblem(field, f"is nested more than {MAX_DEPTH} levels deep",
-                                         "send flatter context"))
+                    problems.append(FieldProblem(key or "(empty key)",
+                                                 f"is nested more than {MAX_DEPTH} levels deep",
+                                                 "send flatter context"))
+                    break
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
     return problems
 
 
@@ -429,7 +398,7 @@ def submit_grade(sim: Simulator, token: dict, body: object) -> tuple[dict, list[
                                        "and digits: Clever recommends alphanumeric ids"))
     for field, keys in misses.items():
         for key in keys:
-            warned.append((safe_text(key), f"{_clip(key, 40)} is not a grade field (did you mean "
+            warned.append((key, f"{_clip(key, 40)} is not a grade field (did you mean "
                                            f"{field}?): it is kept as context only"))
     if not linked:
         warned.append(("assignmentID", f"assignmentID {shown_id} is not linked to a Schoology "
