@@ -21,6 +21,7 @@ from .config import build_config
 from .errors import AuthorizeError, InjectedFault, RateLimited, SimError
 from .journal import clip_body
 from .sim import Simulator
+from .web import csrf_token
 
 log = logging.getLogger("clever_sim")
 
@@ -64,9 +65,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     from .clever.grades_routes import bp as grades_bp
     from .clever.oauth_routes import bp as oauth_bp
     from .control.routes import bp as control_bp
+    from .gradebook.routes import bp as gradebook_bp
+    from .inspector.routes import bp as inspector_bp
+    from .schoology.routes import bp as schoology_bp
 
-    for bp in (oauth_bp, data_bp, grades_bp, control_bp):
+    for bp in (oauth_bp, data_bp, grades_bp, control_bp, schoology_bp, gradebook_bp, inspector_bp):
         app.register_blueprint(bp)
+    app.context_processor(lambda: {"csrf_token": csrf_token})
 
     _install_hooks(app)
     _install_error_handlers(app)

@@ -8,7 +8,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import current_app, g, request
+import secrets
+
+from flask import current_app, g, request, session
 
 from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
                      UnsupportedMediaType)
@@ -157,3 +159,24 @@ def bearer_token() -> str:
         raise NoAuthorization(errors=[FieldProblem("Authorization", "is not a Bearer token",
                                                    "send Authorization: Bearer {token}")])
     return match.group(1)
+
+
+# --- browser sessions (fake Clever login, Schoology pages) ------------------------------
+
+SESSION_USER = "clever_user_id"  # who is logged into the fake Clever (and Schoology) here
+
+
+def csrf_token() -> str:
+    """The per-session token every state-changing form carries (checked by ``check_csrf``)."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    """Reject a form POST whose ``csrf`` field does not match the session's token."""
+    sent = request.form.get("csrf", "")
+    if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+        raise BadRequest("Form expired or forged (CSRF check failed)",
+                         [FieldProblem("csrf", "does not match this browser session",
+                                       "reload the page and submit the form again")])

@@ -3,39 +3,13 @@ Clever login page: parse the request, call ``clever.oauth``, serialise the answe
 
 from __future__ import annotations
 
-import secrets
-
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
 
 from ..errors import BadRequest, FieldProblem, InvalidClient
-from ..web import bearer_token, form_or_json, note, sim
+from ..web import SESSION_USER, bearer_token, check_csrf, form_or_json, note, sim
 from . import oauth, tokens
 
 bp = Blueprint("oauth", __name__)
-
-SESSION_USER = "clever_user_id"
-
-
-def csrf_token() -> str:
-    """The per-session token every state-changing form carries (checked by ``check_csrf``)."""
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
-def check_csrf() -> None:
-    """Reject a form POST whose csrf field does not match the session's token."""
-    sent = request.form.get("csrf", "")
-    if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
-        raise BadRequest("Form expired or forged (CSRF check failed)",
-                         [FieldProblem("csrf", "does not match this browser session",
-                                       "reload the page and submit the form again")])
-
-
-@bp.app_context_processor
-def _inject_csrf():
-    return {"csrf_token": csrf_token}
-
 
 @bp.get("/oauth/authorize")
 def authorize():

@@ -1,0 +1,1 @@
+"""schoology pages."""
