@@ -14,6 +14,7 @@ import time
 from typing import Any, Mapping
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from .clock import Clock
@@ -29,6 +30,24 @@ log = logging.getLogger("clever_sim")
 _EMULATED = {"oauth", "data_api", "grades"}
 _RATE_LIMITED = {"data_api", "grades"}
 _SLASHES = re.compile(r"/{2,}")
+
+
+# API paths never use the browser session: skip loading and signing its cookie there.
+_SESSIONLESS = ("/v1/", "/v2.", "/v3.", "/me", "/_sim/", "/oauth/tokens", "/oauth/tokeninfo")
+
+
+class _SessionOnlyForPages(SecureCookieSessionInterface):
+    """The signed-cookie session, opened only for pages that use it (login, Schoology)."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(_SESSIONLESS):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if request.path.startswith(_SESSIONLESS):
+            return None
+        return super().save_session(app, session, response)
 
 
 class _MergeSlashes:
@@ -53,6 +72,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app.config.update(cfg)
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.session_interface = _SessionOnlyForPages()
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.url_map.strict_slashes = False
@@ -142,9 +162,9 @@ def _journal(sim: Simulator, response: Response) -> None:
         "query": request.query_string.decode("latin-1"),
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-        "request_headers": {k: v for k, v in request.headers.items()},
+        "request_headers": dict(request.headers),
         "request_body": clip_body(body),
-        "response_headers": {k: v for k, v in response.headers.items()},
+        "response_headers": dict(response.headers),
         "response_body": resp_text,
         "findings": list(g.get("findings", [])),
         "fault": fault.as_dict() if fault is not None else None,

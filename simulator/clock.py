@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
 
 
 class Clock:
@@ -36,5 +35,5 @@ class Clock:
 
     def iso(self, when: float | None = None) -> str:
         """ISO-8601 UTC with milliseconds and ``Z``, as Clever formats timestamps."""
-        dt = datetime.fromtimestamp(self.now() if when is None else when, tz=timezone.utc)
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+        t = self.now() if when is None else when
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"

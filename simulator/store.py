@@ -329,17 +329,19 @@ class Store:
             seq = self._seq + 1
             if row is None:
                 record = build_record(grade_id, 1, now_iso)
+                text = _dumps(record)
                 db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
                            "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
                            (grade_id, client_id, user_id, assignment_id, district_id, 1,
-                            _dumps(record), now_iso, now_iso, seq))
+                            text, now_iso, now_iso, seq))
             else:
                 grade_id = row["id"]
                 record = build_record(grade_id, row["version"] + 1, row["created"])
+                text = _dumps(record)
                 db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                           "WHERE id = ?", (record["version"], _dumps(record), now_iso, seq, grade_id))
+                           "WHERE id = ?", (record["version"], text, now_iso, seq, grade_id))
             db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
-                       "VALUES (?, ?, ?, ?)", (grade_id, record["version"], _dumps(record), now_iso))
+                       "VALUES (?, ?, ?, ?)", (grade_id, record["version"], text, now_iso))
         self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
         return record
 
