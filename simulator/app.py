@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from .clock import Clock
 from .config import build_config
 from .errors import AuthorizeError, InjectedFault, RateLimited, SimError
-from .journal import clip_body
+from .journal import RawEntry
 from .sim import Simulator
 from .web import csrf_token
 
@@ -147,30 +147,31 @@ def _install_hooks(app: Flask) -> None:
 
 
 def _journal(sim: Simulator, response: Response) -> None:
-    """Record one partner-facing request, its answer and what the simulator found wrong."""
-    body = getattr(request, "_cached_data", None)  # set by web.read_body; never read here
-    meta = g.get("journal_meta", {})
-    fault = g.get("fault")
-    resp_text = None
-    if not response.is_streamed and response.direct_passthrough is False:
-        resp_text = clip_body(response.get_data())
-    entry = {
-        "time": sim.clock.iso(),
+    """Record one partner-facing request, its answer and what the simulator found wrong.
+
+    Runs on every partner request, so it only captures raw facts; ``RawEntry`` formats
+    them when the inspector or control API reads the journal.
+    """
+    req = request._get_current_object()
+    ctx = g._get_current_object()
+    environ = req.environ
+    fault = ctx.get("fault")
+    fields = {
         "direction": "inbound",
-        "method": request.method,
-        "path": request.path,
-        "query": request.query_string.decode("latin-1"),
+        "method": req.method,
+        "path": req.path,
+        "query": environ.get("QUERY_STRING", ""),
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-        "request_headers": dict(request.headers),
-        "request_body": clip_body(body),
-        "response_headers": dict(response.headers),
-        "response_body": resp_text,
-        "findings": list(g.get("findings", [])),
+        "duration_ms": round((time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000, 2),
+        "findings": ctx.get("findings", []),
         "fault": fault.as_dict() if fault is not None else None,
-        **meta,
+        **ctx.get("journal_meta", {}),
     }
-    sim.journal.add(entry)
+    headers = [(k, v) for k, v in environ.items()
+               if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")]
+    body = None if response.is_streamed or response.direct_passthrough else response.get_data()
+    sim.journal.add(RawEntry(fields, headers, getattr(req, "_cached_data", None),
+                             response.headers.to_wsgi_list(), body, sim.clock.now(), sim.clock.iso))
 
 
 def error_response(exc: SimError) -> Response:

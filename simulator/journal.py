@@ -22,8 +22,56 @@ def clip_body(raw: bytes | str | None) -> str | None:
     return text + f"\n… [{len(raw) - BODY_CAP} more bytes not kept]" if cut else text
 
 
+class RawEntry:
+    """An inbound request as captured on the hot path; turned into a dict only when read."""
+
+    __slots__ = ("fields", "environ_headers", "request_body", "response_headers", "response_body",
+                 "when", "iso", "_dict")
+
+    def __init__(self, fields: dict, environ_headers: list[tuple[str, str]], request_body: bytes | None,
+                 response_headers: list[tuple[str, str]], response_body: bytes | None, when: float, iso):
+        self.fields = fields            # filterable facts: method, path, status, user_id, …
+        self.environ_headers = environ_headers
+        self.request_body = request_body
+        self.response_headers = response_headers
+        self.response_body = response_body
+        self.when = when
+        self.iso = iso
+        self._dict: dict | None = None
+
+    def get(self, key: str, default=None):
+        return self.fields.get(key, default)
+
+    def __getitem__(self, key: str):
+        return self.fields[key]
+
+    def __setitem__(self, key: str, value) -> None:
+        self.fields[key] = value
+
+    def as_dict(self) -> dict:
+        if self._dict is None:
+            self._dict = {
+                "id": self.fields["id"], "time": self.iso(self.when), **self.fields,
+                "request_headers": {_header_name(k): v for k, v in self.environ_headers},
+                "request_body": clip_body(self.request_body),
+                "response_headers": dict(self.response_headers),
+                "response_body": clip_body(self.response_body),
+            }
+        return self._dict
+
+
+def _header_name(environ_key: str) -> str:
+    """``HTTP_X_RATELIMIT`` → ``X-Ratelimit``; ``CONTENT_TYPE`` → ``Content-Type``."""
+    name = environ_key[5:] if environ_key.startswith("HTTP_") else environ_key
+    return "-".join(part.capitalize() for part in name.split("_"))
+
+
+def _materialize(entry) -> dict:
+    return entry.as_dict() if isinstance(entry, RawEntry) else entry
+
+
 class Journal:
-    """A capped, thread-safe list of request entries (dicts), numbered from 1."""
+    """A capped, thread-safe list of request entries, numbered from 1, read as dicts."""
 
     def __init__(self, cap: int):
         self.cap = cap
@@ -32,7 +80,8 @@ class Journal:
         self._lock = threading.Lock()
         self.dropped = 0
 
-    def add(self, entry: dict[str, Any]) -> dict:
+    def add(self, entry: "dict[str, Any] | RawEntry"):
+        """Append an entry (a dict, or a RawEntry from the request hot path)."""
         with self._lock:
             entry["id"] = next(self._ids)
             if len(self._entries) == self.cap:
@@ -49,7 +98,7 @@ class Journal:
         with self._lock:
             for e in self._entries:
                 if e["id"] == entry_id:
-                    return e
+                    return _materialize(e)
         return None
 
     def query(self, *, path: str | None = None, method: str | None = None,
@@ -63,14 +112,15 @@ class Journal:
         matched = [e for e in reversed(snapshot) if _matches(e, path, method, status, user_id,
                                                               assignment_id, client_id,
                                                               direction, after_id)]
-        return matched[:limit], len(matched)
+        return [_materialize(e) for e in matched[:limit]], len(matched)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __iter__(self) -> Iterable[dict]:
         with self._lock:
-            return iter(list(self._entries))
+            snapshot = list(self._entries)
+        return iter([_materialize(e) for e in snapshot])
 
 
 def _matches(e: dict, path, method, status, user_id, assignment_id, client_id, direction,
