@@ -112,7 +112,8 @@ def _lone_surrogate_path(value: Any, path: str = "(body)") -> str | None:
                     key.encode("utf-8")
                 except UnicodeEncodeError:
                     return where
-                stack.append((child, key if where == "(body)" else f"{where}.{key}"))
+                name = key or '""'
+                stack.append((child, name if where == "(body)" else f"{where}.{name}"))
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
     return None

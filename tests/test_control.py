@@ -102,7 +102,7 @@ def test_mint_code_for_a_launch_carries_assignment_state(client, demo_app, stude
     assert body["state"] == "assignment:unit 3/quiz"
     url = urlsplit(body["redirect_url"])
     assert f"{url.scheme}://{url.netloc}{url.path}" == PRIMARY
-    assert "state=assignment%3Aunit+3%2Fquiz" in url.query
+    assert "state=assignment:unit%203%2Fquiz" in url.query  # prefix literal, id encoded
     assert parse_qs(url.query)["code"] == [body["code"]]
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .. import ids
 from ..errors import (AuthorizeError, FieldProblem, Forbidden, InvalidClient, InvalidGrant,
@@ -64,7 +64,10 @@ def with_query(url: str, params: dict[str, str]) -> str:
     """``url`` with ``params`` appended to its query string (percent-encoded)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    # ':' stays literal so the seed's `state=assignment:{id}` reads as written; the rest of
+    # an id is percent-encoded (%20 for spaces, which every URL parser decodes).
+    encoded = urlencode(query, quote_via=quote, safe=":")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, encoded, parts.fragment))
 
 
 def issue_code(sim: Simulator, app: dict, user_id: str, redirect_uri: str) -> str:

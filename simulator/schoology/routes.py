@@ -1,5 +1,216 @@
-"""Fake Schoology pages (teacher and student flows) and the fake Clever portal."""
+"""Fake Schoology pages (teacher and student flows) and the fake Clever portal.
 
-from flask import Blueprint
+Routes read the session and the form, call ``schoology.domain`` (and
+``control.domain.link_assignment`` / ``clever.oauth`` / ``partner_client``), and render.
+Every page works without JavaScript; every state-changing form carries a CSRF token.
+"""
+
+from __future__ import annotations
+
+from flask import (Blueprint, flash, get_flashed_messages, redirect, render_template, request,
+                   session, url_for)
+
+from .. import partner_client
+from ..clever import oauth
+from ..control.domain import link_assignment
+from ..errors import BadRequest, SimError
+from ..web import SESSION_USER, check_csrf, sim
+from . import domain
 
 bp = Blueprint("schoology", __name__)
+
+
+def _me() -> domain.Persona | None:
+    return domain.persona(sim(), session.get(SESSION_USER))
+
+
+def _require_me() -> domain.Persona:
+    return domain.require_persona(sim(), session.get(SESSION_USER))
+
+
+@bp.context_processor
+def _page_context() -> dict:
+    return {"me": _me(), "grading_type_labels": domain.GRADING_TYPE_LABELS}
+
+
+@bp.errorhandler(domain.PageError)
+def _page_error(exc: domain.PageError):
+    return render_template("schoology_error.html", title=exc.title, detail=exc.detail,
+                           hints=exc.hints, problems=[]), exc.status
+
+
+@bp.errorhandler(SimError)
+def _sim_error(exc: SimError):
+    """Rule breaks on these pages (CSRF, unknown persona) as an HTML page, not JSON."""
+    problems = [f"{e.field}: {e.problem}" + (f" ({e.hint})" if e.hint else "") for e in exc.errors]
+    return render_template("schoology_error.html", title=exc.message, detail="",
+                           hints=[], problems=problems), exc.status
+
+
+# --- home and persona -------------------------------------------------------------------
+
+@bp.get("/schoology")
+def home():
+    me = _me()
+    sections = domain.my_sections(sim(), me) if me else []
+    return render_template("schoology_home.html", sections=sections,
+                           groups=domain.persona_choices(sim()),
+                           messages=get_flashed_messages())
+
+
+@bp.post("/schoology/persona")
+def switch_persona():
+    check_csrf()
+    user_id = request.form.get("user_id", "")
+    found = sim().store.get_user(user_id) if user_id else None
+    if found is None:
+        raise domain.PageError(400, "Unknown persona",
+                               f"{user_id!r} is not a teacher or student in the roster.",
+                               ["Pick someone from the list on the Schoology home page."])
+    session[SESSION_USER] = user_id
+    flash(f"You are now {domain.full_name(found[1])} ({found[0]}).")
+    return redirect(url_for("schoology.home"), code=303)
+
+
+# --- sections -----------------------------------------------------------------------------
+
+@bp.get("/schoology/sections/<section_id>")
+def section_page(section_id: str):
+    me = _require_me()
+    section = domain.get_section(sim(), section_id)
+    role = domain.require_member(sim(), me, section)
+    return render_template("schoology_section.html", section=section, role=role,
+                           materials=domain.section_materials(sim(), section),
+                           messages=get_flashed_messages())
+
+
+@bp.get("/schoology/sections/<section_id>/assignments/<link_id>")
+def material_page(section_id: str, link_id: str):
+    me = _require_me()
+    section = domain.get_section(sim(), section_id)
+    role = domain.require_member(sim(), me, section)
+    return render_template("schoology_assignment.html", section=section, role=role,
+                           material=domain.get_material(sim(), section, link_id))
+
+
+@bp.post("/schoology/sections/<section_id>/assignments/<link_id>/open")
+def open_material(section_id: str, link_id: str):
+    """Student "Open": the link acts as Log in with Clever with state=assignment:{id}."""
+    check_csrf()
+    me = _require_me()
+    section = domain.get_section(sim(), section_id)
+    domain.require_member(sim(), me, section, "student")
+    material = domain.get_material(sim(), section, link_id)
+    app = sim().store.get_app(material["client_id"])
+    if app is None:
+        raise domain.PageError(404, "App no longer registered",
+                               f"The Clever app {material['client_id']!r} behind this assignment "
+                               "is not registered any more.")
+    return redirect(domain.launch_path(app, material["assignment_id"]), code=303)
+
+
+# --- teacher: Add Materials → Clever app --------------------------------------------------
+
+def _teacher_section(section_id: str) -> tuple[domain.Persona, dict]:
+    me = _require_me()
+    section = domain.get_section(sim(), section_id)
+    domain.require_member(sim(), me, section, "teacher")
+    return me, section
+
+
+@bp.get("/schoology/sections/<section_id>/add")
+def add_materials(section_id: str):
+    _, section = _teacher_section(section_id)
+    apps = domain.apps_for_district(sim(), section["district"], with_assignments=True)
+    return render_template("schoology_add.html", section=section, apps=apps)
+
+
+def _fetch(me: domain.Persona, app: dict) -> partner_client.AssignmentsResult:
+    s = sim()
+    token = oauth.mint_il_token(s, app, me.id)["access_token"]
+    return partner_client.fetch_assignments(
+        app["assignments_url"], token, journal=s.journal, clock=s.clock,
+        client_id=app["client_id"], user_id=me.id,
+        connect_timeout=float(s.cfg.get("PARTNER_CONNECT_TIMEOUT_S", partner_client.CONNECT_TIMEOUT_S)),
+        read_timeout=float(s.cfg.get("PARTNER_READ_TIMEOUT_S", partner_client.READ_TIMEOUT_S)))
+
+
+@bp.get("/schoology/sections/<section_id>/add/<client_id>")
+def pick_assignment(section_id: str, client_id: str):
+    """Fetch the partner's list live; show it, or every problem in plain words (502)."""
+    me, section = _teacher_section(section_id)
+    app = domain.require_addable_app(sim(), section, client_id)
+    result = _fetch(me, app)
+    linked = {l["assignment_id"] for l in sim().store.list_links(section_id=section_id,
+                                                                 client_id=client_id)}
+    return render_template("schoology_pick.html", section=section, app=app, result=result,
+                           linked=linked), (200 if result.ok else 502)
+
+
+def _settings_page(section: dict, app: dict, form: domain.SettingsForm, status: int = 200):
+    settings = domain.district_settings(sim(), section)
+    return render_template("schoology_settings.html", section=section, app=app, form=form,
+                           categories=settings.get("grading_categories", []),
+                           periods=settings.get("grading_periods", []),
+                           grading_types=list(domain.GRADING_TYPE_LABELS.items())), status
+
+
+@bp.post("/schoology/sections/<section_id>/add/<client_id>/settings")
+def assignment_settings(section_id: str, client_id: str):
+    """The settings form for the picked assignment (its data travels in the form)."""
+    check_csrf()
+    _, section = _teacher_section(section_id)
+    app = domain.require_addable_app(sim(), section, client_id)
+    picked = {"assignment_id": request.form.get("assignment_id", ""),
+              "name": request.form.get("name", ""),
+              "description": request.form.get("description", ""),
+              "standards": request.form.getlist("standards")}
+    form = domain.default_settings(picked)
+    if not picked["assignment_id"]:
+        form.general.append("assignment_id: is missing; pick an assignment from the list")
+    return _settings_page(section, app, form)
+
+
+@bp.post("/schoology/sections/<section_id>/add/<client_id>")
+def create_assignment(section_id: str, client_id: str):
+    """Create the Schoology assignment (control.domain.link_assignment) and go to the section."""
+    check_csrf()
+    _, section = _teacher_section(section_id)
+    app = domain.require_addable_app(sim(), section, client_id)
+    values = domain.form_values(request.form, request.form.getlist("standards"))
+    form = domain.SettingsForm(values)
+    body, problems = domain.parse_settings(values, section_id, client_id)
+    if problems:
+        form.add(problems)
+        return _settings_page(section, app, form, 400)
+    existed = bool(sim().store.list_links(section_id=section_id, client_id=client_id,
+                                          assignment_id=body.get("assignment_id")))
+    try:
+        link = link_assignment(sim(), body)
+    except BadRequest as exc:
+        form.add(exc.errors or [])
+        if not exc.errors:
+            form.general.append(exc.message)
+        return _settings_page(section, app, form, 400)
+    flash(f"{'Updated' if existed else 'Added'} “{link['name']}” ({app['name']}) "
+          f"{'with' if link['grading_enabled'] else 'without'} grading.")
+    return redirect(url_for("schoology.section_page", section_id=section_id), code=303)
+
+
+# --- fake Clever portal -------------------------------------------------------------------
+
+@bp.get("/portal")
+def portal():
+    me = _me()
+    apps = domain.apps_for_district(sim(), me.record["district"], with_assignments=False) if me else []
+    return render_template("portal.html", apps=apps)
+
+
+@bp.post("/portal/apps/<client_id>/launch")
+def portal_launch(client_id: str):
+    """A tile click: Clever-initiated login to the primary redirect URI, no state."""
+    check_csrf()
+    me = _require_me()
+    app = domain.require_portal_app(sim(), me, client_id)
+    req = oauth.AuthorizeRequest(app, app["redirect_uris"][0], None, None)
+    return redirect(oauth.login_redirect(sim(), req, me.id), code=303)

@@ -1,0 +1,335 @@
+"""Fake Schoology and the fake Clever portal: page data and form rules (no Flask here).
+
+Routes (``schoology.routes``) read the session and the form, call these functions and
+render templates. Creating a Schoology assignment goes through
+``control.domain.link_assignment`` so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, time as dtime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+from ..control.domain import GRADING_TYPES, launch_state
+from ..errors import FieldProblem
+from ..sim import Simulator
+
+GRADING_TYPE_LABELS = {"points": "Points", "percentage": "Percentage", "letter": "Letter grade",
+                       "pass_fail": "Pass/Fail"}
+SETTINGS_FIELDS = ("grading_enabled", "grading_category", "due_date", "due_time", "grading_type",
+                   "grading_period", "max_points")
+HIDDEN_FIELDS = ("assignment_id", "name", "description", "standards")
+
+
+class PageError(Exception):
+    """A page that cannot be shown to this person, in plain words (rendered as HTML)."""
+
+    def __init__(self, status: int, title: str, detail: str, hints: list[str] | None = None):
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.hints = list(hints or [])
+
+
+# --- people ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Persona:
+    """Who is logged in (the fake Clever session), as the pages need it."""
+
+    id: str
+    role: str            # "teacher" or "student"
+    record: dict
+    district: dict
+
+    @property
+    def name(self) -> str:
+        return full_name(self.record)
+
+
+def full_name(user: dict) -> str:
+    name = user.get("name") or {}
+    return " ".join(p for p in (name.get("first"), name.get("last")) if p) or user.get("id", "?")
+
+
+def persona(sim: Simulator, user_id: str | None) -> Persona | None:
+    """The logged-in person, or None when nobody (or an unknown id) is in the session."""
+    if not user_id:
+        return None
+    found = sim.store.get_user(user_id)
+    if found is None:
+        return None
+    role, record = found
+    district = sim.store.get_record("districts", record["district"]) or {"id": record["district"]}
+    return Persona(user_id, role, record, district)
+
+
+def require_persona(sim: Simulator, user_id: str | None) -> Persona:
+    me = persona(sim, user_id)
+    if me is None:
+        raise PageError(401, "Nobody is logged in",
+                        "Pick a teacher or a student on the Schoology home page first.",
+                        ["Schoology and the fake Clever share one login in this browser."])
+    return me
+
+
+def user_schools(user: dict) -> list[str]:
+    role = next(iter(user.get("roles", {}).values()), {})
+    return [s for s in dict.fromkeys([role.get("school"), *role.get("schools", [])]) if s]
+
+
+def persona_choices(sim: Simulator) -> list[dict]:
+    """Every teacher and student, grouped by district and school (teachers first)."""
+    roster = sim.roster
+    districts = {d["id"]: d for d in roster["districts"]}
+    schools = {s["id"]: s for s in roster["schools"]}
+    groups: dict[tuple[str, str], dict] = {}
+    order = {d["id"]: i for i, d in enumerate(roster["districts"])}
+    for user in roster["users"]:
+        roles = user.get("roles", {})
+        role = "student" if "student" in roles else "teacher"
+        school_ids = user_schools(user) or [""]
+        school_id = school_ids[0]
+        district = districts.get(user["district"], {"name": user["district"]})
+        school = schools.get(school_id, {"name": "(no school)"})
+        key = (user["district"], school_id)
+        group = groups.setdefault(key, {"label": f"{district.get('name')} — {school.get('name')}",
+                                        "district_order": order.get(user["district"], 99),
+                                        "people": []})
+        title = (roles.get(role) or {}).get("title")
+        group["people"].append({"id": user["id"], "role": role, "name": full_name(user),
+                                "title": title})
+    out = sorted(groups.values(), key=lambda g: (g["district_order"], g["label"]))
+    for group in out:
+        group["people"].sort(key=lambda p: (p["role"] != "teacher", p["name"]))
+    return out
+
+
+# --- sections ----------------------------------------------------------------------------
+
+def member_role(section: dict, user_id: str) -> str | None:
+    if user_id in section.get("teachers", []) or section.get("teacher") == user_id:
+        return "teacher"
+    if user_id in section.get("students", []):
+        return "student"
+    return None
+
+
+def my_sections(sim: Simulator, me: Persona) -> list[dict]:
+    """Sections I teach (teacher) or am enrolled in (student), by name."""
+    out = []
+    for section_id in sim.store.list_user_section_ids(me.id):
+        section = sim.store.get_record("sections", section_id)
+        if section is not None and member_role(section, me.id) == me.role:
+            out.append({**section, "material_count": len(sim.store.list_links(section_id=section_id))})
+    return sorted(out, key=lambda s: (s.get("name") or "", s["id"]))
+
+
+def get_section(sim: Simulator, section_id: str) -> dict:
+    section = sim.store.get_record("sections", section_id)
+    if section is None:
+        raise PageError(404, "Section not found",
+                        f"There is no section with id {section_id!r} in the roster.",
+                        ["Open a section from the Schoology home page."])
+    return section
+
+
+def require_member(sim: Simulator, me: Persona, section: dict, role: str | None = None) -> str:
+    """My role in the section; 403 when I am not in it (or not in the needed role)."""
+    mine = member_role(section, me.id)
+    if mine is None:
+        raise PageError(403, "Not your section",
+                        f"{me.name} is not a member of {section.get('name', section['id'])}.",
+                        ["Switch to a teacher or student of this section on the Schoology home page."])
+    if role is not None and mine != role:
+        what = "Only the section's teachers can add materials." if role == "teacher" else \
+            "Only students enrolled in the section can open its assignments."
+        raise PageError(403, f"Only for {role}s", what,
+                        [f"You are logged in as a {mine} ({me.name}); switch persona to try it."])
+    return mine
+
+
+def district_settings(sim: Simulator, section: dict) -> dict:
+    """The district's Schoology grading periods, categories and scales."""
+    district = sim.store.get_record("districts", section["district"]) or {}
+    return district.get("schoology") or {}
+
+
+def _titles(items: list[dict]) -> dict[str, str]:
+    return {i["id"]: i.get("title") or i["id"] for i in items}
+
+
+def section_materials(sim: Simulator, section: dict) -> list[dict]:
+    """The Schoology assignments linked in a section, with titles for the ids they hold."""
+    settings = district_settings(sim, section)
+    categories = _titles(settings.get("grading_categories", []))
+    periods = _titles(settings.get("grading_periods", []))
+    apps = {a["client_id"]: a for a in sim.store.list_apps()}
+    out = []
+    for link in sim.store.list_links(section_id=section["id"]):
+        app = apps.get(link["client_id"])
+        out.append({**link,
+                    "category_title": categories.get(link.get("grading_category") or "", None),
+                    "period_title": periods.get(link.get("grading_period") or "", None),
+                    "grading_type_label": GRADING_TYPE_LABELS.get(link.get("grading_type"),
+                                                                  link.get("grading_type")),
+                    "app_name": app["name"] if app else link["client_id"],
+                    "app_missing": app is None})
+    return out
+
+
+def get_material(sim: Simulator, section: dict, link_id: str) -> dict:
+    for link in section_materials(sim, section):
+        if link["id"] == link_id:
+            return link
+    raise PageError(404, "Assignment not found",
+                    f"{section.get('name', section['id'])} has no assignment with id {link_id!r}.",
+                    ["Go back to the section and pick one of its materials."])
+
+
+# --- apps --------------------------------------------------------------------------------
+
+def apps_for_district(sim: Simulator, district_id: str, *, with_assignments: bool) -> list[dict]:
+    apps = [a for a in sim.store.list_apps() if district_id in a["districts"]]
+    if with_assignments:
+        apps = [a for a in apps if a.get("assignments_url")]
+    return apps
+
+
+def require_addable_app(sim: Simulator, section: dict, client_id: str) -> dict:
+    app = sim.store.get_app(client_id)
+    if app is None or section["district"] not in app["districts"]:
+        raise PageError(404, "App not available",
+                        f"No Clever app {client_id!r} is connected to this section's district.",
+                        ["Pick an app from Add Materials."])
+    if not app.get("assignments_url"):
+        raise PageError(404, "App has no assignments list",
+                        f"{app['name']} has no assignments URL, so Schoology cannot list its assignments.",
+                        ["Set assignments_url in the app's registration ([app] in the config "
+                         "or PATCH /_sim/apps/{client_id})."])
+    return app
+
+
+def require_portal_app(sim: Simulator, me: Persona, client_id: str) -> dict:
+    app = sim.store.get_app(client_id)
+    if app is None or me.record["district"] not in app["districts"]:
+        raise PageError(404, "App not in your portal",
+                        f"No Clever app {client_id!r} is connected to {me.district.get('name', 'your district')}.",
+                        ["Pick an app tile on the portal page."])
+    return app
+
+
+# --- the settings form -------------------------------------------------------------------
+
+@dataclass
+class SettingsForm:
+    """The Add Materials settings form: values as typed, problems per field."""
+
+    values: dict[str, Any]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)
+
+    def add(self, problems: list[FieldProblem]) -> None:
+        for p in problems:
+            text = p.problem + (f" ({p.hint})" if p.hint else "")
+            key = "due_date" if p.field == "due_time" else p.field
+            if key in SETTINGS_FIELDS:
+                self.errors.setdefault(key, []).append(text)
+            else:
+                self.general.append(f"{p.field}: {text}")
+
+
+def default_settings(picked: Mapping[str, Any]) -> SettingsForm:
+    """A fresh settings form for the picked partner assignment (grading on, 100 points)."""
+    return SettingsForm({
+        "assignment_id": picked.get("assignment_id", ""), "name": picked.get("name", ""),
+        "description": picked.get("description", ""), "standards": list(picked.get("standards", [])),
+        "grading_enabled": True, "grading_category": "", "due_date": "", "due_time": "",
+        "grading_type": "points", "grading_period": "", "max_points": "100",
+    })
+
+
+def form_values(form: Mapping[str, Any], standards: list[str]) -> dict[str, Any]:
+    """The submitted values, as strings (checkbox as a bool), to re-show on error."""
+    values = {k: (form.get(k) or "") for k in ("assignment_id", "name", "description",
+                                                "grading_category", "due_date", "due_time",
+                                                "grading_type", "grading_period", "max_points")}
+    values["grading_enabled"] = form.get("grading_enabled") in ("on", "1", "true", "yes")
+    values["standards"] = [s for s in standards if s]
+    return values
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"\d{2}:\d{2}")
+
+
+def parse_settings(values: dict[str, Any], section_id: str, client_id: str
+                   ) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """The ``link_assignment`` body for a submitted settings form, and form-only problems."""
+    problems: list[FieldProblem] = []
+    body: dict[str, Any] = {
+        "section_id": section_id, "client_id": client_id,
+        "assignment_id": values["assignment_id"] or None,
+        "name": values["name"] or None,
+        "description": values["description"] or None,
+        "standards": values["standards"],
+        "grading_enabled": values["grading_enabled"],
+        "grading_type": values["grading_type"] or "points",
+        "grading_category": values["grading_category"] or None,
+        "grading_period": values["grading_period"] or None,
+    }
+    raw_points = values["max_points"].strip()
+    if not raw_points:
+        problems.append(FieldProblem("max_points", "is required", "Schoology's default is 100"))
+    else:
+        try:
+            number = Decimal(raw_points)
+            if not number.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            problems.append(FieldProblem("max_points", f"{raw_points!r} is not a number",
+                                         "e.g. 100 or 12.5"))
+        else:
+            body["max_points"] = int(number) if number == number.to_integral_value() else float(number)
+    if body["grading_type"] not in GRADING_TYPES:
+        problems.append(FieldProblem("grading_type", "must be one of " +
+                                     ", ".join(GRADING_TYPE_LABELS[t] for t in GRADING_TYPES)))
+    due_date, due_time = values["due_date"].strip(), values["due_time"].strip()
+    if due_date:
+        try:
+            if not _DATE.fullmatch(due_date):
+                raise ValueError
+            date.fromisoformat(due_date)
+        except ValueError:
+            problems.append(FieldProblem("due_date", f"{due_date!r} is not a date",
+                                         "use YYYY-MM-DD, e.g. 2026-10-02"))
+        else:
+            body["due_date"] = due_date
+        if due_time:
+            try:
+                if not _TIME.fullmatch(due_time):
+                    raise ValueError
+                dtime.fromisoformat(due_time)
+            except ValueError:
+                problems.append(FieldProblem("due_time", f"{due_time!r} is not a time",
+                                             "use HH:MM, e.g. 23:59"))
+            else:
+                if "due_date" in body:
+                    body["due_date"] = f"{due_date}T{due_time}"
+    elif due_time:
+        problems.append(FieldProblem("due_date", "is needed when a due time is given"))
+    return {k: v for k, v in body.items() if v is not None}, problems
+
+
+# --- student launch and portal -----------------------------------------------------------
+
+def launch_path(app: dict, assignment_id: str) -> str:
+    """The simulator's own authorize URL a Schoology assignment link points at (seed Step 2)."""
+    return "/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": app["client_id"],
+        "redirect_uri": app["redirect_uris"][0], "state": launch_state(assignment_id)})
