@@ -95,6 +95,20 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
         click.echo("Stopped.")
 
 
+@main.command()
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Simulator port (0 picks a free one).")
+@click.option("--partner-port", default=5001, show_default=True, type=click.IntRange(0, 65535),
+              help="Reference partner port; the demo app's redirect URI follows it.")
+@click.option("--db", default=":memory:", show_default=True,
+              help="SQLite file, or :memory: for a throwaway state.")
+def demo(port: int, partner_port: int, db: str) -> None:
+    """Run the simulator and the reference partner together and print a 3-step walkthrough."""
+    from .demo import run_demo
+
+    run_demo(port, partner_port, db, echo=lambda text: click.echo(text) or sys.stdout.flush())
+
+
 @main.group()
 def fixtures() -> None:
     """Roster fixtures: check them before you serve them."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 from waitress.server import create_server
@@ -33,9 +34,7 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
-        self.server.close()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        stop_waitress(self.server, self.thread)
         self.app.extensions["clever_sim"].close()
 
 
@@ -56,3 +55,29 @@ def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
                                       daemon=True)
     running.thread.start()
     return running
+
+
+def stop_waitress(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> None:
+    """Stop a waitress server promptly and cleanly, from any thread.
+
+    ``server.close()`` alone closes the listening socket under the running ``select``
+    (EBADF in the server thread) and leaves keep-alive connections open, so the loop
+    lingers for up to a second per poll. Instead, the closing runs inside the loop's own
+    thread (through waitress's trigger): every dispatcher (listener, connections,
+    trigger) is closed, the socket map empties and ``run()`` returns at once.
+    """
+    if thread is None or not thread.is_alive():
+        server.close()
+    else:
+        def _close_all() -> None:
+            for dispatcher in list(server._map.values()):  # waitress's socket map
+                try:
+                    dispatcher.close()
+                except OSError:
+                    pass
+        try:
+            server.trigger.pull_trigger(_close_all)
+        except OSError:
+            server.close()
+        thread.join(timeout)
+    server.task_dispatcher.shutdown(timeout=timeout)

@@ -37,6 +37,10 @@ def test_wheel_install_serves_packaged_fixtures(tmp_path):
         page = httpx.get(server.url + "/oauth/authorize", params={"client_id": "b4fd885bda79813831c3", "response_type": "code"})
         assert page.status_code == 200 and "Log in to Demo Partner" in page.text
         assert httpx.get(server.url + "/static/sim.css").status_code == 200
+    partner = subprocess.run([str(py), "-c", "import importlib.resources as r; "
+                              "print(r.files('contract_tests.reference_partner').joinpath('templates').is_dir())"],
+                             cwd=elsewhere, capture_output=True, text=True)
+    assert partner.stdout.strip() == "True", partner.stdout + partner.stderr
     validate = subprocess.run([str(env_dir / "bin" / "clever-sim"), "fixtures", "show-default"],
                               cwd=elsewhere, capture_output=True, text=True)
     assert "Sunset Valley Unified School District" in validate.stdout

@@ -1,0 +1,204 @@
+"""``clever-sim demo``: the simulator and the reference partner in one process, ready to click.
+
+``start_demo`` binds both waitress servers (port 0 picks free ports), makes sure the
+simulator's registration of the demo app points at the partner's real port, serves both
+in daemon threads and returns a ``Demo``; ``run_demo`` is the command: it prints where to
+click and waits for Ctrl+C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+from urllib.parse import urlencode
+
+from .serving import RunningServer, bind
+
+DEMO_CLIENT_ID = "b4fd885bda79813831c3"
+DEMO_CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
+DEMO_APP_NAME = "Demo Partner (reference)"
+DEMO_TEACHER = ("Rebecca", "Alvarez")
+
+
+@dataclass
+class Demo:
+    """Both running servers; ``stop()`` closes them (partner first) and the simulator's store."""
+
+    sim: RunningServer
+    partner: Any  # contract_tests.reference_partner.PartnerServer
+    client_id: str
+
+    @property
+    def sim_url(self) -> str:
+        return self.sim.url
+
+    @property
+    def partner_url(self) -> str:
+        return self.partner.url
+
+    @property
+    def simulator(self):
+        return self.sim.app.extensions["clever_sim"]
+
+    def stop(self) -> None:
+        try:
+            self.partner.stop()  # first: its pooled connections to the simulator close too
+        finally:
+            self.sim.stop()
+
+
+def ensure_registration(sim, partner_url: str, port: int) -> bool:
+    """Make the demo app's primary redirect URI and assignments URL point at the partner.
+
+    The default fixture registers it for 127.0.0.1:5001, so with that port nothing
+    changes; for another port (or a roster without the app) it is (re-)registered through
+    ``Simulator.register_app`` like any app. Returns whether the registration changed.
+    """
+    existing = sim.store.get_app(DEMO_CLIENT_ID)
+    callback, assignments = f"{partner_url}/clever/callback", f"{partner_url}/clever/assignments"
+    if existing is not None and existing["redirect_uris"][0] == callback \
+            and existing.get("assignments_url") == assignments:
+        return False
+    spec: dict[str, Any] = {
+        "redirect_uris": [callback, f"http://localhost:{port}/clever/callback"],
+        "assignments_url": assignments}
+    if existing is None:
+        spec.update(name=DEMO_APP_NAME, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
+    sim.register_app(spec, existing)
+    return True
+
+
+def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = ":memory:", *,
+               host: str = "127.0.0.1", environ: Mapping[str, str] | None = None) -> Demo:
+    """Start the simulator and the reference partner; both listen on ``host``.
+
+    ``environ`` is passed to ``create_app`` (None: the process environment, so
+    ``CLEVER_SIM_*`` settings apply). Raises OSError when a port is taken, with nothing
+    left running.
+    """
+    from contract_tests.reference_partner import bind_partner, create_partner_app
+
+    from .app import create_app
+
+    sim_app = create_app({"DB": db} if db else {}, environ=environ)
+    sim = sim_app.extensions["clever_sim"]
+    try:
+        sim_server = bind(sim_app, host, sim_port)
+    except BaseException:
+        sim.close()
+        raise
+
+    existing = sim.store.get_app(DEMO_CLIENT_ID)
+    credentials = existing or {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+    partner_app = create_partner_app({
+        "CLEVER_URL": sim_server.url, "API_URL": sim_server.url, "GRADES_URL": sim_server.url,
+        "CLIENT_ID": credentials["client_id"], "CLIENT_SECRET": credentials["client_secret"],
+    })
+    try:
+        partner_server = bind_partner(partner_app, host, partner_port)
+    except BaseException:
+        partner_app.extensions["reference_partner"].close()
+        sim_server.server.close()
+        sim.close()
+        raise
+
+    ensure_registration(sim, partner_server.url, partner_server.port)
+
+    sim_server.thread = threading.Thread(target=sim_server.server.run, name="clever-sim-server",
+                                         daemon=True)
+    sim_server.thread.start()
+    partner_server.start()
+    return Demo(sim_server, partner_server, credentials["client_id"])
+
+
+# --- what the command prints -----------------------------------------------------------------
+
+def _name(user: dict) -> str:
+    return f"{user['name']['first']} {user['name']['last']}"
+
+
+def _walkthrough_people(roster: dict, districts: list[str]) -> tuple[str, str | None, str | None]:
+    """(teacher name, section name, a student's name) for the steps; the fixture's
+    Rebecca Alvarez when she is there, else the first teacher with a section."""
+    users = {u["id"]: u for u in roster.get("users", [])}
+    sections = [s for s in roster.get("sections", []) if s.get("district") in districts
+                and s.get("teacher") in users]
+    preferred = [s for s in sections if (users[s["teacher"]]["name"]["first"],
+                                         users[s["teacher"]]["name"]["last"]) == DEMO_TEACHER]
+    section = (preferred or sections or [None])[0]
+    if section is None:
+        teacher = next((u for u in users.values() if "teacher" in u.get("roles", {})), None)
+        return (_name(teacher) if teacher else "any teacher"), None, None
+    student = next((users[i] for i in section.get("students", []) if i in users), None)
+    return _name(users[section["teacher"]]), section.get("name"), \
+        (_name(student) if student else None)
+
+
+def walkthrough(demo: Demo) -> str:
+    """The banner: where things run and the three steps to click through."""
+    sim, sim_url, partner_url = demo.simulator, demo.sim_url, demo.partner_url
+    app = sim.store.get_app(demo.client_id)
+    teacher, section, student = _walkthrough_people(sim.roster, app["districts"])
+    in_section = f' (e.g. "{section}")' if section else ""
+    student_hint = f' such as "{student}"' if student else ""
+    first = next(iter(demo.partner.app.extensions["reference_partner"].assignments))
+    shortcut = f"{sim_url}/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": app["client_id"],
+        "redirect_uri": app["redirect_uris"][0], "state": f"assignment:{first}"})
+    return "\n".join([
+        "Clever Grade Passback Simulator: demo",
+        f"  Simulator (Clever + Schoology): {sim_url}",
+        f"  Reference partner app:          {partner_url}",
+        f"  App: {app['name']}   client_id {app['client_id']}",
+        f"  redirect URI {app['redirect_uris'][0]}   assignments {app.get('assignments_url')}",
+        "",
+        "Click through it in 3 steps:",
+        f"  1. Teacher: open {sim_url}/schoology, pick teacher \"{teacher}\", open a section"
+        f"{in_section}, Add Materials -> Clever app -> {app['name']}, pick an assignment and "
+        "enable grading.",
+        f"  2. Student: switch persona to a student in that section{student_hint}, open the "
+        "assignment (you land in the partner app), answer the questions and Turn in.",
+        f"  3. Gradebook: open the section's gradebook from {sim_url}/schoology "
+        f"(start at {sim_url}/schoology/gradebook) to see the grade, its LTI score and history.",
+        "",
+        f"Shortcut without Schoology (student login with an assignment): {shortcut}",
+        f"Grades so far: {sim_url}/_sim/grades   Request journal: {sim_url}/_sim/journal",
+        "Ctrl+C stops.",
+    ])
+
+
+def run_demo(sim_port: int, partner_port: int, db: str | None,
+             echo: Callable[[str], None] = print) -> None:
+    """The ``clever-sim demo`` command: start, print the walkthrough, wait for Ctrl+C/SIGTERM."""
+    import click
+
+    from .config import ConfigError
+    from .roster import RosterError
+
+    try:
+        demo = start_demo(sim_port, partner_port, db)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1 (ports {sim_port} and "
+                                   f"{partner_port}): {exc.strerror or exc}") from None
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from None
+    except RosterError as exc:
+        raise click.ClickException(f"roster fixture is invalid:\n{exc}") from None
+    stopped = threading.Event()
+
+    def _stop(signum, frame):  # SIGTERM from a terminal or CI: stop like Ctrl+C
+        stopped.set()
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        echo(walkthrough(demo))
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        demo.stop()
+        echo("Stopped.")
