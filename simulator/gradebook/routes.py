@@ -1,5 +1,299 @@
-"""The Schoology gradebook pages, exports and live updates."""
+"""The Schoology gradebook pages, exports and live updates (DESIGN §4).
 
-from flask import Blueprint
+Routes parse → call ``gradebook.domain`` → render.  Pages work without JavaScript;
+``static/live.js`` adds live cell updates from the server-sent events stream below.
+
+Live stream (``…/gradebook/events``): ``event: grade`` per stored grade of the section's
+students (``id:`` = the grade's seq, so a reconnect's ``Last-Event-ID`` resumes),
+``event: layout`` when the section's assignments change or the simulator was reset,
+a ``: heartbeat`` comment every ~15 s, and the stream ends after ~5 minutes (the browser
+reconnects).  At most a few streams run at once (each holds a server thread); more get
+503 + Retry-After and the script falls back to polling ``gradebook.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import threading
+import time
+from typing import Iterator
+from urllib.parse import quote
+
+from flask import (Blueprint, Response, current_app, render_template, request, url_for)
+
+from ..web import sim
+from . import domain
 
 bp = Blueprint("gradebook", __name__)
+log = logging.getLogger("clever_sim.gradebook")
+
+HEARTBEAT_S = 15.0
+STREAM_MAX_S = 300.0
+MAX_STREAMS = 6
+RETRY_MS = 2000
+BATCH = 500          # grades read per wake
+COALESCE_S = 0.1     # pause after a batch, so a burst of grades costs a few reads a second
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+_streams_lock = threading.Lock()
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+    return response
+
+
+def _detail_prefix(section_id: str) -> str:
+    """``/schoology/sections/{id}/gradebook/`` (one url_for per page, not one per cell)."""
+    return url_for("gradebook.cell_detail", section_id=section_id, grade_id="x")[:-1]
+
+
+def not_found(what: str, detail: str):
+    return render_template("gradebook_not_found.html", what=what, detail=detail), 404
+
+
+def _section(section_id: str) -> dict | None:
+    return sim().store.get_record("sections", section_id)
+
+
+def _no_section(section_id: str):
+    return not_found("Section not found",
+                     f"No section with id {section_id!r} is in the roster.")
+
+
+# --- pages ---------------------------------------------------------------------------
+
+@bp.get("/schoology/gradebook")
+def sections():
+    """Every section, 50 a page (cursor paging by id: ``?after=`` / ``?before=``)."""
+    store = sim().store
+    after, before = request.args.get("after") or None, request.args.get("before") or None
+    page = store.list_records("sections", limit=domain.SECTIONS_PER_PAGE,
+                              starting_after=None if before else after, ending_before=before)
+    rows = domain.section_rows(store, page.rows)
+    has_next = page.has_more if not before else True
+    has_prev = bool(after or (before and page.has_more))
+    return render_template("gradebook_sections.html", rows=rows,
+                           next_after=rows[-1].id if rows and has_next else None,
+                           prev_before=rows[0].id if rows and has_prev else None,
+                           total=store.count("sections"))
+
+
+@bp.get("/schoology/sections/<section_id>/gradebook")
+def section_gradebook(section_id: str):
+    section = _section(section_id)
+    if section is None:
+        return _no_section(section_id)
+    grid = domain.build_grid(sim().store, section)
+    return render_template("gradebook_section.html", grid=grid, section=section,
+                           detail_prefix=_detail_prefix(section_id))
+
+
+@bp.get("/schoology/sections/<section_id>/gradebook/<grade_id>")
+def cell_detail(section_id: str, grade_id: str):
+    section = _section(section_id)
+    if section is None:
+        return _no_section(section_id)
+    detail = domain.cell_detail(sim().store, section, grade_id)
+    if detail is None:
+        return not_found("Grade not found",
+                         f"No grade with id {grade_id!r} belongs to a student of "
+                         f"{section.get('name') or section_id}.")
+    return render_template("gradebook_cell.html", d=detail, section=section)
+
+
+# --- exports -------------------------------------------------------------------------
+
+def _filename(section: dict, ext: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(section["id"]))[:80] or "section"
+    return f"gradebook-{safe}.{ext}"
+
+
+@bp.get("/schoology/sections/<section_id>/gradebook.csv")
+def export_csv(section_id: str):
+    section = _section(section_id)
+    if section is None:
+        return _no_section(section_id)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(domain.csv_rows(domain.build_grid(sim().store,
+                                                                                       section)))
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{_filename(section, "csv")}"',
+                             "Cache-Control": "no-store"})
+
+
+@bp.get("/schoology/sections/<section_id>/gradebook.json")
+def export_json(section_id: str):
+    """The structured gradebook; also the live page's polling fallback (``seq`` included)."""
+    section = _section(section_id)
+    if section is None:
+        return _no_section(section_id)
+    doc = domain.json_export(domain.build_grid(sim().store, section))
+    prefix = _detail_prefix(section_id)
+    for cell in doc["cells"] + doc["not_linked"]:
+        cell["detail_url"] = prefix + quote(str(cell["grade_id"]), safe="")
+    response = current_app.response_class(json.dumps(doc, ensure_ascii=False),
+                                          mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    if request.args.get("download"):
+        response.headers["Content-Disposition"] = \
+            f'attachment; filename="{_filename(section, "json")}"'
+    return response
+
+
+# --- live updates --------------------------------------------------------------------
+
+def _cfg(key: str, default: float) -> float:
+    value = current_app.config.get(key, default)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and value > 0 else default
+
+
+def _start_seq() -> int | None:
+    """Where a (re)connecting stream resumes: Last-Event-ID, else ``?after_seq``."""
+    for raw in (request.headers.get("Last-Event-ID"), request.args.get("after_seq")):
+        if raw is not None and re.fullmatch(r"[0-9]{1,18}", raw.strip()):
+            return int(raw.strip())
+    return None
+
+
+class _Streams:
+    """How many live streams are open, capped (each holds a server worker thread)."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self.open >= self.cap:
+                return False
+            self.open += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.open = max(0, self.open - 1)
+
+
+def streams(app=None) -> _Streams:
+    """The app's live-stream counter (``streams(app).open`` is how many are running)."""
+    app = app or current_app
+    with _streams_lock:
+        if "gradebook_streams" not in app.extensions:
+            cap = app.config.get("GRADEBOOK_SSE_MAX_STREAMS", MAX_STREAMS)
+            ok = isinstance(cap, int) and not isinstance(cap, bool) and cap > 0
+            app.extensions["gradebook_streams"] = _Streams(cap if ok else MAX_STREAMS)
+        return app.extensions["gradebook_streams"]
+
+
+def _event(name: str, data: dict, event_id: int | None = None) -> str:
+    # Compact JSON has no raw newlines; <>& escaped so the text is inert anywhere.
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {text}\n\n"
+
+
+@bp.get("/schoology/sections/<section_id>/gradebook/events")
+def events(section_id: str):
+    section = _section(section_id)
+    if section is None:
+        return _no_section(section_id)
+    slots = streams()
+    if not slots.acquire():
+        return Response("Too many live gradebook streams are open; reload later or use "
+                        "gradebook.json.\n", status=503, mimetype="text/plain",
+                        headers={"Retry-After": "30"})
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            slots.release()
+
+    s = sim()
+    start = _start_seq()
+    stream = _stream(s, section, start, _cfg("GRADEBOOK_SSE_HEARTBEAT_S", HEARTBEAT_S),
+                     _cfg("GRADEBOOK_SSE_MAX_S", STREAM_MAX_S),
+                     _detail_prefix(section_id))
+    response = Response(stream, mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response.call_on_close(release)
+    return response
+
+
+def _stream(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
+            detail_prefix: str) -> Iterator[str]:
+    """The generator behind the events stream (no request context needed)."""
+    try:
+        yield from _stream_body(s, section, start_seq, heartbeat_s, max_s, detail_prefix)
+    except Exception:  # noqa: BLE001 - store closed at shutdown etc.: end the stream quietly
+        log.debug("gradebook stream ended by an error", exc_info=True)
+
+
+def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
+                 detail_prefix: str) -> Iterator[str]:
+    store = s.store
+    students = {u for u in section.get("students") or [] if isinstance(u, str)}
+    deadline = time.monotonic() + max_s
+    layout = store.list_links(section_id=section["id"])
+
+    def columns_scale():
+        district, scale = domain.section_scale(store, section)
+        return domain.section_columns(store, section, district), scale
+
+    columns, scale = columns_scale()
+    last_seq = store.max_grade_seq() if start_seq is None else start_seq
+    yield f"retry: {RETRY_MS}\n: connected\n\n"
+    last_sent = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            yield _event("bye", {"reason": "stream time limit reached; reconnect"})
+            return
+        next_beat = max(0.0, heartbeat_s - (now - last_sent))
+        # The probe runs under the simulator's grade lock: keep it to one indexed MAX(seq);
+        # the records are read after it, outside the lock.
+        newer = s.wait_for(lambda: store.max_grade_seq() > last_seq,
+                           min(1.0, deadline - now, next_beat))
+        rows = store.list_grades(after_seq=last_seq, limit=BATCH) if newer else []
+        out = []
+        for record in rows or []:
+            last_seq = max(last_seq, int(record.get("seq") or 0))
+            cell = domain.place_grade(store, section, record, students=students,
+                                      columns=columns, scale=scale)
+            if cell is None:
+                continue
+            out.append(_event("grade", {
+                "seq": record.get("seq"), "grade_id": cell.grade_id, "user_id": cell.user_id,
+                "assignment_id": cell.assignment_id, "client_id": cell.client_id,
+                "link_id": cell.link_id,
+                "detail_url": detail_prefix + quote(cell.grade_id, safe=""),
+                "cell": cell.text_values()}, record.get("seq")))
+        if not rows:
+            current = store.list_links(section_id=section["id"])
+            if current != layout:
+                layout = current
+                columns, scale = columns_scale()
+                out.append(_event("layout", {"reason": "the section's assignments changed"}))
+            elif store.max_grade_seq() < last_seq:
+                last_seq = store.max_grade_seq()
+                out.append(_event("layout", {"reason": "the simulator was reset"}))
+        if out:
+            yield "".join(out)
+            last_sent = time.monotonic()
+        if rows:
+            time.sleep(COALESCE_S)  # under a burst of grades, send batches, not one per wake
+        elif time.monotonic() - last_sent >= heartbeat_s:
+            yield ": heartbeat\n\n"
+            last_sent = time.monotonic()

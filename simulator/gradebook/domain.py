@@ -1,0 +1,601 @@
+"""The fake Schoology gradebook (DESIGN §4): grid, letters, exports, LTI messages.
+
+No Flask here.  Everything is computed from the store with ``decimal.Decimal``:
+
+* a **column** is a Schoology assignment (a link of a partner assignment to a section);
+* a **cell** is the current grade of ``(link.client_id, student, link.assignment_id)``:
+  points = LTI score × max points, percent = LTI score × 100, letter = the highest level
+  of the section's grading scale whose ``min_percent`` ≤ percent (the exact percent, not
+  the rounded one shown);
+* grades of a section's students for assignments no teacher linked in any of the
+  student's sections are listed as **not linked yet**; a grade whose assignment is
+  linked in another of the student's sections belongs to that section's gradebook;
+* the LTI 1.1 ``replaceResult`` uses ``sourcedId = "{section_id}:{link_id}:{user_id}"``
+  and ``messageIdentifier = "{grade_id}-v{version}"``; the LTI 1.3 AGS score sends
+  ``scoreGiven`` = points **before** the 1.0 clamp (AGS allows extra credit),
+  ``scoreMaximum`` = max points, ``timestamp`` = the grade's ``last_modified``.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from typing import Any, Iterable
+
+from .. import scoring
+from ..store import Store
+
+SECTIONS_PER_PAGE = 50
+NONE_TEXT = "—"
+
+_CTX = Context(prec=60, rounding=ROUND_HALF_UP)
+_CENT = Decimal("0.01")
+_HUNDRED = Decimal(100)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- numbers -------------------------------------------------------------------------
+
+def dec(value: Any) -> Decimal | None:
+    """A finite Decimal of an int/float/Decimal/str, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return out if out.is_finite() else None
+
+
+def two_places(value: Decimal) -> str:
+    """Up to 2 decimals, HALF_UP, no trailing zeros: 16 → "16", 16.666 → "16.67", 0.5 → "0.5"."""
+    q = value.quantize(_CENT, rounding=ROUND_HALF_UP, context=_CTX)
+    text = format(q, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def number(value: Decimal | None) -> int | float | str | None:
+    """A Decimal as a JSON number (``scoring.json_number``), None stays None."""
+    return None if value is None else scoring.json_number(value)
+
+
+# --- grading scales ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scale:
+    id: str
+    title: str
+    levels: tuple[tuple[str, Decimal], ...]  # (letter, min_percent), highest first
+
+    def letter(self, percent: Decimal | None) -> str | None:
+        """The highest level whose min_percent ≤ percent (None when no level fits)."""
+        if percent is None:
+            return None
+        for letter, minimum in self.levels:
+            if minimum <= percent:
+                return letter
+        return None
+
+
+def find_scale(district: dict | None, scale_id: str | None) -> Scale | None:
+    """The district's Schoology grading scale with this id, levels sorted highest first."""
+    if not district or not scale_id:
+        return None
+    for raw in (district.get("schoology") or {}).get("grading_scales") or []:
+        if isinstance(raw, dict) and raw.get("id") == scale_id:
+            levels = []
+            for level in raw.get("levels") or []:
+                minimum = dec(level.get("min_percent")) if isinstance(level, dict) else None
+                if minimum is not None and isinstance(level.get("letter"), str):
+                    levels.append((level["letter"], minimum))
+            levels.sort(key=lambda lv: lv[1], reverse=True)
+            return Scale(str(raw.get("id")), str(raw.get("title") or raw.get("id")), tuple(levels))
+    return None
+
+
+# --- people and columns --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Student:
+    id: str
+    first: str
+    last: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}".strip() or self.id
+
+    @property
+    def sort_name(self) -> str:
+        return f"{self.last}, {self.first}" if self.last and self.first else self.name
+
+    def sort_key(self) -> tuple:
+        return (_collate(self.last), _collate(self.first), self.id)
+
+
+def _collate(text: str) -> str:
+    """Sort text as a roster reads: case- and accent-insensitive (Núñez between Nguyen and Nwosu)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def student_of(user_id: str, record: dict | None) -> Student:
+    name = (record or {}).get("name") or {}
+    first = name.get("first") if isinstance(name.get("first"), str) else ""
+    last = name.get("last") if isinstance(name.get("last"), str) else ""
+    return Student(user_id, first, last)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One linked Schoology assignment of the section."""
+
+    link_id: str
+    client_id: str
+    assignment_id: str
+    name: str
+    max_points: Decimal
+    category: str | None
+    period: str | None
+    grading_enabled: bool
+
+    @property
+    def max_text(self) -> str:
+        return two_places(self.max_points)
+
+    @property
+    def label(self) -> str:
+        """Column title in exports: the name, plus the partner's id when they differ."""
+        return self.name if self.name == self.assignment_id else f"{self.name} [{self.assignment_id}]"
+
+
+def _titles(district: dict | None, table: str) -> dict[str, str]:
+    rows = (district or {}).get("schoology", {}).get(table) or []
+    return {r["id"]: r.get("title") or r["id"] for r in rows if isinstance(r, dict) and "id" in r}
+
+
+def column_of(link: dict, categories: dict[str, str], periods: dict[str, str]) -> Column:
+    max_points = dec(link.get("max_points"))
+    if max_points is None or max_points <= 0:
+        max_points = _HUNDRED  # Schoology's default
+    category = link.get("grading_category")
+    period = link.get("grading_period")
+    return Column(
+        link_id=str(link.get("id")), client_id=str(link.get("client_id")),
+        assignment_id=str(link.get("assignment_id")),
+        name=str(link.get("name") or link.get("assignment_id")), max_points=max_points,
+        category=categories.get(category, category) if category else None,
+        period=periods.get(period, period) if period else None,
+        grading_enabled=link.get("grading_enabled", True) is not False)
+
+
+# --- cells ---------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One grade as the gradebook shows it."""
+
+    grade_id: str
+    user_id: str
+    assignment_id: str
+    client_id: str
+    lti_score: str | None
+    points: Decimal | None
+    max_points: Decimal | None
+    percent: Decimal | None
+    letter: str | None
+    clamped: bool
+    out_of_range: bool
+    raw: str
+    version: int | None
+    last_modified: str | None
+    seq: int | None
+    link_id: str | None = None
+    unreadable: str | None = None  # why the stored record could not be shown
+
+    @property
+    def points_text(self) -> str:
+        if self.points is None:
+            return NONE_TEXT
+        return two_places(self.points)
+
+    @property
+    def max_text(self) -> str:
+        return two_places(self.max_points) if self.max_points is not None else ""
+
+    @property
+    def percent_text(self) -> str:
+        return f"{two_places(self.percent)}%" if self.percent is not None else NONE_TEXT
+
+    @property
+    def flags(self) -> list[str]:
+        out = []
+        if self.clamped:
+            out.append("extra credit clamped to 1.0")
+        if self.out_of_range:
+            out.append(f"raw value out of range ({self.raw})")
+        if self.unreadable:
+            out.append(self.unreadable)
+        return out
+
+    def text_values(self) -> dict:
+        """Plain text for the page script (set with textContent, never as HTML)."""
+        return {"points": self.points_text, "max_points": self.max_text,
+                "percent": self.percent_text, "letter": self.letter or "",
+                "lti_score": self.lti_score or "", "flags": self.flags,
+                "title": self.title}
+
+    @property
+    def title(self) -> str:
+        lti = f"LTI {self.lti_score}" if self.lti_score else "no LTI score"
+        return f"{lti}; sent {self.raw}" if self.raw else lti
+
+    def as_json(self) -> dict:
+        return {"grade_id": self.grade_id, "user_id": self.user_id,
+                "assignment_id": self.assignment_id, "client_id": self.client_id,
+                "link_id": self.link_id, "lti_score": self.lti_score,
+                "points": number(self.points), "max_points": number(self.max_points),
+                "percent": number(self.percent), "letter": self.letter,
+                "clamped": self.clamped, "out_of_range": self.out_of_range, "raw": self.raw,
+                "version": self.version, "last_modified": self.last_modified, "seq": self.seq,
+                "display": self.text_values()}
+
+
+def exact_payload(record: dict) -> Any:
+    """The partner's body as sent (numbers exact, as Decimal), or None if unreadable."""
+    payload = record.get("payload")
+    if not isinstance(payload, str):
+        return None
+    try:
+        return json.loads(payload, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return None
+
+
+def raw_values(record: dict, exact: bool = True) -> dict[str, Decimal]:
+    """The score fields the partner sent: exact from the payload, or (``exact=False``, the
+    grid's fast path) from the record's JSON numbers."""
+    body = exact_payload(record) if exact else None
+    out: dict[str, Decimal] = {}
+    for key in ("percentage", "scoreGiven", "scoreMaximum"):
+        value = body.get(key) if isinstance(body, dict) else None
+        if value is None or isinstance(value, bool):
+            value = record.get(key)
+        d = dec(value)
+        if d is not None:
+            out[key] = d
+    return out
+
+
+def raw_text(record: dict, raw: dict[str, Decimal] | None = None) -> str:
+    raw = raw_values(record) if raw is None else raw
+    if record.get("format") == "percentage" and "percentage" in raw:
+        return f"percentage {scoring.number_text(raw['percentage'])}"
+    if "scoreGiven" in raw and "scoreMaximum" in raw:
+        return (f"scoreGiven {scoring.number_text(raw['scoreGiven'])} / "
+                f"scoreMaximum {scoring.number_text(raw['scoreMaximum'])}")
+    return str(record.get("format") or "")
+
+
+def raw_ratio(record: dict, raw: dict[str, Decimal] | None = None) -> Decimal | None:
+    """The unclamped fraction the partner sent (percentage, or scoreGiven/scoreMaximum)."""
+    raw = raw_values(record) if raw is None else raw
+    if record.get("format") == "percentage" and "percentage" in raw:
+        return raw["percentage"]
+    if "scoreGiven" in raw and raw.get("scoreMaximum"):
+        return _CTX.divide(raw["scoreGiven"], raw["scoreMaximum"])
+    return None
+
+
+def build_cell(record: dict, column: Column | None, scale: Scale | None, *,
+               exact: bool = False) -> Cell:
+    """A grade record → a cell (points only when the assignment is linked: ``column``)."""
+    raw = raw_values(record, exact)
+    ratio = raw_ratio(record, raw)
+    lti = dec(record.get("lti_score"))
+    unreadable = None
+    if lti is None or lti < 0 or lti > 1:
+        unreadable = "stored LTI score is unreadable"
+        lti = None
+    percent = _CTX.multiply(lti, _HUNDRED) if lti is not None else None
+    max_points = column.max_points if column is not None else None
+    points = _CTX.multiply(lti, max_points) if lti is not None and max_points is not None else None
+    version = record.get("version")
+    return Cell(
+        grade_id=str(record.get("id")), user_id=str(record.get("userID")),
+        assignment_id=str(record.get("assignmentID")), client_id=str(record.get("client_id")),
+        lti_score=record.get("lti_score") if lti is not None else None,
+        points=points, max_points=max_points, percent=percent,
+        letter=scale.letter(percent) if scale is not None else None,
+        clamped=record.get("clamped") is True,
+        out_of_range=ratio is not None and (ratio < 0 or ratio > 1),
+        raw=raw_text(record, raw), version=version if isinstance(version, int) else None,
+        last_modified=record.get("last_modified"), seq=record.get("seq"),
+        link_id=column.link_id if column is not None else None, unreadable=unreadable)
+
+
+# --- the grid ------------------------------------------------------------------------
+
+@dataclass
+class Grid:
+    section: dict
+    district: dict | None
+    scale: Scale | None
+    columns: list[Column]
+    students: list[Student]
+    cells: dict[tuple[str, str], Cell]       # (user_id, link_id) → cell
+    not_linked: list[tuple[Student, Cell]]
+    seq: int                                 # grades up to this seq are in the grid
+    apps: dict[str, str] = field(default_factory=dict)  # client_id → app name
+
+    def cell(self, user_id: str, link_id: str) -> Cell | None:
+        return self.cells.get((user_id, link_id))
+
+
+def section_scale(store: Store, section: dict) -> tuple[dict | None, Scale | None]:
+    district = store.get_record("districts", section.get("district", ""))
+    scale_id = (section.get("schoology") or {}).get("grading_scale")
+    return district, find_scale(district, scale_id)
+
+
+def section_students(store: Store, section: dict) -> list[Student]:
+    ids = list(dict.fromkeys(s for s in section.get("students") or [] if isinstance(s, str)))
+    out = []
+    for user_id in ids:
+        found = store.get_user(user_id)
+        out.append(student_of(user_id, found[1] if found else None))
+    out.sort(key=Student.sort_key)
+    return out
+
+
+def section_columns(store: Store, section: dict, district: dict | None) -> list[Column]:
+    categories = _titles(district, "grading_categories")
+    periods = _titles(district, "grading_periods")
+    links = sorted(store.list_links(section_id=section["id"]),  # creation order; ties by id
+                   key=lambda ln: (str(ln.get("created") or ""), str(ln.get("assignment_id")),
+                                   str(ln.get("id"))))
+    return [column_of(link, categories, periods) for link in links]
+
+
+def build_grid(store: Store, section: dict) -> Grid:
+    """The whole gradebook of one section (one query per student, one for the links)."""
+    seq = store.max_grade_seq()  # read first: a grade stored meanwhile is re-sent live
+    district, scale = section_scale(store, section)
+    columns = section_columns(store, section, district)
+    by_key = {(c.client_id, c.assignment_id): c for c in columns}
+    students = section_students(store, section)
+    cells: dict[tuple[str, str], Cell] = {}
+    not_linked: list[tuple[Student, Cell]] = []
+    for student in students:
+        for record in store.list_grades(user_id=student.id, limit=1_000_000):
+            column = by_key.get((record.get("client_id"), record.get("assignmentID")))
+            if column is not None:
+                cells[(student.id, column.link_id)] = build_cell(record, column, scale)
+            elif not store.is_linked(str(record.get("client_id")), str(record.get("assignmentID")),
+                                     student.id):
+                not_linked.append((student, build_cell(record, None, scale)))
+    not_linked.sort(key=lambda sc: (sc[1].assignment_id, sc[0].sort_key()))
+    apps = {a["client_id"]: a["name"] for a in store.list_apps()}
+    return Grid(section, district, scale, columns, students, cells, not_linked, seq, apps)
+
+
+def place_grade(store: Store, section: dict, record: dict, *, students: set[str] | None = None,
+                columns: list[Column] | None = None, scale: Scale | None = None
+                ) -> Cell | None:
+    """Where a newly stored grade shows in this section: its cell (``link_id`` set when in
+    the grid, None when "not linked yet"), or None when it is not this section's."""
+    user_id = record.get("userID")
+    if students is None:
+        students = {s for s in section.get("students") or [] if isinstance(s, str)}
+    if user_id not in students:
+        return None
+    if columns is None:
+        district, scale = section_scale(store, section)
+        columns = section_columns(store, section, district)
+    for column in columns:
+        if (column.client_id, column.assignment_id) == (record.get("client_id"),
+                                                        record.get("assignmentID")):
+            return build_cell(record, column, scale)
+    if store.is_linked(str(record.get("client_id")), str(record.get("assignmentID")), user_id):
+        return None  # linked in another of the student's sections: shown there
+    return build_cell(record, None, scale)
+
+
+# --- sections list -------------------------------------------------------------------
+
+@dataclass
+class SectionRow:
+    id: str
+    name: str
+    district: str
+    teachers: list[str]
+    students: int
+    links: int
+    scale: str | None
+
+
+def section_rows(store: Store, sections: Iterable[dict]) -> list[SectionRow]:
+    out = []
+    for s in sections:
+        teachers = []
+        for t in s.get("teachers") or ([s["teacher"]] if s.get("teacher") else []):
+            found = store.get_user(t)
+            teachers.append(student_of(t, found[1] if found else None).name)
+        _, scale = section_scale(store, s)
+        out.append(SectionRow(s["id"], str(s.get("name") or s["id"]), str(s.get("district", "")),
+                              teachers, len(set(s.get("students") or [])),
+                              len(store.list_links(section_id=s["id"])),
+                              scale.title if scale else None))
+    return out
+
+
+# --- exports -------------------------------------------------------------------------
+
+def csv_safe(value: Any) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP: prefix with ')."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_rows(grid: Grid) -> list[list[str]]:
+    """Header + one row per student: name, id, then points/percent/letter per assignment."""
+    header = ["student_name", "student_id"]
+    for c in grid.columns:
+        header += [f"{c.label} points (of {two_places(c.max_points)})", f"{c.label} percent",
+                   f"{c.label} letter"]
+    rows = [header]
+    for s in grid.students:
+        row = [s.sort_name, s.id]
+        for c in grid.columns:
+            cell = grid.cell(s.id, c.link_id)
+            if cell is None or cell.points is None:
+                row += ["", "", ""]
+            else:
+                row += [two_places(cell.points), two_places(cell.percent), cell.letter or ""]
+        rows.append(row)
+    return [[csv_safe(v) for v in row] for row in rows]
+
+
+def json_export(grid: Grid) -> dict:
+    """The structured gradebook (also the live page's polling snapshot)."""
+    section = grid.section
+    return {
+        "section": {"id": section["id"], "name": section.get("name"),
+                    "district": section.get("district"),
+                    "grading_scale": None if grid.scale is None else {
+                        "id": grid.scale.id, "title": grid.scale.title,
+                        "levels": [{"letter": lt, "min_percent": number(mp)}
+                                   for lt, mp in grid.scale.levels]}},
+        "assignments": [{"link_id": c.link_id, "client_id": c.client_id,
+                         "assignment_id": c.assignment_id, "name": c.name,
+                         "max_points": number(c.max_points), "category": c.category,
+                         "grading_period": c.period, "grading_enabled": c.grading_enabled}
+                        for c in grid.columns],
+        "students": [{"id": s.id, "first": s.first, "last": s.last} for s in grid.students],
+        "cells": [cell.as_json() for s in grid.students for c in grid.columns
+                  if (cell := grid.cell(s.id, c.link_id)) is not None],
+        "not_linked": [{**cell.as_json(), "student_name": st.name} for st, cell in grid.not_linked],
+        "seq": grid.seq,
+    }
+
+
+# --- cell detail and LTI messages ----------------------------------------------------
+
+def sourced_id(section_id: str, link_id: str, user_id: str) -> str:
+    """The LTI 1.1 lis_result_sourcedid the simulator uses: ``section:link:user``."""
+    return f"{section_id}:{link_id}:{user_id}"
+
+
+def lti11_xml(section_id: str, column: Column, record: dict) -> str:
+    return scoring.replace_result_xml(sourced_id(section_id, column.link_id, str(record["userID"])),
+                                      str(record["lti_score"]),
+                                      f"{record.get('id')}-v{record.get('version')}")
+
+
+def ags_json(column: Column, record: dict) -> dict:
+    """AGS score: scoreGiven = unclamped fraction × max points (AGS allows extra credit)."""
+    ratio = raw_ratio(record)
+    if ratio is None or ratio < 0:
+        ratio = dec(record.get("lti_score")) or Decimal(0)
+    given = _CTX.multiply(ratio, column.max_points)
+    given = given.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP, context=_CTX).normalize(_CTX)
+    return scoring.ags_score(str(record["userID"]), given, column.max_points,
+                             str(record.get("last_modified") or ""))
+
+
+def pretty_exact(value: Any, indent: int = 2, level: int = 0) -> str:
+    """Indented JSON with Decimal numbers written exactly as the partner sent them."""
+    pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {pretty_exact(v, indent, level + 1)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + pretty_exact(v, indent, level + 1) for v in value) + \
+            "\n" + pad + "]"
+    if isinstance(value, Decimal):
+        return scoring.number_text(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def pretty_payload(record: dict) -> str:
+    body = exact_payload(record)
+    if body is None:
+        return str(record.get("payload") or "")
+    try:
+        return pretty_exact(body)
+    except RecursionError:
+        return str(record.get("payload"))
+
+
+def history_rows(history: list[dict]) -> list[dict]:
+    """Every stored version, oldest first: time, format, raw values, LTI score, warnings."""
+    rows = []
+    for rec in history:
+        rows.append({"version": rec.get("version"), "time": rec.get("last_modified"),
+                     "format": rec.get("format"), "raw": raw_text(rec),
+                     "lti_score": rec.get("lti_score"), "clamped": rec.get("clamped") is True,
+                     "warnings": [w for w in rec.get("warnings") or [] if isinstance(w, str)],
+                     "token_kind": rec.get("token_kind")})
+    return rows
+
+
+@dataclass
+class Detail:
+    section: dict
+    student: Student
+    record: dict
+    cell: Cell
+    column: Column | None
+    history: list[dict]
+    payload: str
+    context: str
+    pox_xml: str | None
+    ags: str | None
+    sourced_id: str | None
+    app_name: str | None
+    problem: str | None = None
+
+
+def cell_detail(store: Store, section: dict, grade_id: str) -> Detail | None:
+    """Everything about one grade of a section's student, or None (→ 404)."""
+    history = store.grade_history(grade_id)
+    if not history:
+        return None
+    record = history[-1]
+    user_id = record.get("userID")
+    if user_id not in (section.get("students") or []):
+        return None
+    district, scale = section_scale(store, section)
+    column = None
+    for c in section_columns(store, section, district):
+        if (c.client_id, c.assignment_id) == (record.get("client_id"), record.get("assignmentID")):
+            column = c
+            break
+    found = store.get_user(user_id)
+    student = student_of(user_id, found[1] if found else None)
+    cell = build_cell(record, column, scale, exact=True)
+    context = record.get("context")
+    pox = ags = sid = problem = None
+    if column is not None and cell.lti_score is not None:
+        sid = sourced_id(section["id"], column.link_id, user_id)
+        try:
+            pox = lti11_xml(section["id"], column, record)
+            ags = json.dumps(ags_json(column, record), indent=2, ensure_ascii=False)
+        except (ValueError, TypeError, KeyError) as exc:
+            problem = f"cannot build the LTI messages: {exc}"
+    app = store.get_app(str(record.get("client_id")))
+    return Detail(section=section, student=student, record=record, cell=cell, column=column,
+                  history=history_rows(history), payload=pretty_payload(record),
+                  context=json.dumps(context if isinstance(context, dict) else {}, indent=2,
+                                     ensure_ascii=False, default=str),
+                  pox_xml=pox, ags=ags, sourced_id=sid, app_name=app["name"] if app else None,
+                  problem=problem)

@@ -1,0 +1,664 @@
+"""The fake Schoology gradebook: grid, letters, flags, not-linked grades, cell detail with
+LTI messages, CSV/JSON exports, live updates (server-sent events), escaping and 404s."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import bearer, district_token, il_token
+from simulator.app import create_app
+from simulator.gradebook import domain
+from simulator.gradebook import routes as gradebook_routes
+from simulator.scoring import LTI11_NS
+from simulator.serving import start_in_thread
+
+NS = {"x": LTI11_NS}
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def section_with_scale(sim, title: str) -> dict:
+    district = sim.roster["districts"][0]
+    scale = next(s for s in district["schoology"]["grading_scales"] if s["title"] == title)
+    return next(s for s in sim.roster["sections"]
+                if s["district"] == district["id"] and s["schoology"]["grading_scale"] == scale["id"])
+
+
+@pytest.fixture
+def math(sim):
+    """A section graded on the Standard A–F scale."""
+    return section_with_scale(sim, "Standard A–F")
+
+
+@pytest.fixture
+def ela(sim):
+    """A section graded on the Plus/Minus scale."""
+    return section_with_scale(sim, "Plus/Minus")
+
+
+@pytest.fixture
+def dtoken(sim, district_id):
+    return district_token(sim, district_id)
+
+
+def user(sim, user_id: str) -> dict:
+    return sim.store.get_user(user_id)[1]
+
+
+def link(client, sim, section: dict, assignment_id: str, max_points=100, **extra) -> dict:
+    resp = client.post("/_sim/links", json={"section_id": section["id"],
+                                             "client_id": sim.roster["apps"][0]["client_id"],
+                                             "assignment_id": assignment_id,
+                                             "max_points": max_points, **extra})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def grade(client, token: str, **body) -> dict:
+    resp = client.post("/v1/grade", json=body, headers=bearer(token))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_json()["data"]
+
+
+def snapshot(client, section: dict) -> dict:
+    resp = client.get(f"/schoology/sections/{section['id']}/gradebook.json")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    return resp.get_json()
+
+
+def cell_of(doc: dict, user_id: str, assignment_id: str) -> dict | None:
+    found = [c for c in doc["cells"] if c["user_id"] == user_id and c["assignment_id"] == assignment_id]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def page(client, section: dict) -> str:
+    resp = client.get(f"/schoology/sections/{section['id']}/gradebook")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    return resp.get_data(as_text=True)
+
+
+def td(page_html: str, user_id: str, link_id: str) -> str:
+    """The text of one grid cell (tags stripped, entities decoded, whitespace collapsed):
+    the row is the student's ``<tr data-user>``, the column the header's ``data-link``."""
+    links = re.findall(r'<th scope="col" class="gb-col" data-link="([^"]+)"', page_html)
+    row = re.search(r'<tr data-user="%s">(.*?)</tr>' % re.escape(user_id), page_html, re.S)
+    assert row and link_id in links, f"no cell for {user_id}/{link_id}"
+    cells = re.findall(r'<td class="gb-cell[^"]*"[^>]*>(.*?)</td>', row.group(1), re.S)
+    assert len(cells) == len(links)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cells[links.index(link_id)])).split())
+
+
+def pre(page_html: str, element_id: str) -> str:
+    m = re.search(r'<pre[^>]*id="%s"[^>]*>(.*?)</pre>' % element_id, page_html, re.S)
+    assert m, f"no <pre id={element_id}>"
+    return html.unescape(m.group(1))
+
+
+def detail(client, section: dict, grade_id: str) -> str:
+    resp = client.get(f"/schoology/sections/{section['id']}/gradebook/{grade_id}")
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    return resp.get_data(as_text=True)
+
+
+# --- the grid ------------------------------------------------------------------------
+
+def test_cells_show_points_percent_and_letter(client, sim, math, dtoken):
+    a1 = link(client, sim, math, "a1", max_points=20, grading_category="8790852")
+    a2 = link(client, sim, math, "a2", max_points=100)
+    s1, s2 = math["students"][0], math["students"][1]
+    grade(client, dtoken, assignmentID="a1", userID=s1, percentage=0.8)
+    grade(client, dtoken, assignmentID="a2", userID=s1, scoreGiven=45, scoreMaximum=50)
+    grade(client, dtoken, assignmentID="a1", userID=s2, scoreGiven=2, scoreMaximum=3)
+
+    doc = snapshot(client, math)
+    c = cell_of(doc, s1, "a1")
+    assert (c["lti_score"], c["points"], c["max_points"], c["percent"], c["letter"]) == \
+        ("0.8", 16, 20, 80, "B")
+    c = cell_of(doc, s1, "a2")
+    assert (c["points"], c["percent"], c["letter"]) == (90, 90, "A")
+    c = cell_of(doc, s2, "a1")
+    assert c["lti_score"] == "0.666667" and c["display"]["points"] == "13.33"
+    assert c["display"]["percent"] == "66.67%" and c["letter"] == "D"
+    assert cell_of(doc, s2, "a2") is None
+
+    assert [(a["assignment_id"], a["max_points"], a["category"]) for a in doc["assignments"]] == \
+        [("a1", 20, "Homework"), ("a2", 100, None)]
+
+    body = page(client, math)
+    assert td(body, s1, a1["id"]) == "16 / 20 80% B"
+    assert td(body, s1, a2["id"]) == "90 / 100 90% A"
+    assert td(body, s2, a1["id"]) == "13.33 / 20 66.67% D"
+    assert td(body, s2, a2["id"]) == "—"
+    assert "Homework" in body and "20 pts" in body
+
+
+def test_students_are_rows_sorted_by_last_name(client, sim, math):
+    doc = snapshot(client, math)
+    names = [(domain._collate(s["last"]), domain._collate(s["first"])) for s in doc["students"]]
+    assert names == sorted(names) and len(names) == len(set(math["students"]))
+    lasts = [s["last"] for s in doc["students"]]
+    if "Núñez" in lasts and "Nwosu" in lasts:  # accents do not push a name to the end
+        assert lasts.index("Núñez") < lasts.index("Nwosu")
+    body = page(client, math)
+    rows = re.findall(r'<th scope="row" class="gb-student">([^<]+)<br>', body)
+    assert [html.unescape(r) for r in rows] == \
+        [f"{s['last']}, {s['first']}" for s in doc["students"]]
+
+
+@pytest.mark.parametrize("lti, standard, plus_minus", [
+    (0.97, "A", "A+"), (0.93, "A", "A"), (0.9, "A", "A-"), (0.88, "B", "B+"),
+    (0.8999, "B", "B+"), (0.8, "B", "B-"), (0.65, "D", "D"), (0.61, "D", "D-"), (0.1, "F", "F"), (0, "F", "F"),
+])
+def test_letter_follows_the_sections_grading_scale(client, sim, math, ela, dtoken, lti, standard,
+                                                   plus_minus):
+    link(client, sim, math, "q1", max_points=20)
+    link(client, sim, ela, "q1", max_points=20)
+    grade(client, dtoken, assignmentID="q1", userID=math["students"][0], percentage=lti)
+    grade(client, dtoken, assignmentID="q1", userID=ela["students"][0], percentage=lti)
+    assert cell_of(snapshot(client, math), math["students"][0], "q1")["letter"] == standard
+    assert cell_of(snapshot(client, ela), ela["students"][0], "q1")["letter"] == plus_minus
+
+
+def test_plus_minus_points_with_decimals(client, sim, ela, dtoken):
+    q = link(client, sim, ela, "q7", max_points=20)
+    s = ela["students"][0]
+    grade(client, dtoken, assignmentID="q7", userID=s, percentage=0.88)
+    assert td(page(client, ela), s, q["id"]) == "17.6 / 20 88% B+"
+
+
+def test_overwrite_shows_the_latest_grade(client, sim, math, dtoken):
+    a = link(client, sim, math, "a1", max_points=20)
+    s = math["students"][0]
+    first = grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.5)
+    second = grade(client, dtoken, assignmentID="a1", userID=s, scoreGiven=8, scoreMaximum=10)
+    assert first["id"] == second["id"] and second["version"] == 2
+    c = cell_of(snapshot(client, math), s, "a1")
+    assert (c["points"], c["version"], c["grade_id"]) == (16, 2, first["id"])
+    assert td(page(client, math), s, a["id"]) == "16 / 20 80% B"
+
+
+def test_extra_credit_is_clamped_and_flagged(client, sim, math, dtoken):
+    a = link(client, sim, math, "x1", max_points=20)
+    s = math["students"][0]
+    rec = grade(client, dtoken, assignmentID="x1", userID=s, scoreGiven=25, scoreMaximum=20)
+    assert rec["clamped"] is True
+    c = cell_of(snapshot(client, math), s, "x1")
+    assert (c["lti_score"], c["points"], c["percent"], c["letter"]) == ("1.0", 20, 100, "A")
+    assert c["clamped"] is True and c["out_of_range"] is True
+    assert c["raw"] == "scoreGiven 25 / scoreMaximum 20"
+    text = td(page(client, math), s, a["id"])
+    assert text.startswith("20 / 20 100% A") and "extra credit clamped to 1.0" in text
+    assert "raw value out of range (scoreGiven 25 / scoreMaximum 20)" in text
+    assert 'class="gb-cell gb-flagged"' in page(client, math)
+
+
+def test_in_range_grades_are_not_flagged(client, sim, math, il_student_token):
+    link(client, sim, math, "a1", max_points=20)
+    grade(client, il_student_token, assignmentID="a1", percentage=1)
+    c = cell_of(snapshot(client, math), math["students"][0], "a1")
+    assert c["clamped"] is False and c["out_of_range"] is False and c["display"]["flags"] == []
+
+
+@pytest.fixture
+def il_student_token(sim, math):
+    return il_token(sim, math["students"][0])
+
+
+def test_unlinked_grade_is_listed_below_and_joins_the_grid_once_linked(client, sim, math, dtoken):
+    s = math["students"][0]
+    rec = grade(client, dtoken, assignmentID="later1", userID=s, percentage=0.7)
+    assert rec["linked"] is False
+    doc = snapshot(client, math)
+    assert doc["cells"] == []
+    assert [(n["assignment_id"], n["user_id"], n["lti_score"]) for n in doc["not_linked"]] == \
+        [("later1", s, "0.7")]
+    body = page(client, math)
+    below = body.split('id="not-linked"', 1)[1]
+    assert "later1" in below and html.escape(user(sim, s)["name"]["last"]) in below and "0.7" in below
+
+    a = link(client, sim, math, "later1", max_points=50)
+    doc = snapshot(client, math)
+    assert doc["not_linked"] == []
+    assert cell_of(doc, s, "later1")["points"] == 35
+    assert td(page(client, math), s, a["id"]) == "35 / 50 70% C"
+
+
+def test_grade_linked_in_another_of_the_students_sections_is_not_listed_as_unlinked(client, sim,
+                                                                                    dtoken):
+    sections = [s for s in sim.roster["sections"] if s["district"] == sim.roster["districts"][0]["id"]]
+    first, second, shared = next((a, b, set(a["students"]) & set(b["students"]))
+                                 for a in sections for b in sections
+                                 if a is not b and set(a["students"]) & set(b["students"]))
+    s = sorted(shared)[0]
+    link(client, sim, second, "r1", max_points=10)
+    grade(client, dtoken, assignmentID="r1", userID=s, percentage=0.5)
+    assert snapshot(client, first)["not_linked"] == [] and snapshot(client, first)["cells"] == []
+    assert cell_of(snapshot(client, second), s, "r1")["points"] == 5
+
+
+def test_grade_of_another_app_is_not_in_this_apps_column(client, sim, math, district_id):
+    link(client, sim, math, "a1", max_points=20)
+    other = client.post("/_sim/apps", json={"name": "Other", "redirect_uris": ["http://localhost:9/cb"]})
+    other_token = other.get_json()["district_tokens"][district_id]
+    s = math["students"][0]
+    grade(client, other_token, assignmentID="a1", userID=s, percentage=0.3)
+    doc = snapshot(client, math)
+    assert cell_of(doc, s, "a1") is None
+    assert [(n["assignment_id"], n["client_id"]) for n in doc["not_linked"]] == \
+        [("a1", other.get_json()["client_id"])]
+    assert "Other" in page(client, math)
+
+
+def test_section_without_links_explains_itself(client, math):
+    body = page(client, math)
+    assert "No Schoology assignment is linked in this section yet" in body
+
+
+# --- cell detail ---------------------------------------------------------------------
+
+def test_cell_detail_has_history_payload_and_lti_messages(client, sim, math, dtoken):
+    a = link(client, sim, math, "a1", max_points=20)
+    s = math["students"][0]
+    grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.5, attempt=1)
+    rec = grade(client, dtoken, assignmentID="a1", userID=s, scoreGiven=8.0, scoreMaximum=10,
+                attempt=2, durationSeconds=312)
+    body = detail(client, math, rec["id"])
+
+    assert "History (2 versions)" in body
+    history = body.split("<h2>History", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", history)
+    assert [(r[0], r[2], html.unescape(r[3])) for r in rows] == [
+        ("1", "percentage", "percentage 0.5"),
+        ("2", "scoreGiven/scoreMaximum", "scoreGiven 8.0 / scoreMaximum 10")]
+    assert "<code>0.5</code>" in history and "<code>0.8</code>" in history
+
+    payload = json.loads(pre(body, "gb-payload"))
+    assert payload == {"assignmentID": "a1", "userID": s, "scoreGiven": 8.0, "scoreMaximum": 10,
+                       "attempt": 2, "durationSeconds": 312}
+    assert '"scoreGiven": 8.0' in pre(body, "gb-payload")  # the partner's digits, exactly
+    assert json.loads(pre(body, "gb-context")) == {"attempt": 2, "durationSeconds": 312}
+
+    root = ET.fromstring(pre(body, "gb-pox").encode())
+    assert root.tag == f"{{{LTI11_NS}}}imsx_POXEnvelopeRequest"
+    assert root.findtext(".//x:resultScore/x:textString", namespaces=NS) == "0.8"
+    assert root.findtext(".//x:resultScore/x:language", namespaces=NS) == "en"
+    assert root.findtext(".//x:sourcedGUID/x:sourcedId", namespaces=NS) == f"{math['id']}:{a['id']}:{s}"
+    assert root.findtext(".//x:imsx_messageIdentifier", namespaces=NS) == f"{rec['id']}-v2"
+    assert root.findtext(".//x:imsx_version", namespaces=NS) == "V1.0"
+
+    ags = json.loads(pre(body, "gb-ags"))
+    assert list(ags) == ["userId", "scoreGiven", "scoreMaximum", "timestamp", "activityProgress",
+                         "gradingProgress"]
+    assert ags == {"userId": s, "scoreGiven": 16, "scoreMaximum": 20,
+                   "timestamp": rec["last_modified"], "activityProgress": "Completed",
+                   "gradingProgress": "FullyGraded"}
+    assert "16 / 20" in body and "80%" in body
+
+
+def test_detail_of_clamped_grade_sends_unclamped_ags_and_clamped_lti11(client, sim, math, dtoken):
+    link(client, sim, math, "x1", max_points=20)
+    rec = grade(client, dtoken, assignmentID="x1", userID=math["students"][0], scoreGiven=11,
+                scoreMaximum=10)
+    body = detail(client, math, rec["id"])
+    root = ET.fromstring(pre(body, "gb-pox").encode())
+    assert root.findtext(".//x:textString", namespaces=NS) == "1.0"
+    ags = json.loads(pre(body, "gb-ags"))
+    assert (ags["scoreGiven"], ags["scoreMaximum"]) == (22, 20)
+    assert "extra credit clamped to 1.0" in body
+    assert "LTI 1.1 accepts 0–1.0" in body  # the warning, in the history
+
+
+def test_detail_of_unlinked_grade_explains_why_no_lti_messages(client, sim, math, dtoken):
+    rec = grade(client, dtoken, assignmentID="nolink", userID=math["students"][0], percentage=0.4)
+    body = detail(client, math, rec["id"])
+    assert 'id="gb-pox"' not in body and "No teacher has linked assignment" in body
+    assert "40%" in body
+
+
+def test_partner_text_is_escaped_everywhere(client, sim, math, dtoken):
+    hostile = "<script>alert(1)</script>"
+    link(client, sim, math, "h1", max_points=10, name="<img src=x onerror=alert(2)>")
+    s = math["students"][0]
+    rec = grade(client, dtoken, assignmentID="h1", userID=s, percentage=0.5, note=hostile,
+                **{hostile: "key too"})
+    unlinked = grade(client, dtoken, assignmentID='"><svg onload=alert(3)>', userID=s, percentage=0.1)
+    for body in (detail(client, math, rec["id"]), page(client, math),
+                 detail(client, math, unlinked["id"])):
+        assert "<script>alert" not in body and "<img src=x" not in body and "<svg onload" not in body
+    d = detail(client, math, rec["id"])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in d
+    assert json.loads(pre(d, "gb-context"))["note"] == hostile
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page(client, math)
+    resp = client.get(f"/schoology/sections/{math['id']}/gradebook")
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+# --- exports -------------------------------------------------------------------------
+
+def read_csv(client, section: dict) -> list[list[str]]:
+    resp = client.get(f"/schoology/sections/{section['id']}/gradebook.csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert "attachment" in resp.headers["Content-Disposition"]
+    return list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
+
+
+def test_csv_has_a_row_per_student_and_three_columns_per_assignment(client, sim, math, dtoken):
+    link(client, sim, math, "a1", max_points=20, name="Fractions quiz")
+    link(client, sim, math, "a2", max_points=100)
+    s = math["students"][0]
+    grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.8)
+    rows = read_csv(client, math)
+    assert rows[0] == ["student_name", "student_id",
+                       "Fractions quiz [a1] points (of 20)", "Fractions quiz [a1] percent",
+                       "Fractions quiz [a1] letter",
+                       "a2 points (of 100)", "a2 percent", "a2 letter"]
+    doc = snapshot(client, math)
+    assert [r[1] for r in rows[1:]] == [st["id"] for st in doc["students"]]
+    row = next(r for r in rows if r[1] == s)
+    u = user(sim, s)
+    assert row == [f"{u['name']['last']}, {u['name']['first']}", s, "16", "80", "B", "", "", ""]
+
+
+def test_csv_guards_against_formula_injection(client, sim, math, dtoken):
+    link(client, sim, math, "f1", max_points=10, name="=HYPERLINK(\"http://evil\",\"x\")")
+    link(client, sim, math, "f2", max_points=10, name="+1+1")
+    link(client, sim, math, "f3", max_points=10, name="@SUM(A1)")
+    link(client, sim, math, "f4", max_points=10, name="-2")
+    header = read_csv(client, math)[0]
+    for start in ("'=HYPERLINK(", "'+1+1 [f2]", "'@SUM(A1) [f3]", "'-2 [f4]"):
+        assert sum(h.startswith(start) for h in header) == 3, (start, header)  # points/percent/letter
+    assert not any(h.startswith(("=", "+", "-", "@")) for h in header)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("=1+2", "'=1+2"), ("+x", "'+x"), ("-x", "'-x"), ("@x", "'@x"), ("\tx", "'\tx"),
+    ("safe", "safe"), ("", ""), (None, ""), ("a=b", "a=b"),
+])
+def test_csv_safe(value, expected):
+    assert domain.csv_safe(value) == expected
+
+
+def test_json_export_is_structured(client, sim, math, dtoken):
+    link(client, sim, math, "a1", max_points=20)
+    s = math["students"][0]
+    rec = grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.8)
+    resp = client.get(f"/schoology/sections/{math['id']}/gradebook.json?download=1")
+    assert "attachment" in resp.headers["Content-Disposition"]
+    doc = resp.get_json()
+    assert set(doc) == {"section", "assignments", "students", "cells", "not_linked", "seq"}
+    assert doc["section"]["id"] == math["id"] and doc["section"]["name"] == math["name"]
+    assert doc["section"]["grading_scale"]["title"] == "Standard A–F"
+    assert doc["section"]["grading_scale"]["levels"][0] == {"letter": "A", "min_percent": 90}
+    assert set(doc["students"][0]) == {"id", "first", "last"}
+    c = doc["cells"][0]
+    assert {"grade_id", "user_id", "assignment_id", "link_id", "lti_score", "points", "percent",
+            "letter", "clamped", "version", "detail_url"} <= set(c)
+    assert (c["grade_id"], c["lti_score"], c["points"], c["percent"], c["letter"]) == \
+        (rec["id"], "0.8", 16, 80, "B")
+    assert c["detail_url"] == f"/schoology/sections/{math['id']}/gradebook/{rec['id']}"
+    assert doc["seq"] >= 1
+
+
+# --- sections list -------------------------------------------------------------------
+
+def test_sections_list_links_every_gradebook(client, sim):
+    body = client.get("/schoology/gradebook").get_data(as_text=True)
+    for s in sim.roster["sections"]:
+        assert f'href="/schoology/sections/{s["id"]}/gradebook"' in body
+        assert html.escape(s["name"]) in body
+
+
+def test_sections_list_pages(client, sim, monkeypatch):
+    monkeypatch.setattr(domain, "SECTIONS_PER_PAGE", 2)
+    seen, url, pages = [], "/schoology/gradebook", 0
+    while url:
+        body = client.get(url).get_data(as_text=True)
+        ids = re.findall(r'href="/schoology/sections/([0-9a-f]+)/gradebook"', body)
+        assert 1 <= len(ids) <= 2
+        seen += ids
+        nxt = re.search(r'rel="next" href="([^"]+)"', body)
+        url = html.unescape(nxt.group(1)) if nxt else None
+        pages += 1
+        if pages == 2:
+            back = re.search(r'rel="prev" href="([^"]+)"', body)
+            prev_ids = re.findall(r'href="/schoology/sections/([0-9a-f]+)/gradebook"',
+                                  client.get(html.unescape(back.group(1))).get_data(as_text=True))
+            assert prev_ids == seen[:2]
+    assert seen == sorted(s["id"] for s in sim.roster["sections"]) and pages == 3
+
+
+# --- 404s ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", ["gradebook", "gradebook.csv", "gradebook.json",
+                                    "gradebook/events", "gradebook/0123456789abcdef01234567"])
+def test_unknown_section_is_a_friendly_404(client, suffix):
+    resp = client.get(f"/schoology/sections/nope%3Cb%3E/{suffix}")
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    body = resp.get_data(as_text=True)
+    assert "Section not found" in body and "nope&lt;b&gt;" in body
+
+
+def test_unknown_grade_and_grade_of_another_section_are_404(client, sim, math, dtoken):
+    resp = client.get(f"/schoology/sections/{math['id']}/gradebook/0123456789abcdef01234567")
+    assert resp.status_code == 404 and "Grade not found" in resp.get_data(as_text=True)
+    outsider = next(s for s in sim.roster["users"] if "student" in s["roles"]
+                    and s["district"] == math["district"] and s["id"] not in math["students"])
+    rec = grade(client, dtoken, assignmentID="a1", userID=outsider["id"], percentage=0.5)
+    resp = client.get(f"/schoology/sections/{math['id']}/gradebook/{rec['id']}")
+    assert resp.status_code == 404 and "Grade not found" in resp.get_data(as_text=True)
+
+
+# --- live updates --------------------------------------------------------------------
+
+def test_page_works_without_script_and_wires_the_live_script(client, math):
+    body = page(client, math)
+    assert 'data-events-url="/schoology/sections/%s/gradebook/events"' % math["id"] in body
+    assert 'data-snapshot-url="/schoology/sections/%s/gradebook.json"' % math["id"] in body
+    assert '<script src="/static/live.js" defer></script>' in body
+    with client.get("/static/live.js") as resp:
+        script = resp.get_data(as_text=True)
+    assert "textContent" in script and "innerHTML" not in script and "EventSource" in script
+
+
+def read_events(lines, until: str, timeout: float) -> list[tuple[str, dict, str | None]]:
+    """Parse SSE lines until an event named ``until`` (or the stream ends)."""
+    events, name, data, eid = [], None, [], None
+    deadline = time.monotonic() + timeout
+    for line in lines:
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line.startswith("id:"):
+            eid = line[3:].strip()
+        elif line == "" and name:
+            events.append((name, json.loads("\n".join(data)), eid))
+            if name == until:
+                return events
+            name, data, eid = None, [], None
+        assert time.monotonic() < deadline, f"no {until} event within {timeout}s: {events}"
+    return events
+
+
+def test_events_stream_sends_a_grade_within_seconds():
+    # A short heartbeat lets the server notice the closed stream quickly when the test ends.
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "GRADEBOOK_SSE_HEARTBEAT_S": 0.2},
+                     environ={})
+    running = start_in_thread(app)
+    try:
+        s = app.extensions["clever_sim"]
+        section = section_with_scale(s, "Standard A–F")
+        client = app.test_client()
+        a = link(client, s, section, "live1", max_points=20)
+        token = district_token(s, section["district"])
+        student = section["students"][0]
+        got: list = []
+        opened = threading.Event()
+
+        def listen():
+            with httpx.Client(base_url=running.url, timeout=10) as http:
+                with http.stream("GET", f"/schoology/sections/{section['id']}/gradebook/events") as r:
+                    got.append(r.headers["content-type"])
+                    opened.set()
+                    got.append(read_events(r.iter_lines(), "grade", 8))
+
+        t = threading.Thread(target=listen, daemon=True)
+        t.start()
+        assert opened.wait(5)
+        time.sleep(0.2)
+        started = time.monotonic()
+        with httpx.Client(base_url=running.url) as http:
+            resp = http.post("/v1/grade", json={"assignmentID": "live1", "userID": student,
+                                                "percentage": 0.8}, headers=bearer(token))
+            assert resp.status_code == 200
+        t.join(5)
+        assert not t.is_alive()
+        assert time.monotonic() - started < 3
+        # the server notices the closed stream at its next heartbeat and frees the thread
+        deadline = time.monotonic() + 5
+        while gradebook_routes.streams(app).open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gradebook_routes.streams(app).open == 0
+        assert got[0].startswith("text/event-stream")
+        name, data, eid = got[1][-1]
+        assert name == "grade"
+        assert (data["user_id"], data["assignment_id"], data["link_id"]) == (student, "live1", a["id"])
+        assert data["cell"]["points"] == "16" and data["cell"]["percent"] == "80%"
+        assert data["cell"]["letter"] == "B" and eid == str(data["seq"])
+        assert data["detail_url"] == f"/schoology/sections/{section['id']}/gradebook/{data['grade_id']}"
+    finally:
+        running.stop()
+
+
+def stream_app(**cfg):
+    return create_app({"DB": ":memory:", "SECRET_KEY": "t", **cfg}, environ={})
+
+
+def test_events_resume_from_last_event_id_and_skip_other_sections():
+    app = stream_app(GRADEBOOK_SSE_MAX_S=1.5, GRADEBOOK_SSE_HEARTBEAT_S=0.3)
+    try:
+        s = app.extensions["clever_sim"]
+        section = section_with_scale(s, "Standard A–F")
+        client = app.test_client()
+        link(client, s, section, "e1", max_points=10)
+        token = district_token(s, section["district"])
+        outsider = next(u for u in s.roster["users"] if "student" in u["roles"]
+                        and u["district"] == section["district"] and u["id"] not in section["students"])
+        before = s.store.max_grade_seq()
+        grade(client, token, assignmentID="e1", userID=outsider["id"], percentage=0.2)
+        mine = grade(client, token, assignmentID="e1", userID=section["students"][0], percentage=0.9)
+        unlinked = grade(client, token, assignmentID="u9", userID=section["students"][1], percentage=0.3)
+        resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events",
+                          headers={"Last-Event-ID": str(before)}, buffered=False)
+        assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+        text = "".join(chunk.decode() for chunk in resp.response)
+        resp.close()
+        assert text.startswith("retry: ")
+        lines = text.split("\n")
+        events = read_events(iter(lines), "bye", 5)
+        grades = [e for e in events if e[0] == "grade"]
+        assert [g[1]["grade_id"] for g in grades] == [mine["id"], unlinked["id"]]
+        assert grades[0][1]["cell"]["letter"] == "A" and grades[1][1]["link_id"] is None
+        assert events[-1][0] == "bye"
+        assert ": heartbeat" in text
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+@pytest.mark.parametrize("last_event_id", ["²", "-1", "abc", "9" * 40, ""])
+def test_events_ignore_unreadable_last_event_ids(last_event_id):
+    app = stream_app(GRADEBOOK_SSE_MAX_S=0.2)
+    try:
+        section = section_with_scale(app.extensions["clever_sim"], "Standard A–F")
+        resp = app.test_client().get(f"/schoology/sections/{section['id']}/gradebook/events",
+                                     headers={"Last-Event-ID": last_event_id}, buffered=False)
+        assert resp.status_code == 200
+        text = "".join(chunk.decode() for chunk in resp.response)
+        resp.close()
+        assert text.startswith("retry: ") and "event: bye" in text
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_events_tell_the_page_when_assignments_change():
+    app = stream_app(GRADEBOOK_SSE_MAX_S=3)
+    try:
+        s = app.extensions["clever_sim"]
+        section = section_with_scale(s, "Standard A–F")
+        client = app.test_client()
+        resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events", buffered=False)
+        chunks = iter(resp.response)
+        assert next(chunks).decode().startswith("retry:")
+        threading.Timer(0.3, lambda: link(app.test_client(), s, section, "new1")).start()
+        text = next(chunks).decode()
+        resp.close()
+        assert "event: layout" in text and "assignments changed" in text
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_events_streams_are_capped_and_released():
+    app = stream_app(GRADEBOOK_SSE_MAX_STREAMS=1, GRADEBOOK_SSE_MAX_S=5)
+    try:
+        s = app.extensions["clever_sim"]
+        section = section_with_scale(s, "Standard A–F")
+        client = app.test_client()
+        url = f"/schoology/sections/{section['id']}/gradebook/events"
+        first = client.get(url, buffered=False)
+        assert first.status_code == 200
+        refused = client.get(url, buffered=False)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+        assert gradebook_routes.streams(app).open == 1
+        first.close()
+        assert gradebook_routes.streams(app).open == 0
+        again = client.get(url, buffered=False)
+        assert again.status_code == 200
+        again.close()
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+# --- domain units --------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, text", [
+    ("16", "16"), ("16.0", "16"), ("16.5", "16.5"), ("13.333333", "13.33"), ("0.005", "0.01"),
+    ("0.004", "0"), ("99.995", "100"), ("0", "0"),
+])
+def test_two_places(value, text):
+    assert domain.two_places(Decimal(value)) == text
+
+
+def test_letter_is_the_highest_level_whose_minimum_is_reached():
+    district = {"schoology": {"grading_scales": [{"id": "s", "title": "S", "levels": [
+        {"letter": "F", "min_percent": 0}, {"letter": "A", "min_percent": 90},
+        {"letter": "B", "min_percent": 80.5}]}]}}
+    scale = domain.find_scale(district, "s")
+    assert [scale.letter(Decimal(p)) for p in ("90", "89.99", "80.5", "80.49", "0")] == \
+        ["A", "B", "B", "F", "F"]
+    assert domain.find_scale(district, "missing") is None
+    assert domain.find_scale(None, "s") is None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(section_id=st.text(min_size=1, max_size=40), grade_id=st.text(min_size=1, max_size=40),
+       suffix=st.sampled_from(["gradebook", "gradebook.csv", "gradebook.json", "gradebook/{g}",
+                               "gradebook/events?after_seq={g}"]))
+def test_any_section_or_grade_id_is_a_404_not_a_500(client, section_id, grade_id, suffix):
+    path = f"/schoology/sections/{quote(section_id, safe='')}/" + \
+        suffix.format(g=quote(grade_id, safe=""))
+    resp = client.get(path)
+    assert resp.status_code in (404, 308), (path, resp.status_code)
