@@ -57,8 +57,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+THREADS = 16
+
+
 def sim_cmd(db: str) -> list[str]:
-    return [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--db", db, "--threads", "16"]
+    return [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--db", db,
+            "--threads", str(THREADS)]
 
 
 def start_to_ready(tmp: str, repeats: int = 5) -> dict:
@@ -87,11 +91,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[32])
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=16, help="waitress threads, both servers")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args()
+    global THREADS
+    THREADS = args.threads
     tmp = tempfile.mkdtemp(prefix="clever-sim-bench-")
     report: dict = {"start_to_ready": start_to_ready(tmp)}
-    bare, bare_url, _ = spawn([sys.executable, str(HERE / "bare_app.py"), "16"], tmp)
+    bare, bare_url, _ = spawn([sys.executable, str(HERE / "bare_app.py"), str(THREADS)], tmp)
     sim, sim_url, _ = spawn(sim_cmd(os.path.join(tmp, "bench.db")), tmp)
     try:
         req = urllib.request.Request(sim_url + "/_sim/personas?role=student")
