@@ -164,7 +164,7 @@ def walkthrough(demo: Demo) -> str:
         f"(start at {sim_url}/schoology/gradebook) to see the grade, its LTI score and history.",
         "",
         f"Shortcut without Schoology (student login with an assignment): {shortcut}",
-        f"Grades so far: {sim_url}/_sim/grades   Request journal: {sim_url}/_sim/journal",
+        f"Every request, with findings: {sim_url}/inspector   Grades as JSON: {sim_url}/_sim/grades",
         "Ctrl+C stops.",
     ])
 
