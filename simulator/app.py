@@ -32,6 +32,12 @@ _RATE_LIMITED = {"data_api", "grades"}
 _SLASHES = re.compile(r"/{2,}")
 
 
+# Pages (Schoology, gradebook, inspector, login) show partner-supplied text: escaping is the
+# first defence, this policy the second. No form-action: a student's "Open" form redirects on
+# to the partner's origin, which Chrome would block under form-action 'self'.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
 # API paths never use the browser session: skip loading and signing its cookie there.
 _SESSIONLESS = ("/v1/", "/v2.", "/v3.", "/me", "/_sim/", "/oauth/tokens", "/oauth/tokeninfo")
 
@@ -135,6 +141,9 @@ def _install_hooks(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         rate = g.get("rate")
         if rate is not None:
             response.headers["X-RateLimit-Limit"] = str(rate[0])

@@ -37,17 +37,7 @@ MAX_STREAMS = 6
 RETRY_MS = 2000
 BATCH = 500          # grades read per wake
 COALESCE_S = 0.1     # pause after a batch, so a burst of grades costs a few reads a second
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 _streams_lock = threading.Lock()
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-    return response
 
 
 def _detail_prefix(section_id: str) -> str:

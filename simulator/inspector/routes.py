@@ -11,7 +11,7 @@ import json
 import re
 from decimal import Decimal
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 
 from ..gradebook.domain import pretty_exact
 from ..web import sim
@@ -22,8 +22,6 @@ bp = Blueprint("inspector", __name__)
 PER_PAGE = 50
 _STATUS_CLASS = re.compile(r"^([1-5])[xX]{2}$")
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts "²", which int() refuses
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 # filter name → (journal entry key, aliases accepted in the query string)
 _EXACT = {"user": ("user_id", ("user_id",)), "assignment": ("assignment_id", ("assignment_id",)),
@@ -33,14 +31,6 @@ _EXACT = {"user": ("user_id", ("user_id",)), "assignment": ("assignment_id", ("a
 # query parameters carried over to the pager links (never url_for's own _external etc.)
 _KEEP = ("path", "endpoint", "status", "user", "user_id", "assignment", "assignment_id",
          "client", "client_id", "direction", "method", "after_id")
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-    return response
 
 
 def _arg(name: str, *aliases: str) -> str | None:

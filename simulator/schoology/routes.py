@@ -28,8 +28,9 @@ def _require_me() -> domain.Persona:
     return domain.require_persona(sim(), session.get(SESSION_USER))
 
 
-@bp.context_processor
+@bp.app_context_processor
 def _page_context() -> dict:
+    """Every page's header shows who is logged in (Schoology, gradebook, inspector alike)."""
     return {"me": _me(), "grading_type_labels": domain.GRADING_TYPE_LABELS}
 
 

@@ -1,0 +1,1 @@
+"""Partner apps the contract suite is proved against (see tests/test_contract_suite.py)."""
