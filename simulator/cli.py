@@ -30,7 +30,7 @@ def banner(app, url: str) -> str:
     sim = app.extensions["clever_sim"]
     lines = [f"Clever Grade Passback Simulator {__version__} on {url}",
              "Point your app's Clever base URLs at the simulator:", *BaseUrls(url).lines(), ""]
-    names = {d["id"]: d["name"] for d in sim.roster["districts"]}
+    names = {i: (sim.store.get_record("districts", i) or {}).get("name", i) for i in sim.district_ids}
     for registered in sim.store.list_apps():
         view = sim.app_view(registered)
         lines += [f"App: {view['name']}",
@@ -130,12 +130,74 @@ def fixtures_validate(file: str) -> None:
     click.echo(f"{file}: valid ({counts})")
 
 
+@fixtures.command("generate")
+@click.option("--schools", type=click.IntRange(1, None), default=None,
+              help="Schools (default 3; with --sandbox 239).")
+@click.option("--teachers", type=click.IntRange(0, None), default=None,
+              help="Teachers (default 30; with --sandbox 8,400).")
+@click.option("--students", type=click.IntRange(0, None), default=None,
+              help="Students (default 300; with --sandbox 56,600).")
+@click.option("--sections", type=click.IntRange(0, None), default=None,
+              help="Sections (default 60; with --sandbox 20,000).")
+@click.option("--enrollments", type=click.IntRange(0, None), default=None,
+              help="Student enrollments in all (default: about 8 per student).")
+@click.option("--districts", type=click.IntRange(1, None), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Same seed and counts, same file (byte for byte).")
+@click.option("--sandbox", is_flag=True,
+              help="Clever's sandbox district: 239 schools, 8,400 teachers, 56,600 students, "
+                   "20,000 sections, ~460,000 enrollments (flags override).")
+@click.option("--no-app", is_flag=True, help="Leave out the demo partner app registration.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write here instead of stdout.")
+def fixtures_generate(schools, teachers, students, sections, enrollments, districts, seed,
+                      sandbox, no_app, output) -> None:
+    """Print a large, valid roster (deterministic for a seed), e.g. Clever's sandbox size:
+
+    clever-sim fixtures generate --schools 239 --teachers 8400 --students 56600 --sections 20000 --seed 1 > big.json
+    """
+    from .roster_gen import SANDBOX, GenerateError, generate_roster, write_roster
+
+    sizes = dict(SANDBOX) if sandbox else {"schools": 3, "teachers": 30, "students": 300,
+                                           "sections": 60, "enrollments": None}
+    for key, value in (("schools", schools), ("teachers", teachers), ("students", students),
+                       ("sections", sections), ("enrollments", enrollments)):
+        if value is not None:
+            sizes[key] = value
+    if sandbox and students is not None and enrollments is None:
+        sizes["enrollments"] = None  # follow the student count
+    try:
+        doc = generate_roster(seed=seed, districts=districts, with_app=not no_app, **sizes)
+    except GenerateError as exc:
+        raise click.UsageError(str(exc)) from None
+    if output:
+        with open(output, "w", encoding="utf-8", newline="\n") as fh:
+            write_roster(doc, fh)
+    else:
+        stream = click.get_text_stream("stdout", encoding="utf-8")
+        write_roster(doc, stream)
+        stream.flush()
+    enrolled = sum(len(s["students"]) for s in doc["sections"])
+    click.echo(f"generated {len(doc['districts'])} districts, {len(doc['schools'])} schools, "
+               f"{sizes['teachers']} teachers, {sizes['students']} students, "
+               f"{len(doc['sections'])} sections, {enrolled} enrollments (seed {seed})", err=True)
+
+
 @fixtures.command("show-default")
 def fixtures_show_default() -> None:
     """Print the packaged default roster (a starting point for your own)."""
     from .roster import default_roster_path
 
     click.echo(json.dumps(load_roster(default_roster_path()), indent=2, ensure_ascii=False))
+
+
+def _add_contract_command() -> None:
+    from contract_tests.runner import contract_command
+
+    main.add_command(contract_command)
+
+
+_add_contract_command()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -115,7 +115,9 @@ def test_node_partner_passes_every_check(sim, tmp_path):
     proc = subprocess.Popen([node, str(NODE_PARTNER)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        line = proc.stdout.readline()
+        with selectors.DefaultSelector() as sel:  # never wait forever for the banner
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            line = proc.stdout.readline() if sel.select(timeout=15) else ""
         match = re.search(r"listening on (http://\S+)", line)
         assert match, f"node partner did not start: {line!r}"
         toml = write_toml(tmp_path / "partner.toml", match.group(1), "node-proof", secret="node-secret")
@@ -163,6 +165,7 @@ BROKEN: dict[str, set[str]] = {
     "ignores_retry_after": {"GRADE-007"},
     "duplicate_storm": {"GRADE-008"},
     "hook_hangs": GRADES_BROKEN,                  # every hook-driven check, by timeout
+    "hook_sends_nothing": GRADES_BROKEN,          # the first waits, the others fail at once
 }
 LEVEL = {c.id: c.level for c in CHECKS}
 
@@ -176,7 +179,7 @@ def test_the_table_covers_every_bug_and_every_check():
 @pytest.mark.parametrize("bug", list(BROKEN))
 def test_broken_partner_fails_exactly_the_checks_meant_to_catch_it(sim, tmp_path, bug):
     client_id = f"broken-{bug}"
-    extra = {"grade_timeout_s": 1.5} if bug == "hook_hangs" else {}
+    extra = {"grade_timeout_s": 1.5} if bug.startswith("hook_") else {}
     with BrokenPartner(sim.url, client_id, "s3cret", bugs={bug}, slow_s=0.4) as partner:
         toml = write_toml(tmp_path / "partner.toml", partner.url, client_id, **extra)
         result = run(toml, sim)
@@ -190,9 +193,10 @@ def test_broken_partner_fails_exactly_the_checks_meant_to_catch_it(sim, tmp_path
     if bug == "html_instead_of_json":
         skipped = [r for r in result.results if r.outcome == "SKIP"]
         assert skipped and all("ASSIGN-001" in r.reason or "ASSIGN-002" in r.reason for r in skipped)
-    if bug == "hook_hangs":
+    if bug.startswith("hook_"):
         first = result.by_id()["GRADE-001"]
-        assert "did not answer" in first.reason and "1.5 s" in first.reason
+        assert ("did not answer" if bug == "hook_hangs" else "no grade reached Clever within 1.5 s") \
+            in first.reason, first.reason
         assert all("not run" in result.by_id()[c].reason for c in GRADES_BROKEN - {"GRADE-001"})
 
 
@@ -402,6 +406,6 @@ def test_every_check_quotes_the_seed_and_has_a_stable_id():
         assert re.fullmatch(r"(ASSIGN|LOGIN|GRADE)-\d{3}", c.id)
         assert c.level in ("required", "recommended", "reported")
         assert c.seed and c.rule and c.title
-    text = textwrap.dedent((ROOT / "contract_tests" / "README_SECTION.md").read_text(encoding="utf-8"))
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     for c in CHECKS:
-        assert f"| {c.id} |" in text, f"{c.id} is missing from README_SECTION.md"
+        assert f"| {c.id} |" in text, f"{c.id} is missing from the README's check table"

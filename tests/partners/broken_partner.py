@@ -49,6 +49,7 @@ BUGS = {
     "ignores_retry_after": "retries a 429 at once",
     "duplicate_storm": "posts every grade 5 times",
     "hook_hangs": "the completion hook never answers",
+    "hook_sends_nothing": "the completion hook answers 200 and sends no grade",
 }
 
 ASSIGNMENTS = [
@@ -239,6 +240,8 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
             finally:
                 hanging.release()
             return Response(b"", 504)
+        if "hook_sends_nothing" in bugs:
+            return jsonify({"status": "ok"})
         body = request.get_json(force=True, silent=True) or {}
         a = find(str(body.get("assignment_id", "")))
         if a is None:

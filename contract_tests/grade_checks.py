@@ -1,0 +1,325 @@
+"""Seed Step 3: grade passback, driven through the app's completion hook.
+
+Pact-style provider state: the suite POSTs ``{"user_id", "assignment_id", "district_id",
+"score"}`` to ``[contract].complete_assignment_hook`` (``score`` is the fraction 0–1.0 the
+student earned; the app reports it in whatever format it uses), then watches the
+simulator for the grade and for every ``POST /v1/grade`` the app made. Each check uses
+its own student, so its journal entries and grades are its own.
+
+Each check judges one aspect: a wrong score fails GRADE-004 (and GRADE-001, since no
+grade arrives) but not the token or Content-Type checks.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from .harness import (README_HOOK, CompletionRun, Fail, Skip, as_fraction, check, entry_time,
+                      jdump, media_type, request_json, show_entry)
+from .session import Contract
+
+S_SEND = "Once a student completes the assignment, you will send the grade back to Clever."
+S_APPEAR = "Grades appear in Schoology after the student finishes the assignment"
+S_USERID = ("Please note that the userID portion of the POST is required if you\u2019re using a "
+            "district-app token, and is optional (but must match) if you\u2019re using an il token")
+S_CTYPE = "Content-type: application/json"
+S_LTI = ("While LTI only accepts grades in the format of a number between 0-1.0, Clever will accept "
+         "a broader range of formats and transform them into the required LTI format on your behalf.")
+S_OVERWRITE = ("If you send a grade for a student/Assignment ID pair that already has a grade "
+               "associated, we will overwrite the existing grade")
+S_ONE = "Each student can only have one grade per Assignment ID"
+
+TOLERANCE = Decimal("0.000001")
+MAX_POSTS = 3
+
+
+def _hook_failed(run: CompletionRun) -> None:
+    if run.hook_error:
+        raise Fail(f"the completion hook did not answer: {run.hook_error}", sent=run.sent(),
+                   got=run.describe(),
+                   fix="answer the hook once your app has sent the grade (or at once with 202 and "
+                       "send it right after); check the hook URL and that it is enabled in test runs")
+
+
+def _no_posts(run: CompletionRun, what: str) -> None:
+    if not run.posts and not run.faulted:
+        raise Fail(f"no grade POST reached Clever, so {what} could not be checked", sent=run.sent(),
+                   got=run.describe(),
+                   fix="after the hook, POST the grade to /v1/grade on the grades base URL "
+                       "(https://grades-api.beta.clever.com → the simulator); see GRADE-001")
+
+
+@check("GRADE-001", "required", "The grade arrives for the right student and assignment",
+       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+       rule="after the completion hook, Clever stores a grade from this app for that student and "
+            "assignment within grade_timeout_s (default 10 s)")
+def grade_arrives(c: Contract) -> str:
+    student, aid = c.fresh_student(), c.next_assignment()
+    run = c.complete(student, aid, 0.8)
+    _hook_failed(run)
+    if run.grade is not None:
+        return (f"stored for student {student['id']} / {aid!r} (LTI {run.grade['lti_score']}) "
+                f"after {run.hook_seconds:.2f} s")
+    stored_elsewhere = [e for e in run.posts if e.get("status") == 200]
+    if stored_elsewhere:
+        e = stored_elsewhere[0]
+        summary = (f"Clever stored the grade for user {e.get('user_id')} / {e.get('assignment_id')!r}, "
+                   f"not for student {student['id']} / {aid!r}")
+        fix = ("send userID = the hook's user_id and assignmentID = the hook's assignment_id "
+               "(the id your assignments list gave Clever)")
+    elif run.posts:
+        e = run.posts[-1]
+        summary = f"Clever refused the grade: HTTP {e.get('status')} ({_message(e)})"
+        fix = "fix what Clever's answer names (each error has a field, the problem and a hint)"
+    elif run.faulted:
+        summary = "the only grade POST got a server error and was not sent again"
+        fix = "retry 429 and 5xx answers (see GRADE-006)"
+    elif run.hook_status is not None and not 200 <= run.hook_status < 300:
+        summary = (f"your completion hook answered HTTP {run.hook_status} and no grade reached "
+                   f"Clever")
+        fix = ("make the hook accept {\"user_id\", \"assignment_id\", \"district_id\", \"score\"} "
+               "for any student of a connected district and any id from your assignments list, "
+               f"and send that grade (see the {README_HOOK})")
+    else:
+        summary = f"no grade reached Clever within {c.cfg.grade_timeout_s:g} s of the completion"
+        fix = ("when a student finishes, POST {\"assignmentID\", \"userID\", \"percentage\"} (or "
+               "scoreGiven/scoreMaximum) to /v1/grade on the grades base URL, with a district-app "
+               "token (GET /oauth/tokens?owner_type=district&district=<district_id>) or the "
+               "student's il token")
+    raise Fail(summary, sent=run.sent(), got=run.describe(), fix=fix)
+
+
+def _message(e: dict) -> str:
+    """Clever's answer to a grade POST in one line: message, first field problem and hint."""
+    try:
+        body = json.loads(e.get("response_body") or "")
+    except ValueError:
+        return (e.get("response_body") or "").strip()[:200] or "no body"
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
+        if first:
+            hint = f"; {first['hint']}" if first.get("hint") else ""
+            return f"{body.get('message')}: {first.get('field')} {first.get('problem')}{hint}"
+        return str(body.get("message") or body.get("error") or jdump(body))[:200]
+    return jdump(body)[:200]
+
+
+@check("GRADE-002", "required", "Token rules: userID present and right with a district-app token",
+       seed=S_USERID,
+       rule="district-app token ⇒ userID present and equal to the student; il token ⇒ userID "
+            "absent or equal; the token is accepted and belongs to the student's district")
+def grade_token_rules(c: Contract) -> str:
+    student, aid = c.fresh_student(other_district=True), c.next_assignment()
+    run = c.complete(student, aid, 0.65)
+    _hook_failed(run)
+    _no_posts(run, "the token rules")
+    problems, kinds, unread = [], set(), 0
+    for e in run.posts:
+        kind = e.get("token_kind")
+        body = request_json(e)
+        if kind is None:
+            problems.append(f"Clever did not accept the bearer token ({_message(e)})")
+            continue
+        kinds.add(kind)
+        if not isinstance(body, dict):
+            unread += 1
+            continue
+        uid = body.get("userID")
+        if kind == "district":
+            if "userID" not in body:
+                problems.append("userID is missing, but the token is a district-app token (it "
+                                "stands for the whole district, so Clever cannot tell which student)")
+            elif uid != student["id"]:
+                problems.append(f"userID is {jdump(uid)}, not the student {student['id']}")
+            elif e.get("status") == 404:
+                problems.append(f"Clever could not find the student with this token ({_message(e)}): "
+                                f"use the district-app token of the student's district "
+                                f"{student['district']}")
+        elif "userID" in body and uid != student["id"]:
+            problems.append(f"userID is {jdump(uid)}, but the il token belongs to {e.get('user_id')}")
+    if problems:
+        raise Fail(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                   sent=run.sent(), got=run.describe(),
+                   fix="with a district-app token (GET /oauth/tokens?owner_type=district&district="
+                       f"{student['district']}) always send userID = the student's Clever id; with "
+                       "the student's own il token, leave userID out or send their id")
+    if unread == len(run.posts):
+        raise Skip("not judged: Clever refused every grade POST before reading its body "
+                   "(see GRADE-003: Content-Type)")
+    return f"{'/'.join(sorted(kinds))} token with userID = the student (district {student['district']})"
+
+
+@check("GRADE-003", "required", "Grades are sent as JSON",
+       seed=S_CTYPE, rule="every POST /v1/grade has Content-Type: application/json")
+def grade_content_type(c: Contract) -> str:
+    student, aid = c.fresh_student(), c.next_assignment()
+    run = c.complete(student, aid, 0.9)
+    _hook_failed(run)
+    _no_posts(run, "the Content-Type")
+    bad = [e for e in run.posts + run.faulted
+           if media_type((e.get("request_headers") or {}).get("Content-Type")) != "application/json"]
+    if bad:
+        got = (bad[0].get("request_headers") or {}).get("Content-Type") or "(none)"
+        raise Fail(f"a grade was sent with Content-Type {got}", sent=run.sent(), got=run.describe(),
+                   fix="send the grade as a JSON body with the header Content-Type: application/json "
+                       "(httpx/requests: json=...; fetch: headers {'Content-Type': 'application/json'} "
+                       "and JSON.stringify(body))")
+    return f"{len(run.posts)} POST(s), all application/json"
+
+
+def _score_of(body: dict) -> tuple[Decimal | None, str]:
+    """(fraction, description) of a grade body's score, or (None, the problem)."""
+    has_p = "percentage" in body
+    has_r = "scoreGiven" in body or "scoreMaximum" in body
+    if has_p and has_r:
+        return None, "both percentage and scoreGiven/scoreMaximum: send exactly one score format"
+    if has_p:
+        p = body["percentage"]
+        value = as_fraction(p) if not isinstance(p, str) else None
+        if value is None:
+            return None, f"percentage is {jdump(p)}: send a JSON number from 0 to 1.0"
+        if not 0 <= value <= 1:
+            return None, f"percentage is {jdump(p)}: it must be from 0 to 1.0 (0.8 means 80%)"
+        return value, f"percentage {jdump(p)}"
+    if has_r:
+        g, m = body.get("scoreGiven"), body.get("scoreMaximum")
+        vg = as_fraction(g) if not isinstance(g, str) else None
+        vm = as_fraction(m) if not isinstance(m, str) else None
+        if vg is None or vm is None:
+            return None, f"scoreGiven {jdump(g)} / scoreMaximum {jdump(m)}: send both, as JSON numbers"
+        if vm <= 0 or vg < 0:
+            return None, f"scoreGiven {jdump(g)} / scoreMaximum {jdump(m)}: need scoreGiven ≥ 0 and scoreMaximum > 0"
+        return min(vg / vm, Decimal(1)), f"scoreGiven {jdump(g)} / scoreMaximum {jdump(m)}"
+    return None, "no score: send percentage (0–1.0), or scoreGiven with scoreMaximum"
+
+
+@check("GRADE-004", "required", "The score is valid and equals what the student earned",
+       seed=S_LTI,
+       rule="one score format (percentage 0–1.0, or scoreGiven/scoreMaximum); its LTI value "
+            "equals the hook's score within 0.000001")
+def grade_score(c: Contract) -> str:
+    student, aid = c.fresh_student(), c.next_assignment()
+    score = 0.55
+    run = c.complete(student, aid, score)
+    _hook_failed(run)
+    _no_posts(run, "the score")
+    fix = (f"the hook's score {score} is the fraction of 1.0 the student earned: send "
+           f"\"percentage\": {score} (not {score * 100:g}), or scoreGiven/scoreMaximum in your "
+           f"own points (e.g. {score * 20:g} of 20)")
+    if run.grade is not None:
+        lti = Decimal(run.grade["lti_score"])
+        if abs(lti - Decimal(str(score))) > TOLERANCE:
+            raise Fail(f"Clever turned your score into LTI {run.grade['lti_score']}, but the student "
+                       f"earned {score}", sent=run.sent(), got=run.describe(), fix=fix)
+        return f"sent as {run.grade['format']} → LTI {run.grade['lti_score']} (earned {score})"
+    readable = [(e, request_json(e)) for e in run.posts]
+    readable = [(e, b) for e, b in readable if isinstance(b, dict)]
+    if not readable:
+        raise Skip("not judged: Clever refused every grade POST before reading its body "
+                   "(see GRADE-003: Content-Type)")
+    for e, body in readable:
+        value, what = _score_of(body)
+        if value is None:
+            raise Fail(f"the grade's score is invalid: {what}", sent=run.sent(), got=run.describe(),
+                       fix=fix)
+        if abs(value - Decimal(str(score))) > TOLERANCE:
+            raise Fail(f"the grade says {what} = {value.normalize()}, but the student earned {score}",
+                       sent=run.sent(), got=run.describe(), fix=fix)
+    return (f"the POST's score is right ({_score_of(readable[-1][1])[1]}); the grade itself was not "
+            f"stored — see GRADE-001/GRADE-002")
+
+
+@check("GRADE-005", "reported", "A re-completion overwrites the grade",
+       seed=S_OVERWRITE,
+       rule="reported: completing again with a new score stores version 2 with the new value")
+def grade_overwrite(c: Contract) -> str:
+    student, aid = c.fresh_student(), c.next_assignment()
+    first = c.complete(student, aid, 0.6)
+    _hook_failed(first)
+    if first.grade is None:
+        raise Fail("the first grade did not arrive (see GRADE-001)", sent=first.sent(), got=first.describe())
+    second = c.complete(student, aid, 0.9)
+    _hook_failed(second)
+    if second.grade is None:
+        raise Fail("the second completion's grade did not arrive", sent=second.sent(), got=second.describe())
+    history = c.sim.get(f"/_sim/grades/{second.grade['id']}/history")["data"]
+    versions = [(h.get("version"), h.get("lti_score")) for h in history]
+    if second.grade["lti_score"] != "0.9" or second.grade.get("version", 0) < 2:
+        raise Fail(f"after re-completing with 0.9 the grade is LTI {second.grade['lti_score']} "
+                   f"(version {second.grade.get('version')})", sent=second.sent(),
+                   got=f"history: {versions}\n{second.describe()}",
+                   fix="send the new score when a student completes an assignment again")
+    return f"overwritten: history {versions}"
+
+
+def _retry(c: Contract, fault: dict, score: float) -> tuple[CompletionRun, dict, dict | None]:
+    student, aid = c.fresh_student(), c.next_assignment()
+    run = c.complete(student, aid, score, fault=fault)
+    _hook_failed(run)
+    if not run.faulted:
+        _no_posts(run, "the retry")
+        raise Fail("the injected fault was never served: your app's grade POST did not reach "
+                   "/v1/grade", sent=run.sent(), got=run.describe())
+    hit = run.faulted[0]
+    later = [e for e in run.posts if e["id"] > hit["id"]]
+    return run, hit, (later[0] if later else None)
+
+
+@check("GRADE-006", "recommended", "The app retries after a 503",
+       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+       rule="Clever answers the first POST /v1/grade with 503 (injected); the app sends the "
+            "grade again within grade_timeout_s")
+def grade_retry_503(c: Contract) -> str:
+    run, hit, retry = _retry(c, {"path": "/v1/grade", "method": "POST", "status": 503, "count": 1}, 0.45)
+    if retry is None:
+        raise Fail("your app did not send the grade again after Clever answered 503",
+                   sent=f"{run.sent()}\n(the simulator answered the app's first POST /v1/grade with 503)",
+                   got=run.describe(),
+                   fix="retry 429, 5xx and network errors a few times with a growing pause "
+                       "(e.g. 0.5 s, 1 s, 2 s), honouring Retry-After; otherwise the grade is "
+                       "lost on Clever's first hiccup")
+    dt = entry_time(retry) - entry_time(hit)
+    return f"sent again {dt:.2f} s after the 503 → {retry.get('status')}"
+
+
+@check("GRADE-007", "recommended", "The app waits Retry-After after a 429",
+       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+       rule="Clever answers the first POST with 429 and Retry-After: 1 (injected); the app sends "
+            "the grade again, no sooner than 1 s later")
+def grade_retry_after(c: Contract) -> str:
+    run, hit, retry = _retry(c, {"path": "/v1/grade", "method": "POST", "status": 429,
+                                 "retry_after": 1, "count": 1}, 0.35)
+    sent = f"{run.sent()}\n(the simulator answered the app's first POST /v1/grade with 429, Retry-After: 1)"
+    if retry is None:
+        raise Fail("your app did not send the grade again after Clever answered 429", sent=sent,
+                   got=run.describe(),
+                   fix="on 429, wait the Retry-After seconds (a number, or an HTTP date), then retry")
+    dt = entry_time(retry) - entry_time(hit)
+    if dt < 1.0 - 0.05:
+        raise Fail(f"retried {dt:.2f} s after a 429 that said Retry-After: 1", sent=sent,
+                   got=run.describe(),
+                   fix="wait at least Retry-After seconds before retrying: retrying at once keeps "
+                       "the app over Clever's rate limit")
+    return f"sent again {dt:.2f} s after the 429 (Retry-After: 1) → {retry.get('status')}"
+
+
+@check("GRADE-008", "recommended", "No duplicate storms",
+       seed=f"{S_ONE} \u2026 {S_OVERWRITE}",
+       rule=f"one completion in the happy path causes at most {MAX_POSTS} POST /v1/grade "
+            f"(counted until 1 s after the grade arrives)")
+def grade_no_storm(c: Contract) -> str:
+    student, aid = c.fresh_student(), c.next_assignment()
+    run = c.complete(student, aid, 0.7, settle=True)
+    _hook_failed(run)
+    _no_posts(run, "the number of POSTs")
+    n = len(run.posts) + len(run.faulted)
+    if n > MAX_POSTS:
+        times = [entry_time(e) for e in run.posts]
+        span = max(times) - min(times) if times else 0.0
+        raise Fail(f"{n} grade POSTs for one completion (within {span:.2f} s)", sent=run.sent(),
+                   got="\n".join(show_entry(e, bodies=False) for e in run.posts),
+                   fix="send one POST per completion and retry only 429/5xx/network errors, a few "
+                       "times: each POST overwrites the grade and counts against Clever's rate limit")
+    return f"{n} POST(s) for one completion"

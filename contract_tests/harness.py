@@ -1,0 +1,498 @@
+"""The suite's building blocks: check registration and outcomes, the simulator's control
+API, a partner "browser", and the observations checks share (a fetch of the assignments
+list, a login through the callback, a completion through the hook).
+
+Checks (``assignments_checks``, ``login_checks``, ``grade_checks``) are plain functions
+``fn(contract) -> str``: they return a one-line reason when the partner passes, raise
+``Fail`` (summary + what was sent, what came back, how to fix it) or ``Skip``. The
+session they run in is ``session.Contract``. Nothing here knows pytest;
+``conftest.py``/``test_contract.py`` and ``runner.py`` drive the checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import secrets
+import ssl
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+from urllib.parse import parse_qsl, unquote, unquote_plus, urljoin, urlsplit
+
+import httpx
+
+from .config import PLACEHOLDER
+
+if TYPE_CHECKING:
+    from .session import Contract
+
+LEVELS = ("required", "recommended", "reported")
+BARS = ("required", "recommended")          # --level: which failures fail the run
+README_HOOK = "README, section \"Contract tests → The completion hook\""
+USER_AGENT = "clever-sim-contract/1.0"
+CONTROL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+CLIP = 1200                                  # characters of a body shown in a message
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+class Fail(Exception):
+    """The partner broke the check's rule: ``summary`` is one line, the rest explains."""
+
+    def __init__(self, summary: str, *, sent: str | None = None, got: str | None = None,
+                 fix: str | None = None, note: str | None = None):
+        super().__init__(summary)
+        self.summary = summary
+        self.sections = [(k, v) for k, v in (("Sent", sent), ("Got", got), ("Note", note),
+                                             ("Fix", fix)) if v]
+
+    def details(self) -> str:
+        return "\n".join(f"{name}:\n{_indent(text)}" for name, text in self.sections)
+
+
+class Skip(Exception):
+    """The check cannot be judged (no hook configured, an upstream check failed, …)."""
+
+
+class SetupProblem(Exception):
+    """The suite cannot start: simulator or partner unreachable, registration refused."""
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    area: str
+    level: str
+    title: str
+    seed: str            # the seed sentence(s) the check enforces, quoted verbatim
+    rule: str            # one line for the README table: what passes
+    func: Callable[["Contract"], str] = field(compare=False, repr=False)
+
+
+REGISTRY: list[Check] = []
+
+
+def check(id: str, level: str, title: str, *, seed: str, rule: str):
+    """Register a check function under a stable id."""
+    assert level in LEVELS, level
+
+    def deco(fn: Callable[["Contract"], str]) -> Callable[["Contract"], str]:
+        assert all(c.id != id for c in REGISTRY), id
+        REGISTRY.append(Check(id, id.split("-")[0], level, title, seed, rule, fn))
+        return fn
+    return deco
+
+
+@dataclass
+class CheckResult:
+    id: str
+    title: str
+    level: str
+    outcome: str          # PASS | FAIL | SKIP
+    reason: str           # one line
+    details: str = ""     # the full explanation (failures)
+    seed: str = ""
+    duration_s: float = 0.0
+    counted: bool = False  # a FAIL that fails the run at the chosen --level
+
+    def explanation(self) -> str:
+        parts = [f"{self.id} ({self.level}) {self.title}: {self.outcome}", self.reason]
+        if self.details:
+            parts.append(self.details)
+        if self.seed:
+            parts.append(f"Seed rule: \u201c{self.seed}\u201d")
+        return "\n".join(parts)
+
+
+def counts(level: str, bar: str) -> bool:
+    """Whether a failure of a ``level`` check fails the run at ``--level bar``."""
+    if level == "required":
+        return True
+    return level == "recommended" and bar == "recommended"
+
+
+# --- text helpers -------------------------------------------------------------------------
+
+def _indent(text: str, by: str = "  ") -> str:
+    return "\n".join(by + line if line else line for line in text.splitlines())
+
+
+def clip(text: Any, limit: int = CLIP) -> str:
+    if text is None:
+        return "(none)"
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def jdump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def show_entry(e: dict, *, bodies: bool = True) -> str:
+    """One journal entry as 'POST /v1/grade → 400' plus its bodies."""
+    line = f"{e.get('method')} {e.get('path')}{'?' + e['query'] if e.get('query') else ''}" \
+           f" → {e.get('status')}"
+    if e.get("fault"):
+        line += " (fault injected by the suite)"
+    if not bodies:
+        return line
+    out = [line]
+    ctype = (e.get("request_headers") or {}).get("Content-Type")
+    if e.get("method") in ("POST", "PUT", "PATCH"):
+        out.append(f"  Content-Type: {ctype or '(none)'}")
+        out.append("  request body: " + clip(e.get("request_body") if e.get("request_body") is not None
+                                             else "(not read by Clever)", 600))
+    if e.get("response_body"):
+        out.append("  response: " + clip(e["response_body"].strip(), 600))
+    return "\n".join(out)
+
+
+def entry_time(e: dict) -> float:
+    """The journal entry's time (``2026-11-28T04:19:28.724Z``) as epoch seconds."""
+    return datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+
+
+def request_json(e: dict) -> Any:
+    try:
+        return json.loads(e.get("request_body") or "")
+    except ValueError:
+        return None
+
+
+def form_or_json(e: dict) -> dict:
+    """An OAuth request's body (JSON or form) merged over its query string."""
+    out = dict(parse_qsl(e.get("query") or "", keep_blank_values=True))
+    body = e.get("request_body") or ""
+    doc = request_json(e)
+    if isinstance(doc, dict):
+        out.update({k: v for k, v in doc.items() if isinstance(v, str)})
+    elif body:
+        out.update(dict(parse_qsl(body, keep_blank_values=True)))
+    return out
+
+
+def bearer_of(e: dict) -> str | None:
+    auth = (e.get("request_headers") or {}).get("Authorization") or ""
+    parts = auth.split()
+    return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
+
+
+def media_type(value: str | None) -> str:
+    return (value or "").split(";")[0].strip().lower()
+
+
+def as_fraction(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def client(**kwargs: Any) -> httpx.Client:
+    """A fresh httpx client (its own cookie jar), never through an environment proxy.
+
+    Clients share one SSL context: building one per client costs ~30 ms of CPU, and the
+    suite makes dozens of short-lived clients (one per browser visit, fetch, hook call).
+    """
+    kwargs.setdefault("headers", {"User-Agent": USER_AGENT})
+    return httpx.Client(verify=_ssl_context(), trust_env=False, **kwargs)
+
+
+# --- the simulator's control API -----------------------------------------------------------
+
+class SimError(Exception):
+    def __init__(self, message: str, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class SimClient:
+    """JSON calls to ``/_sim/…``; every call has a timeout; errors become ``SimError``."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        self.http = client(base_url=self.base_url, timeout=CONTROL_TIMEOUT)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, *, ok: Iterable[int] = (200, 201), timeout: float | None = None,
+             **kwargs: Any) -> Any:
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout + 5.0, connect=5.0)
+        try:
+            resp = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise SimError(f"simulator at {self.base_url} did not answer {method} {path}: "
+                           f"{type(exc).__name__}: {exc}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = resp.text
+        if resp.status_code not in ok:
+            message = body.get("message") if isinstance(body, dict) else None
+            raise SimError(f"simulator answered {method} {path} with {resp.status_code}: "
+                           f"{message or clip(resp.text, 300)}", resp.status_code, body)
+        return body
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.call("POST", path, json=body if body is not None else {}, **kw)
+
+    # journal --------------------------------------------------------------------------
+    def journal_mark(self) -> int:
+        data = self.get("/_sim/journal", params={"limit": 1})["data"]
+        return data[0]["id"] if data else 0
+
+    def journal_since(self, after_id: int, **filters: Any) -> list[dict]:
+        params = {"after_id": after_id, "limit": 10_000,
+                  **{k: v for k, v in filters.items() if v is not None}}
+        return list(reversed(self.get("/_sim/journal", params=params)["data"]))
+
+    # grades ---------------------------------------------------------------------------
+    def grades(self, **filters: Any) -> list[dict]:
+        return self.get("/_sim/grades", params={k: v for k, v in filters.items() if v is not None})["data"]
+
+
+# --- the partner, seen from a browser -------------------------------------------------------
+
+@dataclass
+class Hop:
+    url: str
+    status: int
+    location: str | None
+    content_type: str
+    body: str
+
+
+@dataclass
+class Browse:
+    """A browser visit that follows redirects only within the partner's host."""
+
+    start: str
+    hops: list[Hop] = field(default_factory=list)
+    landing_url: str | None = None        # last URL reached (or the off-host redirect target)
+    left_host: bool = False
+    error: str | None = None
+
+    @property
+    def final(self) -> Hop | None:
+        return self.hops[-1] if self.hops else None
+
+    def server_error(self) -> Hop | None:
+        return next((h for h in self.hops if h.status >= 500), None)
+
+    def describe(self) -> str:
+        lines = [f"GET {self.start}"]
+        for h in self.hops:
+            where = f" → Location: {h.location}" if h.location else ""
+            lines.append(f"  {h.status} {h.url}{where}")
+        if self.left_host:
+            lines.append(f"  (not followed: {self.landing_url} is outside your app's host)")
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        final = self.final
+        if final is not None and not final.location and final.status >= 400:
+            lines.append("  page: " + clip(" ".join(final.body.split()), 400))
+        return "\n".join(lines)
+
+
+def browse(url: str, host: str, timeout: float, max_hops: int = 10) -> Browse:
+    """GET ``url`` in a fresh cookie jar, following redirects while they stay on ``host``."""
+    visit = Browse(url)
+    with client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), follow_redirects=False,
+                headers={"User-Agent": USER_AGENT + " (browser)",
+                         "Accept": "text/html,application/xhtml+xml,*/*"}) as browser:
+        current = url
+        for _ in range(max_hops):
+            try:
+                resp = browser.get(current)
+            except httpx.TimeoutException:
+                visit.error = f"no answer within {timeout:g} s"
+                visit.landing_url = current
+                return visit
+            except httpx.HTTPError as exc:
+                visit.error = f"{type(exc).__name__}: {exc}"
+                visit.landing_url = current
+                return visit
+            location = resp.headers.get("location") if resp.is_redirect else None
+            visit.hops.append(Hop(current, resp.status_code, location,
+                                  resp.headers.get("content-type", ""), resp.text[:4000]))
+            if not location:
+                visit.landing_url = current
+                return visit
+            target = urljoin(current, location)
+            if urlsplit(target).netloc.lower() != host.lower():
+                visit.left_host, visit.landing_url = True, target
+                return visit
+            current = target
+        visit.error = f"more than {max_hops} redirects"
+        visit.landing_url = current
+        return visit
+
+
+def landing_id(pattern: str, url: str) -> str | None:
+    """The ``{assignment_id}`` a landing URL carries under ``pattern``, percent-decoded;
+    None when the URL is not a page of that pattern.
+
+    A pattern starting with http(s) is matched against the whole URL; otherwise against
+    the path, plus the query when the pattern has one. The path is percent-decoded with
+    ``unquote`` (``%2F`` → ``/``), the query with ``unquote_plus`` (``+`` → space).
+    """
+    parts = urlsplit(url)
+    decoded_path = unquote(parts.path)
+    decoded_query = unquote_plus(parts.query)
+    if re.match(r"https?://", pattern):
+        subject = f"{parts.scheme}://{parts.netloc}{decoded_path}"
+        if "?" in pattern:
+            subject += "?" + decoded_query
+    else:
+        subject = decoded_path + ("?" + decoded_query if "?" in pattern else "")
+    before, after = pattern.split(PLACEHOLDER)
+    regex = "^" + re.escape(before) + "(?P<id>.+?)" + re.escape(after) + "/?$"
+    if "?" in pattern and not after:  # a query parameter: stop at the next one
+        regex = "^" + re.escape(before) + "(?P<id>[^&]+)(&.*)?$"
+    m = re.match(regex, subject, re.DOTALL)
+    return m.group("id") if m else None
+
+
+# --- observations the checks share --------------------------------------------------------
+
+@dataclass
+class Fetch:
+    """One GET of the partner's assignments URL."""
+
+    request: str
+    status: int | None = None
+    content_type: str = ""
+    text: str = ""
+    doc: Any = None
+    json_error: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    mark: int = 0              # journal mark taken before the call
+    token: str | None = None
+
+    def got(self) -> str:
+        if self.error:
+            return self.error
+        return f"HTTP {self.status} ({self.content_type or 'no Content-Type'}) after " \
+               f"{self.seconds:.2f} s\n{clip(self.text)}"
+
+
+@dataclass
+class LoginRun:
+    """A Schoology launch (or login) through the partner's callback, with the journal."""
+
+    student: dict
+    state: str | None
+    code: str
+    url: str
+    mark: int
+    visit: Browse
+    entries: list[dict]
+
+    def exchanges(self) -> list[dict]:
+        """POST /oauth/tokens requests that carried this run's code."""
+        return [e for e in self.entries if e.get("path") == "/oauth/tokens"
+                and e.get("method") == "POST" and form_or_json(e).get("code") == self.code]
+
+    def token(self) -> str | None:
+        for e in self.exchanges():
+            if e.get("status") == 200:
+                try:
+                    return json.loads(e.get("response_body") or "").get("access_token")
+                except (ValueError, AttributeError):
+                    return None
+        return None
+
+    def me_calls(self, token: str) -> list[dict]:
+        return [e for e in self.entries if str(e.get("path", "")).rstrip("/").endswith("/me")
+                and bearer_of(e) == token]
+
+    def partner_calls(self) -> str:
+        return "\n".join(show_entry(e, bodies=False) for e in self.entries) or "(none)"
+
+
+@dataclass
+class CompletionRun:
+    """One completion driven through the hook, and what reached Clever afterwards."""
+
+    student: dict
+    assignment_id: str
+    score: float
+    hook: str
+    hook_body: dict
+    mark: int
+    seq_mark: int
+    hook_status: int | None = None
+    hook_text: str = ""
+    hook_error: str | None = None
+    hook_seconds: float = 0.0
+    grade: dict | None = None
+    entries: list[dict] = field(default_factory=list)
+    client_id: str = ""
+
+    @property
+    def posts(self) -> list[dict]:
+        """Grade POSTs of this app (or with a token Clever could not attribute), not faulted."""
+        return [e for e in self._grade_posts() if not e.get("fault")]
+
+    @property
+    def faulted(self) -> list[dict]:
+        return [e for e in self._grade_posts() if e.get("fault")]
+
+    def _grade_posts(self) -> list[dict]:
+        return [e for e in self.entries if e.get("path") == "/v1/grade" and e.get("method") == "POST"
+                and (e.get("client_id") in (None, self.client_id) or e.get("fault"))]
+
+    def sent(self) -> str:
+        return f"POST {self.hook}\n{jdump(self.hook_body)}"
+
+    def hook_answer(self) -> str:
+        if self.hook_error:
+            return f"your hook: {self.hook_error}"
+        return f"your hook answered HTTP {self.hook_status} after {self.hook_seconds:.2f} s: " \
+               f"{clip(self.hook_text, 400)}"
+
+    def describe(self) -> str:
+        """The hook's answer and every grade POST that reached Clever, with Clever's answers."""
+        lines = [self.hook_answer()]
+        grade_posts = self._grade_posts()
+        if grade_posts:
+            lines.append(f"{len(grade_posts)} grade POST(s) reached Clever:")
+            lines += [_indent(show_entry(e)) for e in grade_posts]
+        else:
+            lines.append("no POST /v1/grade reached Clever from your app")
+            others = [e for e in self.entries if e not in grade_posts]
+            if others:
+                lines.append("other requests your app made meanwhile:")
+                lines += ["  " + show_entry(e, bodies=False) for e in others[:15]]
+        return "\n".join(lines)
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(6)
