@@ -44,3 +44,18 @@ def test_wheel_install_serves_packaged_fixtures(tmp_path):
     validate = subprocess.run([str(env_dir / "bin" / "clever-sim"), "fixtures", "show-default"],
                               cwd=elsewhere, capture_output=True, text=True)
     assert "Sunset Valley Unified School District" in validate.stdout
+
+
+def test_dockerfile_installs_exactly_what_the_wheel_test_installs():
+    """No Docker engine runs here: pin the image's install to the command tested above."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    copied = {line.split()[1] for line in text.splitlines() if line.startswith("COPY ")}
+    # Everything pyproject.toml packages (and its readme) is copied, nothing else is needed.
+    assert {"simulator", "contract_tests", "fixtures"} <= copied
+    assert any("pyproject.toml" in line and "README.md" in line for line in text.splitlines()
+               if line.startswith("COPY "))
+    assert "RUN pip install . " in text or "RUN pip install .\n" in text
+    assert "\nUSER clever" in text and "useradd" in text
+    assert "EXPOSE 8080" in text and "/_sim/health" in text.split("HEALTHCHECK", 1)[1]
+    assert 'CMD ["clever-sim", "serve", "--host", "0.0.0.0", "--port", "8080"]' in text
+    assert 'VOLUME ["/data"]' in text and "CLEVER_SIM_DATA_DIR=/data" in text

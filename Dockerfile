@@ -1,0 +1,33 @@
+# clever-sim: the Clever Grade Passback Simulator as a server image for partner CI.
+#   docker build -t clever-sim .
+#   docker run --rm -p 8080:8080 -v clever-sim-data:/data clever-sim
+#   docker run --rm --network host -v "$PWD/partner.toml:/partner.toml:ro" clever-sim \
+#       clever-sim contract --config /partner.toml --sim-port 8080
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CLEVER_SIM_DATA_DIR=/data
+
+# The same install a partner does: a non-editable `pip install .` (tests/test_packaging.py
+# runs exactly this in a fresh venv), then only the installed package stays in the image.
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY simulator ./simulator
+COPY contract_tests ./contract_tests
+COPY fixtures ./fixtures
+RUN pip install . && rm -rf /src
+
+RUN useradd --create-home --uid 10001 clever \
+    && mkdir -p /data && chown clever:clever /data
+USER clever
+WORKDIR /data
+VOLUME ["/data"]
+
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_sim/health', timeout=2).status == 200 else 1)"]
+
+CMD ["clever-sim", "serve", "--host", "0.0.0.0", "--port", "8080"]
