@@ -26,28 +26,43 @@ def authorize():
     return _login_page(req, params)
 
 
+LOGIN_PAGE_SIZE = 200  # people per page of the picker (a large school has thousands)
+
+
 def _login_page(req: oauth.AuthorizeRequest, params: dict):
-    """The persona picker: district → school → user, plain links and one POST per choice."""
+    """The persona picker: district → school → user, plain links and one POST per choice.
+
+    Everything comes from store queries (one district's schools, one school's people, a
+    page at a time), so the page stays small and fast with a district of any size."""
     s = sim()
+    store = s.store
     picked_district = params.get("district_id") or params.get("sim_district")
     picked_school = params.get("sim_school")
-    districts = [d for d in s.roster["districts"] if d["id"] in req.app["districts"]]
+    districts = [d for d in (store.get_record("districts", i) for i in s.district_ids
+                             if i in req.app["districts"]) if d is not None]
     if len(districts) == 1:
         picked_district = districts[0]["id"]
-    schools = [sc for sc in s.roster["schools"] if sc["district"] == picked_district]
-    users = []
-    if picked_school:
-        users = [u for u in s.roster["users"]
-                 if u["district"] == picked_district and picked_school in _user_schools(u)]
-    base = {k: v for k, v in params.items() if k not in ("sim_district", "sim_school")}
+    schools = []
+    if picked_district:
+        schools = sorted(store.list_records("schools", district_id=picked_district,
+                                            limit=100_000).rows,
+                         key=lambda sc: (str(sc.get("name") or ""), sc["id"]))
+    users, page, more = [], _page_number(params.get("sim_page")), False
+    if picked_school and picked_district:
+        found = store.school_people(picked_school, district_id=picked_district,
+                                    limit=LOGIN_PAGE_SIZE, offset=(page - 1) * LOGIN_PAGE_SIZE)
+        users, more = found.rows, found.has_more
+    base = {k: v for k, v in params.items() if k not in ("sim_district", "sim_school", "sim_page")}
     return render_template("login.html", app=req.app, districts=districts, schools=schools,
                            users=users, picked_district=picked_district,
-                           picked_school=picked_school, base=base, query=request.query_string.decode())
+                           picked_school=picked_school, base=base, page=page, more=more,
+                           query=request.query_string.decode())
 
 
-def _user_schools(user: dict) -> list[str]:
-    role = next(iter(user["roles"].values()))
-    return list(dict.fromkeys([role.get("school"), *role.get("schools", [])]))
+def _page_number(raw: str | None) -> int:
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1:
+        return int(raw)
+    return 1
 
 
 @bp.post("/oauth/login")
@@ -88,6 +103,8 @@ def token_exchange():
     app = oauth.authenticate_client(sim(), basic, body)
     note(client_id=app["client_id"])
     answer = oauth.exchange_code(sim(), app, body)
+    issued = sim().store.get_token(answer["access_token"])
+    note(user_id=issued["user_id"], token_kind="il")  # whose login this was, for the inspector
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response
