@@ -34,8 +34,10 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
+        from .tenants import close_app
+
         stop_waitress(self.server, self.thread)
-        self.app.extensions["clever_sim"].close()
+        close_app(self.app)  # every tenant's store, then the root's
 
 
 def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
