@@ -19,7 +19,13 @@ def _check_url(value: Any, field: str, problems: list[FieldProblem]) -> None:
     if not isinstance(value, str) or not value:
         problems.append(FieldProblem(field, "must be a non-empty string (an absolute URL)"))
         return
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as exc:
+        problems.append(FieldProblem(field, f"{value!r} is not a valid URL ({exc})",
+                                     "write it as http://host:port/path"))
+        return
     if parts.scheme not in ("http", "https") or not parts.netloc:
         problems.append(FieldProblem(field, f"{value!r} is not an absolute http(s) URL",
                                      "write it as http://host:port/path"))

@@ -23,7 +23,7 @@ class FieldProblem:
     hint: str | None = None
 
     def as_dict(self) -> dict:
-        out = {"field": self.field, "problem": self.problem}
+        out = {"field": self.field or '""', "problem": self.problem}  # '""': the empty key
         if self.hint:
             out["hint"] = self.hint
         return out

@@ -177,7 +177,8 @@ def csrf_token() -> str:
 def check_csrf() -> None:
     """Reject a form POST whose ``csrf`` field does not match the session's token."""
     sent = request.form.get("csrf", "")
-    if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+    expected = session.get("csrf", "")
+    if not sent or not secrets.compare_digest(sent.encode(), expected.encode()):
         raise BadRequest("Form expired or forged (CSRF check failed)",
                          [FieldProblem("csrf", "does not match this browser session",
                                        "reload the page and submit the form again")])

@@ -43,9 +43,9 @@ def _str(body: dict, key: str, problems: list[FieldProblem], *, required: bool =
 
 def _int(body: dict, key: str, problems: list[FieldProblem], default: int | None, lo: int,
          hi: int) -> int | None:
-    value = body.get(key, default)
-    if value is None:
-        return None
+    value = body.get(key)
+    if value is None:  # absent or null: the default
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         problems.append(FieldProblem(key, f"must be a whole number from {lo} to {hi}"))
         return None
@@ -209,10 +209,12 @@ def grade_filters(args: dict[str, str]) -> dict:
                 problems.append(FieldProblem(key, "must not be empty"))
             out[key] = args[key]
     if "after_seq" in args:
-        try:
-            out["after_seq"] = int(args["after_seq"])
-        except ValueError:
-            problems.append(FieldProblem("after_seq", "must be a whole number"))
+        raw = args["after_seq"]
+        if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+            out["after_seq"] = int(raw)
+        else:
+            problems.append(FieldProblem("after_seq", "must be a whole number from 0 to "
+                                         "999999999999999999", "use the seq of the last grade seen"))
     if problems:
         raise BadRequest("Invalid filter", problems)
     return out
