@@ -1,9 +1,18 @@
-"""Benchmark: grade POST throughput and latency vs a bare Flask endpoint, and start-to-ready.
+"""Benchmark: start-to-ready, grade POST and /v3.0/me throughput and latency, each as a ratio
+to a baseline measured in the same run.
 
-Both servers run in the same run on the same WSGI server (waitress, same thread count) and
-get the same load; the figure that matters is the ratio (these machines are noisy).
+* start-to-ready: ``clever-sim serve`` until /_sim/health answers, vs ``python -c "import flask"``;
+* grade POST (il token, 500 assignments overwritten round-robin) at each ``--concurrency``
+  (default 1, 32, 128), vs a bare Flask JSON endpoint on the same WSGI server (waitress,
+  same thread count): ``bench/baseline_app.py``;
+* ``GET /v3.0/me`` at ``--me-concurrency`` (default 32), vs the bare app's ``/v3.0/me``.
 
-    .venv/bin/python bench/grade_throughput.py [--seconds 4] [--concurrency 32] [--rounds 2]
+Rounds are interleaved (bare, simulator, bare, …) so drift hits both alike; the best round
+of each is kept. The load generator (``loadgen.py``) runs in this process on the same
+machine, so absolute figures depend on the machine; the ratios are what to compare.
+
+    .venv/bin/python bench/grade_throughput.py [--seconds 4] [--rounds 2]
+        [--concurrency 1 32 128] [--me-concurrency 32] [--threads 16] [--json]
 """
 
 from __future__ import annotations
@@ -23,14 +32,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from loadgen import build_request, run_load  # noqa: E402
+from loadgen import LoadResult, build_request, run_load  # noqa: E402
 
 CLIENT_ID = "b4fd885bda79813831c3"
+THREADS = 16
+GOAL_RATIO = 0.6          # grade POSTs at ≥ 0.6 of the bare endpoint's throughput
+GOAL_P99_C32_MS = 50.0    # p99 under 50 ms at concurrency 32
 
 
 def spawn(cmd: list[str], cwd: str) -> tuple[subprocess.Popen, str, float]:
+    """Start a server; (process, url, seconds until /_sim/health answered)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     url = None
     for line in proc.stdout:
         match = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
@@ -39,13 +53,17 @@ def spawn(cmd: list[str], cwd: str) -> tuple[subprocess.Popen, str, float]:
             break
     if url is None:
         raise RuntimeError(f"{cmd} did not start")
-    while True:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url + "/_sim/health", timeout=1) as resp:
                 if resp.status == 200:
                     break
         except OSError:
             time.sleep(0.005)
+    # Keep reading the server's output so a full pipe never blocks it.
+    import threading
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     return proc, url, time.perf_counter() - started
 
 
@@ -55,14 +73,13 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(timeout=10)
 
 
-THREADS = 16
-
-
-def sim_cmd(db: str) -> list[str]:
-    return [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--db", db,
-            "--threads", str(THREADS)]
+def sim_cmd(db: str, roster: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--db", db,
+           "--threads", str(THREADS)]
+    return cmd + (["--roster", roster] if roster else [])
 
 
 def start_to_ready(tmp: str, repeats: int = 5) -> dict:
@@ -86,53 +103,98 @@ def grade_requests(token: str, base: str):
     return make
 
 
+def me_requests(token: str, base: str):
+    raw = build_request("GET", base + "/v3.0/me", None, {"Authorization": f"Bearer {token}"})
+    return lambda i: raw
+
+
+def _post_json(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        return json.load(resp)
+
+
+def student_token(sim_url: str) -> str:
+    with urllib.request.urlopen(sim_url + "/_sim/personas?role=student&limit=1") as resp:
+        student = json.load(resp)["data"][0]["id"]
+    return _post_json(sim_url + "/_sim/tokens", {"client_id": CLIENT_ID,
+                                                "user_id": student})["access_token"]
+
+
+def compare(bare_url: str, sim_url: str, make_bare, make_sim, conc: int, seconds: float,
+            rounds: int) -> dict:
+    bare_runs: list[LoadResult] = []
+    sim_runs: list[LoadResult] = []
+    for _ in range(rounds):  # interleave so drift hits both alike
+        bare_runs.append(run_load(bare_url, make_bare, concurrency=conc, seconds=seconds))
+        sim_runs.append(run_load(sim_url, make_sim, concurrency=conc, seconds=seconds))
+    b = max(bare_runs, key=lambda r: r.rps)
+    s = max(sim_runs, key=lambda r: r.rps)
+    return {"bare": b.summary(), "sim": s.summary(), "throughput_ratio": round(s.rps / b.rps, 3),
+            "p99_ratio": round(s.pct(99) / b.pct(99), 2) if b.pct(99) else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[32])
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 128])
+    ap.add_argument("--me-concurrency", type=int, nargs="*", default=[32])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=16, help="waitress threads, both servers")
+    ap.add_argument("--skip-ready", action="store_true", help="skip the start-to-ready figure")
+    ap.add_argument("--roster", default=None, help="roster file for the simulator (default: packaged)")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args()
     global THREADS
     THREADS = args.threads
     tmp = tempfile.mkdtemp(prefix="clever-sim-bench-")
-    report: dict = {"start_to_ready": start_to_ready(tmp)}
-    bare, bare_url, _ = spawn([sys.executable, str(HERE / "bare_app.py"), str(THREADS)], tmp)
-    sim, sim_url, _ = spawn(sim_cmd(os.path.join(tmp, "bench.db")), tmp)
+    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    if not args.skip_ready:
+        report["start_to_ready"] = start_to_ready(tmp)
+    bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS)], tmp)
+    sim, sim_url, _ = spawn(sim_cmd(os.path.join(tmp, "bench.db"), args.roster), tmp)
     try:
-        req = urllib.request.Request(sim_url + "/_sim/personas?role=student")
-        student = json.load(urllib.request.urlopen(req))["data"][0]["id"]
-        req = urllib.request.Request(sim_url + "/_sim/tokens", method="POST",
-                                     data=json.dumps({"client_id": CLIENT_ID, "user_id": student}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        token = json.load(urllib.request.urlopen(req))["access_token"]
-        report["grade_post"] = {}
-        for conc in args.concurrency:
-            bare_runs, sim_runs = [], []
-            for _ in range(args.rounds):  # interleave so drift hits both alike
-                bare_runs.append(run_load(bare_url, grade_requests(token, bare_url), concurrency=conc,
-                                          seconds=args.seconds))
-                sim_runs.append(run_load(sim_url, grade_requests(token, sim_url), concurrency=conc,
-                                         seconds=args.seconds))
-            b = max(bare_runs, key=lambda r: r.rps)
-            s = max(sim_runs, key=lambda r: r.rps)
-            report["grade_post"][f"c{conc}"] = {"bare": b.summary(), "sim": s.summary(),
-                                                "throughput_ratio": round(s.rps / b.rps, 3)}
+        token = student_token(sim_url)
+        report["grade_post"] = {
+            f"c{conc}": compare(bare_url, sim_url, grade_requests(token, bare_url),
+                                grade_requests(token, sim_url), conc, args.seconds, args.rounds)
+            for conc in args.concurrency}
+        report["me"] = {
+            f"c{conc}": compare(bare_url, sim_url, me_requests(token, bare_url),
+                                me_requests(token, sim_url), conc, args.seconds, args.rounds)
+            for conc in args.me_concurrency}
     finally:
         stop(bare)
         stop(sim)
     if args.json:
         print(json.dumps(report))
         return
-    r = report["start_to_ready"]
-    print(f"start-to-ready: simulator {r['sim_ready_s']:.3f} s; baseline `python -c 'import flask'` "
-          f"{r['baseline_import_flask_s']:.3f} s; ratio {r['ratio']}")
-    for key, row in report["grade_post"].items():
-        b, s = row["bare"], row["sim"]
-        print(f"grade POST {key}: simulator {s['rps']:.0f} req/s (p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
-              f"{s['errors']} errors); bare Flask {b['rps']:.0f} req/s (p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms); "
-              f"ratio {row['throughput_ratio']}")
+    print_report(report)
+
+
+def print_report(report: dict) -> None:
+    m = report["machine"]
+    print(f"machine: {m['cpus']} CPUs, Python {m['python']}; baseline = bare Flask on waitress, "
+          f"same threads, same run")
+    r = report.get("start_to_ready")
+    if r:
+        print(f"start-to-ready: simulator {r['sim_ready_s']:.3f} s; baseline `python -c 'import flask'` "
+              f"{r['baseline_import_flask_s']:.3f} s; ratio {r['ratio']}")
+    for title, key in (("grade POST", "grade_post"), ("GET /v3.0/me", "me")):
+        for conc, row in report.get(key, {}).items():
+            b, s = row["bare"], row["sim"]
+            print(f"{title} {conc}: simulator {s['rps']:.0f} req/s (p50 {s['p50_ms']} ms, "
+                  f"p99 {s['p99_ms']} ms, {s['errors']} errors); bare {b['rps']:.0f} req/s "
+                  f"(p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms); throughput ratio "
+                  f"{row['throughput_ratio']}")
+    c32 = report.get("grade_post", {}).get("c32")
+    if c32:
+        ok_ratio = c32["throughput_ratio"] >= GOAL_RATIO
+        ok_p99 = c32["sim"]["p99_ms"] < GOAL_P99_C32_MS
+        print(f"goals at c32: ratio ≥ {GOAL_RATIO}: {'met' if ok_ratio else 'NOT met'} "
+              f"({c32['throughput_ratio']}); p99 < {GOAL_P99_C32_MS:g} ms: "
+              f"{'met' if ok_p99 else 'NOT met'} ({c32['sim']['p99_ms']} ms)")
 
 
 if __name__ == "__main__":

@@ -71,8 +71,12 @@ class _MergeSlashes:
 
 def create_app(test_config: Mapping[str, Any] | None = None, *,
                config_file: str | None = None, environ: Mapping[str, str] | None = None,
-               clock: Clock | None = None) -> Flask:
-    """Build the simulator: defaults < ``config_file`` < ``CLEVER_SIM_*`` env < ``test_config``."""
+               clock: Clock | None = None, tenant: str | None = None) -> Flask:
+    """Build the simulator: defaults < ``config_file`` < ``CLEVER_SIM_*`` env < ``test_config``.
+
+    Without ``tenant`` this is the root app: the default tenant, which also serves
+    ``/_sim/tenants`` and dispatches ``/t/{name}/…`` to tenant apps (``simulator.tenants``).
+    """
     cfg = build_config(config_file, environ, test_config)
     app = Flask(__name__)
     app.config.update(cfg)
@@ -91,16 +95,23 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     from .clever.grades_routes import bp as grades_bp
     from .clever.oauth_routes import bp as oauth_bp
     from .control.routes import bp as control_bp
+    from .control.docs_routes import bp as docs_bp
+    from .control.snapshot_routes import bp as snapshot_bp
     from .gradebook.routes import bp as gradebook_bp
     from .inspector.routes import bp as inspector_bp
     from .schoology.routes import bp as schoology_bp
 
-    for bp in (oauth_bp, data_bp, grades_bp, control_bp, schoology_bp, gradebook_bp, inspector_bp):
+    for bp in (oauth_bp, data_bp, grades_bp, control_bp, snapshot_bp, docs_bp, schoology_bp,
+               gradebook_bp, inspector_bp):
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
 
     _install_hooks(app)
     _install_error_handlers(app)
+    if tenant is None:
+        from .tenants import install as install_tenants
+
+        install_tenants(app)
     return app
 
 

@@ -90,8 +90,10 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     except KeyboardInterrupt:
         pass
     finally:
+        from .tenants import close_app
+
         running.server.close()
-        app.extensions["clever_sim"].close()
+        close_app(app)  # every tenant's store, then the root's
         click.echo("Stopped.")
 
 
@@ -173,10 +175,18 @@ def fixtures_generate(schools, teachers, students, sections, enrollments, distri
     if output:
         with open(output, "w", encoding="utf-8", newline="\n") as fh:
             write_roster(doc, fh)
-    else:
-        stream = click.get_text_stream("stdout", encoding="utf-8")
-        write_roster(doc, stream)
-        stream.flush()
+    else:  # UTF-8 whatever the locale (names are not all ASCII)
+        import io
+
+        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:
+            write_roster(doc, sys.stdout)
+        else:
+            stream = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")
+            write_roster(doc, stream)
+            stream.flush()
+            stream.detach()
     enrolled = sum(len(s["students"]) for s in doc["sections"])
     click.echo(f"generated {len(doc['districts'])} districts, {len(doc['schools'])} schools, "
                f"{sizes['teachers']} teachers, {sizes['students']} students, "
@@ -191,13 +201,16 @@ def fixtures_show_default() -> None:
     click.echo(json.dumps(load_roster(default_roster_path()), indent=2, ensure_ascii=False))
 
 
-def _add_contract_command() -> None:
+def _add_commands() -> None:
     from contract_tests.runner import contract_command
 
+    from .snapshot_cli import snapshot
+
     main.add_command(contract_command)
+    main.add_command(snapshot)
 
 
-_add_contract_command()
+_add_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

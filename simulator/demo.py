@@ -119,28 +119,43 @@ def _name(user: dict) -> str:
     return f"{user['name']['first']} {user['name']['last']}"
 
 
-def _walkthrough_people(roster: dict, districts: list[str]) -> tuple[str, str | None, str | None]:
+def _walkthrough_people(sim, districts: list[str]) -> tuple[str, str | None, str | None]:
     """(teacher name, section name, a student's name) for the steps; the fixture's
-    Rebecca Alvarez when she is there, else the first teacher with a section."""
-    users = {u["id"]: u for u in roster.get("users", [])}
-    sections = [s for s in roster.get("sections", []) if s.get("district") in districts
-                and s.get("teacher") in users]
-    preferred = [s for s in sections if (users[s["teacher"]]["name"]["first"],
-                                         users[s["teacher"]]["name"]["last"]) == DEMO_TEACHER]
-    section = (preferred or sections or [None])[0]
-    if section is None:
-        teacher = next((u for u in users.values() if "teacher" in u.get("roles", {})), None)
-        return (_name(teacher) if teacher else "any teacher"), None, None
-    student = next((users[i] for i in section.get("students", []) if i in users), None)
-    return _name(users[section["teacher"]]), section.get("name"), \
-        (_name(student) if student else None)
+    Rebecca Alvarez when she is there, else the first teacher with a section (store
+    queries: a few rows, whatever the roster's size)."""
+    store = sim.store
+
+    def user(user_id: str | None) -> dict | None:
+        found = store.get_user(user_id) if user_id else None
+        return found[1] if found else None
+
+    def first_section(teacher_id: str) -> dict | None:
+        for section_id in store.list_user_section_ids(teacher_id, roster_order=True):
+            section = store.get_record("sections", section_id)
+            if section and section.get("district") in districts and section.get("teacher") == teacher_id:
+                return section
+        return None
+
+    candidates = [p["id"] for p in store.search_people(" ".join(DEMO_TEACHER), limit=5).rows
+                  if p["role"] == "teacher"]
+    for district_id in districts:
+        candidates += [t["id"] for t in store.list_records("users", district_id=district_id,
+                                                            role="teacher", limit=50).rows]
+    for teacher_id in dict.fromkeys(candidates):
+        teacher = user(teacher_id)
+        section = first_section(teacher_id) if teacher else None
+        if section is not None:
+            student = next((u for u in map(user, section.get("students", [])[:20]) if u), None)
+            return _name(teacher), section.get("name"), (_name(student) if student else None)
+    teacher = next((user(t) for t in candidates if user(t)), None)
+    return (_name(teacher) if teacher else "any teacher"), None, None
 
 
 def walkthrough(demo: Demo) -> str:
     """The banner: where things run and the three steps to click through."""
     sim, sim_url, partner_url = demo.simulator, demo.sim_url, demo.partner_url
     app = sim.store.get_app(demo.client_id)
-    teacher, section, student = _walkthrough_people(sim.roster, app["districts"])
+    teacher, section, student = _walkthrough_people(sim, app["districts"])
     in_section = f' (e.g. "{section}")' if section else ""
     student_hint = f' such as "{student}"' if student else ""
     first = next(iter(demo.partner.app.extensions["reference_partner"].assignments))

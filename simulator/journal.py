@@ -8,36 +8,52 @@ from collections import deque
 from typing import Any, Iterable
 
 BODY_CAP = 16 * 1024  # bytes of each body kept for the inspector
+BYTES_CAP = 64 * 1024 * 1024  # bodies and headers kept in all: oldest entries go first
 
 
-def clip_body(raw: bytes | str | None) -> str | None:
-    """A body as text for the journal, cut to BODY_CAP and marked when cut."""
+def clip_body(raw: bytes | str | None, total: int | None = None) -> str | None:
+    """A body as text for the journal, cut to BODY_CAP and marked when cut (``total``: the
+    length of the whole body when ``raw`` was already cut on capture)."""
     if raw is None:
         return None
+    total = len(raw) if total is None else total
     if isinstance(raw, bytes):
         text = raw[:BODY_CAP].decode("utf-8", errors="replace")
-        cut = len(raw) > BODY_CAP
     else:
-        text, cut = raw[:BODY_CAP], len(raw) > BODY_CAP
-    return text + f"\n… [{len(raw) - BODY_CAP} more bytes not kept]" if cut else text
+        text = raw[:BODY_CAP]
+    return text + f"\n… [{total - BODY_CAP} more bytes not kept]" if total > BODY_CAP else text
+
+
+def _keep(raw: bytes | None) -> tuple[bytes | None, int]:
+    """What the journal keeps of a body on capture: at most BODY_CAP bytes, and the length."""
+    if raw is None:
+        return None, 0
+    return (raw[:BODY_CAP] if len(raw) > BODY_CAP else raw), len(raw)
 
 
 class RawEntry:
     """An inbound request as captured on the hot path; turned into a dict only when read."""
 
     __slots__ = ("fields", "environ_headers", "request_body", "response_headers", "response_body",
-                 "when", "iso", "_dict")
+                 "when", "iso", "request_len", "response_len")
 
     def __init__(self, fields: dict, environ_headers: list[tuple[str, str]], request_body: bytes | None,
                  response_headers: list[tuple[str, str]], response_body: bytes | None, when: float, iso):
         self.fields = fields            # filterable facts: method, path, status, user_id, …
         self.environ_headers = environ_headers
-        self.request_body = request_body
+        # Bodies are cut to BODY_CAP now, so a 5 MB list answer costs 16 KiB of journal.
+        self.request_body, self.request_len = _keep(request_body)
         self.response_headers = response_headers
-        self.response_body = response_body
+        self.response_body, self.response_len = _keep(response_body)
         self.when = when
         self.iso = iso
-        self._dict: dict | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes this entry holds (bodies and headers), for the journal's byte cap."""
+        # Headers are counted at a flat 80 bytes each: cheap on the hot path, close enough.
+        return (len(self.request_body or b"") + len(self.response_body or b"") + 256
+                + 80 * (len(self.environ_headers) + len(self.response_headers)))
 
     def get(self, key: str, default=None):
         return self.fields.get(key, default)
@@ -49,15 +65,15 @@ class RawEntry:
         self.fields[key] = value
 
     def as_dict(self) -> dict:
-        if self._dict is None:
-            self._dict = {
-                "id": self.fields["id"], "time": self.iso(self.when), **self.fields,
-                "request_headers": {_header_name(k): v for k, v in self.environ_headers},
-                "request_body": clip_body(self.request_body),
-                "response_headers": dict(self.response_headers),
-                "response_body": clip_body(self.response_body),
-            }
-        return self._dict
+        """The entry as the inspector and control API show it (built on each read, not
+        kept: the journal's memory is the captured facts only)."""
+        return {
+            "id": self.fields["id"], "time": self.iso(self.when), **self.fields,
+            "request_headers": {_header_name(k): v for k, v in self.environ_headers},
+            "request_body": clip_body(self.request_body, self.request_len),
+            "response_headers": dict(self.response_headers),
+            "response_body": clip_body(self.response_body, self.response_len),
+        }
 
 
 def _header_name(environ_key: str) -> str:
@@ -70,36 +86,72 @@ def _materialize(entry) -> dict:
     return entry.as_dict() if isinstance(entry, RawEntry) else entry
 
 
-class Journal:
-    """A capped, thread-safe list of request entries, numbered from 1, read as dicts."""
+def _size(entry) -> int:
+    if isinstance(entry, RawEntry):
+        return entry.size
+    return 256 + sum(len(entry.get(k) or "") for k in ("request_body", "response_body")
+                     if isinstance(entry.get(k), (str, bytes)))
 
-    def __init__(self, cap: int):
+
+class Journal:
+    """A capped, thread-safe list of request entries, numbered from 1, read as dicts.
+
+    Two caps keep memory flat under any load: ``cap`` entries, and ``bytes_cap`` bytes
+    of bodies and headers (bodies are cut to BODY_CAP on capture); the oldest go first.
+    """
+
+    def __init__(self, cap: int, bytes_cap: int = BYTES_CAP):
         self.cap = cap
-        self._entries: deque[dict] = deque(maxlen=cap)
+        self.bytes_cap = bytes_cap
+        self._entries: deque = deque()
+        self._sizes: deque[int] = deque()
+        self.bytes = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.dropped = 0
 
     def add(self, entry: "dict[str, Any] | RawEntry"):
         """Append an entry (a dict, or a RawEntry from the request hot path)."""
+        size = _size(entry)
         with self._lock:
             entry["id"] = next(self._ids)
-            if len(self._entries) == self.cap:
-                self.dropped += 1
             self._entries.append(entry)
+            self._sizes.append(size)
+            self.bytes += size
+            while self._entries and (len(self._entries) > self.cap
+                                     or (self.bytes > self.bytes_cap and len(self._entries) > 1)):
+                self._entries.popleft()
+                self.bytes -= self._sizes.popleft()
+                self.dropped += 1
         return entry
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._sizes.clear()
+            self.bytes = 0
             self.dropped = 0
 
-    def get(self, entry_id: int) -> dict | None:
+    def raw(self) -> list:
+        """A snapshot of the entries as stored (oldest first): filter on ``get`` and
+        materialise (``as_dict``) only the ones shown."""
         with self._lock:
-            for e in self._entries:
-                if e["id"] == entry_id:
-                    return _materialize(e)
-        return None
+            return list(self._entries)
+
+    @staticmethod
+    def materialize(entry) -> dict:
+        return _materialize(entry)
+
+    def get(self, entry_id: int) -> dict | None:
+        found = None
+        with self._lock:
+            if self._entries:  # ids are consecutive: index straight in
+                i = entry_id - self._entries[0]["id"]
+                if 0 <= i < len(self._entries) and self._entries[i]["id"] == entry_id:
+                    found = self._entries[i]
+                else:
+                    found = next((e for e in self._entries if e["id"] == entry_id), None)
+        return None if found is None else _materialize(found)
 
     def query(self, *, path: str | None = None, method: str | None = None,
               status: int | None = None, user_id: str | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import importlib.resources
 import json
 import os
@@ -23,7 +24,7 @@ import random
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import jsonschema
 
@@ -35,6 +36,10 @@ __all__ = [
     "default_roster_path",
     "load_schema",
     "new_object_id",
+    "read_roster_bytes",
+    "parse_roster_bytes",
+    "check_roster",
+    "load_roster_file",
 ]
 
 _SCHEMA_FILE = "roster.schema.json"
@@ -95,10 +100,240 @@ def load_schema() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
+    """The roster schema's validator, with a fast ``items``: array items that a compiled
+    check proves valid are skipped; only the others are walked by jsonschema, so every
+    reported problem (path and message) is exactly jsonschema's own."""
     schema = load_schema()
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
-    return cls(schema)
+    compiler = _SchemaCompiler(schema)
+    plain_items = cls.VALIDATORS.get("items")
+
+    def fast_items(validator, items, instance, item_schema):
+        if plain_items is None or not isinstance(items, dict) or "prefixItems" in item_schema:
+            if plain_items is not None:
+                yield from plain_items(validator, items, instance, item_schema)
+            return
+        if not validator.is_type(instance, "array"):
+            return
+        valid = compiler.compile(items)
+        for index, item in enumerate(instance):
+            if not valid(item):
+                yield from validator.descend(instance=item, schema=items, path=index)
+
+    fast_cls = jsonschema.validators.extend(cls, {"items": fast_items})
+    return fast_cls(schema)
+
+
+# --- a compiled, sound pre-check for the schema ------------------------------------------
+# ``compile(subschema)(value)`` is True only when jsonschema would find no problem in
+# ``value``; False means "not proven" and jsonschema walks the value itself.  Keywords it
+# does not know make a subschema "never proven", so a schema change can only slow it down.
+
+_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "definitions", "title", "description",
+                          "x-messages", "$comment", "default", "examples", "deprecated",
+                          "readOnly", "writeOnly", "$anchor"})
+
+
+def _never(_value: Any) -> bool:
+    return False
+
+
+def _always(_value: Any) -> bool:
+    return True
+
+
+def _is_number(v: Any) -> bool:
+    return (type(v) is int or type(v) is float)  # bool is not a JSON number
+
+
+def _is_integer(v: Any) -> bool:
+    return type(v) is int or (type(v) is float and v.is_integer())
+
+
+_TYPE_TESTS = {
+    "object": lambda v: type(v) is dict, "array": lambda v: type(v) is list,
+    "string": lambda v: type(v) is str, "number": _is_number, "integer": _is_integer,
+    "boolean": lambda v: type(v) is bool, "null": lambda v: v is None,
+}
+
+
+class _SchemaCompiler:
+    """Turns (sub)schemas of one root schema into fast yes/not-proven predicates."""
+
+    def __init__(self, root: dict):
+        self.root = root
+        self._done: dict[int, Callable[[Any], bool]] = {}
+        self._keep: list[Any] = []  # keep compiled subschemas alive (ids stay unique)
+
+    def compile(self, schema: Any) -> Callable[[Any], bool]:
+        if schema is True:
+            return _always
+        if not isinstance(schema, dict):
+            return _never
+        key = id(schema)
+        found = self._done.get(key)
+        if found is not None:
+            return found
+        slot: list[Callable[[Any], bool]] = []
+        self._done[key] = lambda v: slot[0](v)  # recursion through $ref
+        self._keep.append(schema)
+        checks: list[Callable[[Any], bool]] = []
+        for keyword, value in schema.items():
+            if keyword in _ANNOTATIONS:
+                continue
+            make = _KEYWORDS.get(keyword)
+            check = make(self, value, schema) if make is not None else None
+            if check is None:
+                checks = [_never]
+                break
+            checks.append(check)
+        fn = _all_of(checks)
+        slot.append(fn)
+        self._done[key] = fn
+        return fn
+
+    def resolve(self, ref: str) -> Any:
+        if not ref.startswith("#"):
+            return None
+        node: Any = self.root
+        for part in [p for p in ref[1:].split("/") if p]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+
+def _all_of(checks: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    checks = tuple(checks)
+
+    def every(v: Any) -> bool:
+        for check in checks:
+            if not check(v):
+                return False
+        return True
+    return every
+
+
+def _kw_type(c: _SchemaCompiler, value: Any, schema: dict):
+    names = value if isinstance(value, list) else [value]
+    tests = [_TYPE_TESTS.get(n) for n in names]
+    if any(t is None for t in tests):
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda v: any(t(v) for t in tests)
+
+
+def _kw_required(c: _SchemaCompiler, value: Any, schema: dict):
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        return None
+    keys = tuple(value)
+    return lambda v: type(v) is not dict or all(k in v for k in keys)
+
+
+def _kw_properties(c: _SchemaCompiler, value: Any, schema: dict):
+    if not isinstance(value, dict):
+        return None
+    props = tuple((k, c.compile(sub)) for k, sub in value.items())
+
+    def check(v: Any) -> bool:
+        if type(v) is not dict:
+            return True
+        for k, fn in props:
+            if k in v and not fn(v[k]):
+                return False
+        return True
+    return check
+
+
+def _kw_additional(c: _SchemaCompiler, value: Any, schema: dict):
+    if "patternProperties" in schema:
+        return None
+    allowed = frozenset(schema.get("properties") or ())
+    if value is False:
+        return lambda v: type(v) is not dict or allowed.issuperset(v)
+    if value is True:
+        return _always
+    fn = c.compile(value)
+    return lambda v: type(v) is not dict or all(fn(v[k]) for k in v if k not in allowed)
+
+
+def _kw_items(c: _SchemaCompiler, value: Any, schema: dict):
+    if "prefixItems" in schema or not isinstance(value, (dict, bool)):
+        return None
+    if value is False:
+        return lambda v: type(v) is not list or not v
+    fn = c.compile(value)
+
+    def check(v: Any) -> bool:
+        if type(v) is not list:
+            return True
+        for item in v:
+            if not fn(item):
+                return False
+        return True
+    return check
+
+
+def _kw_pattern(c: _SchemaCompiler, value: Any, schema: dict):
+    if not isinstance(value, str):
+        return None
+    rx = re.compile(value)  # jsonschema uses re.search with the same pattern
+    search = rx.search
+    return lambda v: type(v) is not str or search(v) is not None
+
+
+def _count_kw(kind: str, cmp):
+    def make(c: _SchemaCompiler, value: Any, schema: dict):
+        if type(value) is not int:
+            return None
+        test = _TYPE_TESTS[kind]
+        return lambda v: not test(v) or cmp(len(v), value)
+    return make
+
+
+def _kw_property_names(c: _SchemaCompiler, value: Any, schema: dict):
+    fn = c.compile(value)
+    return lambda v: type(v) is not dict or all(fn(k) for k in v)
+
+
+def _kw_enum(c: _SchemaCompiler, value: Any, schema: dict):
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        return None  # only string enums are proven here
+    choices = frozenset(value)
+    return lambda v: type(v) is str and v in choices
+
+
+def _kw_ref(c: _SchemaCompiler, value: Any, schema: dict):
+    target = c.resolve(value) if isinstance(value, str) else None
+    if target is None:
+        return None
+    holder: list[Callable[[Any], bool]] = []
+
+    def check(v: Any) -> bool:  # compiled on first use: refs may be recursive
+        if not holder:
+            holder.append(c.compile(target))
+        return holder[0](v)
+    return check
+
+
+_KEYWORDS: dict[str, Callable[..., Callable[[Any], bool] | None]] = {
+    "type": _kw_type, "required": _kw_required, "properties": _kw_properties,
+    "additionalProperties": _kw_additional, "items": _kw_items, "pattern": _kw_pattern,
+    "minItems": _count_kw("array", lambda n, m: n >= m),
+    "maxItems": _count_kw("array", lambda n, m: n <= m),
+    "minProperties": _count_kw("object", lambda n, m: n >= m),
+    "maxProperties": _count_kw("object", lambda n, m: n <= m),
+    "minLength": _count_kw("string", lambda n, m: n >= m),
+    "maxLength": _count_kw("string", lambda n, m: n <= m),
+    "propertyNames": _kw_property_names, "enum": _kw_enum, "$ref": _kw_ref,
+}
 
 
 def new_object_id(rng: random.Random | None = None) -> str:
@@ -258,6 +493,8 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
         for j, sid in enumerate(data.get("schools", [])):
             check_school(("users", i, "roles", role, "schools", j), sid, did, "user")
 
+    members = {uid: (_role_of(user), user["district"]) for uid, user in users.items()}
+
     def check_member(parts: tuple, uid: str, want: str, did: str | None) -> None:
         user = users.get(uid)
         if user is None:
@@ -285,12 +522,17 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
             report(("sections", i, "teacher"), f"teacher {section['teacher']!r} is not listed in teachers "
                                                f"(the primary teacher must be one of the section's teachers)")
             check_member(("sections", i, "teacher"), section["teacher"], "teacher", did)
-        for j, uid in enumerate(teachers):
-            check_member(("sections", i, "teachers", j), uid, "teacher", did)
-        for j, uid in enumerate(section["students"]):
-            check_member(("sections", i, "students", j), uid, "student", did)
-        check_no_repeats(("sections", i, "teachers"), teachers, "teacher")
-        check_no_repeats(("sections", i, "students"), section["students"], "student")
+        for key, want in (("teachers", "teacher"), ("students", "student")):
+            ids = section[key]
+            for j, uid in enumerate(ids):
+                # Fast path: a known member of the right role in the section's district
+                # (or an unknown district, which check_member would not report either).
+                info = members.get(uid)
+                if info is None or info[0] != want or (
+                        did is not None and info[1] != did and info[1] in districts):
+                    check_member(("sections", i, key, j), uid, want, did)
+            if len(set(ids)) != len(ids):
+                check_no_repeats(("sections", i, key), ids, want)
         scale = (section.get("schoology") or {}).get("grading_scale")
         if scale is not None and did is not None:
             scales = ((districts[did].get("schoology") or {}).get("grading_scales") or [])
@@ -331,26 +573,81 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read_json(path: Path) -> object:
+def read_roster_bytes(path: str | os.PathLike) -> bytes:
+    """The roster file's bytes; RosterError (with the reason) when it cannot be read."""
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_bytes()
     except FileNotFoundError:
         raise RosterError([RosterProblem("$", f"cannot read roster file {str(path)!r}: no such file")]) from None
-    except UnicodeDecodeError as exc:
-        raise RosterError([RosterProblem("$", f"roster file {str(path)!r} is not UTF-8 text "
-                                              f"(byte offset {exc.start})")]) from None
     except OSError as exc:
         raise RosterError([RosterProblem("$", f"cannot read roster file {str(path)!r}: "
                                               f"{exc.strerror or exc}")]) from None
 
+
+def parse_roster_bytes(raw: bytes, path: str | os.PathLike) -> object:
+    """Decode (UTF-8, optional BOM) and parse a roster file's bytes, as ``_read_json`` does."""
+    path = Path(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RosterError([RosterProblem("$", f"roster file {str(path)!r} is not UTF-8 text "
+                                              f"(byte offset {exc.start})")]) from None
+    del raw
+    if "\r" in text:  # as text-mode reading does (universal newlines): same line numbers
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _parse_json_text(text, path)
+
+
+def _read_json(path: Path) -> object:
+    return parse_roster_bytes(read_roster_bytes(path), path)
+
+
+def load_roster_file(path: str | os.PathLike, *, salt: bytes = b"",
+                     unless_digest: str | None = None) -> tuple[dict | None, str]:
+    """(checked roster, digest of ``salt`` + the file's bytes); the roster is None when the
+    digest equals ``unless_digest`` (the file is unchanged: nothing parsed or checked).
+
+    The bytes are dropped before parsing, so at most the text and the document are held.
+    """
+    if unless_digest is not None:  # a streamed digest first: an unchanged file is never held
+        try:
+            with open(path, "rb") as fh:
+                streamed = hashlib.sha256(salt)
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    streamed.update(block)
+            if streamed.hexdigest() == unless_digest:
+                return None, unless_digest
+        except OSError:
+            pass  # read_roster_bytes reports it
+    raw = read_roster_bytes(path)
+    digest = hashlib.sha256(salt)
+    digest.update(raw)
+    digest = digest.hexdigest()
+    path = Path(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return check_roster(parse_roster_bytes(raw, path)), digest  # reports the offset
+    raw = b""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    doc = _parse_json_text(text, path)
+    del text  # the checks run on the document alone
+    return check_roster(doc), digest
+
+
+def _parse_json_text(text: str, path: Path) -> object:
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
-        out: dict = {}
-        for key, value in items:
-            if key in out:
-                duplicates.append(key)
-            out[key] = value
+        out = dict(items)
+        if len(out) != len(items):  # rare: find which keys repeat, in order
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    duplicates.append(key)
+                seen.add(key)
         return out
 
     try:
@@ -378,6 +675,11 @@ def load_roster(source: str | os.PathLike | dict) -> dict:
         doc = _read_json(Path(source))
     else:
         raise TypeError(f"load_roster() takes a file path or a dict, not {type(source).__name__}")
+    return check_roster(doc)
+
+
+def check_roster(doc: object) -> dict:
+    """``doc`` itself when valid (not copied); RosterError listing every problem otherwise."""
     problems = validate_roster(doc)
     if problems:
         raise RosterError(problems)

@@ -18,8 +18,26 @@ from .config import resolve_db_path
 from .faults import Faults
 from .journal import Journal
 from .ratelimit import RateLimiter
-from .roster import default_roster_path, load_roster
+from .roster import default_roster_path, load_roster, load_roster_file
 from .store import Store
+
+
+# Part of every roster digest: bump it when the stored layout of a roster changes
+# (tables, derived rows), so databases written by an older loader are reloaded once.
+_DIGEST_SALT = b"clever-sim roster layout 2\n"
+
+
+def _release_memory() -> None:
+    """Give the freed roster document back to the OS (glibc keeps freed heap otherwise)."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the memory is reused by the process
+        pass
 
 
 class Simulator:
@@ -33,33 +51,60 @@ class Simulator:
         self.faults = Faults()
         self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
         self._grades_changed = threading.Condition()
-        self.roster = self._load_roster()
+        self._district_ids: list[str] = []
+        self._load_roster()
         self._register_startup_apps()
 
     # --- start-up ----------------------------------------------------------------------
 
-    def _load_roster(self) -> dict:
-        """Load the configured roster; replace the stored one only when it changed."""
+    def _load_roster(self) -> None:
+        """Load the configured roster; replace the stored one only when it changed.
+
+        A roster file is recognised by the digest of its bytes (and of the loader's
+        layout): when the database already holds it, nothing is parsed, checked or
+        written, so a restart on the same database is instant whatever the roster's size.
+        The parsed document is dropped once stored: requests query the store.
+        """
         source = self.cfg.get("ROSTER") or default_roster_path()
-        doc = load_roster(source)
-        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-        with self.store.read() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'roster_digest'").fetchone()
-        if row is None or row["value"] != digest:
-            self.store.replace_roster(doc)
-            with self.store.transaction() as db:
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_digest', ?)",
-                           (digest,))
-        return doc
+        stored = self.store.get_meta("roster_digest") if self.store.roster_loaded() else None
+        if isinstance(source, dict):
+            doc = load_roster(source)
+            digest = hashlib.sha256(_DIGEST_SALT + json.dumps(doc, sort_keys=True).encode()).hexdigest()
+            if digest == stored:
+                doc = None
+        else:
+            doc, digest = load_roster_file(source, salt=_DIGEST_SALT, unless_digest=stored)
+        if doc is not None:
+            self.store.replace_roster(doc, {
+                "roster_digest": digest,
+                "roster_apps": json.dumps(doc.get("apps", []), ensure_ascii=False)})
+            big = len(doc.get("users", [])) > 5_000
+            del doc
+            if big:
+                _release_memory()
+        self._district_ids = self.store.roster_ids("districts")
+
+    @property
+    def roster(self) -> dict:
+        """The whole roster document, read back from the store on each access.
+
+        For tests and tools only: it reads every record.  Request handlers query the
+        store for what they need (a user, a school's people, a page of a list).
+        """
+        return self.store.roster_document()
+
+    def roster_apps(self) -> list[dict]:
+        """The app registrations the roster file declares."""
+        return json.loads(self.store.get_meta("roster_apps") or "[]")
 
     def _register_startup_apps(self) -> None:
-        for spec in list(self.roster.get("apps", [])) + list(self.cfg.get("APPS", [])):
+        for spec in self.roster_apps() + list(self.cfg.get("APPS", [])):
             existing = self.store.get_app(spec["client_id"]) if spec.get("client_id") else None
             self.register_app(spec, existing)
 
     @property
     def district_ids(self) -> list[str]:
-        return [d["id"] for d in self.roster["districts"]]
+        return list(self._district_ids)
 
     # --- apps --------------------------------------------------------------------------
 

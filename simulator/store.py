@@ -7,9 +7,11 @@ and run in ``BEGIN IMMEDIATE`` transactions, so a grade answered with 200 is com
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
+import unicodedata
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -53,6 +55,10 @@ class Store:
         self._users: dict[str, tuple[str, dict]] = {}
         self._linked: dict[tuple[str, str], frozenset[str]] = {}
         self._seq: int | None = None
+        self._grade_count: int | None = None  # current grades, once counted
+        self._roster_counts: dict[str, int] = {}
+        self._pending: list[_GradeJob] = []  # grades waiting for the next group commit
+        self._pending_lock = threading.Lock()
         if not self.memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
@@ -60,6 +66,12 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                        (_SCHEMA_VERSION,))
+        self._closing = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if not self.memory:
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
+                                                  name="clever-sim-checkpoint")
+            self._checkpointer.start()
 
     # --- connections -------------------------------------------------------------------
 
@@ -70,6 +82,9 @@ class Store:
         if not self.memory:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: durable across process crashes
+            # Checkpoints (copy the WAL into the database, fsync) run in the background
+            # thread below, never inside a request's COMMIT while it holds the write lock.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._all_lock:
             self._all.append(conn)
@@ -107,8 +122,26 @@ class Store:
                 raise
             conn.execute("COMMIT")
 
+    def _checkpoint_loop(self) -> None:
+        """Fold the WAL into the database every CHECKPOINT_EVERY_S (PASSIVE: concurrent
+        readers and writers go on; a busy moment is simply retried next time)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=1)
+        try:
+            while not self._closing.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass
+        finally:
+            conn.close()
+
     def close(self) -> None:
         """Close every connection any thread opened."""
+        self._closing.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(5)
+            self._checkpointer = None
         with self._all_lock:
             for conn in self._all:
                 try:
@@ -121,32 +154,85 @@ class Store:
 
     # --- roster ------------------------------------------------------------------------
 
-    def replace_roster(self, doc: dict) -> None:
-        """Swap the whole roster for ``doc`` (already validated) in one transaction."""
+    def replace_roster(self, doc: dict, meta: dict[str, str] | None = None) -> None:
+        """Swap the whole roster for ``doc`` (already validated) in one transaction.
+
+        ``meta`` keys (the roster digest, its apps) are written in the same transaction, so
+        a crash mid-load leaves the old roster and its digest, never a half-loaded one.
+        Rows go in with ``executemany`` over generators (no second copy of the roster) and
+        the secondary indexes are rebuilt once at the end (faster than row by row).
+        """
         with self.transaction() as db:
-            for table in ("districts", "schools", "terms", "users", "sections", "section_members"):
+            for table in _ROSTER_DATA_TABLES:
                 db.execute(f"DELETE FROM {table}")
+            dropped = _drop_roster_indexes(db)
             db.executemany("INSERT INTO districts(id, data) VALUES (?, ?)",
-                           [(d["id"], _dumps(d)) for d in doc.get("districts", [])])
+                           ((d["id"], _dumps(d)) for d in doc.get("districts", [])))
             db.executemany("INSERT INTO schools(id, district_id, data) VALUES (?, ?, ?)",
-                           [(s["id"], s["district"], _dumps(s)) for s in doc.get("schools", [])])
+                           ((s["id"], s["district"], _dumps(s)) for s in doc.get("schools", [])))
             db.executemany("INSERT INTO terms(id, district_id, data) VALUES (?, ?, ?)",
-                           [(t["id"], t["district"], _dumps(t)) for t in doc.get("terms", [])])
+                           ((t["id"], t["district"], _dumps(t)) for t in doc.get("terms", [])))
             db.executemany(
                 "INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
-                [(u["id"], u["district"], "student" if "student" in u["roles"] else "teacher", _dumps(u))
-                 for u in doc.get("users", [])])
+                ((u["id"], u["district"], _user_role(u), _dumps(u)) for u in doc.get("users", [])))
+            people, school_people = [], []
+            for u in doc.get("users", []):
+                person = person_row(u)
+                people.append((*person[:7], person[8][0]))
+                school_people.extend((sid, person[7], person[5], u["id"]) for sid in person[8])
+            db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
+                           "search_key, school_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
+            db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
+                           "VALUES (?, ?, ?, ?)", school_people)
+            del people, school_people
             db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
-                           [(s["id"], s["district"], s["school"], _dumps(s)) for s in doc.get("sections", [])])
-            members = []
-            for s in doc.get("sections", []):
-                members += [(s["id"], t, "teacher") for t in dict.fromkeys(s.get("teachers", []))]
-                members += [(s["id"], st, "student") for st in dict.fromkeys(s.get("students", []))]
+                           ((s["id"], s["district"], s["school"], _dumps(s))
+                            for s in doc.get("sections", [])))
             db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
-                           members)
+                           _members(doc.get("sections", [])))
+            for sql in dropped:
+                db.execute(sql)
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
+            counts = {kind: len(doc.get(kind, [])) for kind in _ROSTER_TABLES}
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_counts', ?)",
+                       (_dumps(counts),))
+            for key, value in (meta or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            db.execute("ANALYZE")  # the planner's row counts: keeps it on the right indexes
         self._users.clear()
         self._linked.clear()
+        self._roster_counts.clear()
+        fold.cache_clear()  # its keys are the document's strings: let the document go whole
+        if not self.memory:
+            with self._write_lock:  # fold the big WAL back now, not on some grade's commit
+                self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def get_meta(self, key: str) -> str | None:
+        with self.read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row is not None else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def roster_ids(self, kind: str) -> list[str]:
+        """Every id of one kind of roster record, in the roster file's order."""
+        table = _ROSTER_TABLES[kind]
+        with self.read() as db:
+            return [r[0] for r in db.execute(f"SELECT id FROM {table} ORDER BY rowid")]
+
+    def roster_document(self) -> dict:
+        """The stored roster as one document, in the file's order (tests and tools only:
+        it reads every record; request paths query what they need instead)."""
+        out: dict[str, list] = {}
+        with self.read() as db:
+            for kind in ("districts", "schools", "terms", "users", "sections"):
+                out[kind] = [json.loads(r[0]) for r in
+                             db.execute(f"SELECT data FROM {_ROSTER_TABLES[kind]} ORDER BY rowid")]
+            row = db.execute("SELECT value FROM meta WHERE key = 'roster_apps'").fetchone()
+        out["apps"] = json.loads(row[0]) if row is not None else []
+        return out
 
     def roster_loaded(self) -> bool:
         with self.read() as db:
@@ -170,7 +256,7 @@ class Store:
         if row is None:
             return None
         found = (row["role"], json.loads(row["data"]))
-        if len(self._users) >= _CACHE_MAX:
+        if len(self._users) >= _CACHE_MAX // 4:  # a user record is a few KB
             self._users.clear()
         self._users[user_id] = found
         return found
@@ -208,10 +294,74 @@ class Store:
             data.reverse()
         return Page(data, has_more)
 
-    def list_user_section_ids(self, user_id: str) -> list[str]:
+    # --- people (persona pickers) -------------------------------------------------------
+
+    def school_people(self, school_id: str, *, district_id: str | None = None,
+                      limit: int = 200, offset: int = 0) -> Page:
+        """People of one school ('' = without a school): teachers first, then by last and
+        first name; rows are ``{id, district, role, name, title}``."""
+        sql = ("SELECT p.user_id AS id, p.district_id AS district, p.role, p.name, p.title "
+               "FROM school_people sp JOIN people p ON p.user_id = sp.user_id "
+               "WHERE sp.school_id = ?")
+        params: list = [school_id]
+        if district_id is not None:
+            sql += " AND p.district_id = ?"
+            params.append(district_id)
+        sql += " ORDER BY sp.rank, sp.sort_key, sp.user_id LIMIT ? OFFSET ?"
         with self.read() as db:
-            rows = db.execute("SELECT DISTINCT section_id FROM section_members WHERE user_id = ? "
-                              "ORDER BY section_id", (user_id,)).fetchall()
+            rows = db.execute(sql, (*params, limit + 1, max(0, offset))).fetchall()
+        return Page([dict(r) for r in rows[:limit]], len(rows) > limit)
+
+    def search_people(self, text: str, *, district_id: str | None = None,
+                      limit: int = 50) -> Page:
+        """People whose name, email or id contains ``text`` (case/accent-insensitive),
+        teachers first, then by name; rows as ``school_people``'s plus ``school``."""
+        words = [w for w in fold(text).split() if w][:5]
+        if not words:
+            return Page([], False)
+        where = " AND ".join("instr(search_key, ?) > 0" for _ in words)
+        params: list = list(words)
+        if district_id is not None:
+            where += " AND district_id = ?"
+            params.append(district_id)
+        sql = (f"SELECT user_id AS id, district_id AS district, role, name, title, "
+               f"school_id AS school FROM people WHERE {where} "
+               f"ORDER BY role = 'student', sort_key, user_id LIMIT ?")
+        with self.read() as db:
+            rows = db.execute(sql, (*params, limit + 1)).fetchall()
+        return Page([dict(r) for r in rows[:limit]], len(rows) > limit)
+
+    def all_people(self, limit: int) -> list[dict] | None:
+        """Everyone (rows as ``search_people``'s), or None when there are more than ``limit``."""
+        with self.read() as db:
+            rows = db.execute("SELECT user_id AS id, district_id AS district, role, name, title, "
+                              "school_id AS school FROM people ORDER BY rowid LIMIT ?",
+                              (limit + 1,)).fetchall()
+        return None if len(rows) > limit else [dict(r) for r in rows]
+
+    def section_ids_of(self, user_ids: list[str]) -> dict[str, list[str]]:
+        """Each user's section ids (sorted), for many users in one query."""
+        out: dict[str, list[str]] = {u: [] for u in user_ids}
+        with self.read() as db:
+            for start in range(0, len(user_ids), 500):
+                chunk = user_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for user_id, section_id in db.execute(
+                        f"SELECT DISTINCT user_id, section_id FROM section_members "
+                        f"WHERE user_id IN ({marks}) ORDER BY user_id, section_id", chunk):
+                    out[user_id].append(section_id)
+        return out
+
+    def list_user_section_ids(self, user_id: str, *, roster_order: bool = False) -> list[str]:
+        """A user's section ids, sorted by id (or in the roster file's order)."""
+        with self.read() as db:
+            if roster_order:
+                rows = db.execute("SELECT s.id AS section_id FROM sections s WHERE s.id IN "
+                                  "(SELECT section_id FROM section_members WHERE user_id = ?) "
+                                  "ORDER BY s.rowid", (user_id,)).fetchall()
+            else:
+                rows = db.execute("SELECT DISTINCT section_id FROM section_members WHERE user_id = ? "
+                                  "ORDER BY section_id", (user_id,)).fetchall()
         return [r["section_id"] for r in rows]
 
     # --- apps and tokens ---------------------------------------------------------------
@@ -317,33 +467,86 @@ class Store:
                    district_id: str, build_record, now_iso: str) -> dict:
         """Overwrite the (app, student, assignment) grade and append its history, atomically.
 
-        ``build_record(version, created)`` returns the record to store, so the version
-        number and first-seen time come from inside the same transaction.
+        ``build_record(grade_id, version, created)`` returns the record to store, so the
+        version number and first-seen time come from inside the same transaction.
+
+        Group commit: concurrent calls queue; whichever thread takes the write lock writes
+        every queued grade in one transaction and one COMMIT (a COMMIT costs more than a
+        grade's statements).  Each call returns only after the COMMIT that holds its grade,
+        so a grade answered with 200 is durable; alone, a call is one transaction as before.
         """
-        with self.transaction() as db:
-            row = db.execute("SELECT id, version, created FROM grades WHERE client_id = ? AND "
-                             "user_id = ? AND assignment_id = ?",
-                             (client_id, user_id, assignment_id)).fetchone()
-            if self._seq is None:
-                self._seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM grades").fetchone()[0]
-            seq = self._seq + 1
-            if row is None:
-                record = build_record(grade_id, 1, now_iso)
-                text = _dumps(record)
-                db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
-                           "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           (grade_id, client_id, user_id, assignment_id, district_id, 1,
-                            text, now_iso, now_iso, seq))
+        job = _GradeJob((grade_id, client_id, user_id, assignment_id, district_id,
+                         build_record, now_iso))
+        with self._pending_lock:
+            self._pending.append(job)
+        with self._write_lock:
+            if not job.done:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._write_grades(batch)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _write_grades(self, batch: list["_GradeJob"]) -> None:
+        """Write queued grades in one transaction (caller holds the write lock); if one
+        fails, the batch is rolled back and each grade is written on its own instead."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._current_seq(conn)
+                new = 0
+                for job in batch:
+                    job.result, seq, inserted = self._write_grade(conn, job.args, seq)
+                    new += inserted
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
+            if self._grade_count is not None:
+                self._grade_count += new
+        except Exception as exc:  # noqa: BLE001 - isolate the grade that failed
+            if len(batch) == 1:
+                batch[0].result, batch[0].error = None, exc
             else:
-                grade_id = row["id"]
-                record = build_record(grade_id, row["version"] + 1, row["created"])
-                text = _dumps(record)
-                db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                           "WHERE id = ?", (record["version"], text, now_iso, seq, grade_id))
-            db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
-                       "VALUES (?, ?, ?, ?)", (grade_id, record["version"], text, now_iso))
-        self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
-        return record
+                for job in batch:
+                    self._write_grades([job])
+        except BaseException as exc:
+            for job in batch:
+                job.result, job.error = None, exc
+        for job in batch:
+            job.done = True
+
+    def _current_seq(self, db: sqlite3.Connection) -> int:
+        if self._seq is None:
+            self._seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM grades").fetchone()[0]
+        return self._seq
+
+    @staticmethod
+    def _write_grade(db: sqlite3.Connection, args: tuple, seq: int) -> tuple[dict, int, bool]:
+        grade_id, client_id, user_id, assignment_id, district_id, build_record, now_iso = args
+        row = db.execute("SELECT id, version, created FROM grades WHERE client_id = ? AND "
+                         "user_id = ? AND assignment_id = ?",
+                         (client_id, user_id, assignment_id)).fetchone()
+        seq += 1
+        if row is None:
+            record = build_record(grade_id, 1, now_iso)
+            text = _dumps(record)
+            db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
+                       "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (grade_id, client_id, user_id, assignment_id, district_id, 1,
+                        text, now_iso, now_iso, seq))
+        else:
+            grade_id = row[0]
+            record = build_record(grade_id, row[1] + 1, row[2])
+            text = _dumps(record)
+            db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
+                       "WHERE id = ?", (record["version"], text, now_iso, seq, grade_id))
+        db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
+                   "VALUES (?, ?, ?, ?)", (grade_id, record["version"], text, now_iso))
+        return record, seq, row is None
 
     def list_grades(self, *, client_id: str | None = None, user_id: str | None = None,
                     assignment_id: str | None = None, district_id: str | None = None,
@@ -371,10 +574,20 @@ class Store:
             out.append(rec)
         return out
 
-    def grade_history(self, grade_id: str) -> list[dict]:
+    def grade_history(self, grade_id: str, *, after_version: int = 0,
+                      limit: int | None = None, newest: int | None = None) -> list[dict]:
+        """A grade's versions, oldest first: all, ``limit`` after ``after_version`` (paging
+        forward), or only the ``newest`` few (the cell page: memory stays bounded)."""
         with self.read() as db:
-            rows = db.execute("SELECT record FROM grade_history WHERE grade_id = ? ORDER BY seq",
-                              (grade_id,)).fetchall()
+            if newest is not None:
+                rows = db.execute("SELECT record FROM (SELECT version, record FROM grade_history "
+                                  "WHERE grade_id = ? ORDER BY version DESC LIMIT ?) "
+                                  "ORDER BY version", (grade_id, newest)).fetchall()
+            else:
+                rows = db.execute("SELECT record FROM grade_history WHERE grade_id = ? AND "
+                                  "version > ? ORDER BY version LIMIT ?",
+                                  (grade_id, after_version, -1 if limit is None else limit)
+                                  ).fetchall()
         return [json.loads(r["record"]) for r in rows]
 
     def max_grade_seq(self) -> int:
@@ -382,10 +595,23 @@ class Store:
             return db.execute("SELECT COALESCE(MAX(seq), 0) FROM grades").fetchone()[0]
 
     def count(self, table: str) -> int:
+        """Rows in a table.  The grades count is kept in memory once read (health checks
+        ask for it often; COUNT(*) walks a whole index of a million grades)."""
         if table not in _COUNTABLE:
             raise ValueError(table)
+        if table == "grades" and self._grade_count is not None:
+            return self._grade_count
+        if table in _ROSTER_TABLES:  # the roster only changes as a whole: counted at load
+            if not self._roster_counts:
+                self._roster_counts.update(json.loads(self.get_meta("roster_counts") or "{}"))
+            if table in self._roster_counts:
+                return self._roster_counts[table]
         with self.read() as db:
-            return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            n = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        if table == "grades":
+            with self._write_lock:  # no write can land between the read and the store
+                self._grade_count = n if self._grade_count is None else self._grade_count
+        return n
 
     # --- Schoology assignments ---------------------------------------------------------
 
@@ -408,7 +634,10 @@ class Store:
         return link
 
     def list_links(self, *, section_id: str | None = None, client_id: str | None = None,
-                   assignment_id: str | None = None) -> list[dict]:
+                   assignment_id: str | None = None, limit: int | None = None,
+                   offset: int = 0) -> list[dict]:
+        """Schoology assignments matching every given filter, oldest first (a page of
+        ``limit`` from ``offset`` when given)."""
         where, params = [], []
         for col, val in (("section_id", section_id), ("client_id", client_id),
                          ("assignment_id", assignment_id)):
@@ -418,8 +647,12 @@ class Store:
         sql = "SELECT data FROM schoology_assignments"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created, id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, max(0, offset)]
         with self.read() as db:
-            rows = db.execute(sql + " ORDER BY created, id", params).fetchall()
+            rows = db.execute(sql, params).fetchall()
         return [json.loads(r["data"]) for r in rows]
 
     def is_linked(self, client_id: str, assignment_id: str, user_id: str) -> bool:
@@ -433,10 +666,21 @@ class Store:
                     "ON m.section_id = a.section_id AND m.role = 'student' "
                     "WHERE a.client_id = ? AND a.assignment_id = ?", key).fetchall()
             students = frozenset(r[0] for r in rows)
-            if len(self._linked) >= _CACHE_MAX:
+            if len(self._linked) >= _CACHE_MAX // 4:  # a set of students each
                 self._linked.clear()
             self._linked[key] = students
         return user_id in students
+
+    def clear_caches(self) -> None:
+        """Forget every read-through cache and counter (after writing behind the store's
+        back, e.g. a snapshot import or a bulk load); call it under the write lock."""
+        with self._write_lock:
+            self._tokens.clear()
+            self._users.clear()
+            self._linked.clear()
+            self._seq = None
+            self._grade_count = None
+            self._roster_counts.clear()
 
     # --- reset -------------------------------------------------------------------------
 
@@ -447,15 +691,79 @@ class Store:
                         "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
                         "DELETE FROM tokens WHERE kind = 'il'"):
                 db.execute(sql)
-            self._tokens.clear()
-            self._linked.clear()
-            self._seq = None
+            self.clear_caches()
 
 
-_CACHE_MAX = 100_000  # entries per cache; cleared whole when full, so memory stays flat
+class _GradeJob:
+    """One queued grade write and, once ``done``, its record or its error."""
+
+    __slots__ = ("args", "done", "result", "error")
+
+    def __init__(self, args: tuple):
+        self.args = args
+        self.done = False
+        self.result: dict | None = None
+        self.error: BaseException | None = None
+
+
+CHECKPOINT_EVERY_S = 0.25  # background WAL checkpoints (the WAL stays a few MB under load)
+# Entries per cache (users and links: a quarter of it); a full cache is cleared whole, so
+# memory stays flat: at most ~12 MB of tokens, ~15 MB of users, a few MB of link sets.
+_CACHE_MAX = 20_000
 
 _ROSTER_TABLES = {"districts": "districts", "schools": "schools", "terms": "terms",
                   "users": "users", "sections": "sections"}
+_ROSTER_DATA_TABLES = ("districts", "schools", "terms", "users", "people", "school_people",
+                       "sections", "section_members")
+
+
+def _user_role(user: dict) -> str:
+    return "student" if "student" in user["roles"] else "teacher"
+
+
+@functools.lru_cache(maxsize=8192)  # names repeat a lot in a roster
+def fold(text: str) -> str:
+    """Text as a roster sorts and searches it: case- and accent-insensitive."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def person_row(user: dict) -> tuple:
+    """(user_id, district_id, role, name, title, sort_key, search_key, rank, school ids)."""
+    role = _user_role(user)
+    data = user["roles"].get(role) or {}
+    name = user.get("name") or {}
+    first, last = name.get("first") or "", name.get("last") or ""
+    shown = " ".join(p for p in (first, last) if p) or user["id"]
+    schools = [s for s in dict.fromkeys([data.get("school"), *(data.get("schools") or [])]) if s]
+    middle = name.get("middle") or ""
+    search = " ".join(fold(p) for p in (first, middle, last, user.get("email") or "", user["id"])
+                      if p and isinstance(p, str))
+    title = data.get("title") if isinstance(data.get("title"), str) else None
+    return (user["id"], user["district"], role, shown, title,
+            f"{fold(last)}\x00{fold(first)}", search, 0 if role == "teacher" else 1,
+            schools or [""])
+
+
+def _members(sections) -> Iterator[tuple[str, str, str]]:
+    for s in sections:
+        sid = s["id"]
+        for t in dict.fromkeys(s.get("teachers", [])):
+            yield sid, t, "teacher"
+        for st in dict.fromkeys(s.get("students", [])):
+            yield sid, st, "student"
+
+
+def _drop_roster_indexes(db: sqlite3.Connection) -> list[str]:
+    """Drop the roster tables' secondary indexes; return the SQL that recreates them."""
+    marks = ",".join("?" * len(_ROSTER_DATA_TABLES))
+    rows = db.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                      f"AND tbl_name IN ({marks})", _ROSTER_DATA_TABLES).fetchall()
+    for name, _ in rows:
+        db.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in rows]
 _COUNTABLE = {"grades", "grade_history", "users", "sections", "apps", "tokens", "auth_codes",
               "schoology_assignments", "districts"}
 

@@ -661,4 +661,6 @@ def test_any_section_or_grade_id_is_a_404_not_a_500(client, section_id, grade_id
     path = f"/schoology/sections/{quote(section_id, safe='')}/" + \
         suffix.format(g=quote(grade_id, safe=""))
     resp = client.get(path)
-    assert resp.status_code in (404, 308), (path, resp.status_code)
+    # An id of "/" collapses into another route ("//" is merged, as Clever does): that page's
+    # own answer (401: nobody logged in) is right too. Never a 5xx.
+    assert resp.status_code in (404, 308, 401), (path, resp.status_code)

@@ -5,6 +5,9 @@ Routes only parse → call the domain (``control.domain``, ``Simulator``) → se
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlencode
+
 from flask import Blueprint, jsonify, request
 
 from .. import __version__
@@ -99,23 +102,47 @@ def delete_app(client_id: str):
 
 # --- personas, codes, tokens ---------------------------------------------------------
 
+PERSONAS_DEFAULT_LIMIT = 1000
+PERSONAS_MAX_LIMIT = 10_000
+
+
 @bp.get("/personas")
 def personas():
-    """Everyone in the roster, with their sections: who a test can log in as."""
+    """Who a test can log in as, with their sections; paged by id (``limit`` 1–10000,
+    default 1000; ``starting_after`` = the last id of the previous page)."""
     s = sim()
-    role = request.args.get("role")
-    district = request.args.get("district_id")
+    args = request.args
+    role = args.get("role")
+    district = args.get("district_id")
+    problems = []
     if role not in (None, "student", "teacher"):
-        raise BadRequest("Invalid filter", [FieldProblem("role", "must be student or teacher")])
-    out = []
-    for u in s.roster["users"]:
-        user_role = "student" if "student" in u["roles"] else "teacher"
-        if (role and user_role != role) or (district and u["district"] != district):
-            continue
-        out.append({"id": u["id"], "role": user_role, "district": u["district"],
-                    "name": f"{u['name']['first']} {u['name']['last']}",
-                    "sections": s.store.list_user_section_ids(u["id"])})
-    return jsonify({"data": out})
+        problems.append(FieldProblem("role", "must be student or teacher"))
+    limit = PERSONAS_DEFAULT_LIMIT
+    raw_limit = args.get("limit")
+    if raw_limit is not None:
+        if raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= PERSONAS_MAX_LIMIT:
+            limit = int(raw_limit)
+        else:
+            problems.append(FieldProblem("limit", f"must be a whole number from 1 to {PERSONAS_MAX_LIMIT}"))
+    after = args.get("starting_after")
+    if after is not None and not re.fullmatch(r"[0-9a-f]{24}", after):
+        problems.append(FieldProblem("starting_after", "must be a user id (24 hexadecimal characters)",
+                                     "send the id of the last persona of the previous page"))
+    if problems:
+        raise BadRequest("Invalid filter", problems)
+    page = s.store.list_records("users", district_id=district, role=role, limit=limit,
+                                starting_after=after)
+    sections = s.store.section_ids_of([u["id"] for u in page.rows])
+    out = [{"id": u["id"], "role": "student" if "student" in u["roles"] else "teacher",
+            "district": u["district"],
+            "name": f"{u['name']['first']} {u['name']['last']}",
+            "sections": sections[u["id"]]} for u in page.rows]
+    links = []
+    if page.has_more and out:
+        query = [(k, v) for k, v in (("role", role), ("district_id", district)) if v is not None]
+        query += [("limit", str(limit)), ("starting_after", out[-1]["id"])]
+        links.append({"rel": "next", "uri": "/_sim/personas?" + urlencode(query)})
+    return jsonify({"data": out, "has_more": page.has_more, "links": links})
 
 
 @bp.post("/codes")
@@ -137,26 +164,56 @@ def link_assignment():
 
 @bp.get("/links")
 def list_links():
+    """Schoology assignments, oldest first, 1000 a page (``limit`` up to 10000, ``offset``)."""
     args = request.args
-    return jsonify({"data": sim().store.list_links(section_id=args.get("section_id"),
-                                                   client_id=args.get("client_id"),
-                                                   assignment_id=args.get("assignment_id"))})
+    limit = _limit_arg("limit", 1000, 10_000)
+    raw_offset = args.get("offset", "0")
+    if not (raw_offset.isascii() and raw_offset.isdigit() and len(raw_offset) <= 9):
+        raise BadRequest("Invalid filter", [FieldProblem("offset", "must be a whole number")])
+    rows = sim().store.list_links(section_id=args.get("section_id"), client_id=args.get("client_id"),
+                                  assignment_id=args.get("assignment_id"), limit=limit,
+                                  offset=int(raw_offset))
+    return jsonify({"data": rows[:limit]})  # a full page (``limit`` rows) means: ask for more
 
 
 # --- grades --------------------------------------------------------------------------
 
+def _limit_arg(name: str, default: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= maximum:
+        return int(raw)
+    raise BadRequest("Invalid filter", [FieldProblem(name, f"must be a whole number from 1 to {maximum}")])
+
+
 @bp.get("/grades")
 def list_grades():
-    filters = domain.grade_filters(dict(request.args.items()))
-    return jsonify({"data": sim().store.list_grades(**filters)})
+    """Current grades, oldest write first; page on with ``after_seq`` = ``next_after_seq``."""
+    args = {k: v for k, v in request.args.items() if k != "limit"}
+    filters = domain.grade_filters(args)
+    limit = _limit_arg("limit", 1000, 10_000)
+    rows = sim().store.list_grades(**filters, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return jsonify({"data": rows, "has_more": more,
+                    "next_after_seq": rows[-1]["seq"] if more and rows else None})
 
 
 @bp.get("/grades/<grade_id>/history")
 def grade_history(grade_id: str):
-    history = sim().store.grade_history(grade_id)
-    if not history:
+    """Every version of a grade, oldest first, 1000 a page (``limit`` up to 10000);
+    page on with ``after_version`` = the last version shown."""
+    limit = _limit_arg("limit", 1000, 10_000)
+    raw_after = request.args.get("after_version", "0")
+    if not (raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 18):
+        raise BadRequest("Invalid filter", [FieldProblem("after_version", "must be a whole number")])
+    store = sim().store
+    history = store.grade_history(grade_id, after_version=int(raw_after), limit=limit + 1)
+    if not history and (raw_after == "0" or not store.grade_history(grade_id, limit=1)):
         raise NotFound("Grade not found", [FieldProblem("grade_id", "no grade has this id")])
-    return jsonify({"data": history})
+    more = len(history) > limit
+    return jsonify({"data": history[:limit], "has_more": more})
 
 
 @bp.get("/grades/wait")

@@ -28,6 +28,7 @@ from .. import scoring
 from ..store import Store
 
 SECTIONS_PER_PAGE = 50
+HISTORY_SHOWN = 500  # newest versions on a cell's page (older ones: /_sim/grades/{id}/history)
 NONE_TEXT = "—"
 
 _CTX = Context(prec=60, rounding=ROUND_HALF_UP)
@@ -567,7 +568,7 @@ class Detail:
 
 def cell_detail(store: Store, section: dict, grade_id: str) -> Detail | None:
     """Everything about one grade of a section's student, or None (→ 404)."""
-    history = store.grade_history(grade_id)
+    history = store.grade_history(grade_id, newest=HISTORY_SHOWN)
     if not history:
         return None
     record = history[-1]

@@ -121,12 +121,12 @@ def status_class(status) -> str:
 def journal():
     s = sim()
     filters, problems, page, after_id = parse_filters()
-    entries = list(s.journal)
+    entries = s.journal.raw()  # as captured: filter on the facts, build only the shown page
     matched = [e for e in reversed(entries) if _matches(e, filters, after_id)]
     pages = max(1, -(-len(matched) // PER_PAGE))
     if page > pages:
         page = pages
-    shown = matched[(page - 1) * PER_PAGE: page * PER_PAGE]
+    shown = [s.journal.materialize(e) for e in matched[(page - 1) * PER_PAGE: page * PER_PAGE]]
     rows = [{"e": e, "findings": len(findings_for(e)), "cls": status_class(e.get("status"))}
             for e in shown]
     kept = {k: v for k, v in request.args.items() if k in _KEEP and v.strip()}

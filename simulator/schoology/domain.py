@@ -83,27 +83,77 @@ def user_schools(user: dict) -> list[str]:
     return [s for s in dict.fromkeys([role.get("school"), *role.get("schools", [])]) if s]
 
 
-def persona_choices(sim: Simulator) -> list[dict]:
-    """Every teacher and student, grouped by district and school (teachers first)."""
-    roster = sim.roster
-    districts = {d["id"]: d for d in roster["districts"]}
-    schools = {s["id"]: s for s in roster["schools"]}
+PERSONAS_ALL_MAX = 500      # up to this many people, the switcher lists everyone
+PERSONAS_PAGE = 300         # otherwise: one school (or a search) at a time, this many a page
+
+
+@dataclass
+class PersonaPicker:
+    """What the persona switcher shows: option groups, and for a large roster the school
+    filter and search that choose which people are listed."""
+
+    groups: list[dict]
+    large: bool = False                                   # filter/search shown
+    schools: list[dict] = field(default_factory=list)     # [{label, schools: [{id, name}]}]
+    school: str | None = None
+    query: str = ""
+    page: int = 1
+    more: bool = False
+
+
+def persona_choices(sim: Simulator, *, school_id: str | None = None, query: str | None = None,
+                    page: int = 1, default_school: str | None = None) -> PersonaPicker:
+    """Teachers and students grouped by district and school (teachers first).
+
+    A small roster lists everyone; a large one (Clever's sandbox has 65,000 people) lists
+    one school, or the matches of a name search, a page at a time — never every option.
+    """
+    store = sim.store
+    districts = {i: store.get_record("districts", i) or {"id": i} for i in sim.district_ids}
+    order = {d: i for i, d in enumerate(sim.district_ids)}
+    query = (query or "").strip()[:100]
+    everyone = None if (school_id or query) else store.all_people(PERSONAS_ALL_MAX)
+    if everyone is not None:
+        return PersonaPicker(_groups(store, districts, order, everyone))
+    schools = store.list_records("schools", limit=100_000).rows
+    by_district: dict[str, list[dict]] = {}
+    for sc in sorted(schools, key=lambda x: (str(x.get("name") or ""), x["id"])):
+        by_district.setdefault(sc["district"], []).append({"id": sc["id"], "name": sc.get("name")})
+    school_groups = [{"label": districts.get(d, {}).get("name") or d, "schools": rows}
+                     for d, rows in sorted(by_district.items(), key=lambda kv: order.get(kv[0], 99))]
+    if not school_id and not query:
+        school_id = default_school  # the logged-in person's school, if any
+    picker = PersonaPicker([], large=True, schools=school_groups, school=school_id or None,
+                           query=query, page=max(1, page))
+    offset = (picker.page - 1) * PERSONAS_PAGE
+    if query:
+        found = store.search_people(query, limit=PERSONAS_PAGE)  # first page of matches only
+        picker.groups = [{"label": f"People matching “{query}”", "people": found.rows}]
+        picker.more = found.has_more
+    elif school_id:
+        found = store.school_people(school_id, limit=PERSONAS_PAGE, offset=offset)
+        school = store.get_record("schools", school_id) or {"name": "(no school)", "district": ""}
+        district = districts.get(school.get("district"), {})
+        picker.groups = [{"label": f"{district.get('name') or school.get('district')} — "
+                                   f"{school.get('name')}", "people": found.rows}]
+        picker.more = found.has_more
+    return picker
+
+
+def _groups(store, districts: dict, order: dict, people: list[dict]) -> list[dict]:
+    schools: dict[str, dict] = {}
     groups: dict[tuple[str, str], dict] = {}
-    order = {d["id"]: i for i, d in enumerate(roster["districts"])}
-    for user in roster["users"]:
-        roles = user.get("roles", {})
-        role = "student" if "student" in roles else "teacher"
-        school_ids = user_schools(user) or [""]
-        school_id = school_ids[0]
-        district = districts.get(user["district"], {"name": user["district"]})
+    for person in people:
+        school_id = person["school"]
+        if school_id and school_id not in schools:
+            schools[school_id] = store.get_record("schools", school_id) or {"name": "(no school)"}
         school = schools.get(school_id, {"name": "(no school)"})
-        key = (user["district"], school_id)
+        district = districts.get(person["district"], {"name": person["district"]})
+        key = (person["district"], school_id)
         group = groups.setdefault(key, {"label": f"{district.get('name')} — {school.get('name')}",
-                                        "district_order": order.get(user["district"], 99),
+                                        "district_order": order.get(person["district"], 99),
                                         "people": []})
-        title = (roles.get(role) or {}).get("title")
-        group["people"].append({"id": user["id"], "role": role, "name": full_name(user),
-                                "title": title})
+        group["people"].append(person)
     out = sorted(groups.values(), key=lambda g: (g["district_order"], g["label"]))
     for group in out:
         group["people"].sort(key=lambda p: (p["role"] != "teacher", p["name"]))

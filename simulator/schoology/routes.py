@@ -54,9 +54,15 @@ def _sim_error(exc: SimError):
 def home():
     me = _me()
     sections = domain.my_sections(sim(), me) if me else []
-    return render_template("schoology_home.html", sections=sections,
-                           groups=domain.persona_choices(sim()),
-                           messages=get_flashed_messages())
+    args = request.args
+    raw_page = args.get("page", "1")
+    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 6 else 1
+    mine = domain.user_schools(me.record) if me else []
+    picker = domain.persona_choices(sim(), school_id=args.get("school") or None,
+                                    query=args.get("q") or None, page=page,
+                                    default_school=mine[0] if mine else None)
+    return render_template("schoology_home.html", sections=sections, picker=picker,
+                           groups=picker.groups, messages=get_flashed_messages())
 
 
 @bp.post("/schoology/persona")
@@ -107,7 +113,8 @@ def open_material(section_id: str, link_id: str):
         raise domain.PageError(404, "App no longer registered",
                                f"The Clever app {material['client_id']!r} behind this assignment "
                                "is not registered any more.")
-    return redirect(domain.launch_path(app, material["assignment_id"]), code=303)
+    # script_root: under a tenant (/t/{name}/) the launch stays in that tenant's Clever.
+    return redirect(request.script_root + domain.launch_path(app, material["assignment_id"]), code=303)
 
 
 # --- teacher: Add Materials → Clever app --------------------------------------------------

@@ -1,0 +1,268 @@
+"""Durability: a grade answered with 200 survives SIGKILL; overwrites of one grade race safely.
+
+* A real ``clever-sim serve`` takes concurrent grade POSTs, is killed with SIGKILL in the
+  middle, and is restarted on the same database: every grade acknowledged with 200 is
+  there exactly as acknowledged, and nothing is half written (integrity check, every
+  record readable, each grade's history complete up to its current version).
+* Concurrent overwrites of one (student, assignment) leave exactly one current grade, equal
+  to one of the acknowledged values (the last one), and one history entry per
+  acknowledged POST.
+* Group commit: grades queued together are written in one transaction, and one failing
+  grade does not take the others down.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from simulator.app import create_app
+from simulator.serving import start_in_thread
+from tests.serverproc import ServerProcess
+
+CLIENTS = 8
+
+
+def _drain(proc) -> None:
+    """Keep reading the server's output so a full pipe can never block it."""
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+
+
+def _district_auth(url: str) -> tuple[str, dict]:
+    """The district with the most students, and a district-app token of it."""
+    app = httpx.get(url + "/_sim/apps").json()["data"][0]
+    students = httpx.get(url + "/_sim/personas?role=student").json()["data"]
+    district = Counter(p["district"] for p in students).most_common(1)[0][0]
+    return district, {"Authorization": f"Bearer {app['district_tokens'][district]}"}
+
+
+def test_sigkill_mid_load_loses_no_acknowledged_grade(tmp_path):
+    db = tmp_path / "sim.db"
+    server = ServerProcess(["--db", str(db), "--threads", "16"])
+    acked: list[dict] = []
+    refused: list[tuple[int, str]] = []
+    cut: list[int] = []  # clients whose POST was in flight when the server died
+    lock = threading.Lock()
+    stop = threading.Event()
+    try:
+        _drain(server.proc)
+        district, auth = _district_auth(server.url)
+        students = [p["id"] for p in httpx.get(
+            server.url + f"/_sim/personas?role=student&district_id={district}").json()["data"]]
+        assert len(students) >= 8
+
+        def post_grades(k: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as http:
+                for i in range(5000):
+                    if stop.is_set():
+                        return
+                    body = {"assignmentID": f"kill-{k}-{i % 5}", "userID": students[(k + i) % len(students)],
+                            "percentage": ((k * 37 + i) % 101) / 100}
+                    try:
+                        resp = http.post("/v1/grade", json=body, headers=auth)
+                    except httpx.HTTPError:
+                        cut.append(k)
+                        return  # the server is gone: this POST was never acknowledged
+                    with lock:
+                        if resp.status_code == 200:
+                            acked.append(resp.json()["data"])
+                        else:
+                            refused.append((resp.status_code, resp.text[:200]))
+
+        workers = [threading.Thread(target=post_grades, args=(k,)) for k in range(CLIENTS)]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 600 and time.monotonic() < deadline and any(w.is_alive() for w in workers):
+            time.sleep(0.02)
+        server.proc.send_signal(signal.SIGKILL)  # mid-load: POSTs are in flight right now
+        server.proc.wait(timeout=10)
+        stop.set()
+        for w in workers:
+            w.join(timeout=20)
+    finally:
+        stop.set()
+        server.stop()
+    assert server.proc.returncode == -signal.SIGKILL
+    assert not refused, refused[:3]
+    assert len(acked) >= 100, len(acked)
+    assert cut, "no POST was in flight when the server was killed"
+
+    with ServerProcess(["--db", str(db)]) as again:
+        _drain(again.proc)
+        with httpx.Client(base_url=again.url, timeout=10) as http:
+            for record in acked:  # exactly as acknowledged, at its version
+                history = http.get(f"/_sim/grades/{record['id']}/history",
+                                   params={"after_version": record["version"] - 1, "limit": 1}).json()
+                assert history["data"] == [record]
+            current, after = [], None
+            while True:
+                params = {"limit": 5000, **({"after_seq": after} if after else {})}
+                page = http.get("/_sim/grades", params=params).json()
+                current += page["data"]
+                if not page["has_more"]:
+                    break
+                after = page["next_after_seq"]
+        latest = {}
+        for record in acked:
+            key = (record["userID"], record["assignmentID"])
+            if record["version"] >= latest.get(key, {"version": 0})["version"]:
+                latest[key] = record
+        by_key = {(g["userID"], g["assignmentID"]): g for g in current}
+        for key, record in latest.items():  # never older than what was acknowledged
+            assert by_key[key]["version"] >= record["version"]
+
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        versions: dict[str, list[int]] = {}
+        for grade_id, version, text in conn.execute(
+                "SELECT grade_id, version, record FROM grade_history ORDER BY grade_id, version"):
+            assert json.loads(text)["version"] == version  # every stored record reads whole
+            versions.setdefault(grade_id, []).append(version)
+        for grade_id, version, text in conn.execute("SELECT id, version, record FROM grades"):
+            record = json.loads(text)
+            assert record["id"] == grade_id and record["version"] == version
+            assert versions[grade_id] == list(range(1, version + 1))  # no lost or torn version
+        assert set(versions) == {row[0] for row in conn.execute("SELECT id FROM grades")}
+    finally:
+        conn.close()
+
+
+def test_concurrent_overwrites_of_one_grade_keep_every_acknowledged_version(tmp_path):
+    app = create_app({"DB": str(tmp_path / "race.db"), "SECRET_KEY": "t"}, environ={})
+    running = start_in_thread(app, threads=16)
+    per_client, clients = 15, 16
+    acked: list[dict] = []
+    lock = threading.Lock()
+    try:
+        district, auth = _district_auth(running.url)
+        student = httpx.get(running.url + f"/_sim/personas?role=student&district_id={district}"
+                            ).json()["data"][0]["id"]
+        barrier = threading.Barrier(clients)
+
+        def overwrite(k: int) -> None:
+            with httpx.Client(base_url=running.url, timeout=20) as http:
+                barrier.wait()
+                for i in range(per_client):
+                    resp = http.post("/v1/grade", headers=auth, json={
+                        "assignmentID": "race", "userID": student,
+                        "percentage": (k * per_client + i + 1) / 1000})
+                    assert resp.status_code == 200, resp.text
+                    with lock:
+                        acked.append(resp.json()["data"])
+
+        workers = [threading.Thread(target=overwrite, args=(k,)) for k in range(clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=60)
+        assert len(acked) == clients * per_client
+
+        grades = httpx.get(running.url + "/_sim/grades",
+                           params={"user_id": student, "assignment_id": "race"}).json()["data"]
+        assert len(grades) == 1
+        current = grades[0]
+        values = [r["percentage"] for r in acked]
+        assert current["percentage"] in values
+        newest = max(acked, key=lambda r: r["version"])
+        assert {k: v for k, v in current.items() if k != "seq"} == newest
+        history = httpx.get(running.url + f"/_sim/grades/{current['id']}/history",
+                            params={"limit": 1000}).json()["data"]
+        assert len(history) == len(acked)
+        assert [h["version"] for h in history] == list(range(1, len(acked) + 1))
+        assert sorted(acked, key=lambda r: r["version"]) == history
+        assert Counter(h["percentage"] for h in history) == Counter(values)
+        assert len({r["id"] for r in acked}) == 1
+    finally:
+        running.stop()
+
+
+def _record(grade_id, version, created, value):
+    return {"id": grade_id, "version": version, "created": created, "value": value}
+
+
+def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(tmp_path):
+    app = create_app({"DB": str(tmp_path / "group.db"), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+    results: dict[int, object] = {}
+
+    def build(i):
+        def make(grade_id, version, created):
+            if i == 3:
+                raise ValueError("this grade cannot be built")
+            return _record(grade_id, version, created, i)
+        return make
+
+    def save(i: int) -> None:
+        try:
+            results[i] = store.save_grade(grade_id=f"g{i:023d}", client_id="c", user_id=f"u{i % 2}",
+                                          assignment_id="a", district_id="d",
+                                          build_record=build(i), now_iso="2026-09-01T00:00:00Z")
+        except ValueError as exc:
+            results[i] = exc
+
+    commits: list[str] = []
+    try:
+        with store._write_lock:  # noqa: SLF001 - hold the writer so the calls queue up
+            workers = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+            for w in workers:
+                w.start()
+            deadline = time.monotonic() + 10
+            while len(store._pending) < 8 and time.monotonic() < deadline:  # noqa: SLF001
+                time.sleep(0.005)
+            assert len(store._pending) == 8  # noqa: SLF001
+        for w in workers:
+            w.join(timeout=10)
+        assert isinstance(results[3], ValueError)
+        ok = {i: r for i, r in results.items() if i != 3}
+        assert len(ok) == 7 and all(isinstance(r, dict) for r in ok.values())
+        for user in ("u0", "u1"):
+            grades = store.list_grades(user_id=user)
+            assert len(grades) == 1
+            history = store.grade_history(grades[0]["id"])
+            assert [h["version"] for h in history] == list(range(1, len(history) + 1))
+            assert sorted(h["value"] for h in history) == sorted(
+                i for i in ok if f"u{i % 2}" == user)
+        # Alone, a grade is its own transaction (and BEGIN/COMMIT pairs match).
+        conn = store._conn()  # noqa: SLF001
+        conn.set_trace_callback(commits.append)
+        store.save_grade(grade_id="g" + "9" * 23, client_id="c", user_id="u9", assignment_id="a",
+                         district_id="d", build_record=build(9), now_iso="2026-09-01T00:00:00Z")
+        conn.set_trace_callback(None)
+        assert commits[0] == "BEGIN IMMEDIATE" and commits[-1] == "COMMIT"
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+@pytest.mark.parametrize("kind", ["KeyboardInterrupt"])
+def test_an_interrupted_group_write_leaves_nothing_half_written(tmp_path, kind):
+    app = create_app({"DB": str(tmp_path / "intr.db"), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+
+    def explode(grade_id, version, created):
+        raise KeyboardInterrupt
+
+    try:
+        store.save_grade(grade_id="g" + "1" * 23, client_id="c", user_id="u", assignment_id="a",
+                         district_id="d", build_record=lambda g, v, c: _record(g, v, c, 1),
+                         now_iso="x")
+        with pytest.raises(KeyboardInterrupt):
+            store.save_grade(grade_id="g" + "2" * 23, client_id="c", user_id="u",
+                             assignment_id="a", district_id="d", build_record=explode, now_iso="x")
+        grades = store.list_grades(user_id="u")
+        assert len(grades) == 1 and grades[0]["version"] == 1
+        assert len(store.grade_history(grades[0]["id"])) == 1
+        nxt = store.save_grade(grade_id="g" + "3" * 23, client_id="c", user_id="u",
+                               assignment_id="a", district_id="d",
+                               build_record=lambda g, v, c: _record(g, v, c, 2), now_iso="x")
+        assert nxt["version"] == 2 and store.max_grade_seq() == 2
+    finally:
+        app.extensions["clever_sim"].close()

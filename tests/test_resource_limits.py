@@ -1,0 +1,264 @@
+"""Resource limits: oversized bodies are refused before they are read whole, slow clients do
+not hold the server's worker threads, and the journal, the caches and grade histories are
+capped or paged so memory stays flat under any amount of traffic.
+
+The network tests run the real WSGI server (waitress, as ``clever-sim serve`` does) on
+127.0.0.1, port 0, with raw sockets; every socket and server is closed at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from contextlib import closing, contextmanager
+
+import httpx
+import pytest
+
+from simulator import journal as journal_mod
+from simulator import store as store_mod
+from simulator.app import create_app
+from simulator.gradebook import domain as gradebook_domain
+from simulator.journal import BODY_CAP, Journal, RawEntry
+from simulator.serving import start_in_thread
+from tests.conftest import bearer, district_token, il_token
+
+MIB = 1024 * 1024
+
+
+@contextmanager
+def served(threads: int = 4, **cfg):
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", **cfg}, environ={})
+    running = start_in_thread(app, threads=threads)
+    try:
+        yield app, running
+    finally:
+        running.stop()
+
+
+def connect(running, timeout: float = 10.0) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(running.port)), timeout=timeout)
+    return sock
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """Read until the end of a response head (or the connection closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def student_token(app) -> tuple[str, str]:
+    sim = app.extensions["clever_sim"]
+    student = sim.store.list_records("users", role="student", limit=1).rows[0]
+    return student["id"], il_token(sim, student["id"])
+
+
+# --- bodies over the cap ---------------------------------------------------------------------
+
+def server_cap(running) -> int:
+    """The body cap the WSGI server enforces itself (MAX_CONTENT_LENGTH, 1 MiB)."""
+    return running.server.adj.max_request_body_size
+
+
+def test_declared_body_over_the_server_cap_is_refused_after_the_headers():
+    with served() as (app, running):
+        _, token = student_token(app)
+        declared = 10 * server_cap(running)
+        with closing(connect(running)) as sock:
+            sock.sendall((f"POST /v1/grade HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n").encode()
+                         + b"{" + b" " * 1023)  # 1 KiB of it: the rest is never sent
+            head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+        assert httpx.get(running.url + "/_sim/health").status_code == 200
+
+
+def test_chunked_body_is_cut_off_at_the_cap_not_read_to_the_end():
+    with served() as (app, running):
+        _, token = student_token(app)
+        with closing(connect(running)) as sock:
+            sock.sendall((f"POST /v1/grade HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
+                          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
+            chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
+            sent = 0
+            try:
+                while sent < server_cap(running) + 256 * 1024:  # a little over the cap, of a far bigger body
+                    sock.sendall(chunk)
+                    sent += 64 * 1024
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server already answered and closed
+            head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+
+
+def test_grade_body_over_the_endpoint_limit_is_a_413_with_the_reason():
+    with served() as (app, running):
+        _, token = student_token(app)
+        resp = httpx.post(running.url + "/v1/grade", headers={**bearer(token),
+                                                               "Content-Type": "application/json"},
+                          content=b'{"assignmentID": "a1", "percentage": 0.5, "pad": "' + b"x" * 200_000 + b'"}')
+        assert resp.status_code == 413
+        body = resp.json()
+        assert body["message"].startswith("Request body too large")
+        assert body["errors"][0]["field"] == "(body)"
+
+
+# --- slow clients ------------------------------------------------------------------------------
+
+def test_slow_clients_do_not_hold_the_worker_threads():
+    """Two worker threads; 24 slow connections (headers dribbled, bodies stalled, answers
+    never read); meanwhile ordinary requests are all answered."""
+    with served(threads=2) as (app, running):
+        sim = app.extensions["clever_sim"]
+        student, token = student_token(app)
+        client = app.test_client()
+        for i in range(600):  # a multi-MB journal answer for the readers that never read
+            client.post("/v1/grade", headers=bearer(token), json={"assignmentID": f"s{i}",
+                                                                 "percentage": 0.5})
+        slow: list[socket.socket] = []
+        try:
+            for i in range(8):  # headers that never end
+                s = connect(running)
+                s.sendall(b"POST /v1/grade HTTP/1.1\r\nHost: t\r\n")
+                slow.append(s)
+            for i in range(8):  # a body that stalls after 10 bytes of 5,000
+                s = connect(running)
+                s.sendall((f"POST /v1/grade HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n").encode()
+                          + b'{"assignm')
+                slow.append(s)
+            for i in range(8):  # a big answer nobody reads (tiny receive window)
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(10)
+                s.connect(("127.0.0.1", int(running.port)))
+                s.sendall(b"GET /_sim/journal?limit=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+                slow.append(s)
+            for s in slow[:8]:  # keep the header dribblers dribbling
+                s.sendall(b"X-Slow: 1\r\n")
+            with httpx.Client(base_url=running.url, timeout=10) as http:
+                for i in range(20):
+                    assert http.get("/_sim/health").status_code == 200
+                    resp = http.post("/v1/grade", headers=bearer(token),
+                                     json={"assignmentID": f"fast{i}", "percentage": 0.9})
+                    assert resp.status_code == 200, resp.text
+            for s in slow[:16]:  # the stalled ones are still waiting: nothing was answered
+                s.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    s.recv(1)
+            assert len(sim.store.list_grades(user_id=student, limit=10_000)) == 620
+        finally:
+            for s in slow:
+                s.close()
+
+
+# --- memory: the journal ---------------------------------------------------------------------
+
+def test_journal_keeps_the_newest_entries_and_cuts_big_bodies_on_capture():
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "JOURNAL_CAP": 50}, environ={})
+    try:
+        sim = app.extensions["clever_sim"]
+        client = app.test_client()
+        dtok = district_token(sim, sim.district_ids[0])
+        for _ in range(30):
+            assert client.get("/v3.0/users?limit=1000", headers=bearer(dtok)).status_code == 200
+        full = len(client.get("/v3.0/users?limit=1000", headers=bearer(dtok)).get_data())
+        assert full > BODY_CAP  # the answer is bigger than what the journal keeps
+        student, token = student_token(app)
+        for i in range(120):
+            client.post("/v1/grade", headers=bearer(token), json={"assignmentID": f"j{i}",
+                                                                 "percentage": 0.5})
+        assert len(sim.journal) == 50 and sim.journal.dropped == 101
+        raw = sim.journal.raw()
+        assert all(isinstance(e, RawEntry) for e in raw)
+        ids = [e["id"] for e in raw]
+        assert ids == list(range(ids[0], ids[0] + 50)) and ids[-1] == 151
+        listing = client.get("/_sim/journal?path=/v3.0/users&limit=1").get_json()
+        assert listing["total"] == 0  # the big answers were the oldest: gone
+        big = Journal(cap=100)
+        big.add(RawEntry({"method": "GET", "path": "/v3.0/users", "status": 200}, [], None, [],
+                         b"x" * (5 * MIB), time.time(), lambda t: "now"))
+        kept = big.raw()[0]
+        assert len(kept.response_body) == BODY_CAP and kept.response_len == 5 * MIB
+        shown = big.get(kept["id"])["response_body"]
+        assert shown.endswith(f"… [{5 * MIB - BODY_CAP} more bytes not kept]")
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_journal_byte_cap_drops_the_oldest_entries():
+    journal = Journal(cap=10_000, bytes_cap=200_000)
+    for i in range(100):
+        journal.add(RawEntry({"path": f"/p{i}"}, [("HTTP_X", "y")], b"r" * 20_000, [],
+                             b"a" * 20_000, 0.0, lambda t: "now"))
+    assert journal.bytes <= 200_000 and len(journal) < 10
+    assert journal.dropped == 100 - len(journal)
+    assert [e["path"] for e in journal.raw()][-1] == "/p99"
+    journal.add({"path": "/dict", "response_body": "z" * 1000})  # outbound entries count too
+    assert journal.bytes <= 200_000 and journal.raw()[-1]["path"] == "/dict"
+    journal.clear()
+    assert journal.bytes == 0 and len(journal) == 0
+
+
+def test_journal_lookup_by_id_is_direct(monkeypatch):
+    journal = Journal(cap=5)
+    for i in range(12):
+        journal.add({"path": f"/p{i}"})
+    assert journal.get(12)["path"] == "/p11" and journal.get(8)["path"] == "/p7"
+    assert journal.get(7) is None and journal.get(13) is None
+
+
+# --- memory: caches and histories -------------------------------------------------------------
+
+def test_store_caches_stay_under_their_cap(monkeypatch):
+    monkeypatch.setattr(store_mod, "_CACHE_MAX", 8)
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    try:
+        sim = app.extensions["clever_sim"]
+        users = sim.store.list_records("users", limit=100).rows
+        client = app.test_client()
+        for user in users:
+            token = il_token(sim, user["id"])
+            assert client.get("/v3.0/me", headers=bearer(token)).status_code == 200
+            assert 1 <= len(sim.store._tokens) <= 8 and 1 <= len(sim.store._users) <= 2  # noqa: SLF001
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_grade_history_pages_and_the_cell_page_shows_the_newest_versions(monkeypatch):
+    monkeypatch.setattr(gradebook_domain, "HISTORY_SHOWN", 5)
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    try:
+        sim = app.extensions["clever_sim"]
+        client = app.test_client()
+        section = sim.store.list_records("sections", limit=1).rows[0]
+        student = section["students"][0]
+        token = il_token(sim, student)
+        for i in range(23):
+            assert client.post("/v1/grade", headers=bearer(token),
+                               json={"assignmentID": "h1", "percentage": i / 100}).status_code == 200
+        grade = client.get(f"/_sim/grades?user_id={student}").get_json()["data"][0]
+        seen, after = [], 0
+        while True:
+            page = client.get(f"/_sim/grades/{grade['id']}/history?limit=10&after_version={after}").get_json()
+            seen += [h["version"] for h in page["data"]]
+            if not page["has_more"]:
+                break
+            after = seen[-1]
+        assert seen == list(range(1, 24))
+        assert client.get(f"/_sim/grades/{grade['id']}/history?limit=0").status_code == 400
+        assert client.get("/_sim/grades/nope/history").status_code == 404
+        listing = client.get(f"/_sim/grades?limit=1&user_id={student}").get_json()
+        assert listing["has_more"] is False and len(listing["data"]) == 1
+        page = client.get(f"/schoology/sections/{section['id']}/gradebook/{grade['id']}").get_data(as_text=True)
+        assert "History (5 versions)" in page
+        rows = re.findall(r"<tr>\s*<td>(\d+)</td>", page.split("<h2>History", 1)[1])
+        assert rows == ["19", "20", "21", "22", "23"]
+    finally:
+        app.extensions["clever_sim"].close()
