@@ -38,6 +38,7 @@ def health():
 
 if __name__ == "__main__":
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    # The simulator's connection limit (serving.CONNECTION_LIMIT), so c128 compares alike.
+    server = create_server(app, host="127.0.0.1", port=0, threads=threads, connection_limit=1000)
     print(f"on http://127.0.0.1:{server.effective_port}", flush=True)
     server.run()

@@ -11,8 +11,9 @@ connections) mixes what a partner's CI and a person at the pages do:
 * ``GET /_sim/journal?limit=50``, the inspector, a section's gradebook, a grade's history.
 
 RSS is read from /proc every ``--sample-s`` seconds; the report gives the RSS after the
-warm-up minute ("before"), at the end ("after") and the highest sample, plus the same
-figures for a baseline: the bare Flask app under the same mix's shape (GETs and POSTs).
+warm-up (``--warmup-min``, default 5: the journal and SQLite's caches fill first; "before"),
+at the end ("after") and the highest sample, plus the same figures for a baseline: the
+bare Flask app under the same rate (its two endpoints).
 
     .venv/bin/python bench/soak.py [--minutes 60] [--rate 150] [--roster FILE]
 """
@@ -125,7 +126,7 @@ async def drive(url: str, mix: list, rate: float, seconds: float, connections: i
 
 
 def soak(cmd: list[str], tmp: str, minutes: float, rate: float, connections: int,
-         sample_s: float, label: str, simulator: bool) -> dict:
+         sample_s: float, label: str, simulator: bool, warmup_min: float = 5.0) -> dict:
     proc, url, ready = spawn(cmd, tmp)
     try:
         pid = proc.pid
@@ -150,7 +151,7 @@ def soak(cmd: list[str], tmp: str, minutes: float, rate: float, connections: int
                   f"requests {total['requests']:,}  5xx {total['errors']}", flush=True)
     finally:
         stop(proc)
-    warm = [s for s in samples if s[0] >= 60] or samples
+    warm = [s for s in samples if s[0] >= warmup_min * 60] or samples
     return {"ready_s": round(ready, 3), "rss_at_start_mb": round(started_rss, 1),
             "rss_before_mb": round(warm[0][1], 1), "rss_after_mb": round(samples[-1][1], 1),
             "rss_max_mb": round(max(s[1] for s in samples), 1), "requests": total["requests"],
@@ -164,19 +165,24 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--sample-s", type=float, default=30)
     ap.add_argument("--roster", default=None)
+    ap.add_argument("--warmup-min", type=float, default=5.0,
+                    help="'before' is the first sample after this many minutes (the journal "
+                         "fills its 10,000 entries in ~70 s at 150/s; SQLite caches fill too)")
     ap.add_argument("--baseline-minutes", type=float, default=None,
                     help="minutes for the bare-Flask baseline (default: a tenth of --minutes, ≥ 1)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="clever-sim-soak-")
+    warmup = min(args.warmup_min, args.minutes / 4)
     sim = soak(sim_cmd(os.path.join(tmp, "soak.db"), args.roster), tmp, args.minutes, args.rate,
-               args.connections, args.sample_s, "simulator", True)
+               args.connections, args.sample_s, "simulator", True, warmup)
     base_minutes = args.baseline_minutes or max(1.0, args.minutes / 10)
     base = soak([sys.executable, str(HERE / "baseline_app.py"), "16"], tmp, base_minutes,
-                args.rate, args.connections, args.sample_s, "bare Flask", False)
+                args.rate, args.connections, args.sample_s, "bare Flask", False,
+                min(warmup, base_minutes / 4))
     print(json.dumps({"simulator": sim, "baseline": base}, indent=2))
     growth = sim["rss_after_mb"] - sim["rss_before_mb"]
     print(f"soak: {sim['requests']:,} requests in {sim['minutes']:g} min at {sim['rate']:g}/s, "
-          f"{sim['errors_5xx']} 5xx; simulator RSS {sim['rss_before_mb']} MB after warm-up → "
+          f"{sim['errors_5xx']} 5xx; simulator RSS {sim['rss_before_mb']} MB after the warm-up → "
           f"{sim['rss_after_mb']} MB at the end (max {sim['rss_max_mb']} MB, growth {growth:+.1f} MB); "
           f"bare Flask {base['rss_before_mb']} → {base['rss_after_mb']} MB; "
           f"ratio end/end {sim['rss_after_mb'] / base['rss_after_mb']:.2f}")

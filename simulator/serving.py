@@ -14,6 +14,20 @@ from flask import Flask
 from waitress.server import create_server
 
 DEFAULT_THREADS = 16
+CONNECTION_LIMIT = 1000  # waitress's default (100) lets 100 idle or slow clients lock out everyone
+
+
+def connection_limit() -> int:
+    """Open connections served at once: CONNECTION_LIMIT, within the process's file limit."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # not POSIX
+        return 100
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_LIMIT
+    return max(100, min(CONNECTION_LIMIT, soft - 100))
 
 
 @dataclass
@@ -45,7 +59,8 @@ def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
     """Bind the listening socket now (port 0 picks a free port) without serving yet."""
     server = create_server(app, host=host, port=port, threads=threads, ident="clever-sim",
                            max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
-                           channel_timeout=30, clear_untrusted_proxy_headers=True)
+                           channel_timeout=30, clear_untrusted_proxy_headers=True,
+                           connection_limit=connection_limit())
     return RunningServer(app, server, host, server.effective_port)
 
 
