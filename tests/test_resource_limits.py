@@ -158,6 +158,21 @@ def test_slow_clients_do_not_hold_the_worker_threads():
                 s.close()
 
 
+def test_many_idle_connections_do_not_lock_other_clients_out():
+    """More idle connections than waitress's default limit (100): new clients still get in."""
+    with served(threads=2) as (app, running):
+        idle = []
+        try:
+            for _ in range(150):
+                idle.append(connect(running))
+            with httpx.Client(base_url=running.url, timeout=10) as http:
+                for _ in range(5):
+                    assert http.get("/_sim/health").status_code == 200
+        finally:
+            for s in idle:
+                s.close()
+
+
 # --- memory: the journal ---------------------------------------------------------------------
 
 def test_journal_keeps_the_newest_entries_and_cuts_big_bodies_on_capture():

@@ -24,6 +24,8 @@ import httpx
 from flask import Flask, Response, abort, jsonify, redirect, request
 from waitress.server import create_server
 
+from simulator.serving import stop_waitress
+
 BUGS = {
     "assignments_missing_type": "assignments have no \"type\"",
     "duplicate_ids": "two assignments share one id",
@@ -296,9 +298,9 @@ class BrokenPartner:
             ext["hanging"].acquire(timeout=2)
         if ext["hung"][0]:
             time.sleep(0.1)
-        self.server.close()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        # Closed from inside the server's loop (server.close() from here raced its select():
+        # EBADF in the server thread, seen once in a full run).
+        stop_waitress(self.server, self.thread)
         self.app.extensions["broken_partner"]["http"].close()
 
     def __enter__(self) -> "BrokenPartner":
