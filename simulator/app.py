@@ -119,11 +119,12 @@ def _sim(app: Flask) -> Simulator:
     return app.extensions["clever_sim"]
 
 
-def _is_emulated() -> bool:
+def _is_emulated(req) -> bool:
     """Partner-facing requests, including unknown paths (a wrong URL is worth journaling)."""
-    if request.blueprint in _EMULATED:
+    blueprint = req.blueprint
+    if blueprint in _EMULATED:
         return True
-    return request.blueprint is None and not request.path.startswith(("/_sim", "/static"))
+    return blueprint is None and not req.path.startswith(("/_sim", "/static"))
 
 
 def _install_hooks(app: Flask) -> None:
@@ -131,61 +132,73 @@ def _install_hooks(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
-        if not _is_emulated() or request.path.startswith("/_sim"):
+        # Runs on every request: the request and g are looked up once (each proxy access
+        # costs a context-variable lookup), and whether the request is emulated is decided
+        # once, here, for the after-request hook too.
+        req = request._get_current_object()
+        ctx = g._get_current_object()
+        ctx.started = time.perf_counter()
+        ctx.emulated = emulated = _is_emulated(req)
+        if not emulated or req.path.startswith("/_sim"):
             return
-        fault = sim.faults.take(request.method, request.path)
+        fault = sim.faults.take(req.method, req.path)
         if fault is not None:
-            g.fault = fault
+            ctx.fault = fault
             if fault.latency_ms:
                 time.sleep(fault.latency_ms / 1000)
             if fault.status:
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 raise InjectedFault(fault.status, fault.body, headers)
-        if request.blueprint in _RATE_LIMITED:
-            auth = request.headers.get("Authorization", "")
-            key = auth.split()[-1] if auth.split() else "(anonymous)"
-            limit, remaining, reset = sim.rate.hit(key, sim.clock.now())
-            g.rate = (limit, max(remaining, 0), reset)
+        if req.blueprint in _RATE_LIMITED:
+            auth = req.environ.get("HTTP_AUTHORIZATION", "").split()
+            key = auth[-1] if auth else "(anonymous)"
+            now = sim.clock.now()
+            limit, remaining, reset = sim.rate.hit(key, now)
+            ctx.rate = (limit, max(remaining, 0), reset)
             if remaining < 0 and sim.cfg["RATE_LIMIT"]:
-                raise RateLimited(headers={"Retry-After": str(max(1, int(reset - sim.clock.now())))})
+                raise RateLimited(headers={"Retry-After": str(max(1, int(reset - now)))})
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        ctx = g._get_current_object()
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
         if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-        rate = g.get("rate")
-        if rate is not None:
-            response.headers["X-RateLimit-Limit"] = str(rate[0])
-            response.headers["X-RateLimit-Remaining"] = str(rate[1])
-            response.headers["X-RateLimit-Reset"] = str(rate[2])
-            response.headers["X-RateLimit-Bucket"] = "bearer"
-        if _is_emulated():
-            _journal(sim, response)
+            headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        rate = getattr(ctx, "rate", None)
+        if rate is not None:  # set nowhere else: added, not replaced
+            headers.add("X-RateLimit-Limit", str(rate[0]))
+            headers.add("X-RateLimit-Remaining", str(rate[1]))
+            headers.add("X-RateLimit-Reset", str(rate[2]))
+            headers.add("X-RateLimit-Bucket", "bearer")
+        emulated = getattr(ctx, "emulated", None)
+        if emulated is None:  # before_request did not run (the request failed first)
+            emulated = _is_emulated(request._get_current_object())
+        if emulated:
+            _journal(sim, ctx, response)
         return response
 
 
-def _journal(sim: Simulator, response: Response) -> None:
+def _journal(sim: Simulator, ctx, response: Response) -> None:
     """Record one partner-facing request, its answer and what the simulator found wrong.
 
     Runs on every partner request, so it only captures raw facts; ``RawEntry`` formats
     them when the inspector or control API reads the journal.
     """
     req = request._get_current_object()
-    ctx = g._get_current_object()
     environ = req.environ
-    fault = ctx.get("fault")
+    fault = getattr(ctx, "fault", None)
     fields = {
         "direction": "inbound",
         "method": req.method,
         "path": req.path,
         "query": environ.get("QUERY_STRING", ""),
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000, 2),
-        "findings": ctx.get("findings", []),
+        "duration_ms": round((time.perf_counter() - getattr(ctx, "started", time.perf_counter()))
+                             * 1000, 2),
+        "findings": getattr(ctx, "findings", []),
         "fault": fault.as_dict() if fault is not None else None,
-        **ctx.get("journal_meta", {}),
+        **getattr(ctx, "journal_meta", {}),
     }
     headers = [(k, v) for k, v in environ.items()
                if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")]

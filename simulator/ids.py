@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
+import time
+
+
+def _new_process_part() -> tuple[str, "itertools.count[int]"]:
+    return secrets.token_hex(5), itertools.count(int.from_bytes(secrets.token_bytes(3), "big"))
+
+
+_process, _counter = _new_process_part()
+
+
+def _after_fork() -> None:
+    global _process, _counter
+    _process, _counter = _new_process_part()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)  # a forked child must not repeat ids
 
 
 def object_id() -> str:
-    """A 24-hex id like Clever's Mongo ObjectIds."""
-    return secrets.token_hex(12)
+    """A 24-hex id built as Clever's Mongo ObjectIds are: 4 bytes of Unix time, 5 random
+    bytes per process, a 3-byte counter. Unique without a system call per id (grade POSTs
+    make one each), and ids made later sort later, as Clever's do."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{_process}{next(_counter) & 0xFFFFFF:06x}"
 
 
 def client_id() -> str:

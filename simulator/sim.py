@@ -51,6 +51,7 @@ class Simulator:
         self.faults = Faults()
         self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
         self._grades_changed = threading.Condition()
+        self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
         self._district_ids: list[str] = []
         self._load_roster()
         self._register_startup_apps()
@@ -128,24 +129,35 @@ class Simulator:
     # --- grades: notify and wait -------------------------------------------------------
 
     def grades_changed(self) -> None:
-        """Wake every waiter (long-polls, live gradebook) after a grade was stored."""
-        with self._grades_changed:
-            self._grades_changed.notify_all()
+        """Wake every waiter (long-polls, live gradebook) after a grade was stored.
+
+        Called after each grade POST: with nobody waiting (the common case) it takes no
+        lock. Safe without one: a waiter counts itself in before its first probe, so a
+        waiter this call did not see probes after the grade was stored, and finds it."""
+        if self._waiters:
+            with self._grades_changed:
+                self._grades_changed.notify_all()
 
     def wait_for(self, probe: Callable[[], Any], timeout: float) -> Any:
         """Call ``probe`` until it returns something truthy or ``timeout`` seconds pass."""
         import time
 
         deadline = time.monotonic() + timeout
-        while True:
+        with self._grades_changed:
+            self._waiters += 1
+        try:
+            while True:
+                with self._grades_changed:
+                    found = probe()
+                    if found:
+                        return found
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return found
+                    self._grades_changed.wait(min(remaining, 1.0))
+        finally:
             with self._grades_changed:
-                found = probe()
-                if found:
-                    return found
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return found
-                self._grades_changed.wait(min(remaining, 1.0))
+                self._waiters -= 1
 
     # --- reset and shutdown ------------------------------------------------------------
 

@@ -31,6 +31,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class StoredRecord(dict):
+    """A grade record as stored, carrying ``json``: the exact text written to the database,
+    so the endpoint answers with it instead of serialising the same record again."""
+
+    __slots__ = ("json",)
+
+
 class Page:
     """One page of a list: the rows plus whether more exist before/after them."""
 
@@ -464,7 +471,7 @@ class Store:
     # --- grades ------------------------------------------------------------------------
 
     def save_grade(self, *, grade_id: str, client_id: str, user_id: str, assignment_id: str,
-                   district_id: str, build_record, now_iso: str) -> dict:
+                   district_id: str, build_record, now_iso: str) -> "StoredRecord":
         """Overwrite the (app, student, assignment) grade and append its history, atomically.
 
         ``build_record(grade_id, version, created)`` returns the record to store, so the
@@ -525,23 +532,24 @@ class Store:
         return self._seq
 
     @staticmethod
-    def _write_grade(db: sqlite3.Connection, args: tuple, seq: int) -> tuple[dict, int, bool]:
+    def _write_grade(db: sqlite3.Connection, args: tuple, seq: int
+                     ) -> tuple["StoredRecord", int, bool]:
         grade_id, client_id, user_id, assignment_id, district_id, build_record, now_iso = args
         row = db.execute("SELECT id, version, created FROM grades WHERE client_id = ? AND "
                          "user_id = ? AND assignment_id = ?",
                          (client_id, user_id, assignment_id)).fetchone()
         seq += 1
         if row is None:
-            record = build_record(grade_id, 1, now_iso)
-            text = _dumps(record)
+            record = StoredRecord(build_record(grade_id, 1, now_iso))
+            record.json = text = _dumps(record)
             db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
                        "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        (grade_id, client_id, user_id, assignment_id, district_id, 1,
                         text, now_iso, now_iso, seq))
         else:
             grade_id = row[0]
-            record = build_record(grade_id, row[1] + 1, row[2])
-            text = _dumps(record)
+            record = StoredRecord(build_record(grade_id, row[1] + 1, row[2]))
+            record.json = text = _dumps(record)
             db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
                        "WHERE id = ?", (record["version"], text, now_iso, seq, grade_id))
         db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "

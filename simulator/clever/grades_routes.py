@@ -7,7 +7,9 @@ Other methods get Flask's 405, answered as JSON by ``app``'s error handler.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import json
+
+from flask import Blueprint, current_app
 
 from ..web import (add_findings, bearer_token, note, parse_json, read_body,
                    require_json_content_type, sim)
@@ -32,4 +34,15 @@ def post_grade():
     note(client_id=record["client_id"], user_id=record["userID"],
          assignment_id=record["assignmentID"], token_kind=record["token_kind"])
     add_findings(warnings)
-    return jsonify({"data": record, "warnings": warnings})
+    return grade_response(record, warnings)
+
+
+def grade_response(record, warnings: list[str]):
+    """``{"data": record, "warnings": [...]}`` as ``jsonify`` writes it, reusing the record's
+    text from the store (``StoredRecord.json``) rather than serialising it a second time."""
+    text = getattr(record, "json", None)
+    if text is None:
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    body = ('{"data":' + text + ',"warnings":'
+            + json.dumps(warnings, ensure_ascii=False, separators=(",", ":")) + "}\n")
+    return current_app.response_class(body, mimetype="application/json")

@@ -1,0 +1,267 @@
+"""The grade POST's hot path takes shortcuts (measured in ``bench/README.md``); each one must
+behave exactly as the long way round it replaced.
+
+* the answer reuses the record's stored JSON text instead of ``jsonify``-ing it again;
+* record ids are made as Clever's Mongo ObjectIds are, without a system call each;
+* a stored grade wakes long-polls without taking a lock when nobody waits;
+* the body is read straight from the server's input when its length is declared;
+* waitress's connections (``serving.QuietChannel``) are not reported writable while a
+  worker is writing its answer, and every answer still arrives whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from flask import jsonify
+from werkzeug.test import EnvironBuilder
+
+from simulator import ids
+from simulator.app import create_app
+from simulator.clever.grades_routes import grade_response
+from simulator.serving import QuietChannel, start_in_thread
+from simulator.store import StoredRecord
+from tests.conftest import assert_error, bearer, il_token
+
+HEX24 = re.compile(r"[0-9a-f]{24}")
+
+
+# --- the answer: the stored text, byte for byte what jsonify would write ----------------------
+
+HOSTILE = ["<script>alert(1)</script>", "Zoë O'Brien \"quoted\" \\ back", "日本語 🌲", "\u2028\u2029",
+           "</script><!--", "\x00\x1f control"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_grade_answer_is_byte_for_byte_what_jsonify_writes(text):
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    record = StoredRecord({"id": "a" * 24, "assignmentID": text, "percentage": 0.5,
+                           "context": {"note": text, "n": [1, 2.5, None, True]}, "warnings": [text]})
+    record.json = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    warnings = [text, "second"]
+    with app.app_context():
+        expected = jsonify({"data": dict(record), "warnings": warnings})
+        got = grade_response(record, warnings)
+        plain = grade_response(dict(record), warnings)  # a record without stored text
+    assert got.get_data() == expected.get_data() == plain.get_data()
+    assert got.mimetype == expected.mimetype == "application/json"
+    assert json.loads(got.get_data()) == {"data": dict(record), "warnings": warnings}
+
+
+def test_posted_grade_answer_matches_the_stored_record(client, sim, student):
+    token = il_token(sim, student["id"])
+    resp = client.post("/v1/grade", json={"assignmentID": "hot1", "percentage": 0.25,
+                                          "note": "<b>hi</b> 🌲"}, headers=bearer(token))
+    assert resp.status_code == 200
+    assert resp.get_data().endswith(b"}\n")
+    stored = sim.store.list_grades(user_id=student["id"], assignment_id="hot1")[0]
+    stored.pop("seq")
+    assert resp.get_json()["data"] == stored
+    assert resp.get_json()["data"]["context"] == {"note": "<b>hi</b> 🌲"}
+
+
+# --- ids ---------------------------------------------------------------------------------------
+
+def test_object_ids_are_24_hex_unique_and_later_ones_sort_later():
+    made = [ids.object_id() for _ in range(20_000)]
+    assert all(HEX24.fullmatch(i) for i in made)
+    assert len(set(made)) == len(made)
+    before = ids.object_id()
+    time.sleep(1.05)  # the leading 4 bytes are Unix seconds, as in a Mongo ObjectId
+    assert ids.object_id()[:8] > before[:8]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_does_not_repeat_the_parents_ids():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the next id and leave at once
+        os.close(read)
+        os.write(write, ids.object_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = ids.object_id()
+    assert HEX24.fullmatch(child)
+    assert child[8:18] != parent[8:18]  # the per-process part
+
+
+# --- waking long-polls -------------------------------------------------------------------------
+
+class _CountingCondition:
+    """A Condition that counts notify_all calls (to see whether a lock was taken)."""
+
+    def __init__(self) -> None:
+        self.inner = threading.Condition()
+        self.notified = 0
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def wait(self, timeout=None):
+        return self.inner.wait(timeout)
+
+    def notify_all(self):
+        self.notified += 1
+        self.inner.notify_all()
+
+
+def test_a_stored_grade_wakes_a_waiter_and_takes_no_lock_when_nobody_waits(app, sim, student):
+    sim._grades_changed = condition = _CountingCondition()  # noqa: SLF001
+    token = il_token(sim, student["id"])
+    client = app.test_client()
+    assert client.post("/v1/grade", json={"assignmentID": "w0", "percentage": 0.1},
+                       headers=bearer(token)).status_code == 200
+    assert condition.notified == 0  # nobody waiting: no lock, no notify
+
+    found: list = []
+    waiter = threading.Thread(target=lambda: found.append(sim.wait_for(
+        lambda: sim.store.list_grades(assignment_id="w1", limit=1), timeout=30)))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while sim._waiters == 0 and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.005)
+    assert sim._waiters == 1  # noqa: SLF001
+    assert client.post("/v1/grade", json={"assignmentID": "w1", "percentage": 0.7},
+                       headers=bearer(token)).status_code == 200
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    assert condition.notified >= 1
+    assert found[0][0]["lti_score"] == "0.7"
+    assert sim._waiters == 0  # noqa: SLF001
+
+
+# --- reading the body ----------------------------------------------------------------------
+
+def test_declared_length_body_and_a_body_without_a_length_read_alike(client, sim, student):
+    token = il_token(sim, student["id"])
+    raw = json.dumps({"assignmentID": "len1", "percentage": 0.5}).encode()
+    declared = client.post("/v1/grade", data=raw, headers={**bearer(token),
+                                                           "Content-Type": "application/json"})
+    assert declared.status_code == 200
+    environ = EnvironBuilder(path="/v1/grade", method="POST", data=raw,
+                             headers={**bearer(token), "Content-Type": "application/json"}
+                             ).get_environ()
+    del environ["CONTENT_LENGTH"]  # as a chunked upload arrives: the server marks its end
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    environ["wsgi.input_terminated"] = True
+    answer: list = []
+    body = b"".join(client.application(environ, lambda status, headers, exc=None:
+                                       answer.append(status)))
+    assert answer == ["200 OK"]
+    assert json.loads(body)["data"]["version"] == 2
+    entries = [e for e in sim.journal if e["path"] == "/v1/grade"]
+    assert [e["request_body"] for e in entries[-2:]] == [raw.decode(), raw.decode()]
+
+
+@pytest.mark.parametrize("length", ["１２", "-5", "12 ", "0x10"])
+def test_odd_content_length_values_get_a_clear_answer_not_a_crash(client, sim, student, length):
+    token = il_token(sim, student["id"])
+    resp = client.post("/v1/grade", data=b'{"assignmentID": "x", "percentage": 0.5}',
+                       headers={**bearer(token), "Content-Type": "application/json",
+                                "Content-Length": length})
+    assert resp.status_code in (200, 400)
+    if resp.status_code == 400:
+        assert_error(resp, 400, field="(body)")
+
+
+def test_a_grade_over_the_limit_is_refused_on_its_declared_length(client, sim, student):
+    token = il_token(sim, student["id"])
+    resp = client.post("/v1/grade", data=b"{}" + b" " * (64 * 1024),
+                       headers={**bearer(token), "Content-Type": "application/json"})
+    assert_error(resp, 413, "Request body too large…", field="(body)")
+
+
+# --- waitress connections --------------------------------------------------------------------
+
+def _bare_channel(**attrs) -> QuietChannel:
+    channel = object.__new__(QuietChannel)  # no socket: only the attributes writable() reads
+    defaults = {"total_outbufs_len": 0, "requests": [], "will_close": False,
+                "close_when_flushed": False, "outbuf_lock": threading.Condition()}
+    for key, value in {**defaults, **attrs}.items():
+        setattr(channel, key, value)
+    return channel
+
+
+def test_a_connection_is_not_writable_while_a_worker_holds_its_output():
+    channel = _bare_channel(total_outbufs_len=100, requests=["running"])
+    assert channel.writable()  # output waiting and nobody writing: flush it
+    held = threading.Event()
+    release = threading.Event()
+
+    def worker():
+        with channel.outbuf_lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert held.wait(10)
+        assert not channel.writable()  # the worker is sending its own answer
+        channel.will_close = True
+        assert channel.writable()  # closing: waitress's own rule decides
+    finally:
+        release.set()
+        t.join(10)
+    channel.will_close = False
+    assert channel.writable()
+    assert not _bare_channel().writable()
+
+
+@contextmanager
+def _served_with_big_answer(size: int):
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    body = bytes(range(256)) * (size // 256)
+    app.add_url_rule("/_sim/test-big", "test_big", lambda: (body, 200, {"Content-Type":
+                                                                          "application/octet-stream"}))
+    running = start_in_thread(app, threads=4)
+    try:
+        yield running, body
+    finally:
+        running.stop()
+
+
+def _get_raw(port: int, path: str, pause: float = 0.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while True:
+            chunk = sock.recv(16384)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if pause:
+                time.sleep(pause)
+        return b"".join(chunks)
+
+
+def test_big_answers_reach_slow_readers_whole_while_others_are_served():
+    with _served_with_big_answer(6 * 1024 * 1024) as (running, body):
+        results: dict[int, bytes] = {}
+        readers = [threading.Thread(target=lambda i=i: results.__setitem__(
+            i, _get_raw(int(running.port), "/_sim/test-big", pause=0.0005 if i == 0 else 0)))
+            for i in range(3)]
+        for r in readers:
+            r.start()
+        for _ in range(20):  # small requests go on while the big answers drain
+            head = _get_raw(int(running.port), "/_sim/health")
+            assert head.startswith(b"HTTP/1.1 200")
+        for r in readers:
+            r.join(60)
+        for i in range(3):
+            head, _, got = results[i].partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert got == body
