@@ -242,6 +242,51 @@ def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(t
         app.extensions["clever_sim"].close()
 
 
+def test_many_concurrent_writers_all_return_with_every_version_kept(tmp_path):
+    """Group commit under contention: leads are handed on, every call returns its own
+    record, and each (student, assignment) has one history entry per call, numbered 1…n."""
+    app = create_app({"DB": str(tmp_path / "many.db"), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+    per_thread, threads = 150, 12
+    results: dict[tuple[int, int], dict] = {}
+    errors: list[BaseException] = []
+
+    def writer(t: int) -> None:
+        try:
+            for i in range(per_thread):
+                key = (t * per_thread + i) % 7
+                results[(t, i)] = store.save_grade(
+                    grade_id=f"g{t:03d}{i:020d}", client_id="c", user_id=f"u{key}",
+                    assignment_id="a", district_id="d",
+                    build_record=lambda g, v, c, n=t * 1000 + i: _record(g, v, c, n),
+                    now_iso="2026-09-01T00:00:00Z")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    try:
+        workers = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert not any(w.is_alive() for w in workers), "a writer never returned"
+        assert errors == []
+        assert len(results) == per_thread * threads
+        assert all(r["value"] == t * 1000 + i for (t, i), r in results.items())
+        total = 0
+        for user in range(7):
+            grades = store.list_grades(user_id=f"u{user}")
+            assert len(grades) == 1
+            versions = [h["version"] for h in store.grade_history(grades[0]["id"])]
+            assert versions == list(range(1, len(versions) + 1))
+            assert grades[0]["version"] == len(versions)
+            total += len(versions)
+        assert total == per_thread * threads
+        assert store._pending == []  # noqa: SLF001
+    finally:
+        app.extensions["clever_sim"].close()
+
+
 @pytest.mark.parametrize("kind", ["KeyboardInterrupt"])
 def test_an_interrupted_group_write_leaves_nothing_half_written(tmp_path, kind):
     app = create_app({"DB": str(tmp_path / "intr.db"), "SECRET_KEY": "t"}, environ={})
