@@ -243,7 +243,7 @@ def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(t
 
 
 def test_many_concurrent_writers_all_return_with_every_version_kept(tmp_path):
-    """Group commit under contention: leads are handed on, every call returns its own
+    """Group commit under contention: every call returns its own
     record, and each (student, assignment) has one history entry per call, numbered 1…n."""
     app = create_app({"DB": str(tmp_path / "many.db"), "SECRET_KEY": "t"}, environ={})
     store = app.extensions["clever_sim"].store
