@@ -83,6 +83,11 @@ class Simulator:
             del doc
             if big:
                 _release_memory()
+        self.reload_district_ids()
+
+    def reload_district_ids(self) -> None:
+        """Read the stored roster's district ids again (after the roster was replaced
+        behind this simulator's back, e.g. by loading a snapshot)."""
         self._district_ids = self.store.roster_ids("districts")
 
     @property

@@ -514,87 +514,61 @@ def import_state(sim: Any, doc: Any) -> dict:
     """Replace the whole state of ``sim`` with the snapshot ``doc``; return what was loaded.
 
     The document is checked completely first (``SnapshotError`` lists every problem and
-    nothing changes). Then the roster is replaced through ``Store.replace_roster`` (only
-    when it differs from the stored one) and apps, tokens, grades, history and links in
-    one transaction; should that transaction fail, the previous roster is put back.
+    nothing changes). Then one transaction replaces the roster (through
+    ``Store.replace_roster_in``, only when it differs from the stored one) and the apps,
+    tokens, grades, history and links: should anything fail, or the process die, before
+    its COMMIT, the previous state stays whole (never a new roster with old grades).
     """
     check_snapshot(doc)
     store: Store = sim.store
     roster = _roster_of(doc)
-    old_roster = store.roster_document() if store.roster_loaded() else None
-    roster_changed = old_roster is None or {k: old_roster.get(k, []) for k in roster} != roster
-    if roster_changed:
-        old_meta = {k: v for k in ("roster_digest", "roster_apps")
-                    if (v := store.get_meta(k)) is not None}
-        digest = hashlib.sha256(json.dumps(roster, sort_keys=True).encode()).hexdigest()
-        store.replace_roster(roster, {
-            "roster_digest": f"snapshot:{digest}",  # never a roster file's digest: `serve` with
-            "roster_apps": _dumps(roster["apps"])})  # a roster setting reloads its roster
-    try:
-        with store.transaction() as db:
-            for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
-                        "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
-                        "DELETE FROM tokens", "DELETE FROM apps"):
-                db.execute(sql)
-            db.executemany(
-                "INSERT INTO apps(client_id, client_secret, name, redirect_uris, assignments_url, "
-                "scopes, districts, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((a["client_id"], a["client_secret"], a["name"], _dumps(a["redirect_uris"]),
-                  a.get("assignments_url"), _dumps(a["scopes"]), _dumps(a["districts"]),
-                  a["created"]) for a in doc["apps"]))
-            db.executemany(
-                "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
-                "scopes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((t["access_token"], t["kind"], t["id"], t["client_id"], t["district_id"],
-                  t["user_id"], _dumps(t["scopes"]), t["created"]) for t in doc["tokens"]))
-            db.executemany(
-                "INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
-                "record, created, updated, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((g["id"], g["client_id"], g["user_id"], g["assignment_id"], g["district_id"],
-                  g["version"], _dumps(g["record"]), g["created"], g["updated"], g["seq"])
-                 for g in doc["grades"]))
-            db.executemany(
-                "INSERT INTO grade_history(seq, grade_id, version, record, received_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                ((h["seq"], h["grade_id"], h["version"], _dumps(h["record"]), h["received_at"])
-                 for h in doc["grade_history"]))
-            db.executemany(
-                "INSERT INTO schoology_assignments(id, section_id, client_id, assignment_id, "
-                "data, created) VALUES (?, ?, ?, ?, ?, ?)",
-                ((s["id"], s["section_id"], s["client_id"], s["assignment_id"], _dumps(s["data"]),
-                  s["created"]) for s in doc["schoology_assignments"]))
-            _clear_caches(store)  # under the write lock: no grade write sees a stale cache
-    except BaseException:
+    with store.transaction() as db:
+        # compared inside the transaction (reads on this thread use its connection), so
+        # no other load can change the roster between the comparison and the writes
+        old_roster = store.roster_document() if store.roster_loaded() else None
+        roster_changed = old_roster is None or {k: old_roster.get(k, []) for k in roster} != roster
+        del old_roster
         if roster_changed:
-            _restore_roster(store, old_roster, old_meta)
-        raise
+            digest = hashlib.sha256(json.dumps(roster, sort_keys=True).encode()).hexdigest()
+            store.replace_roster_in(db, roster, {
+                "roster_digest": f"snapshot:{digest}",  # never a roster file's digest: `serve`
+                "roster_apps": _dumps(roster["apps"])})  # with a roster setting reloads its roster
+        for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
+                    "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
+                    "DELETE FROM tokens", "DELETE FROM apps"):
+            db.execute(sql)
+        db.executemany(
+            "INSERT INTO apps(client_id, client_secret, name, redirect_uris, assignments_url, "
+            "scopes, districts, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((a["client_id"], a["client_secret"], a["name"], _dumps(a["redirect_uris"]),
+              a.get("assignments_url"), _dumps(a["scopes"]), _dumps(a["districts"]),
+              a["created"]) for a in doc["apps"]))
+        db.executemany(
+            "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
+            "scopes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((t["access_token"], t["kind"], t["id"], t["client_id"], t["district_id"],
+              t["user_id"], _dumps(t["scopes"]), t["created"]) for t in doc["tokens"]))
+        db.executemany(
+            "INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
+            "record, created, updated, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((g["id"], g["client_id"], g["user_id"], g["assignment_id"], g["district_id"],
+              g["version"], _dumps(g["record"]), g["created"], g["updated"], g["seq"])
+             for g in doc["grades"]))
+        db.executemany(
+            "INSERT INTO grade_history(seq, grade_id, version, record, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            ((h["seq"], h["grade_id"], h["version"], _dumps(h["record"]), h["received_at"])
+             for h in doc["grade_history"]))
+        db.executemany(
+            "INSERT INTO schoology_assignments(id, section_id, client_id, assignment_id, "
+            "data, created) VALUES (?, ?, ?, ?, ?, ?)",
+            ((s["id"], s["section_id"], s["client_id"], s["assignment_id"], _dumps(s["data"]),
+              s["created"]) for s in doc["schoology_assignments"]))
+        store.clear_caches()  # under the write lock: no grade write sees a stale cache
+    if roster_changed:
+        store.roster_replaced()  # after COMMIT: caches again, the WAL checkpoint
     _after_load(sim, float(doc.get("clock_offset_s", 0)))
     return {**counts(doc), "roster_replaced": roster_changed}
-
-
-def _clear_caches(store: Store) -> None:
-    """Forget the store's read-through caches (tokens, users, links, grade sequence)."""
-    clear = getattr(store, "clear_caches", None)
-    if callable(clear):
-        clear()
-        return
-    store._tokens.clear()  # no public method yet (Store.clear_caches): the same by hand
-    store._users.clear()
-    store._linked.clear()
-    store._seq = None
-
-
-def _restore_roster(store: Store, old_roster: dict | None, old_meta: dict) -> None:
-    if old_roster is not None:
-        store.replace_roster(old_roster, old_meta)
-        return
-    from .store import _ROSTER_DATA_TABLES  # a fresh database: empty the roster again
-
-    with store.transaction() as db:
-        for table in _ROSTER_DATA_TABLES:
-            db.execute(f"DELETE FROM {table}")
-        db.execute("DELETE FROM meta WHERE key IN ('roster_loaded', 'roster_digest', 'roster_apps')")
-    _clear_caches(store)
 
 
 def _after_load(sim: Any, offset: float) -> None:
@@ -604,8 +578,9 @@ def _after_load(sim: Any, offset: float) -> None:
         clock.reset()
         if offset:
             clock.advance(offset)
-    if hasattr(sim, "_district_ids"):  # Simulator keeps the district ids of its roster
-        sim._district_ids = sim.store.roster_ids("districts")
+    reload_district_ids = getattr(sim, "reload_district_ids", None)
+    if callable(reload_district_ids):  # a Simulator keeps the district ids of its roster
+        reload_district_ids()
     for part in ("journal", "faults", "rate"):
         runtime = getattr(sim, part, None)
         if runtime is not None:

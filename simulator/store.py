@@ -166,52 +166,69 @@ class Store:
 
         ``meta`` keys (the roster digest, its apps) are written in the same transaction, so
         a crash mid-load leaves the old roster and its digest, never a half-loaded one.
-        Rows go in with ``executemany`` over generators (no second copy of the roster) and
-        the secondary indexes are rebuilt once at the end (faster than row by row).
+        The same as ``replace_roster_in`` inside ``transaction()``, then ``roster_replaced``.
         """
         with self.transaction() as db:
-            for table in _ROSTER_DATA_TABLES:
-                db.execute(f"DELETE FROM {table}")
-            dropped = _drop_roster_indexes(db)
-            db.executemany("INSERT INTO districts(id, data) VALUES (?, ?)",
-                           ((d["id"], _dumps(d)) for d in doc.get("districts", [])))
-            db.executemany("INSERT INTO schools(id, district_id, data) VALUES (?, ?, ?)",
-                           ((s["id"], s["district"], _dumps(s)) for s in doc.get("schools", [])))
-            db.executemany("INSERT INTO terms(id, district_id, data) VALUES (?, ?, ?)",
-                           ((t["id"], t["district"], _dumps(t)) for t in doc.get("terms", [])))
-            db.executemany(
-                "INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
-                ((u["id"], u["district"], _user_role(u), _dumps(u)) for u in doc.get("users", [])))
-            people, school_people = [], []
-            for u in doc.get("users", []):
-                person = person_row(u)
-                people.append((*person[:7], person[8][0]))
-                school_people.extend((sid, person[7], person[5], u["id"]) for sid in person[8])
-            db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
-                           "search_key, school_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
-            db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
-                           "VALUES (?, ?, ?, ?)", school_people)
-            del people, school_people
-            db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
-                           ((s["id"], s["district"], s["school"], _dumps(s))
-                            for s in doc.get("sections", [])))
-            db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
-                           _members(doc.get("sections", [])))
-            for sql in dropped:
-                db.execute(sql)
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
-            counts = {kind: len(doc.get(kind, [])) for kind in _ROSTER_TABLES}
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_counts', ?)",
-                       (_dumps(counts),))
-            for key, value in (meta or {}).items():
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-            db.execute("ANALYZE")  # the planner's row counts: keeps it on the right indexes
-        self._users.clear()
-        self._linked.clear()
-        self._roster_counts.clear()
+            self.replace_roster_in(db, doc, meta)
+        self.roster_replaced()
+
+    def replace_roster_in(self, db: sqlite3.Connection, doc: dict,
+                          meta: dict[str, str] | None = None) -> None:
+        """Swap the whole roster for ``doc`` (already validated) inside the caller's
+        transaction ``db`` (from ``transaction()``), so other writes can commit with it
+        (a snapshot load) or roll back with it; call ``roster_replaced()`` after COMMIT.
+
+        Rows go in with ``executemany`` over generators (no second copy of the roster) and
+        the secondary indexes are rebuilt once at the end (faster than row by row); DROP
+        and CREATE INDEX and ANALYZE are transactional in SQLite, so a rollback undoes them.
+        """
+        if not db.in_transaction:  # autocommit would leave a half-replaced roster on a failure
+            raise RuntimeError("replace_roster_in runs inside Store.transaction()")
+        for table in _ROSTER_DATA_TABLES:
+            db.execute(f"DELETE FROM {table}")
+        dropped = _drop_roster_indexes(db)
+        db.executemany("INSERT INTO districts(id, data) VALUES (?, ?)",
+                       ((d["id"], _dumps(d)) for d in doc.get("districts", [])))
+        db.executemany("INSERT INTO schools(id, district_id, data) VALUES (?, ?, ?)",
+                       ((s["id"], s["district"], _dumps(s)) for s in doc.get("schools", [])))
+        db.executemany("INSERT INTO terms(id, district_id, data) VALUES (?, ?, ?)",
+                       ((t["id"], t["district"], _dumps(t)) for t in doc.get("terms", [])))
+        db.executemany(
+            "INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
+            ((u["id"], u["district"], _user_role(u), _dumps(u)) for u in doc.get("users", [])))
+        people, school_people = [], []
+        for u in doc.get("users", []):
+            person = person_row(u)
+            people.append((*person[:7], person[8][0]))
+            school_people.extend((sid, person[7], person[5], u["id"]) for sid in person[8])
+        db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
+                       "search_key, school_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
+        db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
+                       "VALUES (?, ?, ?, ?)", school_people)
+        del people, school_people
+        db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
+                       ((s["id"], s["district"], s["school"], _dumps(s))
+                        for s in doc.get("sections", [])))
+        db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
+                       _members(doc.get("sections", [])))
+        for sql in dropped:
+            db.execute(sql)
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
+        counts = {kind: len(doc.get(kind, [])) for kind in _ROSTER_TABLES}
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_counts', ?)",
+                   (_dumps(counts),))
+        for key, value in (meta or {}).items():
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        db.execute("ANALYZE")  # the planner's row counts: keeps it on the right indexes
+
+    def roster_replaced(self) -> None:
+        """What follows the COMMIT of ``replace_roster_in``: forget the caches, let the
+        document's strings go, and fold the big WAL back now (a checkpoint cannot run
+        inside a transaction), not on some grade's commit."""
+        self.clear_caches()
         fold.cache_clear()  # its keys are the document's strings: let the document go whole
         if not self.memory:
-            with self._write_lock:  # fold the big WAL back now, not on some grade's commit
+            with self._write_lock:
                 self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def get_meta(self, key: str) -> str | None:

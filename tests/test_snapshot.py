@@ -312,16 +312,157 @@ def test_a_failed_write_restores_the_roster_and_keeps_the_old_state(client, sim,
     state = comparable(client.get("/_sim/snapshot").get_json())
     districts = sim.district_ids
 
-    def boom(store):
+    def boom():
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(snap, "_clear_caches", boom)  # fails inside the one transaction
+    monkeypatch.setattr(sim.store, "clear_caches", boom)  # fails inside the one transaction
     with pytest.raises(RuntimeError, match="disk full"):
         snap.import_state(sim, doc)
     monkeypatch.undo()
     assert comparable(client.get("/_sim/snapshot").get_json()) == state
     assert sim.district_ids == districts
     assert client.get("/v3.0/me", headers=bearer(busy["il_token"])).status_code == 200
+
+
+
+def another_roster_snapshot(seed: int = 5) -> dict:
+    """A snapshot of a simulator on a generated roster, with a grade and a linked assignment."""
+    roster = generate_roster(schools=1, teachers=1, students=3, sections=1, seed=seed)
+    source = new_app(ROSTER=roster)
+    try:
+        sim = source.extensions["clever_sim"]
+        src = source.test_client()
+        student = next(u for u in roster["users"] if "student" in u["roles"])
+        post_grade(src, il_token(sim, student["id"]), {"assignmentID": "r1", "percentage": 0.4})
+        app = sim.store.get_app(roster["apps"][0]["client_id"]) if roster.get("apps") else \
+            sim.store.list_apps()[0]
+        assert src.post("/_sim/links", json={"section_id": roster["sections"][0]["id"],
+                                             "client_id": app["client_id"],
+                                             "assignment_id": "r1"}).status_code in (200, 201)
+        return src.get("/_sim/snapshot").get_json()
+    finally:
+        source.extensions["clever_sim"].close()
+
+
+def test_a_load_that_fails_late_leaves_roster_and_grades_as_they_were(client, sim, busy, monkeypatch):
+    """The roster is replaced first, in the same transaction as everything else: a database
+    error on the last insert (the links) rolls the new roster back with the rest."""
+    import sqlite3
+    from contextlib import contextmanager
+
+    doc = another_roster_snapshot()
+    assert doc["schoology_assignments"]  # the failing insert has rows to write
+    before = comparable(snap.export_state(sim))
+    assert before["roster"] != doc["roster"]
+    districts, digest = sim.district_ids, sim.store.get_meta("roster_digest")
+    seen: list[str] = []
+
+    class FailingLinks:
+        """The transaction's connection, except that inserting links fails (disk full)."""
+
+        def __init__(self, conn):
+            self._conn = conn
+
+        def __getattr__(self, name):
+            return getattr(self._conn, name)
+
+        def executemany(self, sql, rows):
+            seen.append(sql.split("(")[0])
+            if sql.startswith("INSERT INTO schoology_assignments"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self._conn.executemany(sql, rows)
+
+    real = sim.store.transaction
+
+    @contextmanager
+    def transaction():
+        with real() as db:
+            yield FailingLinks(db)
+
+    monkeypatch.setattr(sim.store, "transaction", transaction)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        snap.import_state(sim, doc)
+    monkeypatch.undo()
+    assert "INSERT INTO users" in seen and "INSERT INTO grades" in seen  # the roster part ran
+
+    after = comparable(snap.export_state(sim))
+    for part in ("roster", "apps", "tokens", "grades", "grade_history", "schoology_assignments"):
+        assert after[part] == before[part], part
+    assert sim.store.get_meta("roster_digest") == digest
+    assert sim.district_ids == districts
+    # the simulator goes on as before: the token works, the next grade follows the old ones
+    assert client.get("/v3.0/me", headers=bearer(busy["il_token"])).status_code == 200
+    again = post_grade(client, busy["il_token"], {"assignmentID": "a1", "percentage": 1})
+    assert again["version"] == 3
+    assert max(g["seq"] for g in snap.export_state(sim)["grades"]) == \
+        max(g["seq"] for g in before["grades"]) + 1
+
+
+_KILL_MID_LOAD = """
+import json, os, sys
+from simulator import snapshot as snap
+from simulator.store import Store
+
+def die():  # the last step inside the load's transaction: the process dies before COMMIT
+    os._exit(17)
+
+Store.clear_caches = lambda self: die()
+doc = json.load(open(sys.argv[2]))
+with snap.DatabaseState(sys.argv[1]) as state:
+    snap.import_state(state, doc)
+"""
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_load_leaves_the_previous_state_on_disk(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = str(tmp_path / "sim.db")
+    app = with_snapshot_routes(create_app({"DB": db}, environ={}))
+    sim = app.extensions["clever_sim"]
+    try:
+        student = next(u for u in sim.roster["users"] if "student" in u["roles"])
+        post_grade(app.test_client(), il_token(sim, student["id"]),
+                   {"assignmentID": "k1", "percentage": 0.3})
+    finally:
+        sim.close()
+    with snap.DatabaseState(db) as state:
+        before = comparable(snap.export_state(state))
+    file = tmp_path / "other.json"
+    file.write_text(json.dumps(another_roster_snapshot()))
+
+    root = str(Path(snap.__file__).resolve().parents[1])
+    child = subprocess.run([sys.executable, "-c", _KILL_MID_LOAD, db, str(file)], cwd=root,
+                           env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == 17, child.stderr
+
+    with snap.DatabaseState(db) as state:
+        assert comparable(snap.export_state(state)) == before
+
+
+def test_a_load_that_changes_the_roster_gives_the_simulator_its_districts(sim, client):
+    doc = another_roster_snapshot()
+    wanted = [d["id"] for d in doc["roster"]["districts"]]
+    assert sim.district_ids != wanted
+    loaded = snap.import_state(sim, doc)
+    assert loaded["roster_replaced"] is True
+    assert sim.district_ids == wanted
+    assert client.get("/_sim/health").get_json()["districts"] == len(wanted)
+    # loading the same roster again changes nothing about them
+    assert snap.import_state(sim, doc)["roster_replaced"] is False
+    assert sim.district_ids == wanted
+
+
+def test_replace_roster_in_refuses_to_run_outside_a_transaction(sim):
+    before = sim.roster
+    with sim.store.read() as db, pytest.raises(RuntimeError, match="Store.transaction"):
+        sim.store.replace_roster_in(db, generate_roster(schools=1, teachers=1, students=1,
+                                                        sections=1, seed=9))
+    assert sim.roster == before
 
 
 # --- the CLI ---------------------------------------------------------------------------
