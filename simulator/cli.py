@@ -69,7 +69,7 @@ def main() -> None:
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
           strict: bool | None, threads: int) -> None:
     """Serve the simulator on a production WSGI server (waitress)."""
-    from .serving import bind
+    from .serving import bind, freeze_startup_objects
 
     started = time.perf_counter()
     app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict})
@@ -80,6 +80,7 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     click.echo(banner(app, running.url))
     click.echo(f"Ready in {time.perf_counter() - started:.2f} s. Ctrl+C stops.")
     sys.stdout.flush()
+    freeze_startup_objects()
 
     def _stop(signum, frame):  # SIGTERM from CI/docker: close cleanly, keep the database
         raise KeyboardInterrupt

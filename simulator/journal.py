@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 BODY_CAP = 16 * 1024  # bytes of each body kept for the inspector
 BYTES_CAP = 64 * 1024 * 1024  # bodies and headers kept in all: oldest entries go first
@@ -37,8 +37,9 @@ class RawEntry:
     __slots__ = ("fields", "environ_headers", "request_body", "response_headers", "response_body",
                  "when", "iso", "request_len", "response_len")
 
-    def __init__(self, fields: dict, environ_headers: list[tuple[str, str]], request_body: bytes | None,
-                 response_headers: list[tuple[str, str]], response_body: bytes | None, when: float, iso):
+    def __init__(self, fields: dict, environ_headers: Sequence[tuple[str, str]],
+                 request_body: bytes | None, response_headers: Sequence[tuple[str, str]],
+                 response_body: bytes | None, when: float, iso):
         self.fields = fields            # filterable facts: method, path, status, user_id, …
         self.environ_headers = environ_headers
         # Bodies are cut to BODY_CAP now, so a 5 MB list answer costs 16 KiB of journal.

@@ -6,6 +6,7 @@ clients do not hold worker threads; long-polls do, hence a generous worker count
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -67,6 +68,14 @@ def tune_server(server: Any) -> None:
     for listener in listeners:
         if hasattr(listener, "channel_class"):
             listener.channel_class = QuietChannel
+
+
+def freeze_startup_objects() -> None:
+    """Leave everything built before serving (modules, the app, the loaded roster) out of
+    the garbage collector's full passes, which otherwise walk all of it every few thousand
+    requests while every request waits (measured at 32 connections: pauses up to 47 ms,
+    p99 65–75 ms → 50–56 ms). For a process that serves until it stops: ``clever-sim serve``."""
+    gc.freeze()
 
 
 def connection_limit() -> int:

@@ -27,8 +27,12 @@ def _schema_sql() -> str:
         return (Path(__file__).parent / "schema.sql").read_text(encoding="utf-8")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once, not per call
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
+    return _ENCODER.encode(value)
 
 
 class StoredRecord(dict):

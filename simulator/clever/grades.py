@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from json.encoder import encode_basestring as json_string  # = json.dumps(s, ensure_ascii=False)
 from typing import Any
 
 from .. import ids, scoring
@@ -338,11 +339,10 @@ def exact_json(value: Any) -> str:
     if isinstance(value, (int, Decimal)):
         return scoring.number_text(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json_string(value)
     if isinstance(value, list):
         return "[" + ",".join(exact_json(v) for v in value) + "]"
-    return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + exact_json(v)
-                          for k, v in value.items()) + "}"
+    return "{" + ",".join(json_string(k) + ":" + exact_json(v) for k, v in value.items()) + "}"
 
 
 def plain_json(value: Any) -> Any:

@@ -43,6 +43,6 @@ def grade_response(record, warnings: list[str]):
     text = getattr(record, "json", None)
     if text is None:
         text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    body = ('{"data":' + text + ',"warnings":'
-            + json.dumps(warnings, ensure_ascii=False, separators=(",", ":")) + "}\n")
+    body = ('{"data":' + text + ',"warnings":[' + ",".join(map(grades.json_string, warnings))
+            + "]}\n")
     return current_app.response_class(body, mimetype="application/json")
