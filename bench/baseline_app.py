@@ -10,9 +10,8 @@ from __future__ import annotations
 import sys
 
 from flask import Flask, jsonify, request
-from waitress.server import create_server
 
-from simulator.serving import tune_server
+from simulator.serving import create_waitress
 
 app = Flask(__name__)
 
@@ -40,10 +39,8 @@ def health():
 
 if __name__ == "__main__":
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    # The simulator's connection limit (serving.CONNECTION_LIMIT), so c128 compares alike,
-    # and serving.tune_server (its connection class, no queue-depth warnings): the same
-    # server, set up the same way.
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads, connection_limit=1000)
-    tune_server(server)
+    # The simulator's own server (serving.create_waitress: waitress with the same options,
+    # connection class and logging), so the only difference measured is the app.
+    server = create_waitress(app, "127.0.0.1", 0, threads)
     print(f"on http://127.0.0.1:{server.effective_port}", flush=True)
     server.run()

@@ -119,12 +119,19 @@ def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
          threads: int = DEFAULT_THREADS) -> RunningServer:
     """Bind the listening socket now (port 0 picks a free port) without serving yet."""
     tune_interpreter()
-    server = create_server(app, host=host, port=port, threads=threads, ident="clever-sim",
-                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
-                           channel_timeout=30, clear_untrusted_proxy_headers=True,
-                           connection_limit=connection_limit())
-    tune_server(server)
+    server = create_waitress(app, host, port, threads, app.config["MAX_CONTENT_LENGTH"])
     return RunningServer(app, server, host, server.effective_port)
+
+
+def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
+                    max_body: int = 1024 * 1024) -> Any:
+    """The simulator's waitress server for any WSGI app (``bench/baseline_app.py`` serves
+    its bare Flask app on the very same, so benchmarks compare like with like)."""
+    server = create_server(app, host=host, port=port, threads=threads, ident="clever-sim",
+                           max_request_body_size=max_body, channel_timeout=30,
+                           clear_untrusted_proxy_headers=True, connection_limit=connection_limit())
+    tune_server(server)
+    return server
 
 
 def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
