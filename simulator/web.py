@@ -41,6 +41,12 @@ def add_findings(findings: list[str]) -> None:
         g.setdefault("findings", []).extend(findings)
 
 
+def _declared_too_large(length: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
+                           [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
+                                         "send only the grade fields and a little context")])
+
+
 def read_body(limit: int) -> bytes:
     """The raw body, refused with 413 before reading more than ``limit`` bytes."""
     req = request._get_current_object()
@@ -50,17 +56,13 @@ def read_body(limit: int) -> bytes:
         # since the server hands over exactly the declared bytes.
         length = int(declared)
         if length > limit:
-            raise PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
-                                  [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
-                                                "send only the grade fields and a little context")])
+            raise _declared_too_large(length, limit)
         data = req.environ["wsgi.input"].read(length) if length else b""
         req._cached_data = data  # lets the journal show what was read
         return data
     length = req.content_length
     if length is not None and length > limit:
-        raise PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
-                              [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
-                                            "send only the grade fields and a little context")])
+        raise _declared_too_large(length, limit)
     data = req.stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)",
