@@ -635,12 +635,14 @@ class Store:
                 self._roster_counts.update(json.loads(self.get_meta("roster_counts") or "{}"))
             if table in self._roster_counts:
                 return self._roster_counts[table]
-        with self.read() as db:
-            n = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         if table == "grades":
-            with self._write_lock:  # no write can land between the read and the store
-                self._grade_count = n if self._grade_count is None else self._grade_count
-        return n
+            with self._write_lock:  # no grade can land between the count and keeping it
+                if self._grade_count is None:
+                    with self.read() as db:
+                        self._grade_count = db.execute("SELECT COUNT(*) FROM grades").fetchone()[0]
+                return self._grade_count
+        with self.read() as db:
+            return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     # --- Schoology assignments ---------------------------------------------------------
 

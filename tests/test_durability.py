@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -283,6 +284,44 @@ def test_many_concurrent_writers_all_return_with_every_version_kept(tmp_path):
             total += len(versions)
         assert total == per_thread * threads
         assert store._pending == []  # noqa: SLF001
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_the_kept_grade_count_never_misses_a_grade_written_while_counting(tmp_path):
+    """The grades count is counted once and then kept; a grade stored while it is being
+    counted must not be lost from it (the count and the keeping happen under the lock)."""
+    app = create_app({"DB": str(tmp_path / "count.db"), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+
+    def save(n: int) -> None:
+        store.save_grade(grade_id=f"g{n:023d}", client_id="c", user_id=f"u{n}", assignment_id="a",
+                         district_id="d", build_record=lambda g, v, c: _record(g, v, c, n),
+                         now_iso="2026-09-01T00:00:00Z")
+
+    try:
+        save(1)
+        store.clear_caches()  # forget the count: the next count() reads it
+        original_read = store.read
+        writer: list[threading.Thread] = []
+
+        @contextmanager
+        def read_then_write_meanwhile():
+            with original_read() as db:
+                yield db
+            if not writer:  # right after the COUNT: another request stores a grade
+                writer.append(threading.Thread(target=save, args=(2,)))
+                writer[0].start()
+                writer[0].join(timeout=0.3)  # finishes now only if nothing holds it off
+
+        store.read = read_then_write_meanwhile
+        store.count("grades")
+        store.read = original_read
+        writer[0].join(timeout=10)
+        with store.read() as db:
+            actual = db.execute("SELECT COUNT(*) FROM grades").fetchone()[0]
+        assert actual == 2
+        assert store.count("grades") == actual
     finally:
         app.extensions["clever_sim"].close()
 
