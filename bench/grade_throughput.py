@@ -138,8 +138,10 @@ def compare(bare_url: str, sim_url: str, make_bare, make_sim, conc: int, seconds
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 128])
-    ap.add_argument("--me-concurrency", type=int, nargs="*", default=[32])
+    ap.add_argument("--concurrency", type=int, nargs="*", default=[1, 32, 128],
+                    help="grade POST concurrencies (none: skip grade POSTs)")
+    ap.add_argument("--me-concurrency", type=int, nargs="*", default=[32],
+                    help="GET /v3.0/me concurrencies (none: skip it)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=16, help="waitress threads, both servers")
     ap.add_argument("--skip-ready", action="store_true", help="skip the start-to-ready figure")
@@ -175,8 +177,8 @@ def main() -> None:
 
 def print_report(report: dict) -> None:
     m = report["machine"]
-    print(f"machine: {m['cpus']} CPUs, Python {m['python']}; baseline = bare Flask on waitress, "
-          f"same threads, same run")
+    print(f"machine: {m['cpus']} CPUs, Python {m['python']}; baseline = bare Flask on the "
+          f"simulator's server (serving.create_waitress), same threads, same run")
     r = report.get("start_to_ready")
     if r:
         print(f"start-to-ready: simulator {r['sim_ready_s']:.3f} s; baseline `python -c 'import flask'` "
