@@ -91,7 +91,6 @@ def export_state(sim: Any) -> dict:
     grades keep arriving.
     """
     store: Store = sim.store
-    clock = getattr(sim, "clock", None)
     with store.read() as db:
         in_tx = db.in_transaction
         if not in_tx:
@@ -145,7 +144,7 @@ def export_state(sim: Any) -> dict:
         "grades": grades,
         "grade_history": history,
         "schoology_assignments": links,
-        "clock_offset_s": float(clock.offset) if clock is not None else 0.0,
+        "clock_offset_s": float(sim.clock.offset),
     }
 
 
@@ -573,11 +572,9 @@ def import_state(sim: Any, doc: Any) -> dict:
 
 def _after_load(sim: Any, offset: float) -> None:
     """Runtime state that follows the loaded one: clock, district list, journal, waiters."""
-    clock = getattr(sim, "clock", None)
-    if clock is not None:
-        clock.reset()
-        if offset:
-            clock.advance(offset)
+    sim.clock.reset()  # a Simulator's and a DatabaseState's
+    if offset:
+        sim.clock.advance(offset)
     reload_district_ids = getattr(sim, "reload_district_ids", None)
     if callable(reload_district_ids):  # a Simulator keeps the district ids of its roster
         reload_district_ids()
