@@ -29,8 +29,8 @@ from typing import Any, Iterable, NamedTuple
 from .apps import normalize_app
 from .clock import Clock
 from .errors import BadRequest
-from .roster import validate_roster
-from .store import Store
+from .roster import _short, validate_roster
+from .store import Store, _dumps
 
 FORMAT = "clever-sim-snapshot"
 VERSION = 1
@@ -72,10 +72,6 @@ class SnapshotError(Exception):
         if self.more:
             lines.append(f"… and {self.more} more problem(s)")
         return "\n".join(lines)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _now_iso() -> str:
@@ -251,14 +247,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def validate_snapshot(doc: Any) -> list[SnapshotProblem]:
