@@ -57,10 +57,7 @@ KNOWN_BUGS: dict[str, str] = {}  # none open: each former entry is now a regress
 
 
 def make_app(**config):
-    app = create_app({"DB": ":memory:", "SECRET_KEY": "test-secret", **config}, environ={})
-    if "api_docs" not in app.blueprints:  # until app.py registers it
-        app.register_blueprint(docs_routes.bp)
-    return app
+    return create_app({"DB": ":memory:", "SECRET_KEY": "test-secret", **config}, environ={})
 
 
 @pytest.fixture
