@@ -297,7 +297,7 @@ def test_docs_page_shows_every_operation_grouped_by_tag(client):
         assert f'id="{docs_routes.anchor("schema", name)}"' in page
 
 
-def test_docs_page_escapes_document_text():
+def test_docs_page_escapes_document_text(app):
     doc = {"openapi": "3.1.0", "info": {"title": "<b>t</b>", "version": "1", "description": "a `<x>` **b**"},
            "tags": [{"name": "T"}],
            "paths": {"/p": {"get": {"tags": ["T"], "summary": "<script>alert(1)</script>",
@@ -306,13 +306,11 @@ def test_docs_page_escapes_document_text():
     assert str(model["info"]["description"]) == "a <code>&lt;x&gt;</code> <strong>b</strong>"
     op = model["tags"][0]["operations"][0]
     assert str(op["description"]) == "<code>code</code> &amp; &lt;i&gt;"
-    app = make_app()
     with app.test_request_context():
         from flask import render_template
         page = render_template("api_docs.html", **model)
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;t&lt;/b&gt;" in page
-    close_app(app)
 
 
 # --- (b) real answers against the description -----------------------------------------
