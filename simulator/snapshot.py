@@ -497,16 +497,19 @@ def _roster_of(doc: dict) -> dict:
     return {k: roster.get(k, []) for k in (*_ROSTER_KINDS, "apps")}
 
 
-def import_state(sim: Any, doc: Any) -> dict:
+def import_state(sim: Any, doc: Any, *, checked: bool = False) -> dict:
     """Replace the whole state of ``sim`` with the snapshot ``doc``; return what was loaded.
 
     The document is checked completely first (``SnapshotError`` lists every problem and
-    nothing changes). Then one transaction replaces the roster (through
-    ``Store.replace_roster_in``, only when it differs from the stored one) and the apps,
-    tokens, grades, history and links: should anything fail, or the process die, before
-    its COMMIT, the previous state stays whole (never a new roster with old grades).
+    nothing changes) unless ``checked`` says the caller has just run ``check_snapshot`` on
+    this very document (the CLI does, before it opens the database). Then one transaction
+    replaces the roster (through ``Store.replace_roster_in``, only when it differs from the
+    stored one) and the apps, tokens, grades, history and links: should anything fail, or
+    the process die, before its COMMIT, the previous state stays whole (never a new roster
+    with old grades).
     """
-    check_snapshot(doc)
+    if not checked:
+        check_snapshot(doc)
     store: Store = sim.store
     roster = _roster_of(doc)
     with store.transaction() as db:

@@ -168,9 +168,7 @@ def load(file: str, url: str | None, db: str | None) -> None:
     if db:
         state = _open_db(db, must_exist=False)
         try:
-            loaded = import_state(state, doc)
-        except SnapshotError as exc:  # pragma: no cover - validated above
-            raise SnapshotFailed(_problems_text(file, exc)) from None
+            loaded = import_state(state, doc, checked=True)  # checked above: not twice
         finally:
             state.close()
         click.echo(f"loaded {file} into {db}: {_summary(loaded)}")

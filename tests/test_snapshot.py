@@ -542,6 +542,26 @@ def test_cli_save_and_load_against_database_files(tmp_path):
         served.extensions["clever_sim"].close()
 
 
+def test_cli_load_into_a_database_checks_the_snapshot_once_before_opening_it(
+        sim, tmp_path, monkeypatch):
+    file = tmp_path / "state.json"
+    snap.write_snapshot_file(snap.export_state(sim), file)
+    checks = []
+    validate = snap._validate
+    monkeypatch.setattr(snap, "_validate", lambda doc: checks.append(1) or validate(doc))
+
+    loaded = invoke("load", str(file), "--db", str(tmp_path / "loaded.db"))
+    assert loaded.exit_code == 0, loaded.output
+    assert len(checks) == 1  # not again inside import_state
+
+    doc = json.loads(file.read_text())
+    doc["grades"] = [{"id": "g"}]
+    file.write_text(json.dumps(doc))
+    refused = invoke("load", str(file), "--db", str(tmp_path / "refused.db"))
+    assert refused.exit_code == 2 and "$.grades[0].user_id: is missing" in refused.output
+    assert not (tmp_path / "refused.db").exists()
+
+
 def test_cli_errors_are_clear_and_exit_2(tmp_path, live):
     import socket
 
