@@ -6,7 +6,7 @@ import json
 import re
 from collections import Counter
 
-from .harness import Fail, Fetch, Skip, bearer_of, check, clip, media_type, new_nonce
+from .harness import Fail, Fetch, Skip, check, clip, me_calls, media_type, new_nonce
 from .session import Contract
 
 S_GET = ("Clever makes a GET request to a URL that the application partner provides. That "
@@ -280,9 +280,7 @@ def assignments_me(c: Contract) -> str:
     fetch = c.first_fetch()
     if fetch.error:
         raise Skip("not judged: the assignments URL could not be reached (see ASSIGN-001)")
-    entries = c.sim.journal_since(fetch.mark)
-    calls = [e for e in entries if str(e.get("path", "")).rstrip("/").endswith("/me")
-             and bearer_of(e) == fetch.token]
+    calls = me_calls(c.sim.journal_since(fetch.mark), fetch.token)
     if calls:
         e = calls[0]
         return f"called GET {e['path']} with the teacher's token → {e['status']}"

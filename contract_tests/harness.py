@@ -186,6 +186,12 @@ def bearer_of(e: dict) -> str | None:
     return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
 
 
+def me_calls(entries: Iterable[dict], token: str | None) -> list[dict]:
+    """Calls to /me (any version) made with ``token``."""
+    return [e for e in entries if str(e.get("path", "")).rstrip("/").endswith("/me")
+            and bearer_of(e) == token]
+
+
 def media_type(value: str | None) -> str:
     return (value or "").split(";")[0].strip().lower()
 
@@ -430,8 +436,7 @@ class LoginRun:
         return None
 
     def me_calls(self, token: str) -> list[dict]:
-        return [e for e in self.entries if str(e.get("path", "")).rstrip("/").endswith("/me")
-                and bearer_of(e) == token]
+        return me_calls(self.entries, token)
 
     def partner_calls(self) -> str:
         return "\n".join(show_entry(e, bodies=False) for e in self.entries) or "(none)"
