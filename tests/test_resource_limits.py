@@ -221,7 +221,7 @@ def test_journal_byte_cap_drops_the_oldest_entries():
     assert journal.bytes == 0 and len(journal) == 0
 
 
-def test_journal_lookup_by_id_is_direct(monkeypatch):
+def test_journal_lookup_by_id_is_direct():
     journal = Journal(cap=5)
     for i in range(12):
         journal.add({"path": f"/p{i}"})
@@ -231,49 +231,37 @@ def test_journal_lookup_by_id_is_direct(monkeypatch):
 
 # --- memory: caches and histories -------------------------------------------------------------
 
-def test_store_caches_stay_under_their_cap(monkeypatch):
+def test_store_caches_stay_under_their_cap(monkeypatch, sim, client):
     monkeypatch.setattr(store_mod, "_CACHE_MAX", 8)
-    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    try:
-        sim = app.extensions["clever_sim"]
-        users = sim.store.list_records("users", limit=100).rows
-        client = app.test_client()
-        for user in users:
-            token = il_token(sim, user["id"])
-            assert client.get("/v3.0/me", headers=bearer(token)).status_code == 200
-            assert 1 <= len(sim.store._tokens) <= 8 and 1 <= len(sim.store._users) <= 2  # noqa: SLF001
-    finally:
-        app.extensions["clever_sim"].close()
+    users = sim.store.list_records("users", limit=100).rows
+    for user in users:
+        token = il_token(sim, user["id"])
+        assert client.get("/v3.0/me", headers=bearer(token)).status_code == 200
+        assert 1 <= len(sim.store._tokens) <= 8 and 1 <= len(sim.store._users) <= 2  # noqa: SLF001
 
 
-def test_grade_history_pages_and_the_cell_page_shows_the_newest_versions(monkeypatch):
+def test_grade_history_pages_and_the_cell_page_shows_the_newest_versions(monkeypatch, sim, client):
     monkeypatch.setattr(gradebook_domain, "HISTORY_SHOWN", 5)
-    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    try:
-        sim = app.extensions["clever_sim"]
-        client = app.test_client()
-        section = sim.store.list_records("sections", limit=1).rows[0]
-        student = section["students"][0]
-        token = il_token(sim, student)
-        for i in range(23):
-            assert client.post("/v1/grade", headers=bearer(token),
-                               json={"assignmentID": "h1", "percentage": i / 100}).status_code == 200
-        grade = client.get(f"/_sim/grades?user_id={student}").get_json()["data"][0]
-        seen, after = [], 0
-        while True:
-            page = client.get(f"/_sim/grades/{grade['id']}/history?limit=10&after_version={after}").get_json()
-            seen += [h["version"] for h in page["data"]]
-            if not page["has_more"]:
-                break
-            after = seen[-1]
-        assert seen == list(range(1, 24))
-        assert client.get(f"/_sim/grades/{grade['id']}/history?limit=0").status_code == 400
-        assert client.get("/_sim/grades/nope/history").status_code == 404
-        listing = client.get(f"/_sim/grades?limit=1&user_id={student}").get_json()
-        assert listing["has_more"] is False and len(listing["data"]) == 1
-        page = client.get(f"/schoology/sections/{section['id']}/gradebook/{grade['id']}").get_data(as_text=True)
-        assert "History (5 versions)" in page
-        rows = re.findall(r"<tr>\s*<td>(\d+)</td>", page.split("<h2>History", 1)[1])
-        assert rows == ["19", "20", "21", "22", "23"]
-    finally:
-        app.extensions["clever_sim"].close()
+    section = sim.store.list_records("sections", limit=1).rows[0]
+    student = section["students"][0]
+    token = il_token(sim, student)
+    for i in range(23):
+        assert client.post("/v1/grade", headers=bearer(token),
+                           json={"assignmentID": "h1", "percentage": i / 100}).status_code == 200
+    grade = client.get(f"/_sim/grades?user_id={student}").get_json()["data"][0]
+    seen, after = [], 0
+    while True:
+        page = client.get(f"/_sim/grades/{grade['id']}/history?limit=10&after_version={after}").get_json()
+        seen += [h["version"] for h in page["data"]]
+        if not page["has_more"]:
+            break
+        after = seen[-1]
+    assert seen == list(range(1, 24))
+    assert client.get(f"/_sim/grades/{grade['id']}/history?limit=0").status_code == 400
+    assert client.get("/_sim/grades/nope/history").status_code == 404
+    listing = client.get(f"/_sim/grades?limit=1&user_id={student}").get_json()
+    assert listing["has_more"] is False and len(listing["data"]) == 1
+    page = client.get(f"/schoology/sections/{section['id']}/gradebook/{grade['id']}").get_data(as_text=True)
+    assert "History (5 versions)" in page
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td>", page.split("<h2>History", 1)[1])
+    assert rows == ["19", "20", "21", "22", "23"]
