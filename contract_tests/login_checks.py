@@ -248,21 +248,27 @@ def login_reused_code(c: Contract) -> str:
     return f"second use refused: {final.status if final else visit.error}, nobody logged in"
 
 
+def _launch_finished(run: LoginRun, what: str, *, fix: str) -> None:
+    """Fail when the launch for ``what`` hit a 5xx or did not finish (LOGIN-007, LOGIN-008)."""
+    visit = run.visit
+    bad = visit.server_error()
+    if bad is not None or visit.error:
+        raise Fail(f"a launch for {what} "
+                   f"{'answered HTTP ' + str(bad.status) if bad else 'failed: ' + str(visit.error)}",
+                   sent=run.url, got=visit.describe(), fix=fix)
+
+
 @check("LOGIN-007", "recommended", "A launch for an unknown assignment is not a 5xx",
        seed=f"{S_LINK}",
        rule="state=assignment:<an id not in the list> → every answer below 500")
 def login_unknown_assignment(c: Contract) -> str:
     unknown = "nosuch" + secrets.token_hex(4)
     run = c.login(c.fresh_student(), assignment_id=unknown)
-    visit = run.visit
-    bad = visit.server_error()
-    if bad is not None or visit.error:
-        raise Fail(f"a launch for the unknown assignment {unknown!r} "
-                   f"{'answered HTTP ' + str(bad.status) if bad else 'failed: ' + str(visit.error)}",
-                   sent=run.url, got=visit.describe(),
-                   fix="a teacher may link an assignment you later remove: log the student in and "
-                       "show a \"not found\" page or the dashboard (4xx or 2xx), not a server error")
-    return f"landed on {visit.landing_url} ({visit.final.status})"
+    _launch_finished(run, f"the unknown assignment {unknown!r}",
+                     fix="a teacher may link an assignment you later remove: log the student in "
+                         "and show a \"not found\" page or the dashboard (4xx or 2xx), not a "
+                         "server error")
+    return f"landed on {run.visit.landing_url} ({run.visit.final.status})"
 
 
 @check("LOGIN-008", "recommended", "Assignment ids that need percent-encoding survive the launch",
@@ -271,14 +277,10 @@ def login_unknown_assignment(c: Contract) -> str:
             f"assignment page (landing_url_pattern), it carries exactly {WEIRD_ID!r}")
 def login_percent_encoding(c: Contract) -> str:
     run = c.login(c.fresh_student(), assignment_id=WEIRD_ID)
+    _launch_finished(run, f"the assignment id {WEIRD_ID!r}",
+                     fix="decode the state parameter once (your framework's query parsing does it) "
+                         "and treat everything after \"assignment:\" as the id")
     visit = run.visit
-    bad = visit.server_error()
-    if bad is not None or visit.error:
-        raise Fail(f"a launch for the assignment id {WEIRD_ID!r} "
-                   f"{'answered HTTP ' + str(bad.status) if bad else 'failed: ' + str(visit.error)}",
-                   sent=run.url, got=visit.describe(),
-                   fix="decode the state parameter once (your framework's query parsing does it) "
-                       "and treat everything after \"assignment:\" as the id")
     pattern = c.cfg.landing_url_pattern
     found = landing_id(pattern, visit.landing_url or "") if pattern and not visit.left_host else None
     if found is not None and found != WEIRD_ID:
