@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from serverproc import ServerProcess
+from simulator.config import read_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,10 @@ def test_dockerfile_installs_exactly_what_the_wheel_test_installs():
     copied = {line.split()[1] for line in text.splitlines() if line.startswith("COPY ")}
     # Everything pyproject.toml packages (and its readme) is copied, nothing else is needed.
     assert {"simulator", "contract_tests", "fixtures"} <= copied
+    setuptools = read_toml(ROOT / "pyproject.toml")["tool"]["setuptools"]
+    package_dirs = {setuptools.get("package-dir", {}).get(pkg, pkg.replace(".", "/")).split("/")[0]
+                    for pkg in setuptools["packages"]}
+    assert package_dirs <= copied, f"pyproject.toml packages {sorted(package_dirs - copied)}: not copied"
     assert any("pyproject.toml" in line and "README.md" in line for line in text.splitlines()
                if line.startswith("COPY "))
     assert "RUN pip install . " in text or "RUN pip install .\n" in text
