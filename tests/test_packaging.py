@@ -4,7 +4,6 @@ packaged default fixtures, templates and stylesheet (what `pip install` users ge
 from __future__ import annotations
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
