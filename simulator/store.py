@@ -240,10 +240,6 @@ class Store:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row is not None else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
     def roster_ids(self, kind: str) -> list[str]:
         """Every id of one kind of roster record, in the roster file's order."""
         table = _ROSTER_TABLES[kind]
