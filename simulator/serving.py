@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -57,17 +58,14 @@ class QuietChannel(HTTPChannel):
 
 def tune_server(server: Any) -> None:
     """Waitress settings that are not constructor options: each accepted connection is a
-    ``QuietChannel`` (on every listening socket), and no queue-depth warnings.
+    ``QuietChannel``, and no queue-depth warnings.
 
     Waitress warns "Task queue depth is N" for every request that waits for a worker: under
     a CI burst, one stderr line per request from its I/O thread (measured: 5 % of the
     server's CPU at 32 connections), saying nothing a partner can act on.
     """
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    listeners = [server] if hasattr(server, "channel_class") else list(getattr(server, "map", {}).values())
-    for listener in listeners:
-        if hasattr(listener, "channel_class"):
-            listener.channel_class = QuietChannel
+    server.channel_class = QuietChannel  # one listening socket (create_waitress: one address)
 
 
 def freeze_startup_objects() -> None:
@@ -123,12 +121,27 @@ def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
     return RunningServer(app, server, host, server.effective_port)
 
 
+def one_address(host: str) -> str:
+    """The first address of a host name. Given a name with several (``localhost`` is
+    127.0.0.1 and ::1 on most machines), waitress opens one socket on each — on different
+    ports when the port is 0 — and returns a server object without ``effective_port``;
+    the simulator serves on one address, the first the system lists."""
+    if not host or host in ("0.0.0.0", "::"):
+        return host
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):  # waitress reports a bad host in its own words
+        return host
+    return found[0][4][0] if found else host
+
+
 def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
                     max_body: int = 1024 * 1024) -> Any:
     """The simulator's waitress server for any WSGI app (``bench/baseline_app.py`` serves
-    its bare Flask app on the very same, so benchmarks compare like with like)."""
-    server = create_server(app, host=host, port=port, threads=threads, ident="clever-sim",
-                           max_request_body_size=max_body, channel_timeout=30,
+    its bare Flask app on the very same, so benchmarks compare like with like), listening
+    on one address (``one_address``)."""
+    server = create_server(app, host=one_address(host), port=port, threads=threads,
+                           ident="clever-sim", max_request_body_size=max_body, channel_timeout=30,
                            clear_untrusted_proxy_headers=True, connection_limit=connection_limit())
     tune_server(server)
     return server
