@@ -156,6 +156,11 @@ def show_entry(e: dict, *, bodies: bool = True) -> str:
     return "\n".join(out)
 
 
+def show_calls(entries: Iterable[dict]) -> str:
+    """The requests an app made to Clever, one line each (no bodies), or "(none)"."""
+    return "\n".join(show_entry(e, bodies=False) for e in entries) or "(none)"
+
+
 def entry_time(e: dict) -> float:
     """The journal entry's time (``2026-11-28T04:19:28.724Z``) as epoch seconds."""
     return datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
@@ -439,7 +444,7 @@ class LoginRun:
         return me_calls(self.entries, token)
 
     def partner_calls(self) -> str:
-        return "\n".join(show_entry(e, bodies=False) for e in self.entries) or "(none)"
+        return show_calls(self.entries)
 
 
 @dataclass

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import secrets
 
-from .harness import Fail, LoginRun, Skip, check, clip, form_or_json, jdump, landing_id, show_entry
+from .harness import (Fail, LoginRun, Skip, check, clip, form_or_json, jdump, landing_id, show_calls,
+                      show_entry)
 from .session import Contract
 
 S_LINK = ("The links embedded in Schoology will act as Log in with Clever buttons, redirecting the "
@@ -199,11 +200,10 @@ def login_invalid_code(c: Contract) -> str:
     mark = c.sim.journal_mark()
     visit = c.visit(url)
     entries = c.sim.journal_since(mark)
-    calls = "\n".join(show_entry(e, bodies=False) for e in entries) or "(none)"
     bad = visit.server_error()
     if bad is not None:
         raise Fail(f"answered HTTP {bad.status} to a login link with an invalid code", sent=url,
-                   got=f"{visit.describe()}\nrequests your app made to Clever:\n{calls}",
+                   got=f"{visit.describe()}\nrequests your app made to Clever:\n{show_calls(entries)}",
                    fix="when the exchange answers 400 invalid_grant, show a \"login failed, start "
                        "again from Schoology\" page (4xx), not a server error")
     logged = _logged_in_after(c, entries, None)
@@ -226,20 +226,18 @@ def login_reused_code(c: Contract) -> str:
         first = c.login(student, assignment_id=c.assignment_ids()[0])
     except Skip:
         first = c.login(student)
-    mark = c.sim.journal_mark()
-    visit = c.visit(first.url)
-    entries = c.sim.journal_since(mark)
-    calls = "\n".join(show_entry(e, bodies=False) for e in entries) or "(none)"
+    second = c.login(student, url=first.url, code=first.code)
+    visit = second.visit
     sent = f"{first.url}\n(opened once — see the first visit below — then again in a new browser)"
     bad = visit.server_error()
     if bad is not None:
         raise Fail(f"answered HTTP {bad.status} when a used launch link was opened again", sent=sent,
                    got=f"first visit:\n{first.visit.describe()}\nsecond visit:\n{visit.describe()}\n"
-                       f"requests your app made to Clever the second time:\n{calls}",
+                       f"requests your app made to Clever the second time:\n{second.partner_calls()}",
                    fix="students double-click links and reload pages: when Clever answers "
                        "invalid_grant (\"already used\"), show a page telling them to start again "
                        "from Schoology (4xx), not a server error")
-    logged = _logged_in_after(c, entries, student["id"])
+    logged = _logged_in_after(c, second.entries, student["id"])
     if logged:
         raise Fail("the used code logged the student in again", sent=sent,
                    got="\n".join(show_entry(e) for e in logged),
