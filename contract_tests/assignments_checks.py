@@ -265,7 +265,7 @@ def assignments_fast(c: Contract) -> str:
     fetch = c.first_fetch()
     limit = c.cfg.assignments_timeout_s
     if fetch.error and "no answer" not in fetch.error:
-        raise Skip(f"not judged: the assignments URL could not be reached (see ASSIGN-001)")
+        raise Skip("not judged: the assignments URL could not be reached (see ASSIGN-001)")
     if fetch.error or fetch.seconds > limit:
         raise Fail(f"took {fetch.seconds:.2f} s to answer (limit {limit:g} s)", sent=fetch.request,
                    got=fetch.got(),

@@ -16,7 +16,6 @@ import json
 import re
 import secrets
 import ssl
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -243,7 +242,6 @@ class SimClient:
     def __init__(self, base_url: str):
         self.base_url = base_url.rstrip("/")
         self.http = client(base_url=self.base_url, timeout=CONTROL_TIMEOUT)
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -497,10 +495,9 @@ class CompletionRun:
             lines += [_indent(show_entry(e)) for e in grade_posts]
         else:
             lines.append("no POST /v1/grade reached Clever from your app")
-            others = [e for e in self.entries if e not in grade_posts]
-            if others:
+            if self.entries:
                 lines.append("other requests your app made meanwhile:")
-                lines += ["  " + show_entry(e, bodies=False) for e in others[:15]]
+                lines += ["  " + show_entry(e, bodies=False) for e in self.entries[:15]]
         return "\n".join(lines)
 
 

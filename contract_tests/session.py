@@ -287,13 +287,10 @@ class Contract:
         return ids[next(self._next_assignment) % len(ids)]
 
     # --- login ------------------------------------------------------------------------------
-    def mint_code(self, student: dict, *, assignment_id: str | None = None,
-                  state: str | None = None) -> dict:
+    def mint_code(self, student: dict, *, assignment_id: str | None = None) -> dict:
         body = {"client_id": self.cfg.client_id, "user_id": student["id"]}
         if assignment_id is not None:
             body["assignment_id"] = assignment_id
-        elif state is not None:
-            body["state"] = state
         return self.sim.post("/_sim/codes", body)
 
     def visit(self, url: str) -> Browse:
