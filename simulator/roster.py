@@ -585,17 +585,23 @@ def read_roster_bytes(path: str | os.PathLike) -> bytes:
                                               f"{exc.strerror or exc}")]) from None
 
 
-def parse_roster_bytes(raw: bytes, path: str | os.PathLike) -> object:
-    """Decode (UTF-8, optional BOM) and parse a roster file's bytes, as ``_read_json`` does."""
-    path = Path(path)
+def _roster_text(raw: bytes, path: Path) -> str:
+    """A roster file's bytes as text (UTF-8, optional BOM, universal newlines)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RosterError([RosterProblem("$", f"roster file {str(path)!r} is not UTF-8 text "
                                               f"(byte offset {exc.start})")]) from None
-    del raw
     if "\r" in text:  # as text-mode reading does (universal newlines): same line numbers
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def parse_roster_bytes(raw: bytes, path: str | os.PathLike) -> object:
+    """Decode (UTF-8, optional BOM) and parse a roster file's bytes, as ``_read_json`` does."""
+    path = Path(path)
+    text = _roster_text(raw, path)
+    del raw
     return _parse_json_text(text, path)
 
 
@@ -625,13 +631,8 @@ def load_roster_file(path: str | os.PathLike, *, salt: bytes = b"",
     digest.update(raw)
     digest = digest.hexdigest()
     path = Path(path)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return check_roster(parse_roster_bytes(raw, path)), digest  # reports the offset
+    text = _roster_text(raw, path)
     raw = b""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
     doc = _parse_json_text(text, path)
     del text  # the checks run on the document alone
     return check_roster(doc), digest

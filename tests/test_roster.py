@@ -19,6 +19,7 @@ from simulator.roster import (
     RosterProblem,
     default_roster_path,
     load_roster,
+    load_roster_file,
     load_schema,
     new_object_id,
     validate_roster,
@@ -572,6 +573,26 @@ def test_non_utf8_file_is_a_problem(tmp_path):
     with pytest.raises(RosterError) as info:
         load_roster(bad)
     assert "UTF-8" in info.value.problems[0].message
+
+
+def test_load_roster_file_reads_like_load_roster_and_skips_an_unchanged_file(tmp_path, default_doc):
+    f = tmp_path / "crlf.json"
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps(default_doc, indent=1).replace("\n", "\r\n").encode())
+    doc, digest = load_roster_file(f, salt=b"s")
+    assert doc == default_doc == load_roster(f)
+    assert load_roster_file(f, salt=b"s", unless_digest=digest) == (None, digest)
+    assert load_roster_file(f, unless_digest=digest)[0] == default_doc  # another salt
+
+    f.write_bytes(b'{"districts": [],\r\n "schools": [],,}')
+    with pytest.raises(RosterError) as lines:
+        load_roster_file(f)
+    assert "line 2, column 16" in lines.value.problems[0].message  # \r\n is one line break
+
+    f.write_bytes('{"districts": [{"name": "Zoë"}]}'.encode("latin-1"))
+    with pytest.raises(RosterError) as latin:
+        load_roster_file(f)
+    assert latin.value.problems == [RosterProblem(
+        "$", f"roster file {str(f)!r} is not UTF-8 text (byte offset 27)")]
 
 
 def test_valid_json_with_schema_problems_from_file(tmp_path):
