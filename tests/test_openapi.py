@@ -313,6 +313,35 @@ def test_docs_page_escapes_document_text(app):
     assert "&lt;b&gt;t&lt;/b&gt;" in page
 
 
+@pytest.mark.parametrize("schema,line", [
+    ({"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
+     "integer, 1–10000, default <code>100</code>"),
+    ({"type": "integer", "minimum": 0}, "integer, ≥ 0"),
+    ({"type": "number", "exclusiveMinimum": 0}, "number, &gt; 0"),
+    ({"type": "integer", "maximum": 60}, "integer, ≤ 60"),
+    ({"$ref": "#/components/schemas/GradeRecord"}, '<a href="#schema-GradeRecord">GradeRecord</a>'),
+    ({"type": "array", "items": {"type": "string", "enum": ["a", "b"]}},
+     "array of string, one of <code>&#34;a&#34;</code>, <code>&#34;b&#34;</code>"),
+    ({"oneOf": [{"type": "string", "maxLength": 5}, {"type": "null"}]}, "one of: string, length 0–5 | null"),
+    ({"type": ["string", "null"], "pattern": "^<x>$"}, "string or null, matching <code>^&lt;x&gt;$</code>"),
+    (None, "any"),
+])
+def test_docs_type_summary_is_one_escaped_line(schema, line):
+    """What ``type_summary`` and ``_range`` say they write, for each kind of schema."""
+    assert str(docs_routes.type_summary(schema)) == line
+
+
+def test_docs_authentication_per_operation():
+    """An operation's own ``security`` wins over the document's; ``{}`` reads "none"."""
+    doc = {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "security": [{"bearer": []}],
+           "paths": {"/p": {"get": {"responses": {}},
+                            "post": {"security": [{"basic": []}, {}], "responses": {}},
+                            "put": {"security": [], "responses": {}}}}}
+    ops = docs_routes.docs_model(doc)["tags"][0]["operations"]
+    assert [(op["method"], op["security"]) for op in ops] == [
+        ("GET", ["bearer"]), ("POST", ["basic", "none"]), ("PUT", [])]
+
+
 # --- (b) real answers against the description -----------------------------------------
 
 def find_operation(method: str, path: str) -> tuple[str, dict]:
