@@ -228,7 +228,7 @@ class _Gen:
         self.usernames[base] = n
         return base if n == 1 else f"{base}{n}"
 
-    def district(self, i: int, n: int) -> tuple[dict, str]:
+    def district(self, i: int) -> tuple[dict, str]:
         rng = self.rng
         name = _DISTRICT_NAMES[i % len(_DISTRICT_NAMES)]
         if i >= len(_DISTRICT_NAMES):
@@ -395,7 +395,7 @@ def generate_roster(*, schools: int, teachers: int, students: int, sections: int
     rng = g.rng
     district_records, slugs, terms = [], [], []
     for i in range(districts):
-        record, slug = g.district(i, districts)
+        record, slug = g.district(i)
         district_records.append(record)
         slugs.append(slug)
         terms.append({"id": g.ids(), "district": record["id"], "name": "2026–27 School Year",
@@ -433,7 +433,7 @@ def generate_roster(*, schools: int, teachers: int, students: int, sections: int
         school, teacher = teacher_slots[k % len(teacher_slots)]
         co = None
         if len(school.teachers) > 1 and rng.random() < 0.1:
-            co = rng.choice([t for t in school.teachers if t != teacher] or [None])
+            co = rng.choice([t for t in school.teachers if t != teacher])
         d = by_district[school.record["district"]]
         sec = g.section(k, school, teacher, co, terms[d], district_records[d])
         school.sections.append(sec)
