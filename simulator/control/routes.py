@@ -167,16 +167,22 @@ def list_links():
     """Schoology assignments, oldest first, 1000 a page (``limit`` up to 10000, ``offset``)."""
     args = request.args
     limit = _limit_arg("limit", 1000, 10_000)
-    raw_offset = args.get("offset", "0")
-    if not (raw_offset.isascii() and raw_offset.isdigit() and len(raw_offset) <= 9):
-        raise BadRequest("Invalid filter", [FieldProblem("offset", "must be a whole number")])
+    offset = _whole_number_arg("offset", max_digits=9)
     rows = sim().store.list_links(section_id=args.get("section_id"), client_id=args.get("client_id"),
                                   assignment_id=args.get("assignment_id"), limit=limit,
-                                  offset=int(raw_offset))
+                                  offset=offset)
     return jsonify({"data": rows[:limit]})  # a full page (``limit`` rows) means: ask for more
 
 
 # --- grades --------------------------------------------------------------------------
+
+def _whole_number_arg(name: str, *, max_digits: int) -> int:
+    """A paging position (``offset``, ``after_version``): 0 when absent, else plain digits."""
+    raw = request.args.get(name, "0")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= max_digits):
+        raise BadRequest("Invalid filter", [FieldProblem(name, "must be a whole number")])
+    return int(raw)
+
 
 def _limit_arg(name: str, default: int, maximum: int) -> int:
     raw = request.args.get(name)
@@ -205,12 +211,10 @@ def grade_history(grade_id: str):
     """Every version of a grade, oldest first, 1000 a page (``limit`` up to 10000);
     page on with ``after_version`` = the last version shown."""
     limit = _limit_arg("limit", 1000, 10_000)
-    raw_after = request.args.get("after_version", "0")
-    if not (raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 18):
-        raise BadRequest("Invalid filter", [FieldProblem("after_version", "must be a whole number")])
+    after = _whole_number_arg("after_version", max_digits=18)
     store = sim().store
-    history = store.grade_history(grade_id, after_version=int(raw_after), limit=limit + 1)
-    if not history and (raw_after == "0" or not store.grade_history(grade_id, limit=1)):
+    history = store.grade_history(grade_id, after_version=after, limit=limit + 1)
+    if not history and (after == 0 or not store.grade_history(grade_id, limit=1)):
         raise NotFound("Grade not found", [FieldProblem("grade_id", "no grade has this id")])
     more = len(history) > limit
     return jsonify({"data": history[:limit], "has_more": more})
