@@ -337,3 +337,23 @@ def test_huge_exponent_is_400_not_500(client, sim, student):
     resp = client.post("/v1/grade", data=raw, content_type="application/json",
                        headers=bearer(il_token(sim, student["id"])))
     assert_error(resp, 400, "Body is not valid JSON")
+
+
+@pytest.mark.parametrize("query, field", [
+    ("offset=x", "offset"), ("offset=-1", "offset"), ("offset=1234567890", "offset"),
+    ("offset=%EF%BC%91", "offset"), ("limit=0", "limit"), ("limit=10001", "limit"),
+])
+def test_links_paging_rejects_bad_positions_naming_the_parameter(client, query, field):
+    assert_error(client.get(f"/_sim/links?{query}"), 400, "Invalid filter", field=field,
+                 problem="must be a whole number")
+
+
+def test_links_page_with_limit_and_offset_in_creation_order(client, demo_app, roster, student):
+    section = _section_of(roster, student)
+    made = [client.post("/_sim/links", json={"section_id": section["id"],
+                                              "client_id": demo_app["client_id"],
+                                              "assignment_id": f"page{i}"}).get_json()["id"]
+            for i in range(3)]
+    first = client.get("/_sim/links?limit=2").get_json()["data"]
+    rest = client.get("/_sim/links?limit=2&offset=2").get_json()["data"]
+    assert [link["id"] for link in first + rest] == made
