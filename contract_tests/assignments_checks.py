@@ -40,7 +40,7 @@ def _ids(fetch: Fetch) -> list[str]:
 def _readable(c: Contract) -> Fetch:
     """The first fetch when it produced a JSON list; Skip otherwise (ASSIGN-001 says why)."""
     fetch = c.first_fetch()
-    if fetch.error or fetch.status != 200 or fetch.json_error is not None:
+    if not fetch.readable:
         why = fetch.error or (f"HTTP {fetch.status}" if fetch.status != 200 else "not valid JSON")
         raise Skip(f"not judged: the assignments list could not be read ({why}); see ASSIGN-001")
     return fetch
@@ -176,7 +176,7 @@ def assignments_stable(c: Contract) -> str:
         raise Skip("not judged: no string ids in the list (see ASSIGN-002)")
     _, token = c.teacher_token(0)
     again = c.fetch_assignments(token)
-    if again.error or again.status != 200 or again.json_error is not None:
+    if not again.readable:
         raise Fail("the second call for the same teacher failed", sent=again.request, got=again.got(),
                    fix="answer every call the same way (see ASSIGN-001)")
     ids2 = _ids(again)
@@ -193,7 +193,7 @@ def assignments_stable(c: Contract) -> str:
     if len(c.teachers) >= 2:
         teacher2, token2 = c.teacher_token(1)
         other = c.fetch_assignments(token2)
-        if other.error or other.status != 200 or other.json_error is not None:
+        if not other.readable:
             raise Fail(f"the call for a second teacher of the same district ({teacher2['id']}) failed",
                        sent=other.request, got=other.got(),
                        fix="answer every teacher of a connected district (see ASSIGN-001)")

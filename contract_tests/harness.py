@@ -405,6 +405,11 @@ class Fetch:
     mark: int = 0              # journal mark taken before the call
     token: str | None = None
 
+    @property
+    def readable(self) -> bool:
+        """The URL answered 200 with a JSON body."""
+        return not self.error and self.status == 200 and self.json_error is None
+
     def got(self) -> str:
         if self.error:
             return self.error
