@@ -29,14 +29,6 @@ EXAMPLE = ('{"assignments": [{"name": "Assignment 1", "id": "a100001", "type": "
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 
 
-def _ids(fetch: Fetch) -> list[str]:
-    doc = fetch.doc
-    items = doc.get("assignments") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        return []
-    return [a["id"] for a in items if isinstance(a, dict) and isinstance(a.get("id"), str)]
-
-
 def _readable(c: Contract) -> Fetch:
     """The first fetch when it produced a JSON list; Skip otherwise (ASSIGN-001 says why)."""
     fetch = c.first_fetch()
@@ -152,7 +144,7 @@ def assignments_schema(c: Contract) -> str:
        seed=S_UNIQUE, rule="no id appears twice in one answer")
 def assignments_unique(c: Contract) -> str:
     fetch = _readable(c)
-    ids = _ids(fetch)
+    ids = fetch.ids()
     if not ids:
         raise Skip("not judged: no string ids in the list (see ASSIGN-002)")
     dupes = {i: n for i, n in Counter(ids).items() if n > 1}
@@ -171,7 +163,7 @@ def assignments_unique(c: Contract) -> str:
             "district (same name) has the same id for both")
 def assignments_stable(c: Contract) -> str:
     first = _readable(c)
-    ids1 = _ids(first)
+    ids1 = first.ids()
     if not ids1:
         raise Skip("not judged: no string ids in the list (see ASSIGN-002)")
     _, token = c.teacher_token(0)
@@ -179,7 +171,7 @@ def assignments_stable(c: Contract) -> str:
     if not again.readable:
         raise Fail("the second call for the same teacher failed", sent=again.request, got=again.got(),
                    fix="answer every call the same way (see ASSIGN-001)")
-    ids2 = _ids(again)
+    ids2 = again.ids()
     if set(ids1) != set(ids2):
         gone, new = sorted(set(ids1) - set(ids2)), sorted(set(ids2) - set(ids1))
         raise Fail(f"the ids changed between two calls a moment apart: {len(gone)} gone, {len(new)} new",
@@ -213,8 +205,7 @@ def assignments_stable(c: Contract) -> str:
 
 
 def _names(fetch: Fetch) -> dict[str, str]:
-    items = fetch.doc.get("assignments") if isinstance(fetch.doc, dict) else []
-    return {a["name"]: a["id"] for a in items or [] if isinstance(a, dict)
+    return {a["name"]: a["id"] for a in fetch.assignments() if isinstance(a, dict)
             and isinstance(a.get("name"), str) and isinstance(a.get("id"), str)}
 
 
@@ -222,7 +213,7 @@ def _names(fetch: Fetch) -> dict[str, str]:
        seed=S_ALNUM, rule="every id matches [A-Za-z0-9]+ and has at most 63 characters")
 def assignments_alnum(c: Contract) -> str:
     fetch = _readable(c)
-    ids = _ids(fetch)
+    ids = fetch.ids()
     if not ids:
         raise Skip("not judged: no string ids in the list (see ASSIGN-002)")
     bad = [i for i in ids if not _ALNUM.fullmatch(i) or len(i) >= 64]

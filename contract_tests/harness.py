@@ -410,6 +410,15 @@ class Fetch:
         """The URL answered 200 with a JSON body."""
         return not self.error and self.status == 200 and self.json_error is None
 
+    def assignments(self) -> list:
+        """The body's "assignments" array ([] when it has none)."""
+        items = self.doc.get("assignments") if isinstance(self.doc, dict) else None
+        return items if isinstance(items, list) else []
+
+    def ids(self) -> list[str]:
+        """The string ids in the list, in order, repeats kept."""
+        return [a["id"] for a in self.assignments() if isinstance(a, dict) and isinstance(a.get("id"), str)]
+
     def got(self) -> str:
         if self.error:
             return self.error

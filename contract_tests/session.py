@@ -271,10 +271,7 @@ class Contract:
     def assignment_ids(self) -> list[str]:
         """Usable ids from the partner's list, or Skip naming why there are none."""
         fetch = self.first_fetch()
-        doc = fetch.doc
-        items = doc.get("assignments") if isinstance(doc, dict) else None
-        ids = [a["id"] for a in items or [] if isinstance(a, dict) and isinstance(a.get("id"), str)
-               and a["id"].strip()] if isinstance(items, list) else []
+        ids = [i for i in fetch.ids() if i.strip()]
         if not ids:
             why = fetch.error or (f"HTTP {fetch.status}" if fetch.status != 200 else
                                   "the answer has no usable assignments")
