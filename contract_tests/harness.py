@@ -246,10 +246,7 @@ class SimClient:
     def close(self) -> None:
         self.http.close()
 
-    def call(self, method: str, path: str, *, ok: Iterable[int] = (200, 201), timeout: float | None = None,
-             **kwargs: Any) -> Any:
-        if timeout is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout + 5.0, connect=5.0)
+    def call(self, method: str, path: str, *, ok: Iterable[int] = (200, 201), **kwargs: Any) -> Any:
         try:
             resp = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

@@ -228,10 +228,10 @@ class Contract:
         return teacher, self.memo(f"teacher-token-{teacher['id']}", mint)
 
     # --- assignments ------------------------------------------------------------------------
-    def fetch_assignments(self, token: str | None, *, auth: str | None = "Bearer") -> Fetch:
+    def fetch_assignments(self, token: str | None) -> Fetch:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        if token is not None and auth:
-            headers["Authorization"] = f"{auth} {token}"
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         shown = "\n".join(f"{k}: {v}" for k, v in headers.items() if k == "Authorization")
         fetch = Fetch(request=f"GET {self.cfg.assignments_url}" + (f"\n{shown}" if shown else
                                                                    "\n(no Authorization header)"),
