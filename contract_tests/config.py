@@ -45,8 +45,9 @@ client_secret = "mathly-secret"
 redirect_uris = ["http://localhost:5001/clever/callback"]   # first = primary
 assignments_url = "http://localhost:5001/clever/assignments\""""
 
-# [contract] keys: name -> (default, documented?). The undocumented ones exist so the
-# suite's own tests can run fast; partners never need them.
+# [contract] keys and their defaults. The last two are undocumented (hidden from the
+# "known:" list of _check_contract): they exist so the suite's own tests can run fast;
+# partners never need them.
 CONTRACT_KEYS: dict[str, Any] = {
     "complete_assignment_hook": None,
     "landing_url_pattern": None,
