@@ -89,6 +89,13 @@ def connection_limit() -> int:
     return max(100, min(CONNECTION_LIMIT, soft - 100))
 
 
+def local_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to ``host``: a wildcard
+    address means 127.0.0.1; IPv6 addresses go in brackets."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @dataclass
 class RunningServer:
     """A bound server; ``url`` is where to reach it, ``stop()`` closes it."""
@@ -101,10 +108,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return local_url(self.host, self.port)
 
     def stop(self) -> None:
         from .tenants import close_app

@@ -300,3 +300,12 @@ def test_serving_on_localhost_answers():
         assert head.startswith(b"HTTP/1.1 200")
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("host, port, url", [
+    ("0.0.0.0", 8080, "http://127.0.0.1:8080"), ("", 1, "http://127.0.0.1:1"),
+    ("127.0.0.1", 5001, "http://127.0.0.1:5001"), ("::1", 9, "http://[::1]:9"),
+    ("localhost", 80, "http://localhost:80"),
+])
+def test_a_server_url_is_where_a_local_client_reaches_it(host, port, url):
+    assert serving.local_url(host, port) == url

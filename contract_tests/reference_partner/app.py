@@ -941,8 +941,9 @@ class PartnerServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        from simulator.serving import local_url
+
+        return local_url(self.host, self.port)
 
     def start(self) -> "PartnerServer":
         self.thread = threading.Thread(target=self.server.run, name="reference-partner",
