@@ -10,33 +10,26 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import time
 from typing import Any, Mapping
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from .clock import Clock
 from .config import build_config
-from .errors import AuthorizeError, InjectedFault, RateLimited, SimError
-from .journal import RawEntry
+from . import traffic
+from .errors import AuthorizeError, SimError
 from .sim import Simulator
-from .web import csrf_token
+from .web import MAX_BODY, csrf_token, exchange
 
 log = logging.getLogger("clever_sim")
 
 # Blueprints whose requests are partner-facing (journaled, fault-injectable, rate-limited).
-_EMULATED = {"oauth", "data_api", "grades"}
-_RATE_LIMITED = {"data_api", "grades"}
+# (``/v1/grade`` is served before Flask, by ``clever.grades_routes``, through the same steps.)
+_EMULATED = {"oauth", "data_api"}
+_RATE_LIMITED = {"data_api"}
 _SLASHES = re.compile(r"/{2,}")
-
-
-# Pages (Schoology, gradebook, inspector, login) show partner-supplied text: escaping is the
-# first defence, this policy the second. No form-action: a student's "Open" form redirects on
-# to the partner's origin, which Chrome would block under form-action 'self'.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 # API paths never use the browser session: skip loading and signing its cookie there.
 _SESSIONLESS = ("/v1/", "/v2.", "/v3.", "/me", "/_sim/", "/oauth/tokens", "/oauth/tokeninfo")
@@ -81,18 +74,16 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app = Flask(__name__)
     app.config.update(cfg)
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.session_interface = _SessionOnlyForPages()
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    app.wsgi_app = _MergeSlashes(app.wsgi_app)
-
-    app.extensions["clever_sim"] = Simulator(cfg, clock=clock)
+    app.extensions["clever_sim"] = sim = Simulator(cfg, clock=clock)
 
     from .clever.data_routes import bp as data_bp
-    from .clever.grades_routes import bp as grades_bp
+    from .clever.grades_routes import GradeEndpoint
     from .clever.oauth_routes import bp as oauth_bp
     from .control.routes import bp as control_bp
     from .control.docs_routes import bp as docs_bp
@@ -101,10 +92,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     from .inspector.routes import bp as inspector_bp
     from .schoology.routes import bp as schoology_bp
 
-    for bp in (oauth_bp, data_bp, grades_bp, control_bp, snapshot_bp, docs_bp, schoology_bp,
+    for bp in (oauth_bp, data_bp, control_bp, snapshot_bp, docs_bp, schoology_bp,
                gradebook_bp, inspector_bp):
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
+    # /v1/grade is answered before Flask (see grades_routes); ``//`` is merged before both.
+    app.wsgi_app = _MergeSlashes(GradeEndpoint(app.wsgi_app, sim))
 
     _install_hooks(app)
     _install_error_handlers(app)
@@ -132,132 +125,72 @@ def _install_hooks(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        # Runs on every request: the request and g are looked up once (each proxy access
-        # costs a context-variable lookup), and whether the request is emulated is decided
-        # once, here, for the after-request hook too.
+        # Runs on every request: the request is looked up once (each proxy access costs a
+        # context-variable lookup), and whether it is emulated is decided once, here.
         req = request._get_current_object()
-        ctx = g._get_current_object()
-        ctx.started = time.perf_counter()
-        ctx.emulated = emulated = _is_emulated(req)
+        ex = exchange()
+        ex.emulated = emulated = _is_emulated(req)
         if not emulated or req.path.startswith("/_sim"):
             return
-        fault = sim.faults.take(req.method, req.path)
-        if fault is not None:
-            ctx.fault = fault
-            if fault.latency_ms:
-                time.sleep(fault.latency_ms / 1000)
-            if fault.status:
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                raise InjectedFault(fault.status, fault.body, headers)
-        if req.blueprint in _RATE_LIMITED:
-            auth = req.environ.get("HTTP_AUTHORIZATION", "").split()
-            key = auth[-1] if auth else "(anonymous)"
-            now = sim.clock.now()
-            limit, remaining, reset = sim.rate.hit(key, now)
-            ctx.rate = (limit, max(remaining, 0), reset)
-            if remaining < 0 and sim.cfg["RATE_LIMIT"]:
-                raise RateLimited(headers={"Retry-After": str(max(1, int(reset - now)))})
+        rate_limited = req.blueprint in _RATE_LIMITED
+        traffic.admit(sim, ex, req.method, req.path,
+                      req.environ.get("HTTP_AUTHORIZATION", "") if rate_limited else None)
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        ctx = g._get_current_object()
+        ex = exchange()
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        if response.mimetype == "text/html":
-            headers.setdefault("Content-Security-Policy", PAGE_CSP)
-        rate = getattr(ctx, "rate", None)
-        if rate is not None:  # set nowhere else: added, not replaced
-            headers.add("X-RateLimit-Limit", str(rate[0]))
-            headers.add("X-RateLimit-Remaining", str(rate[1]))
-            headers.add("X-RateLimit-Reset", str(rate[2]))
-            headers.add("X-RateLimit-Bucket", "bearer")
-        emulated = getattr(ctx, "emulated", None)
-        if emulated is None:  # before_request did not run (the request failed first)
-            emulated = _is_emulated(request._get_current_object())
-        if emulated:
-            _journal(sim, ctx, response)
+        for key, value in traffic.extra_headers(ex, response.headers.get("Content-Type")):
+            if key.startswith("X-RateLimit"):  # set nowhere else: added, not replaced
+                headers.add(key, value)
+            else:
+                headers.setdefault(key, value)
+        req = request._get_current_object()
+        if ex.emulated is None:  # before_request did not run (the request failed first)
+            ex.emulated = _is_emulated(req)
+        if ex.emulated:
+            body = None if response.is_streamed or response.direct_passthrough else response.get_data()
+            traffic.journal(sim, ex, req.environ, req.method, req.path, response.status_code,
+                            response.headers.to_wsgi_list(), body)
         return response
 
 
-def _journal(sim: Simulator, ctx, response: Response) -> None:
-    """Record one partner-facing request, its answer and what the simulator found wrong.
-
-    Runs on every partner request, so it only captures raw facts; ``RawEntry`` formats
-    them when the inspector or control API reads the journal.
-    """
-    req = request._get_current_object()
-    environ = req.environ
-    fault = getattr(ctx, "fault", None)
-    fields = {
-        "direction": "inbound",
-        "method": req.method,
-        "path": req.path,
-        "query": environ.get("QUERY_STRING", ""),
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - getattr(ctx, "started", time.perf_counter()))
-                             * 1000, 2),
-        "findings": tuple(getattr(ctx, "findings", ())),
-        "fault": fault.as_dict() if fault is not None else None,
-        **getattr(ctx, "journal_meta", {}),
-    }
-    # Tuples of strings, not lists: the garbage collector stops tracking them, so 10,000
-    # journal entries do not lengthen its full passes.
-    headers = tuple((k, v) for k, v in environ.items()
-                    if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH"))
-    body = None if response.is_streamed or response.direct_passthrough else response.get_data()
-    sim.journal.add(RawEntry(fields, headers, getattr(req, "_cached_data", None),
-                             tuple(response.headers.to_wsgi_list()), body, sim.clock.now(),
-                             sim.clock.iso))
-
-
 def error_response(exc: SimError) -> Response:
-    """The one place a SimError becomes an HTTP answer."""
-    if isinstance(exc, RateLimited):
-        response = Response(b"", status=429)  # Clever answers 429 with an empty body
-    else:
-        response = jsonify(exc.body())
-        response.status_code = exc.status
-    for key, value in exc.headers.items():
-        response.headers[key] = value
-    return response
+    """A SimError as a Flask answer (``traffic.error_parts`` writes it)."""
+    status, headers, body = traffic.error_parts(exc)
+    return Response(body, status=status, headers=headers)
 
 
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(SimError)
     def _sim_error(exc: SimError):
-        if not isinstance(exc, InjectedFault):
-            g.setdefault("findings", []).extend(exc.findings())
+        exchange().findings.extend(traffic.findings_of(exc))
         return error_response(exc)
 
     @app.errorhandler(AuthorizeError)
     def _authorize_error(exc: AuthorizeError):
-        g.setdefault("findings", []).append(f"{exc.title}: {exc.detail}")
+        exchange().findings.append(f"{exc.title}: {exc.detail}")
         return render_template("authorize_error.html", error=exc), exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if exc.code == 405:
+            return _sim_error(traffic.method_not_allowed(
+                request.method, request.path, getattr(exc, "valid_methods", None) or []))
         if exc.code == 404:
             message = f"Not found: no endpoint at {request.path}"
-        elif exc.code == 405:
-            allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
-            message = f"Method {request.method} not allowed for {request.path}" + \
-                      (f"; use {allowed}" if allowed else "")
         elif exc.code == 413:
             message = "Request body too large"
         else:
             message = exc.description or exc.name
-        g.setdefault("findings", []).append(message)
+        exchange().findings.append(message)
         response = jsonify({"message": message})
         response.status_code = exc.code or 500
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # pragma: no cover - a bug; tests assert it never happens
         log.exception("unexpected error on %s %s", request.method, request.path)
-        g.setdefault("findings", []).append(f"simulator bug: {type(exc).__name__}: {exc}")
-        response = jsonify({"message": f"Internal simulator error ({type(exc).__name__}); "
-                                       "please report it with the request that caused it"})
-        response.status_code = 500
-        return response
+        finding, (status, headers, body) = traffic.bug_parts(exc)
+        exchange().findings.append(finding)
+        return Response(body, status=status, headers=headers)

@@ -96,6 +96,8 @@ class NotFound(SimError):
 
 
 class MethodNotAllowed(SimError):
+    """The path exists but takes other methods (listed in ``Allow``)."""
+
     status = 405
     message = "Method not allowed"
 

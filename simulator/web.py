@@ -11,12 +11,16 @@ from urllib.parse import parse_qsl
 import secrets
 
 from flask import current_app, g, request, session
+from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
                      UnsupportedMediaType)
 from .sim import Simulator
+from .traffic import Exchange
 
 JSON_TYPES = ("application/json",)
+MAX_BODY = 1024 * 1024  # no request body is read past this (the app's MAX_CONTENT_LENGTH)
 
 
 def sim() -> Simulator:
@@ -24,21 +28,24 @@ def sim() -> Simulator:
     return current_app.extensions["clever_sim"]
 
 
+def exchange() -> Exchange:
+    """This request's ``traffic.Exchange`` (what its journal entry will say), made on first use."""
+    ctx = g._get_current_object()  # one context lookup, not one per access
+    found = getattr(ctx, "exchange", None)
+    if found is None:
+        found = ctx.exchange = Exchange()
+    return found
+
+
 def note(**meta: Any) -> None:
     """Attach facts (client_id, user_id, assignment_id, token_kind) to this request's journal entry."""
-    ctx = g._get_current_object()  # one context lookup, not one per access
-    kept = getattr(ctx, "journal_meta", None)
-    if kept is None:
-        kept = ctx.journal_meta = {}
-    for key, value in meta.items():
-        if value is not None:
-            kept[key] = value
+    exchange().note(**meta)
 
 
 def add_findings(findings: list[str]) -> None:
     """Plain-words findings for the inspector (warnings, rule breaks)."""
     if findings:
-        g.setdefault("findings", []).extend(findings)
+        exchange().findings.extend(findings)
 
 
 def _declared_too_large(length: int, limit: int) -> PayloadTooLarge:
@@ -50,25 +57,29 @@ def _declared_too_large(length: int, limit: int) -> PayloadTooLarge:
 def read_body(limit: int) -> bytes:
     """The raw body, refused with 413 before reading more than ``limit`` bytes."""
     req = request._get_current_object()
-    declared = req.environ.get("CONTENT_LENGTH", "")
-    if declared.isascii() and declared.isdigit() and "HTTP_TRANSFER_ENCODING" not in req.environ:
+    data = exchange().request_body = read_body_from(req.environ, limit, req.max_content_length)
+    return data
+
+
+def read_body_from(environ: dict, limit: int, max_content_length: int | None = None) -> bytes:
+    """``read_body`` for a WSGI environ (``max_content_length``: werkzeug's cap on the
+    stream, as ``Request.stream`` applies it; None: ``limit`` alone bounds the read)."""
+    declared = environ.get("CONTENT_LENGTH", "")
+    if declared.isascii() and declared.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
         # The usual case, read straight from the server's input: no stream wrapper needed,
         # since the server hands over exactly the declared bytes.
         length = int(declared)
         if length > limit:
             raise _declared_too_large(length, limit)
-        data = req.environ["wsgi.input"].read(length) if length else b""
-        req._cached_data = data  # lets the journal show what was read
-        return data
-    length = req.content_length
+        return environ["wsgi.input"].read(length) if length else b""
+    length = get_content_length(environ)
     if length is not None and length > limit:
         raise _declared_too_large(length, limit)
-    data = req.stream.read(limit + 1)
+    data = get_input_stream(environ, max_content_length=max_content_length).read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)",
                               [FieldProblem("(body)", f"is over {limit} bytes",
                                             "send only the grade fields and a little context")])
-    req._cached_data = data
     return data
 
 
@@ -143,11 +154,15 @@ def _lone_surrogate_path(value: Any, path: str = "(body)") -> str | None:
 
 def require_json_content_type() -> None:
     """415 unless the request says ``Content-Type: application/json``."""
-    if request.environ.get("CONTENT_TYPE") == "application/json":  # as nearly every client sends it
+    check_json_content_type(request.environ.get("CONTENT_TYPE"))
+
+
+def check_json_content_type(content_type: str | None) -> None:
+    """``require_json_content_type`` for a Content-Type header's value."""
+    if content_type == "application/json":  # as nearly every client sends it
         return
-    mimetype = request.mimetype
-    if mimetype not in JSON_TYPES:
-        got = request.headers.get("Content-Type") or "none"
+    if parse_options_header(content_type)[0].lower() not in JSON_TYPES:
+        got = content_type or "none"
         raise UnsupportedMediaType(
             f"Content-Type must be application/json (got {got})",
             [FieldProblem("Content-Type", f"is {got}", "send the header Content-Type: application/json")])
@@ -175,7 +190,11 @@ _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 def bearer_token() -> str:
     """The bearer token of this request, or 401 "No authorization provided"."""
-    header = request.headers.get("Authorization")
+    return bearer_from(request.environ.get("HTTP_AUTHORIZATION"))
+
+
+def bearer_from(header: str | None) -> str:
+    """``bearer_token`` for an Authorization header's value."""
     if header is None or not header.strip():
         raise NoAuthorization(errors=[FieldProblem("Authorization", "header is missing",
                                                    "send Authorization: Bearer {token}")])

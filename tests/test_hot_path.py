@@ -48,12 +48,11 @@ def test_grade_answer_is_byte_for_byte_what_jsonify_writes(text):
     record.json = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     warnings = [text, "second"]
     with app.app_context():
-        expected = jsonify({"data": dict(record), "warnings": warnings})
-        got = grade_response(record, warnings)
-        plain = grade_response(dict(record), warnings)  # a record without stored text
-    assert got.get_data() == expected.get_data() == plain.get_data()
-    assert got.mimetype == expected.mimetype == "application/json"
-    assert json.loads(got.get_data()) == {"data": dict(record), "warnings": warnings}
+        expected = jsonify({"data": dict(record), "warnings": warnings}).get_data()
+    got = grade_response(record, warnings)
+    plain = grade_response(dict(record), warnings)  # a record without stored text
+    assert got == expected == plain
+    assert json.loads(got) == {"data": dict(record), "warnings": warnings}
 
 
 def test_posted_grade_answer_matches_the_stored_record(client, sim, student):

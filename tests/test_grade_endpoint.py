@@ -1,0 +1,170 @@
+"""``/v1/grade`` is served straight from WSGI, before Flask (``grades_routes.GradeEndpoint``).
+
+It must answer exactly as the Flask-served partner endpoints do: the same status lines,
+headers, error bodies, rate limit, faults and journal entries, on every path Flask would
+route to it — compared here against ``/v3.0/me`` answering the same kind of request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from conftest import assert_error, bearer, il_token
+from simulator.app import create_app
+from simulator.clever import grades
+from simulator.tenants import close_app
+
+GRADE = {"assignmentID": "ep1", "percentage": 0.5}
+
+
+def shape(resp) -> tuple:
+    """What must match between two answers: status line, header names in order, body."""
+    names = [k for k, _ in resp.headers if k != "Retry-After"]
+    return resp.status, names, resp.get_data()
+
+
+@pytest.fixture
+def limited():
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "RATE_LIMIT": True,
+                      "RATE_LIMIT_PER_MIN": 2}, environ={})
+    yield app
+    close_app(app)
+
+
+def test_a_grade_answer_has_the_partner_headers(client, sim, student):
+    token = il_token(sim, student["id"])
+    first = client.post("/v1/grade", json=GRADE, headers=bearer(token))
+    second = client.post("/v1/grade", json=GRADE, headers=bearer(token))
+    assert first.status == "200 OK"
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.headers["Content-Length"] == str(len(first.get_data()))
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+    assert first.headers["X-RateLimit-Limit"] == "1200" and first.headers["X-RateLimit-Bucket"] == "bearer"
+    assert int(second.headers["X-RateLimit-Remaining"]) == int(first.headers["X-RateLimit-Remaining"]) - 1
+    assert int(first.headers["X-RateLimit-Reset"]) % 60 == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic abc"}, bearer("no-such-token")],
+                         ids=["missing", "not-bearer", "unknown"])
+def test_a_refused_token_is_answered_as_the_data_api_answers_it(client, headers):
+    grade = client.post("/v1/grade", json=GRADE, headers=headers)
+    me = client.get("/v3.0/me", headers=headers)
+    assert grade.status_code == 401
+    assert shape(grade) == shape(me)
+
+
+def test_the_rate_limit_counts_grades_and_answers_429_as_the_data_api_does(limited):
+    client = limited.test_client()
+    token = _student_token(client, "")
+    answers = [client.post("/v1/grade", json=GRADE, headers=bearer(token)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    over = answers[2]
+    assert over.get_data() == b"" and int(over.headers["Retry-After"]) >= 1
+    assert over.headers["X-RateLimit-Remaining"] == "0"
+    me = client.get("/v3.0/me", headers=bearer(token))  # the same token, also over
+    assert shape(over) == shape(me)
+
+
+def test_an_injected_fault_on_the_grade_path_is_answered_and_journaled(client, sim, student):
+    client.post("/_sim/faults", json={"path": "/v1/grade", "status": 503, "retry_after": 7,
+                                      "body": {"oops": "<b>"}})
+    resp = client.post("/v1/grade", json=GRADE, headers=bearer(il_token(sim, student["id"])))
+    assert resp.status == "503 SERVICE UNAVAILABLE" and resp.get_json() == {"oops": "<b>"}
+    assert resp.headers["Retry-After"] == "7"
+    entry = sim.journal.query(path="/v1/grade")[0][0]
+    assert entry["fault"]["status"] == 503 and list(entry["findings"]) == []
+    assert sim.store.list_grades() == []
+
+
+@pytest.mark.parametrize("path", ["/v1/grade/", "//v1/grade", "//v1//grade"])
+def test_the_paths_flask_would_route_to_the_endpoint_reach_it(app, sim, student, path):
+    environ = EnvironBuilder(method="POST", json=GRADE,
+                             headers=bearer(il_token(sim, student["id"]))).get_environ()
+    environ["PATH_INFO"] = path  # as the server passes it (a test URL "//v1" names a host)
+    body, status, _ = run_wsgi_app(app, environ)
+    assert status == "200 OK", b"".join(body)
+    assert [g["assignmentID"] for g in sim.store.list_grades()] == ["ep1"]
+
+
+def test_a_near_path_is_not_the_endpoint(client, sim, student):
+    resp = client.post("/v1/grades", json=GRADE, headers=bearer(il_token(sim, student["id"])))
+    assert_error(resp, 404, "Not found: no endpoint at /v1/grades")
+
+
+def test_head_is_405_without_a_body(client):
+    resp = client.head("/v1/grade")
+    assert resp.status == "405 METHOD NOT ALLOWED" and resp.headers["Allow"] == "POST"
+    assert resp.get_data() == b"" and int(resp.headers["Content-Length"]) > 0
+
+
+def test_a_tenants_grade_is_stored_in_the_tenant_only():
+    root = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    try:
+        client = root.test_client()
+        assert client.post("/_sim/tenants", json={"name": "ci-1"}).status_code == 201
+        resp = client.post("/t/ci-1/v1/grade", json=GRADE,
+                           headers=bearer(_student_token(client, "/t/ci-1")))
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        assert [g["assignmentID"] for g in client.get("/t/ci-1/_sim/grades").get_json()["data"]] == ["ep1"]
+        assert client.get("/_sim/grades").get_json()["data"] == []
+    finally:
+        close_app(root)
+
+
+def test_the_journal_entry_of_a_grade_has_what_flask_served_entries_have(client, sim, student):
+    token = il_token(sim, student["id"])
+    raw = json.dumps(GRADE)
+    resp = client.post("/v1/grade?trace=1", data=raw, headers={**bearer(token),
+                                                               "Content-Type": "application/json"})
+    entry = sim.journal.query(path="/v1/grade")[0][0]
+    assert entry["method"] == "POST" and entry["path"] == "/v1/grade" and entry["query"] == "trace=1"
+    assert entry["status"] == 200 and entry["direction"] == "inbound"
+    assert entry["request_body"] == raw and entry["response_body"] == resp.get_data(as_text=True)
+    assert entry["request_headers"]["Authorization"] == f"Bearer {token}"
+    assert entry["response_headers"]["X-RateLimit-Bucket"] == "bearer"
+    assert list(entry["findings"]) == resp.get_json()["warnings"] != []
+    assert entry["user_id"] == student["id"] and entry["assignment_id"] == "ep1"
+    assert entry["token_kind"] == "il" and isinstance(entry["duration_ms"], float)
+    me = client.get("/v3.0/me", headers=bearer(token))
+    assert me.status_code == 200
+    me_entry = sim.journal.query(path="/v3.0/me")[0][0]
+    assert set(me_entry) == set(entry) - {"assignment_id"}
+
+
+def test_a_body_that_fails_to_parse_is_still_journaled(client, sim, student):
+    resp = client.post("/v1/grade", data=b'{"assignmentID": ', headers={
+        **bearer(il_token(sim, student["id"])), "Content-Type": "application/json"})
+    assert_error(resp, 400, "Body is not valid JSON")
+    entry = sim.journal.query(path="/v1/grade")[0][0]
+    assert entry["request_body"] == '{"assignmentID": ' and entry["status"] == 400
+    assert any("(body)" in f for f in entry["findings"])
+
+
+def test_a_bug_in_the_grade_path_is_a_json_500_logged_and_journaled(client, sim, student,
+                                                                     monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(grades, "submit_grade", broken)
+    with caplog.at_level(logging.ERROR, logger="clever_sim"):
+        resp = client.post("/v1/grade", json=GRADE, headers=bearer(il_token(sim, student["id"])))
+    assert resp.status_code == 500
+    assert resp.get_json() == {"message": "Internal simulator error (RuntimeError); please report "
+                                          "it with the request that caused it"}
+    assert "unexpected error on POST /v1/grade" in caplog.text
+    entry = sim.journal.query(path="/v1/grade")[0][0]
+    assert list(entry["findings"]) == ["simulator bug: RuntimeError: boom"]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _student_token(client, prefix: str) -> str:
+    student = client.get(f"{prefix}/_sim/personas?role=student&limit=1").get_json()["data"][0]["id"]
+    resp = client.post(f"{prefix}/_sim/tokens", json={"client_id": "b4fd885bda79813831c3",
+                                                      "user_id": student})
+    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
+    return resp.get_json()["access_token"]
