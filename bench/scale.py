@@ -194,7 +194,6 @@ def main() -> None:
                             "ORDER BY COUNT(*) DESC LIMIT 1").fetchone()[0]
     mid_user = users[len(users) // 2]
     last_entry = sim.journal.raw()[-1]["id"]
-    teacher = sim.store.get_record("sections", big_section)["teacher"]
     il = client.post("/_sim/tokens", json={"client_id": client_id, "user_id": students[0]}
                      ).get_json()["access_token"]
     il_auth = {"Authorization": f"Bearer {il}"}

@@ -11,6 +11,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from conftest import assert_error, bearer, il_token
@@ -158,6 +160,58 @@ def test_a_bug_in_the_grade_path_is_a_json_500_logged_and_journaled(client, sim,
     assert "unexpected error on POST /v1/grade" in caplog.text
     entry = sim.journal.query(path="/v1/grade")[0][0]
     assert list(entry["findings"]) == ["simulator bug: RuntimeError: boom"]
+
+
+# --- whatever a server hands over: never a 5xx, always journaled ------------------------------
+
+LATIN1 = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=40)
+
+
+def mostly(good: str, *odd: str):
+    """``good`` about three times in four, else an odd value or any Latin-1 text (what a
+    server can decode a header to), so most examples get past each check to the next."""
+    return st.one_of(st.just(good), st.just(good), st.just(good),
+                     st.sampled_from(odd) | LATIN1)
+
+
+ENVIRONS = st.fixed_dictionaries({
+    "REQUEST_METHOD": mostly("POST", "post", "GET", "HEAD", "PUT", ""),
+    "PATH_INFO": st.sampled_from(["/v1/grade", "/v1/grade/"]),
+    "QUERY_STRING": st.just("") | LATIN1,
+    "CONTENT_TYPE": mostly("application/json", "application/json; charset=utf-8",
+                           "APPLICATION/JSON", "text/plain", ""),
+    "HTTP_AUTHORIZATION": mostly("Bearer $token", "Bearer", "bearer  $token  ", "Basic x", ""),
+}, optional={
+    "CONTENT_LENGTH": st.sampled_from(["", "0", "5", "20", "65537", "99999999999999999999",
+                                       "-1", "+7", "１２", " 3"]) | LATIN1,
+    "HTTP_TRANSFER_ENCODING": st.sampled_from(["chunked", "gzip"]),
+    "wsgi.input_terminated": st.just(True),
+})
+BODIES = st.sampled_from([b'{"assignmentID": "p1", "percentage": 0.5}', b"", b"{", b"[]",
+                          b'{"assignmentID": "p2", "scoreGiven": 12, "scoreMaximum": 10}',
+                          b'{"assignmentID": "<b>", "scoreGiven": 1e999, "scoreMaximum": 2}',
+                          b"\xff\xfe", b'{"assignmentID": "\\ud800", "percentage": 1}']) \
+    | st.binary(max_size=300)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=ENVIRONS, body=BODIES)
+def test_any_environ_gets_a_4xx_or_200_and_a_journal_entry(app, sim, student, fields, body):
+    token = il_token(sim, student["id"])
+    environ = EnvironBuilder(method="POST", data=body).get_environ()
+    environ.pop("CONTENT_TYPE", None)
+    environ.update({k: v.replace("$token", token) if isinstance(v, str) else v
+                    for k, v in fields.items()})
+    before = len(sim.journal)
+    body_iter, status, headers = run_wsgi_app(app, environ)
+    answer = b"".join(body_iter)
+    code = int(status.split()[0])
+    assert code == 200 or 400 <= code < 500, (status, answer[:300])
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    if answer:
+        assert isinstance(json.loads(answer), dict)
+    assert len(sim.journal) == before + 1
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from simulator.app import create_app
-from simulator.clever import grades
 from tests.conftest import assert_error, bearer, district_token, il_token
 
 URL = "/v1/grade"

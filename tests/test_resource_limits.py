@@ -16,7 +16,6 @@ from contextlib import closing, contextmanager
 import httpx
 import pytest
 
-from simulator import journal as journal_mod
 from simulator import store as store_mod
 from simulator.app import create_app
 from simulator.gradebook import domain as gradebook_domain
