@@ -1,8 +1,9 @@
 """``create_app``: the one Flask app every command and test builds.
 
-Cross-cutting request handling lives here and nowhere else: the journal, fault
-injection, rate-limit headers, the ``//`` path fix, and turning every error into its
-response (``error_response``).
+Cross-cutting request handling is wired here: the ``//`` path fix, ``POST /v1/grade``
+served before Flask (``clever.grades_routes``), and the hooks and error handlers through
+which every Flask-served request takes the steps in ``traffic`` (fault injection, rate
+limit, headers, the journal) and every error becomes its answer (``error_response``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One exception hierarchy for every rule the simulator enforces.
 
-Domain modules raise these; ``simulator.app`` turns them into responses in one place
-(``error_response``).  Each family answers in the shape the real API uses:
+Domain modules raise these; ``traffic.error_parts`` turns them into answers in one place
+(for Flask through ``app.error_response``, for ``/v1/grade`` directly).  Each family answers in the shape the real API uses:
 
 * Clever's data API and the grades endpoint: ``{"message": ..., "errors": [...]}`` —
   ``message`` is Clever's own wording where Clever has one; ``errors`` names each

@@ -18,6 +18,8 @@ from flask import Flask
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
+from .web import MAX_BODY
+
 DEFAULT_THREADS = 16
 CONNECTION_LIMIT = 1000  # waitress's default (100) lets 100 idle or slow clients lock out everyone
 
@@ -140,7 +142,7 @@ def one_address(host: str) -> str:
 
 
 def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
-                    max_body: int = 1024 * 1024) -> Any:
+                    max_body: int = MAX_BODY) -> Any:
     """The simulator's waitress server for any WSGI app (``bench/baseline_app.py`` serves
     its bare Flask app on the very same, so benchmarks compare like with like), listening
     on one address (``one_address``)."""

@@ -13,13 +13,13 @@ injection, the rate limit, the error body, the headers and the journal entry.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Callable, Iterable
 
 from .. import traffic
 from ..errors import SimError
 from ..sim import Simulator
+from ..store import _dumps
 from ..traffic import Exchange
 from ..web import bearer_from, check_json_content_type, parse_json, read_body_from
 from . import grades, tokens
@@ -87,6 +87,6 @@ def grade_response(record, warnings: list[str]) -> bytes:
     text from the store (``StoredRecord.json``) rather than serialising it a second time."""
     text = getattr(record, "json", None)
     if text is None:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        text = _dumps(record)
     return ('{"data":' + text + ',"warnings":[' + ",".join(map(grades.json_string, warnings))
             + "]}\n").encode()
