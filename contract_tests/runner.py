@@ -104,12 +104,18 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
         selected = select(only)
         if junit_xml:
             parent = Path(junit_xml).resolve().parent
+            if Path(junit_xml).is_dir():
+                raise ContractConfigError(f"cannot write --junit-xml {junit_xml}: it is a directory; "
+                                          f"name a file, e.g. {Path(junit_xml) / 'contract.xml'}")
             if not parent.is_dir():
                 raise ContractConfigError(f"cannot write --junit-xml {junit_xml}: directory {parent} "
                                           f"does not exist")
         cfg = load_config(config_path)
     except ContractConfigError as exc:
         say(f"clever-sim contract: config problem: {exc}", err=True)
+        return finish(2)
+    except Exception as exc:  # e.g. an install missing a dependency: never a traceback, never 1
+        say(f"clever-sim contract: cannot run: {type(exc).__name__}: {exc}", err=True)
         return finish(2)
 
     # 2. the simulator, the app registration, the partner's reachability
