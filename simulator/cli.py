@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import re
 import signal
 import sys
 import time
@@ -14,15 +17,98 @@ from .config import BaseUrls, ConfigError
 from .roster import RosterError, load_roster
 
 
+BAD_INPUT = 2  # every input a command cannot use; 1 stays "the check/validation failed"
+
+
+class CleverSimCLI(click.Group):
+    """The one place that turns any failure into one plain line on stderr and exit 2.
+
+    click prints usage errors over several lines and lets other exceptions out as
+    tracebacks; here each becomes ``clever-sim <command>: <what is wrong>``. Set
+    CLEVER_SIM_TRACEBACK=1 to see the traceback of an unexpected error.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the point: no traceback, ever
+            if os.environ.get("CLEVER_SIM_TRACEBACK") == "1":
+                raise
+            click.echo(f"{self._path(argv)}: {describe_failure(exc)}", err=True)
+            sys.exit(BAD_INPUT)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _path(self, argv: list[str]) -> str:
+        """``clever-sim snapshot load``: the command the arguments name."""
+        words, cmd = ["clever-sim"], self
+        for arg in argv:
+            sub = cmd.commands.get(arg) if isinstance(cmd, click.Group) else None
+            if sub is None:
+                if arg.startswith("-"):
+                    continue
+                break
+            words.append(arg)
+            cmd = sub
+        return " ".join(words)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line saying what went wrong and, where known, how to fix it."""
+    from .store import DatabaseUnusable
+
+    if isinstance(exc, click.UsageError):
+        where = exc.ctx.command_path if exc.ctx is not None else "clever-sim"
+        text = f"{exc.format_message()} (see '{where} --help')"
+    elif isinstance(exc, click.ClickException):
+        text = exc.format_message()
+    elif isinstance(exc, ConfigError):
+        text = f"config: {exc}"
+    elif isinstance(exc, RosterError):
+        first = exc.problems[0]
+        more = f" (and {len(exc.problems) - 1} more problem(s))" if len(exc.problems) > 1 else ""
+        text = (f"roster fixture is invalid: {first.path}: {first.message}{more}; "
+                f"`clever-sim fixtures validate FILE` lists every problem")
+    elif isinstance(exc, DatabaseUnusable):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        name = f"{exc.filename}: " if exc.filename else ""
+        text = f"{name}{exc.strerror or exc}"
+    else:
+        text = (f"internal error: {type(exc).__name__}: {exc} (please report it; "
+                f"CLEVER_SIM_TRACEBACK=1 shows where)")
+    return text
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def listen_host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--host: an IP address or a host name, checked before any lookup (no DNS for typos)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    labels = value.split(".")
+    if len(value) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels) \
+            and not labels[-1].isdigit():
+        return value
+    hint = " (give the port with --port)" if ":" in value and "//" not in value else ""
+    raise click.BadParameter(f"{value!r} is not an IP address or host name, e.g. 127.0.0.1 or "
+                             f"0.0.0.0{hint}", ctx=ctx, param=param)
+
+
 def _build(config: str | None, overrides: dict):
+    """The app ``serve`` runs; ConfigError, RosterError, DatabaseUnusable reach CleverSimCLI."""
     from .app import create_app
 
-    try:
-        return create_app({k: v for k, v in overrides.items() if v is not None}, config_file=config)
-    except ConfigError as exc:
-        raise click.ClickException(f"config: {exc}") from None
-    except RosterError as exc:
-        raise click.ClickException(f"roster fixture is invalid:\n{exc}") from None
+    return create_app({k: v for k, v in overrides.items() if v is not None}, config_file=config)
 
 
 def banner(app, url: str) -> str:
@@ -47,14 +133,14 @@ def banner(app, url: str) -> str:
     return "\n".join(lines)
 
 
-@click.group()
+@click.group(cls=CleverSimCLI)
 @click.version_option(__version__, prog_name="clever-sim")
 def main() -> None:
     """Clever Grade Passback Simulator: emulated Clever + fake Schoology for partner apps."""
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="CLEVER_SIM_HOST",
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CLEVER_SIM_HOST", callback=listen_host,
               help="Address to listen on (0.0.0.0 inside containers).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               envvar="CLEVER_SIM_PORT", help="Port (0 picks a free one).")
@@ -75,8 +161,9 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict})
     try:
         running = bind(app, host, port, threads)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)
+        raise click.ClickException(f"cannot listen on {host}:{port}: "
+                                   f"{getattr(exc, 'strerror', None) or exc}") from None
     click.echo(banner(app, running.url))
     click.echo(f"Ready in {time.perf_counter() - started:.2f} s. Ctrl+C stops.")
     sys.stdout.flush()
@@ -118,7 +205,7 @@ def fixtures() -> None:
 
 
 @fixtures.command("validate")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def fixtures_validate(file: str) -> None:
     """Report every problem in a roster fixture, each with its JSON path."""
     try:

@@ -39,6 +39,9 @@ def _summary(c: dict) -> str:
 
 
 def _problems_text(where: str, exc) -> str:
+    if len(exc.problems) == 1 and not exc.more:  # e.g. missing, not JSON: one line
+        p = exc.problems[0]
+        return f"{where}: not a loadable snapshot: {p.path}: {p.message}; nothing was changed"
     lines = [f"{where}: not a loadable snapshot ({len(exc.problems) + exc.more} problem(s)); "
              "nothing was changed"]
     lines += [f"  {p.path}: {p.message}" for p in exc.problems]
@@ -82,11 +85,14 @@ def _api_error(response, action: str) -> SnapshotFailed:
 
 def _open_db(db: str, *, must_exist: bool):
     from .snapshot import DatabaseState
+    from .store import DatabaseUnusable
 
     if must_exist and not Path(db).is_file():
         raise SnapshotFailed(f"no database at {db!r} (the simulator's --db file)")
     try:
         return DatabaseState(db)
+    except DatabaseUnusable as exc:
+        raise SnapshotFailed(str(exc)) from None
     except Exception as exc:  # sqlite3.DatabaseError and OSError: not a database, no access
         raise SnapshotFailed(f"cannot open the database {db!r}: {exc}") from None
 

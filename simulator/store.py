@@ -50,6 +50,14 @@ class Page:
         self.has_more = has_more
 
 
+class DatabaseUnusable(Exception):
+    """The database path cannot hold the simulator's state; the message names it and why."""
+
+
+# Tables of a database that is not empty but was never the simulator's: refuse to add ours.
+_FOREIGN_CHECK = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+
+
 class Store:
     """The simulator's state in one SQLite database."""
 
@@ -70,10 +78,15 @@ class Store:
         self._roster_counts: dict[str, int] = {}
         self._pending: list[_GradeJob] = []  # grades waiting for the next group commit
         self._pending_lock = threading.Lock()
-        if not self.memory:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with self._write_lock:
-            self._conn().executescript(_schema_sql())  # runs in its own transaction
+        try:
+            self._create_schema()
+        except (sqlite3.Error, OSError) as exc:
+            for conn in self._all:
+                conn.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise DatabaseUnusable(f"cannot use {path!r} as the simulator's database: {reason}"
+                                   f" (give --db a new file name, an existing clever-sim "
+                                   f"database, or :memory:)") from None
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                        (_SCHEMA_VERSION,))
@@ -83,6 +96,31 @@ class Store:
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
                                                   name="clever-sim-checkpoint")
             self._checkpointer.start()
+
+    def _create_schema(self) -> None:
+        """The tables, in a new file or a clever-sim database; never inside another file."""
+        if not self.memory:
+            if Path(self.path).is_dir():
+                raise DatabaseUnusable(f"cannot use {self.path!r} as the simulator's database: "
+                                       f"it is a directory (name a file in it, e.g. "
+                                       f"{str(Path(self.path) / 'clever-sim.db')!r})")
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if Path(self.path).is_file() and Path(self.path).stat().st_size:
+                self._refuse_foreign_file()
+        with self._write_lock:
+            self._conn().executescript(_schema_sql())  # runs in its own transaction
+
+    def _refuse_foreign_file(self) -> None:
+        """Look read-only first: turning on WAL would already rewrite a foreign file's header."""
+        probe = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            tables = [row[0] for row in probe.execute(_FOREIGN_CHECK)]
+        finally:
+            probe.close()
+        if tables and "meta" not in tables:
+            raise sqlite3.DatabaseError(
+                f"it is another program's SQLite database (tables {', '.join(tables[:5])}), "
+                f"not a clever-sim one; nothing was written to it")
 
     # --- connections -------------------------------------------------------------------
 

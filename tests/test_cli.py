@@ -39,7 +39,7 @@ def test_serve_rejects_broken_config_without_traceback(tmp_path):
     cfg = tmp_path / "partner.toml"
     cfg.write_text("[app]\nredirect_uris = []\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--db", ":memory:"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "redirect_uris must be a non-empty list" in result.output
     assert "Traceback" not in result.output
 
@@ -48,11 +48,11 @@ def test_serve_rejects_invalid_toml(tmp_path):
     cfg = tmp_path / "partner.toml"
     cfg.write_text("[app\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["serve", "--config", str(cfg), "--db", ":memory:"])
-    assert result.exit_code == 1 and "not valid TOML" in result.output
+    assert result.exit_code == 2 and "not valid TOML" in result.output
 
 
 def test_serve_rejects_bad_roster_naming_the_path(tmp_path):
     bad = tmp_path / "roster.json"
     bad.write_text('{"districts": []}', encoding="utf-8")
     result = CliRunner().invoke(main, ["serve", "--roster", str(bad), "--db", ":memory:"])
-    assert result.exit_code == 1 and "roster fixture is invalid" in result.output
+    assert result.exit_code == 2 and "roster fixture is invalid" in result.output

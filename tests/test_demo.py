@@ -158,5 +158,5 @@ def test_demo_command_reports_a_busy_port_without_traceback():
         busy.listen(1)
         result = CliRunner().invoke(main, ["demo", "--port", str(busy.getsockname()[1]),
                                            "--partner-port", "0"])
-    assert result.exit_code == 1 and "cannot listen" in result.output
+    assert result.exit_code == 2 and "cannot listen" in result.output
     assert "Traceback" not in result.output
