@@ -1,8 +1,10 @@
-# clever-sim: the Clever Grade Passback Simulator as a server image for partner CI.
+# clever-sim: the Clever Grade Passback Simulator as an image for partner CI. It does both jobs
+# from the same plain install (pytest, which the contract suite runs on, is a dependency):
 #   docker build -t clever-sim .
-#   docker run --rm -p 8080:8080 -v clever-sim-data:/data clever-sim
-#   docker run --rm --network host -v "$PWD/partner.toml:/partner.toml:ro" clever-sim \
-#       clever-sim contract --config /partner.toml --sim-port 8080
+#   docker run --rm -p 8080:8080 -v clever-sim-data:/data clever-sim            # serve
+#   docker run --rm --network host -v "$PWD:/cfg:ro" clever-sim \
+#       clever-sim contract --config /cfg/partner.toml --sim-port 8080 --junit-xml /tmp/contract.xml
+#   (or, with the first container serving: ... contract --config /cfg/partner.toml --sim-url http://127.0.0.1:8080)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # The same install a partner does: a non-editable `pip install .` (tests/test_packaging.py
 # runs exactly this in a fresh venv), then only the installed package stays in the image.
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md clever_sim.py ./
 COPY simulator ./simulator
 COPY contract_tests ./contract_tests
 COPY fixtures ./fixtures

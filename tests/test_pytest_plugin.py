@@ -24,14 +24,14 @@ _PINNED = (httpcore,)
 
 def _installed_entry_point() -> metadata.EntryPoint | None:
     for ep in metadata.entry_points(group="pytest11"):
-        if ep.value == MODULE:
+        if ep.name == "clever_sim":
             return ep
     return None
 
 
-# With the entry point installed pytest loads the plugin by itself, and naming it again
-# with -p would register the module twice (pluggy refuses that); before, -p is needed.
-PLUGIN = [] if _installed_entry_point() else ["-p", MODULE]
+# `-p clever_sim` loads the plugin whether or not the entry point is installed, and never
+# twice (tests/test_packaging.py proves the switches in subprocesses).
+PLUGIN = ["-p", "clever_sim"]
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -377,15 +377,6 @@ def test_clever_sim_url_unreachable_is_a_clear_error(pytester):
     assert "Traceback" not in result.stdout.str()
 
 
-def _fake_distribution(root, name: str):
-    """A distribution on PYTHONPATH that declares the plugin's pytest11 entry point."""
-    info = root / "clever_sim_probe-0.0.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clever-sim-probe\nVersion: 0.0.0\n")
-    (info / "entry_points.txt").write_text(f"[pytest11]\n{name} = {MODULE}\n")
-    return root
-
-
 SMOKE = '''
     def test_smoke(clever_sim):
         assert clever_sim.students()
@@ -399,24 +390,6 @@ def test_installed_entry_point_loads_the_plugin_without_p(pytester):
     pytester.makepyfile(test_smoke=SMOKE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-
-
-@pytest.mark.parametrize("name", ["clever_sim", MODULE])
-def test_entry_point_makes_p_unnecessary(pytester, name):
-    installed = _installed_entry_point()
-    if installed is not None and installed.name != name:
-        pytest.skip(f"the installed entry point {installed.name!r} loads the plugin already; a "
-                    f"second one named {name!r} would register the module twice")
-    pytester.syspathinsert(_fake_distribution(pytester.path / "site", name))
-    pytester.makepyfile(test_smoke=SMOKE)
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    disabled = pytester.runpytest("-p", "no:cacheprovider", "-p", f"no:{name}")
-    disabled.assert_outcomes(errors=1)
-    disabled.stdout.fnmatch_lines(["*fixture 'clever_sim' not found*"])
-    if name == MODULE:  # named after the module: naming it again with -p is harmless
-        again = pytester.runpytest("-p", "no:cacheprovider", "-p", MODULE)
-        again.assert_outcomes(passed=1)
 
 
 def test_plugin_is_importable_without_side_effects():
