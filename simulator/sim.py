@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from . import apps as apps_mod
@@ -46,7 +47,10 @@ class Simulator:
     def __init__(self, cfg: dict[str, Any], clock: Clock | None = None):
         self.cfg = cfg
         self.clock = clock or Clock()
-        self.store = Store(resolve_db_path(cfg))
+        path = resolve_db_path(cfg)
+        # A new database file is created only once its roster has loaded: bad input writes nothing.
+        self._roster_read = None if path == ":memory:" or Path(path).exists() else self._read_roster(None)
+        self.store = Store(path)
         self.journal = Journal(cfg["JOURNAL_CAP"])
         self.faults = Faults()
         self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
@@ -58,23 +62,30 @@ class Simulator:
 
     # --- start-up ----------------------------------------------------------------------
 
+    def _read_roster(self, stored: str | None) -> tuple[dict | None, str]:
+        """(checked roster or None when its digest equals ``stored``, digest)."""
+        source = self.cfg.get("ROSTER") or default_roster_path()
+        if isinstance(source, dict):
+            doc = load_roster(source)
+            digest = hashlib.sha256(_DIGEST_SALT + json.dumps(doc, sort_keys=True).encode()).hexdigest()
+            return (None if digest == stored else doc), digest
+        return load_roster_file(source, salt=_DIGEST_SALT, unless_digest=stored)
+
     def _load_roster(self) -> None:
-        """Load the configured roster; replace the stored one only when it changed.
+        """Load the configured roster (or the one read before the database was created);
+        replace the stored one only when it changed.
 
         A roster file is recognised by the digest of its bytes (and of the loader's
         layout): when the database already holds it, nothing is parsed, checked or
         written, so a restart on the same database is instant whatever the roster's size.
         The parsed document is dropped once stored: requests query the store.
         """
-        source = self.cfg.get("ROSTER") or default_roster_path()
-        stored = self.store.get_meta("roster_digest") if self.store.roster_loaded() else None
-        if isinstance(source, dict):
-            doc = load_roster(source)
-            digest = hashlib.sha256(_DIGEST_SALT + json.dumps(doc, sort_keys=True).encode()).hexdigest()
-            if digest == stored:
-                doc = None
-        else:
-            doc, digest = load_roster_file(source, salt=_DIGEST_SALT, unless_digest=stored)
+        first, self._roster_read = getattr(self, "_roster_read", None), None
+        if first is None:
+            stored = self.store.get_meta("roster_digest") if self.store.roster_loaded() else None
+            first = self._read_roster(stored)
+        doc, digest = first
+        del first
         if doc is not None:
             self.store.replace_roster(doc, {
                 "roster_digest": digest,

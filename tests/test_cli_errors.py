@@ -1,0 +1,190 @@
+"""Bad input to any `clever-sim` command: one plain line on stderr, exit 2, nothing written.
+
+Every row runs in a folder holding a text file, a foreign SQLite database, a directory and
+a valid partner.toml; the folder's files are compared byte for byte before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from simulator.cli import main
+
+NOTES = b"meeting notes, not a database\n"
+PARTNER_TOML = """[app]
+name = "Mathly"
+client_id = "mathly-dev"
+client_secret = "mathly-secret"
+redirect_uris = ["http://127.0.0.1:5001/clever/callback"]
+assignments_url = "http://127.0.0.1:5001/clever/assignments"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_bytes(NOTES)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "partner.toml").write_text(PARTNER_TOML, encoding="utf-8")
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE recipes (name TEXT)")
+    other.commit()
+    other.close()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+# (args, what the one line must say); "{busy}" is a port something already listens on.
+CASES = {
+    # serve: --db, --config, --roster, numbers, host, port
+    "serve-db-not-sqlite": (["serve", "--db", "notes.txt"],
+                            "cannot use 'notes.txt' as the simulator's database: file is not a database"),
+    "serve-db-foreign-sqlite": (["serve", "--db", "other.db"],
+                                "it is another program's SQLite database (tables recipes)"),
+    "serve-db-directory": (["serve", "--db", "adir"], "'adir' as the simulator's database: it is a directory"),
+    "serve-db-under-a-file": (["serve", "--db", "notes.txt/state.db"], "cannot use 'notes.txt/state.db'"),
+    "serve-config-missing": (["serve", "--config", "nope.toml"], "config file not found: nope.toml"),
+    "serve-config-directory": (["serve", "--config", "adir"], "'adir' is a directory"),
+    "serve-config-not-toml": (["serve", "--config", "notes.txt"], "notes.txt: not valid TOML"),
+    "serve-roster-missing": (["serve", "--roster", "nope.json"], "cannot read roster file 'nope.json'"),
+    "serve-roster-directory": (["serve", "--roster", "adir"], "'adir' is a directory"),
+    "serve-roster-not-json": (["serve", "--roster", "notes.txt"], "'notes.txt' is not valid JSON"),
+    "serve-port-not-a-number": (["serve", "--port", "eighty"], "Invalid value for '--port'"),
+    "serve-port-too-big": (["serve", "--port", "70000"], "Invalid value for '--port'"),
+    "serve-threads-zero": (["serve", "--threads", "0"], "Invalid value for '--threads'"),
+    "serve-host-not-an-address": (["serve", "--host", "999.1.1.1"], "'999.1.1.1' is not an IP address or host name"),
+    "serve-host-with-port": (["serve", "--host", "127.0.0.1:8080"], "(give the port with --port)"),
+    "serve-host-url": (["serve", "--host", "http://localhost"], "is not an IP address or host name"),
+    "serve-port-in-use": (["serve", "--db", ":memory:", "--port", "{busy}"], "cannot listen on 127.0.0.1:{busy}"),
+    "unknown-option": (["serve", "--colour"], "No such option '--colour'"),
+    # demo
+    "demo-db-not-sqlite": (["demo", "--db", "notes.txt", "--port", "0", "--partner-port", "0"],
+                           "file is not a database"),
+    "demo-port-not-a-number": (["demo", "--port", "x"], "Invalid value for '--port'"),
+    "demo-port-in-use": (["demo", "--port", "{busy}", "--partner-port", "0"], "cannot listen"),
+    # fixtures
+    "validate-missing": (["fixtures", "validate", "nope.json"], "'nope.json' does not exist"),
+    "validate-directory": (["fixtures", "validate", "adir"], "'adir' is a directory"),
+    "generate-zero-schools": (["fixtures", "generate", "--schools", "0"], "Invalid value for '--schools'"),
+    "generate-seed-not-a-number": (["fixtures", "generate", "--seed", "x"], "Invalid value for '--seed'"),
+    "generate-output-directory": (["fixtures", "generate", "-o", "adir"], "'adir' is a directory"),
+    "generate-output-under-a-file": (["fixtures", "generate", "--schools", "1", "--teachers", "1",
+                                      "--students", "1", "--sections", "1", "-o", "notes.txt/r.json"],
+                                     "notes.txt/r.json: Not a directory"),
+    # snapshot
+    "snapshot-save-db-not-sqlite": (["snapshot", "save", "out.json", "--db", "notes.txt"],
+                                    "file is not a database"),
+    "snapshot-save-db-foreign": (["snapshot", "save", "out.json", "--db", "other.db"],
+                                 "another program's SQLite database"),
+    "snapshot-save-db-missing": (["snapshot", "save", "out.json", "--db", "nope.db"], "no database at 'nope.db'"),
+    "snapshot-save-to-directory": (["snapshot", "save", "adir", "--db", "other.db"], "'adir' is a directory"),
+    "snapshot-save-nothing-listening": (["snapshot", "save", "out.json", "--url", "http://127.0.0.1:{closed}"],
+                                        "cannot reach the simulator at http://127.0.0.1:{closed}"),
+    "snapshot-url-and-db": (["snapshot", "save", "out.json", "--url", "http://x", "--db", "a.db"],
+                            "give --url or --db, not both"),
+    "snapshot-load-missing": (["snapshot", "load", "nope.json", "--db", "new.db"], "no such file: 'nope.json'"),
+    "snapshot-load-directory": (["snapshot", "load", "adir", "--db", "new.db"], "'adir' is a directory"),
+    "snapshot-load-not-json": (["snapshot", "load", "notes.txt", "--db", "new.db"], "'notes.txt' is not valid JSON"),
+    "snapshot-load-into-not-sqlite": (["snapshot", "load", "partner.toml", "--db", "notes.txt"],
+                                      "not a loadable snapshot"),
+    # contract
+    "contract-config-missing": (["contract", "--config", "nope.toml"], "config file not found: nope.toml"),
+    "contract-config-directory": (["contract", "--config", "adir"], "adir is a directory"),
+    "contract-config-not-toml": (["contract", "--config", "notes.txt"], "notes.txt: not valid TOML"),
+    "contract-config-under-a-file": (["contract", "--config", "notes.txt/partner.toml"], "config file not found"),
+    "contract-sim-port-not-a-number": (["contract", "--config", "partner.toml", "--sim-port", "x"],
+                                       "Invalid value for '--sim-port'"),
+    "contract-sim-port-too-big": (["contract", "--config", "partner.toml", "--sim-port", "70000"],
+                                  "Invalid value for '--sim-port'"),
+    "contract-level-unknown": (["contract", "--config", "partner.toml", "--level", "strict"],
+                               "Invalid value for '--level'"),
+    "contract-junit-directory": (["contract", "--config", "partner.toml", "--junit-xml", "adir"],
+                                 "cannot write --junit-xml adir: it is a directory"),
+    "contract-junit-no-folder": (["contract", "--config", "partner.toml", "--junit-xml", "nodir/c.xml"],
+                                 "does not exist"),
+    "contract-port-and-url": (["contract", "--config", "partner.toml", "--sim-port", "0", "--sim-url", "http://x"],
+                              "not both"),
+    "contract-sim-port-in-use": (["contract", "--config", "partner.toml", "--sim-port", "{busy}"],
+                                 "clever-sim contract: cannot run"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_cli_input_gets_one_line_exit_2_and_writes_nothing(folder, busy_port, name):
+    args, expected = CASES[name]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens once closed
+    fill = {"busy": busy_port, "closed": closed}
+    args = [a.format(**fill) for a in args]
+    before = tree(folder)
+    result = CliRunner().invoke(main, args, env={"CLEVER_SIM_HOST": None, "CLEVER_SIM_PORT": None,
+                                                 "CLEVER_SIM_CONFIG": None, "CLEVER_SIM_TRACEBACK": None})
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("clever-sim "), lines[0]
+    assert expected.format(**fill) in lines[0]
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert tree(folder) == before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root reads any file: an unreadable file cannot be made here")
+@pytest.mark.parametrize("args", [["serve", "--config", "secret.toml"], ["serve", "--roster", "secret.toml"],
+                                  ["contract", "--config", "secret.toml"],
+                                  ["snapshot", "load", "secret.toml", "--db", "new.db"]])
+def test_an_unreadable_file_gets_one_line_and_exit_2(folder, args):
+    secret = folder / "secret.toml"
+    secret.write_text(PARTNER_TOML, encoding="utf-8")
+    secret.chmod(0)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "ermission denied" in result.stderr or "cannot read" in result.stderr
+
+
+def test_the_installed_command_prints_no_traceback(folder):
+    """The console script goes through the same one place as CliRunner does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEVER_SIM_")}
+    done = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", "--db", "notes.txt"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "clever-sim serve: cannot use 'notes.txt' as the simulator's database: file is not a "
+        "database (give --db a new file name, an existing clever-sim database, or :memory:)"]
+    assert (folder / "notes.txt").read_bytes() == NOTES
+
+
+def test_an_unexpected_error_is_one_line_unless_the_traceback_is_asked_for(folder, monkeypatch):
+    import simulator.roster as roster
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(roster, "default_roster_path", broken)
+    result = CliRunner().invoke(main, ["fixtures", "show-default"], env={"CLEVER_SIM_TRACEBACK": None})
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("clever-sim fixtures show-default: internal error: RuntimeError: boom "
+                                     "(please report it; CLEVER_SIM_TRACEBACK=1 shows where)")
+    raised = CliRunner().invoke(main, ["fixtures", "show-default"], env={"CLEVER_SIM_TRACEBACK": "1"})
+    assert isinstance(raised.exception, RuntimeError)
