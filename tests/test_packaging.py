@@ -347,3 +347,36 @@ def test_contract_needs_nothing_outside_the_runtime_dependencies():
                for dep in project["dependencies"]}
     assert {"pytest", "httpx", "click", "flask", "waitress"} <= runtime
     assert project["entry-points"]["pytest11"] == {"clever_sim": "clever_sim"}
+
+
+# --- the documented commands parse (README, Dockerfile header, CI recipes) ------------------
+
+def documented_contract_commands() -> list[tuple[str, list[str]]]:
+    """Every `clever-sim contract …` command line the docs give, as arguments."""
+    import re
+    import shlex
+
+    found = []
+    for path in [ROOT / "README.md", ROOT / "Dockerfile", *sorted((ROOT / "docs" / "ci").glob("*.yml"))]:
+        for match in re.finditer(r"clever-sim contract((?: +--?[\w-]+(?: +[^\s`|\\-][^\s`|\\]*)?)+)",
+                                 path.read_text(encoding="utf-8")):
+            found.append((path.name, shlex.split(match.group(1))))
+    return found
+
+
+def test_every_documented_contract_command_names_real_options():
+    from contract_tests.runner import contract_command
+
+    commands = documented_contract_commands()
+    assert {name for name, _ in commands} >= {"README.md", "Dockerfile", "github-actions.yml",
+                                              "gitlab-ci.yml"}
+    for name, args in commands:
+        ctx = contract_command.make_context("clever-sim contract", list(args))
+        assert ctx.params["config_path"], (name, args)
+
+
+def test_ci_recipes_install_without_extras():
+    for recipe in (ROOT / "docs" / "ci").glob("*.yml"):
+        for line in recipe.read_text(encoding="utf-8").splitlines():
+            if "pip install" in line:
+                assert "[" not in line.split("pip install", 1)[1], f"{recipe.name}: {line.strip()}"
