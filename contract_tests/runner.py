@@ -126,8 +126,9 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
     except ContractConfigError as exc:
         say(f"clever-sim contract: config problem: {exc}", err=True)
         return finish(2)
-    except SetupProblem as exc:
-        say(f"clever-sim contract: cannot run: {exc}", err=True)
+    except SetupProblem as exc:  # what is unreachable, then how to fix it: on one line
+        reason = " — ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        say(f"clever-sim contract: cannot run: {reason}", err=True)
         return finish(2)
     except Exception as exc:  # never a traceback
         say(f"clever-sim contract: cannot run: {type(exc).__name__}: {exc}", err=True)
