@@ -18,6 +18,7 @@ from .roster import RosterError, load_roster
 
 
 BAD_INPUT = 2  # every input a command cannot use; 1 stays "the check/validation failed"
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 class CleverSimCLI(click.Group):
@@ -37,6 +38,9 @@ class CleverSimCLI(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        except _NO_ARGS_IS_HELP as exc:  # bare `clever-sim`: the help itself
+            click.echo(exc.format_message(), err=True)
+            sys.exit(BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - the point: no traceback, ever
             if os.environ.get("CLEVER_SIM_TRACEBACK") == "1":
                 raise
