@@ -144,8 +144,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="CLEVER_SIM_HOST", callback=listen_host,
-              help="Address to listen on (0.0.0.0 inside containers).")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CLEVER_SIM_HOST",
+              callback=listen_host, help="Address to listen on (0.0.0.0 inside containers).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               envvar="CLEVER_SIM_PORT", help="Port (0 picks a free one).")
 @click.option("--db", default=None, help="SQLite file, or :memory: for a throwaway state. "
