@@ -122,3 +122,17 @@ class LineProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def node_or_skip() -> str:
+    """Path of `node`; without it skip, except in CI (CLEVER_SIM_REQUIRE_NODE=1), where it fails."""
+    import pytest
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        why = "node is not installed: the Node.js partner (tests/partners/node_partner) cannot run here"
+        if os.environ.get("CLEVER_SIM_REQUIRE_NODE") == "1":
+            pytest.fail(why + " (CLEVER_SIM_REQUIRE_NODE=1: CI must run it)")
+        pytest.skip(why)
+    return node

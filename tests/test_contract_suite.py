@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import selectors
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from contract_tests.harness import Check, CheckResult, landing_id
 from contract_tests.session import Contract
 from contract_tests.runner import contract_command, run_contract
 from partners.broken_partner import BUGS, BrokenPartner
+from serverproc import node_or_skip
 from simulator.app import create_app
 from simulator.serving import start_in_thread
 
@@ -108,10 +108,7 @@ def test_reference_partner_passes_every_check(sim, reference, tmp_path):
 
 
 def test_node_partner_passes_every_check(sim, tmp_path):
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the Node.js partner (tests/partners/node_partner) "
-                    "cannot run here")
+    node = node_or_skip()
     env = {**os.environ, "SIM_URL": sim.url, "CLIENT_ID": "node-proof", "CLIENT_SECRET": "node-secret",
            "PORT": "0", "HOST": "127.0.0.1"}
     proc = subprocess.Popen([node, str(NODE_PARTNER)], env=env, stdout=subprocess.PIPE,

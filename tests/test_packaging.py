@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from partners.broken_partner import BrokenPartner
-from serverproc import LineProcess, ServerProcess
+from serverproc import LineProcess, ServerProcess, node_or_skip
 from simulator.config import read_toml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,9 +194,7 @@ def test_contract_passes_the_installed_reference_partner_starting_its_own_simula
 @pytest.mark.slow
 @pytest.mark.network
 def test_contract_passes_the_node_partner_against_the_installed_server(installed, tmp_path):
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the Node.js partner cannot run here")
+    node = node_or_skip()
     with installed.serve() as server, \
             LineProcess([node, str(NODE_PARTNER)], r"listening on (http://\S+)",
                         env=clean_env(SIM_URL=server.url, CLIENT_ID="node-plain",
