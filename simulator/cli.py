@@ -159,9 +159,11 @@ def main() -> None:
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
           strict: bool | None, threads: int) -> None:
     """Serve the simulator on a production WSGI server (waitress)."""
+    from .limits import raise_fd_limit
     from .serving import bind, freeze_startup_objects
 
     started = time.perf_counter()
+    raise_fd_limit()  # before any store opens: the bounds (limits.bounds_for) follow it
     app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict})
     try:
         running = bind(app, host, port, threads)

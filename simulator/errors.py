@@ -30,7 +30,7 @@ class FieldProblem:
 
 
 class SimError(Exception):
-    """Base of every error the simulator answers with a 4xx."""
+    """Base of every error the simulator answers with a 4xx (or a 503 when busy)."""
 
     status: int = 400
     message: str = "Bad request"
@@ -122,6 +122,18 @@ class RateLimited(SimError):
 
     status = 429
     message = "Too many requests"
+
+
+class ServiceUnavailable(SimError):
+    """A per-process bound is reached (connections, tenants, SQLite handles, waiters):
+    nothing is wrong with the request; ``Retry-After`` says when to try again."""
+
+    status = 503
+    message = "Simulator busy"
+
+    def __init__(self, message: str | None = None, errors: list[FieldProblem] | None = None,
+                 retry_after: int = 5):
+        super().__init__(message, errors, headers={"Retry-After": str(retry_after)})
 
 
 class InjectedFault(SimError):

@@ -154,8 +154,10 @@ class Simulator:
             with self._grades_changed:
                 self._grades_changed.notify_all()
 
-    def wait_for(self, probe: Callable[[], Any], timeout: float) -> Any:
-        """Call ``probe`` until it returns something truthy or ``timeout`` seconds pass."""
+    def wait_for(self, probe: Callable[[], Any], timeout: float,
+                 gone: Callable[[], bool] | None = None) -> Any:
+        """Call ``probe`` until it returns something truthy or ``timeout`` seconds pass, or
+        (checked at least every second) ``gone()`` says the client has left."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -168,7 +170,7 @@ class Simulator:
                     if found:
                         return found
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or (gone is not None and gone()):
                         return found
                     self._grades_changed.wait(min(remaining, 1.0))
         finally:

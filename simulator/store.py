@@ -1,4 +1,4 @@
-"""All SQL lives here: SQLite through the standard library, WAL, one connection per thread.
+"""All SQL lives here: SQLite through the standard library, WAL, pooled connections.
 
 Writes are serialised by a lock (cheaper than SQLite's sleeping busy handler under load)
 and run in ``BEGIN IMMEDIATE`` transactions, so a grade answered with 200 is committed.
@@ -11,11 +11,16 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 import unicodedata
+import weakref
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import FieldProblem, ServiceUnavailable
+from . import limits
 
 _SCHEMA_VERSION = "1"
 
@@ -58,16 +63,96 @@ class DatabaseUnusable(Exception):
 _FOREIGN_CHECK = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
 
 
+class HandleBudget:
+    """How many SQLite connections the process keeps open, every store (tenant) together.
+
+    Each open connection to a WAL database holds up to three file descriptors; with one
+    per thread per tenant, a busy server ran out of them. Stores lease connections from
+    their own pools; opening one more past ``limit`` first closes the longest-idle pooled
+    connection of any store, else waits up to ``wait_s`` for one to be returned, else
+    answers 503 (``ServiceUnavailable``). ``limit`` is set from the descriptor limit
+    (``limits.bounds_for``) when the first store opens.
+    """
+
+    def __init__(self, limit: int | None = None, wait_s: float = 5.0):
+        self._limit = limit
+        self.wait_s = wait_s
+        self.open = 0
+        self.waiting = 0  # threads waiting in acquire()
+        self._cond = threading.Condition()
+        self._stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+    @property
+    def limit(self) -> int:
+        """The set limit, else the one for the descriptor limit at first use."""
+        if self._limit is None:
+            self._limit = limits.current().sqlite_handles
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._limit = value
+
+    def register(self, store: "Store") -> None:
+        with self._cond:
+            self._stores.add(store)
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Count one more open connection; False if none may open within the wait."""
+        deadline = time.monotonic() + (self.wait_s if wait else 0.0)
+        while True:
+            with self._cond:
+                if self.open < self.limit:
+                    self.open += 1
+                    return True
+                stores = list(self._stores)
+            idle = [(s.idle_since(), s) for s in stores]
+            idle = [(t, s) for t, s in idle if t is not None]
+            if idle:
+                min(idle, key=lambda pair: pair[0])[1].close_one_idle()  # releases one
+                continue
+            with self._cond:
+                remaining = deadline - time.monotonic()
+                if self.open < self.limit:
+                    continue
+                if remaining <= 0:
+                    return False
+                self.waiting += 1
+                try:
+                    self._cond.wait(min(remaining, 0.05))  # woken when one is returned
+                finally:
+                    self.waiting -= 1
+
+    def release(self) -> None:
+        with self._cond:
+            self.open = max(0, self.open - 1)
+            self._cond.notify()
+
+    def returned(self) -> None:
+        """A connection went back to a pool: a waiter may now close it and open its own."""
+        if self.waiting:
+            with self._cond:
+                self._cond.notify()
+
+
+BUDGET = HandleBudget()  # the process's; its limit is read when the first store opens
+IDLE_PER_STORE = 32        # pooled connections a store keeps (the budget may close them)
+
+
 class Store:
     """The simulator's state in one SQLite database."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, budget: HandleBudget | None = None):
         self.path = path
         self.memory = path == ":memory:"
+        self._budget = budget or BUDGET
         self._write_lock = threading.RLock()
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: set[sqlite3.Connection] = set()
+        self._idle: list[tuple[sqlite3.Connection, float]] = []  # pooled, newest last
         self._all_lock = threading.Lock()
+        self._closed = False
+        self._writes = 0  # transactions so far (the checkpointer runs only after new ones)
         self._shared: sqlite3.Connection | None = None
         # Read-through caches for the grade hot path; every write below keeps them true.
         self._tokens: dict[str, dict] = {}
@@ -78,11 +163,14 @@ class Store:
         self._roster_counts: dict[str, int] = {}
         self._pending: list[_GradeJob] = []  # grades waiting for the next group commit
         self._pending_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if not self.memory:
+            self._budget.register(self)
         try:
             self._create_schema()
         except (sqlite3.Error, OSError) as exc:
-            for conn in self._all:
-                conn.close()
+            self.close()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise DatabaseUnusable(f"cannot use {path!r} as the simulator's database: {reason}"
                                    f" (give --db a new file name, an existing clever-sim "
@@ -90,8 +178,6 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                        (_SCHEMA_VERSION,))
-        self._closing = threading.Event()
-        self._checkpointer: threading.Thread | None = None
         if not self.memory:
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
                                                   name="clever-sim-checkpoint")
@@ -107,8 +193,8 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             if Path(self.path).is_file() and Path(self.path).stat().st_size:
                 self._refuse_foreign_file()
-        with self._write_lock:
-            self._conn().executescript(_schema_sql())  # runs in its own transaction
+        with self._write_lock, self._lease() as conn:
+            conn.executescript(_schema_sql())  # runs in its own transaction
 
     def _refuse_foreign_file(self) -> None:
         """Look read-only first: turning on WAL would already rewrite a foreign file's header."""
@@ -124,45 +210,116 @@ class Store:
 
     # --- connections -------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=30)
-        conn.row_factory = sqlite3.Row
-        if not self.memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: durable across process crashes
-            # Checkpoints (copy the WAL into the database, fsync) run in the background
-            # thread below, never inside a request's COMMIT while it holds the write lock.
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.execute("PRAGMA foreign_keys=ON")
+    def _open(self, wait: bool = True) -> sqlite3.Connection:
+        if not self.memory and not self._budget.acquire(wait):
+            raise ServiceUnavailable("Too many open databases", [FieldProblem(
+                "database", f"all {self._budget.limit} SQLite connections this process may "
+                "hold are in use", "retry in a few seconds")])
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.row_factory = sqlite3.Row
+            if not self.memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: durable across process crashes
+                # Checkpoints (copy the WAL into the database, fsync) run in the background
+                # thread below, never inside a request's COMMIT while it holds the write lock.
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            if not self.memory:
+                self._budget.release()
+            raise
         with self._all_lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
+    def _checkout(self) -> sqlite3.Connection:
+        with self._all_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._idle:
+                return self._idle.pop()[0]
+        return self._open()
+
+    def _checkin(self, conn: sqlite3.Connection) -> None:
+        with self._all_lock:
+            pooled = not self._closed and conn in self._all and len(self._idle) < IDLE_PER_STORE
+            if pooled:
+                self._idle.append((conn, time.monotonic()))
+        if pooled:
+            self._budget.returned()
+        else:
+            self._discard(conn)
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        """Close a connection and give its place in the budget back."""
+        with self._all_lock:
+            mine = conn in self._all
+            self._all.discard(conn)
+        if mine:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover
+                pass
+            if not self.memory:
+                self._budget.release()
+
+    def idle_since(self) -> float | None:
+        """When the longest-idle pooled connection was returned (None: no idle one)."""
+        idle = self._idle
+        try:
+            return idle[0][1] if idle else None
+        except IndexError:  # emptied meanwhile
+            return None
+
+    def close_one_idle(self) -> None:
+        """Close the longest-idle pooled connection (the budget needs its place)."""
+        with self._all_lock:
+            if not self._idle:
+                return
+            conn = self._idle.pop(0)[0]
+        self._discard(conn)
+
+    @contextmanager
+    def _lease(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for the block: the one it already holds (nested
+        blocks, so reads inside a transaction see it), else one from the pool, returned
+        after. ``:memory:``: the one shared connection."""
         if self.memory:
             if self._shared is None:
                 self._shared = self._open()
-            return self._shared
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._open()
-        return conn
+            yield self._shared
+            return
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        conn = local.conn = self._checkout()
+        try:
+            yield conn
+        finally:
+            local.conn = None
+            if conn.in_transaction:  # pragma: no cover - a block left one open: never pool it
+                self._discard(conn)
+            else:
+                self._checkin(conn)
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A connection for reads (WAL readers never block the writer)."""
         if self.memory:
-            with self._write_lock:
-                yield self._conn()
+            with self._write_lock, self._lease() as conn:
+                yield conn
         else:
-            yield self._conn()
+            with self._lease() as conn:
+                yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One serialised write transaction; rolled back on any exception."""
-        with self._write_lock:
-            conn = self._conn()
+        with self._write_lock, self._lease() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -170,34 +327,44 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._writes += 1
 
     def _checkpoint_loop(self) -> None:
-        """Fold the WAL into the database every CHECKPOINT_EVERY_S (PASSIVE: concurrent
-        readers and writers go on; a busy moment is simply retried next time)."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=1)
-        try:
-            while not self._closing.wait(CHECKPOINT_EVERY_S):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    pass
-        finally:
-            conn.close()
+        """Fold the WAL into the database every CHECKPOINT_EVERY_S after new writes
+        (PASSIVE: concurrent readers and writers go on; a busy moment is simply retried
+        next time), on a pooled connection: an idle store holds none."""
+        done = self._writes
+        while not self._closing.wait(CHECKPOINT_EVERY_S):
+            if self._writes == done:
+                continue
+            done = self._writes
+            conn = None
+            try:
+                with self._all_lock:
+                    conn = self._idle.pop()[0] if self._idle else None
+                if conn is None:
+                    conn = self._open(wait=False)  # every one busy: ServiceUnavailable, next time
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
+            except ServiceUnavailable:
+                conn = None
+            finally:
+                if conn is not None:
+                    self._checkin(conn)
 
     def close(self) -> None:
-        """Close every connection any thread opened."""
+        """Close every connection any thread opened; later use raises ProgrammingError."""
         self._closing.set()
         if self._checkpointer is not None:
             self._checkpointer.join(5)
             self._checkpointer = None
         with self._all_lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:  # pragma: no cover
-                    pass
-            self._all.clear()
+            self._closed = True
+            conns = list(self._all)
+            self._idle.clear()
+        for conn in conns:
+            self._discard(conn)
         self._shared = None
         self._local = threading.local()
 
@@ -270,8 +437,8 @@ class Store:
         self.clear_caches()
         fold.cache_clear()  # its keys are the document's strings: let the document go whole
         if not self.memory:
-            with self._write_lock:
-                self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._write_lock, self._lease() as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def get_meta(self, key: str) -> str | None:
         with self.read() as db:
@@ -553,19 +720,20 @@ class Store:
     def _write_grades(self, batch: list["_GradeJob"]) -> None:
         """Write queued grades in one transaction (caller holds the write lock); if one
         fails, the batch is rolled back and each grade is written on its own instead."""
-        conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                seq = self._current_seq(conn)
-                new = 0
-                for job in batch:
-                    job.result, seq, inserted = self._write_grade(conn, job.args, seq)
-                    new += inserted
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            with self._lease() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    seq = self._current_seq(conn)
+                    new = 0
+                    for job in batch:
+                        job.result, seq, inserted = self._write_grade(conn, job.args, seq)
+                        new += inserted
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            self._writes += 1
             self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
             if self._grade_count is not None:
                 self._grade_count += new

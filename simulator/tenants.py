@@ -25,13 +25,14 @@ from typing import Callable
 from flask import Flask, request
 from werkzeug.wrappers import Response
 
+from . import limits
 from .config import ConfigError, resolve_db_path
-from .errors import BadRequest, Conflict, FieldProblem, NotFound
+from .errors import BadRequest, Conflict, FieldProblem, NotFound, ServiceUnavailable
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 NAME_RULE = ("must be 1–63 characters: lowercase letters, digits and '-', "
              "starting with a letter or digit")
-DEFAULT_LIMIT = 200       # tenants per process (each holds a copy of the roster)
+DEFAULT_LIMIT = limits.MAX_TENANTS  # per process (each holds a roster copy); fewer if few fds
 DRAIN_S = 2.0             # how long DELETE waits for the tenant's in-flight requests
 PREFIX = "/t/"
 EXTENSION = "clever_sim_tenants"
@@ -183,7 +184,8 @@ class Tenants:
         self.root_app = root_app
         self.factory = factory
         if limit is None:
-            limit = root_app.config.get("TENANT_LIMIT") or DEFAULT_LIMIT
+            limit = root_app.config.get("TENANT_LIMIT") or min(DEFAULT_LIMIT,
+                                                                limits.current().tenants)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ConfigError(f"tenant_limit must be a whole number ≥ 0, not {limit!r}")
         self.limit = limit
@@ -218,10 +220,12 @@ class Tenants:
                     "name", f"{name!r} was deleted but requests to it are still running "
                     "(a long-poll, e.g. /_sim/grades/wait)",
                     "retry when they end, or pick another name")])
-            if len(self._tenants) >= self.limit:
-                raise BadRequest("Too many tenants", [FieldProblem(
-                    "tenants", f"{len(self._tenants)} tenants exist; the limit is {self.limit}",
-                    "delete finished ones with DELETE /_sim/tenants/{name}")])
+            if len(self._tenants) + len(self._retiring) >= self.limit:
+                raise ServiceUnavailable("Too many tenants", [FieldProblem(
+                    "tenants", f"{len(self._tenants) + len(self._retiring)} tenants exist "
+                    f"(deleted ones count until their requests end); this server's limit is "
+                    f"{self.limit}", "delete finished ones with DELETE /_sim/tenants/{name}, "
+                    "or retry when other jobs have")], retry_after=10)
             db_path = tenant_db_path(self.root_sim.cfg, name)
             _remove_db_files(db_path)  # a tenant starts clean, even over a previous run's file
             app = self.factory(self.root_app, name, db_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 import secrets
@@ -14,8 +14,9 @@ from flask import current_app, g, request, session
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_input_stream
 
+from . import limits
 from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
-                     UnsupportedMediaType)
+                     ServiceUnavailable, UnsupportedMediaType)
 from .sim import Simulator
 from .traffic import Exchange
 
@@ -52,6 +53,26 @@ def _declared_too_large(length: int, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
                            [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
                                          "send only the grade fields and a little context")])
+
+
+def admit_wait() -> Callable[[], bool]:
+    """Admit a long wait (a long-poll, a live stream) or answer 503: the server runs a
+    capped number at once (``serving.WaitDispatcher``). Returns a callable saying whether
+    the client has gone (waitress notices a closed connection), so the wait can end."""
+    cap = request.environ.get(limits.WAIT_REFUSED)
+    if cap is not None:
+        raise ServiceUnavailable("Too many waiting requests", [FieldProblem(
+            "wait", f"{cap} long-polls and live gradebook streams are running on this server, "
+            "its limit", f"retry after {WAIT_RETRY_AFTER_S} seconds, or poll without waiting")],
+            retry_after=WAIT_RETRY_AFTER_S)
+    return request.environ.get("waitress.client_disconnected") or _never
+
+
+def _never() -> bool:
+    return False
+
+
+WAIT_RETRY_AFTER_S = 5
 
 
 def read_body(limit: int) -> bytes:

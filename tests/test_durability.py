@@ -233,11 +233,12 @@ def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(t
             assert sorted(h["value"] for h in history) == sorted(
                 i for i in ok if f"u{i % 2}" == user)
         # Alone, a grade is its own transaction (and BEGIN/COMMIT pairs match).
-        conn = store._conn()  # noqa: SLF001
-        conn.set_trace_callback(commits.append)
-        store.save_grade(grade_id="g" + "9" * 23, client_id="c", user_id="u9", assignment_id="a",
-                         district_id="d", build_record=build(9), now_iso="2026-09-01T00:00:00Z")
-        conn.set_trace_callback(None)
+        with store._lease() as conn:  # noqa: SLF001 - this thread's connection, used by the call
+            conn.set_trace_callback(commits.append)
+            store.save_grade(grade_id="g" + "9" * 23, client_id="c", user_id="u9",
+                             assignment_id="a", district_id="d", build_record=build(9),
+                             now_iso="2026-09-01T00:00:00Z")
+            conn.set_trace_callback(None)
         assert commits[0] == "BEGIN IMMEDIATE" and commits[-1] == "COMMIT"
     finally:
         app.extensions["clever_sim"].close()

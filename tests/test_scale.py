@@ -93,19 +93,20 @@ def _bulk_grades(sim, template: dict, client_id: str, students: list[dict]) -> N
 
 @contextmanager
 def statements(sim):
-    """Collect the SQL (with values) the store runs on this thread's connection."""
-    conn = sim.store._conn()  # noqa: SLF001 - the test client serves on this thread
-    seen: list[str] = []
-    conn.set_trace_callback(seen.append)
-    try:
-        yield seen
-    finally:
-        conn.set_trace_callback(None)
+    """Collect the SQL (with values) the store runs on this thread's connection (held for
+    the block: the test client serves on this thread, so every query uses it)."""
+    with sim.store._lease() as conn:  # noqa: SLF001
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        try:
+            yield seen
+        finally:
+            conn.set_trace_callback(None)
 
 
 def plan(sim, sql: str) -> list[str]:
-    conn = sim.store._conn()  # noqa: SLF001
-    return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
+    with sim.store._lease() as conn:  # noqa: SLF001
+        return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
 
 
 def full_scans(sim, sql: str) -> list[str]:

@@ -142,8 +142,10 @@ def test_tenant_limit():
         c = app.test_client()
         make(c, "one")
         make(c, "two")
-        body = assert_error(c.post("/_sim/tenants", json={"name": "three"}), 400,
-                            "Too many tenants", field="tenants", problem="the limit is 2")
+        over = c.post("/_sim/tenants", json={"name": "three"})
+        body = assert_error(over, 503, "Too many tenants", field="tenants",
+                            problem="this server's limit is 2")
+        assert over.headers["Retry-After"] == "10"
         assert "DELETE /_sim/tenants/" in body["errors"][0]["hint"]
         assert c.delete("/_sim/tenants/one").status_code == 200
         make(c, "three")

@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from .. import __version__
 from ..apps import require_app
 from ..errors import BadRequest, FieldProblem, NotFound
-from ..web import parse_json, read_body, sim
+from ..web import admit_wait, parse_json, read_body, sim
 from . import domain
 
 bp = Blueprint("control", __name__, url_prefix="/_sim")
@@ -226,7 +226,8 @@ def wait_for_grade():
     s = sim()
     filters = domain.grade_filters(dict(request.args.items()))
     timeout = domain.parse_timeout(request.args.get("timeout"), 10.0, float(s.cfg["WAIT_MAX_S"]))
-    found = s.wait_for(lambda: s.store.list_grades(**filters, limit=1), timeout)
+    gone = admit_wait()  # 503 past the server's cap on waits
+    found = s.wait_for(lambda: s.store.list_grades(**filters, limit=1), timeout, gone)
     if found:
         return jsonify({"data": found[0], "timed_out": False})
     return jsonify({"data": None, "timed_out": True})

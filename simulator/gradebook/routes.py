@@ -7,8 +7,10 @@ Live stream (``…/gradebook/events``): ``event: grade`` per stored grade of the
 students (``id:`` = the grade's seq, so a reconnect's ``Last-Event-ID`` resumes),
 ``event: layout`` when the section's assignments change or the simulator was reset,
 a ``: heartbeat`` comment every ~15 s, and the stream ends after ~5 minutes (the browser
-reconnects).  At most a few streams run at once (each holds a server thread); more get
-503 + Retry-After and the script falls back to polling ``gradebook.json``.
+reconnects).  At most a few streams run at once per tenant, and the server caps long waits
+overall (``serving.WaitDispatcher``: streams never hold a worker thread); more get 503 +
+Retry-After and the script falls back to polling ``gradebook.json``. A closed tab ends its
+stream within a second (waitress reports the closed connection).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import logging
 import re
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import quote
 
 from flask import (Blueprint, Response, current_app, render_template, request, url_for)
 
-from ..web import sim
+from ..errors import FieldProblem, ServiceUnavailable
+from ..web import admit_wait, sim
 from . import domain
 
 bp = Blueprint("gradebook", __name__)
@@ -156,7 +159,7 @@ def _start_seq() -> int | None:
 
 
 class _Streams:
-    """How many live streams are open, capped (each holds a server worker thread)."""
+    """How many live streams are open in one tenant, capped (each holds a thread)."""
 
     def __init__(self, cap: int):
         self.cap = cap
@@ -199,11 +202,13 @@ def events(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
+    gone = admit_wait()  # 503 past the server's cap on waits
     slots = streams()
     if not slots.acquire():
-        return Response("Too many live gradebook streams are open; reload later or use "
-                        "gradebook.json.\n", status=503, mimetype="text/plain",
-                        headers={"Retry-After": "30"})
+        raise ServiceUnavailable("Too many live gradebook streams", [FieldProblem(
+            "stream", f"{slots.cap} live gradebook streams are open on this simulator, its limit",
+            "close other gradebook tabs, or reload later; the page polls gradebook.json "
+            "meanwhile")], retry_after=30)
     released = threading.Event()
 
     def release() -> None:
@@ -215,7 +220,7 @@ def events(section_id: str):
     start = _start_seq()
     stream = _stream(s, section, start, _cfg("GRADEBOOK_SSE_HEARTBEAT_S", HEARTBEAT_S),
                      _cfg("GRADEBOOK_SSE_MAX_S", STREAM_MAX_S),
-                     _detail_prefix(section_id))
+                     _detail_prefix(section_id), gone)
     response = Response(stream, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     response.call_on_close(release)
@@ -223,16 +228,16 @@ def events(section_id: str):
 
 
 def _stream(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
-            detail_prefix: str) -> Iterator[str]:
+            detail_prefix: str, gone: Callable[[], bool]) -> Iterator[str]:
     """The generator behind the events stream (no request context needed)."""
     try:
-        yield from _stream_body(s, section, start_seq, heartbeat_s, max_s, detail_prefix)
+        yield from _stream_body(s, section, start_seq, heartbeat_s, max_s, detail_prefix, gone)
     except Exception:  # noqa: BLE001 - store closed at shutdown etc.: end the stream quietly
         log.debug("gradebook stream ended by an error", exc_info=True)
 
 
 def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
-                 detail_prefix: str) -> Iterator[str]:
+                 detail_prefix: str, gone: Callable[[], bool]) -> Iterator[str]:
     store = s.store
     students = {u for u in section.get("students") or [] if isinstance(u, str)}
     deadline = time.monotonic() + max_s
@@ -247,6 +252,8 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
     yield f"retry: {RETRY_MS}\n: connected\n\n"
     last_sent = time.monotonic()
     while True:
+        if gone():  # the tab closed: free the slot now, not at the next heartbeat
+            return
         now = time.monotonic()
         if now >= deadline:
             yield _event("bye", {"reason": "stream time limit reached; reconnect"})
@@ -255,7 +262,7 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
         # The probe runs under the simulator's grade lock: keep it to one indexed MAX(seq);
         # the records are read after it, outside the lock.
         newer = s.wait_for(lambda: store.max_grade_seq() > last_seq,
-                           min(1.0, deadline - now, next_beat))
+                           min(1.0, deadline - now, next_beat), gone)
         rows = store.list_grades(after_seq=last_seq, limit=BATCH) if newer else []
         out = []
         for record in rows or []:
