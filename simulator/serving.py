@@ -109,6 +109,7 @@ class WaitDispatcher:
         self.workers = workers
         self.cap = cap
         self.waiting = 0
+        self._channels: set[Any] = set()  # connections whose wait is running
         self._lock = threading.Condition()
 
     def add_task(self, channel: Any) -> None:
@@ -119,6 +120,7 @@ class WaitDispatcher:
                 admitted = self.waiting < self.cap
                 if admitted:
                     self.waiting += 1
+                    self._channels.add(channel)
             if admitted:
                 threading.Thread(target=self._serve, args=(channel,), daemon=True,
                                  name="clever-sim-wait").start()
@@ -134,15 +136,19 @@ class WaitDispatcher:
         finally:
             with self._lock:
                 self.waiting -= 1
+                self._channels.discard(channel)
                 self._lock.notify_all()
 
     def set_thread_count(self, count: int) -> None:
         self.workers.set_thread_count(count)
 
     def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
-        """Stop the workers; give running waits (their connections are closed, so they
-        end within a second) until ``timeout`` to finish."""
+        """Stop the workers; end running waits as if their clients had gone (they notice
+        within a second) and give them until ``timeout`` to finish, so stores close after."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            for channel in self._channels:
+                channel.connected = False  # what waitress.client_disconnected reports
         done = self.workers.shutdown(cancel_pending=cancel_pending, timeout=timeout)
         with self._lock:
             self._lock.wait_for(lambda: self.waiting <= 0,

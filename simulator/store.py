@@ -288,6 +288,8 @@ class Store:
         after. ``:memory:``: the one shared connection."""
         if self.memory:
             if self._shared is None:
+                if self._closed:  # a closed store stays closed, never a fresh empty one
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
                 self._shared = self._open()
             yield self._shared
             return

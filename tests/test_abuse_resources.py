@@ -78,10 +78,11 @@ def test_bounds_fit_the_descriptor_limit():
     assert limits.bounds_for(1024).connections < 1000  # the old limit did not fit 1,024
 
 
-def _serve_with_fd_limit(db: Path, fd_limit: int) -> ServerProcess:
-    """``clever-sim serve`` in a child whose descriptor limit (soft and hard) is ``fd_limit``."""
+def _serve_with_fd_limit(db: Path, fd_limit: int, hard: int | None = None) -> ServerProcess:
+    """``clever-sim serve`` in a child whose descriptor limit is ``fd_limit`` (soft; hard:
+    ``hard``, else the same)."""
     boot = ("import resource, sys; "
-            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({fd_limit}, {fd_limit})); "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({fd_limit}, {hard or fd_limit})); "
             "from simulator.cli import main; sys.exit(main())")
     server = ServerProcess(["--db", str(db)], exe=[sys.executable, "-c", boot], timeout=60)
     # drain its output so a chatty server never blocks on a full pipe
@@ -130,7 +131,7 @@ def test_idle_connections_and_100_used_tenants_leave_the_server_answering(tmp_pa
         with httpx.Client(base_url=server.url, timeout=20) as http:
             assert http.get("/_sim/health").status_code == 200
             listing = http.get("/_sim/tenants").json()
-            assert listing["count"] == 100 and listing["limit"] >= 100
+            assert listing["count"] == 100 and listing["limit"] == limits.bounds_for(FD_LIMIT).tenants
             assert len(http.get("/t/job-99/_sim/grades").json()["data"]) == 1
         assert server.proc.poll() is None, server.read_rest()
     finally:
@@ -140,6 +141,18 @@ def test_idle_connections_and_100_used_tenants_leave_the_server_answering(tmp_pa
     out = "".join(server.output)
     assert "filedescriptor out of range" not in out and "Too many open files" not in out, out[-3000:]
     assert code == 0, out[-3000:]
+
+
+def test_serve_raises_its_soft_descriptor_limit_and_derives_its_bounds_from_it(tmp_path):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip("the hard descriptor limit here is below 4096")
+    server = _serve_with_fd_limit(tmp_path / "sim.db", FD_LIMIT, hard=4096)
+    try:
+        listing = httpx.get(server.url + "/_sim/tenants", timeout=20).json()
+        assert listing["limit"] == limits.bounds_for(4096).tenants > limits.bounds_for(FD_LIMIT).tenants
+    finally:
+        assert server.stop() == 0
 
 
 def test_when_every_connection_is_busy_a_new_one_gets_a_503(monkeypatch):
@@ -408,3 +421,15 @@ def test_a_closed_long_poll_ends_and_frees_its_place():
             assert again.status_code == 200 and again.json()["timed_out"] is True
     finally:
         running.stop()
+
+
+def test_stopping_the_server_ends_pending_waits_first():
+    """Graceful shutdown: a pending long-poll ends before the stores close (no wait thread
+    is left running against a closed store)."""
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    running = start_in_thread(app, threads=2)
+    with closing(socket.create_connection(("127.0.0.1", running.port), timeout=30)) as s:
+        s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n")
+        _wait_until(lambda: running.server.task_dispatcher.waiting == 1)
+        running.stop()
+        assert running.server.task_dispatcher.waiting == 0
