@@ -109,7 +109,7 @@ class WaitDispatcher:
         self.workers = workers
         self.cap = cap
         self.waiting = 0
-        self._channels: set[Any] = set()  # connections whose wait is running
+        self._channels: list[Any] = []  # connections whose wait is running (one per wait)
         self._lock = threading.Condition()
 
     def add_task(self, channel: Any) -> None:
@@ -120,7 +120,7 @@ class WaitDispatcher:
                 admitted = self.waiting < self.cap
                 if admitted:
                     self.waiting += 1
-                    self._channels.add(channel)
+                    self._channels.append(channel)
             if admitted:
                 threading.Thread(target=self._serve, args=(channel,), daemon=True,
                                  name="clever-sim-wait").start()
@@ -136,7 +136,7 @@ class WaitDispatcher:
         finally:
             with self._lock:
                 self.waiting -= 1
-                self._channels.discard(channel)
+                self._channels.remove(channel)
                 self._lock.notify_all()
 
     def set_thread_count(self, count: int) -> None:

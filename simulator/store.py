@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import FieldProblem, ServiceUnavailable
 from . import limits
+from .errors import FieldProblem, ServiceUnavailable
 
 _SCHEMA_VERSION = "1"
 
@@ -84,14 +84,10 @@ class HandleBudget:
 
     @property
     def limit(self) -> int:
-        """The set limit, else the one for the descriptor limit at first use."""
+        """The given limit, else the one for the descriptor limit at first use."""
         if self._limit is None:
             self._limit = limits.current().sqlite_handles
         return self._limit
-
-    @limit.setter
-    def limit(self, value: int) -> None:
-        self._limit = value
 
     def register(self, store: "Store") -> None:
         with self._cond:
