@@ -1,0 +1,195 @@
+"""The one JSON reader for text from outside (request bodies, partner answers, rosters,
+snapshots, journaled bodies): hostile text is refused with the place it was found, never
+turned into values that crash a later render, serialisation or recursion.
+
+No Flask here. Callers turn ``JSONTextError`` into their own answer (a 400, a plain-words
+partner failure, a roster or snapshot problem).
+
+Limits (documented in the README's "Where the simulator decides"):
+
+* nesting: at most ``MAX_DEPTH`` arrays/objects deep (Python's own recursion gives out near
+  1,000, earlier on a deep call stack, and every later ``json.dumps`` or template of the value
+  would recurse as deep);
+* numbers: at most ``MAX_NUMBER_CHARS`` characters (Python refuses ``int()`` of more than
+  4,300 digits, and ``1e999`` would read as infinity), and always finite;
+* text: no lone UTF-16 surrogate (``"\\ud800"``, what JavaScript leaves when it cuts an emoji
+  in half) in any key or string, since such text cannot be encoded as UTF-8 to be shown;
+  NUL and other control characters are allowed (JSON escapes them) and are escaped wherever
+  they are shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable
+
+MAX_DEPTH = 128
+MAX_NUMBER_CHARS = 100
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class JSONTextError(ValueError):
+    """Why a JSON text cannot be read: where (path parts from the root), what, and the fix."""
+
+    def __init__(self, summary: str, problem: str, hint: str, parts: Iterable[Any] = ()):
+        self.summary = summary
+        self.problem = problem
+        self.hint = hint
+        self.parts = list(parts)
+        super().__init__(f"{self.path()}: {problem}")
+
+    def path(self, root: str = "$") -> str:
+        """``$.assignments[2].name`` (``root`` names the whole document)."""
+        return json_path(self.parts, root)
+
+    def dotted(self, root: str = "(body)") -> str:
+        """``assignments[2].name`` as field names are given in error bodies; ``root`` if empty."""
+        out = ""
+        for part in self.parts:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part or '""'))
+        return out or root
+
+
+def json_path(parts: Iterable[Any], root: str = "$") -> str:
+    """``$.a[0]["odd key"]`` from path parts."""
+    out = root
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}"
+        else:
+            out += "[" + json.dumps(part) + "]"
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise JSONTextError("Body is not valid JSON", f"{name} is not valid JSON (JSON numbers must "
+                        "be finite)", "send finite JSON numbers")
+
+
+def _too_long(literal: str) -> JSONTextError:
+    return JSONTextError("Body is not valid JSON",
+                         f"a number has {len(literal)} characters; at most {MAX_NUMBER_CHARS} "
+                         "are read", "send numbers of reasonable size (e.g. 0.85)")
+
+
+def _int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _too_long(literal)
+    return int(literal)
+
+
+def _float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _too_long(literal)
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise JSONTextError("Body is not valid JSON",
+                            f"the number {literal} has an exponent too large to read",
+                            "send finite JSON numbers of reasonable size")
+    return value
+
+
+def _decimal(literal: str) -> Decimal:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _too_long(literal)
+    try:
+        return Decimal(literal)
+    except (InvalidOperation, ArithmeticError):  # 1e99999999999999999999: beyond Decimal's range
+        raise JSONTextError("Body is not valid JSON",
+                            f"the number {literal} has an exponent too large to read",
+                            "send finite JSON numbers of reasonable size") from None
+
+
+def loads(text: str, *, exact_numbers: bool = False, max_depth: int = MAX_DEPTH,
+          object_pairs_hook: Any = None) -> Any:
+    """The document in ``text``, or ``JSONTextError`` (syntax, depth, numbers, surrogates).
+
+    ``exact_numbers``: decimals as ``Decimal`` (the digits as sent), not ``float``."""
+    kwargs: dict[str, Any] = {"parse_constant": _reject_constant, "parse_int": _int,
+                              "parse_float": _decimal if exact_numbers else _float}
+    if object_pairs_hook is not None:
+        kwargs["object_pairs_hook"] = object_pairs_hook
+    try:
+        doc = json.loads(text, **kwargs)
+    except JSONTextError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JSONTextError("Body is not valid JSON", f"{exc.msg} at line {exc.lineno} column "
+                            f"{exc.colno}", "send a JSON object, e.g. "
+                            '{"assignmentID": "a1", "percentage": 0.8}') from None
+    except RecursionError:
+        raise _too_deep(max_depth, []) from None
+    except (ValueError, ArithmeticError) as exc:  # anything else json or a hook refused
+        raise JSONTextError("Body is not valid JSON", str(exc) or type(exc).__name__,
+                            "send finite JSON numbers of reasonable size") from None
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None or _LONE_SURROGATE.search(text) is not None
+    deep = text.count("[") + text.count("{") > max_depth
+    if surrogates or deep:
+        _walk(doc, max_depth, surrogates)
+    return doc
+
+
+def _too_deep(max_depth: int, parts: list) -> JSONTextError:
+    return JSONTextError("Body is nested too deeply",
+                         f"JSON nesting is deeper than {max_depth} levels",
+                         "send a flatter JSON document", parts)
+
+
+def _lone(text: str) -> bool:
+    return _LONE_SURROGATE.search(text) is not None
+
+
+def _walk(doc: Any, max_depth: int, surrogates: bool) -> None:
+    """Raise for the first container deeper than ``max_depth`` or text with a lone surrogate."""
+    stack: list[tuple[Any, int, tuple]] = [(doc, 1, ())]
+    while stack:
+        item, depth, parts = stack.pop()
+        if isinstance(item, dict):
+            if depth > max_depth:
+                raise _too_deep(max_depth, list(parts))
+            for key, child in item.items():
+                if surrogates and _lone(key):
+                    raise _surrogate(list(parts))
+                if isinstance(child, (dict, list)):
+                    stack.append((child, depth + 1, parts + (key,)))
+                elif surrogates and isinstance(child, str) and _lone(child):
+                    raise _surrogate(list(parts + (key,)))
+        elif isinstance(item, list):
+            if depth > max_depth:
+                raise _too_deep(max_depth, list(parts))
+            for i, child in enumerate(item):
+                if isinstance(child, (dict, list)):
+                    stack.append((child, depth + 1, parts + (i,)))
+                elif surrogates and isinstance(child, str) and _lone(child):
+                    raise _surrogate(list(parts + (i,)))
+        elif surrogates and isinstance(item, str) and _lone(item):
+            raise _surrogate(list(parts))
+
+
+def _surrogate(parts: list) -> JSONTextError:
+    return JSONTextError("Body is not valid Unicode",
+                         "contains a lone UTF-16 surrogate escape (\\ud800…)",
+                         "send text as valid UTF-8 or as \\u escapes of whole pairs", parts)
+
+
+def decode(raw: bytes, **kwargs: Any) -> Any:
+    """``loads`` for bytes: UTF-8 (a BOM allowed), not empty."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JSONTextError("Body is not valid UTF-8", f"byte {exc.start} is not UTF-8",
+                            "send JSON encoded as UTF-8") from None
+    if not text.strip():
+        raise JSONTextError("Body is empty", "is empty", "send a JSON object")
+    return loads(text, **kwargs)
+
+
+def scrub(text: str) -> str:
+    """``text`` with any lone surrogate replaced by U+FFFD, so it can always be encoded."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _lone(text) else text
