@@ -6,8 +6,21 @@ import threading
 import time
 
 
+MAX_OFFSET_S = 10 * 365 * 86_400  # ten years ahead at most: every offset a snapshot can hold
+
+
+class ClockBoundError(ValueError):
+    """An advance that would move simulated time past ``MAX_OFFSET_S`` (nothing changed)."""
+
+    def __init__(self, offset: float, seconds: float):
+        self.offset = offset
+        self.room = max(0.0, MAX_OFFSET_S - offset)
+        super().__init__(f"the clock is {offset:g} s ahead and may be at most {MAX_OFFSET_S} s "
+                         f"(10 years) ahead: advance by at most {self.room:g} s, or reset")
+
+
 class Clock:
-    """Wall-clock time plus an offset that only ever grows."""
+    """Wall-clock time plus an offset that only ever grows, at most ``MAX_OFFSET_S``."""
 
     def __init__(self) -> None:
         self._offset = 0.0
@@ -22,6 +35,8 @@ class Clock:
         if seconds < 0:
             raise ValueError("time only moves forward")
         with self._lock:
+            if self._offset + seconds > MAX_OFFSET_S:
+                raise ClockBoundError(self._offset, seconds)
             self._offset += seconds
             return self._offset
 

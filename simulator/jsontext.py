@@ -27,6 +27,7 @@ from typing import Any, Iterable
 
 MAX_DEPTH = 128
 MAX_NUMBER_CHARS = 100
+_PATH_SHOWN = 8  # path parts named in an error; deeper paths are cut
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -35,23 +36,33 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 class JSONTextError(ValueError):
     """Why a JSON text cannot be read: where (path parts from the root), what, and the fix."""
 
-    def __init__(self, summary: str, problem: str, hint: str, parts: Iterable[Any] = ()):
+    def __init__(self, summary: str, problem: str, hint: str, parts: Iterable[Any] = (),
+                 syntax: bool = False):
         self.summary = summary
+        self.syntax = syntax  # not JSON at all (rather than JSON beyond a limit)
         self.problem = problem
         self.hint = hint
         self.parts = list(parts)
         super().__init__(f"{self.path()}: {problem}")
 
+    def _shown(self) -> tuple[list, str]:
+        """The path parts worth showing (a path 129 levels deep is cut) and the mark for the cut."""
+        if len(self.parts) <= _PATH_SHOWN:
+            return self.parts, ""
+        return self.parts[:_PATH_SHOWN], f"…({len(self.parts)} levels)"
+
     def path(self, root: str = "$") -> str:
         """``$.assignments[2].name`` (``root`` names the whole document)."""
-        return json_path(self.parts, root)
+        parts, cut = self._shown()
+        return json_path(parts, root) + cut
 
     def dotted(self, root: str = "(body)") -> str:
         """``assignments[2].name`` as field names are given in error bodies; ``root`` if empty."""
+        parts, cut = self._shown()
         out = ""
-        for part in self.parts:
+        for part in parts:
             out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part or '""'))
-        return out or root
+        return (out + cut) if out else root
 
 
 def json_path(parts: Iterable[Any], root: str = "$") -> str:
@@ -63,7 +74,7 @@ def json_path(parts: Iterable[Any], root: str = "$") -> str:
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
             out += f".{part}"
         else:
-            out += "[" + json.dumps(part) + "]"
+            out += "[" + json.dumps(part, ensure_ascii=False) + "]"
     return out
 
 
@@ -122,17 +133,35 @@ def loads(text: str, *, exact_numbers: bool = False, max_depth: int = MAX_DEPTH,
     except json.JSONDecodeError as exc:
         raise JSONTextError("Body is not valid JSON", f"{exc.msg} at line {exc.lineno} column "
                             f"{exc.colno}", "send a JSON object, e.g. "
-                            '{"assignmentID": "a1", "percentage": 0.8}') from None
+                            '{"assignmentID": "a1", "percentage": 0.8}', syntax=True) from None
     except RecursionError:
         raise _too_deep(max_depth, []) from None
     except (ValueError, ArithmeticError) as exc:  # anything else json or a hook refused
         raise JSONTextError("Body is not valid JSON", str(exc) or type(exc).__name__,
                             "send finite JSON numbers of reasonable size") from None
-    surrogates = _SURROGATE_ESCAPE.search(text) is not None or _LONE_SURROGATE.search(text) is not None
-    deep = text.count("[") + text.count("{") > max_depth
-    if surrogates or deep:
-        _walk(doc, max_depth, surrogates)
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if surrogates or _deeper_than(text, max_depth):
+        _walk(doc, max_depth, surrogates)  # finds the place (slower; only when there is one)
     return doc
+
+
+_NOT_BRACKET = str.maketrans("", "", " \t\r\n,:0123456789.-+eEtruefalsn")  # outside strings
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def _deeper_than(text: str, max_depth: int) -> bool:
+    """Whether valid JSON ``text`` nests deeper than ``max_depth``, at C speed: strings
+    dropped, then the brackets alone, peeled one innermost level per pass."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    if "\\" in text:  # drop escapes: escaped backslashes, then escaped quotes
+        text = text.replace("\\\\", "").replace('\\"', "")
+    brackets = "".join(text.split('"')[0::2]).translate(_NOT_BRACKET)
+    for _ in range(max_depth):
+        brackets = _INNERMOST.sub("", brackets)
+        if not brackets:
+            return False
+    return True
 
 
 def _too_deep(max_depth: int, parts: list) -> JSONTextError:

@@ -25,6 +25,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import jsonschema
 
+from . import jsontext
+from .numbers import whole_number
 from .journal import clip_body
 
 MAX_BYTES = 1024 * 1024          # read at most 1 MiB of an assignments answer
@@ -89,15 +91,7 @@ def _validator() -> jsonschema.protocols.Validator:
 
 def json_path(parts: Iterable[Any]) -> str:
     """``$.assignments[2].type`` from a jsonschema path."""
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
-            out += f".{part}"
-        else:
-            out += "[" + json.dumps(part, ensure_ascii=False) + "]"
-    return out
+    return jsontext.json_path(parts)
 
 
 _JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true/false",
@@ -203,10 +197,6 @@ def _capped(lines: list[str]) -> list[str]:
     return lines[:MAX_LISTED] + [f"… and {len(lines) - MAX_LISTED} more like these"]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_body(raw: bytes, content_type: str, url: str) -> Any:
     """The JSON document of an answer, or a plain-words _Failure (HTML, not UTF-8, bad JSON)."""
     mimetype = content_type.split(";")[0].strip().lower()
@@ -225,13 +215,13 @@ def parse_body(raw: bytes, content_type: str, url: str) -> Any:
         raise _Failure(f"{url} answered 200 with an empty body; it must answer "
                        '{"assignments": [...]}')
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise _Failure(f"{url} answered something that is not JSON ({exc.msg} at line "
-                       f"{exc.lineno} column {exc.colno}). It began: {_snippet(raw)}") from None
-    except (ValueError, RecursionError) as exc:
-        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise _Failure(f"{url} answered JSON that cannot be read: {reason}") from None
+        return jsontext.loads(text)
+    except jsontext.JSONTextError as exc:
+        if exc.syntax:
+            raise _Failure(f"{url} answered something that is not JSON ({exc.problem}). "
+                           f"It began: {_snippet(raw)}") from None
+        raise _Failure(f"{url} answered JSON that cannot be read: {exc.path()} "
+                       f"{exc.problem}; {exc.hint}") from None
 
 
 def _snippet(raw: bytes, n: int = 300) -> str:
@@ -357,7 +347,8 @@ def _get(url, headers, result, redirects, connect_timeout, read_timeout, total_t
                         current = target
                         continue
                     declared = resp.headers.get("content-length", "")
-                    if resp.status_code == 200 and declared.isdigit() and int(declared) > max_bytes:
+                    if resp.status_code == 200 and declared.isascii() and declared.isdigit() \
+                            and whole_number(declared, 0, max_bytes) is None:
                         raise _Failure(f"{current}: the response is larger than {_size(max_bytes)} "
                                        f"({declared} bytes declared); send a shorter list")
                     raw = bytearray()

@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import jsonschema
 
+from . import jsontext
+
 __all__ = [
     "RosterProblem",
     "RosterError",
@@ -569,10 +571,6 @@ def validate_roster(doc: object) -> list[RosterProblem]:
 
 # --- loading --------------------------------------------------------------------------
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_roster_bytes(path: str | os.PathLike) -> bytes:
     """The roster file's bytes; RosterError (with the reason) when it cannot be read."""
     path = Path(path)
@@ -652,13 +650,10 @@ def _parse_json_text(text: str, path: Path) -> object:
         return out
 
     try:
-        doc = json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
+        doc = jsontext.loads(text, object_pairs_hook=pairs)
+    except jsontext.JSONTextError as exc:
         raise RosterError([RosterProblem(
-            "$", f"roster file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        )]) from None
-    except ValueError as exc:
-        raise RosterError([RosterProblem("$", f"roster file {str(path)!r} is not valid JSON: {exc}")]) from None
+            exc.path(), f"roster file {str(path)!r} is not valid JSON: {exc.problem}")]) from None
     if duplicates:
         raise RosterError([
             RosterProblem("$", f"roster file {str(path)!r} repeats the key {key!r} inside one JSON object "

@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
+from . import jsontext
 from .apps import normalize_app
-from .clock import Clock
+from .clock import MAX_OFFSET_S, Clock
 from .errors import BadRequest
 from .roster import _short, validate_roster
 from .store import Store, _dumps
@@ -49,7 +50,6 @@ _GRADE_KEYS = {"id", "client_id", "user_id", "assignment_id", "district_id", "ve
 _HISTORY_KEYS = {"seq", "grade_id", "version", "record", "received_at"}
 _LINK_KEYS = {"id", "section_id", "client_id", "assignment_id", "data", "created"}
 _MAX_INT = 2 ** 62
-_MAX_OFFSET_S = 10 ** 10
 
 
 class SnapshotProblem(NamedTuple):
@@ -289,8 +289,8 @@ def _validate(doc: Any) -> tuple[list[SnapshotProblem], int]:
         c.add("$.created", f"must be a string (an ISO time), not {_kind(doc['created'])}")
     offset = doc.get("clock_offset_s", 0)
     if isinstance(offset, bool) or not isinstance(offset, (int, float)) or \
-            not math.isfinite(offset) or not 0 <= offset <= _MAX_OFFSET_S:
-        c.add("$.clock_offset_s", f"must be a number of seconds from 0 to {_MAX_OFFSET_S}, "
+            not math.isfinite(offset) or not 0 <= offset <= MAX_OFFSET_S:
+        c.add("$.clock_offset_s", f"must be a number of seconds from 0 to {MAX_OFFSET_S}, "
                                   f"not {_kind(offset)}")
 
     # The roster: its own schema and references (paths re-rooted under $.roster).
@@ -603,16 +603,11 @@ class DatabaseState:
 
 def parse_snapshot_text(text: str, source: str = "snapshot") -> Any:
     """JSON text → document; SnapshotError (at ``$``, with line and column) when not JSON."""
-    def _reject(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
     try:
-        return json.loads(text, parse_constant=_reject)
-    except json.JSONDecodeError as exc:
-        raise SnapshotError([SnapshotProblem(
-            "$", f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]) from None
-    except (ValueError, RecursionError) as exc:
-        raise SnapshotError([SnapshotProblem("$", f"{source} is not valid JSON: {exc}")]) from None
+        return jsontext.loads(text)
+    except jsontext.JSONTextError as exc:
+        raise SnapshotError([SnapshotProblem(exc.path(), f"{source} is not valid JSON: "
+                                             f"{exc.problem}")]) from None
 
 
 def read_snapshot_file(path: str | os.PathLike) -> Any:

@@ -14,7 +14,12 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 
 from . import jsontext, limits
 from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
+<<<<<<< HEAD
                      ServiceUnavailable, UnsupportedMediaType)
+=======
+                     UnsupportedMediaType)
+from .numbers import whole_number
+>>>>>>> e5be27e (Hostile text stays data: partner answers, rosters, snapshots and the inspector read JSON through jsontext (a lone surrogate in a partner's list was a 500 on Add Materials and the inspector); one whole-number parser (numbers.py, web.query_int) for query strings and lengths (a 5,000-digit limit was a 500); redirects from form fields stay on this server (back/next: no scheme, //host or CR/LF); the clock is at most 10 years ahead, the bound snapshots already check)
 from .sim import Simulator
 from .traffic import Exchange
 
@@ -47,7 +52,8 @@ def add_findings(findings: list[str]) -> None:
         exchange().findings.extend(findings)
 
 
-def _declared_too_large(length: int, limit: int) -> PayloadTooLarge:
+def _declared_too_large(length: int | str, limit: int) -> PayloadTooLarge:
+    length = str(length) if len(str(length)) <= 20 else f"a {len(str(length))}-digit number of"
     return PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
                            [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
                                          "send only the grade fields and a little context")])
@@ -87,9 +93,9 @@ def read_body_from(environ: dict, limit: int, max_content_length: int | None = N
     if declared.isascii() and declared.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
         # The usual case, read straight from the server's input: no stream wrapper needed,
         # since the server hands over exactly the declared bytes.
-        length = int(declared)
-        if length > limit:
-            raise _declared_too_large(length, limit)
+        length = whole_number(declared, 0, limit)
+        if length is None:  # over the limit (however many digits it has)
+            raise _declared_too_large(declared.lstrip("0"), limit)
         return environ["wsgi.input"].read(length) if length else b""
     length = get_content_length(environ)
     if length is not None and length > limit:
@@ -109,6 +115,25 @@ def parse_json(raw: bytes, *, exact_numbers: bool = False) -> Any:
         return jsontext.decode(raw, exact_numbers=exact_numbers)
     except jsontext.JSONTextError as exc:
         raise BadRequest(exc.summary, [FieldProblem(exc.dotted(), exc.problem, exc.hint)]) from None
+
+
+def query_int(name: str, default: int | None, lo: int, hi: int, *,
+              message: str = "Invalid filter", hint: str | None = None,
+              problems: list[FieldProblem] | None = None) -> int | None:
+    """A whole-number query parameter in ``lo..hi`` (``default`` when absent), else a 400
+    naming it (or, given ``problems``, the problem added there and ``default`` returned):
+    the one place query strings become ints (any number of digits is safe)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    value = whole_number(raw, lo, hi)
+    if value is None:
+        problem = FieldProblem(name, f"must be a whole number from {lo} to {hi}", hint)
+        if problems is None:
+            raise BadRequest(message, [problem])
+        problems.append(problem)
+        return default
+    return value
 
 
 def require_json_content_type() -> None:
@@ -165,6 +190,27 @@ def bearer_from(header: str | None) -> str:
 
 
 # --- browser sessions (fake Clever login, Schoology pages) ------------------------------
+
+_NOT_IN_A_LOCAL_URL = re.compile(r"[\x00-\x20\x7f\\]")  # controls (CR/LF), space, backslash
+
+
+def local_path(target: str | None, fallback: str) -> str:
+    """``target`` when it is a path on this server (``/…``), else ``fallback``: a redirect
+    built from a form field never leaves the simulator (no scheme such as ``https:`` or
+    ``javascript:``, no ``//host``, no backslash, no CR/LF to split the header)."""
+    if (not target or not target.startswith("/") or target.startswith("//")
+            or _NOT_IN_A_LOCAL_URL.search(target)):
+        return fallback
+    return target
+
+
+def local_query(query: str | None) -> str | None:
+    """A query string to put after a path of ours, or None when it is empty or holds
+    characters that cannot be in one (CR/LF would split the Location header)."""
+    if not query or _NOT_IN_A_LOCAL_URL.search(query) or "#" in query:
+        return None
+    return query
+
 
 SESSION_USER = "clever_user_id"  # who is logged into the fake Clever (and Schoology) here
 

@@ -22,6 +22,7 @@ from typing import Mapping
 from urllib.parse import urlencode
 
 from ..errors import BadRequest, FieldProblem, Forbidden, InvalidToken, NotFound
+from ..numbers import whole_number
 from ..sim import Simulator
 
 V2_VERSIONS = ("v2.0", "v2.1")
@@ -36,7 +37,6 @@ MAX_LIMIT = 10_000
 # roster holds only students and teachers, so the other roles list nothing.
 USER_ROLES = ("contact", "district_admin", "staff", "student", "teacher")
 
-_LIMIT_RE = re.compile(r"[0-9]{1,6}")
 _ID_RE = re.compile(r"[0-9a-fA-F]{24}")
 
 
@@ -209,9 +209,8 @@ def parse_paging(params: Mapping[str, str]) -> Paging:
     limit = DEFAULT_LIMIT
     raw_limit = params.get("limit")
     if raw_limit is not None:
-        if _LIMIT_RE.fullmatch(raw_limit) and 1 <= int(raw_limit) <= MAX_LIMIT:
-            limit = int(raw_limit)
-        else:
+        limit = whole_number(raw_limit, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        if limit != whole_number(raw_limit, 1, MAX_LIMIT):
             problems.append(FieldProblem("limit", f"must be a whole number from 1 to {MAX_LIMIT}",
                                          "e.g. limit=100"))
     cursors: dict[str, str | None] = {"starting_after": None, "ending_before": None}

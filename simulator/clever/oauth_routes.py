@@ -6,7 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
 
 from ..errors import BadRequest, FieldProblem, InvalidClient
-from ..web import SESSION_USER, bearer_token, check_csrf, form_or_json, note, sim
+from ..numbers import whole_number
+from ..web import (SESSION_USER, bearer_token, check_csrf, form_or_json, local_path, local_query,
+                   note, sim)
 from . import oauth, tokens
 
 bp = Blueprint("oauth", __name__)
@@ -60,9 +62,7 @@ def _login_page(req: oauth.AuthorizeRequest, params: dict):
 
 
 def _page_number(raw: str | None) -> int:
-    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1:
-        return int(raw)
-    return 1
+    return whole_number(raw, 1, 999_999) or 1
 
 
 @bp.post("/oauth/login")
@@ -74,7 +74,7 @@ def login():
         raise BadRequest("Unknown persona", [FieldProblem("user_id", "is not in the roster",
                                                           "pick a user from the list")])
     session[SESSION_USER] = user_id
-    next_query = request.form.get("next", "")
+    next_query = local_query(request.form.get("next"))  # None (→ whoami) when not a query
     if next_query:
         return redirect(url_for("oauth.authorize") + "?" + next_query, code=303)
     return redirect(url_for("oauth.whoami"), code=303)
@@ -84,7 +84,7 @@ def login():
 def logout():
     check_csrf()
     session.pop(SESSION_USER, None)
-    return redirect(request.form.get("back") or url_for("oauth.whoami"), code=303)
+    return redirect(local_path(request.form.get("back"), url_for("oauth.whoami")), code=303)
 
 
 @bp.get("/oauth/whoami")

@@ -13,6 +13,7 @@ from ..apps import require_app
 from ..clever import oauth
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..faults import Fault
+from ..numbers import whole_number
 from ..sim import Simulator
 
 GRADING_TYPES = ("points", "percentage", "letter", "pass_fail")
@@ -209,10 +210,8 @@ def grade_filters(args: dict[str, str]) -> dict:
                 problems.append(FieldProblem(key, "must not be empty"))
             out[key] = args[key]
     if "after_seq" in args:
-        raw = args["after_seq"]
-        if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-            out["after_seq"] = int(raw)
-        else:
+        out["after_seq"] = whole_number(args["after_seq"], 0, 10 ** 18 - 1)
+        if out["after_seq"] is None:
             problems.append(FieldProblem("after_seq", "must be a whole number from 0 to "
                                          "999999999999999999", "use the seq of the last grade seen"))
     if problems:

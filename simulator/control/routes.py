@@ -12,8 +12,9 @@ from flask import Blueprint, jsonify, request
 
 from .. import __version__
 from ..apps import require_app
+from ..clock import MAX_OFFSET_S, ClockBoundError
 from ..errors import BadRequest, FieldProblem, NotFound
-from ..web import admit_wait, parse_json, read_body, sim
+from ..web import admit_wait, parse_json, query_int, read_body, sim
 from . import domain
 
 bp = Blueprint("control", __name__, url_prefix="/_sim")
@@ -54,7 +55,14 @@ def clock():
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 10 ** 8:
         raise BadRequest("Invalid clock change", [FieldProblem(
             "advance_s", "must be a number of seconds ≥ 0", 'e.g. {"advance_s": 61} expires codes')])
-    return jsonify({"offset_s": sim().clock.advance(float(seconds)), "now": sim().clock.iso()})
+    try:
+        offset = sim().clock.advance(float(seconds))
+    except ClockBoundError as exc:
+        raise BadRequest("Invalid clock change", [FieldProblem(
+            "advance_s", f"would put the clock more than {MAX_OFFSET_S} s (10 years) ahead; it "
+            f"is {exc.offset:g} s ahead now", f"advance by at most {exc.room:g} s, or POST "
+            "/_sim/reset to start the clock over")]) from None
+    return jsonify({"offset_s": offset, "now": sim().clock.iso()})
 
 
 # --- apps ----------------------------------------------------------------------------
@@ -117,13 +125,7 @@ def personas():
     problems = []
     if role not in (None, "student", "teacher"):
         problems.append(FieldProblem("role", "must be student or teacher"))
-    limit = PERSONAS_DEFAULT_LIMIT
-    raw_limit = args.get("limit")
-    if raw_limit is not None:
-        if raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= PERSONAS_MAX_LIMIT:
-            limit = int(raw_limit)
-        else:
-            problems.append(FieldProblem("limit", f"must be a whole number from 1 to {PERSONAS_MAX_LIMIT}"))
+    limit = query_int("limit", PERSONAS_DEFAULT_LIMIT, 1, PERSONAS_MAX_LIMIT, problems=problems)
     after = args.get("starting_after")
     if after is not None and not re.fullmatch(r"[0-9a-f]{24}", after):
         problems.append(FieldProblem("starting_after", "must be a user id (24 hexadecimal characters)",
@@ -166,8 +168,8 @@ def link_assignment():
 def list_links():
     """Schoology assignments, oldest first, 1000 a page (``limit`` up to 10000, ``offset``)."""
     args = request.args
-    limit = _limit_arg("limit", 1000, 10_000)
-    offset = _whole_number_arg("offset", max_digits=9)
+    limit = query_int("limit", 1000, 1, 10_000)
+    offset = query_int("offset", 0, 0, 999_999_999)
     rows = sim().store.list_links(section_id=args.get("section_id"), client_id=args.get("client_id"),
                                   assignment_id=args.get("assignment_id"), limit=limit,
                                   offset=offset)
@@ -176,29 +178,12 @@ def list_links():
 
 # --- grades --------------------------------------------------------------------------
 
-def _whole_number_arg(name: str, *, max_digits: int) -> int:
-    """A paging position (``offset``, ``after_version``): 0 when absent, else plain digits."""
-    raw = request.args.get(name, "0")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= max_digits):
-        raise BadRequest("Invalid filter", [FieldProblem(name, "must be a whole number")])
-    return int(raw)
-
-
-def _limit_arg(name: str, default: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= maximum:
-        return int(raw)
-    raise BadRequest("Invalid filter", [FieldProblem(name, f"must be a whole number from 1 to {maximum}")])
-
-
 @bp.get("/grades")
 def list_grades():
     """Current grades, oldest write first; page on with ``after_seq`` = ``next_after_seq``."""
     args = {k: v for k, v in request.args.items() if k != "limit"}
     filters = domain.grade_filters(args)
-    limit = _limit_arg("limit", 1000, 10_000)
+    limit = query_int("limit", 1000, 1, 10_000)
     rows = sim().store.list_grades(**filters, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -210,8 +195,8 @@ def list_grades():
 def grade_history(grade_id: str):
     """Every version of a grade, oldest first, 1000 a page (``limit`` up to 10000);
     page on with ``after_version`` = the last version shown."""
-    limit = _limit_arg("limit", 1000, 10_000)
-    after = _whole_number_arg("after_version", max_digits=18)
+    limit = query_int("limit", 1000, 1, 10_000)
+    after = query_int("after_version", 0, 0, 10 ** 18 - 1)
     store = sim().store
     history = store.grade_history(grade_id, after_version=after, limit=limit + 1)
     if not history and (after == 0 or not store.grade_history(grade_id, limit=1)):
@@ -239,20 +224,10 @@ def wait_for_grade():
 def journal():
     s = sim()
     args = request.args
-    problems = []
-    ints = {}
-    for key, default, lo, hi in (("status", None, 100, 599), ("after_id", 0, 0, 2 ** 62),
-                                 ("limit", 100, 1, 10_000)):
-        raw = args.get(key)
-        if raw is None:
-            ints[key] = default
-            continue
-        try:
-            ints[key] = int(raw)
-            if not lo <= ints[key] <= hi:
-                raise ValueError
-        except ValueError:
-            problems.append(FieldProblem(key, f"must be a whole number from {lo} to {hi}"))
+    problems: list[FieldProblem] = []
+    ints = {key: query_int(key, default, lo, hi, problems=problems)
+            for key, default, lo, hi in (("status", None, 100, 599), ("after_id", 0, 0, 2 ** 62),
+                                         ("limit", 100, 1, 10_000))}
     if problems:
         raise BadRequest("Invalid journal filter", problems)
     entries, total = s.journal.query(path=args.get("path"), method=args.get("method"),

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from flask import (Blueprint, Response, current_app, render_template, request, url_for)
 
 from ..errors import FieldProblem, ServiceUnavailable
+from ..numbers import whole_number
 from ..web import admit_wait, sim
 from . import domain
 
@@ -153,8 +154,9 @@ def _cfg(key: str, default: float) -> float:
 def _start_seq() -> int | None:
     """Where a (re)connecting stream resumes: Last-Event-ID, else ``?after_seq``."""
     for raw in (request.headers.get("Last-Event-ID"), request.args.get("after_seq")):
-        if raw is not None and re.fullmatch(r"[0-9]{1,18}", raw.strip()):
-            return int(raw.strip())
+        found = whole_number(raw.strip(), 0, 10 ** 18 - 1) if raw is not None else None
+        if found is not None:
+            return found
     return None
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
+from .. import jsontext
+
 ERROR, WARNING, INFO = "error", "warning", "info"
 
 
@@ -39,8 +41,8 @@ def _header(entry: dict, name: str) -> str | None:
 
 def _json_body(entry: dict) -> Any:
     try:
-        return json.loads(entry.get("request_body") or "")
-    except (ValueError, TypeError, RecursionError):
+        return jsontext.loads(entry.get("request_body") or "")
+    except (jsontext.JSONTextError, TypeError):
         return None
 
 
@@ -252,8 +254,8 @@ def redact_body(text: str | None, content_type: str | None) -> str | None:
     mimetype = (content_type or "").split(";")[0].strip().lower()
     if mimetype == "application/json":
         try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError):
+            doc = jsontext.loads(text)
+        except jsontext.JSONTextError:
             return text
         if isinstance(doc, dict):
             for key in _SECRET_FIELDS:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 
 from flask import Blueprint, render_template, request, url_for
 
+from .. import jsontext
 from ..gradebook.domain import pretty_exact
+from ..numbers import whole_number
 from ..web import sim
 from .findings import findings_for, redact_body, redact_headers
 
@@ -21,7 +22,6 @@ bp = Blueprint("inspector", __name__)
 
 PER_PAGE = 50
 _STATUS_CLASS = re.compile(r"^([1-5])[xX]{2}$")
-_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts "²", which int() refuses
 
 # filter name → (journal entry key, aliases accepted in the query string)
 _EXACT = {"user": ("user_id", ("user_id",)), "assignment": ("assignment_id", ("assignment_id",)),
@@ -56,7 +56,7 @@ def parse_filters() -> tuple[dict, list[str], int, int]:
         m = _STATUS_CLASS.match(status)
         if m:
             filters["status_class"] = int(m.group(1))
-        elif _DIGITS.fullmatch(status) and len(status) == 3 and 100 <= int(status) <= 599:
+        elif whole_number(status, 100, 599) is not None and len(status) == 3:
             filters["status"] = int(status)
         else:
             problems.append(f"status: {status[:40]!r} is not an HTTP status; use a number from "
@@ -87,8 +87,9 @@ def _whole(name: str, default: int, lo: int, hi: int, problems: list[str]) -> in
     raw = _arg(name)
     if raw is None:
         return default
-    if _DIGITS.fullmatch(raw) and len(raw) <= 19 and lo <= int(raw) <= hi:
-        return int(raw)
+    value = whole_number(raw, lo, hi)
+    if value is not None:
+        return value
     problems.append(f"{name}: {raw[:40]!r} must be a whole number from {lo} to {hi}; ignored")
     return default
 
@@ -155,8 +156,8 @@ def _pretty(text: str | None, content_type: str | None) -> tuple[str | None, boo
     looks_json = "json" in (content_type or "").lower() or text.lstrip()[:1] in ("{", "[")
     if looks_json:
         try:  # numbers exactly as sent (Decimal), not as floats
-            return pretty_exact(json.loads(text, parse_float=Decimal)), True
-        except (ValueError, RecursionError):
+            return pretty_exact(jsontext.loads(text, exact_numbers=True)), True
+        except jsontext.JSONTextError:  # not JSON, or hostile JSON: shown as sent
             pass
     return text, False
 
@@ -171,7 +172,8 @@ def _ctype(headers: dict | None) -> str | None:
 @bp.get("/inspector/<entry_id>")
 def entry(entry_id: str):
     s = sim()
-    found = s.journal.get(int(entry_id)) if _DIGITS.fullmatch(entry_id) and len(entry_id) <= 18 else None
+    wanted = whole_number(entry_id, 1, 10 ** 18)
+    found = s.journal.get(wanted) if wanted is not None else None
     if found is None:
         return render_template("inspector_not_found.html", entry_id=entry_id,
                                cap=s.journal.cap), 404

@@ -14,6 +14,7 @@ from .. import partner_client
 from ..clever import oauth
 from ..control.domain import link_assignment
 from ..errors import BadRequest, SimError
+from ..numbers import whole_number
 from ..web import SESSION_USER, check_csrf, sim
 from . import domain
 
@@ -56,7 +57,7 @@ def home():
     sections = domain.my_sections(sim(), me) if me else []
     args = request.args
     raw_page = args.get("page", "1")
-    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 6 else 1
+    page = whole_number(raw_page, 1, 999_999) or 1
     mine = domain.user_schools(me.record) if me else []
     picker = domain.persona_choices(sim(), school_id=args.get("school") or None,
                                     query=args.get("q") or None, page=page,
