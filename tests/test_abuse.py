@@ -336,3 +336,296 @@ def test_whatever_get_snapshot_returns_post_snapshot_loads(shared_app, actions):
     for key in ("apps", "tokens", "grades", "grade_history", "schoology_assignments",
                 "clock_offset_s"):
         assert again[key] == first[key], key
+
+
+# --- the fuzz run: >= 10,000 hostile requests over every endpoint, zero 5xx ---------------
+
+FUZZ_REQUESTS = 10_500
+FUZZ_SEED = 12
+
+# Text an attacker, a broken client or a sliced emoji produces (URL-encoded where it goes
+# into a URL by the fuzzer).
+HOSTILE_VALUES = [
+    "", " ", "0", "-1", "1", "00000000001", "1e3", "1.5", "NaN", "Infinity", "-0", LONG, "9" * 19,
+    "²", "٣", "true", "null", "[]", "{}", "\x00", "a\x00b", "\r\n", "%", "%00", "%ZZ", "\\",
+    "../../etc/passwd", "//elsewhere.example", "https://elsewhere.example/", "javascript:alert(1)",
+    "<script>alert(1)</script>", "\"'><img src=x onerror=alert(1)>", "'; DROP TABLE grades; --",
+    "😀", "\ud83d", "\udc00", "\u202e", "\ufeff", "é" * 500, "x" * 5000, "Bearer", "*", "?", "#",
+    "4xx", "5xx", "POST", "student", "teacher", "inbound", "assignment:a1",
+]
+HOSTILE_JSON = [
+    b"", b"{", b"[]", b"null", b"1", b'"x"', b"\xff\xfe", b"\xed\xa0\x80", b"{}", b'{"a": NaN}',
+    b'{"a": 1e999}', b'{"a": -1e999}', ("[" * 5000).encode(), deep(970).encode(),
+    deep(129).encode(), ('{"limit": ' + LONG + "}").encode(), b'{"a": "\\ud800"}',
+    b'{"\\udfff": 1}', b'{"a": "\\u0000"}', b"\xef\xbb\xbf{}", b"{" + b" " * 70_000 + b"}",
+]
+QUERY_NAMES = ["limit", "offset", "after_seq", "after_id", "after_version", "page", "status",
+               "timeout", "role", "district_id", "starting_after", "ending_before", "path",
+               "method", "direction", "user", "user_id", "client_id", "assignment_id", "section_id",
+               "response_type", "redirect_uri", "state", "scope", "sim_page", "sim_school",
+               "sim_district", "school", "q", "after", "format", "count", "x"]
+CONTENT_TYPES = ["application/json", "application/json; charset=latin-1", "text/plain",
+                 "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                 "application/JSON", "", "*/*", "application/json; boundary=\x00"]
+
+
+class _Fuzzer:
+    """A seeded generator of hostile requests over the app's whole url_map and /v1/grade."""
+
+    def __init__(self, app, sim, rnd, ids: dict[str, list[str]], tokens: list[str]):
+        self.app, self.sim, self.rnd = app, sim, rnd
+        self.ids, self.tokens = ids, tokens
+        rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
+        self.targets = [(r, m) for r in rules for m in sorted(r.methods - {"HEAD", "OPTIONS"})]
+        self.targets.append((None, "POST"))  # /v1/grade is served before Flask's routing
+        self.targets.append((None, "GET"))
+
+    def text(self) -> str:
+        return self.rnd.choice(HOSTILE_VALUES)
+
+    def quoted(self, value: str) -> str:
+        from urllib.parse import quote
+        return quote(value.encode("utf-8", "surrogatepass"), safe="")
+
+    def segment(self, name: str) -> str:
+        known = self.ids.get(name) or self.ids["any"]
+        value = self.rnd.choice(known) if self.rnd.random() < 0.6 else self.text()
+        return self.quoted(value) or "x"
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.rnd.choice(self.tokens)}
+
+    def path(self, rule, real: bool = False) -> str:
+        """A URL path for ``rule``: its variables filled with real ids or hostile text
+        (``real``: real ids only, so the request reaches the code behind the route)."""
+        if rule is None:
+            return "/v1/grade"
+        out = ""
+        for is_var, part in rule._trace:
+            if not is_var:
+                out += part
+            elif part in rule.arguments:
+                converter = rule._converters[part]
+                choices = getattr(converter, "items", None)  # any(...) converters
+                if choices and (real or self.rnd.random() < 0.85):
+                    out += self.rnd.choice(sorted(choices))
+                elif real:
+                    out += self.quoted(self.rnd.choice(self.ids.get(part) or self.ids["any"]))
+                else:
+                    out += self.segment(part)
+            else:
+                out += part
+        return out.split("|", 1)[-1] if "|" in out else out
+
+    def query(self, path: str) -> str:
+        pairs = []
+        for _ in range(self.rnd.randint(0, 4)):
+            name = self.rnd.choice(QUERY_NAMES) if self.rnd.random() < 0.9 else self.text()
+            value = self.text()
+            if name == "timeout" or path.endswith("/wait"):
+                name, value = "timeout", self.rnd.choice(["0", "0.0", "-1", LONG, "NaN", "x"])
+            pairs.append(f"{self.quoted(name)}={self.quoted(value)}")
+        if path.endswith("/wait") and not any(p.startswith("timeout=") for p in pairs):
+            pairs.append("timeout=0")  # a wait is a long poll: never hold the run for seconds
+        return "&".join(pairs)
+
+    def headers(self) -> dict[str, str]:
+        h: dict[str, str] = {}
+        roll = self.rnd.random()
+        if roll < 0.45 and self.tokens:
+            h["Authorization"] = "Bearer " + self.rnd.choice(self.tokens)
+        elif roll < 0.6:
+            h["Authorization"] = self.rnd.choice(["Bearer", "Bearer  ", "Basic !!!", "Basic " + "A" * 5000,
+                                                  "Bearer " + "x" * 5000, "bearer a b", "Digest x",
+                                                  "Basic Og==", "Basic " + "é".encode().decode("latin-1")])
+        if self.rnd.random() < 0.7:
+            h["Content-Type"] = self.rnd.choice(CONTENT_TYPES)
+        if self.rnd.random() < 0.15:
+            h["Last-Event-ID"] = self.rnd.choice(["0", LONG, "-1", "x", "²"])
+        if self.rnd.random() < 0.1:
+            h["Accept"] = self.rnd.choice(["text/html", "application/json", "*/*", "x" * 3000])
+        if self.rnd.random() < 0.05:
+            h["X-Forwarded-For"] = "\x7f" * 50
+        return h
+
+    def body(self, rule, method: str, csrf: str) -> bytes | dict | None:
+        if method in ("GET", "DELETE") and self.rnd.random() < 0.9:
+            return None
+        roll = self.rnd.random()
+        if roll < 0.35:
+            return self.rnd.choice(HOSTILE_JSON)
+        if roll < 0.6:  # a plausible JSON object with hostile values
+            keys = ["assignmentID", "percentage", "scoreGiven", "scoreMaximum", "name", "path",
+                    "status", "count", "latency_ms", "retry_after", "client_id", "user_id",
+                    "section_id", "assignment_id", "redirect_uris", "advance_s", "code",
+                    "grant_type", "redirect_uri", "client_secret", "body", "format", "version"]
+            doc = {}
+            for _ in range(self.rnd.randint(0, 6)):
+                value = self.rnd.choice([self.text(), self.rnd.random(), self.rnd.randint(-5, 10 ** 6),
+                                         None, True, [self.text()], {"a": self.text()}])
+                doc[self.rnd.choice(keys)] = value
+            return json.dumps(doc).encode()
+        if roll < 0.9:  # a form, as a browser posts one (sometimes with the right csrf)
+            fields = {"csrf": csrf if self.rnd.random() < 0.7 else self.text()}
+            for name in self.rnd.sample(["user_id", "next", "back", "assignment_id", "name",
+                                         "max_points", "grading_type", "due_date", "due_time",
+                                         "grading_category", "grading_period", "grading_enabled",
+                                         "description", "standards", "code", "grant_type"],
+                                        self.rnd.randint(0, 5)):
+                fields[name] = self.rnd.choice(self.ids["any"] + HOSTILE_VALUES)
+            from urllib.parse import urlencode
+            return urlencode({k: v.encode("utf-8", "surrogatepass") for k, v in fields.items()}).encode()
+        return bytes(self.rnd.getrandbits(8) for _ in range(self.rnd.randint(0, 300)))
+
+
+WORST_NUMBERS = [LONG, "²", "-1", "9" * 19]
+WORST_TEXT = ["\r\nX: y", "\ud83d", "a\x00b", "x" * 5000, "//elsewhere.example/",
+              "https://elsewhere.example/", "javascript:alert(1)", "<script>alert(1)</script>"]
+# Pages that render the whole API document or export the whole state (~0.2 s each, whatever
+# the request says): sampled one time in ten, so the run stays well under a minute.
+SLOW_PAGES = {"/_sim/docs", "/_sim/snapshot"}
+NUMBER_NAMES = {"limit", "offset", "after_seq", "after_id", "after_version", "page", "status",
+                "timeout", "sim_page", "count", "after"}
+FORM_FIELDS = ["user_id", "next", "back", "assignment_id", "name", "max_points", "grading_type",
+               "due_date", "due_time", "grading_category", "grading_period", "grading_enabled",
+               "description", "standards", "code", "grant_type"]
+JSON_KEYS = ["assignmentID", "percentage", "scoreGiven", "scoreMaximum", "name", "path", "status",
+             "count", "retry_after", "client_id", "user_id", "section_id", "assignment_id",
+             "redirect_uris", "advance_s", "code", "grant_type", "redirect_uri", "body", "version"]
+
+
+def _systematic(fuzzer: "_Fuzzer"):
+    """Every route × every parameter name × the worst values, every body route × every
+    hostile body, form field and JSON member: (rule, method, path, query, body, headers)."""
+    from urllib.parse import urlencode
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for rule, method in fuzzer.targets:
+        path = fuzzer.path(rule, real=True)
+        for i, name in enumerate(QUERY_NAMES):
+            for value in (WORST_NUMBERS if name in NUMBER_NAMES else [WORST_TEXT[i % 3]]):
+                query = f"{name}={fuzzer.quoted(value)}"
+                if path.endswith("/wait") and name != "timeout":
+                    query += "&timeout=0"
+                yield rule, method, path, query, None, fuzzer.auth()
+        if method == "GET":
+            continue
+        for raw in HOSTILE_JSON:
+            yield rule, method, path, "", raw, {**JSON, **fuzzer.auth()}
+        for key in JSON_KEYS:
+            for value in (LONG, "\\ud800", deep(200)):
+                raw = '{"' + key + '": ' + (value if value[0] in "9[" else f'"{value}"') + "}"
+                yield rule, method, path, "", raw.encode(), {**JSON, **fuzzer.auth()}
+        for name in FORM_FIELDS:
+            for value in WORST_TEXT[:4] + [LONG]:
+                body = urlencode({"csrf": "fuzz-csrf", "user_id": TEACHER, name:
+                                  value.encode("utf-8", "surrogatepass")}).encode()
+                yield rule, method, path, "", body, form
+
+
+def sim_tenants(app) -> list[str]:
+    """Names of the tenants a fuzzed POST /_sim/tenants made."""
+    listed = app.test_client().get("/_sim/tenants").get_json() or {}
+    return [t["name"] for t in listed.get("data", []) if isinstance(t, dict) and t.get("name")]
+
+
+def _fuzz_setup(app, partner):
+    """Real ids to fill URLs with (so requests get past the 404s), tokens and a session."""
+    sim = app.extensions["clever_sim"]
+    roster = sim.roster
+    sim._register_startup_apps()  # back if a fuzzed DELETE /_sim/apps/{id} removed it
+    demo = sim.store.get_app(roster["apps"][0]["client_id"])
+    sim.register_app({"assignments_url": partner.base + "/clever/assignments"}, demo)
+    section = next(s for s in roster["sections"] if s["id"] == SECTION)
+    student = section["students"][0]
+    link = app.test_client().post("/_sim/links", json={
+        "section_id": SECTION, "client_id": demo["client_id"], "assignment_id": "a100001"}).get_json()
+    token = il_token(sim, student)
+    assert app.test_client().post("/v1/grade", json={"assignmentID": "a100001", "percentage": 0.5},
+                                  headers=bearer(token)).status_code == 200
+    grade = sim.store.list_grades(assignment_id="a100001", limit=1)[0]
+    district = roster["districts"][0]["id"]
+    district_tok = sim.store.district_tokens(demo["client_id"], district)[0]["access_token"]
+    ids = {
+        "section_id": [SECTION], "client_id": [demo["client_id"]], "link_id": [link["id"]],
+        "grade_id": [grade["id"]], "record_id": [student, SECTION, district, TEACHER],
+        "entry_id": ["1", "2", "3"], "name": ["fuzz"],
+    }
+    ids["any"] = sorted({v for vs in ids.values() for v in vs})
+    return sim, ids, [token, il_token(sim, TEACHER), district_tok]
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(partner_server):
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "fuzz"}, environ={})
+    yield app
+    app.extensions["clever_sim"].close()
+
+
+def test_fuzz_every_endpoint_with_hostile_requests_answers_no_5xx(fuzz_app, partner_server):
+    import itertools
+    import random
+    from collections import Counter
+
+    partner_server.serve(json.loads(json.dumps({"assignments": [
+        {"name": "Fractions quiz", "id": "a100001", "type": "assignment"}]})))
+    sim, ids, tokens = _fuzz_setup(fuzz_app, partner_server)
+    rnd = random.Random(FUZZ_SEED)
+    fuzzer = _Fuzzer(fuzz_app, sim, rnd, ids, tokens)
+    clients = {}
+    for who in (None, TEACHER, ids["record_id"][0]):  # logged out, a teacher, a student
+        client = fuzz_app.test_client()
+        client.get("/oauth/whoami")
+        with client.session_transaction() as s:
+            s["csrf"] = "fuzz-csrf"
+            if who:
+                s["clever_user_id"] = who
+        clients[who] = client
+    statuses: Counter = Counter()
+    by_status_class: Counter = Counter()
+    failures = []
+    sent = 0
+
+    def randomly():
+        while True:
+            rule, method = rnd.choice(fuzzer.targets)
+            if rule is not None and rule.rule in SLOW_PAGES and rnd.random() < 0.9:
+                continue
+            path = fuzzer.path(rule)
+            yield (rule, method, path, fuzzer.query(path), fuzzer.body(rule, method, "fuzz-csrf"),
+                   fuzzer.headers())
+
+    systematic = [r for r in _systematic(fuzzer)
+                  if r[0] is None or r[0].rule not in SLOW_PAGES or rnd.random() < 0.1]
+    for rule, method, path, query, body, headers in itertools.chain(systematic, randomly()):
+        if sent >= max(FUZZ_REQUESTS, len(systematic)):
+            break
+        client = clients[rnd.choice(list(clients))]
+        url = path + ("?" + query if query else "")
+        resp = client.open(url, method=method, data=body, headers=headers, buffered=False)
+        try:
+            status = resp.status_code
+            if not path.endswith("/events"):
+                resp.get_data()  # render the page or stream to the end (lazy bodies included)
+        finally:
+            resp.close()
+        sent += 1
+        statuses[status] += 1
+        by_status_class[f"{status // 100}xx"] += 1
+        if status >= 500:
+            failures.append((method, url[:300], body[:200] if isinstance(body, bytes) else body,
+                             status))
+        if status < 300 and method != "GET" and (path.startswith("/_sim/") or method == "DELETE"):
+            # A control action worked: undo what would blunt the rest of the run (an injected
+            # fault answers 5xx on purpose; a reset, a deleted app or a moved clock ends tokens).
+            sim.faults.clear()
+            for tenant in sim_tenants(fuzz_app):
+                clients[None].delete(f"/_sim/tenants/{tenant}", headers=JSON)
+            _, fresh_ids, fresh_tokens = _fuzz_setup(fuzz_app, partner_server)
+            fuzzer.ids.update(fresh_ids)
+            fuzzer.tokens[:] = fresh_tokens
+    summary = (f"fuzz: {sent} requests ({len(systematic)} systematic) over "
+               f"{len(fuzzer.targets)} method×route targets; {dict(sorted(by_status_class.items()))}; by status {dict(sorted(statuses.items()))}")
+    print(summary)
+    assert sent >= 10_000
+    assert not failures, f"{len(failures)} answers were 5xx, e.g. {failures[:5]}\n{summary}"
+    assert by_status_class["2xx"] > 500 and by_status_class["4xx"] > 5000, summary
