@@ -131,7 +131,7 @@ def loads(text: str, *, exact_numbers: bool = False, max_depth: int = MAX_DEPTH,
     except JSONTextError:
         raise
     except json.JSONDecodeError as exc:
-        raise JSONTextError("Body is not valid JSON", f"{exc.msg} at line {exc.lineno} column "
+        raise JSONTextError("Body is not valid JSON", f"{exc.msg} at line {exc.lineno}, column "
                             f"{exc.colno}", "send a JSON object, e.g. "
                             '{"assignmentID": "a1", "percentage": 0.8}', syntax=True) from None
     except RecursionError:

@@ -16,7 +16,7 @@ from simulator.app import create_app
 from simulator.roster import RosterError, default_roster_path, parse_roster_bytes
 
 from conftest import assert_error, bearer, il_token
-from test_schoology import SECTION, TEACHER, Partner, login
+from test_schoology import SECTION, TEACHER, login, partner, partner_server  # noqa: F401 (fixtures)
 
 JSON = {"Content-Type": "application/json"}
 LONG = "9" * 5000  # past Python's 4,300-digit int() limit
@@ -28,19 +28,6 @@ def deep(levels: int, inner: str = "1") -> str:
 
 
 # --- row 5: a lone surrogate from a partner (or any source) is never a 500, then or later ---
-
-@pytest.fixture(scope="module")
-def partner_server():
-    p = Partner()
-    yield p
-    p.server.shutdown()
-
-
-@pytest.fixture
-def partner(partner_server, sim, demo_app):
-    sim.register_app({"assignments_url": partner_server.base + "/clever/assignments"}, demo_app)
-    return partner_server
-
 
 def _assignments(**item) -> str:
     """An assignments answer whose one item has these raw JSON members (escapes as written)."""
@@ -528,13 +515,13 @@ def sim_tenants(app) -> list[str]:
     return [t["name"] for t in listed.get("data", []) if isinstance(t, dict) and t.get("name")]
 
 
-def _fuzz_setup(app, partner):
+def _fuzz_setup(app, server):
     """Real ids to fill URLs with (so requests get past the 404s), tokens and a session."""
     sim = app.extensions["clever_sim"]
     roster = sim.roster
     sim._register_startup_apps()  # back if a fuzzed DELETE /_sim/apps/{id} removed it
     demo = sim.store.get_app(roster["apps"][0]["client_id"])
-    sim.register_app({"assignments_url": partner.base + "/clever/assignments"}, demo)
+    sim.register_app({"assignments_url": server.base + "/clever/assignments"}, demo)
     section = next(s for s in roster["sections"] if s["id"] == SECTION)
     student = section["students"][0]
     link = app.test_client().post("/_sim/links", json={
