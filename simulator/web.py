@@ -14,12 +14,8 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 
 from . import jsontext, limits
 from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
-<<<<<<< HEAD
                      ServiceUnavailable, UnsupportedMediaType)
-=======
-                     UnsupportedMediaType)
 from .numbers import whole_number
->>>>>>> e5be27e (Hostile text stays data: partner answers, rosters, snapshots and the inspector read JSON through jsontext (a lone surrogate in a partner's list was a 500 on Add Materials and the inspector); one whole-number parser (numbers.py, web.query_int) for query strings and lengths (a 5,000-digit limit was a 500); redirects from form fields stay on this server (back/next: no scheme, //host or CR/LF); the clock is at most 10 years ahead, the bound snapshots already check)
 from .sim import Simulator
 from .traffic import Exchange
 
