@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -530,6 +531,12 @@ class CleverSim:
     def grade_history(self, grade_id: str) -> list[dict]:
         return self._control.call("GET", f"/_sim/grades/{grade_id}/history",
                                   params={"limit": 10000})["data"]
+
+    def lti(self, grade: Any) -> dict:
+        """A grade's LTI 1.1 ``replaceResult`` XML and LTI 1.3 AGS score for each Schoology
+        assignment it is passed back to (``GET /_sim/grades/{id}/lti``); a grade or its id."""
+        grade_id = grade.get("id") if isinstance(grade, dict) else grade
+        return self._control.call("GET", f"/_sim/grades/{quote(str(grade_id), safe='')}/lti")
 
     def wait_for_grade(self, user: Any, assignment_id: str, timeout: float = 10, *,
                        client_id: str | None = None) -> dict:

@@ -14,6 +14,7 @@ from .. import __version__
 from ..apps import require_app
 from ..clock import MAX_OFFSET_S, ClockBoundError
 from ..errors import BadRequest, FieldProblem, NotFound
+from ..gradebook import domain as gradebook
 from ..web import admit_wait, parse_json, query_int, read_body, sim
 from . import domain
 
@@ -203,6 +204,15 @@ def grade_history(grade_id: str):
         raise NotFound("Grade not found", [FieldProblem("grade_id", "no grade has this id")])
     more = len(history) > limit
     return jsonify({"data": history[:limit], "has_more": more})
+
+
+@bp.get("/grades/<grade_id>/lti")
+def grade_lti(grade_id: str):
+    """The grade's LTI 1.1 ``replaceResult`` XML and LTI 1.3 AGS score, per Schoology assignment."""
+    found = gradebook.grade_lti(sim().store, grade_id)
+    if found is None:
+        raise NotFound("Grade not found", [FieldProblem("grade_id", "no grade has this id")])
+    return jsonify(found)
 
 
 @bp.get("/grades/wait")

@@ -197,6 +197,7 @@ class Cell:
     seq: int | None
     link_id: str | None = None
     unreadable: str | None = None  # why the stored record could not be shown
+    record: dict | None = field(default=None, repr=False, compare=False)  # for the LTI messages
 
     @property
     def points_text(self) -> str:
@@ -316,7 +317,8 @@ def build_cell(record: dict, column: Column | None, scale: Scale | None, *,
         out_of_range=ratio is not None and (ratio < 0 or ratio > 1),
         raw=raw_text(record, raw), version=version if isinstance(version, int) else None,
         last_modified=record.get("last_modified"), seq=record.get("seq"),
-        link_id=column.link_id if column is not None else None, unreadable=unreadable)
+        link_id=column.link_id if column is not None else None, unreadable=unreadable,
+        record=record)
 
 
 # --- the grid ------------------------------------------------------------------------
@@ -477,9 +479,11 @@ def json_export(grid: Grid) -> dict:
                          "grading_period": c.period, "grading_enabled": c.grading_enabled}
                         for c in grid.columns],
         "students": [{"id": s.id, "first": s.first, "last": s.last} for s in grid.students],
-        "cells": [cell.as_json() for s in grid.students for c in grid.columns
+        "cells": [{**cell.as_json(), "lti": _cell_lti(section["id"], c, cell)}
+                  for s in grid.students for c in grid.columns
                   if (cell := grid.cell(s.id, c.link_id)) is not None],
-        "not_linked": [{**cell.as_json(), "student_name": st.name} for st, cell in grid.not_linked],
+        "not_linked": [{**cell.as_json(), "student_name": st.name, "lti": None}
+                       for st, cell in grid.not_linked],
         "seq": grid.seq,
     }
 
@@ -491,10 +495,14 @@ def sourced_id(section_id: str, link_id: str, user_id: str) -> str:
     return f"{section_id}:{link_id}:{user_id}"
 
 
+def message_id(record: dict) -> str:
+    """The LTI 1.1 ``imsx_messageIdentifier``: one per stored version of a grade."""
+    return f"{record.get('id')}-v{record.get('version')}"
+
+
 def lti11_xml(section_id: str, column: Column, record: dict) -> str:
     return scoring.replace_result_xml(sourced_id(section_id, column.link_id, str(record["userID"])),
-                                      str(record["lti_score"]),
-                                      f"{record.get('id')}-v{record.get('version')}")
+                                      str(record["lti_score"]), message_id(record))
 
 
 def ags_json(column: Column, record: dict) -> dict:
@@ -506,6 +514,54 @@ def ags_json(column: Column, record: dict) -> dict:
     given = given.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP, context=_CTX).normalize(_CTX)
     return scoring.ags_score(str(record["userID"]), given, column.max_points,
                              str(record.get("last_modified") or ""))
+
+
+def lti_messages(section_id: str, column: Column, record: dict) -> dict:
+    """Both messages Clever would send for this grade in one Schoology assignment, as data.
+
+    Raises ValueError when the stored score cannot be an LTI value (a hand-edited database).
+    """
+    return {"section_id": section_id, "link_id": column.link_id,
+            "max_points": number(column.max_points),
+            "lti11": {"sourced_id": sourced_id(section_id, column.link_id, str(record["userID"])),
+                      "message_id": message_id(record), "content_type": "application/xml",
+                      "body": lti11_xml(section_id, column, record)},
+            "lti13": {"content_type": scoring.AGS_SCORE_MEDIA_TYPE,
+                      "body": ags_json(column, record)}}
+
+
+def _cell_lti(section_id: str, column: Column, cell: Cell) -> dict | None:
+    """A gradebook cell's LTI messages (None when its stored score is unreadable)."""
+    if cell.record is None or cell.lti_score is None:
+        return None
+    try:
+        return lti_messages(section_id, column, cell.record)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def grade_lti(store: Store, grade_id: str) -> dict | None:
+    """The current version of a grade with its LTI messages for every Schoology assignment
+    it is passed back to (one per section of the student linking it; none when not linked
+    yet), or None when no grade has this id."""
+    history = store.grade_history(grade_id, newest=1)
+    if not history:
+        return None
+    record = history[-1]
+    user_id = str(record.get("userID"))
+    out = {"grade_id": str(record.get("id")), "user_id": user_id,
+           "assignment_id": record.get("assignmentID"), "client_id": record.get("client_id"),
+           "version": record.get("version"), "lti_score": record.get("lti_score"), "links": []}
+    for link in store.list_links(client_id=str(record.get("client_id")),
+                                 assignment_id=str(record.get("assignmentID"))):
+        section = store.get_record("sections", str(link.get("section_id")))
+        if section is None or user_id not in (section.get("students") or []):
+            continue
+        district = store.get_record("districts", section.get("district", ""))
+        column = column_of(link, _titles(district, "grading_categories"),
+                           _titles(district, "grading_periods"))
+        out["links"].append(lti_messages(section["id"], column, record))
+    return out
 
 
 def pretty_exact(value: Any, indent: int = 2, level: int = 0) -> str:
@@ -589,8 +645,9 @@ def cell_detail(store: Store, section: dict, grade_id: str) -> Detail | None:
     if column is not None and cell.lti_score is not None:
         sid = sourced_id(section["id"], column.link_id, user_id)
         try:
-            pox = lti11_xml(section["id"], column, record)
-            ags = json.dumps(ags_json(column, record), indent=2, ensure_ascii=False)
+            messages = lti_messages(section["id"], column, record)
+            pox = messages["lti11"]["body"]
+            ags = json.dumps(messages["lti13"]["body"], indent=2, ensure_ascii=False)
         except (ValueError, TypeError, KeyError) as exc:
             problem = f"cannot build the LTI messages: {exc}"
     app = store.get_app(str(record.get("client_id")))
