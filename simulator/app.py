@@ -90,11 +90,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     from .control.docs_routes import bp as docs_bp
     from .control.snapshot_routes import bp as snapshot_bp
     from .gradebook.routes import bp as gradebook_bp
+    from .home.routes import bp as home_bp
     from .inspector.routes import bp as inspector_bp
     from .schoology.routes import bp as schoology_bp
 
     for bp in (oauth_bp, data_bp, control_bp, snapshot_bp, docs_bp, schoology_bp,
-               gradebook_bp, inspector_bp):
+               gradebook_bp, inspector_bp, home_bp):
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
     # /v1/grade is answered before Flask (see grades_routes); ``//`` is merged before both.

@@ -176,9 +176,11 @@ class BaseUrls:
 
     root: str
 
+    HOSTS = ("https://clever.com", "https://api.clever.com", "https://grades-api.beta.clever.com")
+
     def lines(self) -> list[str]:
-        return [
-            f"  https://clever.com                 -> {self.root}",
-            f"  https://api.clever.com             -> {self.root}",
-            f"  https://grades-api.beta.clever.com -> {self.root}",
-        ]
+        return [f"  {host:<34} -> {self.root}" for host in self.HOSTS]
+
+    def mapping(self) -> dict[str, str]:
+        """Each Clever base URL → the simulator's (all three are the same server)."""
+        return {host: self.root for host in self.HOSTS}

@@ -44,7 +44,7 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 TAGS = ["Clever OAuth", "Clever data API", "Clever grades", "Control API"]
 
 # Blueprints whose routes the document must describe.
-DESCRIBED_BLUEPRINTS = {"oauth", "data_api", "control", "snapshot", "tenants", "api_docs"}
+DESCRIBED_BLUEPRINTS = {"oauth", "data_api", "control", "snapshot", "tenants", "api_docs", "home"}
 # Routes of those blueprints that are deliberately not described, and why.
 NOT_DESCRIBED = {
     ("GET", "/favicon.ico"): "always 404, so a browser's icon request is not journaled as an API miss",
@@ -478,6 +478,15 @@ class World:
                                 json={"assignmentID": "q1", "userID": self["student"], "percentage": 0.5})
         return resp.get_json()["data"]["id"]
 
+    def _linked_grade_id(self):
+        """A grade whose assignment a teacher linked in the student's section (LTI messages)."""
+        self.client.post("/_sim/links", json={"section_id": self["section"], "client_id": DEMO_CLIENT,
+                                              "assignment_id": "q2", "max_points": 10})
+        resp = self.client.post("/v1/grade", headers={"Authorization": f"Bearer {self['dtoken']}"},
+                                json={"assignmentID": "q2", "userID": self["student"],
+                                      "scoreGiven": 12, "scoreMaximum": 10})
+        return resp.get_json()["data"]["id"]
+
     def _tenant(self):
         self.client.post("/_sim/tenants", json={"name": "ci-job-3"})
         return "ci-job-3"
@@ -616,6 +625,8 @@ CASES = [
          json={"assignmentID": "a1", "userID": "{foreign_student}", "percentage": 0.5}),
     case("grade-wrong-method", "GET", "/v1/grade", 405, expect_undescribed=True),
     # control API
+    case("landing-json", "GET", "/", 200, headers={"Accept": "application/json"}),
+    case("landing-html", "GET", "/", 200, headers={"Accept": "text/html"}),
     case("health", "GET", "/_sim/health", 200),
     case("reset", "POST", "/_sim/reset", 200),
     case("clock", "POST", "/_sim/clock", 200, json={"advance_s": 61}),
@@ -657,6 +668,9 @@ CASES = [
     case("grade-history", "GET", "/_sim/grades/{grade_id}/history", 200),
     case("grade-history-unknown", "GET", "/_sim/grades/nope/history", 404),
     case("grade-history-invalid", "GET", "/_sim/grades/{grade_id}/history?after_version=-1", 400),
+    case("grade-lti", "GET", "/_sim/grades/{linked_grade_id}/lti", 200),
+    case("grade-lti-not-linked", "GET", "/_sim/grades/{grade_id}/lti", 200),
+    case("grade-lti-unknown", "GET", "/_sim/grades/nope/lti", 404),
     case("grade-wait-found", "GET", "/_sim/grades/wait?user_id={student}&timeout=0", 200, before="{grade_id}"),
     case("grade-wait-timeout", "GET", "/_sim/grades/wait?user_id=nobody&timeout=0", 200),
     case("grade-wait-invalid", "GET", "/_sim/grades/wait?timeout=61", 400),

@@ -1,0 +1,1 @@
+"""The landing page at ``/``: where everything is, for a person or a script."""
