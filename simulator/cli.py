@@ -193,15 +193,29 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
 
 @main.command()
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              help="Simulator port (0 picks a free one).")
+              envvar="CLEVER_SIM_PORT", help="Simulator port (0 picks a free one).")
 @click.option("--partner-port", default=5001, show_default=True, type=click.IntRange(0, 65535),
+              envvar="CLEVER_SIM_PARTNER_PORT",
               help="Reference partner port; the demo app's redirect URI follows it.")
 @click.option("--db", default=":memory:", show_default=True,
               help="SQLite file, or :memory: for a throwaway state.")
-def demo(port: int, partner_port: int, db: str) -> None:
+@click.option("--print-partner-config", is_flag=True,
+              help="Print the reference partner's partner.toml for `clever-sim contract` "
+                   "(for the demo on these ports) and exit.")
+def demo(port: int, partner_port: int, db: str, print_partner_config: bool) -> None:
     """Run the simulator and the reference partner together and print a 3-step walkthrough."""
-    from .demo import run_demo
+    from .demo import DEMO_CLIENT_ID, partner_config, run_demo
 
+    if print_partner_config:
+        if 0 in (port, partner_port):
+            raise click.UsageError("--print-partner-config needs the demo's real ports, not 0")
+        sim = _build(None, {"DB": ":memory:"}).extensions["clever_sim"]  # the roster's demo app
+        try:
+            registered = sim.store.get_app(DEMO_CLIENT_ID)
+        finally:
+            sim.close()
+        click.echo(partner_config(port, partner_port, registered=registered), nl=False)
+        return
     run_demo(port, partner_port, db, echo=lambda text: click.echo(text) or sys.stdout.flush())
 
 

@@ -8,6 +8,7 @@ click and waits for Ctrl+C/SIGTERM.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from dataclasses import dataclass
@@ -49,6 +50,14 @@ class Demo:
             self.sim.stop()
 
 
+def _demo_spec(partner_url: str, port: int) -> dict[str, Any]:
+    """Where the demo app points: the partner's callback (primary, then its ``localhost``
+    twin) and its assignments list."""
+    return {"redirect_uris": [f"{partner_url}/clever/callback",
+                              f"http://localhost:{port}/clever/callback"],
+            "assignments_url": f"{partner_url}/clever/assignments"}
+
+
 def ensure_registration(sim, partner_url: str, port: int) -> bool:
     """Make the demo app's primary redirect URI and assignments URL point at the partner.
 
@@ -57,13 +66,10 @@ def ensure_registration(sim, partner_url: str, port: int) -> bool:
     ``Simulator.register_app`` like any app. Returns whether the registration changed.
     """
     existing = sim.store.get_app(DEMO_CLIENT_ID)
-    callback, assignments = f"{partner_url}/clever/callback", f"{partner_url}/clever/assignments"
-    if existing is not None and existing["redirect_uris"][0] == callback \
-            and existing.get("assignments_url") == assignments:
+    spec = _demo_spec(partner_url, port)
+    if existing is not None and existing["redirect_uris"][0] == spec["redirect_uris"][0] \
+            and existing.get("assignments_url") == spec["assignments_url"]:
         return False
-    spec: dict[str, Any] = {
-        "redirect_uris": [callback, f"http://localhost:{port}/clever/callback"],
-        "assignments_url": assignments}
     if existing is None:
         spec.update(name=DEMO_APP_NAME, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
     sim.register_app(spec, existing)
@@ -114,6 +120,45 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
 
 
 # --- what the command prints -----------------------------------------------------------------
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's for these characters)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def partner_command(sim_port: int, partner_port: int) -> str:
+    """The ``clever-sim demo`` flags that give these ports (none for the defaults)."""
+    flags = "" if sim_port == 8080 else f" --port {sim_port}"
+    return flags + ("" if partner_port == 5001 else f" --partner-port {partner_port}")
+
+
+def partner_config(sim_port: int = 8080, partner_port: int = 5001, *,
+                   registered: Mapping[str, Any] | None = None, host: str = "127.0.0.1") -> str:
+    """The reference partner's ``partner.toml`` as ``clever-sim demo`` runs it on these ports:
+    the demo app's credentials (``registered``: the roster's demo app, if it has one), the
+    URLs the demo registers, the partner's completion hook and assignment page."""
+    name = registered["name"] if registered else DEMO_APP_NAME
+    secret = registered["client_secret"] if registered else DEMO_CLIENT_SECRET
+    partner_url = f"http://{host}:{partner_port}"
+    spec = _demo_spec(partner_url, partner_port)
+    sim_url = f"http://{host}:{sim_port}"
+    return "\n".join([
+        f"# The reference partner of `clever-sim demo{partner_command(sim_port, partner_port)}` "
+        f"(simulator {sim_url}, partner {partner_url}).",
+        f"# With the demo running: clever-sim contract --config partner.toml --sim-url {sim_url}",
+        "[app]",
+        f"name = {_toml_string(name)}",
+        f"client_id = {_toml_string(DEMO_CLIENT_ID)}",
+        f"client_secret = {_toml_string(secret)}",
+        "redirect_uris = [" + ", ".join(map(_toml_string, spec["redirect_uris"])) + "]",
+        f"assignments_url = {_toml_string(spec['assignments_url'])}",
+        "",
+        "[contract]",
+        f"complete_assignment_hook = {_toml_string(partner_url + '/test-hooks/complete')}",
+        'landing_url_pattern = "/assignments/{assignment_id}"',
+        "grade_timeout_s = 10",
+        ""])
+
 
 def _name(user: dict) -> str:
     return f"{user['name']['first']} {user['name']['last']}"
@@ -180,6 +225,11 @@ def walkthrough(demo: Demo) -> str:
         "",
         f"Shortcut without Schoology (student login with an assignment): {shortcut}",
         f"Every request, with findings: {sim_url}/inspector   Grades as JSON: {sim_url}/_sim/grades",
+        f"Start page (links, base URLs, credentials): {sim_url}/",
+        "Contract suite against the reference partner (in another terminal):",
+        f"  clever-sim demo --print-partner-config{partner_command(demo.sim.port, demo.partner.port)}"
+        " > partner.toml",
+        f"  clever-sim contract --config partner.toml --sim-url {sim_url}",
         "Ctrl+C stops.",
     ])
 

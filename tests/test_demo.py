@@ -160,3 +160,43 @@ def test_demo_command_reports_a_busy_port_without_traceback():
                                            "--partner-port", "0"])
     assert result.exit_code == 2 and "cannot listen" in result.output
     assert "Traceback" not in result.output
+
+
+def test_print_partner_config_follows_the_ports_and_the_rosters_demo_app():
+    from contract_tests.config import tomllib
+
+    result = CliRunner().invoke(main, ["demo", "--print-partner-config", "--port", "9000",
+                                       "--partner-port", "5002"], env={"CLEVER_SIM_PORT": None})
+    assert result.exit_code == 0, result.output
+    doc = tomllib.loads(result.output)
+    assert doc["app"] == {
+        "name": "Demo Partner (reference)", "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "redirect_uris": ["http://127.0.0.1:5002/clever/callback", "http://localhost:5002/clever/callback"],
+        "assignments_url": "http://127.0.0.1:5002/clever/assignments"}
+    assert doc["contract"] == {"complete_assignment_hook": "http://127.0.0.1:5002/test-hooks/complete",
+                               "landing_url_pattern": "/assignments/{assignment_id}", "grade_timeout_s": 10}
+    assert "clever-sim contract --config partner.toml --sim-url http://127.0.0.1:9000" in result.output
+
+
+def test_print_partner_config_matches_what_the_demo_registers(demo):
+    from contract_tests.config import tomllib
+
+    from simulator.demo import partner_config
+
+    sim_port, partner_port = demo.sim.port, demo.partner.port
+    doc = tomllib.loads(partner_config(sim_port, partner_port,
+                                       registered=demo.simulator.store.get_app(DEMO_CLIENT_ID)))
+    registered = httpx.get(demo.sim_url + f"/_sim/apps/{DEMO_CLIENT_ID}").json()
+    assert doc["app"]["redirect_uris"] == registered["redirect_uris"]
+    assert doc["app"]["assignments_url"] == registered["assignments_url"]
+    assert doc["app"]["client_secret"] == registered["client_secret"]
+    assert f"--print-partner-config --port {sim_port} --partner-port {partner_port} > partner.toml" \
+        in walkthrough(demo)
+
+
+@pytest.mark.parametrize("args", [["--port", "0"], ["--partner-port", "0"]])
+def test_print_partner_config_refuses_port_zero(args):
+    result = CliRunner().invoke(main, ["demo", "--print-partner-config", *args])
+    assert result.exit_code == 2
+    assert "--print-partner-config needs the demo's real ports, not 0" in result.output
