@@ -136,3 +136,13 @@ def node_or_skip() -> str:
             pytest.fail(why + " (CLEVER_SIM_REQUIRE_NODE=1: CI must run it)")
         pytest.skip(why)
     return node
+
+
+def demo_banner(stdout) -> str:
+    """What `clever-sim demo` printed up to its last banner line (it is serving then)."""
+    lines = []
+    for line in stdout:
+        lines.append(line)
+        if line.startswith("Ctrl+C stops."):
+            break
+    return "".join(lines)

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from contract_tests.reference_partner import DEFAULT_ASSIGNMENTS
+from serverproc import demo_banner
 from simulator.cli import main
 from simulator.demo import (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ensure_registration, start_demo,
                             walkthrough)
@@ -132,13 +133,9 @@ def test_demo_command_prints_the_walkthrough_and_stops_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "demo", "--port", "0",
                              "--partner-port", "0", "--db", ":memory:"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
+    text = ""
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl+C stops."):
-                break
-        text = "".join(lines)
+        text = demo_banner(proc.stdout)
         sim = re.search(r"Simulator \(Clever \+ Schoology\): (\S+)", text).group(1)
         partner = re.search(r"Reference partner app:\s+(\S+)", text).group(1)
         assert httpx.get(sim + "/_sim/health", timeout=5).status_code == 200

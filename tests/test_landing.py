@@ -8,8 +8,6 @@ import re
 
 import pytest
 
-from simulator.app import create_app
-from simulator.tenants import close_app
 from simulator.web import SESSION_USER
 
 DEMO_CLIENT = "b4fd885bda79813831c3"
@@ -18,18 +16,6 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 JSON = {"Accept": "application/json"}
 HOSTS = ["https://clever.com", "https://api.clever.com", "https://grades-api.beta.clever.com"]
 HOSTILE = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def app():
-    app = create_app({"DB": ":memory:", "SECRET_KEY": "landing-test"}, environ={})
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def test_browser_gets_a_page_linking_every_tool(client):

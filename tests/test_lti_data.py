@@ -10,25 +10,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from simulator import scoring
-from simulator.app import create_app
-from simulator.tenants import close_app
 
 pytest_plugins = ["pytester"]
 
 DEMO_CLIENT = "b4fd885bda79813831c3"
 NS = {"x": scoring.LTI11_NS}
-
-
-@pytest.fixture
-def app():
-    app = create_app({"DB": ":memory:", "SECRET_KEY": "lti-test"}, environ={})
-    yield app
-    close_app(app)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def _students(client) -> list[dict]:

@@ -23,6 +23,7 @@ import pytest
 
 from contract_tests.checks import CHECKS
 from contract_tests.config import load_config
+from serverproc import demo_banner
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- contract-quickstart:begin -->", "<!-- contract-quickstart:end -->"
@@ -78,13 +79,9 @@ def test_readme_contract_commands_run_as_written(shell_env, tmp_path):
     demo = subprocess.Popen(["bash", "-c", start], cwd=tmp_path, env=shell_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    banner: list[str] = []
+    text = ""
     try:
-        for line in demo.stdout:
-            banner.append(line)
-            if line.startswith("Ctrl+C stops."):
-                break
-        text = "".join(banner)
+        text = demo_banner(demo.stdout)
         assert f"Simulator (Clever + Schoology): {sim_url}" in text, text
         assert httpx.get(sim_url + "/", headers={"Accept": "application/json"}, timeout=5,
                          trust_env=False).json()["url"] == sim_url
@@ -112,5 +109,5 @@ def test_readme_contract_commands_run_as_written(shell_env, tmp_path):
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
         rest, _ = demo.communicate(timeout=30)
-    assert demo.returncode == 0, "".join(banner) + rest
+    assert demo.returncode == 0, text + rest
     assert "Stopped." in rest
