@@ -132,7 +132,8 @@ def banner(app, url: str) -> str:
         for district_id, token in view["district_tokens"].items():
             lines.append(f"  district-app token for {names.get(district_id, district_id)}: {token}")
         lines.append("")
-    lines += [f"Control API: {url}/_sim/health   Log in as anyone: {url}/oauth/whoami",
+    lines += [f"Start page (links, base URLs, credentials): {url}/",
+              f"Control API: {url}/_sim/health   Log in as anyone: {url}/oauth/whoami",
               f"Database: {sim.store.path}{'   strict mode: on' if sim.cfg['STRICT'] else ''}"]
     return "\n".join(lines)
 

@@ -83,6 +83,7 @@ def test_walkthrough_names_urls_and_three_steps(demo):
     assert demo.sim_url in text and demo.partner_url in text
     assert f"{demo.sim_url}/schoology" in text and f"{demo.sim_url}/schoology/gradebook" in text
     assert '"Rebecca Alvarez"' in text
+    assert f"Start page (links, base URLs, credentials): {demo.sim_url}/\n" in text
     for step in ("  1. Teacher:", "  2. Student:", "  3. Gradebook:"):
         assert step in text
     shortcut = re.search(r"Shortcut .*: (\S+)", text).group(1)

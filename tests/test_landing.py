@@ -157,3 +157,17 @@ def test_every_page_navigation_links_the_api_docs(app, client):
             continue
         assert any('href="/_sim/docs"' in nav for nav in navs), \
             f"{url} ({resp.status_code}): navigation does not link the API docs"
+
+
+def test_serve_banner_names_the_start_page():
+    import httpx
+
+    from serverproc import ServerProcess
+
+    server = ServerProcess(["--db", ":memory:"])
+    try:
+        assert f"Start page (links, base URLs, credentials): {server.url}/\n" in server.output
+        resp = httpx.get(server.url + "/", headers=BROWSER, timeout=5, trust_env=False)
+        assert resp.status_code == 200 and "text/html" in resp.headers["Content-Type"]
+    finally:
+        server.stop()
