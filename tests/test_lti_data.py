@@ -167,3 +167,22 @@ def test_pytest_fixture_gives_a_grades_lti_messages(pytester):
 
     result = pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_stored_score_that_is_no_lti_value_is_a_problem_not_a_500(client, sim):
+    """A loaded snapshot may hold any lti_score: the answers say so instead of failing."""
+    student = _students(client)[0]
+    section = student["sections"][0]
+    _link(client, section, "quiz1")
+    grade = _grade(client, student["id"], {"assignmentID": "quiz1", "percentage": 0.5})
+    with sim.store.transaction() as db:
+        for table in ("grades", "grade_history"):
+            db.execute(f"UPDATE {table} SET record = json_set(record, '$.lti_score', '1.5')")
+    sim.store.clear_caches()
+    [entry] = client.get(f"/_sim/grades/{grade['id']}/lti").get_json()["links"]
+    assert entry["lti11"] is None and entry["lti13"] is None
+    assert entry["problem"] == "cannot build the LTI messages: LTI 1.1 scores are 0.0–1.0, got '1.5'"
+    export = client.get(f"/schoology/sections/{section}/gradebook.json")
+    assert export.status_code == 200 and export.get_json()["cells"][0]["lti"] == entry
+    page = client.get(f"/schoology/sections/{section}/gradebook/{grade['id']}")
+    assert page.status_code == 200

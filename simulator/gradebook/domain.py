@@ -519,25 +519,25 @@ def ags_json(column: Column, record: dict) -> dict:
 def lti_messages(section_id: str, column: Column, record: dict) -> dict:
     """Both messages Clever would send for this grade in one Schoology assignment, as data.
 
-    Raises ValueError when the stored score cannot be an LTI value (a hand-edited database).
+    A stored score that cannot be an LTI value (a loaded snapshot may hold anything) gives
+    ``lti11``/``lti13`` None and a ``problem`` saying why, never an exception.
     """
-    return {"section_id": section_id, "link_id": column.link_id,
-            "max_points": number(column.max_points),
-            "lti11": {"sourced_id": sourced_id(section_id, column.link_id, str(record["userID"])),
-                      "message_id": message_id(record), "content_type": "application/xml",
-                      "body": lti11_xml(section_id, column, record)},
-            "lti13": {"content_type": scoring.AGS_SCORE_MEDIA_TYPE,
-                      "body": ags_json(column, record)}}
+    out: dict[str, Any] = {"section_id": section_id, "link_id": column.link_id,
+                           "max_points": number(column.max_points)}
+    try:
+        out["lti11"] = {
+            "sourced_id": sourced_id(section_id, column.link_id, str(record["userID"])),
+            "message_id": message_id(record), "content_type": "application/xml",
+            "body": lti11_xml(section_id, column, record)}
+        out["lti13"] = {"content_type": scoring.AGS_SCORE_MEDIA_TYPE,
+                        "body": ags_json(column, record)}
+    except (ValueError, TypeError, KeyError) as exc:
+        out.update(lti11=None, lti13=None, problem=f"cannot build the LTI messages: {exc}")
+    return out
 
 
 def _cell_lti(section_id: str, column: Column, cell: Cell) -> dict | None:
-    """A gradebook cell's LTI messages (None when its stored score is unreadable)."""
-    if cell.record is None or cell.lti_score is None:
-        return None
-    try:
-        return lti_messages(section_id, column, cell.record)
-    except (ValueError, TypeError, KeyError):
-        return None
+    return lti_messages(section_id, column, cell.record) if cell.record is not None else None
 
 
 def grade_lti(store: Store, grade_id: str) -> dict | None:
@@ -644,12 +644,11 @@ def cell_detail(store: Store, section: dict, grade_id: str) -> Detail | None:
     pox = ags = sid = problem = None
     if column is not None and cell.lti_score is not None:
         sid = sourced_id(section["id"], column.link_id, user_id)
-        try:
-            messages = lti_messages(section["id"], column, record)
+        messages = lti_messages(section["id"], column, record)
+        problem = messages.get("problem")
+        if problem is None:
             pox = messages["lti11"]["body"]
             ags = json.dumps(messages["lti13"]["body"], indent=2, ensure_ascii=False)
-        except (ValueError, TypeError, KeyError) as exc:
-            problem = f"cannot build the LTI messages: {exc}"
     app = store.get_app(str(record.get("client_id")))
     return Detail(section=section, student=student, record=record, cell=cell, column=column,
                   history=history_rows(history), payload=pretty_payload(record),
