@@ -94,9 +94,15 @@ def public_view(app: dict, tokens: list[dict]) -> dict:
 
 
 def require_app(store, client_id: str) -> dict:
+    """The registered app, or 404 naming ``client_id``."""
     app = store.get_app(client_id) if isinstance(client_id, str) else None
     if app is None:
-        raise NotFound(f"App {client_id!r} not found",
-                       [FieldProblem("client_id", "no app is registered with this client id",
-                                     "register it with POST /_sim/apps or [app] in the config")])
+        raise app_not_found(client_id)
     return app
+
+
+def app_not_found(client_id: str) -> NotFound:
+    """404 for an app that is not (or no longer) registered."""
+    return NotFound(f"App {client_id!r} not found",
+                    [FieldProblem("client_id", "no app is registered with this client id",
+                                  "register it with POST /_sim/apps or [app] in the config")])

@@ -20,7 +20,7 @@ from .faults import Faults
 from .journal import Journal
 from .ratelimit import RateLimiter
 from .roster import default_roster_path, load_roster, load_roster_file
-from .store import Store
+from .store import Revoked, Store
 
 
 # Part of every roster digest: bump it when the stored layout of a roster changes
@@ -133,10 +133,14 @@ class Simulator:
         have = {t["district_id"] for t in self.store.district_tokens(app["client_id"])}
         for district_id in app["districts"]:
             if district_id not in have:
-                self.store.insert_token({
-                    "access_token": ids.district_token(), "kind": "district", "id": ids.object_id(),
-                    "client_id": app["client_id"], "district_id": district_id, "user_id": None,
-                    "scopes": app["scopes"], "created": self.clock.iso()})
+                try:
+                    self.store.insert_token({
+                        "access_token": ids.district_token(), "kind": "district",
+                        "id": ids.object_id(), "client_id": app["client_id"],
+                        "district_id": district_id, "user_id": None, "scopes": app["scopes"],
+                        "created": self.clock.iso()})
+                except Revoked:  # deleted by a DELETE /_sim/apps that ran meanwhile
+                    raise apps_mod.app_not_found(app["client_id"]) from None
         return app
 
     def app_view(self, app: dict) -> dict:

@@ -512,7 +512,7 @@ def import_state(sim: Any, doc: Any, *, checked: bool = False) -> dict:
         check_snapshot(doc)
     store: Store = sim.store
     roster = _roster_of(doc)
-    with store.transaction() as db:
+    with store.revoking() as db:  # old tokens and codes stop working once loaded
         # compared inside the transaction (reads on this thread use its connection), so
         # no other load can change the roster between the comparison and the writes
         old_roster = store.roster_document() if store.roster_loaded() else None

@@ -40,6 +40,10 @@ def _dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+class Revoked(LookupError):
+    """The token, code or app a write depends on was revoked while the request ran."""
+
+
 class StoredRecord(dict):
     """A grade record as stored, carrying ``json``: the exact text written to the database,
     so the endpoint answers with it instead of serialising the same record again."""
@@ -152,6 +156,14 @@ class Store:
         self._shared: sqlite3.Connection | None = None
         # Read-through caches for the grade hot path; every write below keeps them true.
         self._tokens: dict[str, dict] = {}
+        # Revocation: every write that deletes tokens or codes bumps this generation, after
+        # its COMMIT and before it lets go of the write lock, and empties the token cache,
+        # under ``_token_lock``. A lookup fills the cache only if the generation it read
+        # before its SELECT is still current (checked under the same lock), so a lookup that
+        # raced a revocation can never put a revoked token back (``get_token``); a grade
+        # write compares the generation its token was looked up under (``save_grade``).
+        self._revocations = 0
+        self._token_lock = threading.Lock()
         self._users: dict[str, tuple[str, dict]] = {}
         self._linked: dict[tuple[str, str], frozenset[str]] = {}
         self._seq: int | None = None
@@ -326,6 +338,27 @@ class Store:
                 raise
             conn.execute("COMMIT")
             self._writes += 1
+
+    @contextmanager
+    def revoking(self) -> Iterator[sqlite3.Connection]:
+        """``transaction`` for writes that delete tokens or codes: once it has returned, no
+        lookup answers with a deleted token, from the database or the cache."""
+        with self._write_lock:
+            with self.transaction() as conn:
+                yield conn
+            self._forget_tokens()
+
+    def _forget_tokens(self) -> None:
+        """After a revoking COMMIT, still under the write lock: a new generation, no cache."""
+        with self._token_lock:
+            self._revocations += 1
+            self._tokens.clear()
+
+    @property
+    def token_generation(self) -> int:
+        """Read it before looking a token up; ``save_grade`` refuses the grade if a
+        revocation committed since and took the token with it."""
+        return self._revocations
 
     def _checkpoint_loop(self) -> None:
         """Fold the WAL into the database every CHECKPOINT_EVERY_S after new writes
@@ -618,15 +651,24 @@ class Store:
         return [_app_row(r) for r in rows]
 
     def delete_app(self, client_id: str) -> bool:
-        with self.transaction() as db:
+        """Delete an app with its tokens and codes; none of them works once this returns."""
+        with self.revoking() as db:
             db.execute("DELETE FROM tokens WHERE client_id = ?", (client_id,))
             db.execute("DELETE FROM auth_codes WHERE client_id = ?", (client_id,))
             cur = db.execute("DELETE FROM apps WHERE client_id = ?", (client_id,))
-            self._tokens.clear()
         return cur.rowcount > 0
 
-    def insert_token(self, token: dict) -> None:
+    def insert_token(self, token: dict, *, from_code: str | None = None) -> None:
+        """Store a new token, in the same transaction as checking that its app (and the
+        code it was exchanged for, ``from_code``) still exist: a token minted while its app
+        is deleted or the simulator reset is refused (``Revoked``), never left working."""
         with self.transaction() as db:
+            if db.execute("SELECT 1 FROM apps WHERE client_id = ?",
+                          (token["client_id"],)).fetchone() is None:
+                raise Revoked(f"app {token['client_id']} was deleted")
+            if from_code is not None and db.execute(
+                    "SELECT 1 FROM auth_codes WHERE code = ?", (from_code,)).fetchone() is None:
+                raise Revoked("the authorization code was revoked (app deleted or simulator reset)")
             db.execute(
                 "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, scopes, "
                 "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -639,14 +681,18 @@ class Store:
         found = self._tokens.get(access_token)
         if found is not None:
             return found
+        generation = self._revocations  # before the SELECT: see ``__init__``
         with self.read() as db:
             row = db.execute("SELECT * FROM tokens WHERE access_token = ?",
                              (access_token,)).fetchone()
         if row is None:
             return None
-        if len(self._tokens) >= _CACHE_MAX:
-            self._tokens.clear()
-        found = self._tokens[access_token] = _token_row(row)
+        found = _token_row(row)
+        with self._token_lock:
+            if generation == self._revocations:  # no revocation since the SELECT began
+                if len(self._tokens) >= _CACHE_MAX:
+                    self._tokens.clear()
+                self._tokens[access_token] = found
         return found
 
     def district_tokens(self, client_id: str, district_id: str | None = None) -> list[dict]:
@@ -660,11 +706,10 @@ class Store:
         return [_token_row(r) for r in rows]
 
     def delete_district_tokens_not_in(self, client_id: str, district_ids: list[str]) -> None:
-        with self.transaction() as db:
+        with self.revoking() as db:
             marks = ",".join("?" * len(district_ids)) or "''"
             db.execute(f"DELETE FROM tokens WHERE client_id = ? AND kind = 'district' "
                        f"AND district_id NOT IN ({marks})", (client_id, *district_ids))
-            self._tokens.clear()
 
     # --- authorization codes -----------------------------------------------------------
 
@@ -691,7 +736,8 @@ class Store:
     # --- grades ------------------------------------------------------------------------
 
     def save_grade(self, *, grade_id: str, client_id: str, user_id: str, assignment_id: str,
-                   district_id: str, build_record, now_iso: str) -> "StoredRecord":
+                   district_id: str, build_record, now_iso: str,
+                   token: tuple[str, int] | None = None) -> "StoredRecord":
         """Overwrite the (app, student, assignment) grade and append its history, atomically.
 
         ``build_record(grade_id, version, created)`` returns the record to store, so the
@@ -701,9 +747,13 @@ class Store:
         every queued grade in one transaction and one COMMIT (a COMMIT costs more than a
         grade's statements).  Each call returns only after the COMMIT that holds its grade,
         so a grade answered with 200 is durable; alone, a call is one transaction as before.
+
+        ``token``: (access token, ``token_generation`` read before looking it up). When a
+        revocation committed since, the token is looked for again inside the write
+        transaction, and the grade is refused (``Revoked``) if it is gone.
         """
         job = _GradeJob((grade_id, client_id, user_id, assignment_id, district_id,
-                         build_record, now_iso))
+                         build_record, now_iso), token)
         with self._pending_lock:
             self._pending.append(job)
         with self._write_lock:
@@ -725,6 +775,11 @@ class Store:
                     seq = self._current_seq(conn)
                     new = 0
                     for job in batch:
+                        if job.token is not None and job.token[1] != self._revocations and \
+                                conn.execute("SELECT 1 FROM tokens WHERE access_token = ?",
+                                             (job.token[0],)).fetchone() is None:
+                            job.result, job.error = None, Revoked("the token was revoked")
+                            continue
                         job.result, seq, inserted = self._write_grade(conn, job.args, seq)
                         new += inserted
                     conn.execute("COMMIT")
@@ -906,7 +961,7 @@ class Store:
         """Forget every read-through cache and counter (after writing behind the store's
         back, e.g. a snapshot import or a bulk load); call it under the write lock."""
         with self._write_lock:
-            self._tokens.clear()
+            self._forget_tokens()
             self._users.clear()
             self._linked.clear()
             self._seq = None
@@ -917,7 +972,7 @@ class Store:
 
     def reset_activity(self) -> None:
         """Forget grades, links, codes and SSO tokens; keep roster, apps and district tokens."""
-        with self.transaction() as db:
+        with self.revoking() as db:
             for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
                         "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
                         "DELETE FROM tokens WHERE kind = 'il'"):
@@ -928,10 +983,11 @@ class Store:
 class _GradeJob:
     """One queued grade write and, once ``done``, its record or its error."""
 
-    __slots__ = ("args", "done", "result", "error")
+    __slots__ = ("args", "token", "done", "result", "error")
 
-    def __init__(self, args: tuple):
+    def __init__(self, args: tuple, token: tuple[str, int] | None = None):
         self.args = args
+        self.token = token
         self.done = False
         self.result: dict | None = None
         self.error: BaseException | None = None

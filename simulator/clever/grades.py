@@ -20,6 +20,8 @@ from typing import Any
 from .. import ids, scoring
 from ..errors import FieldProblem, Forbidden, GradeValidationError, InvalidToken, NotFound
 from ..sim import Simulator
+from ..store import Revoked
+from . import tokens
 
 FIELDS = ("assignmentID", "userID", "percentage", "scoreGiven", "scoreMaximum")
 SCORE_FIELDS = ("percentage", "scoreGiven", "scoreMaximum")
@@ -358,8 +360,12 @@ def plain_json(value: Any) -> Any:
 
 # --- the endpoint's domain -----------------------------------------------------------
 
-def submit_grade(sim: Simulator, token: dict, body: object) -> tuple[dict, list[str]]:
-    """Check and store one grade; return (record, warnings) or raise a SimError."""
+def submit_grade(sim: Simulator, token: dict, body: object,
+                 token_generation: int | None = None) -> tuple[dict, list[str]]:
+    """Check and store one grade; return (record, warnings) or raise a SimError.
+
+    ``token_generation``: ``store.token_generation`` read before ``token`` was looked up;
+    given, a token revoked meanwhile (app deleted, reset) stores nothing and gets a 401."""
     if not isinstance(body, dict):
         raise GradeValidationError("Grade body must be a JSON object", [FieldProblem(
             "(body)", f"is {_kind(body)}", "send a JSON object, e.g. " + _EXAMPLE)])
@@ -437,8 +443,12 @@ def submit_grade(sim: Simulator, token: dict, body: object) -> tuple[dict, list[
             "last_modified": now,
         }
 
-    record = sim.store.save_grade(grade_id=ids.object_id(), client_id=client_id,
-                                  user_id=student["id"], assignment_id=assignment_id,
-                                  district_id=student["district"], build_record=build_record,
-                                  now_iso=now)
+    try:
+        record = sim.store.save_grade(
+            grade_id=ids.object_id(), client_id=client_id, user_id=student["id"],
+            assignment_id=assignment_id, district_id=student["district"],
+            build_record=build_record, now_iso=now,
+            token=None if token_generation is None else (token["access_token"], token_generation))
+    except Revoked:
+        raise tokens.revoked() from None
     return record, warnings

@@ -67,6 +67,7 @@ class GradeEndpoint:
 
 def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:
     """Check, store and answer one grade POST."""
+    generation = s.store.token_generation  # before the lookup: see Store.save_grade
     token = tokens.resolve(s, bearer_from(environ.get("HTTP_AUTHORIZATION")))
     ex.note(client_id=token["client_id"], token_kind=token["kind"], user_id=token.get("user_id"))
     check_json_content_type(environ.get("CONTENT_TYPE"))
@@ -74,7 +75,7 @@ def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:
     body = parse_json(ex.request_body, exact_numbers=True)
     if isinstance(body, dict) and isinstance(body.get("assignmentID"), str):
         ex.note(assignment_id=body["assignmentID"][:grades.ASSIGNMENT_ID_MAX])
-    record, warnings = grades.submit_grade(s, token, body)
+    record, warnings = grades.submit_grade(s, token, body, generation)
     s.grades_changed()
     ex.note(client_id=record["client_id"], user_id=record["userID"],
             assignment_id=record["assignmentID"], token_kind=record["token_kind"])

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .. import ids
+from ..apps import app_not_found
 from ..errors import (AuthorizeError, FieldProblem, Forbidden, InvalidClient, InvalidGrant,
                       InvalidRequest, NotFound, UnsupportedGrantType)
 from ..sim import Simulator
+from ..store import Revoked
 
 
 @dataclass(frozen=True)
@@ -165,19 +167,27 @@ def exchange_code(sim: Simulator, app: dict, body: dict) -> dict:
     if redirect_uri != row["redirect_uri"]:
         raise InvalidGrant(f"redirect_uri {redirect_uri!r} does not match the one the code was "
                            f"issued for ({row['redirect_uri']!r})")
-    return mint_il_token(sim, app, row["user_id"])
+    return mint_il_token(sim, app, row["user_id"], from_code=code)
 
 
-def mint_il_token(sim: Simulator, app: dict, user_id: str) -> dict:
-    """A new SSO token for ``user_id`` (also used by the control API's persona tokens)."""
+def mint_il_token(sim: Simulator, app: dict, user_id: str, *, from_code: str | None = None) -> dict:
+    """A new SSO token for ``user_id`` (also used by the control API's persona tokens),
+    never one for an app (or from a code) deleted meanwhile."""
     user = sim.store.get_user(user_id)
     if user is None:
         raise NotFound(f"User {user_id!r} not found", [FieldProblem("user_id", "no such user")])
     _, record = user
     token = ids.il_token()
-    sim.store.insert_token({"access_token": token, "kind": "il", "id": ids.object_id(),
-                            "client_id": app["client_id"], "district_id": record["district"],
-                            "user_id": user_id, "scopes": app["scopes"], "created": sim.clock.iso()})
+    try:
+        sim.store.insert_token({"access_token": token, "kind": "il", "id": ids.object_id(),
+                                "client_id": app["client_id"], "district_id": record["district"],
+                                "user_id": user_id, "scopes": app["scopes"],
+                                "created": sim.clock.iso()}, from_code=from_code)
+    except Revoked:
+        if from_code is not None:
+            raise InvalidGrant("Authorization code revoked: its app was deleted or the "
+                               "simulator reset while it was being exchanged") from None
+        raise app_not_found(app["client_id"]) from None
     return {"access_token": token, "token_type": "bearer"}
 
 

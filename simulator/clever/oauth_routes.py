@@ -103,8 +103,8 @@ def token_exchange():
     app = oauth.authenticate_client(sim(), basic, body)
     note(client_id=app["client_id"])
     answer = oauth.exchange_code(sim(), app, body)
-    issued = sim().store.get_token(answer["access_token"])
-    note(user_id=issued["user_id"], token_kind="il")  # whose login this was, for the inspector
+    issued = sim().store.get_token(answer["access_token"])  # None if revoked already
+    note(user_id=issued["user_id"] if issued else None, token_kind="il")  # for the inspector
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -17,6 +17,13 @@ def resolve(sim: Simulator, access_token: str) -> dict:
     return token
 
 
+def revoked() -> InvalidToken:
+    """401 for a token revoked while its request ran (its app deleted, the simulator reset)."""
+    return InvalidToken(errors=[FieldProblem(
+        "Authorization", "the bearer token was revoked (its app was deleted, its district "
+        "disconnected, or the simulator reset)", "get a new token")])
+
+
 def describe(token: dict) -> str:
     """'il token of user X' / 'district-app token of district Y', for messages."""
     if token["kind"] == "il":
