@@ -1,9 +1,10 @@
 """``create_app``: the one Flask app every command and test builds.
 
-Cross-cutting request handling is wired here: the ``//`` path fix, ``POST /v1/grade``
-served before Flask (``clever.grades_routes``), and the hooks and error handlers through
-which every Flask-served request takes the steps in ``traffic`` (fault injection, rate
-limit, headers, the journal) and every error becomes its answer (``error_response``).
+Cross-cutting request handling is wired here: who may drive the control API (``guard``),
+the ``//`` path fix, ``POST /v1/grade`` served before Flask (``clever.grades_routes``), and
+the hooks and error handlers through which every Flask-served request takes the steps in
+``traffic`` (fault injection, rate limit, headers, the journal) and every error becomes its
+answer (``error_response``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .clock import Clock
 from .config import build_config
 from . import traffic
 from .errors import AuthorizeError, SimError
+from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
 from .web import MAX_BODY, csrf_token, exchange
 
@@ -107,6 +109,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
         from .tenants import install as install_tenants
 
         install_tenants(app)
+        # outermost: the control API's rules apply to every tenant's /t/{name}/_sim/ too
+        app.wsgi_app = ControlGuard(app.wsgi_app, policy_from_config(cfg))
     return app
 
 

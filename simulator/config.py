@@ -7,6 +7,7 @@ A partner's TOML file declares its app (``[app]``), the contract-test settings
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "APPS": [],                    # extra app registrations (from [app] in a TOML file)
     "CONTRACT": {},
     "SECRET_KEY": None,            # None: random per process
+    "ALLOWED_HOSTS": [],           # host names the control API answers besides loopback ("*": any)
+    "CONTROL_TOKEN": None,         # set: /_sim/* needs Authorization: Bearer {it} (simulator.guard)
 }
 
 # env var name -> (config key, parser)
@@ -47,11 +50,14 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CLEVER_SIM_RATE_LIMIT": ("RATE_LIMIT", "bool"),
     "CLEVER_SIM_JOURNAL_CAP": ("JOURNAL_CAP", int),
     "CLEVER_SIM_SECRET_KEY": ("SECRET_KEY", str),
+    "CLEVER_SIM_ALLOWED_HOSTS": ("ALLOWED_HOSTS", "list"),
+    "CLEVER_SIM_CONTROL_TOKEN": ("CONTROL_TOKEN", str),
 }
 
 _TOML_SIMULATOR_KEYS = {
     "db": "DB", "data_dir": "DATA_DIR", "roster": "ROSTER", "strict": "STRICT",
     "rate_limit": "RATE_LIMIT", "journal_cap": "JOURNAL_CAP",
+    "allowed_hosts": "ALLOWED_HOSTS", "control_token": "CONTROL_TOKEN",
 }
 
 
@@ -127,6 +133,8 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         raw = environ[name]
         if parser == "bool":
             out[key] = _parse_bool(name, raw)
+        elif parser == "list":  # comma- or space-separated
+            out[key] = [item for item in re.split(r"[,\s]+", raw) if item]
         elif parser is int:
             try:
                 out[key] = int(raw)
@@ -159,6 +167,15 @@ def _check(cfg: dict[str, Any]) -> None:
     for key in ("JOURNAL_CAP", "GRADE_BODY_LIMIT", "CODE_TTL_S", "RATE_LIMIT_PER_MIN", "WAIT_MAX_S"):
         if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
             raise ConfigError(f"{key.lower()} must be a positive whole number, not {cfg[key]!r}")
+    hosts = cfg["ALLOWED_HOSTS"]
+    if not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) and h.strip()
+                                                       for h in hosts):
+        raise ConfigError(f"allowed_hosts must be a list of host names, not {hosts!r}")
+    token = cfg["CONTROL_TOKEN"]
+    if token is not None and (not isinstance(token, str) or not token.strip()
+                              or len(token) > 4096 or not token.isprintable() or " " in token):
+        raise ConfigError("control_token must be a non-empty string without spaces "
+                          "(it is sent as Authorization: Bearer {token})")
     if cfg["DB"] is not None and not isinstance(cfg["DB"], str):
         raise ConfigError(f"db must be a file path or ':memory:', not {cfg['DB']!r}")
 

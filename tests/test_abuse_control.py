@@ -119,7 +119,7 @@ def test_reset_revokes_il_tokens_for_every_later_request(file_app):
         token = _json(control.post("/_sim/tokens", json={"client_id": client_id,
                                                           "user_id": student}))["access_token"]
         after, late = _race(file_app, token, student,
-                            lambda: control.post("/_sim/reset").status_code == 200 or None)
+                            lambda: control.post("/_sim/reset", json={}).status_code == 200 or None)
         assert after == 401, f"trial {trial}: an il token still answered {after} after reset"
         assert set(late) <= {401}, f"trial {trial}: after reset answered the token got {late}"
         left = _json(control.get("/_sim/grades"))["data"]
@@ -175,7 +175,7 @@ def test_codes_exchanged_while_reset_runs_yield_no_working_token(file_app):
         for t in threads:
             t.start()
         started.wait()
-        assert control.post("/_sim/reset").status_code == 200
+        assert control.post("/_sim/reset", json={}).status_code == 200
         for t in threads:
             t.join(10)
         working = [t for t in issued

@@ -285,7 +285,7 @@ def test_tampered_snapshot_is_refused_with_its_path_and_changes_nothing(
     bad = copy.deepcopy(doc)
     _tamper(bad, how)
     # the simulator moves on (other grades), then refuses the snapshot: nothing changes
-    client.post("/_sim/reset")
+    client.post("/_sim/reset", json={})
     post_grade(client, il_token(sim, student["id"]), {"assignmentID": "kept", "percentage": 0.1})
     state = comparable(client.get("/_sim/snapshot").get_json())
     answer = client.post("/_sim/snapshot", json=bad)

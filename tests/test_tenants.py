@@ -117,7 +117,7 @@ def test_bad_names_are_400_naming_name(client, name):
 
 def test_name_is_required(client):
     assert_error(client.post("/_sim/tenants", json={}), 400, field="name", problem="is required")
-    assert_error(client.post("/_sim/tenants"), 400, field="name", problem="is required")
+    assert_error(client.post("/_sim/tenants", content_type="application/json"), 400, field="name", problem="is required")
     assert_error(client.post("/_sim/tenants", data="{", content_type="application/json"), 400,
                  "Body is not valid JSON")
 
@@ -182,7 +182,7 @@ def test_grades_journals_and_reset_are_separate(client, ab):
     assert listing["a"]["grades"] == listing["b"]["grades"] == 1
     assert listing["a"]["journal"] == 1
 
-    assert client.post("/t/a/_sim/reset").status_code == 200
+    assert client.post("/t/a/_sim/reset", json={}).status_code == 200
     assert grades(client, "/t/a") == [] and journal_paths(client, "/t/a") == []
     assert [g["assignmentID"] for g in grades(client, "/t/b")] == ["only-in-b"]
     assert journal_paths(client, "/t/b") == ["/v1/grade"]
@@ -192,7 +192,7 @@ def test_grades_journals_and_reset_are_separate(client, ab):
 
 def test_root_reset_leaves_tenants_alone(client, ab):
     assert post_grade(client, "/t/a", district_token(client, "/t/a"), "kept").status_code == 200
-    assert client.post("/_sim/reset").status_code == 200
+    assert client.post("/_sim/reset", json={}).status_code == 200
     assert len(grades(client, "/t/a")) == 1
 
 
