@@ -11,7 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    CLEVER_SIM_DATA_DIR=/data
+    CLEVER_SIM_DATA_DIR=/data \
+    CLEVER_SIM_ALLOWED_HOSTS="*"
+# ALLOWED_HOSTS '*': other containers reach the control API as e.g. clever-sim:8080 (README,
+# "Running a shared simulator"); narrow it with -e CLEVER_SIM_ALLOWED_HOSTS=clever-sim, or add
+# -e CLEVER_SIM_CONTROL_TOKEN=... where others can reach the port.
 
 # The same install a partner does: a non-editable `pip install .` (tests/test_packaging.py
 # runs exactly this in a fresh venv), then only the installed package stays in the image.

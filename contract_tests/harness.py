@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl, unquote, unquote_plus, urljoin, urlsplit
 
 import httpx
 
+from simulator.config import control_headers
+
 from .config import PLACEHOLDER
 
 if TYPE_CHECKING:
@@ -239,9 +241,10 @@ class SimError(Exception):
 class SimClient:
     """JSON calls to ``/_sim/…``; every call has a timeout; errors become ``SimError``."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, control_token: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self.http = client(base_url=self.base_url, timeout=CONTROL_TIMEOUT)
+        self.http = client(base_url=self.base_url, timeout=CONTROL_TIMEOUT,
+                           headers={"User-Agent": USER_AGENT, **control_headers(control_token)})
 
     def close(self) -> None:
         self.http.close()

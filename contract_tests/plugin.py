@@ -30,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="partner.toml with [app] and [contract] (required)")
     group.addoption("--sim-url", default=None, metavar="URL",
                     help="use this running simulator (never reset) instead of starting one")
+    group.addoption("--sim-control-token", default=None, metavar="TOKEN",
+                    help="the control token of the simulator at --sim-url, if it has one "
+                         "(default: env CLEVER_SIM_CONTROL_TOKEN)")
     group.addoption("--sim-port", default=8080, type=int, metavar="N",
                     help="start the simulator on 127.0.0.1:N (default 8080; 0 = any free port)")
     group.addoption("--level", default="required", choices=BARS,
@@ -70,7 +73,7 @@ def contract(request: pytest.FixtureRequest):
     try:
         cfg = load_config(opt("--clever-config"))
         session = open_contract(cfg, sim_url=opt("--sim-url"), sim_port=opt("--sim-port"),
-                                level=opt("--level"))
+                                level=opt("--level"), control_token=opt("--sim-control-token"))
     except (ContractConfigError, SetupProblem) as exc:
         pytest.exit(f"clever contract suite: {exc}", returncode=2)
     request.config.stash[CONTRACT_KEY] = session

@@ -76,7 +76,8 @@ def _pytest_args(ini: Path, cfg_path: str, level: str, only: str | None) -> list
 
 def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_url: str | None = None,
                  junit_xml: str | None = None, only: str | None = None, level: str = "required",
-                 emit: Callable[[str], None] | None = None) -> ContractRun:
+                 emit: Callable[[str], None] | None = None,
+                 control_token: str | None = None) -> ContractRun:
     """Run the suite; every line it prints goes through ``emit`` (default: stdout)."""
     lines: list[str] = []
     real_out, real_err = sys.stdout, sys.stderr  # pytest's output is captured; ours is not
@@ -122,7 +123,7 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
     contract = None
     try:
         contract = open_contract(cfg, sim_url=sim_url, sim_port=8080 if sim_port is None else sim_port,
-                                 level=level)
+                                 level=level, control_token=control_token)
     except ContractConfigError as exc:
         say(f"clever-sim contract: config problem: {exc}", err=True)
         return finish(2)
@@ -235,15 +236,19 @@ def _last_error(output: str) -> str:
               help="Run only these checks: ids or areas, comma-separated (e.g. ASSIGN,LOGIN-003).")
 @click.option("--level", type=click.Choice(BARS), default="required", show_default=True,
               help="Which failures fail the run: required checks only, or recommended ones too.")
+@click.option("--control-token", default=None, metavar="TOKEN", envvar="CLEVER_SIM_CONTROL_TOKEN",
+              help="The control token of the simulator at --sim-url, when it was started with "
+                   "one (env CLEVER_SIM_CONTROL_TOKEN).")
 def contract_command(config_path: str | None, sim_port: int | None, sim_url: str | None,
-                     junit_xml: str | None, only: str | None, level: str) -> None:
+                     junit_xml: str | None, only: str | None, level: str,
+                     control_token: str | None) -> None:
     """Run the Clever grade passback contract suite against your app.
 
     Exit codes: 0 every check that counts passed; 1 one failed; 2 the suite could not run
     (config, simulator or app not reachable).
     """
     outcome = run_contract(config_path, sim_port=sim_port, sim_url=sim_url, junit_xml=junit_xml,
-                           only=only, level=level)
+                           only=only, level=level, control_token=control_token)
     sys.stdout.flush()
     raise SystemExit(outcome.exit_code)
 

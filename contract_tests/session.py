@@ -11,6 +11,7 @@ suite works against a shared simulator (``--sim-url``) that it never resets.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import socket
 import threading
@@ -21,6 +22,8 @@ from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+
+from simulator.config import CONTROL_TOKEN_ENV
 
 from .config import ContractConfig, ContractConfigError
 from .harness import (BARS, README_HOOK, USER_AGENT, Browse, Check, CheckResult, CompletionRun,
@@ -64,10 +67,10 @@ class Contract:
     results. Checks receive it and use its helpers."""
 
     def __init__(self, cfg: ContractConfig, sim_url: str, *, owns_simulator: bool,
-                 level: str = "required", server: Any = None):
+                 level: str = "required", server: Any = None, control_token: str | None = None):
         self.cfg = cfg
         self.sim_url = sim_url.rstrip("/")
-        self.sim = SimClient(self.sim_url)
+        self.sim = SimClient(self.sim_url, control_token)
         self.owns_simulator = owns_simulator
         self.level = level
         self._server = server
@@ -426,9 +429,13 @@ def _errors_of(body: Any) -> str:
 
 
 def open_contract(cfg: ContractConfig, *, sim_url: str | None = None, sim_port: int = 8080,
-                  level: str = "required") -> Contract:
+                  level: str = "required", control_token: str | None = None) -> Contract:
     """Connect to ``sim_url`` (never reset) or start a simulator on 127.0.0.1:``sim_port``
-    (reset at start), register the app and check the partner is listening."""
+    (reset at start), register the app and check the partner is listening.
+
+    ``control_token``: the running simulator's control token (default: env
+    CLEVER_SIM_CONTROL_TOKEN, which a simulator started here also takes)."""
+    control_token = control_token or os.environ.get(CONTROL_TOKEN_ENV) or None
     if level not in BARS:
         raise ContractConfigError(f"--level must be one of {', '.join(BARS)}, not {level!r}")
     server = None
@@ -439,9 +446,10 @@ def open_contract(cfg: ContractConfig, *, sim_url: str | None = None, sim_port: 
         health(sim_url)
         url = sim_url
     else:
-        server = start_simulator(cfg, sim_port)
+        server = start_simulator(cfg, sim_port, control_token)
         url = server.url
-    contract = Contract(cfg, url, owns_simulator=server is not None, level=level, server=server)
+    contract = Contract(cfg, url, owns_simulator=server is not None, level=level, server=server,
+                        control_token=control_token)
     try:
         contract.prepare()
     except BaseException:
@@ -450,7 +458,7 @@ def open_contract(cfg: ContractConfig, *, sim_url: str | None = None, sim_port: 
     return contract
 
 
-def start_simulator(cfg: ContractConfig, port: int) -> Any:
+def start_simulator(cfg: ContractConfig, port: int, control_token: str | None = None) -> Any:
     """The simulator, in this process, on 127.0.0.1:``port`` (throwaway in-memory state)."""
     from simulator.app import create_app
     from simulator.config import ConfigError
@@ -459,7 +467,8 @@ def start_simulator(cfg: ContractConfig, port: int) -> Any:
 
     config_file = cfg.path if Path(cfg.path).is_file() else None
     try:
-        app = create_app({"DB": ":memory:"}, config_file=config_file)
+        app = create_app({"DB": ":memory:", **({"CONTROL_TOKEN": control_token} if control_token
+                                                 else {})}, config_file=config_file)
     except ConfigError as exc:
         raise ContractConfigError(f"simulator settings: {exc}") from None
     except RosterError as exc:

@@ -138,6 +138,46 @@ def banner(app, url: str) -> str:
     return "\n".join(lines)
 
 
+def exposure_notice(app, host: str, port: int) -> str:
+    """What `serve` adds when it listens beyond loopback: the real addresses, and a warning
+    that anyone who reaches them can drive the simulator (unless a control token is set)."""
+    from .guard import is_loopback_name
+    from .serving import WILDCARDS, local_url, machine_addresses
+
+    if host not in WILDCARDS and is_loopback_name(host.strip("[]").lower()):
+        return ""
+    addresses = machine_addresses(host)
+    where = f"all addresses ({host or '0.0.0.0'}:{port})" if host in WILDCARDS else f"{host}:{port}"
+    urls = ", ".join(local_url(a, port) for a in addresses) or "this machine's addresses"
+    lines = [f"Listening on {where}; other machines reach it at: {urls}"]
+    if app.config.get("CONTROL_TOKEN"):
+        lines.append("Control API: needs Authorization: Bearer {control token} (set).")
+    else:
+        lines.append("WARNING: anyone who can reach this port can drive the control API (reset, "
+                     "faults, apps, snapshots with client secrets). On a shared network, start "
+                     "it with --control-token TOKEN (or CLEVER_SIM_CONTROL_TOKEN).")
+    names = ["localhost", "127.0.0.1"] + [h for h in app.config.get("ALLOWED_HOSTS", [])
+                                          if h not in ("localhost", "127.0.0.1")]
+    more = "" if "*" in names else " (add more with --allowed-host NAME)"
+    lines.append("Control API host names: " + ", ".join(dict.fromkeys(names)) + more)
+    return "\n".join(lines)
+
+
+def _allowed_hosts(config: str | None, flags: tuple[str, ...], host: str) -> list[str] | None:
+    """The control API's host names for `serve`: config and env, then ``--allowed-host``,
+    then the addresses it listens on (an address cannot be DNS-rebound); None: the config's."""
+    from .config import build_config
+    from .serving import machine_addresses
+
+    if not flags and host == "127.0.0.1":
+        return None
+    try:
+        configured = list(build_config(config).get("ALLOWED_HOSTS", []))
+    except ConfigError:
+        configured = []  # _build reports the broken config
+    return list(dict.fromkeys([*configured, *flags, *machine_addresses(host)]))
+
+
 @click.group(cls=CleverSimCLI)
 @click.version_option(__version__, prog_name="clever-sim")
 def main() -> None:
@@ -157,21 +197,34 @@ def main() -> None:
               help="Roster fixture JSON (default: the packaged demo districts).")
 @click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400.")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512))
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name the control API (/_sim/) answers under besides localhost, "
+                   "127.x and [::1], e.g. clever-sim in Docker; repeatable; '*' allows any "
+                   "(also CLEVER_SIM_ALLOWED_HOSTS, comma-separated).")
+@click.option("--control-token", default=None, metavar="TOKEN",
+              help="Require Authorization: Bearer TOKEN on the control API (/_sim/), for "
+                   "shared deployments (also CLEVER_SIM_CONTROL_TOKEN).")
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
-          strict: bool | None, threads: int) -> None:
+          strict: bool | None, threads: int, allowed_hosts: tuple[str, ...],
+          control_token: str | None) -> None:
     """Serve the simulator on a production WSGI server (waitress)."""
     from .limits import raise_fd_limit
     from .serving import bind, freeze_startup_objects
 
     started = time.perf_counter()
     raise_fd_limit()  # before any store opens: the bounds (limits.bounds_for) follow it
-    app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict})
+    app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict,
+                          "CONTROL_TOKEN": control_token,
+                          "ALLOWED_HOSTS": _allowed_hosts(config, allowed_hosts, host)})
     try:
         running = bind(app, host, port, threads)
     except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)
         raise click.ClickException(f"cannot listen on {host}:{port}: "
                                    f"{getattr(exc, 'strerror', None) or exc}") from None
     click.echo(banner(app, running.url))
+    notice = exposure_notice(app, host, running.port)
+    if notice:
+        click.echo(notice)
     click.echo(f"Ready in {time.perf_counter() - started:.2f} s. Ctrl+C stops.")
     sys.stdout.flush()
     freeze_startup_objects()

@@ -41,6 +41,15 @@ DEFAULTS: dict[str, Any] = {
     "CONTROL_TOKEN": None,         # set: /_sim/* needs Authorization: Bearer {it} (simulator.guard)
 }
 
+CONTROL_TOKEN_ENV = "CLEVER_SIM_CONTROL_TOKEN"  # also read by every client of the control API
+
+
+def control_headers(token: str | None) -> dict[str, str]:
+    """What a client of the control API (CLI, pytest plugin, contract suite) sends for the
+    server's control token (nothing without one); ``simulator.guard`` checks it."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 # env var name -> (config key, parser)
 _ENV: dict[str, tuple[str, Any]] = {
     "CLEVER_SIM_DB": ("DB", str),
@@ -51,7 +60,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CLEVER_SIM_JOURNAL_CAP": ("JOURNAL_CAP", int),
     "CLEVER_SIM_SECRET_KEY": ("SECRET_KEY", str),
     "CLEVER_SIM_ALLOWED_HOSTS": ("ALLOWED_HOSTS", "list"),
-    "CLEVER_SIM_CONTROL_TOKEN": ("CONTROL_TOKEN", str),
+    CONTROL_TOKEN_ENV: ("CONTROL_TOKEN", str),
 }
 
 _TOML_SIMULATOR_KEYS = {

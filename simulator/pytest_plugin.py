@@ -21,7 +21,9 @@ Configure it with fixtures (override them in a conftest or a test module):
 
 or on the command line: ``--clever-sim-strict``, ``--clever-sim-roster PATH``,
 ``--clever-sim-port N``, ``--clever-sim-url URL`` (use a simulator that is already
-running, e.g. ``clever-sim serve`` in CI; it is reset through ``POST /_sim/reset``).
+running, e.g. ``clever-sim serve`` in CI; it is reset through ``POST /_sim/reset``),
+``--clever-sim-control-token TOKEN`` (or env ``CLEVER_SIM_CONTROL_TOKEN``: the control token
+of that running simulator, when it was started with one).
 Command-line options win over ``clever_sim_config``.
 
 Every helper talks to the control API over HTTP (``/_sim/…``, with timeouts), so they
@@ -31,6 +33,7 @@ work the same against an in-process simulator and against ``--clever-sim-url``.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -40,6 +43,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
+from .config import CONTROL_TOKEN_ENV, control_headers
 
 __all__ = ["App", "CleverSim", "ControlAPIError"]
 
@@ -68,6 +73,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--clever-sim-url", default=None, metavar="URL",
                     help="use the simulator already running at URL instead of starting one "
                          "(reset before each test through POST /_sim/reset)")
+    group.addoption("--clever-sim-control-token", default=None, metavar="TOKEN",
+                    help="the control token of the simulator at --clever-sim-url, if it has "
+                         "one (default: env CLEVER_SIM_CONTROL_TOKEN)")
 
 
 # --- errors and records ------------------------------------------------------------------
@@ -118,16 +126,17 @@ class App:
 class _Control:
     """The control API over HTTP, with timeouts; errors become ControlAPIError."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, token: str | None = None):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=_TIMEOUT, trust_env=False)
+        self.http = httpx.Client(base_url=self.url, timeout=_TIMEOUT, trust_env=False,
+                                 headers=control_headers(token))
 
     def call(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
              timeout: float | None = None, ok: Iterable[int] = (200, 201)) -> Any:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         kwargs: dict[str, Any] = {"params": params}
-        if json_body is not None:
-            kwargs["json"] = json_body
+        if json_body is not None or method in ("POST", "PUT", "PATCH"):
+            kwargs["json"] = {} if json_body is None else json_body  # the control API takes JSON only
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=5.0)
         try:
@@ -155,12 +164,13 @@ class _Control:
 class _Target:
     """One simulator: started here (``sim`` is its ``Simulator``) or reached at a URL."""
 
-    def __init__(self, url: str, settings: dict, server: Any = None, sim: Any = None):
+    def __init__(self, url: str, settings: dict, server: Any = None, sim: Any = None,
+                 token: str | None = None):
         self.url = url.rstrip("/")
         self.settings = settings
         self.server = server
         self.sim = sim
-        self.control = _Control(self.url)
+        self.control = _Control(self.url, token)
         self.generated_apps: dict[str, str] = {}  # spec (JSON) -> client_id, for specs without one
 
     def reset(self) -> None:
@@ -192,6 +202,8 @@ class _Servers:
     def __init__(self, config: pytest.Config):
         self.url = config.getoption("--clever-sim-url")
         self.port = config.getoption("--clever-sim-port")
+        self.token = (config.getoption("--clever-sim-control-token")
+                      or os.environ.get(CONTROL_TOKEN_ENV) or None)
         self.cli: dict[str, Any] = {}
         if config.getoption("--clever-sim-strict"):
             self.cli["STRICT"] = True
@@ -246,13 +258,14 @@ class _Servers:
                           "other settings; clever_sim_url changed", stacklevel=2)
             server = start_in_thread(app, "127.0.0.1", 0)
         self.last_port = server.port
-        return _Target(server.url, settings, server, app.extensions["clever_sim"])
+        return _Target(server.url, settings, server, app.extensions["clever_sim"],
+                       settings.get("CONTROL_TOKEN"))
 
     def _remote(self, settings: dict) -> _Target:
         if self.failure:
             pytest.fail(self.failure, pytrace=False)
         if self.current is None:
-            target = _Target(self.url, settings)
+            target = _Target(self.url, settings, token=self.token)
             try:
                 target.control.call("GET", "/_sim/health")
             except ControlAPIError as exc:

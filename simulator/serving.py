@@ -250,6 +250,49 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def machine_addresses(host: str) -> list[str]:
+    """The addresses other machines reach a server bound to ``host`` at: ``host`` itself,
+    or for a wildcard, this machine's own non-loopback addresses (from its host name)."""
+    if host not in WILDCARDS:
+        return [host]
+    family = socket.AF_INET if host == "0.0.0.0" else 0
+    try:
+        found = [a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, family,
+                                                     socket.SOCK_STREAM)]
+    except (OSError, UnicodeError):
+        found = []
+    out: list[str] = []
+    for address in found + _interface_addresses():
+        address = address.split("%", 1)[0]
+        if not address.startswith("127.") and address != "::1" and address not in out:
+            out.append(address)
+    return out
+
+
+def _interface_addresses() -> list[str]:
+    """Each network interface's IPv4 address (Linux ioctl SIOCGIFADDR; sends nothing)."""
+    try:
+        import fcntl
+        import struct
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError, AttributeError):
+        return []
+    out = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for name in names:
+            try:
+                packed = fcntl.ioctl(probe.fileno(), 0x8915,  # SIOCGIFADDR
+                                     struct.pack("256s", name.encode()[:15]))
+            except OSError:  # no IPv4 address on this interface
+                continue
+            out.append(socket.inet_ntoa(packed[20:24]))
+    return out
+
+
 @dataclass
 class RunningServer:
     """A bound server; ``url`` is where to reach it, ``stop()`` closes it."""

@@ -50,12 +50,15 @@ def _problems_text(where: str, exc) -> str:
     return "\n".join(lines)
 
 
-def _http(method: str, url: str, **kwargs):
+def _http(method: str, url: str, token: str | None, headers: dict | None = None, **kwargs):
     import httpx
+
+    from .config import control_headers
 
     try:
         return httpx.request(method, url, timeout=httpx.Timeout(_TIMEOUT_S, connect=5.0),
-                             trust_env=False, **kwargs)
+                             trust_env=False, headers={**(headers or {}), **control_headers(token)},
+                             **kwargs)
     except httpx.TimeoutException:
         raise SnapshotFailed(f"the simulator at {url} did not answer within {_TIMEOUT_S:.0f} s") from None
     except httpx.TransportError as exc:
@@ -97,6 +100,11 @@ def _open_db(db: str, *, must_exist: bool):
         raise SnapshotFailed(f"cannot open the database {db!r}: {exc}") from None
 
 
+control_token_option = click.option(
+    "--control-token", default=None, metavar="TOKEN", envvar="CLEVER_SIM_CONTROL_TOKEN",
+    help="The server's control token, when it has one (env CLEVER_SIM_CONTROL_TOKEN).")
+
+
 @click.group()
 def snapshot() -> None:
     """Save the simulator's whole state to a JSON file, or load one back.
@@ -113,7 +121,8 @@ def snapshot() -> None:
               help=f"A running simulator (default {DEFAULT_URL}).")
 @click.option("--db", default=None, metavar="PATH",
               help="Read this database file directly instead (no simulator needed).")
-def save(file: str, url: str | None, db: str | None) -> None:
+@control_token_option
+def save(file: str, url: str | None, db: str | None, control_token: str | None) -> None:
     """Write the whole state to FILE ('-' for standard output)."""
     from .snapshot import counts, export_state, write_snapshot_file
 
@@ -128,7 +137,7 @@ def save(file: str, url: str | None, db: str | None) -> None:
             state.close()
         source = db
     else:
-        response = _http("GET", f"{url}/_sim/snapshot")
+        response = _http("GET", f"{url}/_sim/snapshot", control_token)
         if response.status_code != 200:
             raise _api_error(response, f"cannot save a snapshot from {url}")
         try:
@@ -156,7 +165,8 @@ def save(file: str, url: str | None, db: str | None) -> None:
 @click.option("--db", default=None, metavar="PATH",
               help="Write into this database file directly (created when missing; stop the "
                    "simulator using it first).")
-def load(file: str, url: str | None, db: str | None) -> None:
+@control_token_option
+def load(file: str, url: str | None, db: str | None, control_token: str | None) -> None:
     """Replace the whole state with FILE ('-' for standard input); a bad file changes nothing."""
     from .snapshot import (SnapshotError, check_snapshot, import_state, parse_snapshot_text,
                            read_snapshot_file)
@@ -185,7 +195,7 @@ def load(file: str, url: str | None, db: str | None) -> None:
                        err=True)
         return
     body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    response = _http("POST", f"{url}/_sim/snapshot", content=body,
+    response = _http("POST", f"{url}/_sim/snapshot", control_token, content=body,
                      headers={"Content-Type": "application/json"})
     if response.status_code != 200:
         if response.status_code == 413:

@@ -9,14 +9,19 @@ the old token is refused and stores nothing.
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+from conftest import assert_error
+from simulator import guard
 from simulator.app import create_app
 from simulator.clever import grades
+from simulator.config import ConfigError, build_config
 from simulator.errors import InvalidToken
 
 TRIALS = 40   # the issue saw the race in 5 of 40 trials
@@ -218,3 +223,213 @@ def test_grade_checked_before_a_revocation_is_refused_at_write(file_app):
                                          "percentage": Decimal("0.5")}, generation)
     assert "revoked" in caught.value.errors[0].problem
     assert sim.store.list_grades(client_id=app["client_id"]) == []
+
+
+# --- row 4: who may drive the control API (table-driven, one guard at a time) --------------
+
+ROOT = Path(__file__).resolve().parent.parent
+JSON = {"Content-Type": "application/json"}
+FAULT = {"path": "/v1/grade", "status": 503, "count": 1_000_000}
+
+
+@pytest.fixture
+def guarded():
+    """A simulator told one extra host name and given a control token."""
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "ALLOWED_HOSTS": ["sim.ci.internal"],
+                      "CONTROL_TOKEN": "s3cret-token"}, environ={})
+    yield app
+    app.extensions["clever_sim"].close()
+
+
+@pytest.mark.parametrize("host, allowed", [
+    ("localhost", True), ("localhost:8080", True), ("LOCALHOST:8080", True),
+    ("app.localhost:8080", True), ("127.0.0.1:8080", True), ("127.9.8.7", True),
+    ("[::1]:8080", True), ("[::1]", True), ("localhost.:8080", True),
+    ("sim.ci.internal:8080", True), ("SIM.CI.INTERNAL", True),
+    ("attacker.example:8080", False), ("localhost.attacker.example", False),
+    ("127.0.0.1.attacker.example", False), ("10.0.0.5:8080", False), ("[::2]:8080", False),
+    ("sim.ci.internal.attacker.example", False), ("", True),
+])
+def test_host_rule_allows_loopback_and_told_names_only(host, allowed):
+    policy = guard.ControlPolicy(frozenset({"sim.ci.internal"}))
+    assert guard.host_allowed(host, policy) is allowed
+
+
+def test_host_rule_star_allows_any_name():
+    assert guard.host_allowed("attacker.example:80", guard.ControlPolicy(frozenset({"*"})))
+
+
+@pytest.mark.parametrize("origin, host, same", [
+    ("http://localhost:8080", "localhost:8080", True),
+    ("http://LOCALHOST:8080", "localhost:8080", True),
+    ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+    ("http://[::1]:8080", "[::1]:8080", True),
+    ("http://localhost", "localhost:80", True),
+    ("http://localhost:8080", "127.0.0.1:8080", False),  # another origin, though both loopback
+    ("http://localhost:5001", "localhost:8080", False),   # the partner's dev page: same site
+    ("http://127.0.0.2:8080", "127.0.0.1:8080", False),
+    ("https://attacker.example", "localhost:8080", False),
+    ("null", "localhost:8080", False),                    # sandboxed frame, file: page
+    ("http://localhost:99999", "localhost:8080", False),  # not a URL
+    ("ftp://localhost:8080", "localhost:8080", False),
+])
+def test_origin_must_be_this_servers_own(origin, host, same):
+    assert guard.same_origin(origin, host) is same
+
+
+# Each state change an attacking page tried in the issue, and the rest of the control API.
+STATE_CHANGES = [
+    ("POST", "/_sim/faults", FAULT),
+    ("POST", "/_sim/apps", {"name": "evil", "redirect_uris": ["http://attacker.example/cb"]}),
+    ("POST", "/_sim/tenants", {"name": "evil"}),
+    ("POST", "/_sim/clock", {"advance_s": 86400}),
+    ("POST", "/_sim/reset", {}),
+    ("POST", "/_sim/tokens", {"client_id": "x", "user_id": "y"}),
+    ("POST", "/_sim/snapshot", {}),
+    ("PATCH", "/_sim/apps/demo", {"name": "x"}),
+    ("DELETE", "/_sim/faults", None),
+    ("POST", "/t/ci-1/_sim/faults", FAULT),
+]
+
+
+@pytest.mark.parametrize("method, path, body", STATE_CHANGES)
+@pytest.mark.parametrize("headers, problem", [
+    ({"Origin": "http://attacker.example"}, "Origin"),
+    ({"Origin": "null"}, "Origin"),
+    ({"Origin": "http://127.0.0.2:8080"}, "Origin"),
+    ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site"),
+    ({"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"}, "Sec-Fetch-Site"),
+])
+def test_control_state_change_from_another_site_is_refused(client, sim, method, path, body,
+                                                           headers, problem):
+    before = (sim.faults.list(), sim.clock.offset, len(sim.store.list_apps()))
+    resp = client.open(path, method=method, headers=headers,
+                       **({"json": body} if body is not None else {}))
+    assert_error(resp, 403, "Cross-site request refused…", field=problem)
+    assert (sim.faults.list(), sim.clock.offset, len(sim.store.list_apps())) == before
+
+
+@pytest.mark.parametrize("method, path, body", [c for c in STATE_CHANGES if c[0] != "DELETE"])
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None])
+def test_control_body_that_is_not_json_is_refused_with_415(client, sim, method, path, body,
+                                                           content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    before = (sim.faults.list(), sim.clock.offset)
+    resp = client.open(path, method=method, data=json.dumps(body), headers=headers)
+    out = assert_error(resp, 415, f"Content-Type must be application/json (got {content_type or 'none'})",
+                       field="Content-Type")
+    assert "application/json" in out["errors"][0]["hint"]
+    assert (sim.faults.list(), sim.clock.offset) == before
+
+
+@pytest.mark.parametrize("path", ["/_sim/snapshot", "/_sim/apps", "/_sim/journal", "/_sim/health",
+                                  "/_sim/docs", "/t/x/_sim/snapshot", "/_sim//snapshot",
+                                  "/inspector"])
+def test_control_reads_under_a_foreign_host_are_refused(client, path):
+    """DNS rebinding: the attacker's page reaches the server under the attacker's name."""
+    resp = client.get(path, headers={"Host": "attacker.example:8080"})
+    out = assert_error(resp, 403, "Host not allowed…", field="Host")
+    assert "--allowed-host attacker.example" in out["errors"][0]["hint"]
+    assert "client_secret" not in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/v3.0/me"), ("POST", "/v1/grade"), ("POST", "/oauth/tokens"), ("GET", "/oauth/authorize"),
+    ("GET", "/schoology"), ("GET", "/oauth/whoami"), ("GET", "/static/sim.css")])
+def test_emulated_clever_and_pages_answer_any_host(client, method, path):
+    """Partners' apps and browsers reach the emulated Clever under any name (Docker, CI)."""
+    resp = client.open(path, method=method, headers={"Host": "clever-sim:8080"})
+    assert resp.status_code not in (401, 403) or "Host" not in resp.get_data(as_text=True)
+    assert resp.status_code < 500
+    assert "Host not allowed" not in resp.get_data(as_text=True)
+
+
+def test_same_origin_state_change_and_tools_without_origin_still_work(client, sim):
+    ok = client.post("/_sim/faults", json=FAULT, headers={"Origin": "http://localhost",
+                                                         "Sec-Fetch-Site": "same-origin"})
+    assert ok.status_code == 201
+    assert client.post("/_sim/clock", json={"advance_s": 1}).status_code == 200  # curl, CI
+    assert client.delete("/_sim/faults").status_code == 200  # DELETE needs no Content-Type
+    assert client.post("/_sim/reset", data=b"", content_type="application/json").status_code == 200
+
+
+@pytest.mark.parametrize("path, form", [
+    ("/oauth/logout", {"csrf": "x"}), ("/oauth/login", {"csrf": "x", "user_id": "u"}),
+    ("/schoology/persona", {"csrf": "x", "user_id": "u"}),
+    ("/portal/apps/demo/launch", {"csrf": "x"}),
+    ("/schoology/sections/s1/add/demo", {"csrf": "x"}),
+])
+def test_html_form_posts_from_another_site_are_refused(client, path, form):
+    resp = client.post(path, data=form, headers={"Origin": "http://attacker.example",
+                                                 "Sec-Fetch-Site": "cross-site"})
+    assert_error(resp, 403, "Cross-site request refused…", field="Sec-Fetch-Site")
+
+
+@pytest.mark.parametrize("headers, message, problem", [
+    ({}, "Control token required", "is missing"),
+    ({"Authorization": "Basic czNjcmV0LXRva2Vu"}, "Control token required", "is not a Bearer token"),
+    ({"Authorization": "Bearer wrong"}, "Control token is wrong", "does not carry"),
+    ({"Authorization": "Bearer s3cret-token-and-more"}, "Control token is wrong", "does not carry"),
+    ({"Authorization": "Bearer "}, "Control token required", "is not a Bearer token"),
+])
+@pytest.mark.parametrize("method, path", [("GET", "/_sim/snapshot"), ("GET", "/_sim/apps"),
+                                          ("POST", "/_sim/reset"), ("GET", "/t/ci/_sim/grades")])
+def test_control_token_is_required_when_set(guarded, headers, message, problem, method, path):
+    resp = guarded.test_client().open(path, method=method, headers=headers,
+                                      **({"json": {}} if method == "POST" else {}))
+    assert_error(resp, 401, message, field="Authorization", problem=problem)
+    assert resp.headers["WWW-Authenticate"] == 'Bearer realm="clever-sim control API"'
+
+
+def test_control_token_opens_the_control_api_and_health_and_docs_stay_open(guarded):
+    client = guarded.test_client()
+    auth = {"Authorization": "Bearer s3cret-token"}
+    assert client.get("/_sim/snapshot", headers=auth).status_code == 200
+    assert client.post("/_sim/reset", json={}, headers={"authorization": "bearer s3cret-token"}
+                       ).status_code == 200
+    assert client.get("/_sim/apps", headers={**auth, "Host": "sim.ci.internal:8080"}).status_code == 200
+    for free in ("/_sim/health", "/_sim/docs", "/_sim/openapi.json"):
+        assert client.get(free).status_code == 200, free
+    # the token never opens a foreign host, nor a cross-site change
+    assert client.get("/_sim/apps", headers={**auth, "Host": "evil.example"}).status_code == 403
+    assert client.post("/_sim/reset", json={}, headers={**auth, "Sec-Fetch-Site": "cross-site"}
+                       ).status_code == 403
+    # the emulated Clever API never asks for it
+    assert client.get("/v3.0/me").status_code == 401
+    assert "Control token" not in client.get("/v3.0/me").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"CLEVER_SIM_ALLOWED_HOSTS": "clever-sim, sim.internal"}, ["clever-sim", "sim.internal"]),
+    ({"CLEVER_SIM_ALLOWED_HOSTS": "*"}, ["*"]),
+    ({"CLEVER_SIM_ALLOWED_HOSTS": ""}, []),
+])
+def test_allowed_hosts_from_env(environ, expected):
+    assert build_config(environ=environ)["ALLOWED_HOSTS"] == expected
+
+
+def test_allowed_hosts_and_token_from_toml(tmp_path):
+    path = tmp_path / "sim.toml"
+    path.write_text('[simulator]\nallowed_hosts = ["clever-sim"]\ncontrol_token = "t0k"\n')
+    cfg = build_config(str(path), environ={})
+    assert (cfg["ALLOWED_HOSTS"], cfg["CONTROL_TOKEN"]) == (["clever-sim"], "t0k")
+
+
+@pytest.mark.parametrize("override, problem", [
+    ({"ALLOWED_HOSTS": "clever-sim"}, "allowed_hosts must be a list"),
+    ({"ALLOWED_HOSTS": [""]}, "allowed_hosts must be a list"),
+    ({"CONTROL_TOKEN": ""}, "control_token must be a non-empty string"),
+    ({"CONTROL_TOKEN": "two words"}, "control_token must be a non-empty string"),
+    ({"CONTROL_TOKEN": 42}, "control_token must be a non-empty string"),
+])
+def test_bad_guard_settings_are_config_errors(override, problem):
+    with pytest.raises(ConfigError, match=problem):
+        build_config(environ={}, overrides=override)
+
+
+def test_docker_image_lets_other_containers_drive_it_by_name():
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert 'CLEVER_SIM_ALLOWED_HOSTS="*"' in text
+    policy = guard.policy_from_config(build_config(environ={"CLEVER_SIM_ALLOWED_HOSTS": "*"}))
+    assert guard.host_allowed("clever-sim:8080", policy)
