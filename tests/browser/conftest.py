@@ -6,7 +6,7 @@ Setup shared by ``tests/browser``:
   skips the tests with the reason, unless ``CLEVER_SIM_REQUIRE_BROWSER=1`` (CI), where it
   is a failure. ``CLEVER_SIM_CHROMIUM`` overrides where Chromium is.
 * ``new_context``: browser contexts (each its own cookie jar, i.e. its own person) that
-  may only reach 127.0.0.1/localhost; anything else is aborted and reported at teardown.
+  may only reach 127.x.x.x/localhost; anything else is aborted and reported at teardown.
   A failing test saves a screenshot of every page it had open.
 * ``demo``: the simulator and the reference partner (``start_demo(0, 0, ":memory:")``),
   stopped after the test.
@@ -114,7 +114,8 @@ def new_context(browser, request):
     blocked: list[str] = []
 
     def local_only(route):
-        if (urlsplit(route.request.url).hostname or "") in LOCAL_HOSTS:
+        host = urlsplit(route.request.url).hostname or ""
+        if host in LOCAL_HOSTS or host.startswith("127."):  # 127.0.0.2: another local site
             route.continue_()
         else:
             blocked.append(route.request.url)
