@@ -201,15 +201,12 @@ def check_control(environ: Mapping[str, Any], path: str, policy: ControlPolicy) 
 
 def control_path(path: str) -> str | None:
     """``/_sim/…`` for a control path (also under ``/t/{name}/``), else None."""
-    if "//" in path:
-        path = _SLASHES.sub("/", path)
-    found = _TENANT_PATH.match(path)
-    if found:
-        path = found.group(1)
+    path = _page_path(path)
     return path if path == "/_sim" or path.startswith("/_sim/") else None
 
 
 def _page_path(path: str) -> str:
+    """The path as the app routes it: ``//`` merged, a tenant's ``/t/{name}`` prefix removed."""
     if "//" in path:
         path = _SLASHES.sub("/", path)
     found = _TENANT_PATH.match(path)

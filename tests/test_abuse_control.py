@@ -9,20 +9,22 @@ the old token is refused and stores nothing.
 
 from __future__ import annotations
 
-import json
-import threading
-from contextlib import contextmanager
-from decimal import Decimal
-from pathlib import Path
+pytest_plugins = ["pytester"]
 
-import pytest
+import json  # noqa: E402
+import threading  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from conftest import assert_error
-from simulator import guard
-from simulator.app import create_app
-from simulator.clever import grades
-from simulator.config import ConfigError, build_config
-from simulator.errors import InvalidToken
+import pytest  # noqa: E402
+
+from conftest import assert_error  # noqa: E402
+from simulator import guard  # noqa: E402
+from simulator.app import create_app  # noqa: E402
+from simulator.clever import grades  # noqa: E402
+from simulator.config import ConfigError, build_config  # noqa: E402
+from simulator.errors import InvalidToken  # noqa: E402
 
 TRIALS = 40   # the issue saw the race in 5 of 40 trials
 HAMMERS = 4   # threads using the token while it is revoked
@@ -433,3 +435,111 @@ def test_docker_image_lets_other_containers_drive_it_by_name():
     assert 'CLEVER_SIM_ALLOWED_HOSTS="*"' in text
     policy = guard.policy_from_config(build_config(environ={"CLEVER_SIM_ALLOWED_HOSTS": "*"}))
     assert guard.host_allowed("clever-sim:8080", policy)
+
+
+# --- row 4: the tools send the control token ----------------------------------------------
+
+TOKEN = "ci-shared-token"
+
+
+@pytest.fixture
+def token_server():
+    from simulator.serving import start_in_thread
+
+    server = start_in_thread(create_app({"DB": ":memory:", "CONTROL_TOKEN": TOKEN}, environ={}))
+    yield server
+    server.stop()
+
+
+def test_snapshot_cli_sends_the_control_token(token_server, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from simulator.snapshot_cli import snapshot
+
+    monkeypatch.delenv("CLEVER_SIM_CONTROL_TOKEN", raising=False)
+    out = tmp_path / "state.json"
+    runner = CliRunner()
+    refused = runner.invoke(snapshot, ["save", str(out), "--url", token_server.url])
+    assert refused.exit_code == 2
+    assert "HTTP 401: Control token required" in refused.output
+    assert "Authorization: is missing" in refused.output and "Traceback" not in refused.output
+    saved = runner.invoke(snapshot, ["save", str(out), "--url", token_server.url,
+                                     "--control-token", TOKEN])
+    assert saved.exit_code == 0, saved.output
+    loaded = runner.invoke(snapshot, ["load", str(out), "--url", token_server.url],
+                           env={"CLEVER_SIM_CONTROL_TOKEN": TOKEN})
+    assert loaded.exit_code == 0, loaded.output
+    assert "loaded" in loaded.output
+
+
+def test_contract_suite_sends_the_control_token(token_server, tmp_path, monkeypatch):
+    from contract_tests.harness import SimClient, SimError
+
+    monkeypatch.delenv("CLEVER_SIM_CONTROL_TOKEN", raising=False)
+    with pytest.raises(SimError, match="401: Control token required"):
+        SimClient(token_server.url).get("/_sim/apps")
+    assert SimClient(token_server.url, TOKEN).get("/_sim/apps")["data"]
+    from contract_tests.runner import run_contract
+    from test_contract_suite import write_toml
+
+    toml = write_toml(tmp_path / "partner.toml", "http://127.0.0.1:9", "token-proof")
+    without = run_contract(str(toml), sim_url=token_server.url, emit=lambda _: None)
+    assert without.exit_code == 2 and "Control token required" in without.output
+    monkeypatch.setenv("CLEVER_SIM_CONTROL_TOKEN", TOKEN)
+    with_env = run_contract(str(toml), sim_url=token_server.url, emit=lambda _: None)
+    # past the control API: it now stops at the partner app, which is not running
+    assert "Control token" not in with_env.output
+    assert "127.0.0.1:9" in with_env.output
+
+
+def test_pytest_fixture_sends_the_control_token(token_server, pytester, monkeypatch):
+    monkeypatch.delenv("CLEVER_SIM_CONTROL_TOKEN", raising=False)
+    pytester.makepyfile(test_remote="""
+        def test_drives_the_shared_simulator(clever_sim):
+            student = clever_sim.students()[0]
+            clever_sim.register_app(name="Temp", redirect_uris=["http://localhost:9/cb"])
+            assert clever_sim.grades() == []
+    """)
+    from test_pytest_plugin import run
+
+    ok = run(pytester, "--clever-sim-url", token_server.url, "--clever-sim-control-token", TOKEN)
+    ok.assert_outcomes(passed=1)
+    refused = run(pytester, "--clever-sim-url", token_server.url)
+    refused.stdout.fnmatch_lines(["*401*Control token required*"])
+    monkeypatch.setenv("CLEVER_SIM_CONTROL_TOKEN", TOKEN)
+    run(pytester, "--clever-sim-url", token_server.url).assert_outcomes(passed=1)
+
+
+def test_serve_on_all_addresses_names_them_and_warns(monkeypatch):
+    from simulator import cli, serving
+
+    monkeypatch.setattr(serving, "machine_addresses", lambda host: ["192.0.2.7"])
+    app = create_app({"DB": ":memory:", "ALLOWED_HOSTS": ["192.0.2.7"]}, environ={})
+    try:
+        text = cli.exposure_notice(app, "0.0.0.0", 8080)
+        assert "all addresses (0.0.0.0:8080)" in text and "http://192.0.2.7:8080" in text
+        assert "WARNING: anyone who can reach this port can drive the control API" in text
+        assert "--control-token" in text
+        assert "Control API host names: localhost, 127.0.0.1, 192.0.2.7" in text
+        assert cli.exposure_notice(app, "127.0.0.1", 8080) == ""
+        app.config["CONTROL_TOKEN"] = TOKEN
+        assert "WARNING" not in cli.exposure_notice(app, "0.0.0.0", 8080)
+        assert TOKEN not in cli.exposure_notice(app, "0.0.0.0", 8080)
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_serve_answers_under_the_addresses_it_listens_on(monkeypatch):
+    from simulator import cli, serving
+
+    monkeypatch.setattr(serving, "machine_addresses", lambda host: ["192.0.2.7"])
+    assert cli._allowed_hosts(None, (), "127.0.0.1") is None
+    assert cli._allowed_hosts(None, ("clever-sim",), "0.0.0.0") == ["clever-sim", "192.0.2.7"]
+
+
+def test_machine_addresses_are_real_and_never_loopback():
+    from simulator.serving import machine_addresses
+
+    found = machine_addresses("0.0.0.0")
+    assert all(not a.startswith("127.") for a in found)
+    assert machine_addresses("10.1.2.3") == ["10.1.2.3"]

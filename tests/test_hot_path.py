@@ -245,7 +245,7 @@ def _served_with_big_answer(size: int):
 
 def _get_raw(port: int, path: str, pause: float = 0.0, host: str = "127.0.0.1") -> bytes:
     with socket.create_connection((host, port), timeout=20) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         chunks = []
         while True:
             chunk = sock.recv(16384)

@@ -137,7 +137,7 @@ def test_slow_clients_do_not_hold_the_worker_threads():
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.settimeout(10)
                 s.connect(("127.0.0.1", int(running.port)))
-                s.sendall(b"GET /_sim/journal?limit=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+                s.sendall(b"GET /_sim/journal?limit=10000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 slow.append(s)
             for s in slow[:8]:  # keep the header dribblers dribbling
                 s.sendall(b"X-Slow: 1\r\n")
