@@ -167,11 +167,11 @@ def test_when_every_connection_is_busy_a_new_one_gets_a_503(monkeypatch):
         for i in range(limit):
             s = socket.create_connection(("127.0.0.1", running.port), timeout=10)
             s.sendall(f"GET /_sim/grades/wait?assignment_id=busy{i}&timeout=30 HTTP/1.1\r\n"
-                      f"Host: t\r\n\r\n".encode())
+                      f"Host: localhost\r\n\r\n".encode())
             busy.append(s)
         _wait_until(lambda: running.server.task_dispatcher.waiting == limit)
         with closing(socket.create_connection(("127.0.0.1", running.port), timeout=10)) as late:
-            late.sendall(b"GET /_sim/health HTTP/1.1\r\nHost: t\r\n\r\n")
+            late.sendall(b"GET /_sim/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             status, headers, body = _read_answer(late)
         _assert_busy(status, headers, body, "Too many connections", "connection")
         assert headers["connection"] == "close"
@@ -290,7 +290,7 @@ def _wait_until(check, timeout: float = 30.0) -> None:
 
 def _open_stream(port: int, path: str) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n".encode())
     data = b""
     while b": connected" not in data:
         chunk = s.recv(4096)
@@ -332,7 +332,7 @@ def test_waits_and_streams_leave_grades_and_health_answering(busy_server):
         for i in range(100):
             s = socket.create_connection(("127.0.0.1", running.port), timeout=60)
             s.sendall(f"GET /_sim/grades/wait?assignment_id=w{i}&timeout=60 HTTP/1.1\r\n"
-                      f"Host: t\r\n\r\n".encode())
+                      f"Host: localhost\r\n\r\n".encode())
             waits.append(s)
         sockets += waits
         with httpx.Client(base_url=running.url, timeout=60) as http:
@@ -363,7 +363,7 @@ def test_waits_past_the_server_cap_get_a_503_and_workers_stay_free(tmp_path):
         for i in range(3):
             s = socket.create_connection(("127.0.0.1", running.port), timeout=30)
             s.sendall(f"GET /_sim/grades/wait?assignment_id=x{i}&timeout=30 HTTP/1.1\r\n"
-                      f"Host: t\r\n\r\n".encode())
+                      f"Host: localhost\r\n\r\n".encode())
             held.append(s)
         _wait_until(lambda: running.server.task_dispatcher.waiting == 3)
         with httpx.Client(base_url=running.url, timeout=30) as http:
@@ -412,7 +412,7 @@ def test_a_closed_long_poll_ends_and_frees_its_place():
     running = start_in_thread(app, threads=2, waiters=1)
     try:
         s = socket.create_connection(("127.0.0.1", running.port), timeout=30)
-        s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         _wait_until(lambda: running.server.task_dispatcher.waiting == 1)
         s.close()
         _wait_until(lambda: running.server.task_dispatcher.waiting == 0)  # not after 60 s
@@ -429,7 +429,7 @@ def test_stopping_the_server_ends_pending_waits_first():
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
     running = start_in_thread(app, threads=2)
     with closing(socket.create_connection(("127.0.0.1", running.port), timeout=30)) as s:
-        s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         _wait_until(lambda: running.server.task_dispatcher.waiting == 1)
         running.stop()
         assert running.server.task_dispatcher.waiting == 0
