@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import secrets
@@ -54,3 +55,22 @@ def il_token() -> str:
 def auth_code() -> str:
     """A single-use authorization code."""
     return secrets.token_hex(10)
+
+
+def legacy_user_id(user: dict) -> str | None:
+    """A user's v2 ("legacy") id, or None for students, whose id is the same in every version.
+
+    Clever: "Clever user IDs for all users except students will be different in v3.0 than
+    they were in any previous API versions" (dev.clever.com, API v3 upgrade guide); v3 role
+    objects carry the old id as ``legacy_id`` (Clever's v3.0 Swagger, and a recorded
+    ``/v3.0/users/{id}`` of a teacher).  A roster may give ``roles.<role>.legacy_id``;
+    otherwise it is derived from the v3 id, so the same roster always has the same v2 ids.
+    """
+    roles = user.get("roles") or {}
+    if "student" in roles:
+        return None
+    for role in roles.values():
+        given = role.get("legacy_id") if isinstance(role, dict) else None
+        if isinstance(given, str) and given:
+            return given
+    return hashlib.sha256(b"clever-sim legacy id:" + user["id"].encode()).hexdigest()[:24]

@@ -46,7 +46,7 @@ __all__ = [
 
 _SCHEMA_FILE = "roster.schema.json"
 _DEFAULT_FIXTURE = "default.json"
-_RECORD_KINDS = ("districts", "schools", "terms", "users", "sections")
+_RECORD_KINDS = ("districts", "schools", "terms", "courses", "users", "sections")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_MESSAGE = 300
 
@@ -432,7 +432,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
     first_seen: dict[str, tuple] = {}
     index: dict[str, dict[str, dict]] = {kind: {} for kind in _RECORD_KINDS}
     for kind in _RECORD_KINDS:
-        for i, record in enumerate(doc[kind]):
+        for i, record in enumerate(doc.get(kind, ())):  # courses are optional
             rid = record["id"]
             here = (kind, i, "id")
             if rid in first_seen:

@@ -55,6 +55,21 @@ CREATE TABLE IF NOT EXISTS school_people (
     PRIMARY KEY (school_id, rank, sort_key, user_id)
 ) WITHOUT ROWID;
 
+-- Clever's v2 ids of users who are not students (v3 ids differ for them; Clever's v3
+-- upgrade guide), filled at roster load: roles.*.legacy_id when the roster gives one, else
+-- derived from the v3 id (simulator.ids.legacy_user_id).  Students keep one id: no row.
+CREATE TABLE IF NOT EXISTS legacy_ids (
+    legacy_id TEXT PRIMARY KEY,
+    user_id   TEXT NOT NULL UNIQUE
+);
+
+-- Courses (optional in a roster): sections name theirs in ``course``.
+CREATE TABLE IF NOT EXISTS courses (
+    id          TEXT PRIMARY KEY,
+    district_id TEXT NOT NULL,
+    data        TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS sections (
     id          TEXT PRIMARY KEY,
     district_id TEXT NOT NULL,

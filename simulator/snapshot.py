@@ -98,6 +98,9 @@ def export_state(sim: Any) -> dict:
                                 db.execute(f"SELECT data FROM {kind} ORDER BY rowid")]
             row = db.execute("SELECT value FROM meta WHERE key = 'roster_apps'").fetchone()
             roster["apps"] = json.loads(row[0]) if row is not None else []
+            courses = [json.loads(r[0]) for r in db.execute("SELECT data FROM courses ORDER BY rowid")]
+            if courses:  # optional in a roster: only carried when there are some
+                roster["courses"] = courses
             apps = []
             for r in db.execute("SELECT client_id, client_secret, name, redirect_uris, "
                                 "assignments_url, scopes, districts, created FROM apps "
@@ -494,7 +497,10 @@ def _validate(doc: Any) -> tuple[list[SnapshotProblem], int]:
 
 def _roster_of(doc: dict) -> dict:
     roster = doc["roster"]
-    return {k: roster.get(k, []) for k in (*_ROSTER_KINDS, "apps")}
+    out = {k: roster.get(k, []) for k in (*_ROSTER_KINDS, "apps")}
+    if roster.get("courses"):
+        out["courses"] = roster["courses"]
+    return out
 
 
 def import_state(sim: Any, doc: Any, *, checked: bool = False) -> dict:

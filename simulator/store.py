@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from . import limits
 from .errors import FieldProblem, ServiceUnavailable
+from .ids import legacy_user_id
 
 _SCHEMA_VERSION = "1"
 
@@ -165,6 +166,7 @@ class Store:
         self._revocations = 0
         self._token_lock = threading.Lock()
         self._users: dict[str, tuple[str, dict]] = {}
+        self._legacy: tuple[dict[str, str], dict[str, str]] | None = None
         self._linked: dict[tuple[str, str], frozenset[str]] = {}
         self._seq: int | None = None
         self._grade_count: int | None = None  # current grades, once counted
@@ -446,6 +448,11 @@ class Store:
         db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
                        "VALUES (?, ?, ?, ?)", school_people)
         del people, school_people
+        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id) VALUES (?, ?)",
+                       ((legacy, u["id"]) for u in doc.get("users", [])
+                        if (legacy := legacy_user_id(u)) is not None))
+        db.executemany("INSERT INTO courses(id, district_id, data) VALUES (?, ?, ?)",
+                       ((c["id"], c["district"], _dumps(c)) for c in doc.get("courses", [])))
         db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
                        ((s["id"], s["district"], s["school"], _dumps(s))
                         for s in doc.get("sections", [])))
@@ -487,9 +494,11 @@ class Store:
         it reads every record; request paths query what they need instead)."""
         out: dict[str, list] = {}
         with self.read() as db:
-            for kind in ("districts", "schools", "terms", "users", "sections"):
+            for kind in ("districts", "schools", "terms", "users", "sections", "courses"):
                 out[kind] = [json.loads(r[0]) for r in
                              db.execute(f"SELECT data FROM {_ROSTER_TABLES[kind]} ORDER BY rowid")]
+            if not out["courses"]:
+                del out["courses"]  # optional in a roster: a roster without them stays so
             row = db.execute("SELECT value FROM meta WHERE key = 'roster_apps'").fetchone()
         out["apps"] = json.loads(row[0]) if row is not None else []
         return out
@@ -523,29 +532,40 @@ class Store:
 
     def list_records(self, kind: str, *, district_id: str | None = None, role: str | None = None,
                      limit: int = 100, starting_after: str | None = None,
-                     ending_before: str | None = None) -> Page:
-        """A page of roster records sorted by id, Clever-style cursor paging."""
+                     ending_before: str | None = None, ids: list[str] | None = None,
+                     by_legacy_id: bool = False) -> Page:
+        """A page of roster records sorted by id, Clever-style cursor paging.
+
+        ``ids`` limits the page to those records (a related list: a section's students);
+        ``by_legacy_id`` sorts and pages users by their v2 id (v2 lists of non-students).
+        """
         table = _ROSTER_TABLES[kind]
+        key = "l.legacy_id" if by_legacy_id else "t.id"
         where, params = [], []
         if district_id is not None:
-            where.append("id = ?" if kind == "districts" else "district_id = ?")
+            where.append("t.id = ?" if kind == "districts" else "t.district_id = ?")
             params.append(district_id)
         if role is not None:
-            where.append("role = ?")
+            where.append("t.role = ?")
             params.append(role)
+        if ids is not None:
+            where.append("t.id IN (SELECT value FROM json_each(?))")
+            params.append(_dumps(ids))
         if ending_before is not None:
-            where.append("id < ?")
+            where.append(f"{key} < ?")
             params.append(ending_before)
             order = "DESC"
         else:
             if starting_after is not None:
-                where.append("id > ?")
+                where.append(f"{key} > ?")
                 params.append(starting_after)
             order = "ASC"
-        sql = f"SELECT data FROM {table}"
+        sql = f"SELECT t.data FROM {table} t"
+        if by_legacy_id:
+            sql += " JOIN legacy_ids l ON l.user_id = t.id"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY id {order} LIMIT ?"
+        sql += f" ORDER BY {key} {order} LIMIT ?"
         with self.read() as db:
             rows = db.execute(sql, (*params, limit + 1)).fetchall()
         has_more = len(rows) > limit
@@ -553,6 +573,36 @@ class Store:
         if order == "DESC":
             data.reverse()
         return Page(data, has_more)
+
+    def legacy_ids(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(v3 id -> v2 id, v2 id -> v3 id) of every non-student (cached until the roster changes)."""
+        found = self._legacy
+        if found is None:
+            with self.read() as db:
+                pairs = db.execute("SELECT user_id, legacy_id FROM legacy_ids").fetchall()
+            found = self._legacy = ({u: l for u, l in pairs}, {l: u for u, l in pairs})
+        return found
+
+    def school_user_ids(self, school_id: str) -> list[str]:
+        """Ids of the users at a school (any of their schools)."""
+        with self.read() as db:
+            return [r[0] for r in db.execute(
+                "SELECT DISTINCT user_id FROM school_people WHERE school_id = ?", (school_id,))]
+
+    def section_ids_where(self, column: str, value: str) -> list[str]:
+        """Ids of the sections whose ``school_id``, ``term_id`` or ``course`` is ``value``."""
+        sql = {"school_id": "SELECT id FROM sections WHERE school_id = ?",
+               "term_id": "SELECT id FROM sections WHERE json_extract(data, '$.term_id') = ?",
+               "course": "SELECT id FROM sections WHERE json_extract(data, '$.course') = ?"}[column]
+        with self.read() as db:
+            return [r[0] for r in db.execute(sql, (value,))]
+
+    def sections_of(self, section_ids: list[str]) -> list[dict]:
+        """The sections with these ids."""
+        with self.read() as db:
+            return [json.loads(r[0]) for r in db.execute(
+                "SELECT data FROM sections WHERE id IN (SELECT value FROM json_each(?))",
+                (_dumps(section_ids),))]
 
     # --- people (persona pickers) -------------------------------------------------------
 
@@ -963,6 +1013,7 @@ class Store:
         with self._write_lock:
             self._forget_tokens()
             self._users.clear()
+            self._legacy = None
             self._linked.clear()
             self._seq = None
             self._grade_count = None
@@ -999,9 +1050,9 @@ CHECKPOINT_EVERY_S = 0.25  # background WAL checkpoints (the WAL stays a few MB 
 _CACHE_MAX = 20_000
 
 _ROSTER_TABLES = {"districts": "districts", "schools": "schools", "terms": "terms",
-                  "users": "users", "sections": "sections"}
+                  "users": "users", "sections": "sections", "courses": "courses"}
 _ROSTER_DATA_TABLES = ("districts", "schools", "terms", "users", "people", "school_people",
-                       "sections", "section_members")
+                       "sections", "section_members", "legacy_ids", "courses")
 
 
 def _user_role(user: dict) -> str:
