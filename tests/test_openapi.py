@@ -429,6 +429,12 @@ class World:
     def _teacher(self):
         return self._personas("teacher", self["district"])[0]["id"]
 
+    def _teacher_v2(self):
+        return self.sim.store.legacy_ids()[0][self["teacher"]]
+
+    def _course(self):
+        return self._first("courses")
+
     def _foreign_student(self):
         return self._personas("student", self["other_district"])[0]["id"]
 
@@ -525,8 +531,8 @@ def bug_case(key, method, path, **options):
 
 
 def data_api_cases():
-    records = {"students": "{student}", "teachers": "{teacher}", "users": "{student}", "districts": "{district}",
-               "schools": "{school}", "sections": "{section}", "terms": "{term}"}
+    records = {"students": "{student}", "teachers": "{teacher_v2}", "users": "{student}", "districts": "{district}",
+               "schools": "{school}", "sections": "{section}", "terms": "{term}", "courses": "{course}"}
     for version in ("v2.0", "v2.1", "v3.0", "v3.1"):
         v2 = version.startswith("v2")
         for coll, rid in records.items():
@@ -538,6 +544,15 @@ def data_api_cases():
                 yield case(f"{version}-{coll}-all", "GET", f"/{version}/{coll}?limit=10000", 200, headers=D)
                 yield case(f"{version}-{coll}-all-other-district", "GET", f"/{version}/{coll}?limit=10000", 200,
                            headers={"Authorization": "Bearer {dtoken2}"})
+        related = ({"students": ("sections", "school", "teachers"), "teachers": ("students", "district"),
+                    "sections": ("students", "teacher", "term", "course")} if v2 else
+                   {"users": ("sections", "myTeachers", "schools", "district", "resources"),
+                    "sections": ("users", "term", "course", "school"), "schools": ("users", "terms", "courses"),
+                    "courses": ("schools", "sections", "resources"), "terms": ("schools", "sections")})
+        for coll, rels in related.items():
+            for rel in rels:
+                yield case(f"{version}-{coll}-{rel}", "GET", f"/{version}/{coll}/{records[coll]}/{rel}", 200,
+                           headers=D)
         yield case(f"{version}-me-il", "GET", f"/{version}/me", 200, headers=IL)
         yield case(f"{version}-me-teacher", "GET", f"/{version}/me", 200, headers=ILT)
         yield case(f"{version}-me-district", "GET", f"/{version}/me", 200, headers=D)
@@ -588,6 +603,13 @@ CASES = [
     case("list-page-back", "GET", "/v3.0/users?ending_before=ffffffffffffffffffffffff&limit=2", 200, headers=D),
     case("list-page-forward", "GET", "/v2.1/students?starting_after={student}", 200, headers=D),
     case("list-bad-limit", "GET", "/v3.0/users?limit=0", 400, headers=D),
+    case("list-limit-over-10000", "GET", "/v3.0/users?limit=10001", 413, headers=D),
+    case("related-unknown", "GET", "/v3.0/users/{student}/friends", 404, headers=D),
+    case("related-il-token", "GET", "/v3.0/users/{student}/sections", 403, headers=IL),
+    case("record-v3-id-on-v2", "GET", "/v2.1/teachers/{teacher}", 404, headers=D),
+    case("record-v2-id-on-v3", "GET", "/v3.0/users/{teacher_v2}", 404, headers=D),
+    case("v2-contacts-empty", "GET", "/v2.1/contacts", 200, headers=D),
+    case("v3-resources-empty", "GET", "/v3.0/resources", 200, headers=D),
     case("list-bad-cursor", "GET", "/v3.0/sections?starting_after=nope&ending_before=nope", 400, headers=D),
     case("list-bad-role", "GET", "/v3.0/users?role=admin", 400, headers=D),
     case("list-il-token", "GET", "/v3.0/users", 403, headers=IL),
