@@ -615,3 +615,198 @@ def test_arbitrary_paging_and_ids_never_yield_a_5xx(client, sim, student, dtok, 
             resp = client.get(path, headers=bearer(token))
             assert resp.status_code < 500, (path, resp.get_data(as_text=True)[:300])
             assert resp.mimetype == "application/json"
+
+
+# --- nested paths ------------------------------------------------------------------------
+
+def ids_of(body):
+    return [item["data"]["id"] for item in body["data"]]
+
+
+def test_a_teachers_sections_students_and_district_are_nested_paths(client, roster, dtok, teacher):
+    mine = sorted(s["id"] for s in roster["sections"] if teacher["id"] in s["teachers"])
+    students = sorted({st for s in roster["sections"] if s["id"] in mine for st in s["students"]})
+    base = f"/v3.0/users/{teacher['id']}"
+    assert ids_of(ok(client, f"{base}/sections", dtok)) == mine
+    assert ids_of(ok(client, f"{base}/myStudents", dtok)) == students
+    assert ids_of(ok(client, f"{base}/mystudents", dtok)) == students  # the document's spelling
+    assert ok(client, f"{base}/district", dtok)["data"]["id"] == teacher["district"]
+    assert ids_of(ok(client, f"{base}/schools", dtok)) == sorted(teacher["roles"]["teacher"]["schools"])
+    v2 = f"/v2.1/teachers/{v2_id(teacher)}"
+    assert ids_of(ok(client, f"{v2}/sections", dtok)) == mine  # passport-clever's teacher call
+    assert ids_of(ok(client, f"{v2}/students", dtok)) == students
+
+
+def test_a_students_teachers_are_named_by_each_versions_ids(client, roster, dtok, student):
+    by_id = {u["id"]: u for u in roster["users"]}
+    teachers = {t for s in roster["sections"] if student["id"] in s["students"] for t in s["teachers"]}
+    assert ids_of(ok(client, f"/v3.0/users/{student['id']}/myTeachers", dtok)) == sorted(teachers)
+    assert ids_of(ok(client, f"/v2.0/students/{student['id']}/teachers", dtok)) == \
+        sorted(v2_id(by_id[t]) for t in teachers)
+    assert ok(client, f"/v3.0/users/{student['id']}/myContacts", dtok)["data"] == []
+
+
+def test_a_sections_teacher_is_one_record_and_its_users_filter_by_role(client, roster, dtok, rec):
+    section = rec("sections")
+    by_id = {u["id"]: u for u in roster["users"]}
+    teacher = by_id[section["teacher"]]
+    body = ok(client, f"/v2.1/sections/{section['id']}/teacher", dtok)
+    assert body["data"]["id"] == v2_id(teacher) and "roles" not in body["data"]
+    assert body["links"] == [{"rel": "self", "uri": f"/v2.1/teachers/{v2_id(teacher)}"}]
+    users = ok(client, f"/v3.0/sections/{section['id']}/users?role=student&limit=3", dtok)
+    assert ids_of(users) == sorted(section["students"])[:3]
+    assert users["links"][1] == {"rel": "next", "uri": f"/v3.0/sections/{section['id']}/users?limit=3"
+                                 f"&role=student&starting_after={ids_of(users)[-1]}"}
+    assert ok(client, f"/v3.0/sections/{section['id']}/term", dtok)["data"]["id"] == section["term_id"]
+    assert ok(client, f"/v3.0/sections/{section['id']}/course", dtok)["data"]["id"] == section["course"]
+
+
+def test_a_schools_users_and_terms_come_from_its_people_and_sections(client, roster, dtok, rec):
+    school = rec("schools")
+    people = sorted(u["id"] for u in roster["users"]
+                    if any(school["id"] in (r.get("schools") or []) for r in u["roles"].values()))
+    assert ids_of(ok(client, f"/v3.0/schools/{school['id']}/users?limit=10000", dtok)) == people
+    teachers = ok(client, f"/v3.0/schools/{school['id']}/users?role=teacher&primary=true", dtok)
+    assert teachers["data"] and all("teacher" in i["data"]["roles"] for i in teachers["data"])
+    terms = {s["term_id"] for s in roster["sections"] if s["school"] == school["id"]}
+    assert ids_of(ok(client, f"/v3.0/schools/{school['id']}/terms", dtok)) == sorted(terms)
+
+
+@pytest.mark.parametrize("path, field", [
+    ("/v3.0/sections/{section}/users?role=staff", "role"),  # documented: student, teacher
+    ("/v3.0/schools/{school}/users?role=contact", "role"),  # documented: staff, student, teacher
+    ("/v3.0/users/{teacher}/schools?primary=yes", "primary"),
+    ("/v3.0/users?count=maybe", "count"),
+])
+def test_a_filter_value_outside_the_documented_ones_is_400(client, dtok, rec, teacher, path, field):
+    path = path.format(section=rec("sections")["id"], school=rec("schools")["id"], teacher=teacher["id"])
+    assert_error(get(client, path, dtok), 400, f"Invalid {field} filter", field=field, problem="must be one of")
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/v3.0/users/{teacher}/friends", "Not found: no endpoint at /v3.0/users/{teacher}/friends"),
+    ("/v2.1/teachers/{teacher_v2}/myStudents", "Not found: no endpoint at /v2.1/teachers/{teacher_v2}/myStudents"),
+    (f"/v3.0/users/{UNKNOWN_ID}/sections", "User not found"),
+    (f"/v3.0/resources/{UNKNOWN_ID}", "Resource not found"),
+    (f"/v2.1/contacts/{UNKNOWN_ID}/students", "Contact not found"),
+])
+def test_unknown_relations_and_records_under_nested_paths_are_404(client, dtok, teacher, path, message):
+    fill = {"teacher": teacher["id"], "teacher_v2": v2_id(teacher)}
+    assert_error(get(client, path.format(**fill), dtok), 404, message.format(**fill))
+
+
+@pytest.mark.parametrize("path", ["/v3.0/users/{me}/sections", "/v3.0/users/{me}/district",
+                                  "/v2.1/students/{me}/teachers", "/v3.0/courses", "/v2.1/contacts"])
+def test_an_il_token_reads_no_nested_path_not_even_its_own(client, sim, student, path):
+    # Clever: SSO tokens "can only access /me, /districts/{id}, /users/{id}" (OAuth docs).
+    assert_error(get(client, path.format(me=student["id"]), il_token(sim, student["id"])), 403,
+                 "Resource not in token's scopes", field="Authorization")
+
+
+# --- ids across versions -----------------------------------------------------------------
+
+def test_a_teachers_v3_record_carries_its_v2_id_as_legacy_id(client, dtok, teacher):
+    legacy = ok(client, f"/v3.0/users/{teacher['id']}", dtok)["data"]["roles"]["teacher"]["legacy_id"]
+    assert legacy == v2_id(teacher) != teacher["id"]
+    assert ok(client, f"/v2.1/teachers/{legacy}", dtok)["data"]["id"] == legacy
+
+
+def test_a_student_has_one_id_in_every_version(client, dtok, student):
+    assert "legacy_id" not in ok(client, f"/v3.0/users/{student['id']}", dtok)["data"]["roles"]["student"]
+    assert ok(client, f"/v2.0/students/{student['id']}", dtok)["data"]["id"] == student["id"]
+
+
+def test_each_version_404s_the_other_versions_id_naming_its_own(client, dtok, teacher):
+    body = assert_error(get(client, f"/v2.1/teachers/{teacher['id']}", dtok), 404, "Teacher not found",
+                        field="id", problem="is this person's v3 id")
+    assert body["errors"][0]["hint"].startswith(f"use {v2_id(teacher)}")
+    body = assert_error(get(client, f"/v3.0/users/{v2_id(teacher)}", dtok), 404, "User not found",
+                        field="id", problem="is this person's v2 id")
+    assert body["errors"][0]["hint"].startswith(f"use {teacher['id']}")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_me_names_a_teacher_by_that_versions_id(client, sim, teacher, version):
+    body = ok(client, f"/{version}/me", il_token(sim, teacher["id"]))
+    assert body["data"]["id"] == (v2_id(teacher) if version in V2 else teacher["id"])
+    assert ok(client, body["links"][1]["uri"], il_token(sim, teacher["id"]))["data"]["id"] == body["data"]["id"]
+
+
+def test_v2_teacher_lists_page_by_v2_id(client, roster, dtok, district_id):
+    teachers = sorted(v2_id(u) for u in district_records(roster, "users", district_id, "teacher"))
+    page1 = ok(client, "/v2.1/teachers?limit=2", dtok)
+    assert ids_of(page1) == teachers[:2]
+    page2 = ok(client, page1["links"][1]["uri"], dtok)
+    assert ids_of(page2) == teachers[2:4]
+
+
+# --- each version's own fields -------------------------------------------------------------
+
+@pytest.fixture
+def odd_app(roster):
+    """A roster whose first student has v2.1-only values (gender X, a v2.1-only grade)."""
+    doc = copy.deepcopy(roster)
+    first = next(u for u in doc["users"] if "student" in u["roles"])
+    first["roles"]["student"].update(gender="X", grade="TransitionalKindergarten",
+                                     enrollments=[{"school": first["roles"]["student"]["school"],
+                                                   "start_date": "2026-08-12", "end_date": ""}])
+    del first["email"]  # Clever: email "may not be present for all users"
+    first["roles"]["student"].pop("email", None)
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "test-secret", "ROSTER": doc}, environ={})
+    yield app, first
+    app.extensions["clever_sim"].close()
+
+
+@pytest.mark.parametrize("version, gender, grade, enrollments", [
+    ("v2.0", "", "Other", False), ("v2.1", "X", "TransitionalKindergarten", True),
+    ("v3.0", "X", "TransitionalKindergarten", True)])
+def test_each_version_shows_only_its_own_fields_and_values(odd_app, version, gender, grade, enrollments):
+    app, first = odd_app
+    sim = app.extensions["clever_sim"]
+    token = district_token(sim, first["district"])
+    path = f"/{version}/students/{first['id']}" if version in V2 else f"/{version}/users/{first['id']}"
+    data = ok(app.test_client(), path, token)["data"]
+    fields = data if version in V2 else data["roles"]["student"]
+    assert (fields["gender"], fields["grade"], "enrollments" in fields) == (gender, grade, enrollments)
+    assert "email" not in data and "email" not in fields  # absent stays absent
+
+
+# --- errors and headers as Clever records them -------------------------------------------
+
+@pytest.mark.parametrize("limit", ["10001", "99999", "1" + "0" * 3000, "000000010001"])
+def test_limit_over_10000_is_413_as_clever_documents(client, dtok, limit):
+    assert_error(get(client, f"/v3.0/users?limit={limit}", dtok), 413, "Request entity too large",
+                 field="limit", problem="is over 10000")
+
+
+@pytest.mark.parametrize("path, token_kind, status", [
+    ("/v3.0/me", "district", 200), ("/v2.1/students", "district", 200), ("/v3.0/users/nope", "district", 404),
+    ("/v3.0/users?limit=0", "district", 400), ("/v3.0/users", "il", 403), ("/v3.0/me", None, 401)])
+def test_every_data_api_answer_carries_clevers_recorded_headers(client, sim, dtok, student, path,
+                                                               token_kind, status):
+    token = {"district": dtok, "il": il_token(sim, student["id"]), None: None}[token_kind]
+    resp = get(client, path, token)
+    assert resp.status_code == status
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert resp.headers["Access-Control-Allow-Methods"] == "GET,PATCH,POST,DELETE"
+    assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_a_browser_preflight_is_answered_with_the_cors_headers(client):
+    resp = client.options("/v3.0/users", headers={"Origin": "https://app.example",
+                                                  "Access-Control-Request-Method": "GET",
+                                                  "Access-Control-Request-Headers": "Authorization"})
+    assert resp.status_code == 200
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+
+
+def test_render_keeps_the_documents_nulls_and_leaves_out_the_others():
+    from simulator.clever import data_api
+    section = {"id": "s", "period": None, "name": None, "course": None, "schoology": {"x": 1}}
+    assert data_api.render("v3.0", "Section", section) == {"id": "s", "period": None, "course": None}
+    user = {"id": "u", "email": None, "roles": {"teacher": {"title": None, "legacy_id": None}}}
+    assert data_api.render("v3.0", "User", user) == {"id": "u", "email": None,
+                                                     "roles": {"teacher": {"title": None}}}
