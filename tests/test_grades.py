@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from simulator.app import create_app
+from simulator.ids import legacy_user_id
 from tests.conftest import assert_error, bearer, district_token, il_token
 
 URL = "/v1/grade"
@@ -328,6 +329,8 @@ BAD = [
      "userID", "no user"),
     ("district-userID-teacher", "district", {**OK, "userID": "$teacher"}, {}, 400, "Invalid grade",
      "userID", "is a teacher; grades are for students"),
+    ("district-userID-teachers-v2-id", "district", {**OK, "userID": "$teacher_v2"}, {}, 400,
+     "Invalid grade", "userID", "is a teacher; grades are for students"),
     ("district-userID-empty", "district", {**OK, "userID": ""}, {}, 400, "Invalid grade", "userID",
      "is empty"),
     ("il-someone-elses-userID", "il", {**OK, "userID": "$other"}, {}, 403, "Could not authorize token",
@@ -484,7 +487,8 @@ def test_bad_input_is_refused_and_nothing_stored(client, sim, student, other_stu
                                                  foreign_student, district_id, case):
     _, case_token, payload, headers, status, message, field, fragment = case
     token, auth = _token_for(case_token, sim, student, teacher, district_id)
-    people = {"foreign": foreign_student["id"], "teacher": teacher["id"], "other": other_student["id"]}
+    people = {"foreign": foreign_student["id"], "teacher": teacher["id"], "other": other_student["id"],
+              "teacher_v2": legacy_user_id(teacher)}
     h = dict(JSON_CT)
     h.update(auth)
     if token is not None:

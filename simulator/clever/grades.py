@@ -313,6 +313,10 @@ def _resolve_student(sim: Simulator, token: dict, token_user: dict | None,
     assert user_id is not None  # district token: checked with the other body problems
     district = token["district_id"]
     found = sim.store.get_user(user_id)
+    if found is None and user_id in sim.store.legacy_ids()[1]:
+        # A v2 id of a non-student (students keep one id in every version, Clever's v3
+        # upgrade guide): whoever it is, grades are for students.
+        found = sim.store.get_user(sim.store.legacy_ids()[1][user_id])
     if found is None:
         raise NotFound("User not found", [FieldProblem(
             "userID", f"no user {_show(user_id)} in district {district}",
