@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from decimal import Decimal
@@ -339,7 +340,7 @@ BAD = [
      "userID", "does not match the il token's user"),
     ("userID-number", "il", {**OK, "userID": 123}, {}, 400, "Invalid grade", "userID", "must be a string"),
     ("userID-null", "district", {**OK, "userID": None}, {}, 400, "Invalid grade", "userID",
-     "must be a string"),
+     "is null, read as absent: is missing"),
     ("userID-list", "il", {**OK, "userID": ["x"]}, {}, 400, "Invalid grade", "userID", "must be a string"),
     ("not-json", "il", b"{assignmentID: a1}", {}, 400, "Body is not valid JSON", "(body)", None),
     ("truncated-json", "il", b'{"assignmentID": "a1", "percentage": 0.8', {}, 400,
@@ -374,7 +375,7 @@ BAD = [
     ("scoreGiven-false", "il", {"assignmentID": "a1", "scoreGiven": False, "scoreMaximum": 10}, {},
      400, "Invalid grade", "scoreGiven", "must be a number, not true/false"),
     ("percentage-null", "il", {"assignmentID": "a1", "percentage": None}, {}, 400, "Invalid grade",
-     "percentage", "is null"),
+     "percentage", "is null, read as absent: is missing, and so are scoreGiven/scoreMaximum"),
     ("percentage-list", "il", {"assignmentID": "a1", "percentage": [0.8]}, {}, 400, "Invalid grade",
      "percentage", "is an array"),
     ("percentage-object", "il", {"assignmentID": "a1", "percentage": {"value": 0.8}}, {}, 400,
@@ -426,7 +427,7 @@ BAD = [
     ("assignmentID-number", "il", {"assignmentID": 123, "percentage": 0.8}, {}, 400, "Invalid grade",
      "assignmentID", 'hint:send it as a string: "123"'),
     ("assignmentID-null", "il", {"assignmentID": None, "percentage": 0.8}, {}, 400, "Invalid grade",
-     "assignmentID", "is null"),
+     "assignmentID", "is null, read as absent: is missing"),
     ("assignmentID-object", "il", {"assignmentID": {"id": "a1"}, "percentage": 0.8}, {}, 400,
      "Invalid grade", "assignmentID", "must be a string"),
     ("assignmentID-lone-surrogate", "il", b'{"assignmentID": "a\\ud800", "percentage": 0.8}', {}, 400,
@@ -513,7 +514,7 @@ def test_bad_input_is_refused_and_nothing_stored(client, sim, student, other_stu
 @pytest.mark.parametrize("payload, fields", [
     ({"assignmentID": 123, "userID": 5, "percentage": 80, "scoreGiven": "8"},
      ["assignmentID", "userID", "percentage", "scoreGiven", "percentage"]),
-    ({"assignmentID": "", "userID": None, "scoreGiven": True},
+    ({"assignmentID": "", "userID": "", "scoreGiven": True},
      ["assignmentID", "userID", "scoreGiven", "scoreMaximum"]),
     ({"scoreMaximum": 0, "scoreGiven": -1, "x": json.loads(deep(70, "list"))},
      ["x", "assignmentID", "scoreMaximum", "scoreGiven"]),
@@ -720,3 +721,73 @@ def test_valid_grade_always_stored_with_exact_lti(shared, score, kind, assignmen
     stored = sim.store.list_grades(client_id=record["client_id"], user_id=people["student"],
                                    assignment_id=assignment)
     assert len(stored) == 1 and stored[0]["lti_score"] == record["lti_score"]
+
+
+# --- bodies real clients send: nulls and gzip ----------------------------------------------
+
+@pytest.mark.parametrize("payload, fmt, nulls", [
+    ({"assignmentID": "a1", "percentage": 0.8, "scoreGiven": None, "scoreMaximum": None},
+     "percentage", ["scoreGiven", "scoreMaximum"]),  # Jackson / pydantic write unset fields
+    ({"assignmentID": "a1", "percentage": None, "scoreGiven": 8, "scoreMaximum": 10},
+     "scoreGiven/scoreMaximum", ["percentage"]),
+    ({"assignmentID": "a1", "userID": None, "percentage": 0.8}, "percentage", ["userID"]),
+])
+def test_a_null_grade_field_is_read_as_absent_with_a_warning(client, sim, student, payload, fmt, nulls):
+    resp = post(client, il_token(sim, student["id"]), payload)
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["data"]["format"] == fmt
+    for field in nulls:
+        assert f"{field} is null: read as absent (leave fields without a value out)" in body["warnings"]
+    assert json.loads(body["data"]["payload"]) == payload  # what was sent, nulls included
+    assert not set(nulls) & set(body["data"]["context"])
+
+
+def test_a_null_grade_field_is_a_400_in_strict_mode(strict_app):
+    sim = strict_app.extensions["clever_sim"]
+    student = next(u for u in sim.roster["users"] if "student" in u["roles"])
+    resp = post(strict_app.test_client(), il_token(sim, student["id"]),
+                {"assignmentID": "a1", "percentage": 0.8, "scoreGiven": None})
+    assert_error(resp, 400, "Strict mode: the grade has warnings", field="scoreGiven",
+                 problem="is null: read as absent")
+    nothing_stored(sim)
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "GZIP", "x-gzip", "identity, gzip"])
+def test_a_gzip_body_is_inflated_and_stored(client, sim, student, encoding):
+    resp = post(client, il_token(sim, student["id"]), raw=gz(json.dumps(OK).encode()),
+                headers={"Content-Encoding": encoding})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["data"]["percentage"] == 0.8
+
+
+def test_an_identity_encoding_is_the_plain_body(client, sim, student):
+    resp = post(client, il_token(sim, student["id"]), OK, headers={"Content-Encoding": "identity"})
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("encoding, raw, status, message, problem", [
+    ("br", b"{}", 415, "Unsupported Content-Encoding", "is 'br'"),
+    ("deflate", b"{}", 415, "Unsupported Content-Encoding", "reads gzip or an unencoded body"),
+    ("gzip, gzip", b"{}", 415, "Unsupported Content-Encoding", "is 'gzip, gzip'"),
+    ("gzip", json.dumps(OK).encode(), 400, "Body is not valid gzip", "does not inflate"),
+    ("gzip", gz(json.dumps(OK).encode())[:-12], 400, "Body is not valid gzip", "cut short"),
+])
+def test_a_body_encoding_the_endpoint_cannot_read_names_the_header(client, sim, student, encoding,
+                                                                     raw, status, message, problem):
+    resp = post(client, il_token(sim, student["id"]), raw=raw, headers={"Content-Encoding": encoding})
+    assert_error(resp, status, message, field="Content-Encoding", problem=problem)
+    nothing_stored(sim)
+
+
+def test_a_gzip_body_that_inflates_past_the_limit_is_413(client, sim, student):
+    bomb = gz(json.dumps({**OK, "pad": "x" * (LIMIT * 50)}).encode())
+    assert len(bomb) < LIMIT
+    resp = post(client, il_token(sim, student["id"]), raw=bomb, headers={"Content-Encoding": "gzip"})
+    assert_error(resp, 413, f"Request body too large once inflated (limit {LIMIT} bytes)",
+                 field="(body)", problem="inflates past")
+    nothing_stored(sim)

@@ -168,9 +168,8 @@ def _check_user_id(body: dict, token: dict, misses: dict, problems: list[FieldPr
         return None
     value = body["userID"]
     if not isinstance(value, str):
-        extra = "; leave userID out with an il token" if value is None and token["kind"] == "il" else ""
         problems.append(FieldProblem("userID", f"is {_kind(value)} ({_show(value)}): must be a string",
-                                     "send the student's Clever id as a string" + extra))
+                                     "send the student's Clever id as a string"))
         return None
     if not value:
         problems.append(FieldProblem("userID", "is empty",
@@ -195,9 +194,6 @@ def _number(body: dict, field: str, problems: list[FieldProblem], example: str) 
         else:
             hint = f"send a JSON number, e.g. {example}"
         problems.append(FieldProblem(field, f"is a string ({_show(value)}): must be a number", hint))
-    elif value is None:
-        problems.append(FieldProblem(field, "is null: must be a number",
-                                     f"send a JSON number, e.g. {example}, or leave {field} out"))
     else:
         problems.append(FieldProblem(field, f"is {_kind(value)}: must be a number",
                                      f"send a JSON number, e.g. {example}"))
@@ -279,6 +275,13 @@ def _check_score(body: dict, misses: dict, problems: list[FieldProblem]
         return None
     fmt = FORMAT_PERCENTAGE if "percentage" in body else FORMAT_RATIO
     return fmt, values  # type: ignore[return-value]
+
+
+def _null_read_as_absent(problem: FieldProblem, nulls: list[str]) -> FieldProblem:
+    """A missing-field problem of a field sent as null says so."""
+    if problem.field in nulls and problem.problem.startswith("is missing"):
+        return FieldProblem(problem.field, "is null, read as absent: " + problem.problem, problem.hint)
+    return problem
 
 
 # --- who the grade is for ------------------------------------------------------------
@@ -375,13 +378,17 @@ def submit_grade(sim: Simulator, token: dict, body: object,
             "(body)", f"is {_kind(body)}", "send a JSON object, e.g. " + _EXAMPLE)])
     token_user = _token_student(sim, token)
 
+    # A grade field sent as null reads as absent (serializers such as Jackson and pydantic
+    # write every field, unset ones as null), with a warning: the simulator decides this.
+    original, nulls = body, [f for f in FIELDS if f in body and body[f] is None]
+    body = {k: v for k, v in body.items() if k not in nulls}
     problems = _walk_problems(body)
     misses = _near_misses(body)
     assignment_id = _check_assignment_id(body, misses, problems)
     user_id = _check_user_id(body, token, misses, problems)
     score = _check_score(body, misses, problems)
     if problems:
-        raise GradeValidationError(errors=problems)
+        raise GradeValidationError(errors=[_null_read_as_absent(p, nulls) for p in problems])
     assert assignment_id is not None and score is not None
 
     student = _resolve_student(sim, token, token_user, user_id)
@@ -393,7 +400,8 @@ def submit_grade(sim: Simulator, token: dict, body: object,
     client_id = token["client_id"]
     linked = sim.store.is_linked(client_id, assignment_id, student["id"])
 
-    warned: list[tuple[str, str]] = []
+    warned: list[tuple[str, str]] = [
+        (f, f"{f} is null: read as absent (leave fields without a value out)") for f in nulls]
     if clamped:
         warned.append(("scoreGiven", f"scoreGiven {_show(body['scoreGiven'])} exceeds scoreMaximum "
                                      f"{_show(body['scoreMaximum'])}: LTI 1.1 accepts 0–1.0, so the score "
@@ -421,7 +429,7 @@ def submit_grade(sim: Simulator, token: dict, body: object,
 
     now = sim.clock.iso()
     context = {k: plain_json(v) for k, v in body.items() if k not in FIELDS}
-    payload = exact_json(body)
+    payload = exact_json(original)
     numbers = {f: (scoring.json_number(values[f]) if f in values else None) for f in SCORE_FIELDS}
 
     def build_record(grade_id: str, version: int, created: str) -> dict:

@@ -1,7 +1,8 @@
 """Route of the grades endpoint ``POST /v1/grade``: parse, call domain, serialise.
 
 Order (each step's errors before the next's): bearer token (401) → Content-Type (415)
-→ body size (413) → JSON (400) → the grade's rules (``grades.submit_grade``).
+→ body size (413) → Content-Encoding (415 unless identity or gzip; 400 bad gzip; 413 when
+it inflates past the limit) → JSON (400) → the grade's rules (``grades.submit_grade``).
 Other methods get 405 naming POST.
 
 The endpoint partner CI hits hardest is served straight from WSGI (``GradeEndpoint``), not
@@ -14,10 +15,11 @@ injection, the rate limit, the error body, the headers and the journal entry.
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Callable, Iterable
 
 from .. import traffic
-from ..errors import SimError
+from ..errors import BadRequest, FieldProblem, PayloadTooLarge, SimError, UnsupportedMediaType
 from ..sim import Simulator
 from ..store import _dumps
 from ..traffic import Exchange
@@ -71,8 +73,10 @@ def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:
     token = tokens.resolve(s, bearer_from(environ.get("HTTP_AUTHORIZATION")))
     ex.note(client_id=token["client_id"], token_kind=token["kind"], user_id=token.get("user_id"))
     check_json_content_type(environ.get("CONTENT_TYPE"))
-    ex.request_body = read_body_from(environ, s.cfg["GRADE_BODY_LIMIT"])
-    body = parse_json(ex.request_body, exact_numbers=True)
+    limit = s.cfg["GRADE_BODY_LIMIT"]
+    ex.request_body = read_body_from(environ, limit)
+    body = parse_json(decode_content(environ.get("HTTP_CONTENT_ENCODING"), ex.request_body, limit),
+                      exact_numbers=True)
     if isinstance(body, dict) and isinstance(body.get("assignmentID"), str):
         ex.note(assignment_id=body["assignmentID"][:grades.ASSIGNMENT_ID_MAX])
     record, warnings = grades.submit_grade(s, token, body, generation)
@@ -81,6 +85,36 @@ def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:
             assignment_id=record["assignmentID"], token_kind=record["token_kind"])
     ex.findings.extend(warnings)
     return grade_response(record, warnings)
+
+
+def decode_content(encoding: str | None, raw: bytes, limit: int) -> bytes:
+    """The body as sent before ``Content-Encoding``: identity as is, gzip inflated (at most
+    ``limit`` bytes, so a small bomb cannot grow large); any other coding is 415 naming it."""
+    codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return raw
+    if codings not in (["gzip"], ["x-gzip"]):
+        raise UnsupportedMediaType("Unsupported Content-Encoding", [FieldProblem(
+            "Content-Encoding", f"is {(encoding or '')[:60]!r}: the grades endpoint reads gzip or "
+                                "an unencoded body", "send the JSON as is, or gzip it")])
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(raw, limit + 1)
+        complete = inflater.eof
+    except zlib.error as exc:
+        raise BadRequest("Body is not valid gzip", [FieldProblem(
+            "Content-Encoding", f"says gzip, but the body does not inflate ({exc})",
+            "gzip the whole JSON body, or drop the Content-Encoding header")]) from None
+    if len(data) > limit:
+        raise PayloadTooLarge(f"Request body too large once inflated (limit {limit} bytes)", [
+            FieldProblem("(body)", f"inflates past {limit} bytes",
+                         "send only the grade fields and a little context")])
+    if not complete:
+        raise BadRequest("Body is not valid gzip", [FieldProblem(
+            "Content-Encoding", "says gzip, but the gzip stream is cut short",
+            "send the whole gzip stream")])
+    return data
 
 
 def grade_response(record, warnings: list[str]) -> bytes:
