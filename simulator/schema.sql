@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS sections (
     data        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sections_district ON sections(district_id, id);
+-- The data API's nested paths: a school's and a course's sections (a term's sections are
+-- most of the district's, read whole either way).
+CREATE INDEX IF NOT EXISTS sections_school ON sections(school_id, id);
+CREATE INDEX IF NOT EXISTS sections_course ON sections(json_extract(data, '$.course'));
 
 CREATE TABLE IF NOT EXISTS section_members (
     section_id TEXT NOT NULL,

@@ -540,16 +540,17 @@ class Store:
         ``by_legacy_id`` sorts and pages users by their v2 id (v2 lists of non-students).
         """
         table = _ROSTER_TABLES[kind]
-        key = "l.legacy_id" if by_legacy_id else "t.id"
+        t = "t." if by_legacy_id else ""  # columns of the roster table, aliased when joined
+        key = "l.legacy_id" if by_legacy_id else "id"
         where, params = [], []
         if district_id is not None:
-            where.append("t.id = ?" if kind == "districts" else "t.district_id = ?")
+            where.append(f"{t}id = ?" if kind == "districts" else f"{t}district_id = ?")
             params.append(district_id)
         if role is not None:
-            where.append("t.role = ?")
+            where.append(f"{t}role = ?")
             params.append(role)
         if ids is not None:
-            where.append("t.id IN (SELECT value FROM json_each(?))")
+            where.append(f"{t}id IN (SELECT value FROM json_each(?))")
             params.append(_dumps(ids))
         if ending_before is not None:
             where.append(f"{key} < ?")
@@ -560,9 +561,9 @@ class Store:
                 where.append(f"{key} > ?")
                 params.append(starting_after)
             order = "ASC"
-        sql = f"SELECT t.data FROM {table} t"
+        sql = f"SELECT {t}data FROM {table}"
         if by_legacy_id:
-            sql += " JOIN legacy_ids l ON l.user_id = t.id"
+            sql += " t JOIN legacy_ids l ON l.user_id = t.id"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {key} {order} LIMIT ?"

@@ -320,3 +320,19 @@ def test_the_store_holds_the_roster_exactly_and_no_copy_is_kept(big):
     sim = big["sim"]
     assert sim.roster == big["doc"]  # read back from the store, in the file's order
     assert "roster" not in vars(sim)  # a property: nothing resident
+
+
+def test_data_api_nested_paths_read_on_indexes(big):
+    """A teacher's sections and students, a school's sections and users, a section's users, and
+    the v2 teacher list (paged by v2 id) never read a big table whole."""
+    section = big["section"]
+    teacher = section["teachers"][0]
+    legacy = big["sim"].store.legacy_ids()[0][teacher]
+    assert_indexed(
+        big, f"/v3.0/users/{teacher}/sections", f"/v3.0/users/{teacher}/myStudents?limit=50",
+        f"/v3.0/sections/{section['id']}/users?role=student", f"/v3.0/schools/{section['school']}/sections",
+        f"/v3.0/schools/{section['school']}/users?limit=50",
+        "/v2.1/teachers?limit=100", f"/v2.1/teachers/{legacy}/students?limit=50",
+        headers=bearer(big["dtoken"]),
+        expect={"FROM sections WHERE school_id": "sections_school",
+                "JOIN legacy_ids": "legacy_ids"})
