@@ -15,7 +15,6 @@ top-level lists, as a Secure Sync client's does.  Every answer must be:
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from urllib.parse import urlsplit
 
