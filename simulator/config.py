@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": False,           # enforce Clever's 1200 requests/min per token
     "RATE_LIMIT_PER_MIN": 1200,
     "JOURNAL_CAP": 10_000,
+    "JOURNAL_MAX_MB": 4,           # memory the journal may hold (journal.BYTES_CAP)
     "GRADE_BODY_LIMIT": 64 * 1024,
     "CODE_TTL_S": 60,
     "WAIT_MAX_S": 60,
@@ -58,6 +59,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CLEVER_SIM_STRICT": ("STRICT", "bool"),
     "CLEVER_SIM_RATE_LIMIT": ("RATE_LIMIT", "bool"),
     "CLEVER_SIM_JOURNAL_CAP": ("JOURNAL_CAP", int),
+    "CLEVER_SIM_JOURNAL_MAX_MB": ("JOURNAL_MAX_MB", int),
     "CLEVER_SIM_SECRET_KEY": ("SECRET_KEY", str),
     "CLEVER_SIM_ALLOWED_HOSTS": ("ALLOWED_HOSTS", "list"),
     CONTROL_TOKEN_ENV: ("CONTROL_TOKEN", str),
@@ -67,6 +69,7 @@ _TOML_SIMULATOR_KEYS = {
     "db": "DB", "data_dir": "DATA_DIR", "roster": "ROSTER", "strict": "STRICT",
     "rate_limit": "RATE_LIMIT", "journal_cap": "JOURNAL_CAP",
     "allowed_hosts": "ALLOWED_HOSTS", "control_token": "CONTROL_TOKEN",
+    "journal_max_mb": "JOURNAL_MAX_MB",
 }
 
 
@@ -173,7 +176,8 @@ def _check(cfg: dict[str, Any]) -> None:
     for key in ("STRICT", "RATE_LIMIT"):
         if not isinstance(cfg[key], bool):
             raise ConfigError(f"{key.lower()} must be true or false, not {cfg[key]!r}")
-    for key in ("JOURNAL_CAP", "GRADE_BODY_LIMIT", "CODE_TTL_S", "RATE_LIMIT_PER_MIN", "WAIT_MAX_S"):
+    for key in ("JOURNAL_CAP", "JOURNAL_MAX_MB", "GRADE_BODY_LIMIT", "CODE_TTL_S",
+                "RATE_LIMIT_PER_MIN", "WAIT_MAX_S"):
         if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
             raise ConfigError(f"{key.lower()} must be a positive whole number, not {cfg[key]!r}")
     hosts = cfg["ALLOWED_HOSTS"]

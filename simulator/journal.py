@@ -8,7 +8,16 @@ from collections import deque
 from typing import Any, Iterable, Sequence
 
 BODY_CAP = 16 * 1024  # bytes of each body kept for the inspector
-BYTES_CAP = 64 * 1024 * 1024  # bodies and headers kept in all: oldest entries go first
+# Memory the journal may hold in all (bodies, headers, the entries themselves); the oldest
+# entries go first. Sized so a server's memory stays flat under load (bench/soak.py): a
+# grade POST's entry is ~3.4 KB, a /v3.0/me's ~2.5 KB, so 4 MiB holds the newest ~1,200
+# grades or ~1,600 data API calls (JOURNAL_MAX_MB / journal_max_mb raise it).
+BYTES_CAP = 4 * 1024 * 1024  # the default of JOURNAL_MAX_MB
+# What an entry costs beyond its bodies' and headers' text, measured with tracemalloc on
+# real requests (the entry, its facts, a tuple and a str per header): counting these too
+# keeps BYTES_CAP a bound on memory, not only on body text.
+ENTRY_OVERHEAD = 1000
+HEADER_OVERHEAD = 110
 
 
 def clip_body(raw: bytes | str | None, total: int | None = None) -> str | None:
@@ -51,10 +60,12 @@ class RawEntry:
 
     @property
     def size(self) -> int:
-        """Bytes this entry holds (bodies and headers), for the journal's byte cap."""
-        # Headers are counted at a flat 80 bytes each: cheap on the hot path, close enough.
-        return (len(self.request_body or b"") + len(self.response_body or b"") + 256
-                + 80 * (len(self.environ_headers) + len(self.response_headers)))
+        """Bytes this entry holds in memory (bodies, headers, the entry), for the byte cap."""
+        pairs = itertools.chain(self.environ_headers, self.response_headers)
+        return (ENTRY_OVERHEAD + len(self.request_body or b"") + len(self.response_body or b"")
+                + HEADER_OVERHEAD * (len(self.environ_headers) + len(self.response_headers))
+                + sum(map(len, itertools.chain.from_iterable(pairs)))
+                + sum(map(len, self.fields.get("findings") or ())))
 
     def get(self, key: str, default=None):
         return self.fields.get(key, default)
@@ -90,9 +101,13 @@ def _materialize(entry) -> dict:
 def _size(entry) -> int:
     if isinstance(entry, RawEntry):
         return entry.size
-    return 256 + sum(len(entry.get(k) or "") for k in ("request_body", "response_body")
-                     if isinstance(entry.get(k), (str, bytes)))
-
+    text = 0  # an outbound entry (a dict): count its strings, one level into headers
+    for value in entry.values():
+        if isinstance(value, (str, bytes)):
+            text += len(value)
+        elif isinstance(value, dict):
+            text += sum(HEADER_OVERHEAD + len(str(k)) + len(str(v)) for k, v in value.items())
+    return ENTRY_OVERHEAD + text
 
 class Journal:
     """A capped, thread-safe list of request entries, numbered from 1, read as dicts.
@@ -160,12 +175,27 @@ class Journal:
               direction: str | None = None, after_id: int = 0,
               limit: int = 100) -> tuple[list[dict], int]:
         """Entries matching every given filter, newest first, and how many matched in all."""
+        if after_id <= 0 and all(f is None for f in (path, method, status, user_id,
+                                                     assignment_id, client_id, direction)):
+            # Unfiltered (the common read): the newest ``limit`` only, not a pass over a
+            # full journal's 10,000 entries on every call.
+            with self._lock:
+                total = len(self._entries)
+                newest = list(itertools.islice(reversed(self._entries), limit))
+            return [_materialize(e) for e in newest], total
         with self._lock:
             snapshot = list(self._entries)
         matched = [e for e in reversed(snapshot) if _matches(e, path, method, status, user_id,
                                                               assignment_id, client_id,
                                                               direction, after_id)]
         return [_materialize(e) for e in matched[:limit]], len(matched)
+
+    def newest(self, skip: int, count: int) -> tuple[list, int]:
+        """(up to ``count`` raw entries, newest first, after skipping the ``skip`` newest;
+        the journal's length), without copying the whole journal."""
+        with self._lock:
+            total = len(self._entries)
+            return list(itertools.islice(reversed(self._entries), skip, skip + count)), total
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -51,7 +51,7 @@ class Simulator:
         # A new database file is created only once its roster has loaded: bad input writes nothing.
         self._roster_read = None if path == ":memory:" or Path(path).exists() else self._read_roster(None)
         self.store = Store(path)
-        self.journal = Journal(cfg["JOURNAL_CAP"])
+        self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
         self.faults = Faults()
         self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
         self._grades_changed = threading.Condition()

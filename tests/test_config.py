@@ -49,6 +49,8 @@ def test_config_app_is_registered_with_its_credentials(tmp_path):
     ({"CLEVER_SIM_STRICT": "maybe"}, "expected true/false"),
     ({"CLEVER_SIM_JOURNAL_CAP": "lots"}, "expected a whole number"),
     ({"CLEVER_SIM_JOURNAL_CAP": "0"}, "positive whole number"),
+    ({"CLEVER_SIM_JOURNAL_MAX_MB": "0"}, "journal_max_mb must be a positive whole number"),
+    ({"CLEVER_SIM_JOURNAL_MAX_MB": "4.5"}, "expected a whole number"),
 ])
 def test_bad_env_values_are_named(env, words):
     with pytest.raises(ConfigError, match=words):

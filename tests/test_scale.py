@@ -36,7 +36,7 @@ def big(tmp_path_factory):
     with open(path, "w", encoding="utf-8") as fh:
         write_roster(doc, fh)
     app = create_app({"DB": str(tmp / "scale.db"), "ROSTER": str(path), "SECRET_KEY": "t",
-                      "JOURNAL_CAP": 2000}, environ={})
+                      "JOURNAL_CAP": 2000, "JOURNAL_MAX_MB": 64}, environ={})
     sim = app.extensions["clever_sim"]
     client = app.test_client()
     client_id = doc["apps"][0]["client_id"]

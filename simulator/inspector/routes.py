@@ -122,12 +122,23 @@ def status_class(status) -> str:
 def journal():
     s = sim()
     filters, problems, page, after_id = parse_filters()
-    entries = s.journal.raw()  # as captured: filter on the facts, build only the shown page
-    matched = [e for e in reversed(entries) if _matches(e, filters, after_id)]
-    pages = max(1, -(-len(matched) // PER_PAGE))
+    if filters or after_id:  # as captured: filter on the facts, build only the shown page
+        entries = s.journal.raw()
+        matched = [e for e in reversed(entries) if _matches(e, filters, after_id)]
+        total, size, newest_id = len(matched), len(entries), entries[-1]["id"] if entries else 0
+
+        def page_of(n: int) -> list:
+            return matched[(n - 1) * PER_PAGE: n * PER_PAGE]
+    else:  # the default view reads only the page shown, not a full journal's 10,000 entries
+        newest, size = s.journal.newest(0, 1)
+        total, newest_id = size, newest[0]["id"] if newest else 0
+
+        def page_of(n: int) -> list:
+            return s.journal.newest((n - 1) * PER_PAGE, PER_PAGE)[0]
+    pages = max(1, -(-total // PER_PAGE))
     if page > pages:
         page = pages
-    shown = [s.journal.materialize(e) for e in matched[(page - 1) * PER_PAGE: page * PER_PAGE]]
+    shown = [s.journal.materialize(e) for e in page_of(page)]
     rows = [{"e": e, "findings": len(findings_for(e)), "cls": status_class(e.get("status"))}
             for e in shown]
     kept = {k: v for k, v in request.args.items() if k in _KEEP and v.strip()}
@@ -136,11 +147,11 @@ def journal():
         return url_for("inspector.journal", **kept, page=n)
 
     html = render_template(
-        "inspector_list.html", rows=rows, problems=problems, total=len(matched),
-        journal_size=len(entries), cap=s.journal.cap, dropped=s.journal.dropped, page=page,
+        "inspector_list.html", rows=rows, problems=problems, total=total,
+        journal_size=size, cap=s.journal.cap, dropped=s.journal.dropped, page=page,
         pages=pages, newer_url=page_url(page - 1) if page > 1 else None,
         older_url=page_url(page + 1) if page < pages else None,
-        newest_id=entries[-1]["id"] if entries else 0,
+        newest_id=newest_id,
         args={k: request.args.get(k, "") for k in ("path", "status", "user", "assignment",
                                                      "client", "direction", "method")},
         filtered=bool(filters or after_id))
