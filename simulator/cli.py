@@ -209,10 +209,11 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
           control_token: str | None) -> None:
     """Serve the simulator on a production WSGI server (waitress)."""
     from .limits import raise_fd_limit
-    from .serving import bind, freeze_startup_objects
+    from .serving import bind, freeze_startup_objects, limit_malloc_arenas
 
     started = time.perf_counter()
     raise_fd_limit()  # before any store opens: the bounds (limits.bounds_for) follow it
+    limit_malloc_arenas()
     app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict,
                           "CONTROL_TOKEN": control_token,
                           "ALLOWED_HOSTS": _allowed_hosts(config, allowed_hosts, host)})

@@ -156,7 +156,7 @@ class Store:
         self._writes = 0  # transactions so far (the checkpointer runs only after new ones)
         self._shared: sqlite3.Connection | None = None
         # Read-through caches for the grade hot path; every write below keeps them true.
-        self._tokens: dict[str, dict] = {}
+        self._tokens = ByteCache(_TOKENS_BYTES)
         # Revocation: every write that deletes tokens or codes bumps this generation, after
         # its COMMIT and before it lets go of the write lock, and empties the token cache,
         # under ``_token_lock``. A lookup fills the cache only if the generation it read
@@ -165,9 +165,9 @@ class Store:
         # write compares the generation its token was looked up under (``save_grade``).
         self._revocations = 0
         self._token_lock = threading.Lock()
-        self._users: dict[str, tuple[str, dict]] = {}
+        self._users = ByteCache(_USERS_BYTES)
         self._legacy: tuple[dict[str, str], dict[str, str]] | None = None
-        self._linked: dict[tuple[str, str], frozenset[str]] = {}
+        self._linked = ByteCache(_LINKED_BYTES)
         self._seq: int | None = None
         self._grade_count: int | None = None  # current grades, once counted
         self._roster_counts: dict[str, int] = {}
@@ -236,6 +236,9 @@ class Store:
                 # thread below, never inside a request's COMMIT while it holds the write lock.
                 conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute("PRAGMA foreign_keys=ON")
+            # Each pooled connection has its own page cache (2 MB by default): one bound on
+            # them all, process-wide, beyond which SQLite recycles cache pages.
+            conn.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_BYTES}")
         except BaseException:
             if not self.memory:
                 self._budget.release()
@@ -525,9 +528,8 @@ class Store:
         if row is None:
             return None
         found = (row["role"], json.loads(row["data"]))
-        if len(self._users) >= _CACHE_MAX // 4:  # a user record is a few KB
-            self._users.clear()
-        self._users[user_id] = found
+        # A parsed record costs ~4× its JSON text (measured: dicts, lists, str objects).
+        self._users.put(user_id, found, 4 * len(row["data"]) + 300)
         return found
 
     def list_records(self, kind: str, *, district_id: str | None = None, role: str | None = None,
@@ -741,9 +743,7 @@ class Store:
         found = _token_row(row)
         with self._token_lock:
             if generation == self._revocations:  # no revocation since the SELECT began
-                if len(self._tokens) >= _CACHE_MAX:
-                    self._tokens.clear()
-                self._tokens[access_token] = found
+                self._tokens.put(access_token, found, 1000 + 2 * len(access_token))
         return found
 
     def district_tokens(self, client_id: str, district_id: str | None = None) -> list[dict]:
@@ -1003,9 +1003,7 @@ class Store:
                     "ON m.section_id = a.section_id AND m.role = 'student' "
                     "WHERE a.client_id = ? AND a.assignment_id = ?", key).fetchall()
             students = frozenset(r[0] for r in rows)
-            if len(self._linked) >= _CACHE_MAX // 4:  # a set of students each
-                self._linked.clear()
-            self._linked[key] = students
+            self._linked.put(key, students, 300 + 120 * len(students) + len(key[0]) + len(key[1]))
         return user_id in students
 
     def clear_caches(self) -> None:
@@ -1045,10 +1043,53 @@ class _GradeJob:
         self.error: BaseException | None = None
 
 
+# SQLite's memory in all: 16 worker connections with 2 MB page caches each held ~17 MB
+# under mixed load; past this bound SQLite recycles cache pages (the OS still caches the file).
+SQLITE_HEAP_BYTES = 4 * 1024 * 1024
 CHECKPOINT_EVERY_S = 0.25  # background WAL checkpoints (the WAL stays a few MB under load)
-# Entries per cache (users and links: a quarter of it); a full cache is cleared whole, so
-# memory stays flat: at most ~12 MB of tokens, ~15 MB of users, a few MB of link sets.
-_CACHE_MAX = 20_000
+# Bytes per read-through cache (estimated per entry when stored); a full cache is cleared
+# whole, so memory stays flat whatever the roster's records or the tokens' count.
+_TOKENS_BYTES = 4 * 1024 * 1024
+_USERS_BYTES = 4 * 1024 * 1024
+_LINKED_BYTES = 2 * 1024 * 1024
+
+
+class ByteCache:
+    """A dict bounded by the bytes its entries hold (``put`` says how many), not their count:
+    one huge record cannot outweigh the bound, and full means cleared whole (cheap, and
+    the next reads refill what is still used)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._data: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, default=None):
+        return self._data.get(key, default)
+
+    def put(self, key, value, size: int) -> None:
+        """Keep ``value`` (``size``: an estimate of its bytes) unless it alone exceeds the bound."""
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if self.bytes + size > self.max_bytes:
+                self._data = {}
+                self.bytes = 0
+            if key not in self._data:
+                self.bytes += size
+            self._data[key] = value
+
+    def pop(self, key, default=None):
+        return self._data.pop(key, default)  # its bytes stay counted until the next clear
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data = {}
+            self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 _ROSTER_TABLES = {"districts": "districts", "schools": "schools", "terms": "terms",
                   "users": "users", "sections": "sections", "courses": "courses"}

@@ -8,14 +8,17 @@ The network tests run the real WSGI server (waitress, as ``clever-sim serve`` do
 
 from __future__ import annotations
 
+import gc
 import re
 import socket
 import time
+import tracemalloc
 from contextlib import closing, contextmanager
 
 import httpx
 import pytest
 
+from simulator import ratelimit
 from simulator import store as store_mod
 from simulator.app import create_app
 from simulator.gradebook import domain as gradebook_domain
@@ -220,6 +223,100 @@ def test_journal_byte_cap_drops_the_oldest_entries():
     assert journal.bytes == 0 and len(journal) == 0
 
 
+def _journal_memory(sim, send) -> int:
+    """Bytes the journal really holds (tracemalloc) after ``send()``: traced memory with
+    the entries, minus traced memory once they are dropped."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        send()
+        gc.collect()
+        with_entries = tracemalloc.get_traced_memory()[0]
+        sim.journal.clear()
+        gc.collect()
+        return with_entries - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_journal_byte_bound_holds_after_many_large_requests():
+    """Big headers (any client can send ~250 KB of them) and bodies count at their real size:
+    the journal's memory, measured, stays under journal_max_mb however many arrive."""
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "JOURNAL_MAX_MB": 1}, environ={})
+    try:
+        sim = app.extensions["clever_sim"]
+        client = app.test_client()
+        _, token = student_token(app)
+        pad = {"X-Pad": "p" * 20_000, "X-Trace": "t" * 5_000}
+
+        def send():
+            for i in range(300):
+                assert client.post("/v1/grade", headers={**bearer(token), **pad}, json={
+                    "assignmentID": f"big{i % 7}", "percentage": 0.5,
+                    "context": {"note": "n" * 8_000}}).status_code == 200
+                assert client.get("/v3.0/me", headers={**bearer(token), **pad}).status_code == 200
+            assert len(sim.journal) < 100 and sim.journal.dropped > 500  # the oldest went first
+
+        held = _journal_memory(sim, send)
+        assert 0 < held <= 1 * MIB  # counting headers at a flat 80 bytes held ~15 MB here
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_journal_accounts_for_at_least_what_a_small_entry_really_holds():
+    """The byte count is an upper bound on memory for ordinary traffic too (grade POSTs,
+    /me), not only for big bodies: counted bytes ≥ measured bytes."""
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "JOURNAL_MAX_MB": 64}, environ={})
+    try:
+        sim = app.extensions["clever_sim"]
+        client = app.test_client()
+        _, token = student_token(app)
+        sim.journal.clear()
+        counted = []
+
+        def send():
+            for i in range(400):
+                client.post("/v1/grade", headers=bearer(token),
+                            json={"assignmentID": f"s{i % 9}", "percentage": 0.25})
+                client.get("/v3.0/me", headers=bearer(token))
+            counted.append(sim.journal.bytes)
+
+        held = _journal_memory(sim, send)
+        assert len(counted) == 1 and held <= counted[0]
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_default_journal_reads_look_only_at_the_entries_shown(monkeypatch, app, sim, client):
+    """A full journal does not make every /_sim/journal or /inspector read walk it all
+    (the work of an unfiltered read does not grow with the journal)."""
+    from simulator import journal as journal_mod
+    from simulator.inspector import routes as inspector_routes
+
+    for i in range(3_000):
+        sim.journal.add({"direction": "inbound", "method": "GET", "path": f"/p{i}",
+                         "status": 200})
+    visited = {"n": 0}
+
+    def counting(real):
+        def wrapper(*args, **kwargs):
+            visited["n"] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(journal_mod, "_matches", counting(journal_mod._matches))
+    monkeypatch.setattr(inspector_routes, "_matches", counting(inspector_routes._matches))
+    monkeypatch.setattr(journal_mod, "_materialize", counting(journal_mod._materialize))
+    listing = client.get("/_sim/journal?limit=50").get_json()
+    assert listing["total"] == 3_000 and listing["data"][0]["path"] == "/p2999"
+    page = client.get("/inspector?page=3").get_data(as_text=True)
+    assert "/p2899" in page and "/p2849" not in page
+    assert visited["n"] == 50 + 50  # the entries shown, materialised; none scanned
+    visited["n"] = 0
+    assert client.get("/_sim/journal?path=/p29&limit=5").get_json()["total"] == 111
+    assert visited["n"] >= 3_000  # a filter has to look at every entry
+
+
 def test_journal_lookup_by_id_is_direct():
     journal = Journal(cap=5)
     for i in range(12):
@@ -230,13 +327,48 @@ def test_journal_lookup_by_id_is_direct():
 
 # --- memory: caches and histories -------------------------------------------------------------
 
-def test_store_caches_stay_under_their_cap(monkeypatch, sim, client):
-    monkeypatch.setattr(store_mod, "_CACHE_MAX", 8)
+def test_store_caches_stay_under_their_byte_bound(sim, client):
+    store = sim.store
+    store._tokens.max_bytes = 5_000  # noqa: SLF001 - a few tokens' worth
+    store._users.max_bytes = 20_000  # noqa: SLF001
     users = sim.store.list_records("users", limit=100).rows
     for user in users:
         token = il_token(sim, user["id"])
         assert client.get("/v3.0/me", headers=bearer(token)).status_code == 200
-        assert 1 <= len(sim.store._tokens) <= 8 and 1 <= len(sim.store._users) <= 2  # noqa: SLF001
+        for cache in (store._tokens, store._users):  # noqa: SLF001
+            assert 1 <= len(cache) and cache.bytes <= cache.max_bytes
+    assert len(store._tokens) < len(users)  # noqa: SLF001 - it was cleared on the way
+
+
+def test_byte_cache_refuses_an_entry_bigger_than_its_bound_and_clears_when_full():
+    cache = store_mod.ByteCache(1_000)
+    cache.put("huge", "x", 1_001)
+    assert cache.get("huge") is None and cache.bytes == 0
+    for i in range(10):
+        cache.put(i, i, 300)
+        assert cache.bytes <= 1_000
+    assert len(cache) == 1 and cache.get(9) == 9  # cleared whole each time it filled
+
+
+def test_rate_limiter_keeps_short_keys_and_only_the_current_minute():
+    limiter = ratelimit.RateLimiter(per_minute=5)
+    for i in range(200):  # clients may send any Authorization header: 10 KB each here
+        limiter.hit(f"{i:04d}" + "k" * 10_000, now=60.0)
+    assert len(limiter) == 200
+    assert all(len(key) <= ratelimit.KEY_MAX for key in limiter._used)  # noqa: SLF001
+    assert limiter.hit("0000" + "k" * 10_000, now=61.0)[1] == 3  # its digest still counts it
+    limiter.hit("next-minute", now=120.0)
+    assert len(limiter) == 1  # a new minute drops the old counts whole
+
+
+def test_rate_limiter_counts_a_bounded_number_of_tokens_a_minute(monkeypatch):
+    monkeypatch.setattr(ratelimit, "KEYS_MAX", 10)
+    limiter = ratelimit.RateLimiter(per_minute=1_000)
+    for i in range(50):
+        limiter.hit(f"token-{i}", now=0.0)
+    assert len(limiter) == 11  # ten tokens, then one shared count for the rest
+    assert limiter.hit("token-3", now=0.0)[1] == 998
+    assert limiter.hit("another", now=0.0)[1] == 1_000 - 41
 
 
 def test_grade_history_pages_and_the_cell_page_shows_the_newest_versions(monkeypatch, sim, client):
