@@ -35,6 +35,10 @@ _RATE_LIMITED = {"data_api"}
 _SLASHES = re.compile(r"/{2,}")
 
 # API paths never use the browser session: skip loading and signing its cookie there.
+# The browser session's cookie: a name of our own, so a partner app on the same host (cookies
+# ignore ports) keeping Flask's default "session" can never overwrite it, nor we theirs.
+SESSION_COOKIE = "clever_sim_session"
+
 _SESSIONLESS = ("/v1/", "/v2.", "/v3.", "/me", "/_sim/", "/oauth/tokens", "/oauth/tokeninfo")
 
 
@@ -78,6 +82,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app.config.update(cfg)
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["SESSION_COOKIE_NAME"] = cfg.get("SESSION_COOKIE_NAME") or SESSION_COOKIE
+    if tenant is None:  # a tenant's cookie is scoped to its own /t/{name} prefix (tenants.py)
+        app.config["SESSION_COOKIE_PATH"] = cfg.get("SESSION_COOKIE_PATH") or "/"
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.session_interface = _SessionOnlyForPages()
     app.json.sort_keys = False
     app.json.ensure_ascii = False

@@ -195,6 +195,21 @@ def test_persona_switch_with_csrf_logs_into_schoology_and_clever(client, roster)
     assert "Rebecca Alvarez" in whoami  # the fake Clever agrees on who is logged in
 
 
+def test_login_cookie_has_its_own_name_so_a_partners_session_cookie_cannot_clobber_it(client):
+    """Cookies ignore ports: a partner on 127.0.0.1 keeping Flask's default "session"
+    cookie must neither overwrite nor be overwritten by the simulator's login."""
+    home = client.get("/schoology")
+    resp = submit(client, form_to(home, "/schoology/persona"), user_id=TEACHER)
+    set_cookie = resp.headers.get_all("Set-Cookie")
+    assert len(set_cookie) == 1 and set_cookie[0].startswith("clever_sim_session=")
+    assert "Path=/;" in set_cookie[0] and "HttpOnly" in set_cookie[0]
+    assert "SameSite=Lax" in set_cookie[0]
+    client.set_cookie("session", "a-partner-cookie-the-simulator-must-ignore", domain="localhost")
+    page = client.get("/schoology")
+    assert "Rebecca Alvarez" in page_text(page)
+    assert not any(c.startswith("session=") for c in page.headers.get_all("Set-Cookie"))
+
+
 def test_persona_switch_without_csrf_is_refused(client):
     client.get("/schoology")
     resp = client.post("/schoology/persona", data={"user_id": TEACHER})

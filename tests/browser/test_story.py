@@ -123,10 +123,17 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     teacher.evaluate("window.__notReloaded = true")
 
     # --- student: open it from Schoology, land in the partner, answer, turn in ------------------
+    # The partner keeps Flask's default cookie name, "session", as many partners do; cookies
+    # ignore ports, so the simulator's own cookie must be named differently or each app would
+    # log the student out of the other. The student holds a Schoology tab and the partner's.
+    demo.partner.app.config["SESSION_COOKIE_NAME"] = "session"
     student = enrolled_student(sim, section_id)
-    kid = new_context().new_page()
+    kid_context = new_context()
+    kid = kid_context.new_page()
     ui.switch_persona(kid, sim, student["name"], user_id=student["id"])
     kid.get_by_role("link", name=SECTION_NAME).click()
+    schoology_tab = kid_context.new_page()
+    schoology_tab.goto(kid.url)
     kid_row = kid.locator(f'tr[data-link-id="{link_id}"]')
     kid_row.get_by_role("button", name="Open").click()  # → Clever authorize → partner callback
     kid.wait_for_url(f"{demo.partner_url}/assignments/{ASSIGNMENT}")
@@ -152,6 +159,13 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
             li.locator("input[type=text]").fill(answer)
     shot(kid, "partner-activity")
 
+    # meanwhile the student's Schoology tab is used (its cookie rewritten): both logins hold
+    schoology_tab.reload()
+    expect(schoology_tab.get_by_test_id("who")).to_contain_text(student["name"])
+    cookies = {c["name"]: c for c in kid_context.cookies()}
+    assert cookies["clever_sim_session"]["path"] == "/"
+    assert "session" in cookies, "the partner's own session cookie is missing"
+
     kid.get_by_role("button", name="Turn in").click()
     kid.wait_for_url(re.compile(re.escape(demo.partner_url) + r"/results/\w+"))
     result = kid.locator("#result")
@@ -164,6 +178,8 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     lti = Decimal(given) / Decimal(maximum)                      # what Clever turns it into
     points, percent = shown(lti * MAX_POINTS), shown(lti * 100) + "%"
     shot(kid, "partner-result")
+    schoology_tab.reload()  # back in Schoology after the partner: still the student
+    expect(schoology_tab.get_by_test_id("who")).to_contain_text(student["name"])
 
     # --- the teacher's open gradebook updates by itself ------------------------------------
     cell = teacher.locator(f'tbody tr[data-user="{student["id"]}"] td.gb-cell').nth(
