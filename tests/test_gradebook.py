@@ -399,7 +399,8 @@ def test_json_export_is_structured(client, sim, math, dtoken):
     resp = client.get(f"/schoology/sections/{math['id']}/gradebook.json?download=1")
     assert "attachment" in resp.headers["Content-Disposition"]
     doc = resp.get_json()
-    assert set(doc) == {"section", "assignments", "students", "cells", "not_linked", "seq"}
+    assert set(doc) == {"section", "assignments", "students", "cells", "not_linked", "rejected",
+                        "seq"}
     assert doc["section"]["id"] == math["id"] and doc["section"]["name"] == math["name"]
     assert doc["section"]["grading_scale"]["title"] == "Standard A–F"
     assert doc["section"]["grading_scale"]["levels"][0] == {"letter": "A", "min_percent": 90}
@@ -664,3 +665,52 @@ def test_any_section_or_grade_id_is_a_404_not_a_500(client, section_id, grade_id
     # An id of "/" collapses into another route ("//" is merged, as Clever does): that page's
     # own answer (401: nobody logged in) is right too. Never a 5xx.
     assert resp.status_code in (404, 308, 401), (path, resp.status_code)
+
+
+# --- rejected grade POSTs ------------------------------------------------------------
+
+def test_rejected_grade_posts_show_on_the_cell_with_the_last_error_and_a_journal_link(
+        client, sim, math, dtoken):
+    a1 = link(client, sim, math, "a1", max_points=20)
+    s1, s2 = math["students"][0], math["students"][1]
+    for body in ({"assignmentID": "a1", "userID": s1, "percentage": 5},
+                 {"assignmentID": "a1", "userID": s1, "percentage": 80}):
+        resp = client.post("/v1/grade", json=body, headers=bearer(dtoken))
+        assert resp.status_code == 400
+    body = page(client, math)
+    name = domain.student_of(s1, user(sim, s1)).name
+    assert td(body, s1, a1["id"]) == \
+        f"— ⚠ 2 rejected POSTs for {name}, a1 percentage: is 80: must be between 0 and 1.0"
+    assert td(body, s2, a1["id"]) == "—"  # nothing tried, nothing shown
+    url = re.search(r'<a class="gb-rejected" href="([^"]+)"', body).group(1)
+    journal = client.get(html.unescape(url))
+    assert journal.status_code == 200
+    rows = re.findall(r"<tr>\s*<td><a href=\"/inspector/\d+\"", journal.get_data(as_text=True))
+    assert len(rows) == 2  # found by student, assignment and app, with a district-app token
+
+    doc = snapshot(client, math)
+    (r,) = doc["rejected"]
+    assert (r["user_id"], r["assignment_id"], r["count"], r["last_status"]) == (s1, "a1", 2, 400)
+    assert r["last_error"] == "percentage: is 80: must be between 0 and 1.0"
+    assert r["last_hint"] == "looks like 0–100; send 0.8 for 80%"
+
+    # an accepted grade fills the cell; the rejections stay listed (they happened)
+    grade(client, dtoken, assignmentID="a1", userID=s1, percentage=0.8)
+    assert td(page(client, math), s1, a1["id"]).startswith("16 / 20 80% B ⚠ 2 rejected")
+
+
+def test_rejected_posts_for_unlinked_assignments_and_other_sections_students(client, sim, math,
+                                                                             dtoken):
+    s1 = math["students"][0]
+    outsider = next(u["id"] for u in sim.roster["users"]
+                    if "student" in u["roles"] and u["id"] not in math["students"]
+                    and u.get("district") == math["district"])
+    for who in (s1, outsider):
+        resp = client.post("/v1/grade", json={"assignmentID": "zz9", "userID": who,
+                                              "scoreGiven": 3}, headers=bearer(dtoken))
+        assert resp.status_code == 400
+    body = page(client, math)
+    table = body.split('id="rejected"', 1)[1]
+    assert "<code>zz9</code>" in table and "1 rejected POST<" in table
+    assert "Fix: " in table
+    assert [r["user_id"] for r in snapshot(client, math)["rejected"]] == [s1]

@@ -383,3 +383,28 @@ def test_any_filter_values_answer_200_or_400(client, params):
 def test_any_entry_id_answers_200_or_404(client, entry_id):
     resp = client.get("/inspector/" + quote(entry_id, safe=""))
     assert resp.status_code in (200, 404, 308)
+
+
+def test_rejected_district_token_grade_is_found_by_the_bodys_student_with_the_fix_inline(
+        client, sim, student, district_id, demo_app):
+    dt = district_token(sim, district_id)
+    resp = client.post("/v1/grade", json={"assignmentID": "q7", "userID": student["id"],
+                                          "percentage": 5}, headers=bearer(dt))
+    assert resp.status_code == 400
+    entry = last_entry(sim)
+    assert (entry["user_id"], entry["assignment_id"], entry["client_id"]) == \
+        (student["id"], "q7", demo_app["client_id"])
+    query = f"?user={student['id']}&assignment=q7&client={demo_app['client_id']}&status=4xx"
+    assert listed_ids(client, query) == [entry["id"]]
+    (finding,) = findings_for(entry)
+    assert (finding.level, finding.text, finding.hint) == \
+        ("error", "percentage: is 5: must be between 0 and 1.0", "looks like 0–100; send 0.05 for 5%")
+    assert "send 0.05 for 5%" in html.unescape(entry_page(client, entry["id"]).split("<h2>Findings", 1)[1]
+                                               .split("</ul>", 1)[0])
+
+
+def test_a_userid_in_the_body_does_not_rename_an_il_tokens_student(client, sim, student, demo_app):
+    token = il_token(sim, student["id"])
+    client.post("/v1/grade", json={"assignmentID": "q7", "userID": "someone-else",
+                                   "percentage": 0.5}, headers=bearer(token))
+    assert last_entry(sim)["user_id"] == student["id"]

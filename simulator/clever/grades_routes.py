@@ -77,8 +77,13 @@ def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:
     ex.request_body = read_body_from(environ, limit)
     body = parse_json(decode_content(environ.get("HTTP_CONTENT_ENCODING"), ex.request_body, limit),
                       exact_numbers=True)
-    if isinstance(body, dict) and isinstance(body.get("assignmentID"), str):
-        ex.note(assignment_id=body["assignmentID"][:grades.ASSIGNMENT_ID_MAX])
+    if isinstance(body, dict):
+        # Named now, so a rejected POST is still found by student and assignment: with a
+        # district-app token the body's userID is the only place the student is named.
+        if isinstance(body.get("assignmentID"), str):
+            ex.note(assignment_id=body["assignmentID"][:grades.ASSIGNMENT_ID_MAX])
+        if token.get("user_id") is None and isinstance(body.get("userID"), str):
+            ex.note(user_id=body["userID"][:grades.ASSIGNMENT_ID_MAX])
     record, warnings = grades.submit_grade(s, token, body, generation)
     s.grades_changed()
     ex.note(client_id=record["client_id"], user_id=record["userID"],

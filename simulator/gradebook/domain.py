@@ -22,7 +22,7 @@ import json
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .. import scoring
 from ..store import Store
@@ -334,9 +334,21 @@ class Grid:
     not_linked: list[tuple[Student, Cell]]
     seq: int                                 # grades up to this seq are in the grid
     apps: dict[str, str] = field(default_factory=dict)  # client_id → app name
+    rejected: dict[tuple[str, str, str], Rejection] = field(default_factory=dict)
 
     def cell(self, user_id: str, link_id: str) -> Cell | None:
         return self.cells.get((user_id, link_id))
+
+    def rejection(self, user_id: str, column: Column) -> Rejection | None:
+        """Rejected grade POSTs behind one cell of the grid."""
+        return self.rejected.get((user_id, column.client_id, column.assignment_id))
+
+    def rejection_rows(self) -> list[tuple[Student, Rejection]]:
+        """Every rejection of the section's students, by student then assignment."""
+        by_id = {s.id: s for s in self.students}
+        rows = [(by_id[k[0]], r) for k, r in self.rejected.items() if k[0] in by_id]
+        rows.sort(key=lambda sr: (sr[0].sort_key(), sr[1].assignment_id))
+        return rows
 
 
 def section_scale(store: Store, section: dict) -> tuple[dict | None, Scale | None]:
@@ -406,6 +418,58 @@ def place_grade(store: Store, section: dict, record: dict, *, students: set[str]
     if store.is_linked(str(record.get("client_id")), str(record.get("assignmentID")), user_id):
         return None  # linked in another of the student's sections: shown there
     return build_cell(record, None, scale)
+
+
+# --- rejected grade POSTs --------------------------------------------------------------
+
+@dataclass
+class Rejection:
+    """The rejected ``POST /v1/grade`` attempts for one (student, app, assignment)."""
+
+    user_id: str
+    client_id: str
+    assignment_id: str
+    count: int = 0
+    last_entry_id: int | None = None
+    last_time: str | None = None
+    last_status: int | None = None
+    last_error: str = ""
+    last_hint: str | None = None
+
+    def summary(self) -> str:
+        """One line for a cell's tooltip and screen readers."""
+        tries = f"{self.count} rejected grade POST{'' if self.count == 1 else 's'}"
+        return f"{tries}; last: {self.last_error}" if self.last_error else tries
+
+
+def rejections(entries: Iterable[Any], students: set[str],
+               explain: Callable[[Any], tuple[str, str | None]],
+               when: Callable[[Any], str]) -> dict[tuple[str, str, str], Rejection]:
+    """Rejected grade POSTs (journal entries, oldest first) of ``students``, keyed by
+    (user_id, client_id, assignment_id); ``explain(entry)`` → (the error in plain words, the
+    fix), asked only of each key's last entry; ``when(entry)`` → its time as shown."""
+    out: dict[tuple[str, str, str], Rejection] = {}
+    last: dict[tuple[str, str, str], Any] = {}
+    for e in entries:
+        status = e.get("status")
+        if (e.get("path") != "/v1/grade" or e.get("method") != "POST"
+                or not isinstance(status, int) or status < 400):
+            continue
+        user_id, client_id, assignment_id = (e.get("user_id"), e.get("client_id"),
+                                             e.get("assignment_id"))
+        if user_id not in students or not client_id or not assignment_id:
+            continue
+        key = (user_id, client_id, assignment_id)
+        found = out.get(key)
+        if found is None:
+            found = out[key] = Rejection(user_id, client_id, assignment_id)
+        found.count += 1
+        last[key] = e
+    for key, e in last.items():
+        r = out[key]
+        r.last_entry_id, r.last_status, r.last_time = e.get("id"), e.get("status"), when(e)
+        r.last_error, r.last_hint = explain(e)
+    return out
 
 
 # --- sections list -------------------------------------------------------------------
@@ -484,6 +548,11 @@ def json_export(grid: Grid) -> dict:
                   if (cell := grid.cell(s.id, c.link_id)) is not None],
         "not_linked": [{**cell.as_json(), "student_name": st.name, "lti": None}
                        for st, cell in grid.not_linked],
+        "rejected": [{"user_id": r.user_id, "student_name": st.name, "client_id": r.client_id,
+                      "assignment_id": r.assignment_id, "count": r.count,
+                      "last_error": r.last_error, "last_hint": r.last_hint,
+                      "last_status": r.last_status, "last_entry_id": r.last_entry_id,
+                      "last_time": r.last_time} for st, r in grid.rejection_rows()],
         "seq": grid.seq,
     }
 

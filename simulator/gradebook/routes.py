@@ -28,6 +28,7 @@ from urllib.parse import quote
 from flask import (Blueprint, Response, current_app, render_template, request, url_for)
 
 from ..errors import FieldProblem, ServiceUnavailable
+from ..inspector.findings import findings_for
 from ..numbers import whole_number
 from ..web import admit_wait, sim
 from . import domain
@@ -80,12 +81,34 @@ def sections():
                            total=store.count("sections"))
 
 
+def _grid(section: dict) -> domain.Grid:
+    """The section's grid with the rejected grade POSTs of its students (from the journal)."""
+    s = sim()
+    grid = domain.build_grid(s.store, section)
+
+    def explain(entry) -> tuple[str, str | None]:
+        found = findings_for(s.journal.materialize(entry))
+        first = next((f for f in found if f.level == "error"), found[0] if found else None)
+        return (first.text, first.hint) if first else (f"HTTP {entry.get('status')}", None)
+
+    grid.rejected = domain.rejections(s.journal.raw(), {st.id for st in grid.students}, explain,
+                                      lambda entry: s.journal.materialize(entry).get("time"))
+    return grid
+
+
+@bp.app_template_global()
+def rejected_url(r: domain.Rejection) -> str:
+    """The inspector, filtered to one (student, app, assignment)'s rejected grade POSTs."""
+    return url_for("inspector.journal", path="/v1/grade", status="4xx", user=r.user_id,
+                   assignment=r.assignment_id, client=r.client_id)
+
+
 @bp.get("/schoology/sections/<section_id>/gradebook")
 def section_gradebook(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
-    grid = domain.build_grid(sim().store, section)
+    grid = _grid(section)
     return render_template("gradebook_section.html", grid=grid, section=section,
                            detail_prefix=_detail_prefix(section_id))
 
@@ -130,7 +153,7 @@ def export_json(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
-    doc = domain.json_export(domain.build_grid(sim().store, section))
+    doc = domain.json_export(_grid(section))
     prefix = _detail_prefix(section_id)
     for cell in doc["cells"] + doc["not_linked"]:
         cell["detail_url"] = prefix + quote(str(cell["grade_id"]), safe="")

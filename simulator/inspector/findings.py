@@ -204,9 +204,25 @@ def findings_for(entry: dict) -> list[Finding]:
                 explained.add(found.recorded)
     status = entry.get("status")
     level = ERROR if isinstance(status, int) and status >= 400 else WARNING
+    hints = _answer_hints(entry) if level == ERROR else {}
     for text in dict.fromkeys(recorded):
         if text not in explained:
-            out.append(Finding(level, text))
+            out.append(Finding(level, text, hints.get(text)))
+    return out
+
+
+def _answer_hints(entry: dict) -> dict[str, str]:
+    """``"field: problem"`` → the fix the answer's ``errors`` gave (so it shows under Findings,
+    not only in the raw response body)."""
+    try:
+        doc = json.loads(entry.get("response_body") or "")
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    out: dict[str, str] = {}
+    for e in errors if isinstance(errors, list) else []:
+        if isinstance(e, dict) and isinstance(e.get("hint"), str) and e["hint"]:
+            out[f"{e.get('field')}: {e.get('problem')}"] = e["hint"]
     return out
 
 
