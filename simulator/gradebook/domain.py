@@ -229,7 +229,8 @@ class Cell:
         return {"points": self.points_text, "max_points": self.max_text,
                 "percent": self.percent_text, "letter": self.letter or "",
                 "lti_score": self.lti_score or "", "flags": self.flags,
-                "title": self.title}
+                "title": self.title, "raw": self.raw,
+                "last_modified": self.last_modified or ""}
 
     @property
     def title(self) -> str:
@@ -546,7 +547,8 @@ def json_export(grid: Grid) -> dict:
         "cells": [{**cell.as_json(), "lti": _cell_lti(section["id"], c, cell)}
                   for s in grid.students for c in grid.columns
                   if (cell := grid.cell(s.id, c.link_id)) is not None],
-        "not_linked": [{**cell.as_json(), "student_name": st.name, "lti": None}
+        "not_linked": [{**cell.as_json(), "student_name": st.sort_name,
+                        "app_name": grid.apps.get(cell.client_id, cell.client_id), "lti": None}
                        for st, cell in grid.not_linked],
         "rejected": [{"user_id": r.user_id, "student_name": st.name, "client_id": r.client_id,
                       "assignment_id": r.assignment_id, "count": r.count,

@@ -273,7 +273,15 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
         return domain.section_columns(store, section, district), scale
 
     columns, scale = columns_scale()
+    names = {st.id: st.sort_name for st in domain.section_students(store, section)}
+    apps: dict[str, str] = {}
     last_seq = store.max_grade_seq() if start_seq is None else start_seq
+    def app_name(client_id: str) -> str:
+        if client_id not in apps:
+            found = store.get_app(client_id)
+            apps[client_id] = found["name"] if found else client_id
+        return apps[client_id]
+
     yield f"retry: {RETRY_MS}\n: connected\n\n"
     last_sent = time.monotonic()
     while True:
@@ -301,7 +309,10 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
                 "assignment_id": cell.assignment_id, "client_id": cell.client_id,
                 "link_id": cell.link_id,
                 "detail_url": detail_prefix + quote(cell.grade_id, safe=""),
-                "cell": cell.text_values()}, record.get("seq")))
+                "cell": cell.text_values(), **({} if cell.link_id else {
+                    # a "not linked yet" row is drawn from the event alone
+                    "student_name": names.get(cell.user_id, cell.user_id),
+                    "app_name": app_name(cell.client_id)})}, record.get("seq")))
         if not rows:
             current = store.list_links(section_id=section["id"])
             if current != layout:

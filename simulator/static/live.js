@@ -35,9 +35,56 @@
     return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/";
   }
 
+  // "Not linked yet": rows keyed by grade id, added or updated in place.
+  var unlinked = document.getElementById("gb-unlinked");
+  var unlinkedBody = unlinked ? unlinked.querySelector("tbody") : null;
+  var unlinkedNone = document.getElementById("gb-unlinked-none");
+
+  function td(text, code) {
+    var cell = document.createElement("td");
+    if (code) {
+      var c = document.createElement("code");
+      c.textContent = text;
+      cell.appendChild(c);
+    } else {
+      cell.textContent = text;
+    }
+    return cell;
+  }
+
+  function notLinked(ev) {
+    if (!unlinkedBody) { say("A grade for an assignment not linked in this section arrived — reload to see it."); return; }
+    var c = ev.cell || {};
+    var row = null;
+    Array.prototype.forEach.call(unlinkedBody.querySelectorAll("tr[data-grade]"), function (tr) {
+      if (tr.getAttribute("data-grade") === ev.grade_id) { row = tr; }
+    });
+    var fresh = document.createElement("tr");
+    fresh.setAttribute("data-grade", ev.grade_id);
+    fresh.appendChild(td(ev.assignment_id || "", true));
+    fresh.appendChild(td(ev.student_name || ev.user_id || ""));
+    fresh.appendChild(td(ev.app_name || ev.client_id || ""));
+    var score = td("");
+    var a = document.createElement("a");
+    a.textContent = c.lti_score || "—";
+    if (sameOrigin(ev.detail_url)) { a.setAttribute("href", ev.detail_url); }
+    score.appendChild(a);
+    fresh.appendChild(score);
+    fresh.appendChild(td((c.percent || "") + (c.letter ? " (" + c.letter + ")" : "")));
+    var flags = (c.flags || []).join("; ");
+    fresh.appendChild(td((c.raw || "") + (flags ? " ⚑ " + flags : "")));
+    fresh.appendChild(td(c.last_modified_text || c.last_modified || ""));
+    if (row) { unlinkedBody.replaceChild(fresh, row); } else { unlinkedBody.appendChild(fresh); }
+    unlinked.hidden = false;
+    if (unlinkedNone) { unlinkedNone.hidden = true; }
+    fresh.classList.add("gb-flash");
+    say("A grade for an assignment not linked in this section arrived: see “Not linked yet”.");
+  }
+
   function apply(ev) {
-    if (!ev || !ev.link_id) {
-      if (ev && ev.grade_id) { say("A grade for an assignment not linked in this section arrived — reload to see it under “Not linked yet”."); }
+    if (!ev) { return; }
+    if (!ev.link_id) {
+      if (ev.grade_id) { notLinked(ev); }
       return;
     }
     var td = cells[ev.user_id + "\u0000" + ev.link_id];
@@ -62,6 +109,13 @@
   }
 
   function fromSnapshot(doc) {
+    (doc.not_linked || []).forEach(function (cell) {
+      if (Number(cell.seq) > Number(seq)) {
+        notLinked({ grade_id: cell.grade_id, user_id: cell.user_id, assignment_id: cell.assignment_id,
+                    client_id: cell.client_id, student_name: cell.student_name,
+                    app_name: cell.app_name, detail_url: cell.detail_url, cell: cell.display });
+      }
+    });
     (doc.cells || []).forEach(function (cell) {
       var td = cells[cell.user_id + "\u0000" + cell.link_id];
       if (!td || !cell.display) { return; }
@@ -73,13 +127,18 @@
     });
   }
 
+  function pollDone(doc) {
+    fromSnapshot(doc);
+    if (doc.seq && Number(doc.seq) > Number(seq)) { seq = String(doc.seq); }
+  }
+
   function poll() {
     if (!window.fetch || !snapshotUrl) { say("Reload the page to see new grades."); return; }
     say("Live updates: checking every " + POLL_MS / 1000 + " s.");
     var run = function () {
       fetch(snapshotUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (doc) { if (doc) { fromSnapshot(doc); } })
+        .then(function (doc) { if (doc) { pollDone(doc); } })
         .catch(function () { say("Live updates paused (server unreachable); retrying."); });
     };
     run();
@@ -87,22 +146,42 @@
   }
 
   if (!window.EventSource || !eventsUrl) { poll(); return; }
-  var source = new EventSource(eventsUrl + (eventsUrl.indexOf("?") < 0 ? "?" : "&") + "after_seq=" + encodeURIComponent(seq));
-  source.addEventListener("open", function () { say("Live updates: on."); });
-  source.addEventListener("grade", function (e) {
-    try { apply(JSON.parse(e.data)); } catch (err) { /* ignore a malformed event */ }
+  var source = null;
+
+  function connect() {
+    source = new EventSource(eventsUrl + (eventsUrl.indexOf("?") < 0 ? "?" : "&") + "after_seq=" + encodeURIComponent(seq));
+    var mine = source;
+    mine.addEventListener("open", function () { say("Live updates: on."); });
+    mine.addEventListener("grade", function (e) {
+      try {
+        var ev = JSON.parse(e.data);
+        apply(ev);
+        if (ev.seq && Number(ev.seq) > Number(seq)) { seq = String(ev.seq); }
+      } catch (err) { /* ignore a malformed event */ }
+    });
+    mine.addEventListener("layout", function (e) {
+      var reason = "the gradebook changed";
+      try { reason = JSON.parse(e.data).reason || reason; } catch (err) { /* keep default */ }
+      say("Reload the page: " + reason + ".");
+    });
+    mine.addEventListener("error", function () {
+      if (mine.readyState === EventSource.CLOSED) {   // refused (e.g. too many streams): poll
+        mine.close();
+        if (!polling && source === mine) { poll(); }
+      } else {
+        say("Live updates: reconnecting…");
+      }
+    });
+  }
+
+  // A page being left (closed, reloaded, navigated away or put in the back/forward cache)
+  // gives its stream back at once: each open stream holds one of the server's few slots.
+  window.addEventListener("pagehide", function () {
+    if (source) { source.close(); source = null; }
+    if (polling) { window.clearInterval(polling); polling = null; }
   });
-  source.addEventListener("layout", function (e) {
-    var reason = "the gradebook changed";
-    try { reason = JSON.parse(e.data).reason || reason; } catch (err) { /* keep default */ }
-    say("Reload the page: " + reason + ".");
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted && !source && !polling) { connect(); }  // back from the cache: resume
   });
-  source.addEventListener("error", function () {
-    if (source.readyState === EventSource.CLOSED) {   // refused (e.g. too many streams): poll
-      source.close();
-      if (!polling) { poll(); }
-    } else {
-      say("Live updates: reconnecting…");
-    }
-  });
+  connect();
 }());
