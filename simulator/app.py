@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from .clock import Clock
 from .config import build_config
-from . import traffic
+from . import pages, traffic
 from .errors import AuthorizeError, SimError
 from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
@@ -108,6 +108,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
                gradebook_bp, inspector_bp, home_bp):
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
+    app.add_template_filter(pages.when, "when")
     # /v1/grade is answered before Flask (see grades_routes); ``//`` is merged before both.
     app.wsgi_app = _MergeSlashes(GradeEndpoint(app.wsgi_app, sim))
 
@@ -127,11 +128,13 @@ def _sim(app: Flask) -> Simulator:
 
 
 def _is_emulated(req) -> bool:
-    """Partner-facing requests, including unknown paths (a wrong URL is worth journaling)."""
+    """Partner-facing requests, including unknown API paths (a wrong URL is worth
+    journaling); a mistyped page URL or the browser's own /favicon.ico is not partner traffic."""
     blueprint = req.blueprint
     if blueprint in _EMULATED:
         return True
-    return blueprint is None and not req.path.startswith(("/_sim", "/static"))
+    return (blueprint is None and not req.path.startswith(("/_sim", "/static"))
+            and not pages.is_page_path(req.path, req.environ.get("HTTP_ACCEPT")))
 
 
 def _install_hooks(app: Flask) -> None:
@@ -191,6 +194,8 @@ def _install_error_handlers(app: Flask) -> None:
         if exc.code == 405:
             return _sim_error(traffic.method_not_allowed(
                 request.method, request.path, getattr(exc, "valid_methods", None) or []))
+        if exc.code == 404 and pages.is_page_path(request.path, request.environ.get("HTTP_ACCEPT")):
+            return render_template("page_not_found.html", path=request.path), 404
         if exc.code == 404:
             message = f"Not found: no endpoint at {request.path}"
         elif exc.code == 413:

@@ -280,7 +280,8 @@ def test_cell_detail_has_history_payload_and_lti_messages(client, sim, math, dto
 
     assert "History (2 versions)" in body
     history = body.split("<h2>History", 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", history)
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td><td><time[^>]*>([^<]*)</time></td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td>", history)
     assert [(r[0], r[2], html.unescape(r[3])) for r in rows] == [
         ("1", "percentage", "percentage 0.5"),
         ("2", "scoreGiven/scoreMaximum", "scoreGiven 8.0 / scoreMaximum 10")]
@@ -353,7 +354,10 @@ def read_csv(client, section: dict) -> list[list[str]]:
     resp = client.get(f"/schoology/sections/{section['id']}/gradebook.csv")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert "attachment" in resp.headers["Content-Disposition"]
-    return list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
+    # Excel reads a CSV without a BOM as ANSI: the BOM makes "Nguyễn" open cleanly
+    assert resp.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert resp.data.startswith(b"\xef\xbb\xbf") and not resp.data.startswith(b"\xef\xbb\xbf" * 2)
+    return list(csv.reader(io.StringIO(resp.data.decode("utf-8-sig"))))
 
 
 def test_csv_has_a_row_per_student_and_three_columns_per_assignment(client, sim, math, dtoken):

@@ -3,7 +3,7 @@ Clever login page: parse the request, call ``clever.oauth``, serialise the answe
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 
 from ..errors import BadRequest, FieldProblem, InvalidClient
 from ..numbers import whole_number
@@ -125,8 +125,3 @@ def tokeninfo():
     token = tokens.resolve(sim(), bearer_token())
     note(client_id=token["client_id"], user_id=token.get("user_id"), token_kind=token["kind"])
     return jsonify(oauth.tokeninfo(sim(), token))
-
-
-@bp.get("/favicon.ico")
-def favicon():
-    abort(404)

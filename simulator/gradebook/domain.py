@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
 
 from .. import scoring
+from ..pages import when
 from ..store import Store
 
 SECTIONS_PER_PAGE = 50
@@ -230,7 +231,8 @@ class Cell:
                 "percent": self.percent_text, "letter": self.letter or "",
                 "lti_score": self.lti_score or "", "flags": self.flags,
                 "title": self.title, "raw": self.raw,
-                "last_modified": self.last_modified or ""}
+                "last_modified": self.last_modified or "",
+                "last_modified_text": when(self.last_modified) if self.last_modified else ""}
 
     @property
     def title(self) -> str:

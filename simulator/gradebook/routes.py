@@ -139,6 +139,7 @@ def export_csv(section_id: str):
     if section is None:
         return _no_section(section_id)
     out = io.StringIO()
+    out.write("\ufeff")  # a UTF-8 BOM: without it Excel reads the file as ANSI and garbles "Nguyễn"
     csv.writer(out, lineterminator="\r\n").writerows(domain.csv_rows(domain.build_grid(sim().store,
                                                                                        section)))
     return Response(out.getvalue(), mimetype="text/csv",

@@ -1,0 +1,55 @@
+"""What every HTML page shares: date formatting, and which unknown paths are pages, not API.
+
+No Flask here: ``app.create_app`` registers the filters and asks ``is_page_path``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+
+# Paths the browser pages live under: a mistyped one is a person's typo, answered with an
+# HTML page and kept out of the partner journal (so is the browser's own /favicon.ico).
+PAGE_PREFIXES = ("/schoology", "/portal", "/inspector", "/oauth/whoami", "/login")
+BROWSER_NOISE = ("/favicon.ico", "/apple-touch-icon.png", "/apple-touch-icon-precomposed.png",
+                 "/robots.txt")
+# Paths a partner's code calls: never a page, even when the Accept header asks for HTML.
+API_PREFIXES = ("/v1", "/v2", "/v3", "/me", "/oauth/", "/_sim")
+
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def is_page_path(path: str, accept: str | None) -> bool:
+    """Whether a request nobody routes was meant for a page (HTML 404, not journaled)."""
+    if path in BROWSER_NOISE or path.startswith(PAGE_PREFIXES):
+        return True
+    if path.startswith(API_PREFIXES):
+        return False
+    return "text/html" in (accept or "")
+
+
+def when(value: object) -> str:
+    """A stored ISO-8601 time for people: ``Mon 7 Dec 2026, 01:38:20 UTC``; a due date
+    without a zone stays in the school's local time and says so; anything else as it is."""
+    if not isinstance(value, str):
+        return "—" if value is None else str(value)
+    m = _ISO.match(value.strip())
+    if not m:
+        return value
+    day, hm, seconds, zone = m.groups()
+    try:
+        d = date.fromisoformat(day)
+    except ValueError:
+        return value
+    text = f"{d:%a} {d.day} {d:%b %Y}"
+    if hm is None:
+        return text
+    if zone is None:
+        return f"{text}, {hm} (school time)"
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    utc = moment.astimezone(timezone.utc)
+    d = utc.date()
+    return f"{d:%a} {d.day} {d:%b %Y}, {utc:%H:%M:%S} UTC"

@@ -1,0 +1,53 @@
+"""What every HTML page shares: unknown page URLs answer an HTML 404 and stay out of the
+partner journal, unknown API URLs stay JSON and journaled; times are shown with their zone."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.pages import is_page_path, when
+
+
+@pytest.mark.parametrize("path, accept", [
+    ("/schoology/nope", None), ("/schoology/sections/x/y/z", "*/*"), ("/inspector/1/2", None),
+    ("/portal/apps", None), ("/favicon.ico", "image/avif,image/webp,*/*"),
+    ("/robots.txt", None), ("/gradbook", "text/html,application/xhtml+xml"),
+])
+def test_mistyped_page_urls_are_html_404s_and_not_partner_traffic(client, sim, path, accept):
+    resp = client.get(path, headers={"Accept": accept} if accept else {})
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    text = resp.get_data(as_text=True)
+    assert "<h1>Page not found</h1>" in text and "Schoology home" in text
+    assert sim.journal.query()[0] == []
+
+
+@pytest.mark.parametrize("path, accept", [
+    ("/v2.1/studnets", None), ("/v3.0/nope", "text/html"), ("/oauth/tokenz", "text/html"),
+    ("/nope", None), ("/nope", "application/json"),
+])
+def test_unknown_api_urls_stay_json_404s_in_the_journal(client, sim, path, accept):
+    resp = client.get(path, headers={"Accept": accept} if accept else {})
+    assert resp.status_code == 404 and resp.get_json() == {"message": f"Not found: no endpoint at {path}"}
+    (entry,) = sim.journal.query()[0]
+    assert entry["path"] == path and entry["status"] == 404
+
+
+def test_page_not_found_escapes_the_path(client):
+    text = client.get("/schoology/<script>x</script>").get_data(as_text=True)
+    assert "<script>x" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("2026-12-07T01:38:20.123Z", "Mon 7 Dec 2026, 01:38:20 UTC"),
+    ("2026-12-07T03:38:20+02:00", "Mon 7 Dec 2026, 01:38:20 UTC"),
+    ("2026-12-15", "Tue 15 Dec 2026"),
+    ("2026-12-15T14:30", "Tue 15 Dec 2026, 14:30 (school time)"),
+    ("2026-02-30", "2026-02-30"), ("soon", "soon"), ("", ""), (None, "—"), (5, "5"),
+])
+def test_times_are_shown_for_people_with_their_zone(value, shown):
+    assert when(value) == shown
+
+
+def test_is_page_path_never_claims_api_paths():
+    for path in ("/v1/grade", "/v2.1/me", "/me", "/oauth/tokens", "/_sim/health"):
+        assert not is_page_path(path, "text/html")
