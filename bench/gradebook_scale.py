@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from simulator.app import create_app  # noqa: E402
 from simulator.roster import default_roster_path  # noqa: E402
 from simulator.serving import start_in_thread  # noqa: E402
+from simulator.web import login_cookie  # noqa: E402
 
 FIRST = ["Ava", "Ben", "Chloé", "Diego", "Emma", "Farah", "Gus", "Hana", "Ivan", "Jade"]
 LAST = ["Ng", "Núñez", "Okafor", "Patel", "Quinn", "Rossi", "Smith", "Tanaka", "Ueda", "Vega",
@@ -104,7 +105,8 @@ def main() -> None:
             section = sim.store.get_record("sections", section_id)
             token = sim.store.district_tokens(client_id, section["district"])[0]["access_token"]
             started = time.perf_counter()
-            with httpx.Client(base_url=running.url, timeout=30) as http:
+            teacher = login_cookie(app, section["teacher"])  # the gradebook is the teacher's
+            with httpx.Client(base_url=running.url, timeout=30, cookies=teacher) as http:
                 for i in range(args.assignments):
                     resp = http.post("/_sim/links", json={
                         "section_id": section_id, "client_id": client_id,

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from simulator.app import create_app  # noqa: E402
 from simulator.roster_gen import SANDBOX, generate_roster, write_roster  # noqa: E402
 from simulator.serving import start_in_thread  # noqa: E402
+from simulator.web import login_cookie  # noqa: E402
 
 ASSIGNMENTS = [f"unit{k:02d}" for k in range(18)]
 
@@ -201,7 +202,9 @@ def main() -> None:
     running = start_in_thread(app)
     rows = []
     try:
-        with httpx.Client(base_url=running.url, timeout=120) as http:
+        teacher = sim.store.get_record("sections", big_section)["teacher"]
+        with httpx.Client(base_url=running.url, timeout=120,  # gradebooks are their teacher's
+                          cookies=login_cookie(app, teacher)) as http:
             base, _ = timed(http, "/_sim/health", args.runs)
             checks = [
                 ("api", "GET /v3.0/me (il token)", "/v3.0/me", il_auth),

@@ -226,3 +226,10 @@ def check_csrf() -> None:
         raise BadRequest("Form expired or forged (CSRF check failed)",
                          [FieldProblem("csrf", "does not match this browser session",
                                        "reload the page and submit the form again")])
+
+
+def login_cookie(app, user_id: str) -> dict[str, str]:
+    """The session cookie of a browser logged in as ``user_id`` ({name: value}): for
+    scripts and benchmarks that read a teacher's pages (the gradebook) over HTTP."""
+    value = app.session_interface.get_signing_serializer(app).dumps({SESSION_USER: user_id})
+    return {app.config["SESSION_COOKIE_NAME"]: value}

@@ -24,6 +24,7 @@ from simulator.gradebook import domain
 from simulator.gradebook import routes as gradebook_routes
 from simulator.scoring import LTI11_NS
 from simulator.serving import start_in_thread
+from simulator.web import SESSION_USER, login_cookie
 
 NS = {"x": LTI11_NS}
 
@@ -73,7 +74,14 @@ def grade(client, token: str, **body) -> dict:
     return resp.get_json()["data"]
 
 
+def as_teacher(client, section: dict) -> None:
+    """Log this browser in as the section's teacher (the gradebook is theirs)."""
+    with client.session_transaction() as sess:
+        sess[SESSION_USER] = section["teacher"]
+
+
 def snapshot(client, section: dict) -> dict:
+    as_teacher(client, section)
     resp = client.get(f"/schoology/sections/{section['id']}/gradebook.json")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     return resp.get_json()
@@ -86,6 +94,7 @@ def cell_of(doc: dict, user_id: str, assignment_id: str) -> dict | None:
 
 
 def page(client, section: dict) -> str:
+    as_teacher(client, section)
     resp = client.get(f"/schoology/sections/{section['id']}/gradebook")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     return resp.get_data(as_text=True)
@@ -109,6 +118,7 @@ def pre(page_html: str, element_id: str) -> str:
 
 
 def detail(client, section: dict, grade_id: str) -> str:
+    as_teacher(client, section)
     resp = client.get(f"/schoology/sections/{section['id']}/gradebook/{grade_id}")
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
     return resp.get_data(as_text=True)
@@ -351,6 +361,7 @@ def test_partner_text_is_escaped_everywhere(client, sim, math, dtoken):
 # --- exports -------------------------------------------------------------------------
 
 def read_csv(client, section: dict) -> list[list[str]]:
+    as_teacher(client, section)
     resp = client.get(f"/schoology/sections/{section['id']}/gradebook.csv")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert "attachment" in resp.headers["Content-Disposition"]
@@ -400,6 +411,7 @@ def test_json_export_is_structured(client, sim, math, dtoken):
     link(client, sim, math, "a1", max_points=20)
     s = math["students"][0]
     rec = grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.8)
+    as_teacher(client, math)
     resp = client.get(f"/schoology/sections/{math['id']}/gradebook.json?download=1")
     assert "attachment" in resp.headers["Content-Disposition"]
     doc = resp.get_json()
@@ -458,6 +470,7 @@ def test_unknown_section_is_a_friendly_404(client, suffix):
 
 
 def test_unknown_grade_and_grade_of_another_section_are_404(client, sim, math, dtoken):
+    as_teacher(client, math)
     resp = client.get(f"/schoology/sections/{math['id']}/gradebook/0123456789abcdef01234567")
     assert resp.status_code == 404 and "Grade not found" in resp.get_data(as_text=True)
     outsider = next(s for s in sim.roster["users"] if "student" in s["roles"]
@@ -509,13 +522,14 @@ def test_events_stream_sends_a_grade_within_seconds():
         section = section_with_scale(s, "Standard A–F")
         client = app.test_client()
         a = link(client, s, section, "live1", max_points=20)
+        cookie = login_cookie(app, section["teacher"])
         token = district_token(s, section["district"])
         student = section["students"][0]
         got: list = []
         opened = threading.Event()
 
         def listen():
-            with httpx.Client(base_url=running.url, timeout=10) as http:
+            with httpx.Client(base_url=running.url, timeout=10, cookies=cookie) as http:
                 with http.stream("GET", f"/schoology/sections/{section['id']}/gradebook/events") as r:
                     got.append(r.headers["content-type"])
                     opened.set()
@@ -567,6 +581,7 @@ def test_events_resume_from_last_event_id_and_skip_other_sections():
         grade(client, token, assignmentID="e1", userID=outsider["id"], percentage=0.2)
         mine = grade(client, token, assignmentID="e1", userID=section["students"][0], percentage=0.9)
         unlinked = grade(client, token, assignmentID="u9", userID=section["students"][1], percentage=0.3)
+        as_teacher(client, section)
         resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events",
                           headers={"Last-Event-ID": str(before)}, buffered=False)
         assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
@@ -589,8 +604,10 @@ def test_events_ignore_unreadable_last_event_ids(last_event_id):
     app = stream_app(GRADEBOOK_SSE_MAX_S=0.2)
     try:
         section = section_with_scale(app.extensions["clever_sim"], "Standard A–F")
-        resp = app.test_client().get(f"/schoology/sections/{section['id']}/gradebook/events",
-                                     headers={"Last-Event-ID": last_event_id}, buffered=False)
+        client = app.test_client()
+        as_teacher(client, section)
+        resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events",
+                          headers={"Last-Event-ID": last_event_id}, buffered=False)
         assert resp.status_code == 200
         text = "".join(chunk.decode() for chunk in resp.response)
         resp.close()
@@ -605,6 +622,7 @@ def test_events_tell_the_page_when_assignments_change():
         s = app.extensions["clever_sim"]
         section = section_with_scale(s, "Standard A–F")
         client = app.test_client()
+        as_teacher(client, section)
         resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events", buffered=False)
         chunks = iter(resp.response)
         assert next(chunks).decode().startswith("retry:")
@@ -623,6 +641,7 @@ def test_events_streams_are_capped_and_released():
         section = section_with_scale(s, "Standard A–F")
         client = app.test_client()
         url = f"/schoology/sections/{section['id']}/gradebook/events"
+        as_teacher(client, section)
         first = client.get(url, buffered=False)
         assert first.status_code == 200
         refused = client.get(url, buffered=False)
@@ -718,3 +737,64 @@ def test_rejected_posts_for_unlinked_assignments_and_other_sections_students(cli
     assert "<code>zz9</code>" in table and "1 rejected POST<" in table
     assert "Fix: " in table
     assert [r["user_id"] for r in snapshot(client, math)["rejected"]] == [s1]
+
+
+# --- who may see a gradebook -----------------------------------------------------------
+
+def gradebook_urls(section: dict, grade_id: str) -> list[str]:
+    base = f"/schoology/sections/{section['id']}/gradebook"
+    return [base, f"{base}/{grade_id}", f"{base}.csv", f"{base}.json", f"{base}/events"]
+
+
+def test_logged_out_visitors_see_no_gradebook_and_get_a_one_click_switch_back(client, sim, math,
+                                                                              dtoken):
+    rec = grade(client, dtoken, assignmentID="a1", userID=math["students"][0], percentage=0.8)
+    for url in gradebook_urls(math, rec["id"]):
+        resp = client.get(url)
+        assert resp.status_code == 401 and resp.mimetype == "text/html", url
+        text = resp.get_data(as_text=True)
+        assert "Log in to see this gradebook" in text and "José" not in text
+    page_html = client.get(gradebook_urls(math, rec["id"])[0]).get_data(as_text=True)
+    teacher = domain.student_of(math["teacher"], user(sim, math["teacher"])).name
+    assert f"View as {teacher} (teacher)" in page_html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)
+    back = client.post("/schoology/persona", data={"csrf": csrf, "user_id": math["teacher"],
+                                                   "next": f"/schoology/sections/{math['id']}/gradebook"})
+    assert back.status_code == 303
+    assert back.headers["Location"] == f"/schoology/sections/{math['id']}/gradebook"
+    assert client.get(back.headers["Location"]).status_code == 200
+
+
+def test_a_student_sees_only_their_own_grades(client, sim, math, dtoken):
+    a1 = link(client, sim, math, "a1", max_points=20)
+    me, other = math["students"][0], math["students"][1]
+    mine = grade(client, dtoken, assignmentID="a1", userID=me, percentage=0.8)
+    theirs = grade(client, dtoken, assignmentID="a1", userID=other, percentage=0.3)
+    grade(client, dtoken, assignmentID="u1", userID=other, percentage=0.3)  # not linked
+    client.post("/v1/grade", json={"assignmentID": "a1", "userID": other, "percentage": 7},
+                headers=bearer(dtoken))
+    with client.session_transaction() as sess:
+        sess[SESSION_USER] = me
+    resp = client.get(f"/schoology/sections/{math['id']}/gradebook")
+    assert resp.status_code == 200
+    body = resp.get_data(as_text=True)
+    assert re.findall(r'<tr data-user="([^"]+)"', body) == [me]
+    assert td(body, me, a1["id"]) == "16 / 20 80% B"
+    assert other not in body and "live.js" not in body and "gradebook.csv" not in body
+    assert "my grades" in body
+    base = f"/schoology/sections/{math['id']}/gradebook"
+    assert client.get(f"{base}/{mine['id']}").status_code == 200
+    assert client.get(f"{base}/{theirs['id']}").status_code == 404
+    for url in (f"{base}.csv", f"{base}.json", f"{base}/events"):
+        resp = client.get(url)
+        assert resp.status_code == 403 and "Students see their own grades only" in \
+            resp.get_data(as_text=True), url
+
+
+def test_a_teacher_of_another_section_is_refused(client, sim, math, ela):
+    other_teacher = next(s["teacher"] for s in sim.roster["sections"]
+                         if s["teacher"] != math["teacher"])
+    with client.session_transaction() as sess:
+        sess[SESSION_USER] = other_teacher
+    resp = client.get(f"/schoology/sections/{math['id']}/gradebook")
+    assert resp.status_code == 403 and "Not your section" in resp.get_data(as_text=True)

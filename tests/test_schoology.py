@@ -571,3 +571,16 @@ def test_portal_launch_needs_csrf_and_a_connected_app(client, sim, demo_app, ros
     assert other["name"] not in page_text(client.get("/portal"))
     assert client.post(f"/portal/apps/{other['client_id']}/launch",
                        data={"csrf": csrf}).status_code == 404
+
+
+@pytest.mark.parametrize("back, local", [
+    ("/schoology/sections/x/gradebook", True), ("/inspector?user=a&status=4xx", True),
+    ("//evil.example/x", False), ("http://evil.example/", False), ("/\\evil.example", False),
+    ("", False), ("schoology", False), ("/a\nb", False), ("/" + "a" * 2001, False),
+    ("/x:y", False),
+])
+def test_persona_switch_comes_back_only_to_a_local_page(client, back, local):
+    home = client.get("/schoology")
+    resp = submit(client, form_to(home, "/schoology/persona"), user_id=TEACHER, next=back)
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == (back if local else "/schoology")

@@ -401,6 +401,15 @@ def build_grid(store: Store, section: dict) -> Grid:
     return Grid(section, district, scale, columns, students, cells, not_linked, seq, apps)
 
 
+def only_student(grid: Grid, user_id: str) -> Grid:
+    """The grid as one of its students sees it: their own row, grades and rejections only."""
+    grid.students = [s for s in grid.students if s.id == user_id]
+    grid.cells = {k: c for k, c in grid.cells.items() if k[0] == user_id}
+    grid.not_linked = [(s, c) for s, c in grid.not_linked if s.id == user_id]
+    grid.rejected = {k: r for k, r in grid.rejected.items() if k[0] == user_id}
+    return grid
+
+
 def place_grade(store: Store, section: dict, record: dict, *, students: set[str] | None = None,
                 columns: list[Column] | None = None, scale: Scale | None = None
                 ) -> Cell | None:

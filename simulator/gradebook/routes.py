@@ -25,12 +25,13 @@ import time
 from typing import Callable, Iterator
 from urllib.parse import quote
 
-from flask import (Blueprint, Response, current_app, render_template, request, url_for)
+from flask import (Blueprint, Response, current_app, render_template, request, session, url_for)
 
 from ..errors import FieldProblem, ServiceUnavailable
 from ..inspector.findings import findings_for
 from ..numbers import whole_number
-from ..web import admit_wait, sim
+from ..schoology.domain import Persona, full_name, member_role, persona
+from ..web import SESSION_USER, admit_wait, sim
 from . import domain
 
 bp = Blueprint("gradebook", __name__)
@@ -48,6 +49,52 @@ _streams_lock = threading.Lock()
 def _detail_prefix(section_id: str) -> str:
     """``/schoology/sections/{id}/gradebook/`` (one url_for per page, not one per cell)."""
     return url_for("gradebook.cell_detail", section_id=section_id, grade_id="x")[:-1]
+
+
+class Refused(Exception):
+    """This person may not see this gradebook page: who may, and a one-click switch to them."""
+
+    def __init__(self, status: int, title: str, detail: str, switch_to: list[dict]):
+        super().__init__(title)
+        self.status, self.title, self.detail, self.switch_to = status, title, detail, switch_to
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused):
+    return render_template("gradebook_refused.html", title=exc.title, detail=exc.detail,
+                           switch_to=exc.switch_to, back=request.path), exc.status
+
+
+def _teachers(section: dict) -> list[dict]:
+    store = sim().store
+    out = []
+    for user_id in dict.fromkeys(section.get("teachers") or ([section["teacher"]]
+                                                             if section.get("teacher") else [])):
+        found = store.get_user(user_id)
+        if found is not None:
+            out.append({"id": user_id, "name": full_name(found[1]), "role": "teacher"})
+    return out
+
+
+def _viewer(section: dict, *, students_too: bool = True) -> Persona:
+    """Who is looking: a teacher of the section, or (``students_too``) one of its students,
+    who sees only their own grades. Anyone else is refused with a switch to its teacher."""
+    me = persona(sim(), session.get(SESSION_USER))
+    name = section.get("name") or section["id"]
+    role = member_role(section, me.id) if me else None
+    if role == "teacher" or (role == "student" and students_too):
+        return me
+    if me is None:
+        raise Refused(401, "Log in to see this gradebook",
+                      f"The gradebook of {name} is for its teachers; each student sees their own "
+                      "grades.", _teachers(section))
+    if role == "student":
+        raise Refused(403, "Students see their own grades only",
+                      f"{me.name} is a student of {name}: the class-wide exports and live updates "
+                      "are for its teachers. Your own grades are on the gradebook page.",
+                      _teachers(section))
+    raise Refused(403, "Not your section",
+                  f"{me.name} ({me.role}) is not a teacher of {name}.", _teachers(section))
 
 
 def not_found(what: str, detail: str):
@@ -108,9 +155,13 @@ def section_gradebook(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
+    me = _viewer(section)
     grid = _grid(section)
+    if me.role == "student":
+        grid = domain.only_student(grid, me.id)
     return render_template("gradebook_section.html", grid=grid, section=section,
-                           detail_prefix=_detail_prefix(section_id))
+                           detail_prefix=_detail_prefix(section_id),
+                           teacher_view=me.role == "teacher")
 
 
 @bp.get("/schoology/sections/<section_id>/gradebook/<grade_id>")
@@ -118,7 +169,10 @@ def cell_detail(section_id: str, grade_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
+    me = _viewer(section)
     detail = domain.cell_detail(sim().store, section, grade_id)
+    if detail is not None and me.role == "student" and detail.cell.user_id != me.id:
+        detail = None  # another student's grade: as if it did not exist
     if detail is None:
         return not_found("Grade not found",
                          f"No grade with id {grade_id!r} belongs to a student of "
@@ -138,6 +192,7 @@ def export_csv(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
+    _viewer(section, students_too=False)
     out = io.StringIO()
     out.write("\ufeff")  # a UTF-8 BOM: without it Excel reads the file as ANSI and garbles "Nguyễn"
     csv.writer(out, lineterminator="\r\n").writerows(domain.csv_rows(domain.build_grid(sim().store,
@@ -154,6 +209,7 @@ def export_json(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
+    _viewer(section, students_too=False)
     doc = domain.json_export(_grid(section))
     prefix = _detail_prefix(section_id)
     for cell in doc["cells"] + doc["not_linked"]:
@@ -228,6 +284,7 @@ def events(section_id: str):
     section = _section(section_id)
     if section is None:
         return _no_section(section_id)
+    _viewer(section, students_too=False)
     gone = admit_wait()  # 503 past the server's cap on waits
     slots = streams()
     if not slots.acquire():

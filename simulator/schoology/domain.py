@@ -162,6 +162,13 @@ def _groups(store, districts: dict, order: dict, people: list[dict]) -> list[dic
 
 # --- sections ----------------------------------------------------------------------------
 
+def is_local_path(path: str) -> bool:
+    """A path on this site to send the browser back to (never another host: no ``//``,
+    no backslash, no scheme, no control characters)."""
+    return (0 < len(path) <= 2000 and path.startswith("/") and not path.startswith("//")
+            and "\\" not in path and path.isprintable() and ":" not in path.split("?", 1)[0])
+
+
 def member_role(section: dict, user_id: str) -> str | None:
     if user_id in section.get("teachers", []) or section.get("teacher") == user_id:
         return "teacher"

@@ -77,6 +77,9 @@ def switch_persona():
                                ["Pick someone from the list on the Schoology home page."])
     session[SESSION_USER] = user_id
     flash(f"You are now {domain.full_name(found[1])} ({found[0]}).")
+    back = request.form.get("next", "")
+    if domain.is_local_path(back):  # "view as" buttons come back to the page they were on
+        return redirect(request.script_root + back, code=303)
     return redirect(url_for("schoology.home"), code=303)
 
 
