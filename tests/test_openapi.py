@@ -291,7 +291,7 @@ def test_docs_page_shows_every_operation_grouped_by_tag(client):
         assert f'id="{anchor}"' in page, f"{method.upper()} {path} missing from /_sim/docs"
         tag_at = max(i for i, p in enumerate(positions) if p < page.index(f'id="{anchor}"'))
         assert TAGS[tag_at] == op["tags"][0], f"{method.upper()} {path} under the wrong tag"
-    assert "<pre>{\n  &#34;assignmentID&#34;: &#34;a100001&#34;" in page  # the grade body example
+    assert "<pre tabindex=\"0\">{\n  &#34;assignmentID&#34;: &#34;a100001&#34;" in page  # the grade body example
     for name in DOC["components"]["schemas"]:
         assert f'id="{docs_routes.anchor("schema", name)}"' in page
 

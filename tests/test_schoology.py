@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 from html.parser import HTMLParser
@@ -486,9 +487,9 @@ def test_student_sees_open_buttons_and_assignment_page(client, sim, partner, dem
     link = _link(sim, demo_app, "a1", "Read chapter 1")
     login(client, enrolled)
     text = page_text(client.get(f"/schoology/sections/{SECTION}"))
-    assert "Read chapter 1" in text and ">Open</button>" in text and "Add Materials" not in text
+    assert "Read chapter 1" in text and ">Open<span class=\"gb-sr\"> “Read chapter 1” in " in text and "Add Materials" not in text
     detail = client.get(f"/schoology/sections/{SECTION}/assignments/{link['id']}")
-    assert detail.status_code == 200 and ">Open</button>" in page_text(detail)
+    assert detail.status_code == 200 and ">Open<span class=\"gb-sr\"> “Read chapter 1” in " in page_text(detail)
     assert client.get(f"/schoology/sections/{SECTION}/assignments/nope").status_code == 404
 
 
@@ -584,3 +585,33 @@ def test_persona_switch_comes_back_only_to_a_local_page(client, back, local):
     resp = submit(client, form_to(home, "/schoology/persona"), user_id=TEACHER, next=back)
     assert resp.status_code == 303
     assert resp.headers["Location"] == (back if local else "/schoology")
+
+
+@pytest.mark.parametrize("changes, first, others", [
+    ({"max_points": "lots", "due_date": "next week"}, "due_date", ["max_points"]),
+    ({"max_points": "0"}, "max_points", []),
+    ({"grading_type": "vibes", "max_points": ""}, "grading_type", ["max_points"]),
+])
+def test_a_field_error_is_tied_to_its_field_and_the_first_takes_the_focus(client, partner,
+                                                                           demo_app, changes,
+                                                                           first, others):
+    login(client, TEACHER)
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
+    text = page_text(submit(client, form_to(settings, f"/add/{demo_app['client_id']}"), **changes))
+    for name in [first, *others]:
+        control = re.search(r'<(?:input|select)[^>]*\bname="%s"[^>]*>' % name, text).group(0)
+        assert f'aria-invalid="true" aria-describedby="{name}-error"' in control
+        assert f'id="{name}-error"' in text
+        assert ("autofocus" in control) == (name == first), control
+    assert text.count("autofocus") == 1
+
+
+def test_row_buttons_say_what_they_act_on(client, sim, partner, demo_app, enrolled):
+    login(client, TEACHER)
+    listing = page_text(client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}"))
+    assert 'Choose<span class="gb-sr"> “Fractions quiz”</span></button>' in listing
+    _link(sim, demo_app, "a100001", name="Lesson")
+    login(client, enrolled)
+    section = page_text(client.get(f"/schoology/sections/{SECTION}"))
+    assert re.search(r'Open<span class="gb-sr"> “Lesson” in [^<]+</span></button>', section)

@@ -68,6 +68,7 @@
     var a = document.createElement("a");
     a.textContent = c.lti_score || "—";
     if (sameOrigin(ev.detail_url)) { a.setAttribute("href", ev.detail_url); }
+    a.setAttribute("aria-label", "LTI " + (c.lti_score || "none") + ", " + (ev.student_name || ev.user_id || "") + ", " + (ev.assignment_id || ""));
     score.appendChild(a);
     fresh.appendChild(score);
     fresh.appendChild(td((c.percent || "") + (c.letter ? " (" + c.letter + ")" : "")));
@@ -94,6 +95,8 @@
     if (link) {
       link.textContent = c.points || "—";
       if (sameOrigin(ev.detail_url)) { link.setAttribute("href", ev.detail_url); }
+      var who = td.getAttribute("data-who");  // a link that says whose grade it is, not just "13"
+      if (who) { link.setAttribute("aria-label", (c.points || "—") + (c.max_points ? " / " + c.max_points : "") + ", " + who); }
     }
     setText(td, "gb-max", c.max_points ? " / " + c.max_points : "");
     setText(td, "gb-pct", c.percent || "");

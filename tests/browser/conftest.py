@@ -121,8 +121,9 @@ def new_context(browser, request):
             blocked.append(route.request.url)
             route.abort("blockedbyclient")
 
-    def make():
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def make(**options):
+        """``options`` go to Playwright's ``new_context`` (e.g. a phone's ``viewport``)."""
+        context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         context.route("**/*", local_only)
@@ -152,10 +153,10 @@ def shot(request):
     prefix = _slug(request.node.name.removeprefix("test_"))
     count = [0]
 
-    def save(page, what: str) -> Path:
+    def save(page, what: str, *, full_page: bool = True) -> Path:
         count[0] += 1
         path = SCREENSHOTS / f"{prefix}-{count[0]:02d}-{_slug(what)}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return save

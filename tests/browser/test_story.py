@@ -146,7 +146,7 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     assert len(questions) == 5
     wrong_on_purpose = 0  # one wrong answer: a partial score shows the scaling, not just 100%
     for i, li in enumerate(questions):
-        prompt = li.locator("div").first.inner_text()
+        prompt = li.locator("legend, div").first.inner_text()
         radios = li.locator("input[type=radio]")
         choices = [r.get_attribute("value") for r in radios.all()]
         answer = solve(prompt, choices)
