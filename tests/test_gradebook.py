@@ -371,7 +371,7 @@ def read_csv(client, section: dict) -> list[list[str]]:
     return list(csv.reader(io.StringIO(resp.data.decode("utf-8-sig"))))
 
 
-def test_csv_has_a_row_per_student_and_three_columns_per_assignment(client, sim, math, dtoken):
+def test_csv_has_a_row_per_student_and_four_columns_per_assignment(client, sim, math, dtoken):
     link(client, sim, math, "a1", max_points=20, name="Fractions quiz")
     link(client, sim, math, "a2", max_points=100)
     s = math["students"][0]
@@ -379,13 +379,14 @@ def test_csv_has_a_row_per_student_and_three_columns_per_assignment(client, sim,
     rows = read_csv(client, math)
     assert rows[0] == ["student_name", "student_id",
                        "Fractions quiz [a1] points (of 20)", "Fractions quiz [a1] percent",
-                       "Fractions quiz [a1] letter",
-                       "a2 points (of 100)", "a2 percent", "a2 letter"]
+                       "Fractions quiz [a1] letter", "Fractions quiz [a1] grade (Points)",
+                       "a2 points (of 100)", "a2 percent", "a2 letter", "a2 grade (Points)"]
     doc = snapshot(client, math)
     assert [r[1] for r in rows[1:]] == [st["id"] for st in doc["students"]]
     row = next(r for r in rows if r[1] == s)
     u = user(sim, s)
-    assert row == [f"{u['name']['last']}, {u['name']['first']}", s, "16", "80", "B", "", "", ""]
+    assert row == [f"{u['name']['last']}, {u['name']['first']}", s, "16", "80", "B", "16",
+                   "", "", "", ""]
 
 
 def test_csv_guards_against_formula_injection(client, sim, math, dtoken):
@@ -395,7 +396,7 @@ def test_csv_guards_against_formula_injection(client, sim, math, dtoken):
     link(client, sim, math, "f4", max_points=10, name="-2")
     header = read_csv(client, math)[0]
     for start in ("'=HYPERLINK(", "'+1+1 [f2]", "'@SUM(A1) [f3]", "'-2 [f4]"):
-        assert sum(h.startswith(start) for h in header) == 3, (start, header)  # points/percent/letter
+        assert sum(h.startswith(start) for h in header) == 4, (start, header)  # points/%/letter/grade
     assert not any(h.startswith(("=", "+", "-", "@")) for h in header)
 
 
@@ -798,3 +799,31 @@ def test_a_teacher_of_another_section_is_refused(client, sim, math, ela):
         sess[SESSION_USER] = other_teacher
     resp = client.get(f"/schoology/sections/{math['id']}/gradebook")
     assert resp.status_code == 403 and "Not your section" in resp.get_data(as_text=True)
+
+
+# --- grading types ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("grading_type, percentage, cell_text, header, csv_grade", [
+    ("points", 0.8, "16 / 20 80% B", "Points", "16"),
+    ("percentage", 0.8, "80% B", "Percentage", "80%"),
+    ("letter", 0.8, "B 80%", "Letter grade", "B"),
+    ("pass_fail", 0.8, "Pass 80%", "Pass/Fail", "Pass"),
+    ("pass_fail", 0.6, "Pass 60%", "Pass/Fail", "Pass"),
+    ("pass_fail", 0.59, "Fail 59%", "Pass/Fail", "Fail"),
+])
+def test_the_grading_type_decides_what_cells_headers_and_exports_show(
+        client, sim, math, dtoken, grading_type, percentage, cell_text, header, csv_grade):
+    a = link(client, sim, math, "t1", max_points=20, grading_type=grading_type, name="Typed")
+    s = math["students"][0]
+    grade(client, dtoken, assignmentID="t1", userID=s, percentage=percentage)
+    body = page(client, math)
+    assert td(body, s, a["id"]) == cell_text
+    column = re.search(r'data-link="%s">(.*?)</th>' % a["id"], body, re.S).group(1)
+    assert f'<span class="gb-meta gb-type">{header}</span>' in column
+    rows = read_csv(client, math)
+    assert rows[0][-1] == f"Typed [t1] grade ({header})"
+    assert next(r for r in rows if r[1] == s)[-1] == csv_grade
+    doc = snapshot(client, math)
+    assert doc["assignments"][0]["grading_type"] == grading_type
+    cell = cell_of(doc, s, "t1")
+    assert cell["display"]["shown"] == cell_text.split(" ")[0]

@@ -31,6 +31,9 @@ from ..store import Store
 SECTIONS_PER_PAGE = 50
 HISTORY_SHOWN = 500  # newest versions on a cell's page (older ones: /_sim/grades/{id}/history)
 NONE_TEXT = "—"
+PASS_PERCENT = Decimal(60)  # Pass/Fail: a pass from 60% up (the usual lowest passing mark)
+GRADING_TYPE_LABELS = {"points": "Points", "percentage": "Percentage", "letter": "Letter grade",
+                       "pass_fail": "Pass/Fail"}
 
 _CTX = Context(prec=60, rounding=ROUND_HALF_UP)
 _CENT = Decimal("0.01")
@@ -144,10 +147,15 @@ class Column:
     category: str | None
     period: str | None
     grading_enabled: bool
+    grading_type: str = "points"
 
     @property
     def max_text(self) -> str:
         return two_places(self.max_points)
+
+    @property
+    def type_label(self) -> str:
+        return GRADING_TYPE_LABELS.get(self.grading_type, self.grading_type)
 
     @property
     def label(self) -> str:
@@ -172,7 +180,8 @@ def column_of(link: dict, categories: dict[str, str], periods: dict[str, str]) -
         name=str(link.get("name") or link.get("assignment_id")), max_points=max_points,
         category=categories.get(category, category) if category else None,
         period=periods.get(period, period) if period else None,
-        grading_enabled=link.get("grading_enabled", True) is not False)
+        grading_enabled=link.get("grading_enabled", True) is not False,
+        grading_type=str(link.get("grading_type") or "points"))
 
 
 # --- cells ---------------------------------------------------------------------------
@@ -199,6 +208,40 @@ class Cell:
     link_id: str | None = None
     unreadable: str | None = None  # why the stored record could not be shown
     record: dict | None = field(default=None, repr=False, compare=False)  # for the LTI messages
+    grading_type: str = "points"   # the column's: what the cell shows first
+
+    @property
+    def passed(self) -> bool | None:
+        """Pass/Fail: a pass from PASS_PERCENT up (None without a score)."""
+        return None if self.percent is None else self.percent >= PASS_PERCENT
+
+    @property
+    def shown(self) -> str:
+        """What the cell shows first, by the column's grading type."""
+        if self.points is None:
+            return NONE_TEXT
+        if self.grading_type == "percentage":
+            return self.percent_text
+        if self.grading_type == "letter":
+            return self.letter or self.percent_text
+        if self.grading_type == "pass_fail":
+            return "Pass" if self.passed else "Fail"
+        return self.points_text
+
+    @property
+    def shown_rest(self) -> tuple[str, str, str]:
+        """(after the first value, percent, letter) as the cell's smaller text."""
+        if self.points is None:
+            return "", "", ""
+        if self.grading_type == "points":
+            return f" / {self.max_text}", self.percent_text, self.letter or ""
+        if self.grading_type == "letter" and self.letter:
+            return "", self.percent_text, ""
+        if self.grading_type == "pass_fail":
+            return "", self.percent_text, ""
+        if self.grading_type == "percentage":
+            return "", "", self.letter or ""
+        return "", "", ""
 
     @property
     def points_text(self) -> str:
@@ -226,9 +269,13 @@ class Cell:
         return out
 
     def text_values(self) -> dict:
-        """Plain text for the page script (set with textContent, never as HTML)."""
+        """Plain text for the page script (set with textContent, never as HTML): ``shown``
+        first, then ``after``, ``percent_shown`` and ``letter_shown``, by the grading type."""
+        after, percent_shown, letter_shown = self.shown_rest
         return {"points": self.points_text, "max_points": self.max_text,
                 "percent": self.percent_text, "letter": self.letter or "",
+                "shown": self.shown, "after": after, "percent_shown": percent_shown,
+                "letter_shown": letter_shown, "grading_type": self.grading_type,
                 "lti_score": self.lti_score or "", "flags": self.flags,
                 "title": self.title, "raw": self.raw,
                 "last_modified": self.last_modified or "",
@@ -321,6 +368,7 @@ def build_cell(record: dict, column: Column | None, scale: Scale | None, *,
         raw=raw_text(record, raw), version=version if isinstance(version, int) else None,
         last_modified=record.get("last_modified"), seq=record.get("seq"),
         link_id=column.link_id if column is not None else None, unreadable=unreadable,
+        grading_type=column.grading_type if column is not None else "points",
         record=record)
 
 
@@ -525,16 +573,17 @@ def csv_rows(grid: Grid) -> list[list[str]]:
     header = ["student_name", "student_id"]
     for c in grid.columns:
         header += [f"{c.label} points (of {two_places(c.max_points)})", f"{c.label} percent",
-                   f"{c.label} letter"]
+                   f"{c.label} letter", f"{c.label} grade ({c.type_label})"]
     rows = [header]
     for s in grid.students:
         row = [s.sort_name, s.id]
         for c in grid.columns:
             cell = grid.cell(s.id, c.link_id)
             if cell is None or cell.points is None:
-                row += ["", "", ""]
+                row += ["", "", "", ""]
             else:
-                row += [two_places(cell.points), two_places(cell.percent), cell.letter or ""]
+                row += [two_places(cell.points), two_places(cell.percent), cell.letter or "",
+                        cell.shown]
         rows.append(row)
     return [[csv_safe(v) for v in row] for row in rows]
 
@@ -552,7 +601,8 @@ def json_export(grid: Grid) -> dict:
         "assignments": [{"link_id": c.link_id, "client_id": c.client_id,
                          "assignment_id": c.assignment_id, "name": c.name,
                          "max_points": number(c.max_points), "category": c.category,
-                         "grading_period": c.period, "grading_enabled": c.grading_enabled}
+                         "grading_period": c.period, "grading_enabled": c.grading_enabled,
+                         "grading_type": c.grading_type}
                         for c in grid.columns],
         "students": [{"id": s.id, "first": s.first, "last": s.last} for s in grid.students],
         "cells": [{**cell.as_json(), "lti": _cell_lti(section["id"], c, cell)}

@@ -16,10 +16,9 @@ from urllib.parse import urlencode
 
 from ..control.domain import GRADING_TYPES, launch_state
 from ..errors import FieldProblem
+from ..gradebook.domain import GRADING_TYPE_LABELS  # noqa: F401 - the pages' labels, one place
 from ..sim import Simulator
 
-GRADING_TYPE_LABELS = {"points": "Points", "percentage": "Percentage", "letter": "Letter grade",
-                       "pass_fail": "Pass/Fail"}
 SETTINGS_FIELDS = ("grading_enabled", "grading_category", "due_date", "due_time", "grading_type",
                    "grading_period", "max_points")
 HIDDEN_FIELDS = ("assignment_id", "name", "description", "standards")

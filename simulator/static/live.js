@@ -93,14 +93,15 @@
     var c = ev.cell || {};
     var link = td.querySelector(".gb-points");
     if (link) {
-      link.textContent = c.points || "—";
+      link.textContent = c.shown || "—";
       if (sameOrigin(ev.detail_url)) { link.setAttribute("href", ev.detail_url); }
       var who = td.getAttribute("data-who");  // a link that says whose grade it is, not just "13"
-      if (who) { link.setAttribute("aria-label", (c.points || "—") + (c.max_points ? " / " + c.max_points : "") + ", " + who); }
+      if (who) { link.setAttribute("aria-label", (c.shown || "—") + (c.after || "") + ", " + who); }
     }
-    setText(td, "gb-max", c.max_points ? " / " + c.max_points : "");
-    setText(td, "gb-pct", c.percent || "");
-    setText(td, "gb-letter", c.letter || "");
+    // what the column's grading type shows first, then the rest (points: " / max", %, letter)
+    setText(td, "gb-max", c.after || "");
+    setText(td, "gb-pct", c.percent_shown || "");
+    setText(td, "gb-letter", c.letter_shown || "");
     var flags = (c.flags || []).join("; ");
     setText(td, "gb-flags", flags ? "\u2691 " + flags : "");
     td.classList.toggle("gb-flagged", !!flags);

@@ -89,3 +89,22 @@ def test_a_left_page_gives_its_live_stream_back(demo, new_context, ui):
             break
         page.wait_for_timeout(100)
     assert gradebook_routes.streams(app).open == 0
+
+
+def test_a_pass_fail_column_shows_pass_or_fail_live(demo, new_context, ui):
+    section = section_of(demo)
+    link = httpx.post(f"{demo.sim_url}/_sim/links", json={
+        "section_id": section["id"], "client_id": DEMO_CLIENT_ID, "assignment_id": "pf1",
+        "name": "Exit ticket", "max_points": 10, "grading_type": "pass_fail"}).json()
+    page = teacher_gradebook(demo, new_context, ui)
+    column = page.locator(f'thead th.gb-col[data-link="{link["id"]}"]')
+    expect(column.locator(".gb-type")).to_have_text("Pass/Fail")
+    links = [th.get_attribute("data-link") for th in page.locator("thead th.gb-col").all()]
+    student = section["students"][0]
+    cell = page.locator(f'tbody tr[data-user="{student}"] td.gb-cell').nth(links.index(link["id"]))
+    post_grade(demo, student_token(demo, student), assignmentID="pf1", percentage=0.4)
+    expect(cell.locator(".gb-points")).to_have_text("Fail")
+    expect(cell.locator(".gb-pct")).to_have_text("40%")
+    expect(cell.locator(".gb-points")).to_have_attribute("aria-label", re.compile(r"^Fail, .+, Exit ticket$"))
+    post_grade(demo, student_token(demo, student), assignmentID="pf1", percentage=0.9)
+    expect(cell.locator(".gb-points")).to_have_text("Pass")
