@@ -72,7 +72,10 @@ def test_journal_lists_newest_first_with_the_columns(client, sim, traffic, stude
     body = client.get("/inspector").get_data(as_text=True)
     assert '<span class="in-status st2">200</span>' in body
     assert '<span class="in-status st4">415</span>' in body
-    assert f"<code>{student['id']}</code>" in body and "<code>a1</code>" in body
+    # people named, their id on hover and selectable under the name; findings inline
+    assert f'title="{student["id"]}">José Núñez</a>' in body
+    assert f'<code class="muted in-id">{student["id"]}</code>' in body and "<code>a1</code>" in body
+    assert "grade POST without Content-Type: application/json (sent application/x-www-form-urlencoded) — <em>send the header" in body
     assert "<th scope=\"col\">Findings</th>" in body
 
 

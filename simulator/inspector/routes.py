@@ -15,6 +15,7 @@ from flask import Blueprint, render_template, request, url_for
 from .. import jsontext
 from ..gradebook.domain import pretty_exact
 from ..numbers import whole_number
+from ..schoology.domain import full_name
 from ..web import sim
 from .findings import findings_for, redact_body, redact_headers
 
@@ -139,8 +140,10 @@ def journal():
     if page > pages:
         page = pages
     shown = [s.journal.materialize(e) for e in page_of(page)]
-    rows = [{"e": e, "findings": len(findings_for(e)), "cls": status_class(e.get("status"))}
+    rows = [{"e": e, "findings": findings_for(e), "cls": status_class(e.get("status"))}
             for e in shown]
+    people = _names(s, {e.get("user_id") for e in shown})
+    apps = {a["client_id"]: a["name"] for a in s.store.list_apps()}
     kept = {k: v for k, v in request.args.items() if k in _KEEP and v.strip()}
 
     def page_url(n: int) -> str:
@@ -154,8 +157,19 @@ def journal():
         newest_id=newest_id,
         args={k: request.args.get(k, "") for k in ("path", "status", "user", "assignment",
                                                      "client", "direction", "method")},
-        filtered=bool(filters or after_id))
+        filtered=bool(filters or after_id), people=people, apps=apps)
     return html, (400 if problems else 200)
+
+
+def _names(s, user_ids) -> dict[str, str]:
+    """Names of the people behind journal entries (an id nobody has stays an id)."""
+    out = {}
+    for user_id in user_ids:
+        if isinstance(user_id, str) and len(user_id) <= 200:
+            found = s.store.get_user(user_id)
+            if found is not None:
+                out[user_id] = full_name(found[1])
+    return out
 
 
 # --- one entry -----------------------------------------------------------------------
@@ -197,8 +211,11 @@ def entry(entry_id: str):
     req_body, req_json = _pretty(redact_body(found.get("request_body"), req_ct), req_ct)
     resp_body, resp_json = _pretty(found.get("response_body"), resp_ct)
     fault = found.get("fault")
+    app = s.store.get_app(found["client_id"]) if isinstance(found.get("client_id"), str) else None
     return render_template(
         "inspector_entry.html", e=found, findings=findings_for(found),
+        person=_names(s, {found.get("user_id")}).get(found.get("user_id")),
+        app_name=app["name"] if app else None,
         cls=status_class(found.get("status")),
         request_headers=redact_headers(found.get("request_headers"), known),
         response_headers=redact_headers(found.get("response_headers"), lambda _t: True),

@@ -264,7 +264,7 @@ def test_add_materials_with_the_partner_down_shows_plain_words(demo, new_context
 
     # the inspector has the outbound call, with the finding
     page.locator("nav").get_by_role("link", name="Inspector").click()
-    expect(page.get_by_role("heading", name="Request journal")).to_be_visible()
+    expect(page.get_by_role("heading", name="Inspector", exact=True)).to_be_visible()
     page.select_option("select[name=direction]", value="outbound")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r".*direction=outbound.*"))
