@@ -411,3 +411,39 @@ def test_a_userid_in_the_body_does_not_rename_an_il_tokens_student(client, sim, 
     client.post("/v1/grade", json={"assignmentID": "q7", "userID": "someone-else",
                                    "percentage": 0.5}, headers=bearer(token))
     assert last_entry(sim)["user_id"] == student["id"]
+
+
+def test_qa_view_tells_a_students_whole_story(client, sim, student, district_id, demo_app):
+    section = next(s for s in sim.roster["sections"] if student["id"] in s["students"])
+    assert client.post("/_sim/links", json={
+        "section_id": section["id"], "client_id": demo_app["client_id"], "assignment_id": "q1",
+        "name": "Quiz one", "max_points": 20, "grading_type": "letter"}).status_code == 201
+    dt = district_token(sim, district_id)
+    for body in ({"assignmentID": "q1", "userID": student["id"], "percentage": 80},
+                 {"assignmentID": "q1", "userID": student["id"], "percentage": 0.8},
+                 {"assignmentID": "zz9", "userID": student["id"], "percentage": 0.3}):
+        client.post("/v1/grade", json=body, headers=bearer(dt))
+    resp = client.get(f"/inspector/students/{student['id']}")
+    assert resp.status_code == 200
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", resp.get_data(as_text=True))).split())
+    assert "José Núñez student" in text and "Grades (2)" in text
+    assert f"{section['name']} · Quiz one B q1 80% 0.8 percentage 0.8 1" in text
+    assert "zz9 Demo Partner (reference) not linked yet in any of their sections" in text
+    assert ("q1 (Demo Partner (reference)): 1 rejected — last: percentage: is 80: must be between "
+            "0 and 1.0 Fix: looks like 0–100; send 0.8 for 80%") in text
+    assert "3 requests named José Núñez." in text
+    kinds = re.findall(r"UTC (grade accepted|grade rejected) POST /v1/grade · (\w+)", text)
+    assert kinds == [("grade accepted", "zz9"), ("grade accepted", "q1"), ("grade rejected", "q1")]
+
+
+def test_qa_view_of_someone_with_no_traffic_says_what_to_check(client, student):
+    text = client.get(f"/inspector/students/{student['id']}").get_data(as_text=True)
+    assert "No grade was stored for José Núñez. No grade POST named them either" in text
+    assert "No request named José Núñez yet." in text
+
+
+@pytest.mark.parametrize("user_id", ["nope", "x" * 300, "<script>"])
+def test_qa_view_of_an_unknown_person_is_an_html_404(client, user_id):
+    resp = client.get(f"/inspector/students/{quote(user_id, safe='')}")
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    assert "Page not found" in resp.get_data(as_text=True)

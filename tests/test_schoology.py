@@ -615,3 +615,26 @@ def test_row_buttons_say_what_they_act_on(client, sim, partner, demo_app, enroll
     login(client, enrolled)
     section = page_text(client.get(f"/schoology/sections/{SECTION}"))
     assert re.search(r'Open<span class="gb-sr"> “Lesson” in [^<]+</span></button>', section)
+
+
+def test_persona_picker_lists_one_sections_people_teachers_first(client, sim, section):
+    home = page_text(client.get("/schoology"))
+    assert f'<option value="{SECTION}">Grade 5 Math – Period 2 (Rebecca Alvarez)</option>' in home
+    picked = page_text(client.get(f"/schoology?section={SECTION}"))
+    group = picked.split('<optgroup label="Grade 5 Math – Period 2 — teachers, then students">', 1)[1]
+    group = group.split("</optgroup>", 1)[0]
+    ids = re.findall(r'<option value="([^"]+)"', group)
+    assert ids[0] == TEACHER and sorted(ids[1:]) == sorted(section["students"])
+    assert f'href="/inspector/students/{section["students"][0]}"' in picked  # QA view links
+    # an unknown section is ignored (everyone listed), never an error
+    assert client.get("/schoology?section=nope").status_code == 200
+
+
+def test_teacher_sees_the_roster_with_view_as_and_qa_view(client, section):
+    login(client, TEACHER)
+    text = page_text(client.get(f"/schoology/sections/{SECTION}"))
+    roster = text.split('<h2 id="roster">Roster</h2>', 1)[1]
+    for student_id in section["students"]:
+        assert f'name="user_id" value="{student_id}"' in roster
+        assert f'href="/inspector/students/{student_id}"' in roster
+    assert f'name="next" value="/schoology/sections/{SECTION}"' in roster

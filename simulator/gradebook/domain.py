@@ -532,6 +532,37 @@ def rejections(entries: Iterable[Any], students: set[str],
     return out
 
 
+# --- one student's story (the QA view) ------------------------------------------------
+
+@dataclass
+class StoryGrade:
+    """One current grade of a student, placed where the gradebook shows it."""
+
+    cell: Cell
+    section: dict | None     # the section whose gradebook shows it (None: not linked yet)
+    column: Column | None
+
+
+def student_grades(store: Store, user_id: str) -> list[StoryGrade]:
+    """Every current grade of the student, each in the section where it is linked."""
+    sections = [sec for sid in store.list_user_section_ids(user_id)
+                if (sec := store.get_record("sections", sid)) is not None]
+    out = []
+    for record in store.list_grades(user_id=user_id, limit=100_000):
+        placed: StoryGrade | None = None
+        for section in sections:
+            links = store.list_links(section_id=section["id"], client_id=str(record.get("client_id")),
+                                     assignment_id=str(record.get("assignmentID")))
+            if links:
+                district, scale = section_scale(store, section)
+                column = column_of(links[0], _titles(district, "grading_categories"),
+                                   _titles(district, "grading_periods"))
+                placed = StoryGrade(build_cell(record, column, scale), section, column)
+                break
+        out.append(placed or StoryGrade(build_cell(record, None, None), None, None))
+    return out
+
+
 # --- sections list -------------------------------------------------------------------
 
 @dataclass

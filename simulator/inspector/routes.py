@@ -13,6 +13,7 @@ import re
 from flask import Blueprint, render_template, request, url_for
 
 from .. import jsontext
+from ..gradebook import domain as gradebook_domain
 from ..gradebook.domain import pretty_exact
 from ..numbers import whole_number
 from ..schoology.domain import full_name
@@ -222,3 +223,48 @@ def entry(entry_id: str):
         request_body=req_body, request_json=req_json, response_body=resp_body,
         response_json=resp_json,
         fault=json.dumps(fault, indent=2, ensure_ascii=False, default=str) if fault else None)
+
+
+# --- one student's whole story (the QA view) -------------------------------------------
+
+STORY_ENTRIES = 300  # newest journal entries of the student shown
+
+
+def _kind(e: dict) -> str:
+    """What a journal entry was, in the student's story."""
+    path, status = e.get("path"), e.get("status")
+    ok = isinstance(status, int) and status < 400
+    if path == "/v1/grade":
+        return "grade accepted" if ok else "grade rejected"
+    if path in ("/oauth/tokens", "/oauth/authorize"):
+        return "launch (login)" if ok else "launch failed"
+    return "API call" if e.get("direction", "inbound") == "inbound" else "call to the partner"
+
+
+@bp.get("/inspector/students/<user_id>")
+def student_story(user_id: str):
+    """Everything about one student across apps and assignments: why is there no grade?"""
+    s = sim()
+    found = s.store.get_user(user_id) if len(user_id) <= 200 else None
+    if found is None:
+        return render_template("page_not_found.html", path=request.path), 404
+    role, record = found
+    raw = [e for e in s.journal.raw() if e.get("user_id") == user_id]
+    shown = [s.journal.materialize(e) for e in reversed(raw[-STORY_ENTRIES:])]
+    timeline = [{"e": e, "kind": _kind(e), "findings": findings_for(e),
+                 "cls": status_class(e.get("status"))} for e in shown]
+
+    def explain(entry) -> tuple[str, str | None]:
+        got = findings_for(s.journal.materialize(entry))
+        return (got[0].text, got[0].hint) if got else (f"HTTP {entry.get('status')}", None)
+
+    rejected = gradebook_domain.rejections(raw, {user_id}, explain,
+                                           lambda entry: s.journal.materialize(entry).get("time"))
+    sections = [sec for sid in s.store.list_user_section_ids(user_id)
+                if (sec := s.store.get_record("sections", sid)) is not None]
+    return render_template(
+        "inspector_student.html", person={"id": user_id, "name": full_name(record), "role": role},
+        sections=sections, grades=gradebook_domain.student_grades(s.store, user_id),
+        rejected=sorted(rejected.values(), key=lambda r: (r.assignment_id, r.client_id)),
+        timeline=timeline, total=len(raw), shown_cap=STORY_ENTRIES,
+        apps={a["client_id"]: a["name"] for a in s.store.list_apps()})

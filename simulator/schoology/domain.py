@@ -139,6 +139,35 @@ def persona_choices(sim: Simulator, *, school_id: str | None = None, query: str 
     return picker
 
 
+def section_roster(sim: Simulator, section: dict) -> list[dict]:
+    """A section's teachers, then its students by name, as persona rows (id, name, role, title)."""
+    out = []
+    teachers = section.get("teachers") or ([section["teacher"]] if section.get("teacher") else [])
+    for role, ids in (("teacher", teachers), ("student", section.get("students") or [])):
+        rows = []
+        for user_id in dict.fromkeys(i for i in ids if isinstance(i, str)):
+            found = sim.store.get_user(user_id)
+            if found is not None:
+                rows.append({"id": user_id, "name": full_name(found[1]), "role": role, "title": None})
+        out += sorted(rows, key=lambda r: r["name"].casefold())
+    return out
+
+
+def section_choices(sim: Simulator, me: Persona | None, limit: int = 200) -> list[dict]:
+    """Sections to pick people from (id, name, teacher): mine first, then the rest, at most
+    ``limit`` so a huge roster never lists thousands."""
+    store = sim.store
+    mine = set(store.list_user_section_ids(me.id)) if me else set()
+    page = store.list_records("sections", limit=limit).rows
+    rows = []
+    for sec in page:
+        teacher = store.get_user(sec.get("teacher") or "") if sec.get("teacher") else None
+        rows.append({"id": sec["id"], "name": sec.get("name") or sec["id"],
+                     "teacher": full_name(teacher[1]) if teacher else "", "mine": sec["id"] in mine})
+    rows.sort(key=lambda r: (not r["mine"], r["name"].casefold()))
+    return rows
+
+
 def _groups(store, districts: dict, order: dict, people: list[dict]) -> list[dict]:
     schools: dict[str, dict] = {}
     groups: dict[tuple[str, str], dict] = {}

@@ -62,8 +62,15 @@ def home():
     picker = domain.persona_choices(sim(), school_id=args.get("school") or None,
                                     query=args.get("q") or None, page=page,
                                     default_school=mine[0] if mine else None)
+    groups = picker.groups
+    picked = args.get("section") or ""
+    section = sim().store.get_record("sections", picked) if 0 < len(picked) <= 200 else None
+    if section is not None:  # "who is in which section": that section's people only
+        groups = [{"label": f"{section.get('name') or section['id']} — teachers, then students",
+                   "people": domain.section_roster(sim(), section)}]
     return render_template("schoology_home.html", sections=sections, picker=picker,
-                           groups=picker.groups, messages=get_flashed_messages())
+                           groups=groups, section_choices=domain.section_choices(sim(), me),
+                           picked_section=section, messages=get_flashed_messages())
 
 
 @bp.post("/schoology/persona")
@@ -92,6 +99,7 @@ def section_page(section_id: str):
     role = domain.require_member(sim(), me, section)
     return render_template("schoology_section.html", section=section, role=role,
                            materials=domain.section_materials(sim(), section),
+                           roster=domain.section_roster(sim(), section) if role == "teacher" else [],
                            messages=get_flashed_messages())
 
 

@@ -68,6 +68,8 @@ def _teacher_pages(demo, story: dict) -> dict[str, str]:
         "grade-detail": f"/schoology/sections/{s}/gradebook/{story['grade']}",
         "inspector": "/inspector",
         "inspector-entry": f"/inspector/{story['entry']}",
+        "qa-view": f"/inspector/students/{story['student']}",
+        "persona-by-section": f"/schoology?section={s}",
         "portal": "/portal",
         "whoami": "/oauth/whoami",
         "page-not-found": "/schoology/no-such-page",

@@ -108,3 +108,44 @@ def test_a_pass_fail_column_shows_pass_or_fail_live(demo, new_context, ui):
     expect(cell.locator(".gb-points")).to_have_attribute("aria-label", re.compile(r"^Fail, .+, Exit ticket$"))
     post_grade(demo, student_token(demo, student), assignmentID="pf1", percentage=0.9)
     expect(cell.locator(".gb-points")).to_have_text("Pass")
+
+
+def test_why_has_this_student_no_grade_answered_from_the_gradebook(demo, new_context, ui, shot):
+    section = section_of(demo)
+    link = httpx.post(f"{demo.sim_url}/_sim/links", json={
+        "section_id": section["id"], "client_id": DEMO_CLIENT_ID, "assignment_id": "q9",
+        "name": "Quiz nine", "max_points": 10}).json()
+    student = section["students"][0]
+    token = student_token(demo, student)
+    assert post_grade(demo, token, assignmentID="q9", percentage=85).status_code == 400
+    page = new_context().new_page()
+    ui.switch_persona(page, demo.sim_url, TEACHER)
+    page.goto(f"{demo.sim_url}/schoology/sections/{section['id']}/gradebook")
+    links = [th.get_attribute("data-link") for th in page.locator("thead th.gb-col").all()]
+    row = page.locator(f'tbody tr[data-user="{student}"]')
+    cell = row.locator("td.gb-cell").nth(links.index(link["id"]))
+    expect(cell.locator("a.gb-rejected")).to_contain_text("⚠ 1 rejected POST")
+    expect(cell.locator(".gb-rejected-why")).to_have_text("percentage: is 85: must be between 0 and 1.0")
+    shot(page, "gradebook-rejected")
+    row.get_by_role("link", name=re.compile(r"^QA view")).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("student")
+    expect(page.locator("ul.in-findings")).to_contain_text("Fix: looks like 0–100; send 0.85 for 85%")
+    expect(page.locator("table.in-journal tbody tr").first).to_contain_text("grade rejected")
+    shot(page, "qa-view")
+    # the rejected attempt, found by student, assignment and app in the inspector
+    page.get_by_role("link", name=re.compile(r"^The 1 attempt in the inspector")).click()
+    expect(page.locator("table.in-journal tbody tr")).to_have_count(1)
+    expect(page.locator("table.in-journal tbody tr")).to_contain_text("send 0.85 for 85%")
+
+
+def test_view_as_this_student_from_the_gradebook(demo, new_context, ui):
+    section = section_of(demo)
+    student = section["students"][0]
+    page = teacher_gradebook(demo, new_context, ui)
+    page.locator(f'tbody tr[data-user="{student}"]').get_by_role(
+        "button", name=re.compile(r"^View as ")).click()
+    page.wait_for_url(f"{demo.sim_url}/schoology/sections/{section['id']}")
+    expect(page.get_by_test_id("who")).to_contain_text("student")
+    page.goto(f"{demo.sim_url}/schoology/sections/{section['id']}/gradebook")
+    expect(page.locator("tbody tr[data-user]")).to_have_count(1)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("my grades")
