@@ -13,10 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the browser fixture skips (or, under CLEVER_SIM_REQUIRE_BROWSER=1, fails)
-    expect = None
+
+from . import expect
 
 pytestmark = pytest.mark.browser
 

@@ -14,12 +14,10 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the browser fixture skips (or, under CLEVER_SIM_REQUIRE_BROWSER=1, fails)
-    expect = None
 
 from simulator.demo import DEMO_CLIENT_ID
+
+from . import expect
 
 pytestmark = pytest.mark.browser
 

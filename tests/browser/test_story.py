@@ -16,12 +16,10 @@ from math import lcm
 
 import httpx
 import pytest
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the browser fixture skips (or, under CLEVER_SIM_REQUIRE_BROWSER=1, fails)
-    expect = None
 
 from simulator.demo import DEMO_APP_NAME
+
+from . import expect
 
 pytestmark = pytest.mark.browser
 
