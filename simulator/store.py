@@ -970,6 +970,18 @@ class Store:
             self._linked.pop((link["client_id"], link["assignment_id"]), None)
         return link
 
+    def unlink_assignment(self, link_id: str) -> dict | None:
+        """Remove a Schoology assignment (its grades stay: they show as not linked yet)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT data FROM schoology_assignments WHERE id = ?",
+                             (link_id,)).fetchone()
+            if row is None:
+                return None
+            link = json.loads(row["data"])
+            db.execute("DELETE FROM schoology_assignments WHERE id = ?", (link_id,))
+            self._linked.pop((link["client_id"], link["assignment_id"]), None)
+        return link
+
     def list_links(self, *, section_id: str | None = None, client_id: str | None = None,
                    assignment_id: str | None = None, limit: int | None = None,
                    offset: int = 0) -> list[dict]:

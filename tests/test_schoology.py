@@ -638,3 +638,49 @@ def test_teacher_sees_the_roster_with_view_as_and_qa_view(client, section):
         assert f'name="user_id" value="{student_id}"' in roster
         assert f'href="/inspector/students/{student_id}"' in roster
     assert f'name="next" value="/schoology/sections/{SECTION}"' in roster
+
+
+def test_teacher_changes_an_assignment_from_its_page_starting_from_its_settings(client, sim,
+                                                                               partner, demo_app):
+    link = link_assignment(sim, {"section_id": SECTION, "client_id": demo_app["client_id"],
+                                 "assignment_id": "a100001", "name": "Fractions quiz",
+                                 "max_points": 20, "grading_type": "pass_fail",
+                                 "due_date": "2026-12-15T14:30"})
+    login(client, TEACHER)
+    page = client.get(f"/schoology/sections/{SECTION}/assignments/{link['id']}")
+    text = page_text(page)
+    assert f'href="/schoology/sections/{SECTION}/gradebook">Gradebook</a>' in text
+    settings = submit(client, form_to(page, "/settings"))
+    values = dict(form_to(settings, f"/add/{demo_app['client_id']}")["fields"])
+    assert (values["max_points"], values["due_date"], values["due_time"]) == \
+        ("20", "2026-12-15", "14:30")
+    assert 'value="pass_fail" selected' in page_text(settings)
+    done = submit(client, form_to(settings, f"/add/{demo_app['client_id']}"), max_points="25")
+    assert done.status_code == 303
+    (after,) = sim.store.list_links(section_id=SECTION)
+    assert (after["id"], after["max_points"], after["grading_type"]) == (link["id"], 25, "pass_fail")
+
+
+def test_teacher_removes_an_assignment_and_its_grades_stay_not_linked(client, sim, partner,
+                                                                      demo_app, enrolled):
+    link = _link(sim, demo_app, "a100001", name="Fractions quiz")
+    token = il_token_of(sim, demo_app, enrolled)
+    assert client.post("/v1/grade", json={"assignmentID": "a100001", "percentage": 0.5},
+                       headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    csrf = login(client, enrolled)
+    url = f"/schoology/sections/{SECTION}/assignments/{link['id']}/remove"
+    assert client.post(url, data={"csrf": csrf}).status_code == 403  # students cannot
+    csrf = login(client, TEACHER)
+    assert client.post(url, data={}).status_code == 400               # CSRF checked
+    resp = client.post(url, data={"csrf": csrf})
+    assert resp.status_code == 303
+    assert sim.store.list_links(section_id=SECTION) == []
+    assert "show under “Not linked yet”" in page_text(client.get(resp.headers["Location"]))
+    gradebook = page_text(client.get(f"/schoology/sections/{SECTION}/gradebook"))
+    assert "<code>a100001</code>" in gradebook.split('id="not-linked"', 1)[1]
+    assert client.post(url, data={"csrf": csrf}).status_code == 404   # already gone
+
+
+def il_token_of(sim, app, user_id):
+    from simulator.clever import oauth
+    return oauth.mint_il_token(sim, sim.store.get_app(app["client_id"]), user_id)["access_token"]

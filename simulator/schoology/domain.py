@@ -339,6 +339,21 @@ def default_settings(picked: Mapping[str, Any]) -> SettingsForm:
     })
 
 
+def settings_of(link: Mapping[str, Any], picked: Mapping[str, Any]) -> SettingsForm:
+    """The settings form filled with an existing Schoology assignment's settings."""
+    form = default_settings(picked)
+    due = str(link.get("due_date") or "")
+    max_points = link.get("max_points")
+    form.values.update({
+        "grading_enabled": link.get("grading_enabled", True) is not False,
+        "grading_category": link.get("grading_category") or "",
+        "due_date": due[:10], "due_time": due[11:16] if len(due) > 10 else "",
+        "grading_type": link.get("grading_type") or "points",
+        "grading_period": link.get("grading_period") or "",
+        "max_points": "100" if max_points is None else str(max_points)})
+    return form
+
+
 def form_values(form: Mapping[str, Any], standards: list[str]) -> dict[str, Any]:
     """The submitted values, as strings (checkbox as a bool), to re-show on error."""
     values = {k: (form.get(k) or "") for k in ("assignment_id", "name", "description",

@@ -112,6 +112,19 @@ def material_page(section_id: str, link_id: str):
                            material=domain.get_material(sim(), section, link_id))
 
 
+@bp.post("/schoology/sections/<section_id>/assignments/<link_id>/remove")
+def remove_material(section_id: str, link_id: str):
+    """Teacher: remove the assignment from the section (grades already posted are kept)."""
+    check_csrf()
+    _, section = _teacher_section(section_id)
+    material = domain.get_material(sim(), section, link_id)
+    sim().store.unlink_assignment(material["id"])
+    sim().grades_changed()  # open gradebooks redraw their columns
+    flash(f"Removed “{material['name']}” from {section.get('name') or section_id}; grades the "
+          "app already posted are kept and show under “Not linked yet”.")
+    return redirect(url_for("schoology.section_page", section_id=section_id), code=303)
+
+
 @bp.post("/schoology/sections/<section_id>/assignments/<link_id>/open")
 def open_material(section_id: str, link_id: str):
     """Student "Open": the link acts as Log in with Clever with state=assignment:{id}."""
@@ -186,6 +199,10 @@ def assignment_settings(section_id: str, client_id: str):
               "description": request.form.get("description", ""),
               "standards": request.form.getlist("standards")}
     form = domain.default_settings(picked)
+    existing = sim().store.list_links(section_id=section_id, client_id=client_id,
+                                      assignment_id=picked["assignment_id"])
+    if existing:  # "Change": the form starts from the assignment's current settings
+        form = domain.settings_of(existing[0], picked)
     if not picked["assignment_id"]:
         form.general.append("assignment_id: is missing; pick an assignment from the list")
     return _settings_page(section, app, form)
