@@ -827,3 +827,40 @@ def test_the_grading_type_decides_what_cells_headers_and_exports_show(
     assert doc["assignments"][0]["grading_type"] == grading_type
     cell = cell_of(doc, s, "t1")
     assert cell["display"]["shown"] == cell_text.split(" ")[0]
+
+
+# --- filter, sort, totals --------------------------------------------------------------
+
+def test_gradebook_filters_sorts_and_totals(client, sim, math, dtoken):
+    a1 = link(client, sim, math, "a1", max_points=20)
+    a2 = link(client, sim, math, "a2", max_points=10)
+    link(client, sim, math, "off", max_points=50, grading_enabled=False)
+    s1, s2, s3 = math["students"][:3]
+    grade(client, dtoken, assignmentID="a1", userID=s1, percentage=0.5)   # 10 / 20
+    grade(client, dtoken, assignmentID="a2", userID=s1, percentage=1)     # 10 / 10
+    grade(client, dtoken, assignmentID="off", userID=s1, percentage=1)    # grading off: not totalled
+    grade(client, dtoken, assignmentID="a1", userID=s2, percentage=0.9)   # 18 / 20
+    body = page(client, math)
+    row = re.search(r'<tr data-user="%s">.*?<td class="gb-total">(.*?)</td>' % s1, body, re.S)
+    assert " ".join(re.sub(r"<[^>]+>", " ", row.group(1)).split()) == "20 / 30 66.67%"
+    foot = body.split("<tfoot>", 1)[1].split("</tfoot>", 1)[0]
+    averages = [" ".join(re.sub(r"<[^>]+>", " ", t).split())
+                for t in re.findall(r'<td class="gb-average">(.*?)</td>', foot, re.S)]
+    assert averages == ["70% (2 graded)", "100% (1 graded)", "100% (1 graded)"]
+
+    def order(query: str) -> list[str]:
+        resp = client.get(f"/schoology/sections/{math['id']}/gradebook{query}")
+        assert resp.status_code == 200
+        return re.findall(r'<tr data-user="([^"]+)"', resp.get_data(as_text=True))
+
+    everyone = order("")
+    assert order(f"?sort={a1['id']}&order=desc")[:2] == [s2, s1]        # 90% then 50%, then ungraded
+    assert order(f"?sort={a1['id']}")[:2] == [s1, s2]
+    assert order("?sort=total&order=desc")[:2] == [s2, s1] and s3 in order("?sort=total")[2:]
+    assert order("?sort=nonsense") == everyone                           # unknown: name order, no error
+    name = domain.student_of(s2, user(sim, s2))
+    assert order(f"?q={quote(name.name.upper())}") == [s2]
+    assert order(f"?q={s3}") == [s3]
+    assert order("?q=nobody-has-this-name") == []
+    assert "0 of" in client.get(f"/schoology/sections/{math['id']}/gradebook?q=zzzz").get_data(as_text=True)
+    assert a2  # linked

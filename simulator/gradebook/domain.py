@@ -390,6 +390,48 @@ class Grid:
     def cell(self, user_id: str, link_id: str) -> Cell | None:
         return self.cells.get((user_id, link_id))
 
+    def total(self, user_id: str) -> tuple[Decimal, Decimal, Decimal] | None:
+        """(points, of max points, percent) over the graded cells of columns with grading on."""
+        got = [(c.points, c.max_points) for col in self.columns if col.grading_enabled
+               and (c := self.cells.get((user_id, col.link_id))) is not None
+               and c.points is not None and c.max_points]
+        if not got:
+            return None
+        points = sum((p for p, _ in got), Decimal(0))
+        maximum = sum((m for _, m in got), Decimal(0))
+        return points, maximum, _CTX.divide(_CTX.multiply(points, _HUNDRED), maximum)
+
+    def average(self, column: Column) -> tuple[Decimal, int] | None:
+        """(mean percent, how many graded) of one column over the shown students."""
+        got = [c.percent for s in self.students
+               if (c := self.cells.get((s.id, column.link_id))) is not None and c.percent is not None]
+        if not got:
+            return None
+        return _CTX.divide(sum(got, Decimal(0)), Decimal(len(got))), len(got)
+
+    def arrange(self, query: str = "", sort: str = "name", descending: bool = False) -> None:
+        """Keep the students whose name or id holds ``query``; sort by name, total or one
+        column's percent (``sort`` = a link id); ungraded last either way."""
+        q = _collate(query.strip())
+        if q:
+            self.students = [s for s in self.students
+                             if q in _collate(s.name) or q in _collate(s.sort_name) or q in s.id.casefold()]
+        if sort == "name":
+            self.students.sort(key=Student.sort_key, reverse=descending)
+            return
+
+        def value(s: Student) -> Decimal | None:
+            if sort == "total":
+                t = self.total(s.id)
+                return t[2] if t else None
+            c = self.cells.get((s.id, sort))
+            return c.percent if c is not None else None
+
+        graded = [s for s in self.students if value(s) is not None]
+        ungraded = [s for s in self.students if value(s) is None]
+        graded.sort(key=lambda s: (value(s), s.sort_key()), reverse=descending)
+        self.students = graded + sorted(ungraded, key=Student.sort_key)
+
     def rejection(self, user_id: str, column: Column) -> Rejection | None:
         """Rejected grade POSTs behind one cell of the grid."""
         return self.rejected.get((user_id, column.client_id, column.assignment_id))

@@ -143,6 +143,9 @@ def _grid(section: dict) -> domain.Grid:
     return grid
 
 
+bp.add_app_template_global(domain.two_places, "two_places")
+
+
 @bp.app_template_global()
 def rejected_url(r: domain.Rejection) -> str:
     """The inspector, filtered to one (student, app, assignment)'s rejected grade POSTs."""
@@ -159,9 +162,18 @@ def section_gradebook(section_id: str):
     grid = _grid(section)
     if me.role == "student":
         grid = domain.only_student(grid, me.id)
+    args = request.args
+    query = (args.get("q") or "")[:100]
+    sort = args.get("sort") or "name"
+    if sort not in ("name", "total") and sort not in {c.link_id for c in grid.columns}:
+        sort = "name"  # an unknown column: the usual order, never an error
+    descending = args.get("order") == "desc"
+    shown_of = len(grid.students)
+    grid.arrange(query, sort, descending)
     return render_template("gradebook_section.html", grid=grid, section=section,
                            detail_prefix=_detail_prefix(section_id),
-                           teacher_view=me.role == "teacher")
+                           teacher_view=me.role == "teacher", query=query, sort=sort,
+                           descending=descending, shown_of=shown_of)
 
 
 @bp.get("/schoology/sections/<section_id>/gradebook/<grade_id>")
