@@ -864,3 +864,19 @@ def test_gradebook_filters_sorts_and_totals(client, sim, math, dtoken):
     assert order("?q=nobody-has-this-name") == []
     assert "0 of" in client.get(f"/schoology/sections/{math['id']}/gradebook?q=zzzz").get_data(as_text=True)
     assert a2  # linked
+
+
+def test_grade_page_shows_every_versions_payload_and_what_changed(client, sim, math, dtoken):
+    link(client, sim, math, "a1", max_points=20)
+    s = math["students"][0]
+    grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.5, attempt=1)
+    grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.5, attempt=1)
+    rec = grade(client, dtoken, assignmentID="a1", userID=s, percentage=0.75, attempt=2)
+    body = detail(client, math, rec["id"])
+    versions = body.split("<h2>Every version's payload</h2>", 1)[1].split("<h2>", 1)[0]
+    assert versions.count('<details class="gb-version"') == 3
+    diffs = [html.unescape(d) for d in re.findall(r'<pre tabindex="0" class="gb-json gb-diff">(.*?)</pre>',
+                                                  versions, re.S)]
+    assert len(diffs) == 1 and "Same payload as the version before." in versions
+    assert '-  "percentage": 0.5,' in diffs[0] and '+  "percentage": 0.75,' in diffs[0]
+    assert '-  "attempt": 1' in diffs[0] and '+  "attempt": 2' in diffs[0]

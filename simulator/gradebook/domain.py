@@ -18,6 +18,7 @@ No Flask here.  Everything is computed from the store with ``decimal.Decimal``:
 
 from __future__ import annotations
 
+import difflib
 import json
 import unicodedata
 from dataclasses import dataclass, field
@@ -799,14 +800,22 @@ def pretty_payload(record: dict) -> str:
 
 
 def history_rows(history: list[dict]) -> list[dict]:
-    """Every stored version, oldest first: time, format, raw values, LTI score, warnings."""
+    """Every stored version, oldest first: time, format, raw values, LTI score, warnings,
+    the raw payload and what changed in it since the version before (a unified diff)."""
     rows = []
+    before: list[str] | None = None
     for rec in history:
+        payload = pretty_payload(rec)
+        lines = payload.splitlines()
+        diff = None if before is None else "\n".join(
+            difflib.unified_diff(before, lines, "previous version", f"version {rec.get('version')}",
+                                 lineterm="", n=1))
+        before = lines
         rows.append({"version": rec.get("version"), "time": rec.get("last_modified"),
                      "format": rec.get("format"), "raw": raw_text(rec),
                      "lti_score": rec.get("lti_score"), "clamped": rec.get("clamped") is True,
                      "warnings": [w for w in rec.get("warnings") or [] if isinstance(w, str)],
-                     "token_kind": rec.get("token_kind")})
+                     "token_kind": rec.get("token_kind"), "payload": payload, "diff": diff})
     return rows
 
 
