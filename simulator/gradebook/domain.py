@@ -554,12 +554,14 @@ def rejections(entries: Iterable[Any], students: set[str],
     out: dict[tuple[str, str, str], Rejection] = {}
     last: dict[tuple[str, str, str], Any] = {}
     for e in entries:
-        status = e.get("status")
-        if (e.get("path") != "/v1/grade" or e.get("method") != "POST"
-                or not isinstance(status, int) or status < 400):
+        f = getattr(e, "fields", e)  # a journal RawEntry's facts, or a plain dict entry
+        if f.get("path") != "/v1/grade":  # most entries: one lookup
             continue
-        user_id, client_id, assignment_id = (e.get("user_id"), e.get("client_id"),
-                                             e.get("assignment_id"))
+        status = f.get("status")
+        if f.get("method") != "POST" or not isinstance(status, int) or status < 400:
+            continue
+        user_id, client_id, assignment_id = (f.get("user_id"), f.get("client_id"),
+                                             f.get("assignment_id"))
         if user_id not in students or not client_id or not assignment_id:
             continue
         key = (user_id, client_id, assignment_id)
