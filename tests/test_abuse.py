@@ -90,6 +90,7 @@ def test_a_hostile_body_is_journaled_and_shown_without_a_500(client, sim, studen
     _case, path, body, headers, status = _hostile_requests(sim, student)[index]
     assert client.post(path, data=body, headers=headers).status_code == status
     journaled = sim.journal.query(path=path)[0]  # the emulated APIs are journaled, /_sim/ is not
+    login(client, TEACHER)  # SECTION's gradebook is its teacher's
     entry = [f"/_sim/journal/{journaled[0]['id']}", f"/inspector/{journaled[0]['id']}"] if journaled else []
     for url in ("/_sim/journal", *entry, "/inspector", "/_sim/faults", "/schoology/gradebook",
                 f"/schoology/sections/{SECTION}/gradebook", f"/schoology/sections/{SECTION}/gradebook.json"):

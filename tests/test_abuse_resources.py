@@ -32,6 +32,7 @@ from simulator import limits, store as store_mod
 from simulator.app import create_app
 from simulator.errors import ServiceUnavailable
 from simulator.serving import start_in_thread
+from simulator.web import login_cookie
 from tests.conftest import bearer, il_token
 from tests.serverproc import ServerProcess
 
@@ -288,9 +289,23 @@ def _wait_until(check, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def _open_stream(port: int, path: str) -> socket.socket:
+def _teacher_cookie(app, section_id: str, tenant: str | None = None) -> str:
+    """``Cookie:`` value of the section's teacher (a gradebook stream is theirs); a tenant's
+    login cookie has its own name and the root's secret here."""
+    teacher = app.extensions["clever_sim"].store.get_record("sections", section_id)["teacher"]
+    ((name, value),) = login_cookie(app, teacher).items()
+    return f"{name}-t-{tenant}={value}" if tenant else f"{name}={value}"
+
+
+def _open_stream(port: int, path: str, cookie: str = "") -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.1
+Host: localhost
+Accept: text/event-stream
+"
+              f"Cookie: {cookie}
+
+".encode())
     data = b""
     while b": connected" not in data:
         chunk = s.recv(4096)
@@ -327,7 +342,8 @@ def test_waits_and_streams_leave_grades_and_health_answering(busy_server):
         for i in range(50):  # 5 per tenant (the per-tenant cap is 6)
             prefix = "" if i % 10 == 9 else f"/t/t{i % 10}"
             sockets.append(_open_stream(running.port,
-                                        f"{prefix}/schoology/sections/{section}/gradebook/events"))
+                                        f"{prefix}/schoology/sections/{section}/gradebook/events",
+                                        _teacher_cookie(app, section, prefix[3:] or None)))
         waits = []
         for i in range(100):
             s = socket.create_connection(("127.0.0.1", running.port), timeout=60)
@@ -371,7 +387,8 @@ def test_waits_past_the_server_cap_get_a_503_and_workers_stay_free(tmp_path):
             _assert_busy(over.status_code, {k.lower(): v for k, v in over.headers.items()},
                          over.content, "Too many waiting requests", "wait")
             section = app.extensions["clever_sim"].store.list_records("sections", limit=1).rows[0]
-            stream = http.get(f"/schoology/sections/{section['id']}/gradebook/events")
+            stream = http.get(f"/schoology/sections/{section['id']}/gradebook/events",
+                              headers={"Cookie": _teacher_cookie(app, section["id"])})
             _assert_busy(stream.status_code, {k.lower(): v for k, v in stream.headers.items()},
                          stream.content, "Too many waiting requests", "wait")
             for _ in range(5):  # the two workers are free
@@ -392,16 +409,17 @@ def test_closing_streams_frees_their_slots_at_once(busy_server):
     path = f"/schoology/sections/{section}/gradebook/events"
     from simulator.gradebook.routes import streams
 
-    opened = [_open_stream(running.port, path) for _ in range(6)]
+    cookie = _teacher_cookie(app, section)
+    opened = [_open_stream(running.port, path, cookie) for _ in range(6)]
     try:
-        with httpx.Client(base_url=running.url, timeout=30) as http:
+        with httpx.Client(base_url=running.url, timeout=30, headers={"Cookie": cookie}) as http:
             full = http.get(path)
             _assert_busy(full.status_code, {k.lower(): v for k, v in full.headers.items()},
                          full.content, "Too many live gradebook streams", "stream")
         for s in opened:
             s.close()
         _wait_until(lambda: streams(app).open == 0 and running.server.task_dispatcher.waiting == 0)
-        opened = [_open_stream(running.port, path)]
+        opened = [_open_stream(running.port, path, cookie)]
     finally:
         for s in opened:
             s.close()
