@@ -299,13 +299,8 @@ def _teacher_cookie(app, section_id: str, tenant: str | None = None) -> str:
 
 def _open_stream(port: int, path: str, cookie: str = "") -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(f"GET {path} HTTP/1.1
-Host: localhost
-Accept: text/event-stream
-"
-              f"Cookie: {cookie}
-
-".encode())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+              f"Cookie: {cookie}\r\n\r\n".encode())
     data = b""
     while b": connected" not in data:
         chunk = s.recv(4096)
