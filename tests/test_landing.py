@@ -126,7 +126,7 @@ def _page_urls(app, client) -> list[str]:
         "Authorization": f"Bearer {token.get_json()['access_token']}"}).get_json()["data"]
     entry = client.get("/_sim/journal?limit=1").get_json()["data"][0]["id"]
     values = {"section_id": section, "link_id": link["id"], "grade_id": grade["id"],
-              "client_id": "nobody-registered-this", "entry_id": str(entry)}
+              "client_id": "nobody-registered-this", "entry_id": str(entry), "user_id": student["id"]}
     with client.session_transaction() as session:
         session[SESSION_USER] = teacher["id"]
     urls = []

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from simulator import scoring
+from simulator.web import SESSION_USER
 
 pytest_plugins = ["pytester"]
 
@@ -34,6 +35,14 @@ def _grade(client, student: str, body: dict) -> dict:
                        headers={"Authorization": f"Bearer {token.get_json()['access_token']}"})
     assert resp.status_code == 200, resp.get_json()
     return resp.get_json()["data"]
+
+
+def _as_teacher_of(client, section: str) -> None:
+    """Log this browser in as the section's teacher: the gradebook pages are theirs."""
+    teacher = next(t for t in client.get("/_sim/personas?role=teacher").get_json()["data"]
+                   if section in t["sections"])
+    with client.session_transaction() as sess:
+        sess[SESSION_USER] = teacher["id"]
 
 
 def _text(xml: str, tag: str) -> str:
@@ -125,9 +134,10 @@ def test_same_messages_as_the_cell_page_and_the_json_export(client):
     grade = _grade(client, student["id"], {"assignmentID": "quiz1", "scoreGiven": 7, "scoreMaximum": 9})
     _grade(client, student["id"], {"assignmentID": "unlinked1", "percentage": 0.3})
     entry = client.get(f"/_sim/grades/{grade['id']}/lti").get_json()["links"][0]
+    _as_teacher_of(client, section)
 
     page = client.get(f"/schoology/sections/{section}/gradebook/{grade['id']}").get_data(as_text=True)
-    pox = html.unescape(re.search(r'<pre class="gb-xml" id="gb-pox">(.*?)</pre>', page, re.S).group(1))
+    pox = html.unescape(re.search(r'<pre[^>]*\bid="gb-pox">(.*?)</pre>', page, re.S).group(1))
     assert pox == entry["lti11"]["body"]
 
     export = client.get(f"/schoology/sections/{section}/gradebook.json").get_json()
@@ -182,6 +192,7 @@ def test_a_stored_score_that_is_no_lti_value_is_a_problem_not_a_500(client, sim)
     [entry] = client.get(f"/_sim/grades/{grade['id']}/lti").get_json()["links"]
     assert entry["lti11"] is None and entry["lti13"] is None
     assert entry["problem"] == "cannot build the LTI messages: LTI 1.1 scores are 0.0–1.0, got '1.5'"
+    _as_teacher_of(client, section)
     export = client.get(f"/schoology/sections/{section}/gradebook.json")
     assert export.status_code == 200 and export.get_json()["cells"][0]["lti"] == entry
     page = client.get(f"/schoology/sections/{section}/gradebook/{grade['id']}")
