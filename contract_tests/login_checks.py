@@ -9,10 +9,14 @@ simulator's journal for what the app did with the code.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from .harness import (Fail, LoginRun, Skip, check, clip, form_or_json, jdump, landing_id, show_calls,
-                      show_entry)
+from .harness import (Browse, Fail, LoginRun, Skip, browse, check, clip, form_or_json, jdump,
+                      landing_id, show_calls, show_entry)
 from .session import Contract
 
 S_LINK = ("The links embedded in Schoology will act as Log in with Clever buttons, redirecting the "
@@ -289,3 +293,155 @@ def login_percent_encoding(c: Contract) -> str:
                        "urllib.parse.quote(id, safe=''))")
     where = "its assignment page" if found else "a page that is not an assignment page"
     return f"landed on {where} {visit.landing_url} ({visit.final.status})"
+
+
+# --- LOGIN-009: hostile launch links ---------------------------------------------------------
+
+ATTACKER = "evil.invalid"      # .invalid never resolves (RFC 2606): nothing leaves the machine
+ACTIONABLE = ("a 2xx or 4xx HTML page with some text, reached without leaving the app's origin "
+              "(same-origin redirects are followed)")
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One crafted launch link: its ``state`` (None: absent) and ``code`` ("valid": a
+    fresh code; None: absent; else sent as is), and the markup it must not reflect."""
+
+    name: str
+    state: str | None
+    code: str | None = "valid"
+    markup: str | None = None      # found verbatim in an HTML answer = reflected unescaped
+
+
+def hostile_inputs(nonce: str, assignment_id: str) -> list[Hostile]:
+    """The crafted links of LOGIN-009 (``nonce`` makes every payload unique to this run)."""
+    script = f"<script>xss{nonce}</script>"
+    img = f"\"><img src=x onerror=alert('{nonce}')>"
+    js = f"javascript:alert('{nonce}')"
+    evil = f"https://{ATTACKER}/{nonce}"
+    launch = f"assignment:{assignment_id}"
+    return [
+        Hostile("unknown assignment id", f"assignment:nosuch{nonce}"),
+        Hostile("assignment id with a <script> element", f"assignment:{script}", markup=script),
+        Hostile("assignment id breaking out of an HTML attribute", f"assignment:{img}",
+                markup=img[2:]),
+        Hostile("absolute URL after assignment:", f"assignment:{evil}"),
+        Hostile("protocol-relative URL after assignment:", f"assignment://{ATTACKER}/{nonce}"),
+        Hostile("backslash URL after assignment:", f"assignment:/\\{ATTACKER}/{nonce}"),
+        Hostile("javascript: URL after assignment:", f"assignment:{js}"),
+        Hostile("absolute URL as the whole state", evil),
+        Hostile("protocol-relative URL as the whole state", f"//{ATTACKER}/{nonce}"),
+        Hostile("javascript: URL as the whole state", js),
+        Hostile("markup as the whole state", script, markup=script),
+        Hostile("very long assignment id (2,000 characters)", "assignment:" + "x" * 2000),
+        Hostile("percent-encoded markup in the id (decoded twice it is a <script>)",
+                "assignment:" + script.replace("<", "%3C").replace(">", "%3E").replace("/", "%2F"),
+                markup=script),
+        Hostile("non-ASCII assignment id", f"assignment:\u00e9l\u00e8ve-\u65e5\u672c-\U0001f600-{nonce}"),
+        Hostile("CR/LF in the assignment id (header injection)",
+                f"assignment:x{nonce}\r\nSet-Cookie: injected=1"),
+        Hostile("empty assignment id", "assignment:"),
+        Hostile("empty state", ""),
+        Hostile("no code", launch, code=None),
+        Hostile("empty code", launch, code=""),
+        Hostile("garbage code carrying markup", launch, code=script, markup=script),
+        Hostile("very long garbage code (2,000 characters)", launch, code="c" * 2000),
+    ]
+
+
+def _hostile_url(c: Contract, case: Hostile, code: str | None) -> str:
+    params = {} if code is None else {"code": code}
+    params["scopes"] = " ".join(c.app_view.get("scopes") or [])
+    if case.state is not None:
+        params["state"] = case.state
+    sep = "&" if urlsplit(c.cfg.redirect_uri).query else "?"
+    return c.cfg.redirect_uri + sep + urlencode(params)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def hostile_problem(case: Hostile, visit: Browse, origin: tuple[str, str]) -> str | None:
+    """What is wrong with the app's answer to one crafted link, in words (None: fine)."""
+    if visit.error:
+        return f"no usable answer: {visit.error}"
+    bad = visit.server_error()
+    if bad is not None:
+        return f"HTTP {bad.status} (a server error) at {bad.url}"
+    for hop in visit.hops:
+        if hop.location is None:
+            continue
+        target = urljoin(hop.url, hop.location.strip())
+        if _origin(target) != origin:
+            return f"redirected outside the app's origin, to {hop.location!r}"
+    for hop in visit.hops:
+        html = "html" in hop.content_type.lower() or not hop.content_type
+        if case.markup and html and case.markup in hop.body:
+            return f"reflected the markup {case.markup!r} unescaped in an HTML answer ({hop.url})"
+        if html and re.search(r"(?i)(href|src|action|formaction)\s*=\s*[\"']?\s*javascript:",
+                              hop.body) and "javascript:" in (case.state or ""):
+            return f"put a javascript: URL in a link or form of the page ({hop.url})"
+    final = visit.final
+    if final is None:
+        return "no answer"
+    if final.location is not None or not (200 <= final.status < 300 or 400 <= final.status < 500):
+        return f"ended on HTTP {final.status} without a page to land on"
+    if "html" not in final.content_type.lower():
+        return (f"ended on HTTP {final.status} with Content-Type "
+                f"{final.content_type or '(none)'}, not an HTML page a student can read")
+    text = re.sub(r"(?s)<(script|style)\b.*?</\1>|<[^>]+>", " ", final.body)
+    if not text.strip():
+        return f"ended on HTTP {final.status} with an empty page"
+    return None
+
+
+@check("LOGIN-009", "required", "Hostile launch links: no 5xx, no reflected markup, no open redirect",
+       seed=f"{S_LINK} \u2026 {S_LOGIN}",
+       rule="crafted state/code values (unknown ids, HTML/JS markup, absolute, protocol-relative "
+            "and javascript: URLs, very long, percent-encoded, non-ASCII, CR/LF and empty values; "
+            "a missing or garbage code) → every answer below 500, no payload markup verbatim in "
+            "HTML, no redirect to another origin, and the student ends on " + ACTIONABLE)
+def login_hostile_links(c: Contract) -> str:
+    try:
+        aid = c.assignment_ids()[0]
+    except Skip:
+        aid = "nosuch"
+    cases = hostile_inputs(secrets.token_hex(4), aid)
+    student = c.fresh_student()
+    origin = _origin(c.cfg.redirect_uri)
+    urls = []
+    for case in cases:
+        code = c.mint_code(student)["code"] if case.code == "valid" else case.code
+        urls.append(_hostile_url(c, case, code))
+    c.doing(f"following {len(urls)} crafted launch links")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        visits = list(pool.map(lambda u: browse(u, c.partner_host,
+                                                timeout=max(10.0, c.cfg.assignments_timeout_s)), urls))
+    failed = [(case, url, visit, problem) for case, url, visit in zip(cases, urls, visits)
+              if (problem := hostile_problem(case, visit, origin))]
+    if failed:
+        case, url, visit, problem = failed[0]
+        others = "".join(f"\n- {f[0].name}: {f[3]}" for f in failed[1:])
+        raise Fail(f"crafted launch link ({case.name}): {problem}"
+                   + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""),
+                   sent=clip(url, 600) + f"\n(state = {clip(jdump(case.state), 300)}, code = "
+                                         f"{'a fresh valid code' if case.code == 'valid' else clip(jdump(case.code), 200)})",
+                   got=visit.describe() + _page_excerpt(visit)
+                       + (f"\nother crafted links that failed:{others}" if others else ""),
+                   fix="treat state and code as untrusted text: take the id after \"assignment:\", "
+                       "look it up among your assignments and redirect only to your own path "
+                       "(/assignments/ + percent-encoded id, never a URL taken from state); "
+                       "HTML-escape anything you echo; answer a bad or missing code with a 4xx "
+                       "\"start again from Schoology\" page, never a 5xx")
+    landed = sorted({v.final.status for v in visits if v.final is not None})
+    return f"{len(cases)} crafted links: no 5xx, nothing reflected, no off-origin redirect " \
+           f"(final statuses {', '.join(map(str, landed))})"
+
+
+def _page_excerpt(visit: Browse) -> str:
+    final = visit.final
+    if final is None or final.location or final.status >= 400:
+        return ""  # describe() already shows error pages
+    return "\n  page: " + clip(" ".join(final.body.split()), 400)

@@ -11,6 +11,7 @@ suite's undocumented ``[contract]`` knobs so the file stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -107,10 +108,12 @@ def test_reference_partner_passes_every_check(sim, reference, tmp_path):
     assert [c.get("name") for c in cases] == ALL_IDS
 
 
-def test_node_partner_passes_every_check(sim, tmp_path):
+@contextlib.contextmanager
+def node_partner(sim, client_id: str, secret: str, bugs: tuple[str, ...] = ()):
+    """The Node.js partner as a subprocess (``BUGS`` env switches its mistakes); its URL."""
     node = node_or_skip()
-    env = {**os.environ, "SIM_URL": sim.url, "CLIENT_ID": "node-proof", "CLIENT_SECRET": "node-secret",
-           "PORT": "0", "HOST": "127.0.0.1"}
+    env = {**os.environ, "SIM_URL": sim.url, "CLIENT_ID": client_id, "CLIENT_SECRET": secret,
+           "PORT": "0", "HOST": "127.0.0.1", "BUGS": ",".join(bugs)}
     proc = subprocess.Popen([node, str(NODE_PARTNER)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -119,10 +122,7 @@ def test_node_partner_passes_every_check(sim, tmp_path):
             line = proc.stdout.readline() if sel.select(timeout=15) else ""
         match = re.search(r"listening on (http://\S+)", line)
         assert match, f"node partner did not start: {line!r}"
-        toml = write_toml(tmp_path / "partner.toml", match.group(1), "node-proof", secret="node-secret")
-        result = run(toml, sim, level="recommended")
-        assert outcomes(result) == {cid: "PASS" for cid in ALL_IDS}, result.output
-        assert result.exit_code == 0
+        yield match.group(1)
     finally:
         proc.terminate()
         try:
@@ -131,6 +131,14 @@ def test_node_partner_passes_every_check(sim, tmp_path):
             proc.kill()
             proc.wait(timeout=5)
         proc.stdout.close()
+
+
+def test_node_partner_passes_every_check(sim, tmp_path):
+    with node_partner(sim, "node-proof", "node-secret") as url:
+        toml = write_toml(tmp_path / "partner.toml", url, "node-proof", secret="node-secret")
+        result = run(toml, sim, level="recommended")
+    assert outcomes(result) == {cid: "PASS" for cid in ALL_IDS}, result.output
+    assert result.exit_code == 0
 
 
 # --- broken partners fail exactly the checks meant to catch them ------------------------------
@@ -155,7 +163,9 @@ BROKEN: dict[str, set[str]] = {
     "500_without_state": {"LOGIN-004"},
     "500_on_invalid_code": {"LOGIN-005"},
     "500_on_reused_code": {"LOGIN-006"},
-    "500_on_unknown_assignment": {"LOGIN-007", "LOGIN-008"},  # "unit 3/quiz 1" is unknown too
+    "500_on_unknown_assignment": {"LOGIN-007", "LOGIN-008", "LOGIN-009"},  # unknown ids in both
+    "reflects_assignment_id": {"LOGIN-009"},
+    "redirects_to_state_url": {"LOGIN-009"},
     "percentage_80": {"GRADE-001", "GRADE-004"},     # Clever refuses it, so no grade arrives
     "wrong_user_id_district_token": {"GRADE-001", "GRADE-002"},
     "omits_user_id_district_token": {"GRADE-001", "GRADE-002"},
@@ -197,6 +207,24 @@ def test_broken_partner_fails_exactly_the_checks_meant_to_catch_it(sim, tmp_path
         assert ("did not answer" if bug == "hook_hangs" else "no grade reached Clever within 1.5 s") \
             in first.reason, first.reason
         assert all("not run" in result.by_id()[c].reason for c in GRADES_BROKEN - {"GRADE-001"})
+
+
+# The Node.js partner's own switches (BUGS env): the same mistakes in another language.
+NODE_BROKEN: dict[str, set[str]] = {
+    "reflects_assignment_id": {"LOGIN-009"},
+    "redirects_to_state_url": {"LOGIN-009"},
+}
+
+
+@pytest.mark.parametrize("bug", list(NODE_BROKEN))
+def test_broken_node_partner_fails_exactly_the_check_meant_to_catch_it(sim, tmp_path, bug):
+    client_id = f"node-{bug}"
+    only = ",".join(sorted({c.split("-")[0] for c in NODE_BROKEN[bug]}))
+    with node_partner(sim, client_id, "node-secret", bugs=(bug,)) as url:
+        toml = write_toml(tmp_path / "partner.toml", url, client_id, secret="node-secret")
+        result = run(toml, sim, only=only, level="recommended")
+    assert result.failing() == NODE_BROKEN[bug], result.output
+    assert result.exit_code == 1
 
 
 # --- runner: exit codes, table, JUnit ----------------------------------------------------------
@@ -345,7 +373,7 @@ def test_pytest_entry_point_runs_the_same_suite(sim, reference, tmp_path):
          "--clever-config", str(toml), "--sim-url", sim.url, "--only", "ASSIGN-001,LOGIN-003", "-q"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 passed" in proc.stdout and "22 deselected" in proc.stdout
+    assert "2 passed" in proc.stdout and f"{len(ALL_IDS) - 2} deselected" in proc.stdout
     assert "Clever contract checks" in proc.stdout
 
 

@@ -43,6 +43,8 @@ BUGS = {
     "500_on_invalid_code": "an unknown code is a server error",
     "500_on_reused_code": "a used code is a server error",
     "500_on_unknown_assignment": "an unknown assignment page is a server error",
+    "reflects_assignment_id": "the not-found page echoes the assignment id unescaped",
+    "redirects_to_state_url": "a URL in state (after assignment: or alone) is followed",
     "percentage_80": "sends percentage 80 instead of 0.8",
     "wrong_user_id_district_token": "sends someone else's userID with a district-app token",
     "omits_user_id_district_token": "omits userID with a district-app token",
@@ -174,7 +176,10 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
         if not state and "500_without_state" in bugs:
             abort(500)
         target = "/dashboard"
-        if state.startswith("assignment:") and "ignores_state" not in bugs:
+        wanted = state[len("assignment:"):] if state.startswith("assignment:") else state
+        if "redirects_to_state_url" in bugs and wanted.startswith(("http:", "https:", "//")):
+            target = wanted  # "send them back where they came from": an open redirect
+        elif state.startswith("assignment:") and "ignores_state" not in bugs:
             aid = state[len("assignment:"):]
             if "mangles_state_id" in bugs:
                 aid = aid.split("/")[0]
@@ -198,6 +203,8 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
         if find(assignment_id) is None:
             if "500_on_unknown_assignment" in bugs:
                 abort(500)
+            if "reflects_assignment_id" in bugs:
+                return page(f"No assignment {assignment_id}", 404)
             return page("Assignment not found", 404)
         return page(f"Assignment {assignment_id}")
 

@@ -26,6 +26,11 @@ const CLIENT_SECRET = process.env.CLIENT_SECRET || '';
 const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.env.PORT || 5002);
 let REDIRECT_URI = process.env.REDIRECT_URI || '';
+// Test-only: BUGS=name,name switches on the mistakes the contract suite must catch (see
+// KNOWN_BUGS); unset, the partner is correct.
+const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url']);
+const BUGS = new Set((process.env.BUGS || '').split(',').map((b) => b.trim()).filter(Boolean));
+const bug = (name) => BUGS.has(name);
 
 const TIMEOUT_MS = 10000;
 const MAX_RETRIES = 3;
@@ -33,6 +38,12 @@ const BACKOFF_MS = [200, 500, 1000];
 const RETRY_AFTER_CAP_MS = 10000;
 const LAUNCH_PREFIX = 'assignment:';
 
+for (const name of BUGS) {
+  if (!KNOWN_BUGS.has(name)) {
+    console.error(`unknown bug ${name}; known: ${[...KNOWN_BUGS].join(', ')}`);
+    process.exit(2);
+  }
+}
 if (!CLIENT_ID || !CLIENT_SECRET) {
   console.error('set CLIENT_ID and CLIENT_SECRET');
   process.exit(2);
@@ -200,6 +211,10 @@ async function callback(req, res, url) {
   sessions.set(sid, { id: who.id, district: who.district, token: exchanged.token });
   const cookie = `np_session=${sid}; Path=/; HttpOnly; SameSite=Lax`;
   const state = url.searchParams.get('state') || '';
+  const wanted = state.startsWith(LAUNCH_PREFIX) ? state.slice(LAUNCH_PREFIX.length) : state;
+  if (bug('redirects_to_state_url') && /^(https?:|\/\/)/.test(wanted)) {
+    return redirect(res, wanted, { 'Set-Cookie': cookie });
+  }
   if (state.startsWith(LAUNCH_PREFIX) && state.length > LAUNCH_PREFIX.length) {
     const id = state.slice(LAUNCH_PREFIX.length);
     return redirect(res, `/assignments/${encodeURIComponent(id)}`, { 'Set-Cookie': cookie });
@@ -217,6 +232,9 @@ function assignmentPage(req, res, url) {
     return page(res, 400, 'Bad assignment link');
   }
   const assignment = BY_ID.get(id);
+  if (!assignment && bug('reflects_assignment_id')) {
+    return send(res, 404, `<!doctype html><title>Not found</title><p>There is no assignment ${id}.</p>`);
+  }
   if (!assignment) return page(res, 404, 'Assignment not found', `There is no assignment "${id}".`);
   return page(res, 200, assignment.name, `Good luck, ${user.id}!`);
 }
