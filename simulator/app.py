@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from .clock import Clock
 from .config import build_config
 from . import pages, traffic
-from .errors import AuthorizeError, SimError
+from .errors import AuthorizeError, ConnectionDropped, SimError
 from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
 from .web import MAX_BODY, csrf_token, exchange
@@ -179,6 +179,10 @@ def error_response(exc: SimError) -> Response:
 
 
 def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ConnectionDropped)
+    def _dropped(exc: ConnectionDropped):  # journaled as 444; GradeEndpoint drops the connection
+        return Response(b"", status=traffic.DROP_STATUS, headers={traffic.DROP_HEADER: "1"})
+
     @app.errorhandler(SimError)
     def _sim_error(exc: SimError):
         exchange().findings.extend(traffic.findings_of(exc))

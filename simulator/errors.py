@@ -29,6 +29,10 @@ class FieldProblem:
         return out
 
 
+class ConnectionDropped(Exception):
+    """An injected fault: close the connection without answering (not an HTTP error)."""
+
+
 class SimError(Exception):
     """Base of every error the simulator answers with a 4xx (or a 503 when busy)."""
 

@@ -19,6 +19,7 @@ class Fault:
     retry_after: int | None = None
     latency_ms: int = 0
     body: dict | None = None
+    drop: bool = False                 # close the connection without any answer
     id: int = 0
     hits: int = field(default=0)
 
@@ -30,7 +31,8 @@ class Fault:
     def as_dict(self) -> dict:
         return {"id": self.id, "path": self.path, "method": self.method, "status": self.status,
                 "count": self.count, "retry_after": self.retry_after,
-                "latency_ms": self.latency_ms, "body": self.body, "hits": self.hits}
+                "latency_ms": self.latency_ms, "body": self.body, "drop": self.drop,
+                "hits": self.hits}
 
 
 class Faults:

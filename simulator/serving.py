@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from waitress.channel import HTTPChannel
+from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.server import TcpWSGIServer, create_server
 from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from . import limits
+from .errors import ConnectionDropped
 from .store import _dumps
 from .web import MAX_BODY
 
@@ -221,6 +222,20 @@ def _refuse(conn: socket.socket, answer: bytes) -> None:
         conn.close()
 
 
+class _DropConnections:
+    """WSGI: an injected ``drop`` fault (``ConnectionDropped``) closes the connection with
+    no answer at all: waitress does that for ``ClientDisconnected`` (and logs it at INFO)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        try:
+            return self.app(environ, start_response)
+        except ConnectionDropped:
+            raise ClientDisconnected("connection dropped by an injected fault") from None
+
+
 def tune_server(server: Any) -> None:
     """Waitress settings that are not constructor options: each accepted connection is a
     ``QuietChannel``, the server a ``BoundedServer``, and no queue-depth warnings.
@@ -363,7 +378,7 @@ def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREA
     workers = ThreadedTaskDispatcher()
     workers.set_thread_count(threads)
     dispatcher = WaitDispatcher(workers, bounds.waiters if waiters is None else waiters)
-    server = create_server(app, host=one_address(host), port=port, threads=threads,
+    server = create_server(_DropConnections(app), host=one_address(host), port=port, threads=threads,
                            ident="clever-sim", max_request_body_size=max_body, channel_timeout=30,
                            clear_untrusted_proxy_headers=True, asyncore_use_poll=True,
                            channel_request_lookahead=1, connection_limit=bounds.connections,

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .errors import InjectedFault, MethodNotAllowed, RateLimited, SimError
+from .errors import ConnectionDropped, InjectedFault, MethodNotAllowed, RateLimited, SimError
 from .journal import RawEntry
 from .sim import Simulator
 from .store import _dumps
@@ -22,6 +22,12 @@ from .store import _dumps
 # to the partner's origin, which Chrome would block under form-action 'self'.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+# A dropped connection is journaled as 444 (nginx's "closed without a response"); the
+# Flask-served paths mark their placeholder answer with DROP_HEADER so the WSGI layer
+# raises ConnectionDropped instead of sending it (see grades_routes.GradeEndpoint).
+DROP_STATUS = 444
+DROP_HEADER = "X-Clever-Sim-Drop"
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"  # what Flask labels a body-less answer (Clever's 429)
@@ -57,6 +63,8 @@ def admit(sim: Simulator, exchange: Exchange, method: str, path: str,
         exchange.fault = fault
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
+        if fault.drop:
+            raise ConnectionDropped()
         if fault.status:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             raise InjectedFault(fault.status, fault.body, headers)

@@ -357,3 +357,38 @@ def test_links_page_with_limit_and_offset_in_creation_order(client, demo_app, ro
     first = client.get("/_sim/links?limit=2").get_json()["data"]
     rest = client.get("/_sim/links?limit=2&offset=2").get_json()["data"]
     assert [link["id"] for link in first + rest] == made
+
+
+@pytest.mark.parametrize("body", [
+    {"path": "/v1/grade", "drop": True, "status": 503},
+    {"path": "/v1/grade", "drop": True, "retry_after": 1},
+    {"path": "/v1/grade", "drop": True, "body": {"message": "x"}},
+    {"path": "/v1/grade", "drop": "yes"},
+    {"path": "/v1/grade", "drop": 1},
+])
+def test_fault_rejects_drop_with_an_answer_or_not_a_boolean(client, body):
+    assert_error(client.post("/_sim/faults", json=body), 400, field="drop")
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/v1/grade"), ("GET", "/v3.0/me")])
+def test_a_drop_fault_closes_the_connection_without_an_answer_and_journals_444(method, path):
+    """Served by waitress (as partners meet it): the client sees no HTTP answer at all."""
+    import httpx
+
+    from simulator.app import create_app
+    from simulator.serving import start_in_thread
+
+    server = start_in_thread(create_app({"DB": ":memory:"}, environ={}))
+    try:
+        with httpx.Client(trust_env=False, timeout=5) as http:
+            planned = http.post(server.url + "/_sim/faults",
+                                json={"path": path, "drop": True, "latency_ms": 10})
+            assert planned.status_code == 201 and planned.json()["drop"] is True
+            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+                http.request(method, server.url + path, json={})
+            assert http.request(method, server.url + path, json={}).status_code == 401  # used up
+            entries = http.get(server.url + "/_sim/journal", params={"limit": 2}).json()["data"]
+    finally:
+        server.stop()
+    assert [(e["status"], bool(e["fault"])) for e in entries] == [(401, False), (444, True)]
+    assert entries[1]["fault"]["drop"] is True

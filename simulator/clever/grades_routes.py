@@ -19,7 +19,8 @@ import zlib
 from typing import Callable, Iterable
 
 from .. import traffic
-from ..errors import BadRequest, FieldProblem, PayloadTooLarge, SimError, UnsupportedMediaType
+from ..errors import (BadRequest, ConnectionDropped, FieldProblem, PayloadTooLarge, SimError,
+                      UnsupportedMediaType)
 from ..sim import Simulator
 from ..store import _dumps
 from ..traffic import Exchange
@@ -43,7 +44,7 @@ class GradeEndpoint:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path not in PATHS:
-            return self.app(environ, start_response)
+            return self.app(environ, _dropping(start_response))
         s = self.sim
         ex = Exchange(emulated=True)
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -54,6 +55,9 @@ class GradeEndpoint:
             traffic.admit(s, ex, method, path, environ.get("HTTP_AUTHORIZATION", ""))
             status, body = 200, post_grade(s, ex, environ)
             headers = [("Content-Type", traffic.JSON_TYPE), ("Content-Length", str(len(body)))]
+        except ConnectionDropped:
+            traffic.journal(s, ex, environ, method, path, traffic.DROP_STATUS, [], b"")
+            raise
         except SimError as exc:
             ex.findings.extend(traffic.findings_of(exc))
             status, headers, body = traffic.error_parts(exc)
@@ -65,6 +69,15 @@ class GradeEndpoint:
         traffic.journal(s, ex, environ, method, path, status, headers, body)
         start_response(traffic.status_line(status), headers)
         return [] if method == "HEAD" else [body]
+
+
+def _dropping(start_response: Callable) -> Callable:
+    """``start_response`` that turns a Flask answer marked DROP_HEADER into a dropped connection."""
+    def start(status: str, headers: list, exc_info=None):
+        if any(k == traffic.DROP_HEADER for k, _ in headers):
+            raise ConnectionDropped()
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+    return start
 
 
 def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:

@@ -59,10 +59,11 @@ def _unknown(body: dict, known: set[str], problems: list[FieldProblem]) -> None:
 
 
 def parse_fault(body: Any) -> Fault:
-    """``{"path", "status"?, "count"?, "method"?, "retry_after"?, "latency_ms"?, "body"?}``."""
+    """``{"path", "status"?, "count"?, "method"?, "retry_after"?, "latency_ms"?, "body"?, "drop"?}``."""
     body = _obj(body, '{"path": "/v1/grade", "status": 503, "count": 1}')
     problems: list[FieldProblem] = []
-    _unknown(body, {"path", "status", "count", "method", "retry_after", "latency_ms", "body"}, problems)
+    _unknown(body, {"path", "status", "count", "method", "retry_after", "latency_ms", "body", "drop"},
+             problems)
     path = _str(body, "path", problems, max_len=1000)
     if path is not None and not path.startswith("/"):
         problems.append(FieldProblem("path", "must start with /", "e.g. /v1/grade or /v3.0/*"))
@@ -76,12 +77,23 @@ def parse_fault(body: Any) -> Fault:
     fault_body = body.get("body")
     if fault_body is not None and not isinstance(fault_body, dict):
         problems.append(FieldProblem("body", "must be a JSON object (the error body to answer)"))
-    if status is None and not latency and not problems:
-        problems.append(FieldProblem("status", "give a status, a latency_ms, or both"))
+    drop = body.get("drop", False)
+    if drop is None:
+        drop = False
+    if not isinstance(drop, bool):
+        problems.append(FieldProblem("drop", "must be true or false",
+                                     "true closes the connection without answering"))
+    elif drop and (status is not None or retry_after is not None or fault_body is not None):
+        problems.append(FieldProblem("drop", "a dropped connection has no status, retry_after or body",
+                                     "give drop (with latency_ms if you like) or a status"))
+    if status is None and not latency and not drop and not problems:
+        problems.append(FieldProblem("status", "give a status, a latency_ms, drop: true, or a status "
+                                               "with a latency_ms"))
     if problems:
         raise BadRequest("Invalid fault", problems)
     return Fault(path=path, status=status, count=count, method=method.upper() if method else None,
-                 retry_after=retry_after, latency_ms=latency or 0, body=fault_body)
+                 retry_after=retry_after, latency_ms=latency or 0, body=fault_body,
+                 drop=drop is True)
 
 
 def _persona(sim: Simulator, body: dict, problems: list[FieldProblem]) -> tuple[dict | None, str | None]:
