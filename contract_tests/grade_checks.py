@@ -13,10 +13,11 @@ grade arrives) but not the token or Content-Type checks.
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
-from .harness import (README_HOOK, CompletionRun, Fail, Skip, as_fraction, check, entry_time,
-                      jdump, media_type, request_json, show_entry)
+from .harness import (README_HOOK, CompletionRun, Fail, Skip, as_fraction, bearer_of, check,
+                      entry_time, jdump, media_type, request_json, show_entry)
 from .session import Contract
 
 S_SEND = "Once a student completes the assignment, you will send the grade back to Clever."
@@ -254,55 +255,93 @@ def grade_overwrite(c: Contract) -> str:
     return f"overwritten: history {versions}"
 
 
-def _retry(c: Contract, fault: dict, score: float) -> tuple[CompletionRun, dict, dict | None]:
+S_RETRY = f"{S_SEND} \u2026 {S_APPEAR}"
+MIN_PAUSE_S = 0.05        # a retry sooner than this after a failure is not a backoff
+GROWTH_S = 0.05           # after two failures in a row, the second pause is this much longer
+RETRY_FIX = ("retry 429, 5xx and network errors (connection dropped, timeout) a few times with a "
+             "growing pause (e.g. 0.2 s, 0.5 s, 1 s), waiting Retry-After when Clever sends it; "
+             "give up (and keep the grade to send later) after the last try")
+
+
+def _attempts(run: CompletionRun) -> list[dict]:
+    """Every grade POST of the run (faulted or not), in the order Clever journaled them."""
+    return sorted(run.posts + run.faulted, key=lambda e: e["id"])
+
+
+def _transient(c: Contract, faults: list[dict], label: str, score: float) -> tuple[CompletionRun, list[float]]:
+    """One completion whose first ``len(faults)`` grade POSTs fail as planned; Fail unless
+    every failure was followed by another POST. Returns the run and the pauses."""
     student, aid = c.fresh_student(), c.next_assignment()
-    run = c.complete(student, aid, score, fault=fault)
+    run = c.complete(student, aid, score, fault=faults)
     _hook_failed(run)
+    sent = f"{run.sent()}\n(the simulator answered your app's first grade POST(s) with {label})"
     if not run.faulted:
         _no_posts(run, "the retry")
-        raise Fail("the injected fault was never served: your app's grade POST did not reach "
-                   "/v1/grade", sent=run.sent(), got=run.describe())
-    hit = run.faulted[0]
-    later = [e for e in run.posts if e["id"] > hit["id"]]
-    return run, hit, (later[0] if later else None)
+        raise Fail("the injected failure was never served: your app's grade POST did not reach "
+                   "/v1/grade", sent=sent, got=run.describe())
+    attempts = _attempts(run)
+    pauses = []
+    for i, e in enumerate(attempts):
+        if not e.get("fault"):
+            continue
+        if i + 1 >= len(attempts):
+            raise Fail(f"your app did not send the grade again after Clever answered {label}; "
+                       f"the grade is lost", sent=sent, got=run.describe(), fix=RETRY_FIX)
+        pauses.append(entry_time(attempts[i + 1]) - entry_time(e))
+    return run, pauses
 
 
-@check("GRADE-006", "recommended", "The app retries after a 503",
-       seed=f"{S_SEND} \u2026 {S_APPEAR}",
-       rule="Clever answers the first POST /v1/grade with 503 (injected); the app sends the "
-            "grade again within grade_timeout_s")
-def grade_retry_503(c: Contract) -> str:
-    run, hit, retry = _retry(c, {"path": "/v1/grade", "method": "POST", "status": 503, "count": 1}, 0.45)
-    if retry is None:
-        raise Fail("your app did not send the grade again after Clever answered 503",
-                   sent=f"{run.sent()}\n(the simulator answered the app's first POST /v1/grade with 503)",
-                   got=run.describe(),
-                   fix="retry 429, 5xx and network errors a few times with a growing pause "
-                       "(e.g. 0.5 s, 1 s, 2 s), honouring Retry-After; otherwise the grade is "
-                       "lost on Clever's first hiccup")
-    dt = entry_time(retry) - entry_time(hit)
-    return f"sent again {dt:.2f} s after the 503 → {retry.get('status')}"
+def _arrived(run: CompletionRun) -> str:
+    """How the last retry ended: the grade stored, or Clever's answer (another check's business)."""
+    if run.grade is not None:
+        return "the grade arrived"
+    last = _attempts(run)[-1]
+    return f"the retry was answered {last.get('status')} (judged by GRADE-001..004)"
 
 
-@check("GRADE-007", "recommended", "The app waits Retry-After after a 429",
-       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+@check("GRADE-006", "required", "Server errors (500, 502, 503, 504) are retried with backoff",
+       seed=S_RETRY,
+       rule=f"Clever answers the first POST /v1/grade with 500, 502, 504 (one completion each) and "
+            f"503 twice in a row (injected); each time the app sends the grade again, at least "
+            f"{MIN_PAUSE_S * 1000:.0f} ms after the failure, and after two 503s the second pause is "
+            f"at least {GROWTH_S * 1000:.0f} ms longer than the first")
+def grade_retry_5xx(c: Contract) -> str:
+    done = []
+    for status, count in ((500, 1), (502, 1), (503, 2), (504, 1)):
+        fault = {"path": "/v1/grade", "method": "POST", "status": status, "count": 1}
+        label = f"{status}" + (" twice" if count == 2 else "")
+        run, pauses = _transient(c, [fault] * count, label, 0.45)
+        sent = f"{run.sent()}\n(the simulator answered your app's first grade POST(s) with {label})"
+        quick = [p for p in pauses if p < MIN_PAUSE_S]
+        if quick:
+            raise Fail(f"your app retried {quick[0] * 1000:.0f} ms after a {status}: no backoff",
+                       sent=sent, got=run.describe(),
+                       fix="pause before retrying, longer each time: an immediate retry hits Clever "
+                           "while it is still failing and adds to the load that made it fail")
+        if count == 2 and pauses[1] < pauses[0] + GROWTH_S:
+            raise Fail(f"after two {status}s in a row your app paused {pauses[0]:.2f} s, then "
+                       f"{pauses[1]:.2f} s: the pause does not grow", sent=sent, got=run.describe(),
+                       fix="grow the pause after each failure (e.g. double it: 0.2 s, 0.5 s, 1 s), "
+                           "so a struggling Clever gets room to recover")
+        done.append(f"{label} → retried after {', '.join(f'{p:.2f}' for p in pauses)} s, {_arrived(run)}")
+    return "; ".join(done)
+
+
+@check("GRADE-007", "required", "The app waits Retry-After after a 429",
+       seed=S_RETRY,
        rule="Clever answers the first POST with 429 and Retry-After: 1 (injected); the app sends "
             "the grade again, no sooner than 1 s later")
 def grade_retry_after(c: Contract) -> str:
-    run, hit, retry = _retry(c, {"path": "/v1/grade", "method": "POST", "status": 429,
-                                 "retry_after": 1, "count": 1}, 0.35)
-    sent = f"{run.sent()}\n(the simulator answered the app's first POST /v1/grade with 429, Retry-After: 1)"
-    if retry is None:
-        raise Fail("your app did not send the grade again after Clever answered 429", sent=sent,
-                   got=run.describe(),
-                   fix="on 429, wait the Retry-After seconds (a number, or an HTTP date), then retry")
-    dt = entry_time(retry) - entry_time(hit)
+    fault = {"path": "/v1/grade", "method": "POST", "status": 429, "retry_after": 1, "count": 1}
+    run, pauses = _transient(c, [fault], "429 with Retry-After: 1", 0.35)
+    dt = pauses[0]
     if dt < 1.0 - 0.05:
-        raise Fail(f"retried {dt:.2f} s after a 429 that said Retry-After: 1", sent=sent,
-                   got=run.describe(),
-                   fix="wait at least Retry-After seconds before retrying: retrying at once keeps "
-                       "the app over Clever's rate limit")
-    return f"sent again {dt:.2f} s after the 429 (Retry-After: 1) → {retry.get('status')}"
+        raise Fail(f"retried {dt:.2f} s after a 429 that said Retry-After: 1",
+                   sent=f"{run.sent()}\n(the simulator answered the app's first POST /v1/grade with "
+                        f"429, Retry-After: 1)", got=run.describe(),
+                   fix="wait at least Retry-After seconds before retrying (a number, or an HTTP "
+                       "date): retrying at once keeps the app over Clever's rate limit")
+    return f"sent again {dt:.2f} s after the 429 (Retry-After: 1), {_arrived(run)}"
 
 
 @check("GRADE-008", "recommended", "No duplicate storms",
@@ -323,3 +362,84 @@ def grade_no_storm(c: Contract) -> str:
                    fix="send one POST per completion and retry only 429/5xx/network errors, a few "
                        "times: each POST overwrites the grade and counts against Clever's rate limit")
     return f"{n} POST(s) for one completion"
+
+
+def slow_latency_ms(c: Contract) -> int:
+    """How long the "slow answer" of GRADE-009 hangs: grade_timeout_s × 0.03, 0.1–0.3 s."""
+    return int(min(300, max(100, c.cfg.grade_timeout_s * 30)))
+
+
+@check("GRADE-009", "required", "Network failures (dropped connection, slow answer) are retried",
+       seed=S_RETRY,
+       rule="Clever drops the connection of the first POST /v1/grade without answering; in "
+            "another completion it hangs for grade_timeout_s × 0.03 (0.1–0.3 s) and then drops it "
+            "(injected); each time the app sends the grade again")
+def grade_retry_network(c: Contract) -> str:
+    done = []
+    slow = slow_latency_ms(c)
+    for label, fault in (("a dropped connection", {"drop": True}),
+                         (f"a connection that hung {slow} ms and then dropped",
+                          {"drop": True, "latency_ms": slow})):
+        fault = {"path": "/v1/grade", "method": "POST", "count": 1, **fault}
+        run, _ = _transient(c, [fault], label, 0.4)
+        done.append(f"{label} → sent again, {_arrived(run)}")
+    return "; ".join(done)
+
+
+PERMANENT = (400, 403, 404, 413, 415, 401)
+TOKEN_CALLS = ("/oauth/tokens",)
+
+
+@check("GRADE-010", "recommended", "Permanent errors (400, 401, 403, 404, 413, 415) are not retried",
+       seed=S_RETRY,
+       rule="Clever answers the first POST /v1/grade with 400, 403, 404, 413, 415 or 401 (one "
+            "completion each, injected); the app does not send it again, except once after a 401 "
+            "and only after fetching a token again (a request to /oauth/tokens)")
+def grade_no_retry_permanent(c: Contract) -> str:
+    quiet = max(c.cfg.settle_s / 10, 0.02)   # per case; one longer watch at the end
+    done, runs = [], []
+    for status in PERMANENT:
+        fault = {"path": "/v1/grade", "method": "POST", "status": status, "count": 1,
+                 "body": {"message": f"Injected by the contract suite: HTTP {status}"}}
+        student, aid = c.fresh_student(), c.next_assignment()
+        run = c.complete(student, aid, 0.5, fault=fault, quiet_s=quiet)
+        _hook_failed(run)
+        sent = f"{run.sent()}\n(the simulator answered your app's first grade POST with {status})"
+        if not run.faulted:
+            _no_posts(run, "what the app does after a permanent error")
+            raise Fail("the injected failure was never served: your app's grade POST did not "
+                       "reach /v1/grade", sent=sent, got=run.describe())
+        hit = run.faulted[0]
+        after = [e for e in _attempts(run) if e["id"] > hit["id"]]
+        if status != 401 and after:
+            raise Fail(f"your app sent the grade {len(after)} more time(s) after Clever answered "
+                       f"{status}, which no retry can fix", sent=sent, got=run.describe(),
+                       fix=f"do not retry 4xx answers other than 429 (and 401 once, with a fresh "
+                           f"token): {status} means the request itself is wrong; log Clever's "
+                           f"message and fix the cause, or the app hammers Clever for nothing")
+        if status == 401 and after:
+            tokens = [e for e in run.entries if e.get("path") in TOKEN_CALLS
+                      and hit["id"] < e["id"] < after[0]["id"]]
+            if len(after) > 1 or (not tokens and bearer_of(after[0]) == bearer_of(hit)):
+                raise Fail(f"after a 401 your app sent the grade {len(after)} more time(s)"
+                           + ("" if tokens else " with the same token, without fetching a new one"),
+                           sent=sent, got=run.describe(),
+                           fix="after a 401, get a fresh token (GET /oauth/tokens?owner_type=district "
+                               "for a district-app token, or a new login for an il token) and retry "
+                               "once; if that fails too, stop")
+        done.append(f"{status} → " + ("not retried" if not after else "retried once with a fresh token"))
+        runs.append((status, run))
+    c.doing("watching for late grade POSTs after the permanent errors")
+    time.sleep(c.cfg.settle_s / 2)
+    last_seen = max(e["id"] for _, run in runs for e in run.entries)
+    late = [e for e in c.sim.journal_since(last_seen, path="/v1/grade")
+            if e.get("method") == "POST" and e.get("client_id") in (None, c.cfg.client_id)]
+    if late:
+        status, run = runs[-1]
+        raise Fail(f"your app sent {len(late)} more grade POST(s) after the permanent errors had "
+                   f"been answered (late retries)", sent=f"{run.sent()}\n(the last of "
+                   f"{len(runs)} completions whose first grade POST got {', '.join(str(s) for s, _ in runs)})",
+                   got="\n".join(show_entry(e, bodies=False) for e in late),
+                   fix="do not schedule retries of 4xx answers other than 429 (and one 401 retry "
+                       "with a fresh token)")
+    return "; ".join(done)

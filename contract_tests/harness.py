@@ -99,6 +99,7 @@ class CheckResult:
     seed: str = ""
     duration_s: float = 0.0
     counted: bool = False  # a FAIL that fails the run at the chosen --level
+    sections: list = field(default_factory=list)  # a FAIL's (name, text): Sent, Got, Note, Fix
 
     def explanation(self) -> str:
         parts = [f"{self.id} ({self.level}) {self.title}: {self.outcome}", self.reason]

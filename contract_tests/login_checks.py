@@ -416,7 +416,7 @@ def login_hostile_links(c: Contract) -> str:
         code = c.mint_code(student)["code"] if case.code == "valid" else case.code
         urls.append(_hostile_url(c, case, code))
     c.doing(f"following {len(urls)} crafted launch links")
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         visits = list(pool.map(lambda u: browse(u, c.partner_host,
                                                 timeout=max(10.0, c.cfg.assignments_timeout_s)), urls))
     failed = [(case, url, visit, problem) for case, url, visit in zip(cases, urls, visits)

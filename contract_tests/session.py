@@ -190,7 +190,7 @@ class Contract:
         elif "fail" in box:
             exc = box["fail"]
             result = CheckResult(**base, outcome="FAIL", reason=one_line(exc.summary, 300),
-                                 details=exc.details())
+                                 details=exc.details(), sections=list(exc.sections))
         elif "skip" in box:
             result = CheckResult(**base, outcome="SKIP", reason=one_line(str(box["skip"]), 300),
                                  details=str(box["skip"]) if len(str(box["skip"])) > 300 else "")
@@ -337,7 +337,8 @@ class Contract:
             return
 
     def complete(self, student: dict, assignment_id: str, score: float, *,
-                 fault: dict | None = None, settle: bool = False) -> CompletionRun:
+                 fault: dict | list[dict] | None = None, settle: bool = False,
+                 quiet_s: float | None = None) -> CompletionRun:
         """POST the completion hook, then watch for the grade (and every grade POST).
 
         Waits until the grade for (student, assignment) is stored (then ``settle_s`` more
@@ -365,8 +366,10 @@ class Contract:
         run = CompletionRun(student, assignment_id, score, hook, body, 0, seq_mark,
                             client_id=cfg.client_id)
         run.mark = self.sim.journal_mark()
-        if fault is not None:
-            self.sim.post("/_sim/faults", fault)
+        faults = [fault] if isinstance(fault, dict) else list(fault or [])
+        for planned in faults:  # consumed in this order
+            self.sim.post("/_sim/faults", planned)
+        quiet_for = cfg.settle_s if quiet_s is None else quiet_s
         self.doing(f"waiting for the completion hook POST {hook}")
         started = time.monotonic()
         deadline = started + cfg.grade_timeout_s
@@ -396,15 +399,17 @@ class Contract:
             count = len(run.posts) + len(run.faulted)
             if count != last_count:
                 last_count, last_change = count, now
-            quiet = now - last_change >= cfg.settle_s
+            quiet = now - last_change >= quiet_for
             if run.grade is not None:
                 grade_seen = grade_seen or now
                 if not settle or now - grade_seen >= cfg.settle_s:
                     break
             elif run.hook_error is None:
                 hook_ok = run.hook_status is not None and 200 <= run.hook_status < 300
-                last = run.posts[-1] if run.posts else None
-                final = last is not None and last.get("status") != 429 and last.get("status", 0) < 500
+                tried = run.posts + run.faulted
+                last = max(tried, key=lambda e: e["id"]) if tried else None
+                final = last is not None and last.get("status") not in (429, 444) \
+                    and last.get("status", 0) < 500
                 if quiet and (not hook_ok or final):
                     break
             if now >= deadline:
@@ -414,8 +419,9 @@ class Contract:
                 and run.hook_status is not None and 200 <= run.hook_status < 300:
             self.hook_dead = (f"the completion hook {hook} answered {run.hook_status} but no grade "
                               f"POST reached Clever within {cfg.grade_timeout_s:g} s in an earlier check")
-        if fault is not None:
-            pending = [f for f in self.sim.get("/_sim/faults")["data"] if f.get("path") == fault["path"]]
+        if faults:
+            paths = {f["path"] for f in faults}
+            pending = [f for f in self.sim.get("/_sim/faults")["data"] if f.get("path") in paths]
             if pending:
                 self.sim.call("DELETE", "/_sim/faults")
         return run

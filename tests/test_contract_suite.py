@@ -144,7 +144,7 @@ def test_node_partner_passes_every_check(sim, tmp_path):
 # --- broken partners fail exactly the checks meant to catch them ------------------------------
 
 GRADES_BROKEN = {"GRADE-001", "GRADE-002", "GRADE-003", "GRADE-004", "GRADE-006", "GRADE-007",
-                 "GRADE-008"}
+                 "GRADE-008", "GRADE-009", "GRADE-010"}
 # With no bug the broken partner is correct: every row below shows that all the other
 # checks pass, so a separate no-bug run would only cost time.
 BROKEN: dict[str, set[str]] = {
@@ -172,6 +172,9 @@ BROKEN: dict[str, set[str]] = {
     "text_plain": {"GRADE-001", "GRADE-003"},
     "no_retry_503": {"GRADE-006"},
     "ignores_retry_after": {"GRADE-007"},
+    "no_backoff": {"GRADE-006"},
+    "no_retry_network_errors": {"GRADE-009"},
+    "retries_permanent_errors": {"GRADE-010"},
     "duplicate_storm": {"GRADE-008"},
     "hook_hangs": GRADES_BROKEN,                  # every hook-driven check, by timeout
     "hook_sends_nothing": GRADES_BROKEN,          # the first waits, the others fail at once
@@ -213,6 +216,9 @@ def test_broken_partner_fails_exactly_the_checks_meant_to_catch_it(sim, tmp_path
 NODE_BROKEN: dict[str, set[str]] = {
     "reflects_assignment_id": {"LOGIN-009"},
     "redirects_to_state_url": {"LOGIN-009"},
+    "no_backoff": {"GRADE-006"},
+    "no_retry_network_errors": {"GRADE-009"},
+    "retries_permanent_errors": {"GRADE-010"},
 }
 
 
@@ -287,7 +293,8 @@ def test_without_a_hook_grade_checks_are_skipped_with_instructions(sim, referenc
                       hook=False)
     result = run(toml, sim, only="GRADE")
     assert result.exit_code == 0
-    assert set(outcomes(result).values()) == {"SKIP"} and len(result.results) == 8
+    assert set(outcomes(result).values()) == {"SKIP"}
+    assert len(result.results) == len([c for c in CHECKS if c.area == "GRADE"])
     for r in result.results:
         assert "complete_assignment_hook" in r.reason and "README" in r.reason
     assert "NOT verified" in result.output
@@ -436,3 +443,4 @@ def test_every_check_quotes_the_seed_and_has_a_stable_id():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     for c in CHECKS:
         assert f"| {c.id} |" in text, f"{c.id} is missing from the README's check table"
+

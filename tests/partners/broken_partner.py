@@ -51,6 +51,9 @@ BUGS = {
     "text_plain": "sends the grade as text/plain",
     "no_retry_503": "does not retry after 5xx",
     "ignores_retry_after": "retries a 429 at once",
+    "no_backoff": "retries 5xx at once, without a pause",
+    "no_retry_network_errors": "a dropped or timed-out grade POST is not sent again",
+    "retries_permanent_errors": "retries every 4xx like a 5xx",
     "duplicate_storm": "posts every grade 5 times",
     "hook_hangs": "the completion hook never answers",
     "hook_sends_nothing": "the completion hook answers 200 and sends no grade",
@@ -67,6 +70,7 @@ ASSIGNMENTS = [
 HARDCODED_USER = "5a0000000000000000000001"
 SOMEONE_ELSE = "5a00000000000000000000ff"
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+BACKOFF_S = (0.05, 0.25, 0.5, 0.5)   # pauses before retries 1, 2, 3 (growing)
 
 
 def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
@@ -224,9 +228,16 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
             headers["Content-Type"] = "text/plain"
         else:
             headers["Content-Type"] = "application/json"
-        tries = []
+        tries: list = []
         for attempt in range(4):
-            resp = http.post(f"{sim}/v1/grade", content=json.dumps(body), headers=headers)
+            try:
+                resp = http.post(f"{sim}/v1/grade", content=json.dumps(body), headers=headers)
+            except httpx.TransportError as exc:
+                tries.append(type(exc).__name__)
+                if "no_retry_network_errors" in bugs or attempt == 3:
+                    break
+                time.sleep(BACKOFF_S[attempt])
+                continue
             tries.append(resp.status_code)
             if resp.status_code < 300:
                 break
@@ -234,7 +245,9 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
                 wait = 0.0 if "ignores_retry_after" in bugs else \
                     float(resp.headers.get("Retry-After", "0.05"))
             elif resp.status_code >= 500 and "no_retry_503" not in bugs:
-                wait = 0.05
+                wait = 0.0 if "no_backoff" in bugs else BACKOFF_S[attempt]
+            elif "retries_permanent_errors" in bugs:
+                wait = BACKOFF_S[attempt]
             else:
                 break
             time.sleep(wait)
@@ -273,7 +286,7 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
         tries = []
         for _ in range(5 if "duplicate_storm" in bugs else 1):
             tries += post_grade(token, grade)
-        ok = tries[-1] < 300
+        ok = isinstance(tries[-1], int) and tries[-1] < 300
         return jsonify({"status": "sent" if ok else "failed", "tries": tries}), 200 if ok else 502
 
     return app

@@ -28,7 +28,8 @@ const PORT = Number(process.env.PORT || 5002);
 let REDIRECT_URI = process.env.REDIRECT_URI || '';
 // Test-only: BUGS=name,name switches on the mistakes the contract suite must catch (see
 // KNOWN_BUGS); unset, the partner is correct.
-const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url']);
+const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url', 'no_backoff',
+  'no_retry_network_errors', 'retries_permanent_errors']);
 const BUGS = new Set((process.env.BUGS || '').split(',').map((b) => b.trim()).filter(Boolean));
 const bug = (name) => BUGS.has(name);
 
@@ -113,15 +114,18 @@ async function withRetries(makeRequest) {
       resp = await makeRequest();
     } catch (err) {
       tries.push(err.name || 'error');
-      if (attempt >= MAX_RETRIES) return { tries, error: `network error: ${err.message}` };
+      if (attempt >= MAX_RETRIES || bug('no_retry_network_errors')) {
+        return { tries, error: `network error: ${err.message}` };
+      }
       await sleep(retryDelayMs(null, attempt));
       continue;
     }
     tries.push(resp.status);
-    const retryable = resp.status === 429 || resp.status >= 500;
+    const retryable = resp.status === 429 || resp.status >= 500
+      || (bug('retries_permanent_errors') && resp.status >= 400);
     if (!retryable || attempt >= MAX_RETRIES) return { tries, resp };
     await resp.arrayBuffer().catch(() => null);
-    await sleep(retryDelayMs(resp, attempt));
+    await sleep(bug('no_backoff') && resp.status >= 500 ? 0 : retryDelayMs(resp, attempt));
   }
 }
 
