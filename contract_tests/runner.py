@@ -2,7 +2,8 @@
 table, write JUnit XML, exit 0 (pass) / 1 (a counted check failed) / 2 (cannot run).
 
     clever-sim contract --config partner.toml [--sim-port N | --sim-url URL]
-                        [--junit-xml FILE] [--only IDS] [--level required|recommended]
+                        [--junit-xml FILE] [--report report.html|report.md] [--only IDS]
+                        [--level required|recommended]
 
 Without ``--sim-url`` the runner starts the simulator in this process on
 127.0.0.1:``--sim-port`` (default 8080: your app must already point its Clever base URLs
@@ -77,7 +78,8 @@ def _pytest_args(ini: Path, cfg_path: str, level: str, only: str | None) -> list
 def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_url: str | None = None,
                  junit_xml: str | None = None, only: str | None = None, level: str = "required",
                  emit: Callable[[str], None] | None = None,
-                 control_token: str | None = None) -> ContractRun:
+                 control_token: str | None = None,
+                 reports: tuple[str, ...] | list[str] = ()) -> ContractRun:
     """Run the suite; every line it prints goes through ``emit`` (default: stdout)."""
     lines: list[str] = []
     real_out, real_err = sys.stdout, sys.stderr  # pytest's output is captured; ours is not
@@ -111,6 +113,8 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
             if not parent.is_dir():
                 raise ContractConfigError(f"cannot write --junit-xml {junit_xml}: directory {parent} "
                                           f"does not exist")
+        for report in reports:
+            _check_report_path(report)
         cfg = load_config(config_path)
     except ContractConfigError as exc:
         say(f"clever-sim contract: config problem: {exc}", err=True)
@@ -162,7 +166,7 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
             results.append(CheckResult(cid, chk.title, chk.level, "FAIL",
                                        "the suite did not run this check (see pytest's output)",
                                        counted=True, seed=chk.seed))
-        from .report import format_failures, format_table, verdict, write_junit
+        from .report import format_failures, format_table, verdict, write_junit, write_report
         say("")
         say(format_table(results))
         failures = format_failures(results)
@@ -184,6 +188,16 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
                     err=True)
                 return finish(2, results)
             say(f"JUnit XML: {junit_xml}")
+        meta = {"app": cfg.app["name"], "client_id": cfg.client_id, "simulator": contract.sim_url,
+                "level": level, "time": f"{seconds:.1f} s"}
+        for report in reports:
+            try:
+                write_report(report, results, verdict_text=text, meta=meta)
+            except OSError as exc:
+                say(f"clever-sim contract: cannot write --report {report}: {exc.strerror or exc}",
+                    err=True)
+                return finish(2, results)
+            say(f"Report: {report}")
         return finish(exit_code, results)
     except Exception as exc:  # a bug in the suite: say so, never a traceback
         say(f"clever-sim contract: internal error: {type(exc).__name__}: {exc} (please report it)",
@@ -191,6 +205,21 @@ def run_contract(config_path: str | None, *, sim_port: int | None = None, sim_ur
         return finish(2, list(contract.results.values()))
     finally:
         contract.close()
+
+
+def _check_report_path(report: str) -> None:
+    """A --report file must be .html/.htm or .md/.markdown in an existing directory."""
+    from .report import REPORT_FORMATS, report_format
+
+    if report_format(report) is None:
+        raise ContractConfigError(f"--report {report}: name an .html file (a page for CI "
+                                  f"artifacts) or an .md file (a PR comment); known extensions: "
+                                  f"{', '.join(REPORT_FORMATS)}")
+    if Path(report).is_dir():
+        raise ContractConfigError(f"cannot write --report {report}: it is a directory")
+    parent = Path(report).resolve().parent
+    if not parent.is_dir():
+        raise ContractConfigError(f"cannot write --report {report}: directory {parent} does not exist")
 
 
 def _run_pytest(contract: Contract, cfg_path: str, level: str, only: str | None) -> tuple[int, str]:
@@ -232,6 +261,9 @@ def _last_error(output: str) -> str:
               help="Use a running simulator instead (it is never reset).")
 @click.option("--junit-xml", default=None, metavar="FILE",
               help="Write JUnit XML: one testcase per check, named by its id.")
+@click.option("--report", "reports", multiple=True, metavar="FILE",
+              help="Also write a report for people: report.html (one self-contained page, for CI "
+                   "artifacts) or report.md (for a PR comment), by extension. Repeatable.")
 @click.option("--only", default=None, metavar="IDS",
               help="Run only these checks: ids or areas, comma-separated (e.g. ASSIGN,LOGIN-003).")
 @click.option("--level", type=click.Choice(BARS), default="required", show_default=True,
@@ -241,14 +273,14 @@ def _last_error(output: str) -> str:
                    "one (env CLEVER_SIM_CONTROL_TOKEN).")
 def contract_command(config_path: str | None, sim_port: int | None, sim_url: str | None,
                      junit_xml: str | None, only: str | None, level: str,
-                     control_token: str | None) -> None:
+                     control_token: str | None, reports: tuple[str, ...] = ()) -> None:
     """Run the Clever grade passback contract suite against your app.
 
     Exit codes: 0 every check that counts passed; 1 one failed; 2 the suite could not run
     (config, simulator or app not reachable).
     """
     outcome = run_contract(config_path, sim_port=sim_port, sim_url=sim_url, junit_xml=junit_xml,
-                           only=only, level=level, control_token=control_token)
+                           only=only, level=level, control_token=control_token, reports=reports)
     sys.stdout.flush()
     raise SystemExit(outcome.exit_code)
 

@@ -444,3 +444,65 @@ def test_every_check_quotes_the_seed_and_has_a_stable_id():
     for c in CHECKS:
         assert f"| {c.id} |" in text, f"{c.id} is missing from the README's check table"
 
+
+# --- reports for people: --report report.html / report.md ------------------------------------
+
+def _outside_fences(markdown: str) -> str:
+    """The Markdown text that GitHub renders as markup (fenced code blocks removed)."""
+    out, fence = [], None
+    for line in markdown.splitlines():
+        m = re.match(r"^(`{3,})", line)
+        if fence is None and m:
+            fence = m.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            out.append(line)
+    return "\n".join(out)
+
+
+def test_html_and_markdown_reports_show_verdict_evidence_and_fix_with_hostile_text_escaped(sim, tmp_path):
+    with BrokenPartner(sim.url, "report-proof", "s3cret", bugs={"reflects_assignment_id"}) as partner:
+        toml = write_toml(tmp_path / "partner.toml", partner.url, "report-proof", hook=False)
+        html_path, md_path = tmp_path / "report.html", tmp_path / "report.md"
+        result = run(toml, sim, only="ASSIGN-001,LOGIN-009", reports=[str(html_path), str(md_path)])
+    assert result.exit_code == 1 and outcomes(result) == {"ASSIGN-001": "PASS", "LOGIN-009": "FAIL"}
+    assert f"Report: {html_path}" in result.output and f"Report: {md_path}" in result.output
+    page = html_path.read_text(encoding="utf-8")
+    # the partner's answer reflected <script>xss…</script>: shown as evidence, escaped
+    assert re.search(r"&lt;script&gt;xss[0-9a-f]{8}&lt;/script&gt;", page)
+    assert "<script" not in page.lower() and "<img" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # no external assets
+    assert "<style>" in page and "Result: FAIL" in page
+    assert 'id="login-009"' in page and "How to fix it:" in page and "treat state and code as untrusted text" in page
+    assert "<h3>Sent</h3>" in page and "<h3>Got</h3>" in page and "Passes when:" in page
+    assert re.search(r"<tr class=\"pass\"><td><a href=\"#assign-001\">ASSIGN-001</a></td><td>required</td><td>PASS</td>", page)
+
+    md = md_path.read_text(encoding="utf-8")
+    assert "| LOGIN-009 | required | FAIL |" in md and "| ASSIGN-001 | required | PASS |" in md
+    assert "### LOGIN-009" in md and "**How to fix it:**" in md and "**Got:**" in md
+    rendered = _outside_fences(md)
+    assert "<script" not in rendered and "&lt;script&gt;xss" in rendered
+    assert re.search(r"<script>xss[0-9a-f]{8}</script>", md)  # only inside a code block
+
+
+def test_markdown_cells_and_fences_cannot_be_broken_by_partner_text():
+    from contract_tests.report import render_markdown
+
+    hostile = "a | b <img src=x> `` ``` [link](http://x) *bold*"
+    r = CheckResult("LOGIN-009", "t", "required", "FAIL", hostile, details="x", counted=True,
+                    sections=[("Got", "page: ```\n</pre><script>1</script>\n````"), ("Fix", hostile)])
+    md = render_markdown([r], verdict_text="Result: FAIL", meta={"app": "a|b"})
+    row = next(line for line in md.splitlines() if line.startswith("| LOGIN-009"))
+    assert row.count(" | ") == 3 and "<img" not in row and "\\|" in row
+    fence = re.search(r"^(`{3,})text$", md, re.M).group(1)
+    assert len(fence) == 5  # longer than the answer's own ````
+    assert "<script" not in _outside_fences(md) and "<img" not in _outside_fences(md)
+
+
+@pytest.mark.parametrize("name, expected", [("report.txt", "name an .html file"),
+                                            ("missing/report.md", "does not exist")])
+def test_report_paths_are_checked_before_anything_runs(sim, tmp_path, name, expected):
+    toml = write_toml(tmp_path / "partner.toml", "http://127.0.0.1:1", "report-path")
+    result = run(toml, sim, reports=[str(tmp_path / name)])
+    assert result.exit_code == 2 and expected in result.output and result.results == []
