@@ -268,17 +268,25 @@ def _attempts(run: CompletionRun) -> list[dict]:
     return sorted(run.posts + run.faulted, key=lambda e: e["id"])
 
 
-def _transient(c: Contract, faults: list[dict], label: str, score: float) -> tuple[CompletionRun, list[float]]:
-    """One completion whose first ``len(faults)`` grade POSTs fail as planned; Fail unless
-    every failure was followed by another POST. Returns the run and the pauses."""
+def _faulted(c: Contract, faults: list[dict], label: str, score: float,
+             quiet_s: float | None = None) -> tuple[CompletionRun, str]:
+    """One completion whose first grade POST(s) get the planned ``faults``; the run and
+    what was sent, or Fail when no POST reached the fault."""
     student, aid = c.fresh_student(), c.next_assignment()
-    run = c.complete(student, aid, score, fault=faults)
+    run = c.complete(student, aid, score, fault=faults, quiet_s=quiet_s)
     _hook_failed(run)
     sent = f"{run.sent()}\n(the simulator answered your app's first grade POST(s) with {label})"
     if not run.faulted:
-        _no_posts(run, "the retry")
+        _no_posts(run, "what the app does after the failure")
         raise Fail("the injected failure was never served: your app's grade POST did not reach "
                    "/v1/grade", sent=sent, got=run.describe())
+    return run, sent
+
+
+def _transient(c: Contract, faults: list[dict], label: str, score: float) -> tuple[CompletionRun, list[float]]:
+    """One completion whose first ``len(faults)`` grade POSTs fail as planned; Fail unless
+    every failure was followed by another POST. Returns the run and the pauses."""
+    run, sent = _faulted(c, faults, label, score)
     attempts = _attempts(run)
     pauses = []
     for i, e in enumerate(attempts):
@@ -401,14 +409,7 @@ def grade_no_retry_permanent(c: Contract) -> str:
     for status in PERMANENT:
         fault = {"path": "/v1/grade", "method": "POST", "status": status, "count": 1,
                  "body": {"message": f"Injected by the contract suite: HTTP {status}"}}
-        student, aid = c.fresh_student(), c.next_assignment()
-        run = c.complete(student, aid, 0.5, fault=fault, quiet_s=quiet)
-        _hook_failed(run)
-        sent = f"{run.sent()}\n(the simulator answered your app's first grade POST with {status})"
-        if not run.faulted:
-            _no_posts(run, "what the app does after a permanent error")
-            raise Fail("the injected failure was never served: your app's grade POST did not "
-                       "reach /v1/grade", sent=sent, got=run.describe())
+        run, sent = _faulted(c, [fault], str(status), 0.5, quiet_s=quiet)
         hit = run.faulted[0]
         after = [e for e in _attempts(run) if e["id"] > hit["id"]]
         if status != 401 and after:
