@@ -506,3 +506,52 @@ def test_report_paths_are_checked_before_anything_runs(sim, tmp_path, name, expe
     toml = write_toml(tmp_path / "partner.toml", "http://127.0.0.1:1", "report-path")
     result = run(toml, sim, reports=[str(tmp_path / name)])
     assert result.exit_code == 2 and expected in result.output and result.results == []
+
+
+# --- units: how LOGIN-009 judges one answer ------------------------------------------------------
+
+def _visit(*hops) -> "Browse":
+    from contract_tests.harness import Browse, Hop
+
+    visit = Browse("http://app.test/cb?x")
+    visit.hops = [Hop(url, status, location, ctype, body) for url, status, location, ctype, body in hops]
+    return visit
+
+
+HTML = "text/html; charset=utf-8"
+MARK = "<script>xss1</script>"
+
+
+@pytest.mark.parametrize("hops, problem", [
+    ([("http://app.test/cb", 500, None, HTML, "<h1>Oops</h1>")], "HTTP 500 (a server error)"),
+    ([("http://app.test/cb", 302, "https://evil.invalid/x", "", "")], "redirected outside the app's origin"),
+    ([("http://app.test/cb", 302, "//evil.invalid/x", "", "")], "redirected outside the app's origin"),
+    ([("http://app.test/cb", 302, "javascript:alert(1)", "", "")], "redirected outside the app's origin"),
+    ([("http://app.test/cb", 302, "https://app.test/a", "", "")], "redirected outside the app's origin"),
+    ([("http://app.test/cb", 404, None, HTML, f"<p>No assignment {MARK}</p>")], "reflected the markup"),
+    ([("http://app.test/cb", 404, None, "", f"<p>No assignment {MARK}</p>")], "reflected the markup"),
+    ([("http://app.test/cb", 400, None, "application/json", '{"error": "bad"}')], "not an HTML page"),
+    ([("http://app.test/cb", 200, None, HTML, "<script>x()</script><div></div>")], "an empty page"),
+    ([("http://app.test/cb", 304, None, HTML, "")], "without a page to land on"),
+])
+def test_hostile_launch_answers_that_strand_or_endanger_a_student(hops, problem):
+    from contract_tests.login_checks import Hostile, hostile_problem
+
+    found = hostile_problem(Hostile("t", "assignment:" + MARK, markup=MARK), _visit(*hops),
+                            ("http", "app.test"))
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize("hops", [
+    [("http://app.test/cb", 302, "/assignments/%3Cscript%3E", "", ""),
+     ("http://app.test/assignments/%3Cscript%3E", 404, None, HTML,
+      "<p>No assignment &lt;script&gt;xss1&lt;/script&gt;</p>")],
+    [("http://app.test/cb", 400, None, HTML, "<h1>Login link incomplete</h1>")],
+    [("http://app.test/cb", 302, "http://app.test/dashboard", "", ""),
+     ("http://app.test/dashboard", 200, None, HTML, "<h1>Dashboard</h1>")],
+])
+def test_hostile_launch_answers_a_student_can_act_on(hops):
+    from contract_tests.login_checks import Hostile, hostile_problem
+
+    assert hostile_problem(Hostile("t", "assignment:" + MARK, markup=MARK), _visit(*hops),
+                           ("http", "app.test")) is None
