@@ -256,8 +256,10 @@ def grade_overwrite(c: Contract) -> str:
 
 
 S_RETRY = f"{S_SEND} \u2026 {S_APPEAR}"
-MIN_PAUSE_S = 0.05        # a retry sooner than this after a failure is not a backoff
-GROWTH_S = 0.05           # after two failures in a row, the second pause is this much longer
+MIN_PAUSE_S = 0.1         # a retry sooner than this after a failure is not a backoff
+# Whether the pause grows is not judged: a loaded CI machine adds jitter larger than the
+# difference between two short pauses, and jitter only ever lengthens a pause, so the
+# minimum is a fair test and the growth would not be.
 RETRY_FIX = ("retry 429, 5xx and network errors (connection dropped, timeout) a few times with a "
              "growing pause (e.g. 0.2 s, 0.5 s, 1 s), waiting Retry-After when Clever sends it; "
              "give up (and keep the grade to send later) after the last try")
@@ -311,8 +313,7 @@ def _arrived(run: CompletionRun) -> str:
        seed=S_RETRY,
        rule=f"Clever answers the first POST /v1/grade with 500, 502, 504 (one completion each) and "
             f"503 twice in a row (injected); each time the app sends the grade again, at least "
-            f"{MIN_PAUSE_S * 1000:.0f} ms after the failure, and after two 503s the second pause is "
-            f"at least {GROWTH_S * 1000:.0f} ms longer than the first")
+            f"{MIN_PAUSE_S * 1000:.0f} ms after the failure (after the two 503s: twice)")
 def grade_retry_5xx(c: Contract) -> str:
     done = []
     for status, count in ((500, 1), (502, 1), (503, 2), (504, 1)):
@@ -326,11 +327,6 @@ def grade_retry_5xx(c: Contract) -> str:
                        sent=sent, got=run.describe(),
                        fix="pause before retrying, longer each time: an immediate retry hits Clever "
                            "while it is still failing and adds to the load that made it fail")
-        if count == 2 and pauses[1] < pauses[0] + GROWTH_S:
-            raise Fail(f"after two {status}s in a row your app paused {pauses[0]:.2f} s, then "
-                       f"{pauses[1]:.2f} s: the pause does not grow", sent=sent, got=run.describe(),
-                       fix="grow the pause after each failure (e.g. double it: 0.2 s, 0.5 s, 1 s), "
-                           "so a struggling Clever gets room to recover")
         done.append(f"{label} → retried after {', '.join(f'{p:.2f}' for p in pauses)} s, {_arrived(run)}")
     return "; ".join(done)
 

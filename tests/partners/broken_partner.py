@@ -70,7 +70,7 @@ ASSIGNMENTS = [
 HARDCODED_USER = "5a0000000000000000000001"
 SOMEONE_ELSE = "5a00000000000000000000ff"
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-BACKOFF_S = (0.05, 0.25, 0.5, 0.5)   # pauses before retries 1, 2, 3 (growing)
+BACKOFF_S = (0.15, 0.25, 0.5, 0.5)   # pauses before retries 1, 2, 3 (growing)
 
 
 def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
