@@ -125,17 +125,24 @@ class LineProcess:
 
 
 def node_or_skip() -> str:
-    """Path of `node`; without it skip, except in CI (CLEVER_SIM_REQUIRE_NODE=1), where it fails."""
-    import pytest
+    """Path of `node` for the Node.js partner; see tool_or_skip."""
+    return tool_or_skip("node", "the Node.js partner (tests/partners/node_partner)")
+
+
+def tool_or_skip(name: str, purpose: str) -> str:
+    """Path of a command (`node`, `npm`); without it skip, except in CI
+    (CLEVER_SIM_REQUIRE_NODE=1), where it fails: CI must run what needs it."""
     import shutil
 
-    node = shutil.which("node")
-    if node is None:
-        why = "node is not installed: the Node.js partner (tests/partners/node_partner) cannot run here"
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        why = f"{name} is not installed: {purpose} cannot run here"
         if os.environ.get("CLEVER_SIM_REQUIRE_NODE") == "1":
             pytest.fail(why + " (CLEVER_SIM_REQUIRE_NODE=1: CI must run it)")
         pytest.skip(why)
-    return node
+    return path
 
 
 def demo_banner(stdout) -> str:

@@ -4,14 +4,13 @@ exactly as a partner's app would call it, and persistence across restarts."""
 from __future__ import annotations
 
 import base64
-import html
-import re
 import signal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
+from fake_browser import login_redirect
 from serverproc import ServerProcess
 
 CLIENT_ID = "b4fd885bda79813831c3"
@@ -27,28 +26,10 @@ def server(tmp_path):
 
 def browser_login(base: str, student_id: str, state: str) -> dict:
     """Click through the fake Clever login the way a browser does; return the redirect's query."""
-    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as browser:
-        query = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "state": state}
-        page = browser.get("/oauth/authorize", params=query)
-        assert page.status_code == 200 and "Log in to" in page.text
-        school = re.search(r'sim_school=([0-9a-f]{24})', page.text)
-        if school is None:  # pick the district first
-            district_link = re.search(r'href="\?([^"]*sim_district=[0-9a-f]{24})"', page.text).group(1)
-            page = browser.get("/oauth/authorize?" + html.unescape(district_link))
-        links = re.findall(r'href="\?([^"]*sim_school=[0-9a-f]{24})"', page.text)
-        for link in links:
-            page = browser.get("/oauth/authorize?" + html.unescape(link))
-            if f'value="{student_id}"' in page.text:
-                break
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-        nxt = html.unescape(re.search(r'name="next" value="([^"]*)"', page.text).group(1))
-        resp = browser.post("/oauth/login", data={"csrf": csrf, "user_id": student_id, "next": nxt})
-        assert resp.status_code == 303
-        resp = browser.get(resp.headers["Location"])
-        assert resp.status_code == 302
-        location = resp.headers["Location"]
-        assert location.startswith(REDIRECT + "?")
-        return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    query = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "state": state}
+    location = login_redirect(base + "/oauth/authorize?" + urlencode(query), student_id)
+    assert location.startswith(REDIRECT + "?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
 def test_partner_flow_over_real_http(server):
