@@ -62,6 +62,13 @@ def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
+def _last_token_request(server) -> dict:
+    """The simulator's journal entry of the latest POST /oauth/tokens (how the client sent it)."""
+    entries = httpx.get(server.url + "/_sim/journal", params={
+        "path": "/oauth/tokens", "method": "POST", "limit": 10000}).json()["data"]
+    return max(entries, key=lambda e: e["id"])
+
+
 # --- authlib ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
@@ -77,6 +84,12 @@ def test_authlib_logs_in_and_reads_the_profile(server, people, auth_method):
         token = client.fetch_token(server.url + "/oauth/tokens", authorization_response=callback,
                                    state=state)
         assert token["token_type"].lower() == "bearer"
+        sent = _last_token_request(server)
+        if auth_method == "client_secret_basic":
+            assert "Authorization" in sent["request_headers"] and "client_secret" not in sent["request_body"]
+        else:
+            assert "Authorization" not in sent["request_headers"]
+            assert f"client_secret={CLIENT_SECRET}" in sent["request_body"]
         me = client.get(server.url + "/v3.0/me").json()["data"]
         assert me["id"] == student["id"] and me["type"] == "user"
         user = client.get(server.url + f"/v3.0/users/{me['id']}").json()["data"]
