@@ -327,6 +327,20 @@ def test_passport_clever_teacher_login_stops_at_sections_an_sso_token_cannot_rea
 LISTS = [f"/{v}/{r}" for v in ("v2.0", "v2.1") for r in ("schools", "sections", "students", "teachers")]
 LISTS += [f"/{v}/{r}" for v in ("v3.0", "v3.1") for r in ("schools", "sections", "users", "terms", "courses")]
 LISTS += ["/v3.0/users?role=teacher", "/v3.0/users?role=student"]
+LISTS += ["/v3.0/schools/{school}/users", "/v3.0/schools/{school}/users?role=student",
+          "/v3.0/schools/{school}/sections", "/v3.0/sections/{section}/users",
+          "/v3.0/users/{teacher}/sections", "/v3.0/courses/{course}/sections",
+          "/v2.1/schools/{school}/students", "/v2.1/sections/{section}/students"]
+
+
+@pytest.fixture(scope="module")
+def related(roster) -> dict:
+    """Ids for the nested lists: the first district's first school, its biggest section..."""
+    district = roster["districts"][0]["id"]
+    section = max((s for s in roster["sections"] if s["district"] == district),
+                  key=lambda s: len(s["students"]))
+    return {"school": section["school"], "section": section["id"], "teacher": section["teacher"],
+            "course": section["course"]}
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +354,8 @@ def district_client(server):
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_following_next_links_sees_every_record_once(district_client, path):
+def test_following_next_links_sees_every_record_once(district_client, related, path):
+    path = path.format(**related)
     joiner = "&" if "?" in path else "?"
     whole = district_client.get(path + joiner + "limit=10000").json()
     assert not [link for link in whole["links"] if link["rel"] == "next"]
