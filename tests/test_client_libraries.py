@@ -24,6 +24,7 @@ from serverproc import ServerProcess, tool_or_skip
 CLIENT_ID = "b4fd885bda79813831c3"  # the packaged demo app
 CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
 REDIRECT = "http://127.0.0.1:5001/clever/callback"  # the browser stops at the 302; never visited
+STUDENT_ID = "3b85bb5d1f0614c7ad7aac1c"  # José Núñez: accents in his name, an email
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +32,12 @@ def roster() -> dict:
     """The packaged roster with one student's email removed: Clever says email "may not be
     present for all users", and a client that needs it must be caught here."""
     data = json.loads(resources.files("simulator.fixtures").joinpath("default.json").read_text())
-    no_email = next(u for u in data["users"] if "student" in u["roles"] and u["id"] != STUDENT_ID)
+    district = data["districts"][0]["id"]
+    no_email = next(u for u in data["users"] if "student" in u["roles"] and u["id"] != STUDENT_ID
+                    and u["district"] == district)
     no_email.pop("email", None)
     no_email["roles"]["student"].pop("email", None)
     return data
-
-
-STUDENT_ID = "3b85bb5d1f0614c7ad7aac1c"  # José Núñez: accents in his name, an email
 
 
 @pytest.fixture(scope="module")
