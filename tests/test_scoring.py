@@ -229,3 +229,115 @@ def test_ags_score_without_comment_and_with_extra_credit():
 def test_ags_score_refuses_non_finite_floats():
     with pytest.raises(ValueError):
         ags_score("u", math.inf, 10, "t")
+
+
+# --- rules pinned at their edges (each case kills a mutant that survived before) ---------
+
+@pytest.mark.parametrize("value, expected", [
+    (D("9999999999999999"), 9999999999999999),      # 16 digits: still an exact int
+    (D("9999999999999999.0"), 9999999999999999),
+    (D("1E+15"), 10**15),
+    (D("1E+16"), 1e16),                               # 17 digits: a float, as JSON readers hold it
+    (D("12345678901234567"), 12345678901234567.0),
+    (D("-7"), -7), (D("0E+5"), 0), (D("0.000"), 0),
+])
+def test_json_number_writes_up_to_16_digits_as_int_and_longer_as_float(value, expected):
+    out = json_number(value)
+    assert out == expected and type(out) is type(expected)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (True, TypeError, "booleans are not numbers here"),
+    (D("NaN"), ValueError, "NaN is not a finite number"),
+    (D("-Infinity"), ValueError, "-Infinity is not a finite number"),
+    (0.5, TypeError, "expected int or Decimal, got float"),
+])
+def test_json_number_refusals_say_why(bad, error, message):
+    with pytest.raises(error) as caught:
+        json_number(bad)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ratio_lti(1, 0), "scoreMaximum must be > 0"),
+    (lambda: ratio_lti(-1, 10), "scoreGiven must be >= 0"),
+    (lambda: lti_string(D("1.5")), "LTI values are 0.0–1.0, got 1.5"),
+    (lambda: lti_string(D("NaN")), "LTI values are 0.0–1.0, got NaN"),
+    (lambda: replace_result_xml("s", "abc", "m"), "score must be a decimal string, got 'abc'"),
+    (lambda: replace_result_xml("s", "1.1", "m"), "LTI 1.1 scores are 0.0–1.0, got '1.1'"),
+    (lambda: ags_score("u", math.nan, 10, "t"), "AGS scores must be finite"),
+    (lambda: ags_score("u", 1, math.inf, "t"), "AGS scores must be finite"),
+])
+def test_scoring_errors_name_the_rule(call, message):
+    with pytest.raises(ValueError) as caught:
+        call()
+    assert str(caught.value) == message
+
+
+def test_zero_score_given_is_zero_and_not_clamped():
+    value, clamped = ratio_lti(0, D("1E-6"))
+    assert value == 0 and value.is_zero() and not clamped
+
+
+def test_ratio_just_above_maximum_is_clamped_and_just_below_is_not():
+    assert ratio_lti(D("10.000001"), 10) == (1, True)
+    value, clamped = ratio_lti(D("9.99999"), 10)
+    assert not clamped and value == D("0.999999") and lti_string(value) == "0.999999"
+
+
+@pytest.mark.parametrize("value, text", [(D("0"), "0.0"), (D("1"), "1.0"), (D("0.999999"), "0.999999")])
+def test_lti_string_accepts_both_ends_of_0_to_1(value, text):
+    assert lti_string(value) == text
+
+
+def test_replace_result_xml_is_exactly_the_lti_11_pox_text():
+    """The whole body, byte for byte: namespace URL, element order, indentation, declaration."""
+    assert LTI11_NS == "http://www.imsglobal.org/services/ltiv1p1/xsd/imsoms_v1p0"
+    assert replace_result_xml("src-1", "0.92", "msg-7") == (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<imsx_POXEnvelopeRequest xmlns="http://www.imsglobal.org/services/ltiv1p1/xsd/imsoms_v1p0">\n'
+        '  <imsx_POXHeader>\n'
+        '    <imsx_POXRequestHeaderInfo>\n'
+        '      <imsx_version>V1.0</imsx_version>\n'
+        '      <imsx_messageIdentifier>msg-7</imsx_messageIdentifier>\n'
+        '    </imsx_POXRequestHeaderInfo>\n'
+        '  </imsx_POXHeader>\n'
+        '  <imsx_POXBody>\n'
+        '    <replaceResultRequest>\n'
+        '      <resultRecord>\n'
+        '        <sourcedGUID>\n'
+        '          <sourcedId>src-1</sourcedId>\n'
+        '        </sourcedGUID>\n'
+        '        <result>\n'
+        '          <resultScore>\n'
+        '            <language>en</language>\n'
+        '            <textString>0.92</textString>\n'
+        '          </resultScore>\n'
+        '        </result>\n'
+        '      </resultRecord>\n'
+        '    </replaceResultRequest>\n'
+        '  </imsx_POXBody>\n'
+        '</imsx_POXEnvelopeRequest>\n')
+
+
+@pytest.mark.parametrize("text", ["\t", "\n", "\r", " ", "\ud7ff", "\ue000", "\ufffd",
+                                  "\U00010000", "\U0010ffff"])
+def test_replace_result_xml_keeps_every_character_xml_allows(text):
+    root = _parse_pox(replace_result_xml("a" + text + "b", "0.5", "m"))
+    expected = "a" + text + "b"
+    if text == "\r":
+        expected = "a\nb"  # XML parsers normalise a literal CR in text to LF
+    assert root.find(".//x:sourcedId", NS).text == expected
+
+
+@pytest.mark.parametrize("text", ["\x08", "\x0b", "\x0c", "\x1f", "\ud800", "\udfff", "\ufffe",
+                                  "\uffff"])
+def test_replace_result_xml_replaces_each_forbidden_character(text):
+    root = _parse_pox(replace_result_xml("a" + text + "b", "0.5", "m"))
+    assert root.find(".//x:sourcedId", NS).text == "a\ufffdb"
+
+
+def test_ags_score_keeps_finite_floats_as_they_are():
+    out = ags_score("u", 7.5, 10.0, "t", comment="")
+    assert out["scoreGiven"] == 7.5 and type(out["scoreGiven"]) is float
+    assert out["comment"] == ""  # an empty comment is a comment; only None leaves it out
