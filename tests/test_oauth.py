@@ -294,3 +294,198 @@ def test_oauth_requests_are_journaled_with_findings(client, sim, demo_app, stude
     assert entries[0]["status"] == 400
     assert any("already used" in f for f in entries[0]["findings"])
     assert entries[0]["client_id"] == demo_app["client_id"]
+
+
+# --- rules pinned at their edges (each case kills a mutant that survived before) ---------
+
+from simulator.clever import oauth  # noqa: E402  (domain functions, tested without HTTP)
+from simulator.errors import InvalidClient, InvalidGrant  # noqa: E402
+
+
+@pytest.mark.parametrize("url, params, expected", [
+    ("http://h/cb", {"code": "c1"}, "http://h/cb?code=c1"),
+    # the registered URI's own query is kept byte for byte (RFC 6749 §3.1.2), then ours
+    ("http://h/cb?tenant=a+b&flag", {"code": "c1"}, "http://h/cb?tenant=a+b&flag&code=c1"),
+    ("http://h/cb?x=%2F", {"code": "c1", "state": "s"}, "http://h/cb?x=%2F&code=c1&state=s"),
+    # spaces are %20 (not +); ':' stays literal; '/', '#', '&', '=' and non-ASCII are encoded
+    ("http://h/cb", {"scopes": "read:user_id read:sis"}, "http://h/cb?scopes=read:user_id%20read:sis"),
+    ("http://h/cb", {"state": "a/b#c&d=e ü"}, "http://h/cb?state=a%2Fb%23c%26d%3De%20%C3%BC"),
+    ("https://h:8443/p/cb", {"error": "x"}, "https://h:8443/p/cb?error=x"),
+])
+def test_redirect_keeps_the_registered_query_and_percent_encodes_ours(url, params, expected):
+    assert oauth.with_query(url, params) == expected
+
+
+def _authorize_request(app, state):
+    return oauth.AuthorizeRequest(app, "http://h/cb?tenant=t1", state, None)
+
+
+@pytest.mark.parametrize("state, expected", [
+    (None, "http://h/cb?tenant=t1&error=unsupported_response_type"
+           "&error_description=response_type%20must%20be%20code"),
+    ("s 1", "http://h/cb?tenant=t1&error=unsupported_response_type"
+            "&error_description=response_type%20must%20be%20code&state=s%201"),
+    ("", "http://h/cb?tenant=t1&error=unsupported_response_type"
+         "&error_description=response_type%20must%20be%20code&state="),
+])
+def test_unsupported_response_type_redirect_carries_state_only_when_sent(demo_app, state, expected):
+    assert oauth.authorize_error_redirect(_authorize_request(demo_app, state), "token") == expected
+    assert oauth.authorize_error_redirect(_authorize_request(demo_app, state), None) == expected
+
+
+def test_response_type_code_is_not_an_error(demo_app):
+    assert oauth.authorize_error_redirect(_authorize_request(demo_app, "s"), "code") is None
+
+
+def test_redirect_with_code_lists_scopes_space_separated_and_state_last(demo_app):
+    url = oauth.redirect_with_code(_authorize_request(demo_app, "assignment:a1"), "c0de")
+    scopes = "%20".join(demo_app["scopes"])
+    assert url == f"http://h/cb?tenant=t1&code=c0de&scopes={scopes}&state=assignment:a1"
+
+
+def test_login_redirect_to_a_uri_with_a_query_keeps_it_and_the_code_redeems(client, sim, student):
+    registered = "http://127.0.0.1:5001/cb?tenant=a+b&flag"
+    app = sim.register_app({"name": "Query", "redirect_uris": [registered]})
+    login_as(client, student["id"])
+    resp = authorize(client, app, redirect_uri=registered, state="s1")
+    assert resp.status_code == 302
+    location = resp.headers["Location"]
+    assert location.startswith(registered + "&code=") and location.endswith("&state=s1")
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    resp = client.post("/oauth/tokens", headers=basic(app["client_id"], app["client_secret"]),
+                       data={"code": code, "grant_type": "authorization_code",
+                             "redirect_uri": registered})
+    assert resp.status_code == 200, resp.get_json()
+
+
+@pytest.mark.parametrize("header, expected", [
+    (None, None),
+    ("", None),
+    ("Bearer abc", None),
+    ("Basic " + base64.b64encode(b"id:secret").decode(), ("id", "secret")),
+    ("basic " + base64.b64encode(b"id:secret").decode(), ("id", "secret")),   # scheme is case-insensitive
+    ("BASIC  " + base64.b64encode(b"id:secret").decode() + " ", ("id", "secret")),
+    ("Basic " + base64.b64encode(b"id:sec:ret").decode(), ("id", "sec:ret")),  # ':' in the secret
+    ("Basic " + base64.b64encode(b"id:").decode(), ("id", "")),
+    ("Basic " + base64.b64encode("id:sécret".encode()).decode(), ("id", "sécret")),
+])
+def test_basic_credentials_split_at_the_first_colon(header, expected):
+    assert oauth.parse_basic(header) == expected
+
+
+@pytest.mark.parametrize("header, message", [
+    ("Basic !!!", "Authorization: Basic credentials are not valid base64 of client_id:client_secret"),
+    ("Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+     "Authorization: Basic credentials are not valid base64 of client_id:client_secret"),
+    ("Basic " + base64.b64encode(b"nocolon").decode(),
+     "Authorization: Basic credentials must be client_id:client_secret"),
+])
+def test_bad_basic_credentials_say_what_is_wrong(header, message):
+    with pytest.raises(InvalidClient) as caught:
+        oauth.parse_basic(header)
+    assert caught.value.message == message
+
+
+def test_client_secret_with_a_colon_authenticates_over_basic(client, sim, student):
+    app = sim.register_app({"name": "Colon", "redirect_uris": [PRIMARY], "client_secret": "s3:cr:et"})
+    code, _ = code_for(client, app, student["id"])
+    resp = client.post("/oauth/tokens", headers=basic(app["client_id"], "s3:cr:et"),
+                       data={"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY})
+    assert resp.status_code == 200, resp.get_json()
+
+
+@pytest.mark.parametrize("basic_creds, body, message", [
+    (("ID", "SECRET"), {"client_id": "other"},
+     "client_id in the body differs from the one in the Basic header"),
+    (None, {}, "No client credentials: send HTTP Basic client_id:client_secret "
+               "or client_id and client_secret in the body"),
+    (None, {"client_id": "ID"}, "client_id and client_secret must be strings"),
+    (None, {"client_secret": "SECRET"}, "client_id and client_secret must be strings"),
+    (None, {"client_id": ["ID"], "client_secret": "SECRET"}, "client_id and client_secret must be strings"),
+    (("nope", "x"), {}, "Unknown client_id 'nope'"),
+    (("ID", "wrong"), {}, "Wrong client_secret for client_id 'ID'"),
+    (("ID", "SECRET" + "x"), {}, "Wrong client_secret for client_id 'ID'"),
+    (None, {"client_id": "ID", "client_secret": "SECRE"}, "Wrong client_secret for client_id 'ID'"),
+])
+def test_client_authentication_failures_name_the_problem(sim, demo_app, basic_creds, body, message):
+    sub = {"ID": demo_app["client_id"], "SECRET": demo_app["client_secret"]}
+
+    def fill(text):
+        for k, v in sub.items():
+            text = text.replace(k, v) if isinstance(text, str) else text
+        return text
+    creds = tuple(fill(x) for x in basic_creds) if basic_creds else None
+    body = {k: (fill(v) if isinstance(v, str) else v) for k, v in body.items()}
+    with pytest.raises(InvalidClient) as caught:
+        oauth.authenticate_client(sim, creds, body)
+    assert caught.value.message == fill(message)
+
+
+@pytest.mark.parametrize("creds, body", [
+    ("basic", {}),
+    ("basic", {"client_id": "ID"}),                     # the same id in both places is fine
+    ("basic", {"client_id": "ID", "client_secret": "ignored"}),
+    (None, {"client_id": "ID", "client_secret": "SECRET"}),
+])
+def test_client_authentication_accepts_basic_or_body(sim, demo_app, creds, body):
+    body = {k: v.replace("ID", demo_app["client_id"]).replace("SECRET", demo_app["client_secret"])
+            for k, v in body.items()}
+    basic_creds = (demo_app["client_id"], demo_app["client_secret"]) if creds else None
+    assert oauth.authenticate_client(sim, basic_creds, body)["client_id"] == demo_app["client_id"]
+
+
+def test_basic_with_a_different_body_client_id_is_refused_over_http(client, demo_app, student):
+    code, _ = code_for(client, demo_app, student["id"])
+    resp = client.post("/oauth/tokens", headers=basic(demo_app["client_id"], demo_app["client_secret"]),
+                       data={"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY,
+                             "client_id": "someone-else"})
+    assert_oauth_error(resp, 401, "invalid_client",
+                       "client_id in the body differs from the one in the Basic header")
+
+
+@pytest.mark.parametrize("after, redeemable", [(0, True), (59.999, True), (60, True), (60.001, False)])
+def test_code_lives_exactly_sixty_seconds(sim, demo_app, student, monkeypatch, after, redeemable):
+    """Clever: codes expire after one minute; at 60.000 s the code still works, just after it not."""
+    t0 = 1_800_000_000.0
+    monkeypatch.setattr(sim.clock, "now", lambda: t0)
+    code = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    monkeypatch.setattr(sim.clock, "now", lambda: t0 + after)
+    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": PRIMARY}
+    if redeemable:
+        assert oauth.exchange_code(sim, demo_app, body)["token_type"] == "bearer"
+    else:
+        with pytest.raises(InvalidGrant) as caught:
+            oauth.exchange_code(sim, demo_app, body)
+        assert caught.value.message == "Authorization code expired: codes live 60 seconds"
+
+
+@pytest.mark.parametrize("body, error, message", [
+    ({"grant_type": ""}, "InvalidRequest", "grant_type is missing: send grant_type=authorization_code"),
+    ({"grant_type": "refresh_token"}, "UnsupportedGrantType",
+     "grant_type 'refresh_token' is not supported; Clever's token endpoint takes authorization_code"),
+    ({"grant_type": "authorization_code", "code": ""}, "InvalidRequest",
+     "code is missing: send the code from the redirect's query string"),
+    ({"grant_type": "authorization_code", "code": 7}, "InvalidRequest",
+     "code is missing: send the code from the redirect's query string"),
+    ({"grant_type": "authorization_code", "code": "CODE", "redirect_uri": 5}, "InvalidRequest",
+     "redirect_uri must be a string"),
+    ({"grant_type": "authorization_code", "code": "CODE"}, "InvalidRequest",
+     "redirect_uri is missing: send the same redirect_uri as in the authorize request"),
+    ({"grant_type": "authorization_code", "code": "CODE", "redirect_uri": PRIMARY + "/"}, "InvalidGrant",
+     f"redirect_uri '{PRIMARY}/' does not match the one the code was issued for ('{PRIMARY}')"),
+])
+def test_code_exchange_failures_name_the_problem(sim, demo_app, student, body, error, message):
+    code = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    body = {k: (code if v == "CODE" else v) for k, v in body.items()}
+    with pytest.raises(Exception) as caught:
+        oauth.exchange_code(sim, demo_app, body)
+    assert type(caught.value).__name__ == error and caught.value.message == message
+
+
+def test_code_used_twice_says_so(sim, demo_app, student):
+    code = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": PRIMARY}
+    oauth.exchange_code(sim, demo_app, body)
+    with pytest.raises(InvalidGrant) as caught:
+        oauth.exchange_code(sim, demo_app, body)
+    assert caught.value.message == "Authorization code already used: codes can be redeemed once"

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from .. import ids
 from ..apps import app_not_found
@@ -63,13 +63,17 @@ def authorize_error_redirect(req: AuthorizeRequest, response_type: str | None) -
 
 
 def with_query(url: str, params: dict[str, str]) -> str:
-    """``url`` with ``params`` appended to its query string (percent-encoded)."""
+    """``url`` with ``params`` appended to its query string, which is kept byte for byte.
+
+    RFC 6749 §3.1.2: a redirect URI's own query "MUST be retained when adding additional
+    query parameters" -- so ``?tenant=a+b&flag`` stays exactly that, not a re-encoding.
+    """
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    # ':' stays literal so the seed's `state=assignment:{id}` reads as written; the rest of
-    # an id is percent-encoded (%20 for spaces, which every URL parser decodes).
-    encoded = urlencode(query, quote_via=quote, safe=":")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, encoded, parts.fragment))
+    # ':' stays literal so `state=assignment:{id}` reads as written; the rest of a value is
+    # percent-encoded (%20 for spaces, which every URL parser decodes).
+    encoded = urlencode(list(params.items()), quote_via=quote, safe=":")
+    query = "&".join(q for q in (parts.query, encoded) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def issue_code(sim: Simulator, app: dict, user_id: str, redirect_uri: str) -> str:
