@@ -341,3 +341,25 @@ def test_ags_score_keeps_finite_floats_as_they_are():
     out = ags_score("u", 7.5, 10.0, "t", comment="")
     assert out["scoreGiven"] == 7.5 and type(out["scoreGiven"]) is float
     assert out["comment"] == ""  # an empty comment is a comment; only None leaves it out
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, True), (-3, True), (D("1.5"), True), (D("-0"), True), (True, False), (False, False),
+    (D("NaN"), False), (D("Infinity"), False), (1.5, False), ("1", False), (None, False),
+])
+def test_is_number_means_a_finite_json_number_and_never_a_boolean(value, expected):
+    assert scoring.is_number(value) is expected
+
+
+@pytest.mark.parametrize("value, text", [(12, "12"), (D("0.30"), "0.30"), (D("1E+2"), "1E+2"),
+                                         (D("-0.0"), "-0.0")])
+def test_number_text_keeps_the_digits_as_sent(value, text):
+    assert scoring.number_text(value) == text
+
+
+@pytest.mark.parametrize("value, message", [(True, "expected int or Decimal, got bool"),
+                                            ("1", "expected int or Decimal, got str")])
+def test_to_decimal_refuses_what_is_not_exact(value, message):
+    with pytest.raises(TypeError) as caught:
+        scoring.to_decimal(value)
+    assert str(caught.value) == message
