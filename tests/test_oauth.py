@@ -489,3 +489,80 @@ def test_code_used_twice_says_so(sim, demo_app, student):
     with pytest.raises(InvalidGrant) as caught:
         oauth.exchange_code(sim, demo_app, body)
     assert caught.value.message == "Authorization code already used: codes can be redeemed once"
+
+
+def problems(error) -> list[dict]:
+    return [p.as_dict() for p in error.errors]
+
+
+def test_token_for_an_unknown_user_names_the_user(sim, demo_app):
+    from simulator.errors import NotFound
+    with pytest.raises(NotFound) as caught:
+        oauth.mint_il_token(sim, demo_app, "nope")
+    assert caught.value.message == "User 'nope' not found"
+    assert problems(caught.value) == [{"field": "user_id", "problem": "no such user"}]
+
+
+def test_code_for_an_unknown_user_names_the_user(sim, demo_app):
+    from simulator.errors import NotFound
+    with pytest.raises(NotFound) as caught:
+        oauth.issue_code(sim, demo_app, "nope", PRIMARY)
+    assert caught.value.message == "User 'nope' not found"
+    assert problems(caught.value) == [{"field": "user_id", "problem": "no such user in the roster"}]
+
+
+def test_code_for_a_user_of_an_unconnected_district_is_forbidden(sim, roster, foreign_student):
+    from simulator.errors import Forbidden
+    first = roster["districts"][0]["id"]
+    app = sim.register_app({"name": "One District", "redirect_uris": [PRIMARY], "districts": [first]})
+    with pytest.raises(Forbidden) as caught:
+        oauth.issue_code(sim, app, foreign_student["id"], PRIMARY)
+    assert caught.value.message == f"One District is not connected to district {foreign_student['district']}"
+    assert problems(caught.value) == [{"field": "user_id",
+                                       "problem": "belongs to a district the app is not connected to",
+                                       "hint": "add the district to the app's districts"}]
+
+
+@pytest.mark.parametrize("params", [{}, {"owner_type": "user"}, {"owner_type": ""}])
+def test_token_listing_needs_owner_type_district(sim, demo_app, params):
+    from simulator.errors import InvalidRequest
+    with pytest.raises(InvalidRequest) as caught:
+        oauth.district_token_listing(sim, demo_app, params)
+    assert caught.value.message == "owner_type must be district (the only owner type Clever lists)"
+
+
+def test_token_listing_self_link_keeps_only_its_own_parameters(sim, demo_app, district_id):
+    out = oauth.district_token_listing(sim, demo_app, {"owner_type": "district", "district": district_id,
+                                                       "junk": "x"})
+    assert out["links"] == [{"rel": "self",
+                             "uri": f"/oauth/tokens?owner_type=district&district={district_id}"}]
+    assert [t["owner"] for t in out["data"]] == [{"type": "district", "id": district_id}]
+
+
+@pytest.mark.parametrize("params, title, detail", [
+    ({}, "Missing client_id", "The authorize link has no client_id parameter."),
+    ({"client_id": ""}, "Missing client_id", "The authorize link has no client_id parameter."),
+    ({"client_id": "nope"}, "Unknown client_id", "No app is registered with client_id 'nope'."),
+    ({"client_id": "ID", "redirect_uri": PRIMARY + "/"}, "redirect_uri does not match",
+     f"'{PRIMARY}/' is not one of the redirect URIs registered for Demo Partner (reference); "
+     "Clever requires an exact match."),
+])
+def test_authorize_refusals_name_the_problem(sim, demo_app, params, title, detail):
+    from simulator.errors import AuthorizeError
+    params = {k: (demo_app["client_id"] if v == "ID" else v) for k, v in params.items()}
+    with pytest.raises(AuthorizeError) as caught:
+        oauth.check_authorize(sim, params)
+    assert (caught.value.title, caught.value.detail) == (title, detail)
+
+
+@pytest.mark.parametrize("params, redirect_uri, state, district", [
+    ({}, PRIMARY, None, None),
+    ({"redirect_uri": "", "state": "", "district_id": ""}, PRIMARY, "", None),
+    ({"redirect_uri": "http://localhost:5001/clever/callback", "state": "s", "district_id": "d1"},
+     "http://localhost:5001/clever/callback", "s", "d1"),
+])
+def test_authorize_request_falls_back_to_the_primary_redirect_uri(sim, demo_app, params, redirect_uri,
+                                                                  state, district):
+    req = oauth.check_authorize(sim, {"client_id": demo_app["client_id"], **params})
+    assert (req.redirect_uri, req.state, req.district_id) == (redirect_uri, state, district)
+    assert req.app["client_id"] == demo_app["client_id"]
