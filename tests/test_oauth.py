@@ -566,3 +566,13 @@ def test_authorize_request_falls_back_to_the_primary_redirect_uri(sim, demo_app,
     req = oauth.check_authorize(sim, {"client_id": demo_app["client_id"], **params})
     assert (req.redirect_uri, req.state, req.district_id) == (redirect_uri, state, district)
     assert req.app["client_id"] == demo_app["client_id"]
+
+
+def test_code_of_another_client_or_unknown_is_refused_word_for_word(sim, demo_app, student):
+    other = sim.register_app({"name": "Other", "redirect_uris": [PRIMARY]})
+    code = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    for app, the_code in ((other, code), (demo_app, "0" * 20)):
+        with pytest.raises(InvalidGrant) as caught:
+            oauth.exchange_code(sim, app, {"grant_type": "authorization_code", "code": the_code,
+                                           "redirect_uri": PRIMARY})
+        assert caught.value.message == "Unknown authorization code (it was not issued to this client)"
