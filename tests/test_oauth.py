@@ -553,6 +553,12 @@ def test_authorize_refusals_name_the_problem(sim, demo_app, params, title, detai
     with pytest.raises(AuthorizeError) as caught:
         oauth.check_authorize(sim, params)
     assert (caught.value.title, caught.value.detail) == (title, detail)
+    hints = {"Missing client_id": ["Add client_id={your app's client id} to the link."],
+             "Unknown client_id": ["Use the client id that `clever-sim serve` printed, or register "
+                                   "your app with [app] in the config or POST /_sim/apps."],
+             "redirect_uri does not match": ["Registered: " + ", ".join(demo_app["redirect_uris"]),
+                                             "Check scheme, host, port, path and trailing slash."]}
+    assert caught.value.hints == hints[title]
 
 
 @pytest.mark.parametrize("params, redirect_uri, state, district", [
