@@ -124,8 +124,6 @@ def test_score_format_mistakes_are_named_exactly(client, sim, student, body, err
     ("percentage", "false", "must be a number, not true/false", "send a JSON number, e.g. 0.8"),
     ("percentage", "[0.8]", "is an array: must be a number", "send a JSON number, e.g. 0.8"),
     ("percentage", '{"v": 0.8}', "is an object: must be a number", "send a JSON number, e.g. 0.8"),
-    ("percentage", "null", "is null: must be a number",
-     "send a JSON number, e.g. 0.8, or leave percentage out"),
     ("percentage", '" 0.8 "', 'is a string (" 0.8 "): must be a number',
      "send a JSON number, not a string: 0.8"),
     ("percentage", '"80%"', 'is a string ("80%"): must be a number', "send a JSON number, e.g. 0.8"),
