@@ -195,6 +195,10 @@ def main() -> None:
               help="Partner TOML file ([app], [contract], [simulator]).")
 @click.option("--roster", default=None, type=click.Path(dir_okay=False),
               help="Roster fixture JSON (default: the packaged demo districts).")
+@click.option("--roster-cache", default=None, type=click.Path(file_okay=False),
+              envvar="CLEVER_SIM_ROSTER_CACHE",
+              help="Directory of ready databases keyed by the roster's digest: a new --db "
+                   "starts from a copy instead of loading a big roster again (CI caches, images).")
 @click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400.")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512))
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
@@ -205,8 +209,8 @@ def main() -> None:
               help="Require Authorization: Bearer TOKEN on the control API (/_sim/), for "
                    "shared deployments (also CLEVER_SIM_CONTROL_TOKEN).")
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
-          strict: bool | None, threads: int, allowed_hosts: tuple[str, ...],
-          control_token: str | None) -> None:
+          roster_cache: str | None, strict: bool | None, threads: int,
+          allowed_hosts: tuple[str, ...], control_token: str | None) -> None:
     """Serve the simulator on a production WSGI server (waitress)."""
     from .limits import raise_fd_limit
     from .serving import bind, freeze_startup_objects, limit_malloc_arenas
@@ -214,8 +218,8 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     started = time.perf_counter()
     raise_fd_limit()  # before any store opens: the bounds (limits.bounds_for) follow it
     limit_malloc_arenas()
-    app = _build(config, {"DB": db, "ROSTER": roster, "STRICT": strict,
-                          "CONTROL_TOKEN": control_token,
+    app = _build(config, {"DB": db, "ROSTER": roster, "ROSTER_CACHE": roster_cache,
+                          "STRICT": strict, "CONTROL_TOKEN": control_token,
                           "ALLOWED_HOSTS": _allowed_hosts(config, allowed_hosts, host)})
     try:
         running = bind(app, host, port, threads)

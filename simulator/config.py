@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "DB": None,                    # None: <DATA_DIR>/clever-sim.db; ":memory:" for throwaway
     "DATA_DIR": ".clever-sim",
     "ROSTER": None,                # None: the packaged default roster
+    "ROSTER_CACHE": None,          # a directory of ready databases keyed by roster digest
     "STRICT": False,               # every grade warning becomes a 400
     "RATE_LIMIT": False,           # enforce Clever's 1200 requests/min per token
     "RATE_LIMIT_PER_MIN": 1200,
@@ -56,6 +57,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CLEVER_SIM_DB": ("DB", str),
     "CLEVER_SIM_DATA_DIR": ("DATA_DIR", str),
     "CLEVER_SIM_ROSTER": ("ROSTER", str),
+    "CLEVER_SIM_ROSTER_CACHE": ("ROSTER_CACHE", str),
     "CLEVER_SIM_STRICT": ("STRICT", "bool"),
     "CLEVER_SIM_RATE_LIMIT": ("RATE_LIMIT", "bool"),
     "CLEVER_SIM_JOURNAL_CAP": ("JOURNAL_CAP", int),
@@ -66,7 +68,8 @@ _ENV: dict[str, tuple[str, Any]] = {
 }
 
 _TOML_SIMULATOR_KEYS = {
-    "db": "DB", "data_dir": "DATA_DIR", "roster": "ROSTER", "strict": "STRICT",
+    "db": "DB", "data_dir": "DATA_DIR", "roster": "ROSTER", "roster_cache": "ROSTER_CACHE",
+    "strict": "STRICT",
     "rate_limit": "RATE_LIMIT", "journal_cap": "JOURNAL_CAP",
     "allowed_hosts": "ALLOWED_HOSTS", "control_token": "CONTROL_TOKEN",
     "journal_max_mb": "JOURNAL_MAX_MB",
@@ -124,7 +127,7 @@ def from_file(path: str | os.PathLike) -> dict[str, Any]:
         if key not in _TOML_SIMULATOR_KEYS:
             raise ConfigError(f"{path}: unknown key [simulator].{key} "
                               f"(known: {', '.join(sorted(_TOML_SIMULATOR_KEYS))})")
-        if key == "roster" and isinstance(value, str):
+        if key in ("roster", "roster_cache") and isinstance(value, str):
             value = str((base / value).resolve())
         out[_TOML_SIMULATOR_KEYS[key]] = value
     if "app" in doc:
@@ -191,6 +194,9 @@ def _check(cfg: dict[str, Any]) -> None:
                           "(it is sent as Authorization: Bearer {token})")
     if cfg["DB"] is not None and not isinstance(cfg["DB"], str):
         raise ConfigError(f"db must be a file path or ':memory:', not {cfg['DB']!r}")
+    if cfg["ROSTER_CACHE"] is not None and (not isinstance(cfg["ROSTER_CACHE"], str)
+                                            or not cfg["ROSTER_CACHE"]):
+        raise ConfigError(f"roster_cache must be a directory path, not {cfg['ROSTER_CACHE']!r}")
 
 
 def resolve_db_path(cfg: Mapping[str, Any]) -> str:

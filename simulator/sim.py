@@ -20,7 +20,8 @@ from .faults import Faults
 from .journal import Journal
 from .ratelimit import RateLimiter
 from .roster import default_roster_path, load_roster, load_roster_file
-from .store import Revoked, Store
+from .roster_cache import RosterCache, file_digest
+from .store import Revoked, Store, schema_sql
 
 
 # Part of every roster digest: bump it when the stored layout of a roster changes
@@ -48,8 +49,13 @@ class Simulator:
         self.cfg = cfg
         self.clock = clock or Clock()
         path = resolve_db_path(cfg)
-        # A new database file is created only once its roster has loaded: bad input writes nothing.
-        self._roster_read = None if path == ":memory:" or Path(path).exists() else self._read_roster(None)
+        # A new database file is created only once its roster has loaded: bad input writes
+        # nothing. A roster cache may supply that file ready-made (then it is a restart).
+        fresh = path != ":memory:" and not Path(path).exists()
+        cache, cache_key = self._roster_cache(path) if fresh else (None, None)
+        if cache is not None and cache_key is not None and cache.restore(cache_key, path):
+            fresh = False
+        self._roster_read = self._read_roster(None) if fresh else None
         self.store = Store(path)
         self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
         self.faults = Faults()
@@ -57,8 +63,20 @@ class Simulator:
         self._grades_changed = threading.Condition()
         self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
         self._district_ids: list[str] = []
-        self._load_roster()
+        loaded = self._load_roster()
+        if fresh and loaded is not None and cache is not None:
+            with self.store.read() as conn:  # the roster alone: apps are registered next
+                cache.save(conn, loaded)
         self._register_startup_apps()
+
+    def _roster_cache(self, path: str) -> tuple[RosterCache | None, str | None]:
+        """(the configured roster cache, the roster file's digest) for a new database file;
+        (None, None) without a cache, or for a roster given as a document."""
+        directory = self.cfg.get("ROSTER_CACHE")
+        source = self.cfg.get("ROSTER") or default_roster_path()
+        if not directory or isinstance(source, dict):
+            return None, None
+        return RosterCache(directory, schema_sql()), file_digest(source, _DIGEST_SALT)
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -71,14 +89,15 @@ class Simulator:
             return (None if digest == stored else doc), digest
         return load_roster_file(source, salt=_DIGEST_SALT, unless_digest=stored)
 
-    def _load_roster(self) -> None:
+    def _load_roster(self) -> str | None:
         """Load the configured roster (or the one read before the database was created);
         replace the stored one only when it changed.
 
         A roster file is recognised by the digest of its bytes (and of the loader's
         layout): when the database already holds it, nothing is parsed, checked or
         written, so a restart on the same database is instant whatever the roster's size.
-        The parsed document is dropped once stored: requests query the store.
+        The parsed document is dropped once stored: requests query the store. Returns the
+        digest of a roster stored now, None when the stored one was kept.
         """
         first, self._roster_read = getattr(self, "_roster_read", None), None
         if first is None:
@@ -86,6 +105,7 @@ class Simulator:
             first = self._read_roster(stored)
         doc, digest = first
         del first
+        doc_stored = doc is not None
         if doc is not None:
             self.store.replace_roster(doc, {
                 "roster_digest": digest,
@@ -95,6 +115,7 @@ class Simulator:
             if big:
                 _release_memory()
         self.reload_district_ids()
+        return digest if doc_stored else None
 
     def reload_district_ids(self) -> None:
         """Read the stored roster's district ids again (after the roster was replaced

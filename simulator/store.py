@@ -26,7 +26,8 @@ from .ids import legacy_user_id
 _SCHEMA_VERSION = "1"
 
 
-def _schema_sql() -> str:
+def schema_sql() -> str:
+    """The simulator's schema (tables and indexes) as SQL."""
     try:
         return resources.files("simulator").joinpath("schema.sql").read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover - odd installs
@@ -204,7 +205,7 @@ class Store:
             if Path(self.path).is_file() and Path(self.path).stat().st_size:
                 self._refuse_foreign_file()
         with self._write_lock, self._lease() as conn:
-            conn.executescript(_schema_sql())  # runs in its own transaction
+            conn.executescript(schema_sql())  # runs in its own transaction
 
     def _refuse_foreign_file(self) -> None:
         """Look read-only first: turning on WAL would already rewrite a foreign file's header."""

@@ -1,0 +1,105 @@
+"""A directory of databases that already hold a roster, keyed by the roster's digest, so a
+first start on a fresh machine (CI, a container) copies one file instead of parsing,
+checking and storing a big roster again.
+
+Only a roster that loaded is ever cached (a bad one writes nothing, here too); a cached
+file holds the roster and nothing else (no apps, tokens or grades), and is taken only for a
+database file that does not exist yet. The key covers the roster file's bytes, the loader's
+layout salt and the schema, so a cache written by another version is never used. A copied
+file is still checked like any restart: its stored digest must equal the roster's, or the
+roster is loaded as usual. No Flask here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+__all__ = ["RosterCache", "file_digest"]
+
+
+def file_digest(path: str | os.PathLike, salt: bytes) -> str | None:
+    """sha256 of ``salt`` + the file's bytes, read in blocks; None when it cannot be read."""
+    digest = hashlib.sha256(salt)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _holds(path: str, roster_digest: str) -> bool:
+    """Whether the file is a clever-sim database that stored exactly this roster."""
+    try:
+        probe = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            row = probe.execute("SELECT value FROM meta WHERE key = 'roster_digest'").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == roster_digest
+
+
+class RosterCache:
+    """Databases holding one roster each, in ``directory``, named by key."""
+
+    def __init__(self, directory: str | os.PathLike, schema_sql: str):
+        self.directory = Path(directory)
+        self._schema = hashlib.sha256(schema_sql.encode("utf-8")).hexdigest()
+
+    def entry(self, roster_digest: str) -> Path:
+        """The cache file for a roster digest (the digest already holds the layout salt)."""
+        key = hashlib.sha256(f"{self._schema}:{roster_digest}".encode()).hexdigest()[:40]
+        return self.directory / f"roster-{key}.db"
+
+    def restore(self, roster_digest: str, db_path: str | os.PathLike) -> bool:
+        """Copy the cached database for ``roster_digest`` to the new file ``db_path``
+        (written aside, checked to hold that roster, flushed, then renamed: never a
+        half-copied or foreign database); False when there is none or it cannot be used."""
+        source = self.entry(roster_digest)
+        target = Path(db_path)
+        if not source.is_file() or target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
+        try:
+            os.close(fd)
+            shutil.copyfile(source, tmp)  # the kernel's copy (sendfile) where there is one
+            if not _holds(tmp, roster_digest):
+                raise OSError("not this roster's database")
+            with open(tmp, "rb+") as out:
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            return False
+        return True
+
+    def save(self, conn: sqlite3.Connection, roster_digest: str) -> None:
+        """Write the database behind ``conn`` (holding just the roster) as the cache entry,
+        through SQLite's backup API (a consistent copy), aside then renamed. Best effort:
+        a cache that cannot be written only costs the next start its time."""
+        target = self.entry(roster_digest)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=self.directory)
+            os.close(fd)
+        except OSError:
+            return
+        try:
+            copy = sqlite3.connect(tmp)
+            try:
+                conn.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                copy.close()
+            os.replace(tmp, target)
+        except (OSError, sqlite3.Error):
+            Path(tmp).unlink(missing_ok=True)
