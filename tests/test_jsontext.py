@@ -1,0 +1,40 @@
+"""jsontext's nesting limit, at its boundary: the depth of the parsed containers counts,
+never brackets inside strings, wherever the deep part sits in a big document."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator import jsontext
+
+
+def nest(depth: int) -> str:
+    return "[" * (depth - 1) + "{}" + "]" * (depth - 1)
+
+
+WIDE = json.dumps([{"name": "x[{" * 50, "ids": list(range(20))} for _ in range(300)])
+
+
+@pytest.mark.parametrize("text, too_deep", [
+    (nest(jsontext.MAX_DEPTH), False),
+    (nest(jsontext.MAX_DEPTH + 1), True),
+    ('{"a": "' + "[" * 500 + '"}', False),                            # brackets in a string
+    ("[" + WIDE + "," + nest(jsontext.MAX_DEPTH - 1) + "]", False),   # deep part at the limit
+    ("[" + WIDE + "," + nest(jsontext.MAX_DEPTH) + "]", True),        # one level more
+    ('"' + "{" * 300 + '"', False),                                   # a string document
+])
+def test_nesting_limit_counts_containers_not_brackets_in_strings(text, too_deep):
+    if too_deep:
+        with pytest.raises(jsontext.JSONTextError, match="deeper than 128 levels"):
+            jsontext.loads(text)
+    else:
+        jsontext.loads(text)
+
+
+def test_too_deep_names_where_the_nesting_goes_too_far():
+    text = '{"users": [' + WIDE + ", " + nest(jsontext.MAX_DEPTH - 1) + "]}"
+    with pytest.raises(jsontext.JSONTextError) as caught:
+        jsontext.loads(text)
+    assert caught.value.path().startswith("$.users[1]")
