@@ -42,6 +42,7 @@ __all__ = [
     "parse_roster_bytes",
     "check_roster",
     "load_roster_file",
+    "file_digest",
 ]
 
 _SCHEMA_FILE = "roster.schema.json"
@@ -607,6 +608,18 @@ def _read_json(path: Path) -> object:
     return parse_roster_bytes(read_roster_bytes(path), path)
 
 
+def file_digest(path: str | os.PathLike, salt: bytes = b"") -> str | None:
+    """sha256 of ``salt`` + the file's bytes, read in blocks; None when it cannot be read."""
+    digest = hashlib.sha256(salt)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def load_roster_file(path: str | os.PathLike, *, salt: bytes = b"",
                      unless_digest: str | None = None) -> tuple[dict | None, str]:
     """(checked roster, digest of ``salt`` + the file's bytes); the roster is None when the
@@ -615,15 +628,8 @@ def load_roster_file(path: str | os.PathLike, *, salt: bytes = b"",
     The bytes are dropped before parsing, so at most the text and the document are held.
     """
     if unless_digest is not None:  # a streamed digest first: an unchanged file is never held
-        try:
-            with open(path, "rb") as fh:
-                streamed = hashlib.sha256(salt)
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    streamed.update(block)
-            if streamed.hexdigest() == unless_digest:
-                return None, unless_digest
-        except OSError:
-            pass  # read_roster_bytes reports it
+        if file_digest(path, salt) == unless_digest:  # None when unreadable: reported below
+            return None, unless_digest
     raw = read_roster_bytes(path)
     digest = hashlib.sha256(salt)
     digest.update(raw)

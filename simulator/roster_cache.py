@@ -19,19 +19,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-__all__ = ["RosterCache", "file_digest"]
-
-
-def file_digest(path: str | os.PathLike, salt: bytes) -> str | None:
-    """sha256 of ``salt`` + the file's bytes, read in blocks; None when it cannot be read."""
-    digest = hashlib.sha256(salt)
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
+__all__ = ["RosterCache"]
 
 
 def _holds(path: str, roster_digest: str) -> bool:

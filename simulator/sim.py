@@ -19,8 +19,8 @@ from .config import resolve_db_path
 from .faults import Faults
 from .journal import Journal
 from .ratelimit import RateLimiter
-from .roster import default_roster_path, load_roster, load_roster_file
-from .roster_cache import RosterCache, file_digest
+from .roster import default_roster_path, file_digest, load_roster, load_roster_file
+from .roster_cache import RosterCache
 from .store import Revoked, Store, schema_sql
 
 
