@@ -105,3 +105,24 @@ def test_serve_reports_a_busy_port_without_traceback(server, tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "cannot listen on" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_serve_starts_a_new_database_from_the_roster_cache(tmp_path, how):
+    cache = tmp_path / "cache"
+    args, env = (["--roster-cache", str(cache)], None) if how == "flag" else \
+        ([], {"CLEVER_SIM_ROSTER_CACHE": str(cache)})
+    first = ServerProcess(["--db", str(tmp_path / "a.db"), *args], env=env)
+    try:
+        users = httpx.get(first.url + "/_sim/personas").json()
+    finally:
+        first.stop()
+    assert len(list(cache.glob("roster-*.db"))) == 1  # written by the first load
+    entry = next(cache.glob("roster-*.db"))
+    stamp = entry.stat().st_mtime_ns
+    second = ServerProcess(["--db", str(tmp_path / "b.db"), *args], env=env)
+    try:
+        assert httpx.get(second.url + "/_sim/personas").json() == users
+    finally:
+        second.stop()
+    assert entry.stat().st_mtime_ns == stamp  # taken from the cache, not written again
