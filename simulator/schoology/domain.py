@@ -153,12 +153,18 @@ def section_roster(sim: Simulator, section: dict) -> list[dict]:
     return out
 
 
-def section_choices(sim: Simulator, me: Persona | None, limit: int = 200) -> list[dict]:
+def section_choices(sim: Simulator, me: Persona | None, limit: int = 200,
+                    only_mine: bool = False) -> list[dict]:
     """Sections to pick people from (id, name, teacher): mine first, then the rest, at most
-    ``limit`` so a huge roster never lists thousands."""
+    ``limit`` so a huge roster never lists thousands; ``only_mine`` (a large roster, where
+    any 200 sections would be arbitrary) lists the logged-in person's sections alone."""
     store = sim.store
     mine = set(store.list_user_section_ids(me.id)) if me else set()
-    page = store.list_records("sections", limit=limit).rows
+    if only_mine:
+        page = [sec for sec in (store.get_record("sections", sid) for sid in sorted(mine)[:limit])
+                if sec is not None]
+    else:
+        page = store.list_records("sections", limit=limit).rows
     rows = []
     for sec in page:
         teacher = store.get_user(sec.get("teacher") or "") if sec.get("teacher") else None

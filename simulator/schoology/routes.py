@@ -69,7 +69,8 @@ def home():
         groups = [{"label": f"{section.get('name') or section['id']} — teachers, then students",
                    "people": domain.section_roster(sim(), section)}]
     return render_template("schoology_home.html", sections=sections, picker=picker,
-                           groups=groups, section_choices=domain.section_choices(sim(), me),
+                           groups=groups,
+                           section_choices=domain.section_choices(sim(), me, only_mine=picker.large),
                            picked_section=section, messages=get_flashed_messages())
 
 
