@@ -443,6 +443,7 @@ def test_every_check_quotes_the_seed_and_has_a_stable_id():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     for c in CHECKS:
         assert f"| {c.id} |" in text, f"{c.id} is missing from the README's check table"
+    assert f"against your running app: {len(CHECKS)} checks," in text  # the count it announces
 
 
 # --- reports for people: --report report.html / report.md ------------------------------------
