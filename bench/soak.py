@@ -71,6 +71,22 @@ def _get_json(url: str) -> dict:
         return json.load(resp)
 
 
+# The soak's simulator signs sessions with this key, so the bench can log a teacher in.
+_SECRET_KEY = os.urandom(24).hex()
+
+
+def _teacher_cookie(user_id: str) -> dict:
+    """The Cookie header of a browser logged in as ``user_id`` on the soak's simulator."""
+    from flask import Flask
+
+    from simulator.web import login_cookie
+
+    app = Flask("soak")
+    app.config.update(SECRET_KEY=_SECRET_KEY, SESSION_COOKIE_NAME="clever_sim_session")
+    [(name, value)] = login_cookie(app, user_id).items()
+    return {"Cookie": f"{name}={value}"}
+
+
 def setup(sim_url: str) -> list:
     """Tokens, a section with a linked assignment, a grade, and the request makers of the mix."""
     students = _get_json(sim_url + "/_sim/personas?role=student&limit=200")["data"]
@@ -116,13 +132,21 @@ def setup(sim_url: str) -> list:
         return build_request("GET", base + f"/inspector/{max(1, newest - 50)}", None, {})
 
     gradebook = f"/schoology/sections/{section}/gradebook"
+    read = urllib.request.Request(sim_url + f"/v3.0/sections/{section}",
+                                  headers={"Authorization": f"Bearer {dtoken}"})
+    with urllib.request.urlopen(read) as resp:
+        login = _teacher_cookie(json.load(resp)["data"]["teacher"])
+
+    def page(path):  # a gradebook is its teachers' page: without the login it is a cheap 401
+        return lambda base: build_request("GET", base + path, None, login)
+
     return [grade] * 10 + [get("/v3.0/me", tokens[0])] * 4 + [
         get("/v3.0/users?limit=100", dtoken), get("/v3.0/users?limit=1000", dtoken),
         get("/v3.0/sections", dtoken), code,
         get("/_sim/journal?limit=50"), get("/_sim/grades?limit=50"), get("/_sim/links"),
         get(f"/_sim/grades/{grade_id}/history?limit=20"), get("/_sim/health"),
         get("/inspector"), get("/inspector?status=4xx"), newest_entry,
-        get(gradebook), get(gradebook + ".json")]
+        page(gradebook), page(gradebook + ".json")]
 
 
 _NEWEST: dict[str, int] = {}  # server url → the newest journal id seen (for the entry page)
@@ -196,6 +220,7 @@ def _refresh_newest(url: str) -> None:
 
 def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections: int,
          roster: str | None, rate: float | None) -> dict:
+    os.environ["CLEVER_SIM_SECRET_KEY"] = _SECRET_KEY  # inherited by the spawned server
     sim, sim_url, ready_s = spawn(sim_cmd(os.path.join(tmp, "soak.db"), roster), tmp)
     bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS)], tmp)
     try:
