@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CLEVER_SIM_DATA_DIR=/data \
     CLEVER_SIM_ALLOWED_HOSTS="*"
-# ALLOWED_HOSTS '*': other containers reach the control API as e.g. clever-sim:8080 (README,
+# ALLOWED_HOSTS '*': other containers reach the control API as e.g. clever-sim:8080 (docs/running.md,
 # "Running a shared simulator"); narrow it with -e CLEVER_SIM_ALLOWED_HOSTS=clever-sim, or add
 # -e CLEVER_SIM_CONTROL_TOKEN=... where others can reach the port.
 

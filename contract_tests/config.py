@@ -1,6 +1,6 @@
 """``partner.toml`` for the contract suite: load it, check it, say exactly what to fix.
 
-The file is the one ``clever-sim serve --config`` reads (DESIGN §6). The suite needs more
+The file is the one ``clever-sim serve --config`` reads. The suite needs more
 of it than the simulator does: fixed credentials (your running app already uses them),
 the redirect URIs, the assignments URL and, for the grade checks, the completion hook::
 
@@ -35,7 +35,7 @@ else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
 PLACEHOLDER = "{assignment_id}"
-README_HINT = "see the README section \"Contract tests\""
+DOCS_HINT = "see docs/contract-tests.md in the clever-sim repository"
 
 EXAMPLE_APP = """\
 [app]
@@ -136,7 +136,7 @@ def _check_app(doc: Mapping[str, Any], where: str) -> dict:
     if "assignments_url" not in app:
         raise ContractConfigError(
             f"{where}: [app].assignments_url is missing: the URL where your app serves its "
-            f"assignments list to Clever (seed Step 1), e.g. "
+            f"assignments list to Clever (Clever's grade passback guide, Step 1), e.g. "
             f"assignments_url = \"http://localhost:5001/clever/assignments\"")
     problem = _url_problem(app["assignments_url"])
     if problem:
@@ -213,11 +213,11 @@ def load_config(path: str | Path | None) -> ContractConfig:
     """Read and check ``path``; every problem is a ContractConfigError naming the fix."""
     if path is None or str(path) == "":
         raise ContractConfigError("no config file: pass --config partner.toml (your app's [app] "
-                                  f"and [contract] settings; {README_HINT})")
+                                  f"and [contract] settings; {DOCS_HINT})")
     p = Path(path)
     if not p.exists():
         raise ContractConfigError(f"config file not found: {p} (check the path of your "
-                                  f"partner.toml; {README_HINT})")
+                                  f"partner.toml; {DOCS_HINT})")
     if p.is_dir():
         raise ContractConfigError(f"{p} is a directory; pass the partner.toml file itself")
     try:

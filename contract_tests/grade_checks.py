@@ -16,7 +16,7 @@ import json
 import time
 from decimal import Decimal
 
-from .harness import (README_HOOK, CompletionRun, Fail, Skip, as_fraction, bearer_of, check,
+from .harness import (DOCS_HOOK, CompletionRun, Fail, Skip, as_fraction, bearer_of, check,
                       entry_time, jdump, media_type, request_json, show_entry)
 from .session import Contract
 
@@ -81,7 +81,7 @@ def grade_arrives(c: Contract) -> str:
                    f"Clever")
         fix = ("make the hook accept {\"user_id\", \"assignment_id\", \"district_id\", \"score\"} "
                "for any student of a connected district and any id from your assignments list, "
-               f"and send that grade (see the {README_HOOK})")
+               f"and send that grade (see {DOCS_HOOK})")
     else:
         summary = f"no grade reached Clever within {c.cfg.grade_timeout_s:g} s of the completion"
         fix = ("when a student finishes, POST {\"assignmentID\", \"userID\", \"percentage\"} (or "

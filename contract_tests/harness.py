@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 LEVELS = ("required", "recommended", "reported")
 BARS = ("required", "recommended")          # --level: which failures fail the run
-README_HOOK = "README, section \"Contract tests → The completion hook\""
+DOCS_HOOK = "docs/contract-tests.md, section \"The completion hook\""
 USER_AGENT = "clever-sim-contract/1.0"
 CONTROL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 CLIP = 1200                                  # characters of a body shown in a message
@@ -70,7 +70,7 @@ class Check:
     level: str
     title: str
     seed: str            # the seed sentence(s) the check enforces, quoted verbatim
-    rule: str            # one line for the README table: what passes
+    rule: str            # one line for the checks table (docs/contract-tests.md): what passes
     func: Callable[["Contract"], str] = field(compare=False, repr=False)
 
 

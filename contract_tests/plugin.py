@@ -69,7 +69,7 @@ def contract(request: pytest.FixtureRequest):
     opt = request.config.getoption
     if not opt("--clever-config"):
         pytest.exit("clever contract suite: pass --clever-config partner.toml (your app's [app] and "
-                    "[contract] settings; see the README section \"Contract tests\")", returncode=2)
+                    "[contract] settings; see docs/contract-tests.md in the clever-sim repository)", returncode=2)
     try:
         cfg = load_config(opt("--clever-config"))
         session = open_contract(cfg, sim_url=opt("--sim-url"), sim_port=opt("--sim-port"),

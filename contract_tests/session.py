@@ -26,7 +26,7 @@ import httpx
 from simulator.config import CONTROL_TOKEN_ENV
 
 from .config import ContractConfig, ContractConfigError
-from .harness import (BARS, README_HOOK, USER_AGENT, Browse, Check, CheckResult, CompletionRun,
+from .harness import (BARS, DOCS_HOOK, USER_AGENT, Browse, Check, CheckResult, CompletionRun,
                       Fail, Fetch, LoginRun, SetupProblem, SimClient, SimError, Skip, browse,
                       client, clip, counts, one_line)
 
@@ -320,7 +320,7 @@ class Contract:
     def require_hook(self) -> str:
         if not self.cfg.hook:
             raise Skip(f"not run: no [contract].complete_assignment_hook in "
-                       f"{Path(self.cfg.path).name} (see the {README_HOOK}). Grade checks need a "
+                       f"{Path(self.cfg.path).name} (see {DOCS_HOOK}). Grade checks need a "
                        f"test-only endpoint that makes your app finish an assignment for a "
                        f"student and send the grade, e.g. complete_assignment_hook = "
                        f"\"http://localhost:5001/test-hooks/complete\"")

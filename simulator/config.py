@@ -1,4 +1,4 @@
-"""Settings, layered as DESIGN §6 says: defaults < TOML file < CLEVER_SIM_* env < flags/tests.
+"""Settings, layered like flaskr's: defaults < TOML file < CLEVER_SIM_* env < flags/tests.
 
 A partner's TOML file declares its app (``[app]``), the contract-test settings
 (``[contract]``) and, optionally, server settings (``[simulator]``).

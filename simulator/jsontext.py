@@ -5,7 +5,7 @@ turned into values that crash a later render, serialisation or recursion.
 No Flask here. Callers turn ``JSONTextError`` into their own answer (a 400, a plain-words
 partner failure, a roster or snapshot problem).
 
-Limits (documented in the README's "Where the simulator decides"):
+Limits (documented in docs/decisions.md):
 
 * nesting: at most ``MAX_DEPTH`` arrays/objects deep (Python's own recursion gives out near
   1,000, earlier on a deep call stack, and every later ``json.dumps`` or template of the value

@@ -1,8 +1,8 @@
 """Calls the simulator makes to the partner's URLs (no Flask here).
 
-``fetch_assignments`` is Schoology's "Add Materials → Clever app" step (seed, Step 1):
-``GET {assignments_url}`` with ``Authorization: Bearer {teacher's il token}``, then the
-answer is checked against the seed's assignments schema. Every way it can go wrong is
+``fetch_assignments`` is Schoology's "Add Materials → Clever app" step (Clever's grade
+passback guide, Step 1): ``GET {assignments_url}`` with ``Authorization: Bearer {teacher's
+il token}``, then the answer is checked against the guide's assignments schema. Every way it can go wrong is
 put into plain words a teacher (or the partner's developer reading over a teacher's
 shoulder) understands, and every call is recorded in the simulator's journal as an
 ``outbound`` entry.
@@ -153,7 +153,7 @@ def check_document(doc: Any) -> tuple[list[dict], list[str], list[str]]:
         problems.append(f"{where}: {what}")
     if isinstance(doc, list):
         problems.append('the answer is a bare list; wrap it as {"assignments": [...]} '
-                        "(seed, Step 1)")
+                        "(Clever's grade passback guide, Step 1)")
     items = doc.get("assignments") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         return [], problems, warnings
@@ -278,7 +278,7 @@ def fetch_assignments(url: str, token: str, *, journal, clock, client_id: str | 
         result.assignments, result.warnings = assignments, warnings
         if problems:
             result.problems = [f"{url} answered JSON that does not match the assignments "
-                               f"format (seed, Step 1): {len(problems)} problem"
+                               f"format (Clever's grade passback guide, Step 1): {len(problems)} problem"
                                f"{'s' if len(problems) != 1 else ''}"] + problems
             result.assignments = []
         else:

@@ -296,7 +296,7 @@ def test_without_a_hook_grade_checks_are_skipped_with_instructions(sim, referenc
     assert set(outcomes(result).values()) == {"SKIP"}
     assert len(result.results) == len([c for c in CHECKS if c.area == "GRADE"])
     for r in result.results:
-        assert "complete_assignment_hook" in r.reason and "README" in r.reason
+        assert "complete_assignment_hook" in r.reason and "docs/contract-tests.md" in r.reason
     assert "NOT verified" in result.output
 
 
@@ -440,9 +440,9 @@ def test_every_check_quotes_the_seed_and_has_a_stable_id():
         assert re.fullmatch(r"(ASSIGN|LOGIN|GRADE)-\d{3}", c.id)
         assert c.level in ("required", "recommended", "reported")
         assert c.seed and c.rule and c.title
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "contract-tests.md").read_text(encoding="utf-8")
     for c in CHECKS:
-        assert f"| {c.id} |" in text, f"{c.id} is missing from the README's check table"
+        assert f"| {c.id} |" in text, f"{c.id} is missing from docs/contract-tests.md's check table"
     assert f"against your running app: {len(CHECKS)} checks," in text  # the count it announces
 
 

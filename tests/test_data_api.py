@@ -1,4 +1,4 @@
-"""Clever's data API (DESIGN §3.2): /me, records and lists of v2.0/v2.1/v3.0/v3.1.
+"""Clever's data API: /me, records and lists of v2.0/v2.1/v3.0/v3.1.
 
 Shapes are pinned against Clever's recorded responses and Swagger specs (the key sets
 below were taken from them); errors are pinned with ``assert_error``.

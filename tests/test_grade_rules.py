@@ -1,6 +1,6 @@
 """The grade rules at their exact edges: every boundary and every message a partner reads.
 
-Each table row pins one rule that mutation testing (`mutmut run`, see README) showed no
+Each table row pins one rule that mutation testing (`mutmut run`, see docs/internals.md) showed no
 other test held: move a boundary or reword a message and a row here fails.
 """
 

@@ -1,4 +1,4 @@
-"""OAuth as DESIGN §3.1: authorize (login page, exact redirect_uri), tokens, tokeninfo."""
+"""OAuth as Clever documents it: authorize (login page, exact redirect_uri), tokens, tokeninfo."""
 
 from __future__ import annotations
 

@@ -356,7 +356,8 @@ def documented_contract_commands() -> list[tuple[str, list[str]]]:
     import shlex
 
     found = []
-    for path in [ROOT / "README.md", ROOT / "Dockerfile", *sorted((ROOT / "docs" / "ci").glob("*.yml"))]:
+    for path in [ROOT / "README.md", ROOT / "Dockerfile", *sorted((ROOT / "docs").glob("*.md")),
+                 *sorted((ROOT / "docs" / "ci").glob("*.yml"))]:
         for match in re.finditer(r"clever-sim contract((?: +--?[\w-]+(?: +[^\s`|\\-][^\s`|\\]*)?)+)",
                                  path.read_text(encoding="utf-8")):
             found.append((path.name, shlex.split(match.group(1))))
@@ -367,8 +368,8 @@ def test_every_documented_contract_command_names_real_options():
     from contract_tests.runner import contract_command
 
     commands = documented_contract_commands()
-    assert {name for name, _ in commands} >= {"README.md", "Dockerfile", "github-actions.yml",
-                                              "gitlab-ci.yml"}
+    assert {name for name, _ in commands} >= {"README.md", "Dockerfile", "contract-tests.md",
+                                              "github-actions.yml", "gitlab-ci.yml"}
     for name, args in commands:
         ctx = contract_command.make_context("clever-sim contract", list(args))
         assert ctx.params["config_path"], (name, args)

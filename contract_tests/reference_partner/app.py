@@ -107,7 +107,7 @@ class Assignment:
         return out
 
     def score_fields(self, fraction: Decimal) -> dict:
-        """The score part of the grade POST, in this assignment's own format (seed Step 3)."""
+        """The score part of the grade POST, in this assignment's own format (Clever's grade passback guide, Step 3)."""
         if self.score_format == "points":
             return {"scoreGiven": json_number(fraction * self.max_points),
                     "scoreMaximum": self.max_points}

@@ -1,4 +1,4 @@
-"""Clever's data API (DESIGN §3.2): ``/me`` and every path of the v2.0, v2.1 and v3.0 documents.
+"""Clever's data API: ``/me`` and every path of the v2.0, v2.1 and v3.0 documents.
 
 Pure domain: every function takes the ``Simulator`` and a token (from ``tokens.resolve``)
 and returns the response body as a dict, or raises an error from ``simulator.errors``.

@@ -1,4 +1,4 @@
-"""The grades endpoint's rules (seed Step 3, DESIGN §3.3): check a grade, store it, warn.
+"""The grades endpoint's rules (Clever's grade passback guide, Step 3): check a grade, store it, warn.
 
 No Flask here: ``submit_grade`` takes the resolved token and the parsed JSON body (numbers
 as ``int``/``Decimal``) and returns ``(record, warnings)`` or raises a ``SimError``.

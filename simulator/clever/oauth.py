@@ -1,4 +1,4 @@
-"""Clever's OAuth 2.0 authorization-code flow (RFC 6749 §4.1) as DESIGN §3.1 describes it."""
+"""Clever's OAuth 2.0 authorization-code flow (RFC 6749 §4.1)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def login_redirect(sim: Simulator, req: AuthorizeRequest, user_id: str) -> str:
 
 
 def redirect_with_code(req: AuthorizeRequest, code: str) -> str:
-    """``redirect_uri?code={code}&scopes={scopes}[&state={state}]`` (seed, Step 2)."""
+    """``redirect_uri?code={code}&scopes={scopes}[&state={state}]`` (Clever's grade passback guide, Step 2)."""
     params = {"code": code, "scopes": " ".join(req.app["scopes"])}
     if req.state is not None:
         params["state"] = req.state

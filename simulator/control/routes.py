@@ -1,4 +1,4 @@
-"""Control API under ``/_sim/`` (DESIGN §5): JSON in, JSON out, for tests and tools.
+"""Control API under ``/_sim/``: JSON in, JSON out, for tests and tools.
 
 Routes only parse → call the domain (``control.domain``, ``Simulator``) → serialise.
 """

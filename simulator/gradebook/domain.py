@@ -1,4 +1,4 @@
-"""The fake Schoology gradebook (DESIGN §4): grid, letters, exports, LTI messages.
+"""The fake Schoology gradebook: grid, letters, exports, LTI messages.
 
 No Flask here.  Everything is computed from the store with ``decimal.Decimal``:
 

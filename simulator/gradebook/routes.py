@@ -1,4 +1,4 @@
-"""The Schoology gradebook pages, exports and live updates (DESIGN §4).
+"""The Schoology gradebook pages, exports and live updates.
 
 Routes parse → call ``gradebook.domain`` → render.  Pages work without JavaScript;
 ``static/live.js`` adds live cell updates from the server-sent events stream below.

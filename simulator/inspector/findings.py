@@ -1,4 +1,4 @@
-"""Findings in plain words for one journal entry (DESIGN §4, Inspector).
+"""Findings in plain words for one journal entry.
 
 No Flask.  ``findings_for(entry)`` returns the derived findings first — short, specific
 statements of a common mistake, each with what to do — then the findings the endpoint
@@ -172,7 +172,7 @@ def _partner_call(e: dict, rec: list[str]) -> Finding | None:
         return None
     what = error or (f"HTTP {status}" if isinstance(status, int) else
                      (rec[0] if rec else "no answer"))
-    # Today the simulator calls the partner only for the assignments list (DESIGN §4).
+    # Today the simulator calls the partner only for the assignments list.
     label = "partner assignments URL failed" if e.get("purpose") in (None, "assignments") \
         else "call to the partner failed"
     explained = error if error in rec else (rec[0] if rec and not error and

@@ -1,4 +1,4 @@
-"""The request inspector (DESIGN §4): the journal newest first, filters, one entry's detail.
+"""The request inspector: the journal newest first, filters, one entry's detail.
 
 Filters are GET parameters (``path``, ``status`` = 404 or 4xx, ``user``, ``assignment``,
 ``client``, ``direction``, ``method``; paging ``page`` or ``after_id``).  An invalid value

@@ -435,7 +435,7 @@ def parse_settings(values: dict[str, Any], section_id: str, client_id: str
 # --- student launch and portal -----------------------------------------------------------
 
 def launch_path(app: dict, assignment_id: str) -> str:
-    """The simulator's own authorize URL a Schoology assignment link points at (seed Step 2)."""
+    """The simulator's own authorize URL a Schoology assignment link points at (Clever's grade passback guide, Step 2)."""
     return "/oauth/authorize?" + urlencode({
         "response_type": "code", "client_id": app["client_id"],
         "redirect_uri": app["redirect_uris"][0], "state": launch_state(assignment_id)})

@@ -1,4 +1,4 @@
-"""The whole story in a real browser, clicked like a developer would (DESIGN §4).
+"""The whole story in a real browser, clicked like a developer would.
 
 A teacher adds a partner assignment in fake Schoology and keeps the gradebook open; a
 student (another browser context) opens it, lands in the reference partner, answers and

@@ -9,7 +9,7 @@
 // CLIENT_SECRET, PORT (0 = any free port), HOST (default 127.0.0.1), REDIRECT_URI
 // (default http://HOST:PORT/clever/callback). Prints "listening on http://HOST:PORT".
 //
-// Routes: GET /clever/assignments (seed Step 1), GET /clever/callback (Step 2),
+// Routes: GET /clever/assignments (Clever's grade passback guide, Step 1), GET /clever/callback (Step 2),
 // GET /assignments/:id, GET /dashboard, GET /login, GET /healthz, and the contract
 // suite's provider-state hook POST /test-hooks/complete (Step 3).
 
