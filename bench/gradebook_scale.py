@@ -6,7 +6,14 @@ teacher and 40 students in one section); assignments are linked through the cont
 every grade is POSTed to /v1/grade, so the records are the real thing.  The server is the
 real one (waitress, in a thread); each figure is the median of ``--runs`` GETs.
 
+``--rejected N`` then times the page with N rejected grade POSTs journaled (one student
+after another, one assignment; the journal's caps raised to hold them all) against the same
+page with one rejected POST per student journaled: both pages show the same rejections, and
+the page reads the journal's index of them by student, so the ratio should stay near 1
+however long the journal is.
+
     .venv/bin/python bench/gradebook_scale.py [--runs 20] [--students 40] [--assignments 60]
+                                              [--rejected 10000]
 """
 
 from __future__ import annotations
@@ -84,11 +91,44 @@ def timed(http: httpx.Client, path: str, runs: int) -> float:
     return statistics.median(samples)
 
 
+def journal_growth(http: httpx.Client, sim, section: dict, auth: dict,
+                   args: argparse.Namespace) -> tuple[float, float, float, int]:
+    """(page ms with each student's rejected POST journaled once, with ``args.rejected``
+    rejected POSTs journaled, health ms, entries held). Both pages show the same rejections
+    (one per student, on the first assignment; only the counts differ), so the ratio is
+    what the journal's length costs. The two journals alternate, so drift cancels out."""
+    path = f"/schoology/sections/{section['id']}/gradebook"
+    students = section["students"]
+
+    def reject(n: int) -> list:
+        sim.journal.clear()
+        for i in range(n):  # 80 (percent, not a fraction): a 400, journaled
+            resp = http.post("/v1/grade", headers=auth, json={
+                "assignmentID": "bench000", "userID": students[i % len(students)],
+                "percentage": 80})
+            assert resp.status_code == 400, resp.text
+        return sim.journal.raw()
+
+    short, long = reject(len(students)), reject(max(args.rejected, len(students)))
+    shorts, longs, healths = [], [], []
+    for _ in range(3):
+        for kept, out in ((long, longs), (short, shorts)):
+            sim.journal.clear()
+            for entry in kept:
+                sim.journal.add(entry)
+            out.append(timed(http, path, args.runs))
+        healths.append(timed(http, "/_sim/health", args.runs))
+    return (statistics.median(shorts), statistics.median(longs), statistics.median(healths),
+            len(long))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--assignments", type=int, default=60)
+    parser.add_argument("--rejected", type=int, default=0,
+                        help="then time the page with this many rejected grade POSTs journaled")
     args = parser.parse_args()
     rng = random.Random(7)
 
@@ -96,8 +136,11 @@ def main() -> None:
         roster, section_id = build_roster(args.students, rng)
         roster_file = Path(tmp) / "roster.json"
         roster_file.write_text(json.dumps(roster), encoding="utf-8")
-        app = create_app({"DB": str(Path(tmp) / "bench.db"), "ROSTER": str(roster_file),
-                          "SECRET_KEY": "bench"}, environ={})
+        cfg = {"DB": str(Path(tmp) / "bench.db"), "ROSTER": str(roster_file), "SECRET_KEY": "bench"}
+        if args.rejected:  # hold every rejected POST (a grade POST's entry is ~3.4 KB)
+            cfg.update(JOURNAL_CAP=max(10_000, args.rejected + 100),
+                       JOURNAL_MAX_MB=max(4, args.rejected * 8 // 1024 + 1))
+        app = create_app(cfg, environ={})
         running = start_in_thread(app)
         try:
             sim = app.extensions["clever_sim"]
@@ -129,6 +172,8 @@ def main() -> None:
                 export = timed(http, f"/schoology/sections/{section_id}/gradebook.json", args.runs)
                 csv_ms = timed(http, f"/schoology/sections/{section_id}/gradebook.csv", args.runs)
                 page_bytes = len(http.get(f"/schoology/sections/{section_id}/gradebook").content)
+                if args.rejected:
+                    rejected = journal_growth(http, sim, section, auth, args)
         finally:
             time.sleep(0.2)  # let the last keep-alive connection finish before closing
             running.stop()
@@ -139,6 +184,13 @@ def main() -> None:
     print(f"  GET gradebook page (HTML)      {page:8.2f} ms  ×{page / base:7.1f}  ({page_bytes / 1024:.0f} KiB)")
     print(f"  GET gradebook.json export      {export:8.2f} ms  ×{export / base:7.1f}")
     print(f"  GET gradebook.csv export       {csv_ms:8.2f} ms  ×{csv_ms / base:7.1f}")
+    if args.rejected:
+        short, long, health, held = rejected
+        print(f"  one rejected grade POST per student on the page, journaled once or {held:,} "
+              f"times in all (median of 3 × {args.runs}, alternating):")
+        print(f"    gradebook page, {args.students:>6,} entries   {short:8.2f} ms  ×{short / health:7.1f} health")
+        print(f"    gradebook page, {held:>6,} entries   {long:8.2f} ms  ×{long / health:7.1f} health"
+              f"  ×{long / short:5.2f} the short journal's page")
 
 
 if __name__ == "__main__":

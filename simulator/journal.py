@@ -109,11 +109,57 @@ def _size(entry) -> int:
             text += sum(HEADER_OVERHEAD + len(str(k)) + len(str(v)) for k, v in value.items())
     return ENTRY_OVERHEAD + text
 
+def rejected_grade_key(entry) -> tuple[str, str, str] | None:
+    """(user_id, client_id, assignment_id) of a rejected ``POST /v1/grade`` entry; None for
+    any other entry (or one that does not name its student, app and assignment)."""
+    if entry.get("path") != "/v1/grade":  # most entries: one lookup
+        return None
+    status = entry.get("status")
+    if entry.get("method") != "POST" or not isinstance(status, int) or status < 400:
+        return None
+    key = (entry.get("user_id"), entry.get("client_id"), entry.get("assignment_id"))
+    return key if all(isinstance(part, str) and part for part in key) else None
+
+
+class RejectedGrades:
+    """The rejected grade POSTs still in the journal, by (student, app, assignment): how
+    many, and the newest. Kept as entries come and go, so a gradebook asks only about its
+    own students instead of scanning the whole journal (10,000 entries: 16 → 552 ms a page)."""
+
+    __slots__ = ("_by_user",)
+
+    def __init__(self):
+        # user_id → {(client_id, assignment_id): [count, newest entry]}
+        self._by_user: dict[str, dict[tuple[str, str], list]] = {}
+
+    def added(self, key: tuple[str, str, str], entry) -> None:
+        found = self._by_user.setdefault(key[0], {}).setdefault(key[1:], [0, None])
+        found[0] += 1
+        found[1] = entry
+
+    def dropped(self, key: tuple[str, str, str]) -> None:
+        """The journal dropped its oldest entry under ``key`` (the newest stays, or none)."""
+        per_user = self._by_user[key[0]]
+        found = per_user[key[1:]]
+        found[0] -= 1
+        if found[0] == 0:
+            del per_user[key[1:]]
+            if not per_user:
+                del self._by_user[key[0]]
+
+    def of(self, users: Iterable[str]) -> list[tuple[tuple[str, str, str], int, Any]]:
+        """((user_id, client_id, assignment_id), count, newest entry) for ``users``."""
+        return [((user, client, assignment), count, entry) for user in users
+                for (client, assignment), (count, entry) in self._by_user.get(user, {}).items()]
+
+
 class Journal:
     """A capped, thread-safe list of request entries, numbered from 1, read as dicts.
 
     Two caps keep memory flat under any load: ``cap`` entries, and ``bytes_cap`` bytes
     of bodies and headers (bodies are cut to BODY_CAP on capture); the oldest go first.
+    Rejected grade POSTs are also indexed by student (``rejected_grades``), bounded with
+    the entries they index.
     """
 
     def __init__(self, cap: int, bytes_cap: int = BYTES_CAP):
@@ -121,6 +167,8 @@ class Journal:
         self.bytes_cap = bytes_cap
         self._entries: deque = deque()
         self._sizes: deque[int] = deque()
+        self._keys: deque = deque()  # each entry's rejected_grade_key (None: not one)
+        self._rejected = RejectedGrades()
         self.bytes = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -129,15 +177,22 @@ class Journal:
     def add(self, entry: "dict[str, Any] | RawEntry"):
         """Append an entry (a dict, or a RawEntry from the request hot path)."""
         size = _size(entry)
+        key = rejected_grade_key(entry)
         with self._lock:
             entry["id"] = next(self._ids)
             self._entries.append(entry)
             self._sizes.append(size)
+            self._keys.append(key)
+            if key is not None:
+                self._rejected.added(key, entry)
             self.bytes += size
             while self._entries and (len(self._entries) > self.cap
                                      or (self.bytes > self.bytes_cap and len(self._entries) > 1)):
                 self._entries.popleft()
                 self.bytes -= self._sizes.popleft()
+                gone = self._keys.popleft()
+                if gone is not None:
+                    self._rejected.dropped(gone)
                 self.dropped += 1
         return entry
 
@@ -145,6 +200,8 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self._sizes.clear()
+            self._keys.clear()
+            self._rejected = RejectedGrades()
             self.bytes = 0
             self.dropped = 0
 
@@ -189,6 +246,13 @@ class Journal:
                                                               assignment_id, client_id,
                                                               direction, after_id)]
         return [_materialize(e) for e in matched[:limit]], len(matched)
+
+    def rejected_grades(self, users: Iterable[str]) -> list[tuple[tuple[str, str, str], int, Any]]:
+        """The rejected grade POSTs of ``users`` still journaled: ((user_id, client_id,
+        assignment_id), how many, the newest raw entry); costs what those users have, not
+        the journal's length."""
+        with self._lock:
+            return self._rejected.of(users)
 
     def newest(self, skip: int, count: int) -> tuple[list, int]:
         """(up to ``count`` raw entries, newest first, after skipping the ``skip`` newest;

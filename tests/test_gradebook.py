@@ -740,6 +740,28 @@ def test_rejected_posts_for_unlinked_assignments_and_other_sections_students(cli
     assert [r["user_id"] for r in snapshot(client, math)["rejected"]] == [s1]
 
 
+def test_rejected_counts_follow_the_journal_as_it_drops_its_oldest_entries(client, sim, math,
+                                                                           dtoken):
+    s1 = math["students"][0]
+    sim.journal.cap = 3  # the gradebook counts what the journal still holds, nothing older
+    for pct in (5, 6, 7):
+        resp = client.post("/v1/grade", json={"assignmentID": "a1", "userID": s1,
+                                              "percentage": pct}, headers=bearer(dtoken))
+        assert resp.status_code == 400
+    (r,) = snapshot(client, math)["rejected"]
+    assert (r["count"], r["last_error"]) == (3, "percentage: is 7: must be between 0 and 1.0")
+    client.get("/v3.0/me", headers=bearer(dtoken))  # journaled: the oldest rejection goes
+    (r,) = snapshot(client, math)["rejected"]
+    assert (r["count"], r["last_error"]) == (2, "percentage: is 7: must be between 0 and 1.0")
+    for _ in range(2):
+        client.get("/v3.0/me", headers=bearer(dtoken))
+    assert snapshot(client, math)["rejected"] == []
+    sim.journal.clear()
+    client.post("/v1/grade", json={"assignmentID": "a1", "userID": s1, "percentage": 9},
+                headers=bearer(dtoken))
+    assert [r["count"] for r in snapshot(client, math)["rejected"]] == [1]
+
+
 # --- who may see a gradebook -----------------------------------------------------------
 
 def gradebook_urls(section: dict, grade_id: str) -> list[str]:

@@ -224,6 +224,51 @@ def test_journal_byte_cap_drops_the_oldest_entries():
     assert journal.bytes == 0 and len(journal) == 0
 
 
+def _grade_entry(user: str, assignment: str, status: int, **more) -> RawEntry:
+    fields = {"method": "POST", "path": "/v1/grade", "status": status, "user_id": user,
+              "client_id": "app1", "assignment_id": assignment, **more}
+    return RawEntry(fields, [], b"{}", [], b"{}", 0.0, lambda t: "now")
+
+
+def test_journal_indexes_rejected_grade_posts_only_while_it_holds_them():
+    journal = Journal(cap=4)
+    for user, assignment, status in [("s1", "a1", 400), ("s1", "a1", 422), ("s1", "a2", 200),
+                                     ("s2", "a1", 401), ("s1", "a1", 400)]:
+        journal.add(_grade_entry(user, assignment, status))
+    counts = {key: (n, e["id"]) for key, n, e in journal.rejected_grades(["s1", "s2", "s3"])}
+    # the first entry (s1/a1, id 1) was dropped with the journal's oldest: 2 left, newest id 5
+    assert counts == {("s1", "app1", "a1"): (2, 5), ("s2", "app1", "a1"): (1, 4)}
+    for _ in range(4):
+        journal.add({"path": "/v3.0/me", "status": 200})
+    assert journal.rejected_grades(["s1", "s2"]) == []
+    journal.add(_grade_entry("s1", "a1", 400))
+    journal.clear()
+    assert journal.rejected_grades(["s1"]) == []
+
+
+@pytest.mark.parametrize("entry", [
+    _grade_entry("s1", "a1", 200),                                  # accepted
+    _grade_entry("s1", "a1", 400, method="GET"),                    # not a POST
+    _grade_entry("s1", "a1", 400, path="/v1/grades"),               # another path
+    _grade_entry("s1", "a1", None),                                 # no status
+    _grade_entry(None, "a1", 400),                                  # no student named
+    _grade_entry("s1", None, 400),                                  # no assignment named
+    _grade_entry("s1", "a1", 400, client_id=None),                  # no app
+], ids=["accepted", "get", "other-path", "no-status", "no-user", "no-assignment", "no-app"])
+def test_journal_index_skips_what_is_not_a_named_rejected_grade_post(entry):
+    journal = Journal(cap=10)
+    journal.add(entry)
+    assert journal.rejected_grades(["s1"]) == [] and len(journal) == 1
+
+
+def test_journal_index_is_bounded_by_the_journal_bytes_too():
+    journal = Journal(cap=10_000, bytes_cap=50_000)
+    for i in range(200):
+        journal.add(_grade_entry(f"s{i % 7}", f"a{i % 3}", 400))
+    held = sum(n for _, n, _ in journal.rejected_grades(f"s{i}" for i in range(7)))
+    assert held == len(journal) < 200
+
+
 def _journal_memory(sim, send) -> int:
     """Bytes the journal really holds (tracemalloc) after ``send()``: traced memory with
     the entries, minus traced memory once they are dropped."""

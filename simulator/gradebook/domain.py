@@ -441,7 +441,7 @@ class Grid:
         """Every rejection of the section's students, by student then assignment."""
         by_id = {s.id: s for s in self.students}
         rows = [(by_id[k[0]], r) for k, r in self.rejected.items() if k[0] in by_id]
-        rows.sort(key=lambda sr: (sr[0].sort_key(), sr[1].assignment_id))
+        rows.sort(key=lambda sr: (sr[0].sort_key(), sr[1].assignment_id, sr[1].client_id))
         return rows
 
 
@@ -545,33 +545,16 @@ class Rejection:
         return f"{tries}; last: {self.last_error}" if self.last_error else tries
 
 
-def rejections(entries: Iterable[Any], students: set[str],
+def rejections(found: Iterable[tuple[tuple[str, str, str], int, Any]],
                explain: Callable[[Any], tuple[str, str | None]],
                when: Callable[[Any], str]) -> dict[tuple[str, str, str], Rejection]:
-    """Rejected grade POSTs (journal entries, oldest first) of ``students``, keyed by
-    (user_id, client_id, assignment_id); ``explain(entry)`` → (the error in plain words, the
-    fix), asked only of each key's last entry; ``when(entry)`` → its time as shown."""
+    """Rejected grade POSTs keyed by (user_id, client_id, assignment_id), from the journal's
+    index (``Journal.rejected_grades``: key, count, newest entry); ``explain(entry)`` → (the
+    error in plain words, the fix) and ``when(entry)`` → its time as shown, of each key's
+    newest entry."""
     out: dict[tuple[str, str, str], Rejection] = {}
-    last: dict[tuple[str, str, str], Any] = {}
-    for e in entries:
-        f = getattr(e, "fields", e)  # a journal RawEntry's facts, or a plain dict entry
-        if f.get("path") != "/v1/grade":  # most entries: one lookup
-            continue
-        status = f.get("status")
-        if f.get("method") != "POST" or not isinstance(status, int) or status < 400:
-            continue
-        user_id, client_id, assignment_id = (f.get("user_id"), f.get("client_id"),
-                                             f.get("assignment_id"))
-        if user_id not in students or not client_id or not assignment_id:
-            continue
-        key = (user_id, client_id, assignment_id)
-        found = out.get(key)
-        if found is None:
-            found = out[key] = Rejection(user_id, client_id, assignment_id)
-        found.count += 1
-        last[key] = e
-    for key, e in last.items():
-        r = out[key]
+    for key, count, e in found:
+        r = out[key] = Rejection(*key, count=count)
         r.last_entry_id, r.last_status, r.last_time = e.get("id"), e.get("status"), when(e)
         r.last_error, r.last_hint = explain(e)
     return out

@@ -129,7 +129,7 @@ def sections():
 
 
 def _grid(section: dict) -> domain.Grid:
-    """The section's grid with the rejected grade POSTs of its students (from the journal)."""
+    """The section's grid with the rejected grade POSTs of its students (the journal's index)."""
     s = sim()
     grid = domain.build_grid(s.store, section)
 
@@ -138,7 +138,8 @@ def _grid(section: dict) -> domain.Grid:
         first = next((f for f in found if f.level == "error"), found[0] if found else None)
         return (first.text, first.hint) if first else (f"HTTP {entry.get('status')}", None)
 
-    grid.rejected = domain.rejections(s.journal.raw(), {st.id for st in grid.students}, explain,
+    found = s.journal.rejected_grades(st.id for st in grid.students)
+    grid.rejected = domain.rejections(found, explain,
                                       lambda entry: s.journal.materialize(entry).get("time"))
     return grid
 

@@ -258,7 +258,7 @@ def student_story(user_id: str):
         got = findings_for(s.journal.materialize(entry))
         return (got[0].text, got[0].hint) if got else (f"HTTP {entry.get('status')}", None)
 
-    rejected = gradebook_domain.rejections(raw, {user_id}, explain,
+    rejected = gradebook_domain.rejections(s.journal.rejected_grades([user_id]), explain,
                                            lambda entry: s.journal.materialize(entry).get("time"))
     sections = [sec for sid in s.store.list_user_section_ids(user_id)
                 if (sec := s.store.get_record("sections", sid)) is not None]
