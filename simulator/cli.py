@@ -360,6 +360,35 @@ def fixtures_generate(schools, teachers, students, sections, enrollments, distri
                f"{len(doc['sections'])} sections, {enrolled} enrollments (seed {seed})", err=True)
 
 
+@fixtures.command("cache")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--roster-cache", required=True, type=click.Path(file_okay=False),
+              envvar="CLEVER_SIM_ROSTER_CACHE",
+              help="The directory `serve --roster-cache` (or CLEVER_SIM_ROSTER_CACHE) reads.")
+def fixtures_cache(file: str, roster_cache: str) -> None:
+    """Load a roster into the roster cache once (a CI cache step, an image build), so a new
+    --db served with this roster and cache starts from a copy instead of loading it."""
+    import shutil
+    import tempfile
+
+    from .tenants import close_app
+
+    scratch = tempfile.mkdtemp(prefix="clever-sim-cache-")
+    try:  # a throwaway database: loading the roster into a new file fills the cache
+        app = _build(None, {"DB": os.path.join(scratch, "fill.db"), "ROSTER": file,
+                            "ROSTER_CACHE": roster_cache})
+        entry = app.extensions["clever_sim"].roster_cache_entry()
+        close_app(app)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if entry is None or not entry.is_file():
+        raise click.ClickException(f"could not write the roster cache in {roster_cache!r} "
+                                   f"(is it a writable directory?)")
+    click.echo(f"{file}: cached as {entry} ({entry.stat().st_size / 2**20:.1f} MB); "
+               f"`serve --roster {file} --roster-cache {roster_cache}` on a new --db starts "
+               f"from a copy")
+
+
 @fixtures.command("show-default")
 def fixtures_show_default() -> None:
     """Print the packaged default roster (a starting point for your own)."""

@@ -78,6 +78,12 @@ class Simulator:
             return None, None
         return RosterCache(directory, schema_sql()), file_digest(source, _DIGEST_SALT)
 
+    def roster_cache_entry(self) -> Path | None:
+        """The roster cache file this simulator's roster is (or would be) kept in; None
+        without a cache (or for a roster given as a document)."""
+        cache, key = self._roster_cache(self.store.path)
+        return cache.entry(key) if cache is not None and key is not None else None
+
     # --- start-up ----------------------------------------------------------------------
 
     def _read_roster(self, stored: str | None) -> tuple[dict | None, str]:

@@ -157,3 +157,42 @@ def test_roster_cache_is_read_from_the_environment_and_toml(tmp_path):
     toml = tmp_path / "sim.toml"
     toml.write_text('[simulator]\nroster_cache = "cache"\n', encoding="utf-8")
     assert build_config(toml, environ={})["ROSTER_CACHE"] == str((tmp_path / "cache").resolve())
+
+
+# --- `clever-sim fixtures cache`: filling the cache ahead of time (CI step, image build) --
+
+def test_fixtures_cache_fills_the_entry_a_new_database_then_starts_from(
+        tmp_path, roster_file, monkeypatch):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["fixtures", "cache", str(roster_file),
+                                       "--roster-cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    (entry,) = cache.glob("roster-*.db")
+    assert result.output.startswith(f"{roster_file}: cached as {entry} (")
+    assert list(tmp_path.glob("*.db")) == []  # its scratch database is gone
+    refuse_parsing(monkeypatch)
+    sim = start(tmp_path / "new.db", roster_file, cache)
+    try:
+        assert sim.roster_cache_entry() == entry
+        doc = json.loads(roster_file.read_text(encoding="utf-8"))
+        assert [u["id"] for u in sim.roster["users"]] == [u["id"] for u in doc["users"]]
+    finally:
+        sim.close()
+
+
+def test_fixtures_cache_refuses_a_bad_roster_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"districts": []}', encoding="utf-8")
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["fixtures", "cache", str(bad), "--roster-cache", str(cache)])
+    assert result.exit_code != 0
+    assert "roster fixture is invalid" in result.output
+    assert not cache.exists() or list(cache.iterdir()) == []
