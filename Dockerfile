@@ -5,6 +5,13 @@
 #   docker run --rm --network host -v "$PWD:/cfg:ro" clever-sim \
 #       clever-sim contract --config /cfg/partner.toml --sim-port 8080 --junit-xml /tmp/contract.xml
 #   (or, with the first container serving: ... contract --config /cfg/partner.toml --sim-url http://127.0.0.1:8080)
+# A big roster (e.g. sandbox-size, 63 MB) loads once at build time into a roster cache, so every
+# container's fresh database starts from a copy (~a restart) instead of a full load:
+#   FROM clever-sim
+#   COPY big.json /home/clever/big.json
+#   ENV CLEVER_SIM_ROSTER=/home/clever/big.json CLEVER_SIM_ROSTER_CACHE=/home/clever/roster-cache
+#   RUN clever-sim fixtures cache /home/clever/big.json
+#   (not under /data: a VOLUME drops what the build writes there)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
