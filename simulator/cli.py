@@ -212,6 +212,7 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
           roster_cache: str | None, strict: bool | None, threads: int,
           allowed_hosts: tuple[str, ...], control_token: str | None) -> None:
     """Serve the simulator on a production WSGI server (waitress)."""
+    from .heap import fix_mmap_threshold, start_trimmer
     from .limits import raise_fd_limit
     from .serving import bind, freeze_startup_objects, limit_malloc_arenas
 
@@ -233,6 +234,8 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     click.echo(f"Ready in {time.perf_counter() - started:.2f} s. Ctrl+C stops.")
     sys.stdout.flush()
     freeze_startup_objects()
+    fix_mmap_threshold()  # memory stays flat under load (simulator/heap.py); not during the load
+    trimmer = start_trimmer()
 
     def _stop(signum, frame):  # SIGTERM from CI/docker: close cleanly, keep the database
         raise KeyboardInterrupt
@@ -245,6 +248,8 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     finally:
         from .tenants import close_app
 
+        if trimmer is not None:
+            trimmer.set()
         running.server.close()
         close_app(app)  # every tenant's store, then the root's
         click.echo("Stopped.")
