@@ -10,8 +10,8 @@ reports the simulator's req/s as a ratio to the bare app's in the same sample (t
 machine's drift cancels out), and RSS (from /proc) as a ratio to the simulator's own RSS
 once ready. The mix (``--connections`` keep-alive connections, round-robin over it):
 
-* grade POSTs (il tokens of every student × 50 assignments: overwrites, new grades, and a
-  growing grade history), ``GET /v3.0/me``, ``/v3.0/users?limit=100`` / ``?limit=1000``,
+* grade POSTs (il tokens of every student × 50 assignments, each pair graded once before
+  the soak: overwrites and a growing grade history on data of a steady size), ``GET /v3.0/me``, ``/v3.0/users?limit=100`` / ``?limit=1000``,
   ``/v3.0/sections``, ``POST /_sim/codes`` (a new code every time);
 * control API reads: ``/_sim/journal?limit=50``, ``/_sim/grades?limit=50``,
   ``/_sim/links``, a grade's history, ``/_sim/health``;
@@ -110,6 +110,13 @@ def setup(sim_url: str) -> list:
                  "Content-Type": "application/json"})
     with urllib.request.urlopen(first) as resp:
         grade_id = json.load(resp)["data"]["id"]
+    # Every (student, assignment) pair of the mix graded once before the soak: the run then
+    # overwrites grades (and grows their history) on data of a steady size. Without it the
+    # section's gradebook kept gaining not-linked grades for 11 minutes (29 → 155 KB a page,
+    # 32 → 128 ms) and the load itself grew, hiding what the server keeps.
+    asyncio.run(_send_all(sim_url, [
+        build_request("POST", sim_url + "/v1/grade", {"assignmentID": f"soak{a:02d}", "percentage": 0.5},
+                      {"Authorization": f"Bearer {t}"}) for t in tokens for a in range(50)]))
     counter = itertools.count()
 
     def grade(base):
@@ -147,6 +154,25 @@ def setup(sim_url: str) -> list:
         get(f"/_sim/grades/{grade_id}/history?limit=20"), get("/_sim/health"),
         get("/inspector"), get("/inspector?status=4xx"), newest_entry,
         page(gradebook), page(gradebook + ".json")]
+
+
+async def _send_all(url: str, requests: list[bytes], connections: int = 8) -> None:
+    """Send every request once over ``connections`` keep-alive connections; all must be 2xx."""
+    parts = urlsplit(url)
+    assert parts.hostname in ("127.0.0.1", "localhost"), "loopback only"
+
+    async def worker(k: int) -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            for raw in requests[k::connections]:
+                writer.write(raw)
+                await writer.drain()
+                status = await _read_response(reader)
+                assert 200 <= status < 300, status
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(k) for k in range(connections)))
 
 
 _NEWEST: dict[str, int] = {}  # server url → the newest journal id seen (for the entry page)

@@ -444,3 +444,25 @@ def test_grade_history_pages_and_the_cell_page_shows_the_newest_versions(monkeyp
     assert "History (5 versions)" in page
     rows = re.findall(r"<tr>\s*<td>(\d+)</td>", page.split("<h2>History", 1)[1])
     assert rows == ["19", "20", "21", "22", "23"]
+
+
+# --- the C heap: glibc keeps freed memory unless asked (simulator/heap.py) ---------------
+
+def test_heap_trimmer_runs_in_a_named_daemon_thread_and_stops_when_told():
+    import threading
+
+    from simulator import heap
+
+    if heap._libc() is None:  # noqa: SLF001 - not glibc: nothing to tune, nothing started
+        assert heap.start_trimmer(0.01) is None and heap.fix_mmap_threshold() is False
+        return
+    stop = heap.start_trimmer(0.01)
+    names = lambda: [t.name for t in threading.enumerate()]  # noqa: E731
+    assert stop is not None and "clever-sim-malloc-trim" in names()
+    time.sleep(0.05)  # a few trims
+    stop.set()
+    deadline = time.monotonic() + 5
+    while "clever-sim-malloc-trim" in names() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "clever-sim-malloc-trim" not in names()
+    assert heap.fix_mmap_threshold() is True
