@@ -52,9 +52,12 @@ GOAL_RSS_MB = 100.0       # steady RSS on the packaged roster
 GOAL_THROUGHPUT = 0.9     # (last samples' ratio to the bare app) / (first samples')
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """RSS in MB from /proc (``RssAnon``: without the pages of mapped files, i.e. shared
+    libraries, which the kernel pages in and out with the machine's memory pressure: they
+    moved the two servers' ready RSS by 1.4–2.3 MB between runs of the same code)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -251,6 +254,7 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
     bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS)], tmp)
     try:
         rss_ready = rss_mb(sim.pid)
+        anon_ready = rss_mb(sim.pid, "RssAnon")
         bare_ready = rss_mb(bare.pid)
         mix, bare_mix = setup(sim_url), _bare_mix()
         samples: list[dict] = []
@@ -275,13 +279,14 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
                       "rps_ratio": round(sim_rps / bare_rps, 3) if bare_rps else None,
                       "sim_cpu_ms": round(sim_cpu, 3), "bare_cpu_ms": round(bare_cpu, 3),
                       "cpu_ratio": round(sim_cpu / bare_cpu, 3) if bare_cpu else None,
-                      "rss_mb": round(rss_mb(sim.pid), 1), "bare_rss_mb": round(rss_mb(bare.pid), 1)}
+                      "rss_mb": round(rss_mb(sim.pid), 1), "bare_rss_mb": round(rss_mb(bare.pid), 1),
+                      "anon_mb": round(rss_mb(sim.pid, "RssAnon"), 1)}
             sample["rss_ratio"] = round(sample["rss_mb"] / rss_ready, 3)
             samples.append(sample)
             print(f"{sample['minute']:6.2f} min  simulator {sim_rps:6.0f} req/s  bare {bare_rps:6.0f}"
                   f"  ratio {sample['rps_ratio']:.3f}  CPU/request {sim_cpu:.2f} ms (×"
                   f"{sample['cpu_ratio']:.2f} bare's)   RSS {sample['rss_mb']:6.1f} MB "
-                  f"(×{sample['rss_ratio']:.2f} ready)  bare RSS {sample['bare_rss_mb']:.1f} MB  "
+                  f"(×{sample['rss_ratio']:.2f} ready; anon {sample['anon_mb']:.1f})  bare RSS {sample['bare_rss_mb']:.1f} MB  "
                   f"requests {total['requests']:,}  5xx {total['errors']}", flush=True)
     finally:
         stop(sim)
@@ -295,6 +300,7 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
         [x["rss_mb"] for x in samples]
     return {"minutes": minutes, "connections": connections, "rate": rate,
             "ready_s": round(ready_s, 3), "rss_ready_mb": round(rss_ready, 1),
+            "anon_ready_mb": round(anon_ready, 1), "anon_end_mb": samples[-1]["anon_mb"],
             "bare_rss_ready_mb": round(bare_ready, 1), "requests": total["requests"],
             "errors_5xx": total["errors"], "statuses": total["statuses"],
             "throughput_first": round(first, 3), "throughput_last": round(last, 3),
@@ -317,7 +323,8 @@ def report(r: dict) -> str:
              f"RSS: ready {r['rss_ready_mb']} MB → end {r['rss_end_mb']} MB "
              f"(×{r['rss_end_ratio']}; goal ≤ {GOAL_RSS_RATIO}); steady max "
              f"{r['rss_steady_max_mb']} MB (goal < {GOAL_RSS_MB:g}); bare app "
-             f"{r['bare_rss_ready_mb']} → {r['bare_rss_end_mb']} MB"]
+             f"{r['bare_rss_ready_mb']} → {r['bare_rss_end_mb']} MB; without mapped files "
+             f"(RssAnon) {r['anon_ready_mb']} → {r['anon_end_mb']} MB"]
     # Throughput is judged on the work per request (CPU), steadier than req/s on a shared
     # machine: req/s of both servers swings ×3 within a minute there.
     met = (r["cpu_flat"] >= GOAL_THROUGHPUT and r["rss_end_ratio"] <= GOAL_RSS_RATIO
