@@ -24,7 +24,7 @@ from . import pages, traffic
 from .errors import AuthorizeError, ConnectionDropped, SimError
 from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
-from .web import MAX_BODY, csrf_token, exchange
+from .web import MAX_BODY, PersonaSlots, csrf_token, exchange, unslotted_url_for
 
 log = logging.getLogger("clever_sim")
 
@@ -109,8 +109,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
     app.add_template_filter(pages.when, "when")
-    # /v1/grade is answered before Flask (see grades_routes); ``//`` is merged before both.
-    app.wsgi_app = _MergeSlashes(GradeEndpoint(app.wsgi_app, sim))
+    app.add_template_global(unslotted_url_for, "unslotted_url_for")
+    # /v1/grade is answered before Flask (see grades_routes); a page's persona slot
+    # (/u/{n}/…, web.PersonaSlots) is read before that, and ``//`` merged before all.
+    app.wsgi_app = _MergeSlashes(PersonaSlots(GradeEndpoint(app.wsgi_app, sim)))
 
     _install_hooks(app)
     _install_error_handlers(app)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 
 # Paths the browser pages live under: a mistyped one is a person's typo, answered with an
 # HTML page and kept out of the partner journal (so is the browser's own /favicon.ico).
-PAGE_PREFIXES = ("/schoology", "/portal", "/inspector", "/oauth/whoami", "/login")
+PAGE_PREFIXES = ("/schoology", "/portal", "/inspector", "/oauth/whoami", "/login", "/u/")
 BROWSER_NOISE = ("/favicon.ico", "/apple-touch-icon.png", "/apple-touch-icon-precomposed.png",
                  "/robots.txt")
 # Paths a partner's code calls: never a page, even when the Accept header asks for HTML.

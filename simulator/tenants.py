@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.wrappers import Response
 
 from . import limits
@@ -157,6 +157,7 @@ def _remove_db_files(path: str) -> None:
 def make_tenant_app(root_app: Flask, name: str, db_path: str) -> Flask:
     """A full simulator app with the root's settings and its own store, session cookie and clock."""
     from .app import _SessionOnlyForPages, create_app
+    from .web import base_root
 
     cfg = dict(root_app.extensions["clever_sim"].cfg)
     cfg["DB"] = db_path
@@ -169,7 +170,7 @@ def make_tenant_app(root_app: Flask, name: str, db_path: str) -> Flask:
             return f"{app.config['SESSION_COOKIE_NAME']}-t-{name}"
 
         def get_cookie_path(self, app: Flask) -> str:
-            return app.config["SESSION_COOKIE_PATH"] or request.script_root or "/"
+            return app.config["SESSION_COOKIE_PATH"] or base_root() or "/"  # not a /u/{n} slot
 
     app.session_interface = _TenantSession()
     return app

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import secrets
 
-from flask import current_app, g, request, session
+from flask import current_app, g, request, session, url_for
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -208,7 +208,132 @@ def local_query(query: str | None) -> str | None:
     return query
 
 
-SESSION_USER = "clever_user_id"  # who is logged into the fake Clever (and Schoology) here
+# --- personas: several logins in one browser, one per URL slot (Google's /u/N/) ----------
+
+SESSION_USER = "clever_user_id"  # before persona slots: the browser's one login (read as slot 0)
+SESSION_PERSONAS = "personas"    # slot → user id (None: an empty slot), in the signed cookie
+MAX_SLOTS = 10
+SLOT_ENV = "clever_sim.slot"           # the slot a /u/{n}/… URL named (absent: slot 0, implied)
+BASE_ROOT_ENV = "clever_sim.base_root"  # the script root without /u/{n} (a tenant's /t/{name})
+_SLOT_PATH = re.compile(r"^/u/(0|[1-9][0-9]?)(/.*)?$")
+# Pages (and what they link to) a slot prefix may stand before; never the control API (its
+# guard looks at the path) nor the partner-facing API.
+SLOT_PAGES = ("/schoology", "/portal", "/inspector", "/oauth/authorize", "/oauth/login",
+              "/oauth/logout", "/oauth/whoami", "/static")
+
+
+class PersonaSlots:
+    """WSGI: ``/u/{n}/schoology/…`` is ``/schoology/…`` as the persona in slot ``n`` of this
+    browser's session. The prefix moves into SCRIPT_NAME, so every ``url_for`` link, form
+    and redirect of that page keeps it: a tab stays its persona whatever other tabs do."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ[BASE_ROOT_ENV] = environ.get("SCRIPT_NAME", "")
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/u/"):
+            m = _SLOT_PATH.match(path)
+            rest = m.group(2) if m else None
+            if m and rest and int(m.group(1)) < MAX_SLOTS and any(
+                    rest == p or rest.startswith(p + "/") for p in SLOT_PAGES):
+                environ[SLOT_ENV] = int(m.group(1))
+                environ["SCRIPT_NAME"] = environ[BASE_ROOT_ENV] + f"/u/{m.group(1)}"
+                environ["PATH_INFO"] = rest
+        return self.wsgi_app(environ, start_response)
+
+
+def base_root() -> str:
+    """The script root without a persona slot: ``""``, or a tenant's ``/t/{name}``."""
+    return request.environ.get(BASE_ROOT_ENV, request.script_root)
+
+
+def current_slot() -> int:
+    """The persona slot this request's URL names (0 when it names none)."""
+    return request.environ.get(SLOT_ENV, 0)
+
+
+def slot_named() -> bool:
+    """Whether the URL named a slot (``/u/{n}/``), rather than implying slot 0."""
+    return SLOT_ENV in request.environ
+
+
+def slot_root(slot: int, *, explicit: bool = False) -> str:
+    """Where slot ``slot``'s pages live: ``/u/{n}`` under the base root (slot 0: the base
+    root itself, unless ``explicit``: the authorize hop must not fall to the chooser)."""
+    return base_root() + (f"/u/{slot}" if slot or explicit else "")
+
+
+def in_slot(path: str, slot: int | None, *, explicit: bool = False) -> str:
+    """``path`` (a page path, with or without this request's script root or a slot prefix)
+    as a URL of slot ``slot`` (None: no slot, e.g. the API docs, which need no persona)."""
+    root = base_root()
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):] or "/"
+    m = _SLOT_PATH.match(path)
+    if m and m.group(2):
+        path = m.group(2)
+    return (root if slot is None else slot_root(slot, explicit=explicit)) + path
+
+
+def unslotted_url_for(endpoint: str, **values: Any) -> str:
+    """``url_for`` without this tab's slot: pages that need no persona (the API docs)."""
+    return url_in_slot(None, endpoint, **values)
+
+
+def url_in_slot(slot: int | None, endpoint: str, *, explicit: bool = False,
+                **values: Any) -> str:
+    """``url_for`` as seen from slot ``slot`` instead of this request's."""
+    return in_slot(url_for(endpoint, **values), slot, explicit=explicit)
+
+
+def signed_in() -> list[str | None]:
+    """This browser's personas, by slot (an old single-login cookie is slot 0)."""
+    found = session.get(SESSION_PERSONAS)
+    if isinstance(found, list):
+        return [u if isinstance(u, str) and u else None for u in found[:MAX_SLOTS]]
+    legacy = session.get(SESSION_USER)
+    return [legacy] if isinstance(legacy, str) and legacy else []
+
+
+def current_user_id() -> str | None:
+    """Who this tab is: the persona in the URL's slot (None: nobody signed in there)."""
+    slots = signed_in()
+    slot = current_slot()
+    return slots[slot] if slot < len(slots) else None
+
+
+def sign_in(user_id: str, slot: int) -> None:
+    """Put ``user_id`` in ``slot`` of this browser (other slots, other tabs, unchanged)."""
+    slots = signed_in()
+    slots.extend([None] * (slot + 1 - len(slots)))
+    slots[slot] = user_id
+    session[SESSION_PERSONAS] = slots
+    session.pop(SESSION_USER, None)
+
+
+def sign_out(slot: int) -> None:
+    """Empty ``slot`` (the other slots keep their numbers, so other tabs' URLs hold)."""
+    slots = signed_in()
+    if slot < len(slots):
+        slots[slot] = None
+    while slots and slots[-1] is None:
+        slots.pop()
+    session[SESSION_PERSONAS] = slots
+    session.pop(SESSION_USER, None)
+
+
+def slot_for(user_id: str) -> int | None:
+    """A slot for ``user_id``: the one already holding them, else the first free one
+    (None when all ``MAX_SLOTS`` hold someone else)."""
+    slots = signed_in()
+    if user_id in slots:
+        return slots.index(user_id)
+    free = [i for i, u in enumerate(slots) if u is None]
+    if free:
+        return free[0]
+    return len(slots) if len(slots) < MAX_SLOTS else None
 
 
 def csrf_token() -> str:
@@ -231,5 +356,5 @@ def check_csrf() -> None:
 def login_cookie(app, user_id: str) -> dict[str, str]:
     """The session cookie of a browser logged in as ``user_id`` ({name: value}): for
     scripts and benchmarks that read a teacher's pages (the gradebook) over HTTP."""
-    value = app.session_interface.get_signing_serializer(app).dumps({SESSION_USER: user_id})
+    value = app.session_interface.get_signing_serializer(app).dumps({SESSION_PERSONAS: [user_id]})
     return {app.config["SESSION_COOKIE_NAME"]: value}

@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.serving import make_server
 
 from simulator.control.domain import link_assignment
-from simulator.web import SESSION_USER
+from simulator.web import SESSION_PERSONAS
 
 SECTION = "af012569df64ae3e2f1eaf18"        # Grade 5 Math – Period 2 (district 1)
 TEACHER = "cc326b2aff89af780abe710b"        # Rebecca Alvarez teaches SECTION
@@ -159,7 +159,7 @@ def login(client, user_id: str) -> str:
     resp = submit(client, form_to(home, "/schoology/persona"), user_id=user_id)
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/schoology")
     with client.session_transaction() as s:
-        assert s[SESSION_USER] == user_id
+        assert s[SESSION_PERSONAS][0] == user_id  # this tab is slot 0
         return s["csrf"]
 
 
@@ -220,7 +220,7 @@ def test_persona_switch_without_csrf_is_refused(client):
     resp = client.post("/schoology/persona", data={"user_id": TEACHER, "csrf": "forged"})
     assert resp.status_code == 400
     with client.session_transaction() as s:
-        assert SESSION_USER not in s
+        assert SESSION_PERSONAS not in s
 
 
 def test_persona_switch_to_unknown_user_is_a_400_page(client):
@@ -462,7 +462,7 @@ def test_student_open_goes_through_authorize_to_the_primary_redirect(client, sim
     resp = submit(client, form_to(page, f"/assignments/{link['id']}/open"))
     assert resp.status_code == 303
     location = urlsplit(resp.headers["Location"])
-    assert location.path == "/oauth/authorize"
+    assert location.path == "/u/0/oauth/authorize"  # names this tab's persona slot
     query = parse_qs(location.query)
     assert query == {"response_type": ["code"], "client_id": [demo_app["client_id"]],
                      "redirect_uri": [partner.base + "/clever/callback"],

@@ -374,7 +374,7 @@ def test_login_page_and_authorize_redirect_keep_the_prefix(client, ab):
     resp = client.post("/t/a/oauth/login", data={**fields, "user_id": STUDENT})
     assert resp.status_code == 303
     location = urlsplit(resp.headers["Location"])
-    assert location.path == "/t/a/oauth/authorize"
+    assert location.path == "/t/a/u/0/oauth/authorize"  # the slot the persona went into
     assert parse_qs(location.query)["state"] == ["assignment:a1"]
 
     back = client.get(resp.headers["Location"])
@@ -404,7 +404,7 @@ def test_schoology_open_redirects_to_the_tenants_authorize(client, ab):
     resp = client.post(action, data={"csrf": csrf})
     assert resp.status_code == 303
     location = urlsplit(resp.headers["Location"])
-    assert location.path == "/t/a/oauth/authorize"
+    assert location.path == "/t/a/u/0/oauth/authorize"  # this tab's persona slot, in the tenant
     assert parse_qs(location.query)["state"] == ["assignment:a100001"]
     launched = client.get(resp.headers["Location"])  # logged in through Schoology: straight on
     assert launched.status_code == 302 and launched.headers["Location"].startswith(REDIRECT)

@@ -3,12 +3,13 @@ Clever login page: parse the request, call ``clever.oauth``, serialise the answe
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from ..errors import BadRequest, FieldProblem, InvalidClient
 from ..numbers import whole_number
-from ..web import (SESSION_USER, bearer_token, check_csrf, form_or_json, local_path, local_query,
-                   note, sim)
+from ..web import (MAX_SLOTS, bearer_token, check_csrf, current_slot, current_user_id,
+                   form_or_json, local_path, local_query, note, sign_in, sign_out, signed_in, sim,
+                   slot_for, slot_named, url_in_slot)
 from . import oauth, tokens
 
 bp = Blueprint("oauth", __name__)
@@ -21,17 +22,37 @@ def authorize():
     error_url = oauth.authorize_error_redirect(req, params.get("response_type"))
     if error_url:
         return redirect(error_url, code=302)
-    user_id = session.get(SESSION_USER)
+    # /u/{n}/oauth/authorize (Schoology's Open from a tab): that tab's persona. A bare one (a
+    # partner's "Log in with Clever"): the browser's only persona, or a chooser when several.
+    people = _signed_in_people()
+    if slot_named():
+        user_id = current_user_id()
+    else:
+        user_id = people[0]["id"] if len(people) == 1 else None
     if user_id and sim().store.get_user(user_id) is not None:
         note(user_id=user_id)
         return redirect(oauth.login_redirect(sim(), req, user_id), code=302)
-    return _login_page(req, params)
+    return _login_page(req, params, [] if slot_named() else people)
+
+
+def _signed_in_people() -> list[dict]:
+    """This browser's personas still in the roster, once each, by slot."""
+    out, seen = [], set()
+    for n, user_id in enumerate(signed_in()):
+        found = sim().store.get_user(user_id) if user_id and user_id not in seen else None
+        if found is not None:
+            seen.add(user_id)
+            name = found[1].get("name") or {}
+            out.append({"id": user_id, "role": found[0], "slot": n,
+                        "name": " ".join(p for p in (name.get("first"), name.get("last"))
+                                         if isinstance(p, str) and p) or user_id})
+    return out
 
 
 LOGIN_PAGE_SIZE = 200  # people per page of the picker (a large school has thousands)
 
 
-def _login_page(req: oauth.AuthorizeRequest, params: dict):
+def _login_page(req: oauth.AuthorizeRequest, params: dict, choose: list[dict]):
     """The persona picker: district → school → user, plain links and one POST per choice.
 
     Everything comes from store queries (one district's schools, one school's people, a
@@ -58,7 +79,7 @@ def _login_page(req: oauth.AuthorizeRequest, params: dict):
     return render_template("login.html", app=req.app, districts=districts, schools=schools,
                            users=users, picked_district=picked_district,
                            picked_school=picked_school, base=base, page=page, more=more,
-                           query=request.query_string.decode())
+                           query=request.query_string.decode(), choose=choose)
 
 
 def _page_number(raw: str | None) -> int:
@@ -67,33 +88,44 @@ def _page_number(raw: str | None) -> int:
 
 @bp.post("/oauth/login")
 def login():
-    """Log a persona into the fake Clever, then continue the authorize request."""
+    """Log a persona into the fake Clever (the URL's slot, else the one already holding
+    them, else a free one), then continue the authorize request as that slot."""
     check_csrf()
     user_id = request.form.get("user_id", "")
     if sim().store.get_user(user_id) is None:
         raise BadRequest("Unknown persona", [FieldProblem("user_id", "is not in the roster",
                                                           "pick a user from the list")])
-    session[SESSION_USER] = user_id
+    slot = current_slot() if slot_named() else slot_for(user_id)
+    if slot is None:
+        raise BadRequest("Every persona slot of this browser is taken", [FieldProblem(
+            "user_id", f"would be persona {MAX_SLOTS + 1} of this browser (the limit is "
+            f"{MAX_SLOTS})", "log a persona out on the Schoology home page, or pick one this "
+            "browser is already signed in as")])
+    sign_in(user_id, slot)
     next_query = local_query(request.form.get("next"))  # None (→ whoami) when not a query
     if next_query:
-        return redirect(url_for("oauth.authorize") + "?" + next_query, code=303)
-    return redirect(url_for("oauth.whoami"), code=303)
+        # the slot is named, so the authorize request logs in this persona, not a chooser
+        return redirect(url_in_slot(slot, "oauth.authorize", explicit=True) + "?" + next_query,
+                        code=303)
+    return redirect(url_in_slot(slot, "oauth.whoami"), code=303)
 
 
 @bp.post("/oauth/logout")
 def logout():
     check_csrf()
-    session.pop(SESSION_USER, None)
+    sign_out(current_slot())  # this tab's persona only: the browser's others stay
     return redirect(local_path(request.form.get("back"), url_for("oauth.whoami")), code=303)
 
 
 @bp.get("/oauth/whoami")
 def whoami():
     """Who is logged into the fake Clever in this browser (a small status page)."""
-    user_id = session.get(SESSION_USER)
+    user_id = current_user_id()
     found = sim().store.get_user(user_id) if user_id else None
     return render_template("whoami.html", user=found[1] if found else None,
-                           role=found[0] if found else None)
+                           role=found[0] if found else None, slot=current_slot(),
+                           people=[{**p, "url": url_in_slot(p["slot"], "oauth.whoami")}
+                                   for p in _signed_in_people()])
 
 
 @bp.post("/oauth/tokens")

@@ -16,6 +16,8 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request
 from markupsafe import Markup, escape
 
+from ..web import base_root
+
 bp = Blueprint("api_docs", __name__, url_prefix="/_sim")
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -35,10 +37,11 @@ def load_document() -> dict:
 @bp.get("/openapi.json")
 def openapi_json():
     """The packaged document; under a tenant's prefix (``/t/{name}/``) its server is that prefix."""
-    if not request.script_root:
+    root = base_root()
+    if not root:
         return Response(document_text(), mimetype="application/json")
     doc = load_document()
-    doc["servers"] = [{"url": request.script_root.rstrip("/") + "/"}]
+    doc["servers"] = [{"url": root.rstrip("/") + "/"}]
     return Response(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", mimetype="application/json")
 
 

@@ -25,13 +25,13 @@ import time
 from typing import Callable, Iterator
 from urllib.parse import quote
 
-from flask import (Blueprint, Response, current_app, render_template, request, session, url_for)
+from flask import (Blueprint, Response, current_app, render_template, request, url_for)
 
 from ..errors import FieldProblem, ServiceUnavailable
 from ..inspector.findings import findings_for
 from ..numbers import whole_number
 from ..schoology.domain import Persona, full_name, member_role, persona
-from ..web import SESSION_USER, admit_wait, sim
+from ..web import admit_wait, current_user_id, sim
 from . import domain
 
 bp = Blueprint("gradebook", __name__)
@@ -79,7 +79,7 @@ def _teachers(section: dict) -> list[dict]:
 def _viewer(section: dict, *, students_too: bool = True) -> Persona:
     """Who is looking: a teacher of the section, or (``students_too``) one of its students,
     who sees only their own grades. Anyone else is refused with a switch to its teacher."""
-    me = persona(sim(), session.get(SESSION_USER))
+    me = persona(sim(), current_user_id())
     name = section.get("name") or section["id"]
     role = member_role(section, me.id) if me else None
     if role == "teacher" or (role == "student" and students_too):

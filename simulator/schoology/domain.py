@@ -68,12 +68,15 @@ def persona(sim: Simulator, user_id: str | None) -> Persona | None:
     return Persona(user_id, role, record, district)
 
 
-def require_persona(sim: Simulator, user_id: str | None) -> Persona:
+def require_persona(sim: Simulator, user_id: str | None, slot: int = 0) -> Persona:
+    """The persona of this tab's slot, or a 401 page saying how to get one."""
     me = persona(sim, user_id)
     if me is None:
-        raise PageError(401, "Nobody is logged in",
+        where = f" in persona slot {slot} of this browser" if slot else ""
+        raise PageError(401, "Nobody is logged in" + where,
                         "Pick a teacher or a student on the Schoology home page first.",
-                        ["Schoology and the fake Clever share one login in this browser."])
+                        ["Schoology and the fake Clever share the logins of this browser: "
+                         "each tab is the persona its address names (/u/1/… is slot 1)."])
     return me
 
 

@@ -8,31 +8,48 @@ Every page works without JavaScript; every state-changing form carries a CSRF to
 from __future__ import annotations
 
 from flask import (Blueprint, flash, get_flashed_messages, redirect, render_template, request,
-                   session, url_for)
+                   url_for)
 
 from .. import partner_client
 from ..clever import oauth
 from ..control.domain import link_assignment
 from ..errors import BadRequest, SimError
 from ..numbers import whole_number
-from ..web import SESSION_USER, check_csrf, sim
+from ..web import (MAX_SLOTS, check_csrf, current_slot, current_user_id, in_slot, sign_in,
+                   signed_in, sim, slot_for, slot_named, slot_root, url_in_slot)
 from . import domain
 
 bp = Blueprint("schoology", __name__)
 
 
 def _me() -> domain.Persona | None:
-    return domain.persona(sim(), session.get(SESSION_USER))
+    return domain.persona(sim(), current_user_id())
 
 
 def _require_me() -> domain.Persona:
-    return domain.require_persona(sim(), session.get(SESSION_USER))
+    return domain.require_persona(sim(), current_user_id(), current_slot())
+
+
+def _here_in(slot: int) -> str:
+    """This page as slot ``slot`` sees it (a GET page; else that slot's Schoology home)."""
+    if request.method != "GET":
+        return url_in_slot(slot, "schoology.home")
+    query = request.query_string.decode("latin-1")
+    return in_slot(request.path, slot) + (f"?{query}" if query else "")
 
 
 @bp.app_context_processor
 def _page_context() -> dict:
-    """Every page's header shows who is logged in (Schoology, gradebook, inspector alike)."""
-    return {"me": _me(), "grading_type_labels": domain.GRADING_TYPE_LABELS}
+    """Every page's header shows who is logged in in this tab (its persona slot) and the
+    browser's other personas, one click away (Schoology, gradebook, inspector alike)."""
+    others = []
+    slot = current_slot()
+    for n, user_id in enumerate(signed_in()):
+        person = domain.persona(sim(), user_id) if user_id and n != slot else None
+        if person is not None:
+            others.append({"slot": n, "person": person, "url": _here_in(n)})
+    return {"me": _me(), "grading_type_labels": domain.GRADING_TYPE_LABELS,
+            "persona_slot": slot, "slot_named": slot_named(), "other_personas": others}
 
 
 @bp.errorhandler(domain.PageError)
@@ -76,6 +93,8 @@ def home():
 
 @bp.post("/schoology/persona")
 def switch_persona():
+    """``slot=new``: sign in as another persona (the slot already holding them, else a free
+    one) and go there, this tab's persona unchanged; otherwise this tab's slot changes hands."""
     check_csrf()
     user_id = request.form.get("user_id", "")
     found = sim().store.get_user(user_id) if user_id else None
@@ -83,12 +102,23 @@ def switch_persona():
         raise domain.PageError(400, "Unknown persona",
                                f"{user_id!r} is not a teacher or student in the roster.",
                                ["Pick someone from the list on the Schoology home page."])
-    session[SESSION_USER] = user_id
-    flash(f"You are now {domain.full_name(found[1])} ({found[0]}).")
+    slot = current_slot()
+    if request.form.get("slot") == "new":
+        slot = slot_for(user_id)
+        if slot is None:
+            raise domain.PageError(
+                400, "Every persona slot of this browser is taken",
+                f"This browser holds {MAX_SLOTS} personas, the limit; none is "
+                f"{domain.full_name(found[1])}.",
+                ["Use “Switch persona” to change this tab's persona instead, or log one "
+                 "persona out (Log out on its Schoology home page)."])
+    sign_in(user_id, slot)
+    flash(f"You are now {domain.full_name(found[1])} ({found[0]})"
+          + (f" in persona slot {slot} of this browser." if slot else "."))
     back = request.form.get("next", "")
     if domain.is_local_path(back):  # "view as" buttons come back to the page they were on
-        return redirect(request.script_root + back, code=303)
-    return redirect(url_for("schoology.home"), code=303)
+        return redirect(in_slot(back, slot), code=303)
+    return redirect(url_in_slot(slot, "schoology.home"), code=303)
 
 
 # --- sections -----------------------------------------------------------------------------
@@ -139,8 +169,11 @@ def open_material(section_id: str, link_id: str):
         raise domain.PageError(404, "App no longer registered",
                                f"The Clever app {material['client_id']!r} behind this assignment "
                                "is not registered any more.")
-    # script_root: under a tenant (/t/{name}/) the launch stays in that tenant's Clever.
-    return redirect(request.script_root + domain.launch_path(app, material["assignment_id"]), code=303)
+    # The launch names this tab's slot (/u/{n}/oauth/authorize), so Clever logs in this
+    # tab's persona whoever else this browser holds; under a tenant (/t/{name}/) it stays
+    # in that tenant's Clever.
+    return redirect(slot_root(current_slot(), explicit=True)
+                    + domain.launch_path(app, material["assignment_id"]), code=303)
 
 
 # --- teacher: Add Materials → Clever app --------------------------------------------------
