@@ -417,7 +417,11 @@ def test_json_export_is_structured(client, sim, math, dtoken):
     assert "attachment" in resp.headers["Content-Disposition"]
     doc = resp.get_json()
     assert set(doc) == {"section", "assignments", "students", "cells", "not_linked", "rejected",
-                        "seq"}
+                        "totals", "averages", "seq"}
+    assert {"user_id": s, "points": 16, "max_points": 20, "percent": 80,
+            "shown": {"points": "16 / 20", "percent": "80%"}} in doc["totals"]
+    assert doc["averages"] == [{"link_id": doc["assignments"][0]["link_id"], "percent": 80,
+                                "graded": 1, "shown": {"percent": "80%", "graded": "(1 graded)"}}]
     assert doc["section"]["id"] == math["id"] and doc["section"]["name"] == math["name"]
     assert doc["section"]["grading_scale"]["title"] == "Standard A–F"
     assert doc["section"]["grading_scale"]["levels"][0] == {"letter": "A", "min_percent": 90}
@@ -596,6 +600,68 @@ def test_events_resume_from_last_event_id_and_skip_other_sections():
         assert grades[0][1]["cell"]["letter"] == "A" and grades[1][1]["link_id"] is None
         assert events[-1][0] == "bye"
         assert ": heartbeat" in text
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def stream_events(client, section: dict, after_seq: int, query: str = "") -> list:
+    """Every event of one short stream (the app's GRADEBOOK_SSE_MAX_S ends it) from ``after_seq``."""
+    resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events",
+                      query_string={"q": query} if query else {},
+                      headers={"Last-Event-ID": str(after_seq)}, buffered=False)
+    assert resp.status_code == 200
+    text = "".join(chunk.decode() for chunk in resp.response)
+    resp.close()
+    return read_events(iter(text.split("\n")), "bye", 5)
+
+
+def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
+    app = stream_app(GRADEBOOK_SSE_MAX_S=1.5, GRADEBOOK_SSE_HEARTBEAT_S=0.2)
+    try:
+        s = app.extensions["clever_sim"]
+        section = section_with_scale(s, "Standard A–F")
+        client = app.test_client()
+        a = link(client, s, section, "t1", max_points=20)
+        b = link(client, s, section, "t2", max_points=10)
+        off = link(client, s, section, "t3", max_points=50, grading_enabled=False)
+        token = district_token(s, section["district"])
+        first, second = section["students"][:2]
+        before = s.store.max_grade_seq()
+        as_teacher(client, section)
+        resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events", buffered=False)
+        chunks = iter(resp.response)
+        assert next(chunks).decode().startswith("retry:")  # the stream holds the grid now
+        poster = app.test_client()
+        grade(poster, token, assignmentID="t1", userID=first, percentage=0.8)    # 16 / 20
+        grade(poster, token, assignmentID="t2", userID=first, percentage=0.55)   # 5.5 / 10
+        grade(poster, token, assignmentID="t1", userID=second, percentage=0.5)   # 10 / 20
+        grade(poster, token, assignmentID="t3", userID=second, percentage=1)     # grading off
+        text = "".join(chunk.decode() for chunk in chunks)
+        resp.close()
+        grades = [d for name, d, _ in read_events(iter(text.split("\n")), "bye", 5)
+                  if name == "grade"]
+        assert [(d["user_id"], d["link_id"]) for d in grades] == [
+            (first, a["id"]), (first, b["id"]), (second, a["id"]), (second, off["id"])]
+        # each event: the row's total and the column's average as they stand after it
+        assert [d["total"] for d in grades] == [
+            {"points": "16 / 20", "percent": "80%"}, {"points": "21.5 / 30", "percent": "71.67%"},
+            {"points": "10 / 20", "percent": "50%"},
+            {"points": "10 / 20", "percent": "50%"}]  # a column with grading off adds nothing
+        assert [d["average"] for d in grades] == [
+            {"percent": "80%", "graded": "(1 graded)"}, {"percent": "55%", "graded": "(1 graded)"},
+            {"percent": "65%", "graded": "(2 graded)"}, {"percent": "100%", "graded": "(1 graded)"}]
+        # the page shows the same texts on reload
+        body = page(client, section)
+        assert re.search(r'<span class="gb-total-points">21.5 / 30</span> '
+                         r'<span class="muted gb-total-pct">71.67%</span>', body)
+        assert re.search(rf'data-link="{a["id"]}"><span class="gb-avg-pct">65%</span> '
+                         r'<span class="muted sg-small gb-avg-n">\(2 graded\)</span>', body)
+        # a reconnect (Last-Event-ID) replays the grades with the totals as they stand now; a
+        # filtered page's stream averages over the students its filter keeps
+        name = s.store.get_user(second)[1]["name"]["last"]
+        grades = [d for n, d, _ in stream_events(client, section, before, name) if n == "grade"]
+        assert grades[2]["average"] == {"percent": "50%", "graded": "(1 graded)"}
+        assert grades[0]["total"] == {"points": "21.5 / 30", "percent": "71.67%"}  # per row
     finally:
         app.extensions["clever_sim"].close()
 

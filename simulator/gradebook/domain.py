@@ -410,6 +410,27 @@ class Grid:
             return None
         return _CTX.divide(sum(got, Decimal(0)), Decimal(len(got))), len(got)
 
+    def total_text(self, user_id: str) -> dict[str, str]:
+        """A row's total as the page shows it (and live events send it): "16 / 20", "80%"."""
+        t = self.total(user_id)
+        return ({"points": f"{two_places(t[0])} / {two_places(t[1])}",
+                 "percent": f"{two_places(t[2])}%"} if t else {"points": NONE_TEXT, "percent": ""})
+
+    def average_text(self, column: Column) -> dict[str, str]:
+        """A column's class average as the page shows it: "80%", "(3 graded)"."""
+        avg = self.average(column)
+        return ({"percent": f"{two_places(avg[0])}%", "graded": f"({avg[1]} graded)"}
+                if avg else {"percent": NONE_TEXT, "graded": ""})
+
+    def put(self, cell: Cell) -> bool:
+        """A newer grade into its cell (``cell.link_id`` set); False when the grid had it already."""
+        key = (cell.user_id, cell.link_id)
+        old = self.cells.get(key)
+        if old is not None and (old.seq or 0) >= (cell.seq or 0):
+            return False
+        self.cells[key] = cell
+        return True
+
     def arrange(self, query: str = "", sort: str = "name", descending: bool = False) -> None:
         """Keep the students whose name or id holds ``query``; sort by name, total or one
         column's percent (``sort`` = a link id); ungraded last either way."""
@@ -675,6 +696,14 @@ def json_export(grid: Grid) -> dict:
                       "last_error": r.last_error, "last_hint": r.last_hint,
                       "last_status": r.last_status, "last_entry_id": r.last_entry_id,
                       "last_time": r.last_time} for st, r in grid.rejection_rows()],
+        "totals": [{"user_id": s.id, "points": number(t[0]), "max_points": number(t[1]),
+                    "percent": number(t[2]), "shown": grid.total_text(s.id)} if t else
+                   {"user_id": s.id, "points": None, "max_points": None, "percent": None,
+                    "shown": grid.total_text(s.id)}
+                   for s in grid.students for t in (grid.total(s.id),)],
+        "averages": [{"link_id": c.link_id, "percent": number(a[0]) if a else None,
+                      "graded": a[1] if a else 0, "shown": grid.average_text(c)}
+                     for c in grid.columns for a in (grid.average(c),)],
         "seq": grid.seq,
     }
 

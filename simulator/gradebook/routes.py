@@ -3,8 +3,10 @@
 Routes parse → call ``gradebook.domain`` → render.  Pages work without JavaScript;
 ``static/live.js`` adds live cell updates from the server-sent events stream below.
 
-Live stream (``…/gradebook/events``): ``event: grade`` per stored grade of the section's
-students (``id:`` = the grade's seq, so a reconnect's ``Last-Event-ID`` resumes),
+Live stream (``…/gradebook/events[?q=filter]``): ``event: grade`` per stored grade of the
+section's students (``id:`` = the grade's seq, so a reconnect's ``Last-Event-ID`` resumes;
+a grid cell's event carries its row's ``total`` and its column's class ``average`` as the
+page shows them, over the students ``q`` keeps),
 ``event: layout`` when the section's assignments change or the simulator was reset,
 a ``: heartbeat`` comment every ~15 s, and the stream ends after ~5 minutes (the browser
 reconnects).  At most a few streams run at once per tenant, and the server caps long waits
@@ -223,7 +225,10 @@ def export_json(section_id: str):
     if section is None:
         return _no_section(section_id)
     _viewer(section, students_too=False)
-    doc = domain.json_export(_grid(section))
+    grid = _grid(section)
+    if request.args.get("q"):  # the live page's filter: its students, its class averages
+        grid.arrange((request.args.get("q") or "")[:100])
+    doc = domain.json_export(grid)
     prefix = _detail_prefix(section_id)
     for cell in doc["cells"] + doc["not_linked"]:
         cell["detail_url"] = prefix + quote(str(cell["grade_id"]), safe="")
@@ -316,7 +321,7 @@ def events(section_id: str):
     start = _start_seq()
     stream = _stream(s, section, start, _cfg("GRADEBOOK_SSE_HEARTBEAT_S", HEARTBEAT_S),
                      _cfg("GRADEBOOK_SSE_MAX_S", STREAM_MAX_S),
-                     _detail_prefix(section_id), gone)
+                     _detail_prefix(section_id), gone, (request.args.get("q") or "")[:100])
     response = Response(stream, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     response.call_on_close(release)
@@ -324,26 +329,32 @@ def events(section_id: str):
 
 
 def _stream(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
-            detail_prefix: str, gone: Callable[[], bool]) -> Iterator[str]:
+            detail_prefix: str, gone: Callable[[], bool], query: str = "") -> Iterator[str]:
     """The generator behind the events stream (no request context needed)."""
     try:
-        yield from _stream_body(s, section, start_seq, heartbeat_s, max_s, detail_prefix, gone)
+        yield from _stream_body(s, section, start_seq, heartbeat_s, max_s, detail_prefix, gone,
+                                query)
     except Exception:  # noqa: BLE001 - store closed at shutdown etc.: end the stream quietly
         log.debug("gradebook stream ended by an error", exc_info=True)
 
 
 def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
-                 detail_prefix: str, gone: Callable[[], bool]) -> Iterator[str]:
+                 detail_prefix: str, gone: Callable[[], bool], query: str) -> Iterator[str]:
     store = s.store
     students = {u for u in section.get("students") or [] if isinstance(u, str)}
     deadline = time.monotonic() + max_s
     layout = store.list_links(section_id=section["id"])
 
-    def columns_scale():
-        district, scale = domain.section_scale(store, section)
-        return domain.section_columns(store, section, district), scale
+    def whole_grid() -> domain.Grid:
+        """The section's grid as the page's filter shows it: a new grade updates its cell,
+        and the row's total and the column's class average are sent with it."""
+        built = domain.build_grid(store, section)
+        built.arrange(query)
+        return built
 
-    columns, scale = columns_scale()
+    grid = whole_grid()
+    columns, scale = grid.columns, grid.scale
+    by_link = {c.link_id: c for c in columns}
     names = {st.id: st.sort_name for st in domain.section_students(store, section)}
     apps: dict[str, str] = {}
     last_seq = store.max_grade_seq() if start_seq is None else start_seq
@@ -375,6 +386,11 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
                                       columns=columns, scale=scale)
             if cell is None:
                 continue
+            totals = {}
+            if cell.link_id and cell.link_id in by_link:
+                grid.put(cell)
+                totals = {"total": grid.total_text(cell.user_id),
+                          "average": grid.average_text(by_link[cell.link_id])}
             out.append(_event("grade", {
                 "seq": record.get("seq"), "grade_id": cell.grade_id, "user_id": cell.user_id,
                 "assignment_id": cell.assignment_id, "client_id": cell.client_id,
@@ -383,15 +399,18 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
                 "cell": cell.text_values(), **({} if cell.link_id else {
                     # a "not linked yet" row is drawn from the event alone
                     "student_name": names.get(cell.user_id, cell.user_id),
-                    "app_name": app_name(cell.client_id)})}, record.get("seq")))
+                    "app_name": app_name(cell.client_id)}), **totals}, record.get("seq")))
         if not rows:
             current = store.list_links(section_id=section["id"])
             if current != layout:
                 layout = current
-                columns, scale = columns_scale()
+                grid = whole_grid()
+                columns, scale = grid.columns, grid.scale
+                by_link = {c.link_id: c for c in columns}
                 out.append(_event("layout", {"reason": "the section's assignments changed"}))
             elif store.max_grade_seq() < last_seq:
                 last_seq = store.max_grade_seq()
+                grid = whole_grid()
                 out.append(_event("layout", {"reason": "the simulator was reset"}))
         if out:
             yield "".join(out)

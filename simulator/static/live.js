@@ -24,6 +24,16 @@
     });
   });
 
+  var totals = {};
+  Array.prototype.forEach.call(table.querySelectorAll("tbody tr[data-user]"), function (tr) {
+    var t = tr.querySelector("td.gb-total");
+    if (t) { totals[tr.getAttribute("data-user")] = t; }
+  });
+  var averages = {};
+  Array.prototype.forEach.call(table.querySelectorAll("tfoot td.gb-average[data-link]"), function (t) {
+    averages[t.getAttribute("data-link")] = t;
+  });
+
   function say(text) { if (status) { status.textContent = text; } }
 
   function setText(td, cls, text) {
@@ -107,9 +117,34 @@
     td.classList.toggle("gb-flagged", !!flags);
     if (c.title) { td.setAttribute("title", c.title); }
     if (ev.seq) { td.setAttribute("data-seq", String(ev.seq)); }
-    td.classList.remove("gb-flash");
-    void td.offsetWidth; // restart the highlight animation
-    td.classList.add("gb-flash");
+    flash(td);
+    if (ev.total) { total(ev.user_id, ev.total); }
+    if (ev.average) { average(ev.link_id, ev.average); }
+  }
+
+  function flash(el) {
+    el.classList.remove("gb-flash");
+    void el.offsetWidth; // restart the highlight animation
+    el.classList.add("gb-flash");
+  }
+
+  // The row's total and the column's class average, as the server computed them.
+  function total(user, shown) {
+    var td = totals[user];
+    if (!td || !shown) { return; }
+    var before = td.textContent;
+    setText(td, "gb-total-points", shown.points || "");
+    setText(td, "gb-total-pct", shown.percent || "");
+    if (td.textContent !== before) { flash(td); }
+  }
+
+  function average(link, shown) {
+    var td = averages[link];
+    if (!td || !shown) { return; }
+    var before = td.textContent;
+    setText(td, "gb-avg-pct", shown.percent || "");
+    setText(td, "gb-avg-n", shown.graded || "");
+    if (td.textContent !== before) { flash(td); }
   }
 
   function fromSnapshot(doc) {
@@ -133,6 +168,8 @@
 
   function pollDone(doc) {
     fromSnapshot(doc);
+    (doc.totals || []).forEach(function (t) { total(t.user_id, t.shown); });
+    (doc.averages || []).forEach(function (a) { average(a.link_id, a.shown); });
     if (doc.seq && Number(doc.seq) > Number(seq)) { seq = String(doc.seq); }
   }
 
