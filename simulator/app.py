@@ -24,7 +24,7 @@ from . import pages, traffic
 from .errors import AuthorizeError, ConnectionDropped, SimError
 from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
-from .web import MAX_BODY, PersonaSlots, csrf_token, exchange, unslotted_url_for
+from .web import MAX_BODY, MAX_SLOTS, PersonaSlots, csrf_token, exchange, unslotted_url_for
 
 log = logging.getLogger("clever_sim")
 
@@ -201,7 +201,8 @@ def _install_error_handlers(app: Flask) -> None:
             return _sim_error(traffic.method_not_allowed(
                 request.method, request.path, getattr(exc, "valid_methods", None) or []))
         if exc.code == 404 and pages.is_page_path(request.path, request.environ.get("HTTP_ACCEPT")):
-            return render_template("page_not_found.html", path=request.path), 404
+            return render_template("page_not_found.html", path=request.path,
+                                   max_slots=MAX_SLOTS), 404
         if exc.code == 404:
             message = f"Not found: no endpoint at {request.path}"
         elif exc.code == 413:
