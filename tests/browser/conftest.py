@@ -5,8 +5,9 @@ Setup shared by ``tests/browser``:
 * ``browser``: one headless Chromium for the whole session. Missing Playwright or Chromium
   skips the tests with the reason, unless ``CLEVER_SIM_REQUIRE_BROWSER=1`` (CI), where it
   is a failure. ``CLEVER_SIM_CHROMIUM`` overrides where Chromium is.
-* ``new_context``: browser contexts (each its own cookie jar, i.e. its own person) that
-  may only reach 127.x.x.x/localhost; anything else is aborted and reported at teardown.
+* ``new_context``: browser contexts (each its own cookie jar, i.e. a browser profile; one
+  holds several personas, a tab each, see ``UI.add_persona``) that may only reach
+  127.x.x.x/localhost; anything else is aborted and reported at teardown.
   A failing test saves a screenshot of every page it had open.
 * ``demo``: the simulator and the reference partner (``start_demo(0, 0, ":memory:")``),
   stopped after the test.
@@ -186,20 +187,41 @@ class UI:
 
     @staticmethod
     def switch_persona(page, sim_url: str, name: str | None = None, *,
-                       user_id: str | None = None) -> str:
-        """Pick someone in the home page's persona switcher (by shown name or id); their id."""
+                       user_id: str | None = None, slot: str = "") -> str:
+        """Pick someone in the home page's persona switcher (by shown name or id) for this
+        tab's slot (``slot``: "" for slot 0's plain addresses, "/u/1" …); their id."""
+        from playwright.sync_api import expect
+
+        page.goto(f"{sim_url}{slot}/schoology")
+        user_id = UI._pick(page, name, user_id)
+        page.get_by_role("button", name="Switch persona").click()
+        page.wait_for_url(f"{sim_url}{slot}/schoology")
+        if name:
+            expect(page.get_by_test_id("who")).to_contain_text(name)
+        return user_id
+
+    @staticmethod
+    def add_persona(page, sim_url: str, name: str | None = None, *,
+                    user_id: str | None = None) -> str:
+        """"Sign in as another persona" from the Schoology home page: this browser keeps its
+        other personas, the tab moves to the new one's slot. That slot's prefix ("/u/1")."""
         from playwright.sync_api import expect
 
         page.goto(f"{sim_url}/schoology")
+        UI._pick(page, name, user_id)
+        page.get_by_role("button", name="Sign in as another persona").click()
+        page.wait_for_url(re.compile(re.escape(sim_url) + r"(/u/\d+)?/schoology$"))
+        if name:
+            expect(page.get_by_test_id("who")).to_contain_text(name)
+        return page.url[len(sim_url):].removesuffix("/schoology")
+
+    @staticmethod
+    def _pick(page, name: str | None, user_id: str | None) -> str:
         if user_id is None:
             option = page.locator("#user_id option", has_text=name)
             assert option.count() >= 1, f"{name!r} is not offered in the persona switcher"
             user_id = option.first.get_attribute("value")
         page.select_option("#user_id", value=user_id)
-        page.get_by_role("button", name="Switch persona").click()
-        page.wait_for_url(f"{sim_url}/schoology")
-        if name:
-            expect(page.get_by_test_id("who")).to_contain_text(name)
         return user_id
 
     @staticmethod

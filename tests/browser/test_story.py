@@ -1,9 +1,11 @@
 """The whole story in a real browser, clicked like a developer would.
 
 A teacher adds a partner assignment in fake Schoology and keeps the gradebook open; a
-student (another browser context) opens it, lands in the reference partner, answers and
-turns in; the teacher's open gradebook updates by itself. Plus the error path of Add
-Materials when the partner is down.
+student, signed in as another persona in a second tab of the SAME browser (one cookie
+jar), opens it, lands in the reference partner, answers and turns in; the teacher's open
+gradebook (cell, row total, class average) updates by itself and no tab loses its login.
+Plus: switching persona in one tab leaves the other, and the error path of Add Materials
+when the partner is down.
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ def enrolled_student(sim_url: str, section_id: str) -> dict:
     return found[0]
 
 
-def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context, shot, ui):
+def test_teacher_student_and_partner_tabs_in_one_browser_through_the_whole_story(
+        demo, new_context, shot, ui):
     sim = demo.sim_url
+    browser = new_context()  # ONE cookie jar: the teacher's, the student's and the partner's tabs
 
     # --- teacher: add the partner's assignment to a section ---------------------------------
-    teacher = new_context().new_page()
+    teacher = browser.new_page()
     teacher.goto(f"{sim}/schoology")
     expect(teacher.get_by_test_id("who")).to_contain_text("Nobody is logged in")
     ui.switch_persona(teacher, sim, TEACHER)
@@ -119,21 +123,32 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     expect(column).to_contain_text(f"{shown(MAX_POINTS)} pts · {CATEGORY}")
     links = [th.get_attribute("data-link") for th in teacher.locator("thead th.gb-col").all()]
     teacher.evaluate("window.__notReloaded = true")
+    student = enrolled_student(sim, section_id)
+    row_total = teacher.locator(f'tbody tr[data-user="{student["id"]}"] td.gb-total')
+    average = teacher.locator(f'tfoot td.gb-average[data-link="{link_id}"]')
+    expect(row_total).to_have_text("—")
+    expect(average).to_have_text("—")
 
     # --- student: open it from Schoology, land in the partner, answer, turn in ------------------
     # The partner keeps Flask's default cookie name, "session", as many partners do; cookies
     # ignore ports, so the simulator's own cookie must be named differently or each app would
     # log the student out of the other. The student holds a Schoology tab and the partner's.
+    # The student signs in as another persona in a second tab of the same browser: that tab
+    # moves to the persona's own address (/u/1/...), the teacher's tab stays the teacher's.
     demo.partner.app.config["SESSION_COOKIE_NAME"] = "session"
-    student = enrolled_student(sim, section_id)
-    kid_context = new_context()
-    kid = kid_context.new_page()
-    ui.switch_persona(kid, sim, student["name"], user_id=student["id"])
+    kid = browser.new_page()
+    slot = ui.add_persona(kid, sim, student["name"], user_id=student["id"])
+    assert slot == "/u/1"
+    expect(kid.get_by_test_id("who")).to_contain_text("(persona 1 of this browser)")
+    shot(kid, "schoology-home-student-slot-1")
     kid.get_by_role("link", name=SECTION_NAME).click()
-    schoology_tab = kid_context.new_page()
+    assert kid.url == f"{sim}/u/1/schoology/sections/{section_id}"
+    schoology_tab = browser.new_page()  # the student's Schoology, kept open beside the partner
     schoology_tab.goto(kid.url)
     kid_row = kid.locator(f'tr[data-link-id="{link_id}"]')
-    kid_row.get_by_role("button", name="Open").click()  # → Clever authorize → partner callback
+    with kid.expect_request(re.compile(re.escape(sim) + r"/u/1/oauth/authorize\?")):
+        kid_row.get_by_role("button", name="Open")\
+            .click()  # → Clever authorize as this tab's persona → partner callback
     kid.wait_for_url(f"{demo.partner_url}/assignments/{ASSIGNMENT}")
     activity = kid.locator("#assignment")
     expect(activity).to_have_attribute("data-assignment-id", ASSIGNMENT)
@@ -160,7 +175,7 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     # meanwhile the student's Schoology tab is used (its cookie rewritten): both logins hold
     schoology_tab.reload()
     expect(schoology_tab.get_by_test_id("who")).to_contain_text(student["name"])
-    cookies = {c["name"]: c for c in kid_context.cookies()}
+    cookies = {c["name"]: c for c in browser.cookies()}
     assert cookies["clever_sim_session"]["path"] == "/"
     assert "session" in cookies, "the partner's own session cookie is missing"
 
@@ -178,6 +193,7 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     shot(kid, "partner-result")
     schoology_tab.reload()  # back in Schoology after the partner: still the student
     expect(schoology_tab.get_by_test_id("who")).to_contain_text(student["name"])
+    expect(schoology_tab.locator(f'tr[data-link-id="{link_id}"]')).to_be_visible()
 
     # --- the teacher's open gradebook updates by itself ------------------------------------
     cell = teacher.locator(f'tbody tr[data-user="{student["id"]}"] td.gb-cell').nth(
@@ -187,12 +203,21 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     expect(cell.locator(".gb-pct")).to_have_text(percent)
     expect(cell.locator(".gb-letter")).not_to_be_empty()
     expect(cell).to_have_attribute("title", re.compile(r"LTI 0?\.8"))
+    # the row's total and the column's class average follow, live too
+    expect(row_total.locator(".gb-total-points")).to_have_text(f"{points} / {shown(MAX_POINTS)}")
+    expect(row_total.locator(".gb-total-pct")).to_have_text(percent)
+    expect(average.locator(".gb-avg-pct")).to_have_text(percent)
+    expect(average.locator(".gb-avg-n")).to_have_text("(1 graded)")
     assert teacher.evaluate("window.__notReloaded") is True, "the gradebook page was reloaded"
     shot(teacher, "gradebook-live-update")
 
     # --- cell detail: history and the LTI messages -----------------------------------------
     cell.locator("a.gb-points").click()
     teacher.wait_for_url(re.compile(r".*/gradebook/[^/]+$"))
+    # a teacher-only page: the teacher's tab kept its login through the student's whole story
+    assert teacher.url.startswith(f"{sim}/schoology/")
+    expect(teacher.get_by_test_id("who")).to_contain_text(TEACHER)
+    expect(teacher.get_by_test_id("other-personas")).to_contain_text(student["name"])
     expect(teacher.get_by_role("heading", level=1)).to_contain_text(student["name"])
     expect(teacher.get_by_role("heading", name="History (1 version)")).to_be_visible()
     history = teacher.locator("table.gb-history tbody tr")
@@ -219,6 +244,44 @@ def test_teacher_adds_student_turns_in_gradebook_updates_live(demo, new_context,
     expect(journal.locator("tr", has_text="/clever/assignments")).to_contain_text("out")
     expect(journal.locator("tr", has_text="/oauth/tokens").first).to_be_visible()
     shot(teacher, "inspector-list")
+
+
+def test_switching_persona_in_one_tab_leaves_the_other_tabs_persona(demo, new_context, shot, ui):
+    sim = demo.sim_url
+    section = next(s for s in demo.sim.app.extensions["clever_sim"].roster["sections"]
+                   if s["name"] == SECTION_NAME)
+    people = {p["id"]: p for p in httpx.get(f"{sim}/_sim/personas",
+                                             params={"role": "student"}).json()["data"]}
+    first, second = (people[i] for i in section["students"][:2])
+    browser = new_context()
+    teacher = browser.new_page()
+    ui.switch_persona(teacher, sim, TEACHER)
+    kid = browser.new_page()
+    assert ui.add_persona(kid, sim, first["name"], user_id=first["id"]) == "/u/1"
+
+    # the student's tab switches to another student: the teacher's tab is still the teacher
+    ui.switch_persona(kid, sim, second["name"], user_id=second["id"], slot="/u/1")
+    teacher.reload()
+    expect(teacher.get_by_test_id("who")).to_contain_text(TEACHER)
+    expect(teacher.get_by_role("heading", name="Sections I teach")).to_be_visible()
+    expect(kid.get_by_test_id("who")).to_contain_text(second["name"])
+    shot(teacher, "teacher-tab-with-another-persona")
+
+    # the teacher's tab opens the same page as the browser's other persona (the header's link):
+    # that tab moves to slot 1; slot 0 and the other tab are unchanged
+    teacher.get_by_test_id("other-personas").get_by_role("link", name=second["name"]).click()
+    teacher.wait_for_url(f"{sim}/u/1/schoology")
+    expect(teacher.get_by_test_id("who")).to_contain_text(second["name"])
+    kid.reload()
+    expect(kid.get_by_test_id("who")).to_contain_text(second["name"])
+    third = browser.new_page()
+    third.goto(f"{sim}/schoology")
+    expect(third.get_by_test_id("who")).to_contain_text(TEACHER)
+    # roles hold per tab: the student's tab sees its own grades, not the class's
+    kid.goto(f"{sim}/u/1/schoology/sections/{section['id']}/gradebook")
+    expect(kid.get_by_role("heading", level=1)).to_contain_text("my grades")
+    assert kid.goto(f"{sim}/u/1/schoology/sections/{section['id']}/gradebook.csv").status == 403
+    shot(third, "slot-0-still-the-teacher")
 
 
 def test_add_materials_with_the_partner_down_shows_plain_words(demo, new_context, shot, ui):
