@@ -218,10 +218,13 @@ def walkthrough(demo: Demo) -> str:
         f"  1. Teacher: open {sim_url}/schoology, pick teacher \"{teacher}\", open a section"
         f"{in_section}, Add Materials -> Clever app -> {app['name']}, pick an assignment and "
         "enable grading.",
-        f"  2. Student: switch persona to a student in that section{student_hint}, open the "
-        "assignment (you land in the partner app), answer the questions and Turn in.",
+        f"  2. Student: in a new tab of the same browser open {sim_url}/schoology, pick a "
+        f"student in that section{student_hint} and click \"Sign in as another persona\" (the "
+        "tab moves to /u/1/, the teacher's tab stays the teacher's); open the assignment "
+        "(you land in the partner app), answer the questions and Turn in.",
         f"  3. Gradebook: open the section's gradebook from {sim_url}/schoology "
-        f"(start at {sim_url}/schoology/gradebook) to see the grade, its LTI score and history.",
+        f"(start at {sim_url}/schoology/gradebook) to see the grade, its LTI score and history; "
+        "left open in the teacher's tab, its cell, total and class average update live.",
         "",
         f"Shortcut without Schoology (student login with an assignment): {shortcut}",
         f"Every request, with findings: {sim_url}/inspector   Grades as JSON: {sim_url}/_sim/grades",

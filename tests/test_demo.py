@@ -86,6 +86,8 @@ def test_walkthrough_names_urls_and_three_steps(demo):
     assert f"Start page (links, base URLs, credentials): {demo.sim_url}/\n" in text
     for step in ("  1. Teacher:", "  2. Student:", "  3. Gradebook:"):
         assert step in text
+    # one browser: the student is another persona in a new tab, not a private window
+    assert 'click "Sign in as another persona" (the tab moves to /u/1/' in text
     shortcut = re.search(r"Shortcut .*: (\S+)", text).group(1)
     resp = httpx.get(shortcut)  # the fake Clever login page (nobody logged in yet)
     assert resp.status_code == 200

@@ -361,6 +361,19 @@ def schoology_login(client, prefix: str, user_id: str) -> str:
     return fields["csrf"]
 
 
+def test_a_tenants_persona_slots_live_under_its_prefix_with_its_cookie(client, ab):
+    csrf = schoology_login(client, "/t/a", STUDENT)
+    resp = client.post("/t/a/schoology/persona", data={"csrf": csrf, "user_id": TEACHER,
+                                                       "slot": "new"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/t/a/u/1/schoology"
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith("clever_sim_session-t-a=") and "Path=/t/a;" in cookie
+    text = assert_prefixed(client.get("/t/a/u/1/schoology"), "/t/a/")
+    assert 'action="/t/a/u/1/schoology/persona"' in text and "Sections I teach" in text
+    assert "My sections" in client.get("/t/a/schoology").get_data(as_text=True)
+    assert client.get("/t/b/u/1/schoology").get_data(as_text=True).count("Nobody is logged in")
+
+
 def test_login_page_and_authorize_redirect_keep_the_prefix(client, ab):
     query = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT,
              "state": "assignment:a1", "sim_district": DISTRICT, "sim_school": SCHOOL}
