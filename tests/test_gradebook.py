@@ -590,11 +590,8 @@ def test_events_resume_from_last_event_id_and_skip_other_sections():
         resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events",
                           headers={"Last-Event-ID": str(before)}, buffered=False)
         assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
-        text = "".join(chunk.decode() for chunk in resp.response)
-        resp.close()
+        text, events = drain(resp.response, resp)
         assert text.startswith("retry: ")
-        lines = text.split("\n")
-        events = read_events(iter(lines), "bye", 5)
         grades = [e for e in events if e[0] == "grade"]
         assert [g[1]["grade_id"] for g in grades] == [mine["id"], unlinked["id"]]
         assert grades[0][1]["cell"]["letter"] == "A" and grades[1][1]["link_id"] is None
@@ -610,9 +607,14 @@ def stream_events(client, section: dict, after_seq: int, query: str = "") -> lis
                       query_string={"q": query} if query else {},
                       headers={"Last-Event-ID": str(after_seq)}, buffered=False)
     assert resp.status_code == 200
-    text = "".join(chunk.decode() for chunk in resp.response)
+    return drain(resp.response, resp)[1]
+
+
+def drain(chunks, resp) -> tuple[str, list]:
+    """The rest of a streamed response (to its "bye"): its text and its events."""
+    text = "".join(chunk.decode() for chunk in chunks)
     resp.close()
-    return read_events(iter(text.split("\n")), "bye", 5)
+    return text, read_events(iter(text.split("\n")), "bye", 5)
 
 
 def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
@@ -636,10 +638,7 @@ def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
         grade(poster, token, assignmentID="t2", userID=first, percentage=0.55)   # 5.5 / 10
         grade(poster, token, assignmentID="t1", userID=second, percentage=0.5)   # 10 / 20
         grade(poster, token, assignmentID="t3", userID=second, percentage=1)     # grading off
-        text = "".join(chunk.decode() for chunk in chunks)
-        resp.close()
-        grades = [d for name, d, _ in read_events(iter(text.split("\n")), "bye", 5)
-                  if name == "grade"]
+        grades = [d for name, d, _ in drain(chunks, resp)[1] if name == "grade"]
         assert [(d["user_id"], d["link_id"]) for d in grades] == [
             (first, a["id"]), (first, b["id"]), (second, a["id"]), (second, off["id"])]
         # each event: the row's total and the column's average as they stand after it

@@ -130,20 +130,17 @@
 
   // The row's total and the column's class average, as the server computed them.
   function total(user, shown) {
-    var td = totals[user];
-    if (!td || !shown) { return; }
-    var before = td.textContent;
-    setText(td, "gb-total-points", shown.points || "");
-    setText(td, "gb-total-pct", shown.percent || "");
-    if (td.textContent !== before) { flash(td); }
+    refresh(totals[user], shown && { "gb-total-points": shown.points, "gb-total-pct": shown.percent });
   }
 
   function average(link, shown) {
-    var td = averages[link];
-    if (!td || !shown) { return; }
+    refresh(averages[link], shown && { "gb-avg-pct": shown.percent, "gb-avg-n": shown.graded });
+  }
+
+  function refresh(td, parts) {  // parts: class of a span → its new text; highlight a change
+    if (!td || !parts) { return; }
     var before = td.textContent;
-    setText(td, "gb-avg-pct", shown.percent || "");
-    setText(td, "gb-avg-n", shown.graded || "");
+    Object.keys(parts).forEach(function (cls) { setText(td, cls, parts[cls] || ""); });
     if (td.textContent !== before) { flash(td); }
   }
 
