@@ -220,7 +220,7 @@ def test_logout_redirects_only_to_a_path_on_the_simulator(client, case, field, v
     ("client_id=x\r\nSet-Cookie: a=b", "/oauth/whoami"),
     ("client_id=x\nX: y", "/oauth/whoami"),
     ("client_id=x#frag", "/oauth/whoami"),
-    ("client_id=x&state=s", "/oauth/authorize?client_id=x&state=s"),
+    ("client_id=x&state=s", "/u/0/oauth/authorize?client_id=x&state=s"),  # the slot logged in
 ], ids=["crlf", "lf", "fragment", "plain-query-kept"])
 def test_login_next_is_a_query_for_authorize_or_the_default(client, student, next_query,
                                                             location):
