@@ -7,6 +7,8 @@ Every page works without JavaScript; every state-changing form carries a CSRF to
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import (Blueprint, flash, get_flashed_messages, redirect, render_template, request,
                    url_for)
 
@@ -16,7 +18,7 @@ from ..control.domain import link_assignment
 from ..errors import BadRequest, SimError
 from ..numbers import whole_number
 from ..web import (MAX_SLOTS, check_csrf, current_slot, current_user_id, in_slot, sign_in,
-                   signed_in, sim, slot_for, slot_named, slot_root, url_in_slot)
+                   signed_in, sim, slot_for, slot_root, url_in_slot)
 from . import domain
 
 bp = Blueprint("schoology", __name__)
@@ -34,8 +36,8 @@ def _here_in(slot: int) -> str:
     """This page as slot ``slot`` sees it (a GET page; else that slot's Schoology home)."""
     if request.method != "GET":
         return url_in_slot(slot, "schoology.home")
-    query = request.query_string.decode("latin-1")
-    return in_slot(request.path, slot) + (f"?{query}" if query else "")
+    query = request.query_string.decode("latin-1")  # as the browser sent it (still encoded)
+    return in_slot(quote(request.path, safe="/"), slot) + (f"?{query}" if query else "")
 
 
 @bp.app_context_processor
@@ -49,7 +51,7 @@ def _page_context() -> dict:
         if person is not None:
             others.append({"slot": n, "person": person, "url": _here_in(n)})
     return {"me": _me(), "grading_type_labels": domain.GRADING_TYPE_LABELS,
-            "persona_slot": slot, "slot_named": slot_named(), "other_personas": others}
+            "persona_slot": slot, "other_personas": others}
 
 
 @bp.errorhandler(domain.PageError)
