@@ -757,6 +757,25 @@ class Store:
             rows = db.execute(sql + " ORDER BY created, id", params).fetchall()
         return [_token_row(r) for r in rows]
 
+    def revoke_token(self, access_token: str, *, reissue: dict | None = None) -> dict | None:
+        """Delete one token (None if there is none); once this returns it gets 401. A revoked
+        district-app token is replaced by ``reissue`` (``access_token``, ``id``, ``created``)
+        in the same transaction, so the district never lists no token."""
+        with self.revoking() as db:
+            row = db.execute("SELECT * FROM tokens WHERE access_token = ?",
+                             (access_token,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM tokens WHERE access_token = ?", (access_token,))
+            old = _token_row(row)
+            if old["kind"] == "district" and reissue is not None:
+                db.execute(
+                    "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
+                    "scopes, created) VALUES (?, 'district', ?, ?, ?, NULL, ?, ?)",
+                    (reissue["access_token"], reissue["id"], old["client_id"],
+                     old["district_id"], row["scopes"], reissue["created"]))
+        return old
+
     def delete_district_tokens_not_in(self, client_id: str, district_ids: list[str]) -> None:
         with self.revoking() as db:
             marks = ",".join("?" * len(district_ids)) or "''"

@@ -128,6 +128,56 @@ def test_mint_token_reads_me(client, demo_app, teacher):
     assert info.get_json()["client_id"] == demo_app["client_id"]
 
 
+# --- revoking one token -----------------------------------------------------------------
+
+def district_listing(client, app: dict, district: str) -> list[str]:
+    resp = client.get(f"/oauth/tokens?owner_type=district&district={district}",
+                      auth=(app["client_id"], app["client_secret"]))
+    return [t["access_token"] for t in resp.get_json()["data"]]
+
+
+def test_revoking_an_il_token_makes_it_401_and_leaves_other_tokens_working(client, sim, demo_app,
+                                                                           student, district_id):
+    token, other = il_token(sim, student["id"]), il_token(sim, student["id"])
+    resp = client.delete(f"/_sim/tokens/{token}")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"revoked": f"il token of user {student['id']}", "kind": "il",
+                               "client_id": demo_app["client_id"], "district_id": district_id,
+                               "user_id": student["id"], "reissued": False}
+    assert_error(post_grade(client, token, assignmentID="a1", percentage=0.5), 401,
+                 "Could not authorize token")
+    assert client.get("/v3.0/me", headers=bearer(other)).status_code == 200
+
+
+def test_revoking_a_district_token_lists_a_fresh_one_for_the_district(client, sim, demo_app,
+                                                                     student, district_id):
+    old = district_listing(client, demo_app, district_id)
+    assert len(old) == 1
+    body = client.delete(f"/_sim/tokens/{old[0]}").get_json()
+    assert body["kind"] == "district" and body["reissued"] is True and body["user_id"] is None
+    assert body["revoked"] == f"district-app token of district {district_id}"
+    fresh = district_listing(client, demo_app, district_id)
+    assert len(fresh) == 1 and fresh != old and len(fresh[0]) == 40
+    assert_error(post_grade(client, old[0], assignmentID="a1", userID=student["id"],
+                            percentage=0.5), 401, "Could not authorize token")
+    assert post_grade(client, fresh[0], assignmentID="a1", userID=student["id"],
+                      percentage=0.5).status_code == 200
+    assert client.get(f"/_sim/apps/{demo_app['client_id']}").get_json()["district_tokens"][
+        district_id] == fresh[0]
+
+
+@pytest.mark.parametrize("token", ["nope", "a" * 40, "ilc_" + "x" * 300, "%00", "<script>"])
+def test_revoking_an_unknown_token_is_404_naming_the_token(client, token):
+    assert_error(client.delete(f"/_sim/tokens/{token}"), 404, "Token not found", field="token",
+                 problem="not a token of this simulator")
+
+
+def test_revoking_a_token_twice_is_404_the_second_time(client, sim, student):
+    token = il_token(sim, student["id"])
+    assert client.delete(f"/_sim/tokens/{token}").status_code == 200
+    assert_error(client.delete(f"/_sim/tokens/{token}"), 404, "Token not found", field="token")
+
+
 def test_personas_filter_by_role_and_list_sections(client, roster):
     students = client.get("/_sim/personas?role=student").get_json()["data"]
     assert students and all(p["role"] == "student" for p in students)

@@ -10,13 +10,14 @@ from typing import Any
 
 from .. import ids
 from ..apps import require_app
-from ..clever import oauth
+from ..clever import oauth, tokens
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..faults import Fault
 from ..numbers import whole_number
 from ..sim import Simulator
 
 GRADING_TYPES = ("points", "percentage", "letter", "pass_fail")
+TOKEN_MAX_LEN = 200  # longer than any token the simulator issues
 
 
 def _obj(body: Any, example: str) -> dict:
@@ -150,6 +151,24 @@ def mint_token(sim: Simulator, body: Any) -> dict:
     if problems:
         raise BadRequest("Invalid token request", problems)
     return oauth.mint_il_token(sim, app, user_id)
+
+
+def revoke_token(sim: Simulator, access_token: str) -> dict:
+    """Revoke one il or district-app token, as Clever does when a login ends or a district
+    re-authorizes; a district-app token is reissued (the district stays connected)."""
+    reissue = {"access_token": ids.district_token(), "id": ids.object_id(),
+               "created": sim.clock.iso()}
+    old = sim.store.revoke_token(access_token, reissue=reissue) \
+        if len(access_token) <= TOKEN_MAX_LEN else None
+    if old is None:
+        raise NotFound("Token not found", [FieldProblem(
+            "token", "is not a token of this simulator (unknown, or revoked already)",
+            "district-app tokens: GET /_sim/apps/{client_id}; il tokens: the partner's "
+            "POST /oauth/tokens in GET /_sim/journal, or POST /_sim/tokens")])
+    district = old["kind"] == "district"
+    return {"revoked": tokens.describe(old), "kind": old["kind"], "client_id": old["client_id"],
+            "district_id": old["district_id"], "user_id": old.get("user_id"),
+            "reissued": district}
 
 
 def link_assignment(sim: Simulator, body: Any) -> dict:

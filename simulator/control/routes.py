@@ -158,6 +158,12 @@ def mint_token():
     return _created(domain.mint_token(sim(), _json_body()))
 
 
+@bp.delete("/tokens/<token>")
+def revoke_token(token: str):
+    """Revoke one token (il or district-app); a district-app token is reissued."""
+    return jsonify(domain.revoke_token(sim(), token))
+
+
 # --- Schoology assignments -----------------------------------------------------------
 
 @bp.post("/links")
