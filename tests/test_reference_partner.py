@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from contract_tests.reference_partner import DEFAULT_ASSIGNMENTS, bind_partner, create_partner_app
-from contract_tests.reference_partner.app import CleverError, Question, load_assignments, retry_delay
+from contract_tests.reference_partner.content import Question, load_assignments
+from contract_tests.reference_partner.transport import CleverError, retry_delay
 from simulator.app import create_app
 from simulator.serving import start_in_thread
 
@@ -535,14 +536,14 @@ def test_retries_connection_errors_then_gives_up():
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     app = create_partner_app({"CLEVER_URL": dead, "API_URL": dead, "GRADES_URL": dead,
                               "CLIENT_ID": "a", "CLIENT_SECRET": "b", "REDIRECT_URI": "http://x/cb"})
-    clever = app.extensions["reference_partner"].clever
+    partner = app.extensions["reference_partner"]
     waits = []
-    clever.sleep = waits.append
+    partner.transport.sleep = waits.append
     try:
         with pytest.raises(CleverError) as err:
-            clever.post_grade("tok", {"assignmentID": "a", "percentage": 0.5})
+            partner.grades.post_grade("tok", {"assignmentID": "a", "percentage": 0.5})
         assert err.value.tries == ["ConnectError"] * 4
-        assert waits == [0.2, 0.5, 1.0]
+        assert waits == [0.2, 0.4, 0.8]
     finally:
         app.extensions["reference_partner"].close()
 
@@ -552,9 +553,9 @@ def test_retry_delay_rules():
         return httpx.Response(503, headers={} if value is None else {"Retry-After": value})
     assert retry_delay(resp("2"), 0) == 2.0
     assert retry_delay(resp("3600"), 0) == 10.0
-    assert retry_delay(resp(None), 0) == 0.2 and retry_delay(resp(None), 1) == 0.5
-    assert retry_delay(resp(None), 2) == 1.0
-    assert retry_delay(resp("soon"), 1) == 0.5
+    assert retry_delay(resp(None), 0) == 0.2 and retry_delay(resp(None), 1) == 0.4
+    assert retry_delay(resp(None), 2) == 0.8 and retry_delay(resp(None), 5) == 0.8
+    assert retry_delay(resp("soon"), 1) == 0.4
     assert retry_delay(resp("Wed, 21 Oct 2015 07:28:00 GMT"), 0) == 0.0  # in the past
     assert retry_delay(None, 0) == 0.2
 
