@@ -14,7 +14,8 @@ import pytest
 # Import order is run order: Step 1, Step 2, Step 3 of the seed.
 from . import assignments_checks  # noqa: F401,I001 - registers ASSIGN-*
 from . import login_checks  # noqa: F401,I001 - registers LOGIN-*
-from . import grade_checks  # noqa: F401,I001 - registers GRADE-*
+from . import grade_checks  # noqa: F401,I001 - registers GRADE-001..011
+from . import token_checks  # noqa: F401,I001 - registers GRADE-012/013 (revocations last)
 from .config import ContractConfigError
 from .harness import REGISTRY, Check
 from .session import Contract

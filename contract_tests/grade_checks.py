@@ -257,11 +257,15 @@ def grade_overwrite(c: Contract) -> str:
 
 S_RETRY = f"{S_SEND} \u2026 {S_APPEAR}"
 MIN_PAUSE_S = 0.1         # a retry sooner than this after a failure is not a backoff
-# Whether the pause grows is not judged: a loaded CI machine adds jitter larger than the
-# difference between two short pauses, and jitter only ever lengthens a pause, so the
-# minimum is a fair test and the growth would not be.
+# GRADE-011 judges growth from three pauses in a row with wide margins: jitter on a loaded
+# CI machine only ever lengthens a pause, by up to a few hundred ms, so the last pause must
+# be clearly longer than the first (both by a ratio and in absolute terms).
+GROWTH_RATIO = 1.5
+GROWTH_MIN_S = 0.15
+RUN_503S = "three-503s"   # the memo key of the completion GRADE-006 and GRADE-011 share
+LABEL_503S = "503 three times in a row (no Retry-After)"
 RETRY_FIX = ("retry 429, 5xx and network errors (connection dropped, timeout) a few times with a "
-             "growing pause (e.g. 0.2 s, 0.5 s, 1 s), waiting Retry-After when Clever sends it; "
+             "growing pause (e.g. 0.2 s, 0.4 s, 0.8 s), waiting Retry-After when Clever sends it; "
              "give up (and keep the grade to send later) after the last try")
 
 
@@ -285,20 +289,40 @@ def _faulted(c: Contract, faults: list[dict], label: str, score: float,
     return run, sent
 
 
-def _transient(c: Contract, faults: list[dict], label: str, score: float) -> tuple[CompletionRun, list[float]]:
-    """One completion whose first ``len(faults)`` grade POSTs fail as planned; Fail unless
-    every failure was followed by another POST. Returns the run and the pauses."""
-    run, sent = _faulted(c, faults, label, score)
+def _pauses(run: CompletionRun) -> tuple[list[float], bool]:
+    """The pause after each injected failure until the next POST, and whether every
+    failure was followed by another POST."""
     attempts = _attempts(run)
     pauses = []
     for i, e in enumerate(attempts):
         if not e.get("fault"):
             continue
         if i + 1 >= len(attempts):
-            raise Fail(f"your app did not send the grade again after Clever answered {label}; "
-                       f"the grade is lost", sent=sent, got=run.describe(), fix=RETRY_FIX)
+            return pauses, False
         pauses.append(entry_time(attempts[i + 1]) - entry_time(e))
-    return run, pauses
+    return pauses, True
+
+
+def _transient(c: Contract, faults: list[dict], label: str, score: float) -> tuple[CompletionRun, list[float]]:
+    """One completion whose first ``len(faults)`` grade POSTs fail as planned; Fail unless
+    every failure was followed by another POST. Returns the run and the pauses."""
+    run, sent = _faulted(c, faults, label, score)
+    return run, _retried(run, sent, label)
+
+
+def _retried(run: CompletionRun, sent: str, label: str) -> list[float]:
+    pauses, every = _pauses(run)
+    if not every:
+        raise Fail(f"your app did not send the grade again after Clever answered {label}; "
+                   f"the grade is lost", sent=sent, got=run.describe(), fix=RETRY_FIX)
+    return pauses
+
+
+def _three_503s(c: Contract) -> tuple[CompletionRun, str]:
+    """The completion whose first three grade POSTs get 503 without Retry-After, run once
+    for GRADE-006 (retried, with a pause) and GRADE-011 (the pauses grow)."""
+    fault = {"path": "/v1/grade", "method": "POST", "status": 503, "count": 1}
+    return c.memo(RUN_503S, lambda: _faulted(c, [fault] * 3, LABEL_503S, 0.45))
 
 
 def _arrived(run: CompletionRun) -> str:
@@ -312,15 +336,20 @@ def _arrived(run: CompletionRun) -> str:
 @check("GRADE-006", "required", "Server errors (500, 502, 503, 504) are retried with backoff",
        seed=S_RETRY,
        rule=f"Clever answers the first POST /v1/grade with 500, 502, 504 (one completion each) and "
-            f"503 twice in a row (injected); each time the app sends the grade again, at least "
-            f"{MIN_PAUSE_S * 1000:.0f} ms after the failure (after the two 503s: twice)")
+            f"503 three times in a row (injected); each time the app sends the grade again, at "
+            f"least {MIN_PAUSE_S * 1000:.0f} ms after the failure")
 def grade_retry_5xx(c: Contract) -> str:
     done = []
-    for status, count in ((500, 1), (502, 1), (503, 2), (504, 1)):
-        fault = {"path": "/v1/grade", "method": "POST", "status": status, "count": 1}
-        label = f"{status}" + (" twice" if count == 2 else "")
-        run, pauses = _transient(c, [fault] * count, label, 0.45)
-        sent = f"{run.sent()}\n(the simulator answered your app's first grade POST(s) with {label})"
+    for status in (500, 502, 503, 504):
+        if status == 503:
+            label = LABEL_503S
+            run, sent = _three_503s(c)
+            pauses = _retried(run, sent, label)
+        else:
+            fault = {"path": "/v1/grade", "method": "POST", "status": status, "count": 1}
+            label = str(status)
+            run, pauses = _transient(c, [fault], label, 0.45)
+            sent = f"{run.sent()}\n(the simulator answered your app's first grade POST with {label})"
         quick = [p for p in pauses if p < MIN_PAUSE_S]
         if quick:
             raise Fail(f"your app retried {quick[0] * 1000:.0f} ms after a {status}: no backoff",
@@ -440,3 +469,32 @@ def grade_no_retry_permanent(c: Contract) -> str:
                    fix="do not schedule retries of 4xx answers other than 429 (and one 401 retry "
                        "with a fresh token)")
     return "; ".join(done)
+
+
+@check("GRADE-011", "recommended", "Retries back off: the pause grows after repeated failures",
+       seed=S_RETRY,
+       rule=f"Clever answers the first three POST /v1/grade of a completion with 503 and no "
+            f"Retry-After (injected; GRADE-006's run); the pause before the third retry is at "
+            f"least {GROWTH_RATIO:g}× and {GROWTH_MIN_S * 1000:.0f} ms longer than the pause "
+            f"before the first (times as the simulator received the POSTs)")
+def grade_backoff_grows(c: Contract) -> str:
+    run, sent = _three_503s(c)
+    pauses, every = _pauses(run)
+    if not every or len(pauses) < 3:
+        raise Skip(f"not judged: your app did not retry all three 503s (see GRADE-006); pauses "
+                   f"seen: {', '.join(f'{p:.2f} s' for p in pauses) or 'none'}")
+    if min(pauses) < MIN_PAUSE_S:
+        raise Skip(f"not judged: your app retried without any pause (see GRADE-006); pauses "
+                   f"{', '.join(f'{p:.2f} s' for p in pauses)}")
+    first, last = pauses[0], pauses[-1]
+    shown = " → ".join(f"{p:.2f} s" for p in pauses)
+    if last < first * GROWTH_RATIO or last - first < GROWTH_MIN_S:
+        raise Fail(f"your app paused {shown} before its three retries: the pause does not grow "
+                   f"(the last is not {GROWTH_RATIO:g}× and {GROWTH_MIN_S * 1000:.0f} ms longer "
+                   f"than the first)", sent=sent, got=run.describe(),
+                   fix="back off exponentially: double the pause after each failure (e.g. 0.2 s, "
+                       "0.4 s, 0.8 s; add jitter on top, not instead): a fixed pause keeps "
+                       "hitting Clever at the same rate while it is overloaded, from every "
+                       "partner at once")
+    return f"pauses {shown} after three 503s in a row, {_arrived(run)}"
+

@@ -144,7 +144,7 @@ def test_node_partner_passes_every_check(sim, tmp_path):
 # --- broken partners fail exactly the checks meant to catch them ------------------------------
 
 GRADES_BROKEN = {"GRADE-001", "GRADE-002", "GRADE-003", "GRADE-004", "GRADE-006", "GRADE-007",
-                 "GRADE-008", "GRADE-009", "GRADE-010"}
+                 "GRADE-008", "GRADE-009", "GRADE-010", "GRADE-011", "GRADE-012", "GRADE-013"}
 # With no bug the broken partner is correct: every row below shows that all the other
 # checks pass, so a separate no-bug run would only cost time.
 BROKEN: dict[str, set[str]] = {
@@ -173,6 +173,9 @@ BROKEN: dict[str, set[str]] = {
     "no_retry_503": {"GRADE-006"},
     "ignores_retry_after": {"GRADE-007"},
     "no_backoff": {"GRADE-006"},
+    "fixed_backoff": {"GRADE-011"},
+    "il_401_gives_up": {"GRADE-012"},
+    "district_401_gives_up": {"GRADE-013"},
     "no_retry_network_errors": {"GRADE-009"},
     "retries_permanent_errors": {"GRADE-010"},
     "duplicate_storm": {"GRADE-008", "GRADE-010"},        # 5 POSTs after a 400 too
@@ -217,6 +220,9 @@ NODE_BROKEN: dict[str, set[str]] = {
     "reflects_assignment_id": {"LOGIN-009"},
     "redirects_to_state_url": {"LOGIN-009"},
     "no_backoff": {"GRADE-006"},
+    "fixed_backoff": {"GRADE-011"},
+    "il_401_gives_up": {"GRADE-012"},
+    "district_401_gives_up": {"GRADE-013"},
     "no_retry_network_errors": {"GRADE-009"},
     "retries_permanent_errors": {"GRADE-010"},
 }

@@ -52,6 +52,9 @@ BUGS = {
     "no_retry_503": "does not retry after 5xx",
     "ignores_retry_after": "retries a 429 at once",
     "no_backoff": "retries 5xx at once, without a pause",
+    "fixed_backoff": "retries 5xx after the same 0.3 s pause every time",
+    "il_401_gives_up": "after a 401 with the student's il token, gives up (no new token)",
+    "district_401_gives_up": "keeps its cached district-app token after a 401 and gives up",
     "no_retry_network_errors": "a dropped or timed-out grade POST is not sent again",
     "retries_permanent_errors": "retries every 4xx like a 5xx",
     "duplicate_storm": "posts every grade 5 times",
@@ -84,6 +87,7 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
     app.url_map.merge_slashes = False
     http = httpx.Client(timeout=TIMEOUT, trust_env=False)
     sessions: dict[str, dict] = {}
+    il_tokens: dict[str, str] = {}  # user id -> il token of their newest login
     district_tokens: dict[str, str] = {}
     calls = itertools.count(1)
     stop = stop or threading.Event()
@@ -176,6 +180,7 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
                 return page("Login failed", 401)
         sid = secrets.token_urlsafe(16)
         sessions[sid] = {"id": who["id"], "district": who["district"], "token": token}
+        il_tokens[who["id"]] = token
         state = request.args.get("state") or ""
         if not state and "500_without_state" in bugs:
             abort(500)
@@ -212,8 +217,8 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
             return page("Assignment not found", 404)
         return page(f"Assignment {assignment_id}")
 
-    def district_token(district: str) -> str | None:
-        if district not in district_tokens:
+    def district_token(district: str, refresh: bool = False) -> str | None:
+        if refresh or district not in district_tokens:
             resp = http.get(f"{sim}/oauth/tokens", auth=(client_id, client_secret),
                             params={"owner_type": "district", "district": district})
             data = (resp.json().get("data") or []) if resp.status_code == 200 else []
@@ -245,13 +250,29 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
                 wait = 0.0 if "ignores_retry_after" in bugs else \
                     float(resp.headers.get("Retry-After", "0.05"))
             elif resp.status_code >= 500 and "no_retry_503" not in bugs:
-                wait = 0.0 if "no_backoff" in bugs else BACKOFF_S[attempt]
+                wait = 0.0 if "no_backoff" in bugs else 0.3 if "fixed_backoff" in bugs \
+                    else BACKOFF_S[attempt]
+            elif resp.status_code == 401:
+                break  # a new token is needed first: send_grade's business
             elif "retries_permanent_errors" in bugs:
                 wait = BACKOFF_S[attempt]
             else:
                 break
             time.sleep(wait)
         return tries
+
+    def send_grade(grade: dict, district: str, il_token: str | None) -> list:
+        """POST with the il token (else the district-app token); after a 401, once more
+        with the district-app token Clever lists now."""
+        token = il_token or district_token(district)
+        if token is None:
+            return ["no district-app token"]
+        tries = post_grade(token, grade)
+        if tries[-1] != 401 or (il_token and "il_401_gives_up" in bugs) \
+                or (not il_token and "district_401_gives_up" in bugs):
+            return tries
+        fresh = district_token(district, refresh=True)
+        return tries + (post_grade(fresh, grade) if fresh else ["no district-app token"])
 
     @app.post("/test-hooks/complete")
     def complete():
@@ -268,8 +289,9 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
         a = find(str(body.get("assignment_id", "")))
         if a is None:
             return jsonify({"error": "unknown assignment"}), 404
-        token = district_token(str(body.get("district_id")))
-        if token is None:
+        district = str(body.get("district_id"))
+        il_token = il_tokens.get(str(body.get("user_id")))
+        if il_token is None and district_token(district) is None:
             return jsonify({"error": "no district-app token"}), 502
         score = body["score"]
         grade: dict = {"assignmentID": body["assignment_id"], "userID": body["user_id"]}
@@ -285,7 +307,7 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
             del grade["userID"]
         tries = []
         for _ in range(5 if "duplicate_storm" in bugs else 1):
-            tries += post_grade(token, grade)
+            tries += send_grade(grade, district, il_token)
         ok = isinstance(tries[-1], int) and tries[-1] < 300
         return jsonify({"status": "sent" if ok else "failed", "tries": tries}), 200 if ok else 502
 

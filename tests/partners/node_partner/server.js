@@ -29,7 +29,8 @@ let REDIRECT_URI = process.env.REDIRECT_URI || '';
 // Test-only: BUGS=name,name switches on the mistakes the contract suite must catch (see
 // KNOWN_BUGS); unset, the partner is correct.
 const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url', 'no_backoff',
-  'no_retry_network_errors', 'retries_permanent_errors']);
+  'no_retry_network_errors', 'retries_permanent_errors', 'fixed_backoff', 'il_401_gives_up',
+  'district_401_gives_up']);
 const BUGS = new Set((process.env.BUGS || '').split(',').map((b) => b.trim()).filter(Boolean));
 const bug = (name) => BUGS.has(name);
 
@@ -63,6 +64,7 @@ const BY_ID = new Map(ASSIGNMENTS.map((a) => [a.id, a]));
 
 const sessions = new Map();        // session id -> { id, district, token }
 const districtTokens = new Map();  // district id -> district-app token
+const ilTokens = new Map();        // user id -> il token of their newest login
 
 const basic = () => 'Basic ' + Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -121,16 +123,20 @@ async function withRetries(makeRequest) {
       continue;
     }
     tries.push(resp.status);
+    // A 401 needs a new token first (sendGrade), never the same request again.
     const retryable = resp.status === 429 || resp.status >= 500
-      || (bug('retries_permanent_errors') && resp.status >= 400);
+      || (bug('retries_permanent_errors') && resp.status >= 400 && resp.status !== 401);
     if (!retryable || attempt >= MAX_RETRIES) return { tries, resp };
     await resp.arrayBuffer().catch(() => null);
-    await sleep(bug('no_backoff') && resp.status >= 500 ? 0 : retryDelayMs(resp, attempt));
+    let wait = retryDelayMs(resp, attempt);
+    if (resp.status >= 500 && bug('no_backoff')) wait = 0;
+    if (resp.status >= 500 && bug('fixed_backoff')) wait = 300;
+    await sleep(wait);
   }
 }
 
-async function districtToken(districtId) {
-  if (districtTokens.has(districtId)) return districtTokens.get(districtId);
+async function districtToken(districtId, refresh = false) {
+  if (!refresh && districtTokens.has(districtId)) return districtTokens.get(districtId);
   const url = `${CLEVER_URL}/oauth/tokens?owner_type=district&district=${encodeURIComponent(districtId)}`;
   const { resp } = await withRetries(() => call(url, { headers: { Authorization: basic() } }));
   const body = resp ? await readJson(resp) : null;
@@ -213,6 +219,7 @@ async function callback(req, res, url) {
   if (!who) return page(res, 401, 'Login failed', 'Clever did not say who you are.');
   const sid = crypto.randomBytes(24).toString('base64url');
   sessions.set(sid, { id: who.id, district: who.district, token: exchanged.token });
+  ilTokens.set(who.id, exchanged.token);
   const cookie = `np_session=${sid}; Path=/; HttpOnly; SameSite=Lax`;
   const state = url.searchParams.get('state') || '';
   const wanted = state.startsWith(LAUNCH_PREFIX) ? state.slice(LAUNCH_PREFIX.length) : state;
@@ -243,6 +250,27 @@ function assignmentPage(req, res, url) {
   return page(res, 200, assignment.name, `Good luck, ${user.id}!`);
 }
 
+function postGrade(token, grade) {
+  return withRetries(() => call(`${GRADES_URL}/v1/grade`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(grade),
+  }));
+}
+
+// With the student's il token while they are logged in, else the district-app token; after
+// a 401 (the token was revoked), once more with the district-app token Clever lists now.
+async function sendGrade(grade, districtId, ilToken) {
+  const first = await postGrade(ilToken || await districtToken(districtId), grade);
+  const givesUp = ilToken ? bug('il_401_gives_up') : bug('district_401_gives_up');
+  if (!first.resp || first.resp.status !== 401 || givesUp) return first;
+  await first.resp.arrayBuffer().catch(() => null);
+  const fresh = await districtToken(districtId, true);
+  if (!fresh) return first;
+  const again = await postGrade(fresh, grade);
+  return { ...again, tries: [...first.tries, ...again.tries] };
+}
+
 async function completeHook(req, res) {
   let body;
   try {
@@ -260,15 +288,13 @@ async function completeHook(req, res) {
   }
   const assignment = BY_ID.get(body.assignment_id);
   if (!assignment) return json(res, 404, { error: `unknown assignment ${body.assignment_id}` });
-  const token = await districtToken(body.district_id);
-  if (!token) return json(res, 502, { error: 'no district-app token for that district' });
+  const ilToken = ilTokens.get(body.user_id);
+  if (!ilToken && !(await districtToken(body.district_id))) {
+    return json(res, 502, { error: 'no district-app token for that district' });
+  }
   const grade = { assignmentID: assignment.id, userID: body.user_id, ...scoreFields(assignment, score),
                   completedAt: new Date().toISOString() };
-  const { tries, resp, error } = await withRetries(() => call(`${GRADES_URL}/v1/grade`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify(grade),
-  }));
+  const { tries, resp, error } = await sendGrade(grade, body.district_id, ilToken);
   if (resp && resp.status >= 200 && resp.status < 300) {
     return json(res, 200, { status: 'sent', tries, sent: grade });
   }
