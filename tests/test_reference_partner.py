@@ -8,6 +8,7 @@ would register its own app, and only ever talks to the simulator's Clever endpoi
 from __future__ import annotations
 
 import html
+import json
 import re
 import socket
 import subprocess
@@ -527,6 +528,67 @@ def test_never_retries_other_4xx(partner, sim_server, student, status):
     else:
         assert resp.status_code == 502 and resp.json()["grade_status"] == status
         assert grade_journal(sim_server) == [status]
+
+
+# --- token lifecycle: a revoked token does not lose the grade -------------------------------
+
+def grade_posts(sim_server) -> list[tuple[int, str | None]]:
+    """(status, token kind) of every POST /v1/grade the simulator saw, oldest first."""
+    entries = sim_get(sim_server, "/_sim/journal", path="/v1/grade", limit=1000)["data"]
+    return [(e["status"], e.get("token_kind")) for e in reversed(entries)]
+
+
+def revoke(sim_server, token: str) -> dict:
+    resp = httpx.delete(f"{sim_server.url}/_sim/tokens/{token}")
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def il_token_of_launch(sim_server, code: dict) -> str:
+    entries = sim_get(sim_server, "/_sim/journal", path="/oauth/tokens", limit=100)["data"]
+    exchange = next(e for e in entries if e["method"] == "POST" and code["code"] in e["request_body"])
+    return json.loads(exchange["response_body"])["access_token"]
+
+
+def test_hook_sends_with_the_students_il_token_while_they_are_logged_in(partner, sim_server,
+                                                                        student, browser):
+    launch(sim_server, browser, student["id"], PERCENT.id)
+    resp = hook(partner, user_id=student["id"], assignment_id=PERCENT.id,
+                district_id=student["district"], score=0.5)
+    assert resp.status_code == 200 and resp.json()["tries"] == [200]
+    assert grade_posts(sim_server) == [(200, "il")]
+
+
+def test_revoked_il_token_falls_back_to_the_district_app_token_once(partner, sim_server,
+                                                                    student, browser):
+    _, code = launch(sim_server, browser, student["id"], PERCENT.id)
+    assert revoke(sim_server, il_token_of_launch(sim_server, code))["kind"] == "il"
+    resp = hook(partner, user_id=student["id"], assignment_id=PERCENT.id,
+                district_id=student["district"], score=0.5)
+    assert resp.status_code == 200 and resp.json()["tries"] == [401, 200]
+    assert grade_posts(sim_server) == [(401, None), (200, "district")]
+
+
+def test_revoked_district_token_is_listed_again_and_the_grade_sent_once_more(partner, sim_server,
+                                                                             student):
+    body = {"user_id": student["id"], "assignment_id": PERCENT.id,
+            "district_id": student["district"], "score": 0.5}
+    assert hook(partner, **body).json()["tries"] == [200]
+    token = sim_get(sim_server, "/_sim/journal", path="/v1/grade", limit=1)["data"][0]
+    assert revoke(sim_server, token["request_headers"]["Authorization"].split()[1])["reissued"]
+    resp = hook(partner, **{**body, "score": 0.7})
+    assert resp.status_code == 200 and resp.json()["tries"] == [401, 200]
+    assert grade_posts(sim_server) == [(200, "district"), (401, None), (200, "district")]
+    listings = sim_get(sim_server, "/_sim/journal", path="/oauth/tokens", method="GET")["data"]
+    assert len(listings) == 2  # the first grade's, and once more after the 401
+
+
+def test_a_second_401_after_the_fresh_token_is_final(partner, sim_server, student):
+    fault(sim_server, status=401, count=2)
+    resp = hook(partner, user_id=student["id"], assignment_id=PERCENT.id,
+                district_id=student["district"], score=0.5)
+    assert resp.status_code == 502 and resp.json()["tries"] == [401, 401]
+    assert grade_posts(sim_server) == [(401, None), (401, None)]
 
 
 def test_retries_connection_errors_then_gives_up():

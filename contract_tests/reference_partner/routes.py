@@ -1,6 +1,6 @@
-"""Every page and endpoint of the app, in the order of Clever's grade
-passback guide: parse the request, call the parts in
-``partner.current()`` (memory, Clever client, grade client), answer.
+"""Every page and endpoint of the app, in the order of Clever's grade passback guide: parse
+the request, call the parts in ``partner.current()`` (memory, Clever client, grade client),
+answer.
 
 1. ``GET /clever/assignments``: the assignments API Clever calls with a teacher's token.
 2. ``GET /clever/callback``: Log in with Clever, ``state=assignment:{id}`` → that page.
