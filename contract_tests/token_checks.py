@@ -45,7 +45,7 @@ def _judge(run: CompletionRun, token: str, what: str, revoked_at: str) -> str:
     """PASS text, Skip (another check's business) or Fail saying what happened to the grade."""
     _hook_failed(run)
     attempts = _attempts(run)
-    story = f"Clever revoked {what} ({_short(token)}) at {revoked_at}"
+    story = f"Clever revoked {what.format(token=_short(token))} at {revoked_at}"
     sent = f"{story}, then:\n{run.sent()}"
     refused = [e for e in attempts if e.get("status") == 401]
     for hit in refused:  # after each 401, the next POST carries a token fetched after it
@@ -79,12 +79,20 @@ def _lost(run: CompletionRun, refused: list[dict], story: str) -> str:
     first = refused[0]
     fetched = _token_fetches(run, first["id"])
     if not fetched:
-        did = "your app did not fetch a new token (no request to /oauth/tokens after it)"
+        did = "it did not fetch a new token (no request to /oauth/tokens after the 401)"
     else:
-        did = (f"your app fetched a token again ({show_entry(fetched[0], bodies=False)}) but did "
-               f"not send the grade with it")
-    return (f"{story}; your app's grade POST with it got 401 at {first.get('time')}, {did}, and "
-            f"the grade was lost")
+        did = (f"it fetched a token again ({show_entry(fetched[0], bodies=False)}) but did not "
+               f"send the grade with it")
+    return f"{story}; your app's grade POST got 401 at {first.get('time')}, {did}: the grade was lost"
+
+
+def _revoke_then_complete(c: Contract, token: str, what: str, student: dict, aid: str,
+                          score: float) -> str:
+    """Revoke ``token`` (``what`` names it, ``{token}`` standing for its first characters),
+    then drive one completion and judge what became of its grade."""
+    c.sim.call("DELETE", f"/_sim/tokens/{token}")
+    revoked_at = _now()
+    return _judge(c.complete(student, aid, score), token, what, revoked_at)
 
 
 @check("GRADE-012", "recommended", "A revoked il token does not lose the grade",
@@ -101,10 +109,8 @@ def grade_survives_revoked_il_token(c: Contract) -> str:
     if token is None:
         raise Skip("not judged: the launch did not log the student in (your app got no il token "
                    "from /oauth/tokens; see LOGIN-001)")
-    c.sim.call("DELETE", f"/_sim/tokens/{token}")
-    revoked_at = _now()
-    run = c.complete(student, aid, 0.75)
-    return _judge(run, token, "the student's il token, right after the launch", revoked_at)
+    return _revoke_then_complete(c, token, "the student's il token {token} right after the launch",
+                                 student, aid, 0.75)
 
 
 @check("GRADE-013", "recommended", "A revoked district-app token is fetched again",
@@ -122,9 +128,5 @@ def grade_survives_revoked_district_token(c: Contract) -> str:
     if not used or used[-1] is None:
         raise Skip("not judged: your app did not send a grade with a district-app token that "
                    "Clever accepted (see GRADE-001 and GRADE-002)")
-    token = used[-1]
-    c.sim.call("DELETE", f"/_sim/tokens/{token}")
-    revoked_at = _now()
-    run = c.complete(student, aid, 0.85)
-    return _judge(run, token, f"the district-app token of district {student['district']} (your "
-                              f"app had just used it; Clever now lists a new one)", revoked_at)
+    return _revoke_then_complete(c, used[-1], "the district-app token {token} your app had just "
+                                 "used (and listed a new one for the district)", student, aid, 0.85)

@@ -11,9 +11,10 @@ def resolve(sim: Simulator, access_token: str) -> dict:
     token = sim.store.get_token(access_token) if len(access_token) <= 200 else None
     if token is None:
         raise InvalidToken(errors=[FieldProblem(
-            "Authorization", "the bearer token is unknown to the simulator",
-            "use a token from POST /oauth/tokens (il token) or GET /oauth/tokens?owner_type=district "
-            "(district-app token); tokens from real Clever do not work here")])
+            "Authorization", "the bearer token is unknown to the simulator (never issued here, "
+            "or revoked)",
+            "use a current token from POST /oauth/tokens (il token) or GET /oauth/tokens?"
+            "owner_type=district (district-app token); tokens from real Clever do not work here")])
     return token
 
 
