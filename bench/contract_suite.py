@@ -10,8 +10,8 @@ Baselines are measured in the same run, on the same machine (these machines are 
 
 The figure that matters is the suite's wall time and how it compares with the baselines
 (the suite's own floor is about 5.8 s of deliberate waiting: Retry-After 1 s, 1 s of storm
-watching, the reference partner's doubling backoff after 500/502/503×3/504 (2.0 s) and two
-dropped connections (0.4 s, plus 0.3 s of hanging), and 1.1 s of watching for retries of
+watching, the reference partner's doubling backoff after two runs of three 5xx in a row
+(2 × 1.05 s) and two dropped connections (0.3 s, plus 0.3 s of hanging), and 1.1 s of watching for retries of
 the six permanent errors; the token checks add no waiting of their own).
 
     .venv/bin/python bench/contract_suite.py [--rounds 3] [--health 200]

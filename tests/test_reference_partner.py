@@ -605,7 +605,7 @@ def test_retries_connection_errors_then_gives_up():
         with pytest.raises(CleverError) as err:
             partner.grades.post_grade("tok", {"assignmentID": "a", "percentage": 0.5})
         assert err.value.tries == ["ConnectError"] * 4
-        assert waits == [0.2, 0.4, 0.8]
+        assert waits == [0.15, 0.3, 0.6]
     finally:
         app.extensions["reference_partner"].close()
 
@@ -615,11 +615,11 @@ def test_retry_delay_rules():
         return httpx.Response(503, headers={} if value is None else {"Retry-After": value})
     assert retry_delay(resp("2"), 0) == 2.0
     assert retry_delay(resp("3600"), 0) == 10.0
-    assert retry_delay(resp(None), 0) == 0.2 and retry_delay(resp(None), 1) == 0.4
-    assert retry_delay(resp(None), 2) == 0.8 and retry_delay(resp(None), 5) == 0.8
-    assert retry_delay(resp("soon"), 1) == 0.4
+    assert retry_delay(resp(None), 0) == 0.15 and retry_delay(resp(None), 1) == 0.3
+    assert retry_delay(resp(None), 2) == 0.6 and retry_delay(resp(None), 5) == 0.6
+    assert retry_delay(resp("soon"), 1) == 0.3
     assert retry_delay(resp("Wed, 21 Oct 2015 07:28:00 GMT"), 0) == 0.0  # in the past
-    assert retry_delay(None, 0) == 0.2
+    assert retry_delay(None, 0) == 0.15
 
 
 def test_questions_accept_equivalent_numbers():

@@ -21,7 +21,7 @@ log = logging.getLogger("reference_partner")
 
 TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=3.0)
 MAX_RETRIES = 3                      # retries after the first try (so at most 4 tries)
-BACKOFF_S = (0.2, 0.4, 0.8)          # waits when Clever sends no usable Retry-After (doubling)
+BACKOFF_S = (0.15, 0.3, 0.6)         # waits when Clever sends no usable Retry-After (doubling)
 RETRY_AFTER_CAP_S = 10.0             # never wait longer than this, whatever Retry-After says
 
 
@@ -49,7 +49,7 @@ def retry_delay(response: httpx.Response | None, retry_index: int) -> float:
     """Seconds to wait before retry number ``retry_index`` (0-based).
 
     ``Retry-After`` (delta-seconds or an HTTP date) wins, capped at RETRY_AFTER_CAP_S;
-    without it, the doubling backoff 0.2 s, 0.4 s, 0.8 s.
+    without it, the doubling backoff 0.15 s, 0.3 s, 0.6 s.
     """
     fallback = BACKOFF_S[min(retry_index, len(BACKOFF_S) - 1)]
     raw = response.headers.get("Retry-After") if response is not None else None

@@ -52,7 +52,7 @@ BUGS = {
     "no_retry_503": "does not retry after 5xx",
     "ignores_retry_after": "retries a 429 at once",
     "no_backoff": "retries 5xx at once, without a pause",
-    "fixed_backoff": "retries 5xx after the same 0.3 s pause every time",
+    "fixed_backoff": "retries 5xx after the same 0.5 s pause every time",
     "il_401_gives_up": "after a 401 with the student's il token, gives up (no new token)",
     "district_401_gives_up": "keeps its cached district-app token after a 401 and gives up",
     "no_retry_network_errors": "a dropped or timed-out grade POST is not sent again",
@@ -250,7 +250,7 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
                 wait = 0.0 if "ignores_retry_after" in bugs else \
                     float(resp.headers.get("Retry-After", "0.05"))
             elif resp.status_code >= 500 and "no_retry_503" not in bugs:
-                wait = 0.0 if "no_backoff" in bugs else 0.3 if "fixed_backoff" in bugs \
+                wait = 0.0 if "no_backoff" in bugs else 0.5 if "fixed_backoff" in bugs \
                     else BACKOFF_S[attempt]
             elif resp.status_code == 401:
                 break  # a new token is needed first: send_grade's business

@@ -130,7 +130,7 @@ async function withRetries(makeRequest) {
     await resp.arrayBuffer().catch(() => null);
     let wait = retryDelayMs(resp, attempt);
     if (resp.status >= 500 && bug('no_backoff')) wait = 0;
-    if (resp.status >= 500 && bug('fixed_backoff')) wait = 300;
+    if (resp.status >= 500 && bug('fixed_backoff')) wait = 500;
     await sleep(wait);
   }
 }
