@@ -34,6 +34,11 @@ class Partner:
         return cls(PartnerState(assignments), clever,
                    GradeClient(cfg["GRADES_URL"], transport, clever), transport)
 
+    @property
+    def assignments(self) -> "OrderedDict[str, Assignment]":
+        """The app's assignments by id (what its assignments API lists)."""
+        return self.state.assignments
+
     def close(self) -> None:
         self.transport.close()
 
