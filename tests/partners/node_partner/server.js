@@ -36,7 +36,7 @@ const bug = (name) => BUGS.has(name);
 
 const TIMEOUT_MS = 10000;
 const MAX_RETRIES = 3;
-const BACKOFF_MS = [200, 500, 1000];
+const BACKOFF_MS = [150, 300, 600];  // waits before retries 1, 2, 3 (doubling)
 const RETRY_AFTER_CAP_MS = 10000;
 const LAUNCH_PREFIX = 'assignment:';
 
