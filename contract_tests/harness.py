@@ -11,11 +11,9 @@ session they run in is ``session.Contract``. Nothing here knows pytest;
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
-import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus, urljoin, urlsplit
 
 import httpx
 
+from simulator import httpclient
 from simulator.config import control_headers
 
 from .config import PLACEHOLDER
@@ -215,11 +214,6 @@ def as_fraction(value: Any) -> Decimal | None:
 
 # --- HTTP ---------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
 def client(**kwargs: Any) -> httpx.Client:
     """A fresh httpx client (its own cookie jar), never through an environment proxy.
 
@@ -227,7 +221,7 @@ def client(**kwargs: Any) -> httpx.Client:
     suite makes dozens of short-lived clients (one per browser visit, fetch, hook call).
     """
     kwargs.setdefault("headers", {"User-Agent": USER_AGENT})
-    return httpx.Client(verify=_ssl_context(), trust_env=False, **kwargs)
+    return httpclient.client(**kwargs)
 
 
 # --- the simulator's control API -----------------------------------------------------------

@@ -220,3 +220,43 @@ def decode(raw: bytes, **kwargs: Any) -> Any:
 def scrub(text: str) -> str:
     """``text`` with any lone surrogate replaced by U+FFFD, so it can always be encoded."""
     return _LONE_SURROGATE.sub("\ufffd", text) if _lone(text) else text
+
+
+# --- JSON values in words (one wording for every message that names a JSON type) -------
+
+SCHEMA_TYPE_WORDS = {"object": "a JSON object", "array": "an array", "string": "a string",
+                     "number": "a number", "integer": "a whole number", "boolean": "true/false",
+                     "null": "null"}
+
+
+def kind(value: Any) -> str:
+    """The JSON type of a parsed value in words: 'a string', 'a number', 'true/false', 'null',
+    'an array', 'a JSON object'."""
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float, Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return "a JSON object" if isinstance(value, dict) else type(value).__name__
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as JSON text, cut to ``limit`` characters for a message."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once, not per call
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text (no spaces, non-ASCII kept): what is stored, journaled and sent."""
+    return _ENCODER.encode(value)

@@ -14,7 +14,6 @@ import ast
 import functools
 import json
 import re
-import ssl
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import jsonschema
 
-from . import jsontext
+from . import httpclient, jsontext
 from .numbers import whole_number
 from .journal import clip_body
 
@@ -312,12 +311,6 @@ def fetch_assignments(url: str, token: str, *, journal, clock, client_id: str | 
     return result
 
 
-
-@functools.lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying SSL context for every fetch (building one costs ~30 ms of CPU)."""
-    return ssl.create_default_context()
-
 def _get(url, headers, result, redirects, connect_timeout, read_timeout, total_timeout,
          max_bytes, transport, started) -> tuple[bytes, dict[str, str]]:
     """Fetch with same-origin redirects and the body cap; fills ``result.status``."""
@@ -329,8 +322,8 @@ def _get(url, headers, result, redirects, connect_timeout, read_timeout, total_t
                             pool=connect_timeout)
     current = url
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                          transport=transport, verify=_ssl_context()) as client:
+        with httpclient.client(timeout=timeout, follow_redirects=False,
+                               transport=transport) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 with client.stream("GET", current, headers=headers) as resp:
                     result.status = resp.status_code

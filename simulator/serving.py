@@ -27,7 +27,7 @@ from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from . import limits
 from .errors import ConnectionDropped
-from .store import _dumps
+from .jsontext import dumps
 from .web import MAX_BODY
 
 DEFAULT_THREADS = 16
@@ -158,7 +158,7 @@ class WaitDispatcher:
 
 
 def _busy_answer(limit: int) -> bytes:
-    body = (_dumps({"message": "Too many connections", "errors": [{
+    body = (dumps({"message": "Too many connections", "errors": [{
         "field": "connection",
         "problem": f"all {limit} connections this server accepts are busy with requests",
         "hint": f"retry after {RETRY_AFTER_S} seconds"}]}) + "\n").encode()

@@ -31,7 +31,8 @@ from .apps import normalize_app
 from .clock import MAX_OFFSET_S, Clock
 from .errors import BadRequest
 from .roster import _short, validate_roster
-from .store import Store, _dumps
+from .jsontext import dumps
+from .store import Store
 
 FORMAT = "clever-sim-snapshot"
 VERSION = 1
@@ -528,7 +529,7 @@ def import_state(sim: Any, doc: Any, *, checked: bool = False) -> dict:
             digest = hashlib.sha256(json.dumps(roster, sort_keys=True).encode()).hexdigest()
             store.replace_roster_in(db, roster, {
                 "roster_digest": f"snapshot:{digest}",  # never a roster file's digest: `serve`
-                "roster_apps": _dumps(roster["apps"])})  # with a roster setting reloads its roster
+                "roster_apps": dumps(roster["apps"])})  # with a roster setting reloads its roster
         for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
                     "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
                     "DELETE FROM tokens", "DELETE FROM apps"):
@@ -536,29 +537,29 @@ def import_state(sim: Any, doc: Any, *, checked: bool = False) -> dict:
         db.executemany(
             "INSERT INTO apps(client_id, client_secret, name, redirect_uris, assignments_url, "
             "scopes, districts, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((a["client_id"], a["client_secret"], a["name"], _dumps(a["redirect_uris"]),
-              a.get("assignments_url"), _dumps(a["scopes"]), _dumps(a["districts"]),
+            ((a["client_id"], a["client_secret"], a["name"], dumps(a["redirect_uris"]),
+              a.get("assignments_url"), dumps(a["scopes"]), dumps(a["districts"]),
               a["created"]) for a in doc["apps"]))
         db.executemany(
             "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
             "scopes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             ((t["access_token"], t["kind"], t["id"], t["client_id"], t["district_id"],
-              t["user_id"], _dumps(t["scopes"]), t["created"]) for t in doc["tokens"]))
+              t["user_id"], dumps(t["scopes"]), t["created"]) for t in doc["tokens"]))
         db.executemany(
             "INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
             "record, created, updated, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((g["id"], g["client_id"], g["user_id"], g["assignment_id"], g["district_id"],
-              g["version"], _dumps(g["record"]), g["created"], g["updated"], g["seq"])
+              g["version"], dumps(g["record"]), g["created"], g["updated"], g["seq"])
              for g in doc["grades"]))
         db.executemany(
             "INSERT INTO grade_history(seq, grade_id, version, record, received_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            ((h["seq"], h["grade_id"], h["version"], _dumps(h["record"]), h["received_at"])
+            ((h["seq"], h["grade_id"], h["version"], dumps(h["record"]), h["received_at"])
              for h in doc["grade_history"]))
         db.executemany(
             "INSERT INTO schoology_assignments(id, section_id, client_id, assignment_id, "
             "data, created) VALUES (?, ?, ?, ?, ?, ?)",
-            ((s["id"], s["section_id"], s["client_id"], s["assignment_id"], _dumps(s["data"]),
+            ((s["id"], s["section_id"], s["client_id"], s["assignment_id"], dumps(s["data"]),
               s["created"]) for s in doc["schoology_assignments"]))
         store.clear_caches()  # under the write lock: no grade write sees a stale cache
     if roster_changed:

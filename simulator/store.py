@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import limits
+from .jsontext import dumps as _dumps
 from .errors import FieldProblem, ServiceUnavailable
 from .ids import legacy_user_id
 
@@ -34,12 +35,6 @@ def schema_sql() -> str:
         return (Path(__file__).parent / "schema.sql").read_text(encoding="utf-8")
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once, not per call
-
-
-def _dumps(value: Any) -> str:
-    """Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``."""
-    return _ENCODER.encode(value)
 
 
 class Revoked(LookupError):

@@ -15,7 +15,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from .errors import ConnectionDropped, InjectedFault, MethodNotAllowed, RateLimited, SimError
 from .journal import RawEntry
 from .sim import Simulator
-from .store import _dumps
+from .jsontext import dumps
 
 # Pages (Schoology, gradebook, inspector, login) show partner-supplied text: escaping is the
 # first defence, this policy the second. No form-action: a student's "Open" form redirects on
@@ -97,7 +97,7 @@ def error_parts(exc: SimError) -> tuple[int, list[tuple[str, str]], bytes]:
     if isinstance(exc, RateLimited):
         body, content_type = b"", HTML_TYPE
     else:
-        body, content_type = (_dumps(exc.body()) + "\n").encode(), JSON_TYPE
+        body, content_type = (dumps(exc.body()) + "\n").encode(), JSON_TYPE
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
     headers += exc.headers.items()
     return exc.status, headers, body
@@ -115,7 +115,7 @@ def method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> Method
 def bug_parts(exc: Exception) -> tuple[str, tuple[int, list[tuple[str, str]], bytes]]:
     """(finding, answer) for an exception no rule raised: a simulator bug, answered with a
     500 that asks for a report (tests assert it never happens)."""
-    body = (_dumps({"message": f"Internal simulator error ({type(exc).__name__}); "
+    body = (dumps({"message": f"Internal simulator error ({type(exc).__name__}); "
                                "please report it with the request that caused it"}) + "\n").encode()
     return (f"simulator bug: {type(exc).__name__}: {exc}",
             (500, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))], body))

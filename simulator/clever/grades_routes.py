@@ -22,7 +22,7 @@ from .. import traffic
 from ..errors import (BadRequest, ConnectionDropped, FieldProblem, PayloadTooLarge, SimError,
                       UnsupportedMediaType)
 from ..sim import Simulator
-from ..store import _dumps
+from ..jsontext import dumps
 from ..traffic import Exchange
 from ..web import bearer_from, check_json_content_type, parse_json, read_body_from
 from . import grades, tokens
@@ -140,6 +140,6 @@ def grade_response(record, warnings: list[str]) -> bytes:
     text from the store (``StoredRecord.json``) rather than serialising it a second time."""
     text = getattr(record, "json", None)
     if text is None:
-        text = _dumps(record)
+        text = dumps(record)
     return ('{"data":' + text + ',"warnings":[' + ",".join(map(grades.json_string, warnings))
             + "]}\n").encode()
