@@ -77,7 +77,7 @@ def test_delete_app_revokes_its_tokens(client, sim, demo_app, student):
     ({"redirect_uris": ["http://x/cb"], "assignments_url": "ftp://x"}, "assignments_url", "absolute"),
     ({"redirect_uris": ["http://x/cb"], "colour": "red"}, "colour", "unknown field"),
     ({"redirect_uris": ["http://x/cb"], "scopes": "read:user_id"}, "scopes", "list"),
-    ([1, 2], "(body)", "JSON list"),
+    ([1, 2], "(body)", "is an array"),
 ])
 def test_register_app_rejects_bad_registrations(client, body, field, problem):
     assert_error(client.post("/_sim/apps", json=body), 400, field=field, problem=problem)

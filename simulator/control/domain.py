@@ -1,4 +1,4 @@
-"""Rules of the control API (``/_sim/``): checking fault, link, persona and wait requests.
+"""Rules of the control API (``/_sim/``): checking fault, persona and wait requests.
 
 No Flask here; routes parse JSON and call these functions.
 """
@@ -8,100 +8,35 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .. import ids
+from .. import bodies, ids
 from ..apps import require_app
 from ..clever import oauth, tokens
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..faults import Fault
 from ..numbers import whole_number
+from ..schoology.domain import launch_state
 from ..sim import Simulator
 
-GRADING_TYPES = ("points", "percentage", "letter", "pass_fail")
 TOKEN_MAX_LEN = 200  # longer than any token the simulator issues
 
 
-def _obj(body: Any, example: str) -> dict:
-    if not isinstance(body, dict):
-        raise BadRequest("Body must be a JSON object",
-                         [FieldProblem("(body)", f"is a JSON {type(body).__name__}", f"send {example}")])
-    return body
-
-
-def _str(body: dict, key: str, problems: list[FieldProblem], *, required: bool = True,
-         max_len: int = 256) -> str | None:
-    value = body.get(key)
-    if value is None:
-        if required:
-            problems.append(FieldProblem(key, "is required"))
-        return None
-    if not isinstance(value, str) or not value:
-        problems.append(FieldProblem(key, "must be a non-empty string"))
-        return None
-    if len(value) > max_len:
-        problems.append(FieldProblem(key, f"is longer than {max_len} characters"))
-        return None
-    return value
-
-
-def _int(body: dict, key: str, problems: list[FieldProblem], default: int | None, lo: int,
-         hi: int) -> int | None:
-    value = body.get(key)
-    if value is None:  # absent or null: the default
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        problems.append(FieldProblem(key, f"must be a whole number from {lo} to {hi}"))
-        return None
-    return value
-
-
-def _unknown(body: dict, known: set[str], problems: list[FieldProblem]) -> None:
-    for key in sorted(set(body) - known):
-        problems.append(FieldProblem(key, "unknown field", "known: " + ", ".join(sorted(known))))
-
-
 def parse_fault(body: Any) -> Fault:
-    """``{"path", "status"?, "count"?, "method"?, "retry_after"?, "latency_ms"?, "body"?, "drop"?}``."""
-    body = _obj(body, '{"path": "/v1/grade", "status": 503, "count": 1}')
-    problems: list[FieldProblem] = []
-    _unknown(body, {"path", "status", "count", "method", "retry_after", "latency_ms", "body", "drop"},
-             problems)
-    path = _str(body, "path", problems, max_len=1000)
-    if path is not None and not path.startswith("/"):
-        problems.append(FieldProblem("path", "must start with /", "e.g. /v1/grade or /v3.0/*"))
-    status = _int(body, "status", problems, None, 100, 599)
-    count = _int(body, "count", problems, 1, 1, 1_000_000)
-    retry_after = _int(body, "retry_after", problems, None, 0, 86_400)
-    latency = _int(body, "latency_ms", problems, 0, 0, 60_000)
+    """A ``FaultRequest`` (its rules are the schema in openapi.json) as a ``Fault``."""
+    body = bodies.check_request("post", "/_sim/faults", body, "Invalid fault")
     method = body.get("method")
-    if method is not None and (not isinstance(method, str) or not method.isalpha()):
-        problems.append(FieldProblem("method", "must be an HTTP method such as POST"))
-    fault_body = body.get("body")
-    if fault_body is not None and not isinstance(fault_body, dict):
-        problems.append(FieldProblem("body", "must be a JSON object (the error body to answer)"))
-    drop = body.get("drop", False)
-    if drop is None:
-        drop = False
-    if not isinstance(drop, bool):
-        problems.append(FieldProblem("drop", "must be true or false",
-                                     "true closes the connection without answering"))
-    elif drop and (status is not None or retry_after is not None or fault_body is not None):
-        problems.append(FieldProblem("drop", "a dropped connection has no status, retry_after or body",
-                                     "give drop (with latency_ms if you like) or a status"))
-    if status is None and not latency and not drop and not problems:
-        problems.append(FieldProblem("status", "give a status, a latency_ms, drop: true, or a status "
-                                               "with a latency_ms"))
-    if problems:
-        raise BadRequest("Invalid fault", problems)
-    return Fault(path=path, status=status, count=count, method=method.upper() if method else None,
-                 retry_after=retry_after, latency_ms=latency or 0, body=fault_body,
-                 drop=drop is True)
+    return Fault(path=body["path"], status=_whole(body.get("status")), count=_whole(body.get("count", 1)),
+                 method=method.upper() if method else None,
+                 retry_after=_whole(body.get("retry_after")), latency_ms=_whole(body.get("latency_ms", 0)),
+                 body=body.get("body"), drop=body.get("drop") is True)
 
 
-def _persona(sim: Simulator, body: dict, problems: list[FieldProblem]) -> tuple[dict | None, str | None]:
-    client_id = _str(body, "client_id", problems)
-    user_id = _str(body, "user_id", problems)
-    if problems:
-        return None, None
+def _whole(value: Any) -> int | None:
+    """An integer the schema accepted (503.0 is one) as an int."""
+    return None if value is None else int(value)
+
+
+def _persona(sim: Simulator, body: dict) -> tuple[dict, str]:
+    client_id, user_id = body["client_id"], body["user_id"]
     app = require_app(sim.store, client_id)
     if sim.store.get_user(user_id) is None:
         raise NotFound("User not found", [FieldProblem("user_id", f"{user_id!r} is not in the roster",
@@ -111,19 +46,9 @@ def _persona(sim: Simulator, body: dict, problems: list[FieldProblem]) -> tuple[
 
 def mint_code(sim: Simulator, body: Any) -> dict:
     """A code for a persona, and the redirect URL Clever would send the browser to."""
-    body = _obj(body, '{"client_id": "...", "user_id": "..."}')
-    problems: list[FieldProblem] = []
-    _unknown(body, {"client_id", "user_id", "redirect_uri", "state", "assignment_id"}, problems)
-    redirect_uri = _str(body, "redirect_uri", problems, required=False, max_len=2000)
-    state = body.get("state")
-    if state is not None and not isinstance(state, str):
-        problems.append(FieldProblem("state", "must be a string"))
-    assignment_id = _str(body, "assignment_id", problems, required=False)
-    if state is not None and assignment_id is not None:
-        problems.append(FieldProblem("state", "give state or assignment_id, not both"))
-    app, user_id = _persona(sim, body, problems)
-    if problems:
-        raise BadRequest("Invalid code request", problems)
+    body = bodies.check_request("post", "/_sim/codes", body, "Invalid code request")
+    redirect_uri, state, assignment_id = (body.get(k) for k in ("redirect_uri", "state", "assignment_id"))
+    app, user_id = _persona(sim, body)
     if redirect_uri is None:
         redirect_uri = app["redirect_uris"][0]
     elif redirect_uri not in app["redirect_uris"]:
@@ -137,19 +62,10 @@ def mint_code(sim: Simulator, body: Any) -> dict:
     return {"code": code, "redirect_url": url, "state": state, "expires_in": sim.cfg["CODE_TTL_S"]}
 
 
-def launch_state(assignment_id: str) -> str:
-    """The seed's ``state=assignment:{assignmentID}`` (the prefix literal, the id as given)."""
-    return f"assignment:{assignment_id}"
-
-
 def mint_token(sim: Simulator, body: Any) -> dict:
     """An il token for a persona, as if they had just logged in."""
-    body = _obj(body, '{"client_id": "...", "user_id": "..."}')
-    problems: list[FieldProblem] = []
-    _unknown(body, {"client_id", "user_id"}, problems)
-    app, user_id = _persona(sim, body, problems)
-    if problems:
-        raise BadRequest("Invalid token request", problems)
+    body = bodies.check_request("post", "/_sim/tokens", body, "Invalid token request")
+    app, user_id = _persona(sim, body)
     return oauth.mint_il_token(sim, app, user_id)
 
 
@@ -169,66 +85,6 @@ def revoke_token(sim: Simulator, access_token: str) -> dict:
     return {"revoked": tokens.describe(old), "kind": old["kind"], "client_id": old["client_id"],
             "district_id": old["district_id"], "user_id": old.get("user_id"),
             "reissued": district}
-
-
-def link_assignment(sim: Simulator, body: Any) -> dict:
-    """Create the Schoology assignment a teacher would make from a partner assignment."""
-    body = _obj(body, '{"section_id": "...", "client_id": "...", "assignment_id": "a1"}')
-    problems: list[FieldProblem] = []
-    known = {"section_id", "client_id", "assignment_id", "name", "description", "standards",
-             "grading_enabled", "grading_category", "grading_period", "grading_type",
-             "due_date", "max_points"}
-    _unknown(body, known, problems)
-    section_id = _str(body, "section_id", problems)
-    client_id = _str(body, "client_id", problems)
-    assignment_id = _str(body, "assignment_id", problems)
-    name = _str(body, "name", problems, required=False, max_len=1000)
-    description = body.get("description")
-    if description is not None and not isinstance(description, str):
-        problems.append(FieldProblem("description", "must be a string"))
-    standards = body.get("standards", [])
-    if not isinstance(standards, list) or not all(isinstance(s, str) for s in standards):
-        problems.append(FieldProblem("standards", "must be a list of strings"))
-    enabled = body.get("grading_enabled", True)
-    if not isinstance(enabled, bool):
-        problems.append(FieldProblem("grading_enabled", "must be true or false"))
-    grading_type = body.get("grading_type", "points")
-    if grading_type not in GRADING_TYPES:
-        problems.append(FieldProblem("grading_type", "must be one of " + ", ".join(GRADING_TYPES)))
-    max_points = body.get("max_points", 100)
-    if isinstance(max_points, bool) or not isinstance(max_points, (int, float)) or not 0 < max_points <= 100_000:
-        problems.append(FieldProblem("max_points", "must be a number above 0 (at most 100000)",
-                                     "Schoology's default is 100"))
-    due_date = _str(body, "due_date", problems, required=False, max_len=40)
-    section = sim.store.get_record("sections", section_id) if section_id else None
-    if section_id and section is None:
-        problems.append(FieldProblem("section_id", "no such section in the roster"))
-    if problems:
-        raise BadRequest("Invalid Schoology assignment", problems)
-    app = require_app(sim.store, client_id)
-    district = sim.store.get_record("districts", section["district"]) or {}
-    schoology = district.get("schoology", {})
-    for key, table in (("grading_category", "grading_categories"), ("grading_period", "grading_periods")):
-        value = body.get(key)
-        choices = [c["id"] for c in schoology.get(table, [])]
-        if value is not None and value not in choices:
-            problems.append(FieldProblem(key, f"{value!r} is not one of the district's {table}",
-                                         "choices: " + ", ".join(choices)))
-    if problems:
-        raise BadRequest("Invalid Schoology assignment", problems)
-    link = {
-        "id": ids.object_id(), "section_id": section_id, "client_id": app["client_id"],
-        "assignment_id": assignment_id, "name": name or assignment_id, "description": description,
-        "standards": standards, "grading_enabled": enabled, "grading_type": grading_type,
-        "grading_category": body.get("grading_category"), "grading_period": body.get("grading_period"),
-        "due_date": due_date, "max_points": max_points,
-        "grading_scale": section.get("schoology", {}).get("grading_scale"),
-        "created": sim.clock.iso(),
-    }
-    link = sim.store.link_assignment(link)
-    link["launch_path"] = "/_sim/launch"  # where a student's "Open" goes (control API form)
-    sim.grades_changed()
-    return link
 
 
 def grade_filters(args: dict[str, str]) -> dict:

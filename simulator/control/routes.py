@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, jsonify, request
 
-from .. import __version__
+from .. import __version__, bodies
 from ..apps import require_app
 from ..clock import MAX_OFFSET_S, ClockBoundError
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..gradebook import domain as gradebook
+from ..schoology import domain as schoology
 from ..web import admit_wait, parse_json, query_int, read_body, sim
 from . import domain
 
@@ -51,11 +52,8 @@ def reset():
 
 @bp.post("/clock")
 def clock():
-    body = _json_body()
-    seconds = body.get("advance_s") if isinstance(body, dict) else None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 10 ** 8:
-        raise BadRequest("Invalid clock change", [FieldProblem(
-            "advance_s", "must be a number of seconds ≥ 0", 'e.g. {"advance_s": 61} expires codes')])
+    body = bodies.check_request("post", "/_sim/clock", _json_body(), "Invalid clock change")
+    seconds = body["advance_s"]
     try:
         offset = sim().clock.advance(float(seconds))
     except ClockBoundError as exc:
@@ -168,7 +166,7 @@ def revoke_token(token: str):
 
 @bp.post("/links")
 def link_assignment():
-    return _created(domain.link_assignment(sim(), _json_body()))
+    return _created(schoology.link_assignment(sim(), _json_body()))
 
 
 @bp.get("/links")
