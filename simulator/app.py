@@ -20,11 +20,12 @@ from werkzeug.exceptions import HTTPException
 
 from .clock import Clock
 from .config import build_config
-from . import pages, traffic
+from . import pages, tenants, traffic
+from .control import tenant_routes
 from .errors import AuthorizeError, ConnectionDropped, SimError
 from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
-from .web import MAX_BODY, MAX_SLOTS, PersonaSlots, csrf_token, exchange, unslotted_url_for
+from .web import MAX_BODY, MAX_SLOTS, PersonaSlots, base_root, csrf_token, exchange, unslotted_url_for
 
 log = logging.getLogger("clever_sim")
 
@@ -117,9 +118,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     _install_hooks(app)
     _install_error_handlers(app)
     if tenant is None:
-        from .tenants import install as install_tenants
-
-        install_tenants(app)
+        tenants.install(app, make_tenant_app)
+        app.register_blueprint(tenant_routes.bp)
         # outermost: the control API's rules apply to every tenant's /t/{name}/_sim/ too
         app.wsgi_app = ControlGuard(app.wsgi_app, policy_from_config(cfg))
     return app
@@ -220,3 +220,22 @@ def _install_error_handlers(app: Flask) -> None:
         finding, (status, headers, body) = traffic.bug_parts(exc)
         exchange().findings.append(finding)
         return Response(body, status=status, headers=headers)
+
+
+def make_tenant_app(root_app: Flask, name: str, db_path: str) -> Flask:
+    """A full simulator app with the root's settings and its own store, session cookie and clock."""
+    cfg = dict(root_app.extensions["clever_sim"].cfg)
+    cfg["DB"] = db_path
+    app = create_app(cfg, environ={}, tenant=name)
+
+    class _TenantSession(_SessionOnlyForPages):
+        """Its own cookie, scoped to the tenant's prefix: logins never leak between tenants."""
+
+        def get_cookie_name(self, app: Flask) -> str:
+            return f"{app.config['SESSION_COOKIE_NAME']}-t-{name}"
+
+        def get_cookie_path(self, app: Flask) -> str:
+            return app.config["SESSION_COOKIE_PATH"] or base_root() or "/"  # not a /u/{n} slot
+
+    app.session_interface = _TenantSession()
+    return app

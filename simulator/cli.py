@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import time
+from importlib.metadata import entry_points
 
 import click
 
@@ -255,34 +256,6 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
         click.echo("Stopped.")
 
 
-@main.command()
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              envvar="CLEVER_SIM_PORT", help="Simulator port (0 picks a free one).")
-@click.option("--partner-port", default=5001, show_default=True, type=click.IntRange(0, 65535),
-              envvar="CLEVER_SIM_PARTNER_PORT",
-              help="Reference partner port; the demo app's redirect URI follows it.")
-@click.option("--db", default=":memory:", show_default=True,
-              help="SQLite file, or :memory: for a throwaway state.")
-@click.option("--print-partner-config", is_flag=True,
-              help="Print the reference partner's partner.toml for `clever-sim contract` "
-                   "(for the demo on these ports) and exit.")
-def demo(port: int, partner_port: int, db: str, print_partner_config: bool) -> None:
-    """Run the simulator and the reference partner together and print a 3-step walkthrough."""
-    from .demo import DEMO_CLIENT_ID, partner_config, run_demo
-
-    if print_partner_config:
-        if 0 in (port, partner_port):
-            raise click.UsageError("--print-partner-config needs the demo's real ports, not 0")
-        sim = _build(None, {"DB": ":memory:"}).extensions["clever_sim"]  # the roster's demo app
-        try:
-            registered = sim.store.get_app(DEMO_CLIENT_ID)
-        finally:
-            sim.close()
-        click.echo(partner_config(port, partner_port, registered=registered), nl=False)
-        return
-    run_demo(port, partner_port, db, echo=lambda text: click.echo(text) or sys.stdout.flush())
-
-
 @main.group()
 def fixtures() -> None:
     """Roster fixtures: check them before you serve them."""
@@ -402,13 +375,18 @@ def fixtures_show_default() -> None:
     click.echo(json.dumps(load_roster(default_roster_path()), indent=2, ensure_ascii=False))
 
 
-def _add_commands() -> None:
-    from contract_tests.runner import contract_command
+COMMANDS = "clever_sim.commands"  # entry-point group: commands other packages add (contract, demo)
 
+
+def _add_commands() -> None:
+    """The built-in ``snapshot`` group and every command installed under ``COMMANDS`` (as
+    Flask's ``flask.commands``): the contract checks plug in here, so ``simulator`` never
+    imports them."""
     from .snapshot_cli import snapshot
 
-    main.add_command(contract_command)
     main.add_command(snapshot)
+    for entry in sorted(entry_points(group=COMMANDS), key=lambda e: e.name):
+        main.add_command(entry.load(), entry.name)
 
 
 _add_commands()

@@ -17,7 +17,7 @@ import weakref
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from . import limits
 from .jsontext import dumps as _dumps

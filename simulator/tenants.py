@@ -154,33 +154,10 @@ def _remove_db_files(path: str) -> None:
             pass
 
 
-def make_tenant_app(root_app: Flask, name: str, db_path: str) -> Flask:
-    """A full simulator app with the root's settings and its own store, session cookie and clock."""
-    from .app import _SessionOnlyForPages, create_app
-    from .web import base_root
-
-    cfg = dict(root_app.extensions["clever_sim"].cfg)
-    cfg["DB"] = db_path
-    app = create_app(cfg, environ={}, tenant=name)
-
-    class _TenantSession(_SessionOnlyForPages):
-        """Its own cookie, scoped to the tenant's prefix: logins never leak between tenants."""
-
-        def get_cookie_name(self, app: Flask) -> str:
-            return f"{app.config['SESSION_COOKIE_NAME']}-t-{name}"
-
-        def get_cookie_path(self, app: Flask) -> str:
-            return app.config["SESSION_COOKIE_PATH"] or base_root() or "/"  # not a /u/{n} slot
-
-    app.session_interface = _TenantSession()
-    return app
-
-
 class Tenants:
     """The registry of one root app's tenants (``app.extensions["clever_sim_tenants"]``)."""
 
-    def __init__(self, root_app: Flask,
-                 factory: Callable[[Flask, str, str], Flask] = make_tenant_app,
+    def __init__(self, root_app: Flask, factory: Callable[[Flask, str, str], Flask],
                  limit: int | None = None):
         self.root_app = root_app
         self.factory = factory
@@ -304,13 +281,11 @@ class TenantDispatcher:
             tenant.leave()
 
 
-def install(app: Flask) -> Tenants:
-    """Make ``app`` the root of a tenant tree: registry, ``/_sim/tenants`` routes, dispatcher."""
-    from .control.tenant_routes import bp
-
-    tenants = Tenants(app)
+def install(app: Flask, factory: Callable[[Flask, str, str], Flask]) -> Tenants:
+    """Make ``app`` the root of a tenant tree (registry and dispatcher); ``factory(root, name,
+    db_path)`` builds a tenant's app. The ``/_sim/tenants`` routes are registered by the caller."""
+    tenants = Tenants(app, factory)
     app.extensions[EXTENSION] = tenants
-    app.register_blueprint(bp)
     app.wsgi_app = TenantDispatcher(app.wsgi_app, tenants)
     return tenants
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from contract_tests.reference_partner import DEFAULT_ASSIGNMENTS
 from serverproc import demo_banner
 from simulator.cli import main
-from simulator.demo import (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ensure_registration, start_demo,
+from contract_tests.demo import (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ensure_registration, start_demo,
                             walkthrough)
 
 
@@ -182,7 +182,7 @@ def test_print_partner_config_follows_the_ports_and_the_rosters_demo_app():
 def test_print_partner_config_matches_what_the_demo_registers(demo):
     from contract_tests.config import tomllib
 
-    from simulator.demo import partner_config
+    from contract_tests.demo import partner_config
 
     sim_port, partner_port = demo.sim.port, demo.partner.port
     doc = tomllib.loads(partner_config(sim_port, partner_port,

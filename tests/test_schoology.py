@@ -17,7 +17,7 @@ from flask import Flask, Response, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.serving import make_server
 
-from simulator.control.domain import link_assignment
+from simulator.schoology.domain import link_assignment
 from simulator.web import SESSION_PERSONAS
 
 SECTION = "af012569df64ae3e2f1eaf18"        # Grade 5 Math – Period 2 (district 1)

@@ -1,8 +1,8 @@
 """Fake Schoology and the fake Clever portal: page data and form rules (no Flask here).
 
 Routes (``schoology.routes``) read the session and the form, call these functions and
-render templates. Creating a Schoology assignment goes through
-``control.domain.link_assignment`` so the rules live in one place.
+render templates. Creating a Schoology assignment (the teacher's form here, ``POST /_sim/links``
+in the control API) goes through ``link_assignment`` so the rules live in one place.
 """
 
 from __future__ import annotations
@@ -14,14 +14,22 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from ..control.domain import GRADING_TYPES, launch_state
-from ..errors import FieldProblem
-from ..gradebook.domain import GRADING_TYPE_LABELS  # noqa: F401 - the pages' labels, one place
+from .. import bodies
+from ..apps import require_app
+from ..errors import BadRequest, FieldProblem
+from ..gradebook.domain import GRADING_TYPE_LABELS
+from ..ids import object_id
 from ..sim import Simulator
 
 SETTINGS_FIELDS = ("grading_enabled", "grading_category", "due_date", "due_time", "grading_type",
                    "grading_period", "max_points")
 HIDDEN_FIELDS = ("assignment_id", "name", "description", "standards")
+GRADING_TYPES = tuple(GRADING_TYPE_LABELS)
+
+
+def launch_state(assignment_id: str) -> str:
+    """Schoology's launch ``state=assignment:{assignmentID}`` (the prefix literal, the id as given)."""
+    return f"assignment:{assignment_id}"
 
 
 class PageError(Exception):
@@ -442,3 +450,44 @@ def launch_path(app: dict, assignment_id: str) -> str:
     return "/oauth/authorize?" + urlencode({
         "response_type": "code", "client_id": app["client_id"],
         "redirect_uri": app["redirect_uris"][0], "state": launch_state(assignment_id)})
+
+
+def link_assignment(sim: Simulator, body: Any) -> dict:
+    """Create the Schoology assignment a teacher would make from a partner assignment."""
+    body = bodies.check_request("post", "/_sim/links", body, "Invalid Schoology assignment")
+    problems: list[FieldProblem] = []
+    section_id, client_id, assignment_id = body["section_id"], body["client_id"], body["assignment_id"]
+    name, description, due_date = body.get("name"), body.get("description"), body.get("due_date")
+    standards = body.get("standards", [])
+    enabled = body.get("grading_enabled", True)
+    grading_type = body.get("grading_type", "points")
+    max_points = body.get("max_points", 100)
+    section = sim.store.get_record("sections", section_id)
+    if section is None:
+        problems.append(FieldProblem("section_id", "no such section in the roster"))
+    if problems:
+        raise BadRequest("Invalid Schoology assignment", problems)
+    app = require_app(sim.store, client_id)
+    district = sim.store.get_record("districts", section["district"]) or {}
+    schoology = district.get("schoology", {})
+    for key, table in (("grading_category", "grading_categories"), ("grading_period", "grading_periods")):
+        value = body.get(key)
+        choices = [c["id"] for c in schoology.get(table, [])]
+        if value is not None and value not in choices:
+            problems.append(FieldProblem(key, f"{value!r} is not one of the district's {table}",
+                                         "choices: " + ", ".join(choices)))
+    if problems:
+        raise BadRequest("Invalid Schoology assignment", problems)
+    link = {
+        "id": object_id(), "section_id": section_id, "client_id": app["client_id"],
+        "assignment_id": assignment_id, "name": name or assignment_id, "description": description,
+        "standards": standards, "grading_enabled": enabled, "grading_type": grading_type,
+        "grading_category": body.get("grading_category"), "grading_period": body.get("grading_period"),
+        "due_date": due_date, "max_points": max_points,
+        "grading_scale": section.get("schoology", {}).get("grading_scale"),
+        "created": sim.clock.iso(),
+    }
+    link = sim.store.link_assignment(link)
+    link["launch_path"] = "/_sim/launch"  # where a student's "Open" goes (control API form)
+    sim.grades_changed()
+    return link

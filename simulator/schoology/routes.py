@@ -1,7 +1,7 @@
 """Fake Schoology pages (teacher and student flows) and the fake Clever portal.
 
 Routes read the session and the form, call ``schoology.domain`` (and
-``control.domain.link_assignment`` / ``clever.oauth`` / ``partner_client``), and render.
+``schoology.domain.link_assignment`` / ``clever.oauth`` / ``partner_client``), and render.
 Every page works without JavaScript; every state-changing form carries a CSRF token.
 """
 
@@ -14,7 +14,6 @@ from flask import (Blueprint, flash, get_flashed_messages, redirect, render_temp
 
 from .. import partner_client
 from ..clever import oauth
-from ..control.domain import link_assignment
 from ..errors import BadRequest, SimError
 from ..numbers import whole_number
 from ..web import (MAX_SLOTS, check_csrf, current_slot, current_user_id, in_slot, sign_in,
@@ -246,7 +245,7 @@ def assignment_settings(section_id: str, client_id: str):
 
 @bp.post("/schoology/sections/<section_id>/add/<client_id>")
 def create_assignment(section_id: str, client_id: str):
-    """Create the Schoology assignment (control.domain.link_assignment) and go to the section."""
+    """Create the Schoology assignment (domain.link_assignment) and go to the section."""
     check_csrf()
     _, section = _teacher_section(section_id)
     app = domain.require_addable_app(sim(), section, client_id)
@@ -259,7 +258,7 @@ def create_assignment(section_id: str, client_id: str):
     existed = bool(sim().store.list_links(section_id=section_id, client_id=client_id,
                                           assignment_id=body.get("assignment_id")))
     try:
-        link = link_assignment(sim(), body)
+        link = domain.link_assignment(sim(), body)
     except BadRequest as exc:
         form.add(exc.errors or [])
         if not exc.errors:

@@ -168,7 +168,7 @@ def shot(request):
 @pytest.fixture
 def demo():
     """Simulator + reference partner on free ports, in memory, for one test."""
-    from simulator.demo import start_demo
+    from contract_tests.demo import start_demo
 
     running = start_demo(0, 0, ":memory:", environ={})
     # A live gradebook stream notices a closed browser only when it writes: heartbeats

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from simulator.demo import DEMO_CLIENT_ID
+from contract_tests.demo import DEMO_CLIENT_ID
 
 from . import expect
 

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from simulator.demo import DEMO_CLIENT_ID
+from contract_tests.demo import DEMO_CLIENT_ID
 from simulator.gradebook import routes as gradebook_routes
 
 from . import expect

@@ -19,7 +19,7 @@ from math import lcm
 import httpx
 import pytest
 
-from simulator.demo import DEMO_APP_NAME
+from contract_tests.demo import DEMO_APP_NAME
 
 from . import expect
 

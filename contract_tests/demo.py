@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
-from .serving import RunningServer, bind
+import click
+
+from simulator.serving import RunningServer, bind
 
 DEMO_CLIENT_ID = "b4fd885bda79813831c3"
 DEMO_CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
@@ -84,9 +87,9 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     ``CLEVER_SIM_*`` settings apply). Raises OSError when a port is taken, with nothing
     left running.
     """
-    from contract_tests.reference_partner import bind_partner, create_partner_app
+    from .reference_partner import bind_partner, create_partner_app
 
-    from .app import create_app
+    from simulator.app import create_app
 
     sim_app = create_app({"DB": db} if db else {}, environ=environ)
     sim = sim_app.extensions["clever_sim"]
@@ -242,8 +245,8 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
     """The ``clever-sim demo`` command: start, print the walkthrough, wait for Ctrl+C/SIGTERM."""
     import click
 
-    from .config import ConfigError
-    from .roster import RosterError
+    from simulator.config import ConfigError
+    from simulator.roster import RosterError
 
     try:
         demo = start_demo(sim_port, partner_port, db)
@@ -270,3 +273,31 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
         signal.signal(signal.SIGTERM, previous)
         demo.stop()
         echo("Stopped.")
+
+
+@click.command()
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              envvar="CLEVER_SIM_PORT", help="Simulator port (0 picks a free one).")
+@click.option("--partner-port", default=5001, show_default=True, type=click.IntRange(0, 65535),
+              envvar="CLEVER_SIM_PARTNER_PORT",
+              help="Reference partner port; the demo app's redirect URI follows it.")
+@click.option("--db", default=":memory:", show_default=True,
+              help="SQLite file, or :memory: for a throwaway state.")
+@click.option("--print-partner-config", is_flag=True,
+              help="Print the reference partner's partner.toml for `clever-sim contract` "
+                   "(for the demo on these ports) and exit.")
+def demo(port: int, partner_port: int, db: str, print_partner_config: bool) -> None:
+    """Run the simulator and the reference partner together and print a 3-step walkthrough."""
+    from simulator.cli import _build
+
+    if print_partner_config:
+        if 0 in (port, partner_port):
+            raise click.UsageError("--print-partner-config needs the demo's real ports, not 0")
+        sim = _build(None, {"DB": ":memory:"}).extensions["clever_sim"]  # the roster's demo app
+        try:
+            registered = sim.store.get_app(DEMO_CLIENT_ID)
+        finally:
+            sim.close()
+        click.echo(partner_config(port, partner_port, registered=registered), nl=False)
+        return
+    run_demo(port, partner_port, db, echo=lambda text: click.echo(text) or sys.stdout.flush())

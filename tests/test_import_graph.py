@@ -1,0 +1,152 @@
+"""Dependencies point one way: no import cycle among the project's modules, and the simulator
+never imports the contract suite (contract_tests -> simulator only). Read from the source with
+``ast``, so a function-local import counts as much as a top-level one; imports under
+``if TYPE_CHECKING:`` are annotations, not dependencies, and are left out."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("simulator", "contract_tests")
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    out = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            is_package = parts[-1] == "__init__"
+            out[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    return out
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of import nodes inside ``if TYPE_CHECKING:`` blocks."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    return skip
+
+
+def _targets(name: str, is_package: bool, node: ast.AST, modules: dict) -> set[str]:
+    """The project modules an import statement loads (the nearest enclosing known module)."""
+    if isinstance(node, ast.Import):
+        wanted = [alias.name for alias in node.names]
+    else:
+        base = name.split(".") if is_package else name.split(".")[:-1]
+        base = base[:len(base) - node.level + 1] if node.level else []
+        module = ".".join(base + ([node.module] if node.module else []))
+        wanted = [f"{module}.{a.name}" if f"{module}.{a.name}" in modules else module
+                  for a in node.names]
+    found = set()
+    for target in wanted:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        if target and target != name:
+            found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: project modules it imports}."""
+    modules = _modules()
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_only(tree)
+        graph[name] = set().union(*(
+            _targets(name, is_package, node, modules) for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in skip))
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_module_imports_itself_back_through_others():
+    assert cycles(import_graph()) == []
+
+
+def test_the_simulator_never_imports_the_contract_suite():
+    back = sorted(f"{module} -> {target}" for module, targets in import_graph().items()
+                  if module.split(".")[0] == "simulator"
+                  for target in targets if target.split(".")[0] == "contract_tests")
+    assert back == []
+
+
+def test_schoology_takes_no_rules_from_the_control_api():
+    schoology = {m: t for m, t in import_graph().items() if m.startswith("simulator.schoology")}
+    assert schoology and not any(t.startswith("simulator.control") for ts in schoology.values()
+                                  for t in ts)
+
+
+@pytest.mark.parametrize("graph, expected", [
+    ({"a": {"b"}, "b": {"a"}}, [["a", "b"]]),
+    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+    ({"a": {"b"}, "b": set(), "c": {"b"}}, []),
+])
+def test_cycle_finder_finds_exactly_the_cycles(graph, expected):
+    assert cycles(graph) == expected
+
+
+def test_the_graph_sees_relative_function_local_and_type_checking_imports(tmp_path, monkeypatch):
+    package = tmp_path / "simulator"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from .sub import b\n")
+    (package / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import a\n"
+        "from contract_tests import x\n")
+    (tmp_path / "contract_tests").mkdir()
+    (tmp_path / "contract_tests" / "__init__.py").write_text("")
+    (tmp_path / "contract_tests" / "x.py").write_text("import simulator.a\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    graph = import_graph()
+    assert graph["simulator.a"] == {"simulator.sub.b"}
+    assert graph["simulator.sub.b"] == {"contract_tests.x"}
+    assert cycles(graph) == [["contract_tests.x", "simulator.a", "simulator.sub.b"]]
