@@ -35,21 +35,17 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable
-from urllib.parse import quote
+from typing import Any
 
-import httpx
 import pytest
 
-from .config import CONTROL_TOKEN_ENV, control_headers
+from .config import CONTROL_TOKEN_ENV
+from .control_client import App, ControlAPIError, ControlClient
 
 __all__ = ["App", "CleverSim", "ControlAPIError"]
 
-_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-_WAIT_CHUNK_S = 30.0          # long-polls stay below the server's WAIT_MAX_S (60 s)
 _TOLERANCE = Decimal("0.000001")
 _POINTS_TOLERANCE = Decimal("0.005")  # Schoology shows points with 2 decimals
 _SHOWN = 10                   # lines of grades / similar requests in a failure message
@@ -78,87 +74,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "one (default: env CLEVER_SIM_CONTROL_TOKEN)")
 
 
-# --- errors and records ------------------------------------------------------------------
-
-class ControlAPIError(Exception):
-    """The control API refused a helper's request (the message has its explanation)."""
-
-    def __init__(self, method: str, path: str, status: int, body: Any):
-        self.method, self.path, self.status, self.body = method, path, status, body
-        lines = [f"{method} {path} → HTTP {status}"]
-        if isinstance(body, dict):
-            lines[0] += f": {body.get('message', '')}"
-            for e in body.get("errors") or []:
-                hint = f" ({e['hint']})" if e.get("hint") else ""
-                lines.append(f"  {e.get('field')}: {e.get('problem')}{hint}")
-        elif body:
-            lines[0] += f": {str(body)[:300]}"
-        super().__init__("\n".join(lines))
-
-
-@dataclass(frozen=True)
-class App:
-    """A registered app, as the control API shows it."""
-
-    client_id: str
-    client_secret: str
-    name: str
-    redirect_uris: list[str]
-    assignments_url: str | None
-    districts: list[str]
-    scopes: list[str]
-    district_tokens: dict[str, str]
-    data: dict = field(repr=False, compare=False)
-
-    @property
-    def primary_redirect_uri(self) -> str:
-        return self.redirect_uris[0]
-
-    @classmethod
-    def from_view(cls, view: dict) -> "App":
-        return cls(client_id=view["client_id"], client_secret=view["client_secret"],
-                   name=view["name"], redirect_uris=list(view["redirect_uris"]),
-                   assignments_url=view.get("assignments_url"),
-                   districts=list(view.get("districts") or []), scopes=list(view.get("scopes") or []),
-                   district_tokens=dict(view.get("district_tokens") or {}), data=view)
-
-
-class _Control:
-    """The control API over HTTP, with timeouts; errors become ControlAPIError."""
-
-    def __init__(self, url: str, token: str | None = None):
-        self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=_TIMEOUT, trust_env=False,
-                                 headers=control_headers(token))
-
-    def call(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
-             timeout: float | None = None, ok: Iterable[int] = (200, 201)) -> Any:
-        params = {k: v for k, v in (params or {}).items() if v is not None}
-        kwargs: dict[str, Any] = {"params": params}
-        if json_body is not None or method in ("POST", "PUT", "PATCH"):
-            kwargs["json"] = {} if json_body is None else json_body  # the control API takes JSON only
-        if timeout is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout, connect=5.0)
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise ControlAPIError(method, path, 0, f"no answer from the simulator at {self.url} "
-                                                   "in time") from None
-        except httpx.TransportError as exc:
-            raise ControlAPIError(method, path, 0, f"cannot reach the simulator at {self.url}: "
-                                                   f"{exc or type(exc).__name__}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = response.text
-        if response.status_code not in ok:
-            raise ControlAPIError(method, path, response.status_code, body)
-        return body
-
-    def close(self) -> None:
-        self.http.close()
-
-
 # --- the simulator for this session ------------------------------------------------------
 
 class _Target:
@@ -170,21 +85,21 @@ class _Target:
         self.settings = settings
         self.server = server
         self.sim = sim
-        self.control = _Control(self.url, token)
+        self.control = ControlClient(self.url, token)
         self.generated_apps: dict[str, str] = {}  # spec (JSON) -> client_id, for specs without one
 
     def reset(self) -> None:
         if self.sim is not None:
             self.sim.reset()
         else:
-            self.control.call("POST", "/_sim/reset")
+            self.control.reset()
 
     def default_app_spec(self) -> dict:
         """The roster's (first) demo app; with --clever-sim-url the first registered app."""
         if self.sim is not None:
             apps = self.sim.roster_apps()
             return dict(apps[0]) if apps else dict(_GENERIC_APP)
-        apps = self.control.call("GET", "/_sim/apps")["data"]
+        apps = self.control.apps()
         if not apps:
             return dict(_GENERIC_APP)
         return {k: apps[0][k] for k in _SPEC_KEYS if apps[0].get(k) is not None}
@@ -267,7 +182,7 @@ class _Servers:
         if self.current is None:
             target = _Target(self.url, settings, token=self.token)
             try:
-                target.control.call("GET", "/_sim/health")
+                target.control.health()
             except ControlAPIError as exc:
                 target.stop()
                 self.failure = (f"clever_sim: no simulator answers at --clever-sim-url "
@@ -276,7 +191,7 @@ class _Servers:
                 pytest.fail(self.failure, pytrace=False)
             self.current = target
         target = self.current
-        health = target.control.call("GET", "/_sim/health")
+        health = target.control.health()
         if "STRICT" in settings and bool(settings["STRICT"]) != bool(health.get("strict")):
             pytest.fail(f"clever_sim: this test asks for strict={settings['STRICT']} but the "
                         f"simulator at {self.url} runs with strict={health.get('strict')}; "
@@ -396,36 +311,28 @@ class CleverSim:
         if spec.get("client_id") is None:
             key = json.dumps(spec, sort_keys=True, default=str)
             known = self._target.generated_apps.get(key)
-            view = self._get_app(known) if known else None
+            view = self._control.app(known) if known else None
             if view is None:
-                view = self._control.call("POST", "/_sim/apps", json_body=spec)
+                view = self._control.register_app(spec)
                 self._target.generated_apps[key] = view["client_id"]
         else:
-            view = self._get_app(spec["client_id"])
+            view = self._control.app(spec["client_id"])
             if view is None:
-                view = self._control.call("POST", "/_sim/apps", json_body=spec)
+                view = self._control.register_app(spec)
             elif any(view.get(k) != v for k, v in spec.items()):
-                view = self._control.call("PATCH", f"/_sim/apps/{spec['client_id']}", json_body=spec)
+                view = self._control.update_app(spec["client_id"], spec)
         self.app = App.from_view(view)
-
-    def _get_app(self, client_id: str) -> dict | None:
-        try:
-            return self._control.call("GET", f"/_sim/apps/{client_id}")
-        except ControlAPIError as exc:
-            if exc.status == 404:
-                return None
-            raise
 
     def _cleanup(self) -> None:
         """Undo this test's app registrations (a reset keeps apps)."""
         for client_id in reversed(self._created):
             try:
-                self._control.call("DELETE", f"/_sim/apps/{client_id}", ok=(200, 404))
+                self._control.delete_app(client_id, ok=(200, 404))
             except ControlAPIError:  # the simulator is gone: nothing to undo
                 pass
         for client_id, spec in self._patched.items():
             try:
-                self._control.call("PATCH", f"/_sim/apps/{client_id}", json_body=spec, ok=(200, 404))
+                self._control.update_app(client_id, spec, ok=(200, 404))
             except ControlAPIError:
                 pass
 
@@ -441,14 +348,14 @@ class CleverSim:
                            ("client_secret", client_secret)):
             if value is not None:
                 spec[key] = value
-        existing = self._get_app(client_id) if client_id else None
+        existing = self._control.app(client_id) if client_id else None
         if existing is not None:
             if client_id not in self._patched and client_id not in self._created:
                 self._patched[client_id] = {k: existing[k] for k in _SPEC_KEYS
                                             if k in existing and k != "client_id"}
-            view = self._control.call("PATCH", f"/_sim/apps/{client_id}", json_body=spec)
+            view = self._control.update_app(client_id, spec)
         else:
-            view = self._control.call("POST", "/_sim/apps", json_body=spec)
+            view = self._control.register_app(spec)
             self._created.append(view["client_id"])
         return App.from_view(view)
 
@@ -457,34 +364,21 @@ class CleverSim:
 
     # -- people ----------------------------------------------------------------------------
 
-    def _personas(self, role: str, district: str | None) -> list[dict]:
-        out: list[dict] = []
-        after = None
-        while True:
-            body = self._control.call("GET", "/_sim/personas", params={
-                "role": role, "district_id": district, "limit": 10000, "starting_after": after})
-            out.extend(body["data"])
-            if not body.get("has_more") or not body["data"]:
-                return out
-            after = body["data"][-1]["id"]
-
     def students(self, district: str | None = None) -> list[dict]:
         """Students (``{"id", "name", "district", "sections", "role"}``), of one district or all."""
-        return self._personas("student", district)
+        return self._control.personas("student", district)
 
     def teachers(self, district: str | None = None) -> list[dict]:
         """Teachers, shaped like ``students()``."""
-        return self._personas("teacher", district)
+        return self._control.personas("teacher", district)
 
     # -- logging in ------------------------------------------------------------------------
 
     def mint_code(self, user: Any, *, assignment_id: str | None = None, state: str | None = None,
                   redirect_uri: str | None = None, client_id: str | None = None) -> dict:
         """A fresh code: ``{"code", "redirect_url", "state", "expires_in"}`` (POST /_sim/codes)."""
-        return self._control.call("POST", "/_sim/codes", json_body={
-            k: v for k, v in (("client_id", self._client(client_id)), ("user_id", _id(user)),
-                              ("assignment_id", assignment_id), ("state", state),
-                              ("redirect_uri", redirect_uri)) if v is not None})
+        return self._control.mint_code(self._client(client_id), _id(user), assignment_id=assignment_id,
+                                       state=state, redirect_uri=redirect_uri)
 
     def launch_url(self, student: Any, assignment_id: str, *, client_id: str | None = None) -> str:
         """The exact URL a Schoology assignment link sends the browser to: the primary
@@ -497,8 +391,7 @@ class CleverSim:
 
     def il_token(self, user: Any, *, client_id: str | None = None) -> str:
         """An SSO (il) token for a persona, as if they had just logged in."""
-        return self._control.call("POST", "/_sim/tokens", json_body={
-            "client_id": self._client(client_id), "user_id": _id(user)})["access_token"]
+        return self._control.il_token(self._client(client_id), _id(user))
 
     def district_token(self, district_id: str | None = None, *, client_id: str | None = None) -> str:
         """The app's district-app token for a district (default: the app's first district)."""
@@ -518,12 +411,11 @@ class CleverSim:
         """Add the assignment to a section as a teacher would (POST /_sim/links); ``settings``:
         name, description, standards, grading_enabled, grading_type, grading_category,
         grading_period, due_date."""
-        return self._control.call("POST", "/_sim/links", json_body={
-            "section_id": section_id, "client_id": self._client(client_id),
-            "assignment_id": assignment_id, "max_points": max_points, **settings})
+        return self._control.link(section_id, self._client(client_id), assignment_id,
+                                  max_points=max_points, **settings)
 
     def links(self, **filters: Any) -> list[dict]:
-        return self._control.call("GET", "/_sim/links", params=filters)["data"]
+        return self._control.links(**filters)
 
     # -- grades ----------------------------------------------------------------------------
 
@@ -532,52 +424,28 @@ class CleverSim:
         district_id, after_seq."""
         if "user_id" in filters:
             filters["user_id"] = _id(filters["user_id"])
-        out: list[dict] = []
-        params = dict(filters)
-        while True:
-            body = self._control.call("GET", "/_sim/grades", params={**params, "limit": 10000})
-            out.extend(body["data"])
-            if not body.get("has_more"):
-                return out
-            params["after_seq"] = body["next_after_seq"]
+        return self._control.grades(**filters)
 
     def grade_history(self, grade_id: str) -> list[dict]:
-        return self._control.call("GET", f"/_sim/grades/{grade_id}/history",
-                                  params={"limit": 10000})["data"]
+        return self._control.grade_history(grade_id)
 
     def lti(self, grade: Any) -> dict:
         """A grade's LTI 1.1 ``replaceResult`` XML and LTI 1.3 AGS score for each Schoology
         assignment it is passed back to (``GET /_sim/grades/{id}/lti``); a grade or its id."""
         grade_id = grade.get("id") if isinstance(grade, dict) else grade
-        return self._control.call("GET", f"/_sim/grades/{quote(str(grade_id), safe='')}/lti")
+        return self._control.lti(grade_id)
 
     def wait_for_grade(self, user: Any, assignment_id: str, timeout: float = 10, *,
                        client_id: str | None = None) -> dict:
         """The grade of ``user`` for ``assignment_id`` once it is stored (long-poll); an
         AssertionError listing what did arrive when none comes within ``timeout`` seconds."""
         __tracebackhide__ = True  # failures point at the test's line, not at the plugin
-        grade = self._wait(_id(user), assignment_id, timeout, client_id)
+        grade = self._control.wait_for_grade(_id(user), assignment_id, timeout, client_id=client_id)
         if grade is None:
             raise AssertionError(self._explain(
                 f"wait_for_grade: no grade for student {_id(user)} on assignment "
                 f"{assignment_id!r} arrived within {timeout:g} s", _id(user), assignment_id, client_id))
         return grade
-
-    def _wait(self, user_id: str, assignment_id: str, timeout: float,
-              client_id: str | None) -> dict | None:
-        import time
-
-        deadline = time.monotonic() + max(0.0, float(timeout))
-        params = {"user_id": user_id, "assignment_id": assignment_id, "client_id": client_id}
-        while True:
-            chunk = min(_WAIT_CHUNK_S, max(0.0, deadline - time.monotonic()))
-            body = self._control.call("GET", "/_sim/grades/wait",
-                                      params={**params, "timeout": f"{chunk:.3f}"},
-                                      timeout=chunk + 10)
-            if body.get("data"):
-                return body["data"]
-            if time.monotonic() >= deadline:
-                return None
 
     def assert_grade(self, student: Any, assignment_id: str, *, lti: Any = None,
                      percentage: Any = None, points: Any = None, client_id: str | None = None,
@@ -604,7 +472,7 @@ class CleverSim:
             raise TypeError(f"assert_grade: {name}={expected_raw!r} is not a number")
         user_id = _id(student)
         if timeout:
-            grade = self._wait(user_id, assignment_id, timeout, client_id)
+            grade = self._control.wait_for_grade(user_id, assignment_id, timeout, client_id=client_id)
         else:
             found = self.grades(user_id=user_id, assignment_id=assignment_id, client_id=client_id)
             grade = found[-1] if found else None
@@ -720,14 +588,8 @@ class CleverSim:
               body: dict | None = None) -> dict:
         """Make the next ``count`` requests to ``path`` (``*`` allowed) fail with ``status``
         and/or wait ``latency_ms`` first."""
-        spec: dict[str, Any] = {"path": path, "count": count}
-        for key, value in (("status", status), ("retry_after", retry_after), ("method", method),
-                           ("body", body)):
-            if value is not None:
-                spec[key] = value
-        if latency_ms:
-            spec["latency_ms"] = latency_ms
-        return self._control.call("POST", "/_sim/faults", json_body=spec)
+        return self._control.fault(path, status, count, retry_after, latency_ms, method=method,
+                                   body=body)
 
     def journal(self, **filters: Any) -> list[dict]:
         """Requests your app made (newest first); filters: path (substring), method, status,
@@ -735,11 +597,11 @@ class CleverSim:
         filters.setdefault("limit", 1000)
         if "user_id" in filters:
             filters["user_id"] = _id(filters["user_id"])
-        return self._control.call("GET", "/_sim/journal", params=filters)["data"]
+        return self._control.journal(**filters)
 
     def advance_clock(self, seconds: float) -> float:
         """Move simulated time forward (codes expire after 60 s); returns the total offset."""
-        return self._control.call("POST", "/_sim/clock", json_body={"advance_s": seconds})["offset_s"]
+        return self._control.advance_clock(seconds)
 
     def reset(self) -> None:
         """Forget grades, links, codes, il tokens, journal, faults, clock (done before each test)."""
