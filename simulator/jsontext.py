@@ -224,14 +224,14 @@ def scrub(text: str) -> str:
 
 # --- JSON values in words (one wording for every message that names a JSON type) -------
 
-SCHEMA_TYPE_WORDS = {"object": "a JSON object", "array": "an array", "string": "a string",
+SCHEMA_TYPE_WORDS = {"object": "an object", "array": "an array", "string": "a string",
                      "number": "a number", "integer": "a whole number", "boolean": "true/false",
                      "null": "null"}
 
 
 def kind(value: Any) -> str:
     """The JSON type of a parsed value in words: 'a string', 'a number', 'true/false', 'null',
-    'an array', 'a JSON object'."""
+    'an array', 'an object'."""
     if isinstance(value, bool):
         return "true/false"
     if value is None:
@@ -242,7 +242,7 @@ def kind(value: Any) -> str:
         return "a string"
     if isinstance(value, (list, tuple)):
         return "an array"
-    return "a JSON object" if isinstance(value, dict) else type(value).__name__
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def shown(value: Any, limit: int = 60) -> str:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -88,20 +88,11 @@ def _validator() -> jsonschema.protocols.Validator:
 
 # --- checking a document (pure; usable by tools and contract tests) ---------------------
 
-def json_path(parts: Iterable[Any]) -> str:
-    """``$.assignments[2].type`` from a jsonschema path."""
-    return jsontext.json_path(parts)
-
-
-_JSON_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "true/false",
-                    int: "a number", float: "a number", type(None): "null"}
-_SCHEMA_TYPE_NAMES = {"object": "an object", "array": "an array", "string": "a string",
-                      "number": "a number", "integer": "a whole number", "boolean": "true or false",
-                      "null": "null"}
+json_path = jsontext.json_path  # ``$.assignments[2].type`` from a jsonschema path
 
 
 def _got(value: Any) -> str:
-    kind = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+    kind = jsontext.kind(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         shown = json.dumps(value, ensure_ascii=False)
         if len(shown) > 60:
@@ -128,7 +119,7 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
         return json_path(path), f"must be {json.dumps(expected)} (got {_got(value)})"
     if validator == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        wanted = " or ".join(_SCHEMA_TYPE_NAMES.get(k, k) for k in kinds)
+        wanted = " or ".join(jsontext.SCHEMA_TYPE_WORDS.get(k, k) for k in kinds)
         return json_path(path), f"must be {wanted} (got {_got(value)})"
     if validator == "minLength" and expected == 1:
         return json_path(path), "must not be empty"

@@ -48,7 +48,6 @@ __all__ = [
 _SCHEMA_FILE = "roster.schema.json"
 _DEFAULT_FIXTURE = "default.json"
 _RECORD_KINDS = ("districts", "schools", "terms", "courses", "users", "sections")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_MESSAGE = 300
 
 
@@ -348,18 +347,6 @@ def new_object_id(rng: random.Random | None = None) -> str:
 
 # --- paths and messages ---------------------------------------------------------------
 
-def _json_path(parts: Iterable[Any]) -> str:
-    out = ["$"]
-    for part in parts:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        elif _IDENT.match(str(part)):
-            out.append(f".{part}")
-        else:
-            out.append("[" + json.dumps(str(part), ensure_ascii=False) + "]")
-    return "".join(out)
-
-
 def _path_key(parts: Iterable[Any]) -> tuple:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in parts)
 
@@ -372,27 +359,11 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _schema_message(error: jsonschema.ValidationError) -> str:
     custom = error.schema.get("x-messages", {}) if isinstance(error.schema, dict) else {}
     template = custom.get(error.validator) if isinstance(custom, dict) else None
     if template:
-        values = {"instance": _short(error.instance), "type": _json_type(error.instance)}
+        values = {"instance": _short(error.instance), "type": jsontext.kind(error.instance)}
         return re.sub(r"\{(instance|type)\}", lambda m: values[m.group(1)], template)
     if error.validator == "type":
         expected = error.validator_value
@@ -411,7 +382,7 @@ def _schema_problems(doc: object) -> list[RosterProblem]:
         _validator().iter_errors(doc),
         key=lambda e: (_path_key(e.absolute_path), _schema_message(e)),
     )
-    return [RosterProblem(_json_path(e.absolute_path), _schema_message(e)) for e in errors]
+    return [RosterProblem(jsontext.json_path(e.absolute_path), _schema_message(e)) for e in errors]
 
 
 def _role_of(user: dict) -> str:
@@ -427,7 +398,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
     found: list[tuple[tuple, RosterProblem]] = []
 
     def report(parts: tuple, message: str) -> None:
-        found.append((_path_key(parts), RosterProblem(_json_path(parts), message)))
+        found.append((_path_key(parts), RosterProblem(jsontext.json_path(parts), message)))
 
     # Ids are unique across every kind of record.
     first_seen: dict[str, tuple] = {}
@@ -437,7 +408,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
             rid = record["id"]
             here = (kind, i, "id")
             if rid in first_seen:
-                report(here, f"duplicate id {rid!r}: already used at {_json_path(first_seen[rid])}")
+                report(here, f"duplicate id {rid!r}: already used at {jsontext.json_path(first_seen[rid])}")
                 continue
             first_seen[rid] = here
             index[kind][rid] = record
@@ -464,7 +435,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
         seen: dict[str, int] = {}
         for j, uid in enumerate(ids):
             if uid in seen:
-                report(parts + (j,), f"{what} {uid!r} is listed twice (first at {_json_path(parts + (seen[uid],))})")
+                report(parts + (j,), f"{what} {uid!r} is listed twice (first at {jsontext.json_path(parts + (seen[uid],))})")
             else:
                 seen[uid] = j
 
@@ -477,7 +448,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
                 parts = ("districts", i, "schoology", key, j, "id")
                 if item["id"] in seen_ids:
                     report(parts, f"duplicate {key[:-1].replace('_', ' ')} id {item['id']!r}: already used at "
-                                  f"{_json_path(parts[:4] + (seen_ids[item['id']], 'id'))}")
+                                  f"{jsontext.json_path(parts[:4] + (seen_ids[item['id']], 'id'))}")
                 else:
                     seen_ids[item["id"]] = j
 
@@ -554,7 +525,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
         cid = app["client_id"]
         if cid in client_ids:
             report(("apps", i, "client_id"), f"duplicate client_id {cid!r}: already used at "
-                                             f"{_json_path(('apps', client_ids[cid], 'client_id'))}")
+                                             f"{jsontext.json_path(('apps', client_ids[cid], 'client_id'))}")
         else:
             client_ids[cid] = i
 

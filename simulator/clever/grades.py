@@ -18,6 +18,7 @@ from json.encoder import encode_basestring as json_string  # = json.dumps(s, ens
 from typing import Any
 
 from .. import ids, scoring
+from ..jsontext import kind
 from ..errors import FieldProblem, Forbidden, GradeValidationError, InvalidToken, NotFound
 from ..sim import Simulator
 from ..store import Revoked
@@ -65,19 +66,6 @@ def _show(value: Any) -> str:
         return _clip(scoring.number_text(value), 40)
     if isinstance(value, str):
         return _clip(json.dumps(value, ensure_ascii=False), 80)
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _kind(value: Any) -> str:
-    """The JSON type of ``value`` in words: 'a string', 'null', 'true/false', …"""
-    if isinstance(value, bool):
-        return "true/false"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
     return "an array" if isinstance(value, list) else "an object"
 
 
@@ -140,7 +128,7 @@ def _check_assignment_id(body: dict, misses: dict, problems: list[FieldProblem])
     if not isinstance(value, str):
         hint = (f'send it as a string: "{scoring.number_text(value)}"'
                 if scoring.is_number(value) else 'send a non-empty string, e.g. "heRte321"')
-        problems.append(FieldProblem("assignmentID", f"is {_kind(value)} ({_show(value)}): must be a string",
+        problems.append(FieldProblem("assignmentID", f"is {kind(value)} ({_show(value)}): must be a string",
                                      hint))
         return None
     if not value:
@@ -168,7 +156,7 @@ def _check_user_id(body: dict, token: dict, misses: dict, problems: list[FieldPr
         return None
     value = body["userID"]
     if not isinstance(value, str):
-        problems.append(FieldProblem("userID", f"is {_kind(value)} ({_show(value)}): must be a string",
+        problems.append(FieldProblem("userID", f"is {kind(value)} ({_show(value)}): must be a string",
                                      "send the student's Clever id as a string"))
         return None
     if not value:
@@ -195,7 +183,7 @@ def _number(body: dict, field: str, problems: list[FieldProblem], example: str) 
             hint = f"send a JSON number, e.g. {example}"
         problems.append(FieldProblem(field, f"is a string ({_show(value)}): must be a number", hint))
     else:
-        problems.append(FieldProblem(field, f"is {_kind(value)}: must be a number",
+        problems.append(FieldProblem(field, f"is {kind(value)}: must be a number",
                                      f"send a JSON number, e.g. {example}"))
     return None
 
@@ -375,7 +363,7 @@ def submit_grade(sim: Simulator, token: dict, body: object,
     given, a token revoked meanwhile (app deleted, reset) stores nothing and gets a 401."""
     if not isinstance(body, dict):
         raise GradeValidationError("Grade body must be a JSON object", [FieldProblem(
-            "(body)", f"is {_kind(body)}", "send a JSON object, e.g. " + _EXAMPLE)])
+            "(body)", f"is {kind(body)}", "send a JSON object, e.g. " + _EXAMPLE)])
     token_user = _token_student(sim, token)
 
     # A grade field sent as null reads as absent (serializers such as Jackson and pydantic
