@@ -11,7 +11,7 @@ import pytest
 from flask.sessions import SecureCookieSessionInterface
 
 from conftest import bearer
-from simulator.control.domain import link_assignment
+from simulator.schoology.domain import link_assignment
 from simulator.web import MAX_SLOTS, SESSION_PERSONAS, SESSION_USER
 from test_schoology import (SECTION, TEACHER, enrolled, form_to, login, outsider, page_text,  # noqa: F401
                             partner, partner_server, section, submit)
