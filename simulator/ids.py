@@ -57,20 +57,55 @@ def auth_code() -> str:
     return secrets.token_hex(10)
 
 
-def legacy_user_id(user: dict) -> str | None:
-    """A user's v2 ("legacy") id, or None for students, whose id is the same in every version.
+ROLES = ("student", "teacher", "staff", "district_admin", "contact")
+"""Clever's v3 user roles, in the order that picks a person's primary role (a student is
+always a student; a teacher who is also staff is seen as a teacher)."""
+
+
+ROLE_WORDS = {"student": "a student", "teacher": "a teacher", "staff": "a staff member",
+              "district_admin": "a district admin", "contact": "a contact (a student's parent or guardian)"}
+"""How messages name a person of each role."""
+
+
+def primary_role(user: dict) -> str:
+    """The role that stands for a person where one is needed (login, pickers, v2 ``/me``)."""
+    roles = user.get("roles") or {}
+    return next((r for r in ROLES if r in roles), next(iter(roles), "student"))
+
+
+def legacy_role_ids(user: dict) -> dict[str, str]:
+    """``{role: v2 id}`` of a user's non-student roles ({} for students, whose id is the
+    same in every version).
 
     Clever: "Clever user IDs for all users except students will be different in v3.0 than
     they were in any previous API versions" (dev.clever.com, API v3 upgrade guide); v3 role
     objects carry the old id as ``legacy_id`` (Clever's v3.0 Swagger, and a recorded
-    ``/v3.0/users/{id}`` of a teacher).  A roster may give ``roles.<role>.legacy_id``;
-    otherwise it is derived from the v3 id, so the same roster always has the same v2 ids.
+    ``/v3.0/users/{id}`` of a teacher).  v2 kept a teacher and a school admin as two
+    records, so each role has its own ``legacy_id``.  A roster may give
+    ``roles.<role>.legacy_id``; otherwise it is derived from the v3 id (the primary role's
+    from the id alone, as before several roles existed; others' from the id and the role),
+    so the same roster always has the same v2 ids.
     """
     roles = user.get("roles") or {}
     if "student" in roles:
-        return None
-    for role in roles.values():
-        given = role.get("legacy_id") if isinstance(role, dict) else None
+        return {}
+    primary = primary_role(user)
+    out: dict[str, str] = {}
+    for role in ROLES:
+        if role not in roles:
+            continue
+        fields = roles[role]
+        given = fields.get("legacy_id") if isinstance(fields, dict) else None
         if isinstance(given, str) and given:
-            return given
-    return hashlib.sha256(b"clever-sim legacy id:" + user["id"].encode()).hexdigest()[:24]
+            out[role] = given
+            continue
+        seed = b"clever-sim legacy id:" + user["id"].encode()
+        if role != primary:
+            seed += b":" + role.encode()
+        out[role] = hashlib.sha256(seed).hexdigest()[:24]
+    return out
+
+
+def legacy_user_id(user: dict) -> str | None:
+    """A user's v2 ("legacy") id in its primary role, or None for students."""
+    return legacy_role_ids(user).get(primary_role(user))

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 import jsonschema
 
 from . import jsontext
+from .ids import ROLE_WORDS, ROLES, legacy_role_ids
 
 __all__ = [
     "RosterProblem",
@@ -385,8 +386,9 @@ def _schema_problems(doc: object) -> list[RosterProblem]:
     return [RosterProblem(jsontext.json_path(e.absolute_path), _schema_message(e)) for e in errors]
 
 
-def _role_of(user: dict) -> str:
-    return next(iter(user["roles"]))
+def _roles_text(user: dict) -> str:
+    """"a teacher and a staff member": how messages name what a user is."""
+    return " and ".join(ROLE_WORDS.get(r, repr(r)) for r in ROLES if r in user["roles"])
 
 
 def _user_label(user: dict) -> str:
@@ -460,26 +462,45 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
 
     for i, user in enumerate(doc["users"]):
         did = check_district("users", i, user)
-        role = _role_of(user)
-        data = user["roles"][role]
-        if "school" in data:
-            check_school(("users", i, "roles", role, "school"), data["school"], did, "user")
-        for j, sid in enumerate(data.get("schools", [])):
-            check_school(("users", i, "roles", role, "schools", j), sid, did, "user")
+        roles = user["roles"]
+        if "student" in roles and len(roles) > 1:
+            others = ", ".join(r for r in roles if r != "student")
+            report(("users", i, "roles"), f"a student holds no other role (this user is also {others}): "
+                                          f"make the {others} role a separate user")
+        for role, data in roles.items():
+            if "school" in data:
+                check_school(("users", i, "roles", role, "school"), data["school"], did, "user")
+            for j, sid in enumerate(data.get("schools", [])):
+                check_school(("users", i, "roles", role, "schools", j), sid, did, "user")
 
-    members = {uid: (_role_of(user), user["district"]) for uid, user in users.items()}
+    # v2 ids (one per non-student role) are unique and never another record's id.
+    legacy_seen: dict[str, str] = {}
+    for i, user in enumerate(doc["users"]):
+        for role, legacy in legacy_role_ids(user).items():
+            parts = ("users", i, "roles", role, "legacy_id")
+            given = "legacy_id" in user["roles"][role]
+            where = _json_path(parts) if given else f"the v2 id derived for {_json_path(parts[:4])}"
+            if legacy in legacy_seen:
+                report(parts, f"v2 id {legacy!r} is used twice: {where} and {legacy_seen[legacy]}")
+            elif legacy in first_seen:
+                report(parts, f"v2 id {legacy!r} is also the id at {_json_path(first_seen[legacy])}: "
+                              f"a v2 id names one record")
+            else:
+                legacy_seen[legacy] = where
 
-    def check_member(parts: tuple, uid: str, want: str, did: str | None) -> None:
+    members = {uid: (user["roles"], user["district"]) for uid, user in users.items()}
+
+    def check_member(parts: tuple, uid: str, want: str, did: str | None,
+                     owner: str = "section") -> None:
         user = users.get(uid)
         if user is None:
             report(parts, f"unknown {want} {uid!r}: no user has this id")
             return
-        role = _role_of(user)
-        if role != want:
-            report(parts, f"user {_user_label(user)} is a {role}, not a {want}")
+        if want not in user["roles"]:
+            report(parts, f"user {_user_label(user)} is {_roles_text(user)}, not a {want}")
         if did is not None and user["district"] in districts and user["district"] != did:
             report(parts, f"{want} {_user_label(user)} is in district {user['district']!r}, "
-                          f"but the section is in district {did!r}")
+                          f"but the {owner} is in district {did!r}")
 
     for i, section in enumerate(doc["sections"]):
         did = check_district("sections", i, section)
@@ -502,7 +523,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
                 # Fast path: a known member of the right role in the section's district
                 # (or an unknown district, which check_member would not report either).
                 info = members.get(uid)
-                if info is None or info[0] != want or (
+                if info is None or want not in info[0] or (
                         did is not None and info[1] != did and info[1] in districts):
                     check_member(("sections", i, key, j), uid, want, did)
             if len(set(ids)) != len(ids):
@@ -515,6 +536,15 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
                 report(("sections", i, "schoology", "grading_scale"),
                        f"unknown grading scale {scale!r}: not among the grading_scales of district {did!r} "
                        f"(known: {known})")
+
+    for i, user in enumerate(doc["users"]):
+        links = (user["roles"].get("contact") or {}).get("student_relationships") or []
+        for j, link in enumerate(links):
+            check_member(("users", i, "roles", "contact", "student_relationships", j, "student"),
+                         link["student"], "student",
+                         user["district"] if user["district"] in districts else None, "contact")
+        check_no_repeats(("users", i, "roles", "contact", "student_relationships"),
+                         [link["student"] for link in links], "student")
 
     client_ids: dict[str, int] = {}
     for i, app in enumerate(doc["apps"]):

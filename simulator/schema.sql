@@ -28,12 +28,21 @@ CREATE INDEX IF NOT EXISTS terms_district ON terms(district_id, id);
 CREATE TABLE IF NOT EXISTS users (
     id          TEXT PRIMARY KEY,
     district_id TEXT NOT NULL,
-    role        TEXT NOT NULL CHECK (role IN ('student', 'teacher')),
+    role        TEXT NOT NULL,              -- primary role (simulator.ids.primary_role)
     data        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS users_district_role ON users(district_id, role, id);
+DROP INDEX IF EXISTS users_district_role;  -- lists by role read user_roles (people hold several)
+DROP INDEX IF EXISTS users_role;
 CREATE INDEX IF NOT EXISTS users_district ON users(district_id, id);   -- v3 /users lists
-CREATE INDEX IF NOT EXISTS users_role ON users(role, id);               -- /_sim/personas?role=
+
+-- Every role each person holds (a teacher may also be staff): v2 /teachers, v3 ?role=.
+CREATE TABLE IF NOT EXISTS user_roles (
+    role        TEXT NOT NULL,
+    district_id TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    PRIMARY KEY (role, district_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS user_roles_any_district ON user_roles(role, user_id);
 
 -- The persona pickers' view of people (login page, Schoology switcher, search).
 CREATE TABLE IF NOT EXISTS people (
@@ -49,18 +58,21 @@ CREATE TABLE IF NOT EXISTS people (
 -- Who is at a school (teachers have several), teachers first, by name: one index range.
 CREATE TABLE IF NOT EXISTS school_people (
     school_id TEXT NOT NULL,                -- '' for people without a school
-    rank      INTEGER NOT NULL,             -- 0 teacher, 1 student
+    rank      INTEGER NOT NULL,             -- 0 teacher, 1 student, 2 anyone else
     sort_key  TEXT NOT NULL,
     user_id   TEXT NOT NULL,
     PRIMARY KEY (school_id, rank, sort_key, user_id)
 ) WITHOUT ROWID;
 
--- Clever's v2 ids of users who are not students (v3 ids differ for them; Clever's v3
--- upgrade guide), filled at roster load: roles.*.legacy_id when the roster gives one, else
--- derived from the v3 id (simulator.ids.legacy_user_id).  Students keep one id: no row.
+-- Clever's v2 ids of users who are not students, one per role (v3 ids differ for them;
+-- Clever's v3 upgrade guide; v2 kept a teacher and a school admin as two records), filled at
+-- roster load: roles.<role>.legacy_id when the roster gives one, else derived from the v3 id
+-- (simulator.ids.legacy_role_ids).  Students keep one id: no row.
 CREATE TABLE IF NOT EXISTS legacy_ids (
     legacy_id TEXT PRIMARY KEY,
-    user_id   TEXT NOT NULL UNIQUE
+    user_id   TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    UNIQUE (user_id, role)
 );
 
 -- Courses (optional in a roster): sections name theirs in ``course``.

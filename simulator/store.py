@@ -22,7 +22,7 @@ from typing import Iterator
 from . import limits
 from .jsontext import dumps as _dumps
 from .errors import FieldProblem, ServiceUnavailable
-from .ids import legacy_user_id
+from .ids import ROLES, legacy_role_ids, primary_role
 
 _SCHEMA_VERSION = "1"
 
@@ -162,7 +162,7 @@ class Store:
         self._revocations = 0
         self._token_lock = threading.Lock()
         self._users = ByteCache(_USERS_BYTES)
-        self._legacy: tuple[dict[str, str], dict[str, str]] | None = None
+        self._legacy: tuple[dict, dict, dict, dict] | None = None
         self._linked = ByteCache(_LINKED_BYTES)
         self._seq: int | None = None
         self._grade_count: int | None = None  # current grades, once counted
@@ -200,6 +200,7 @@ class Store:
             if Path(self.path).is_file() and Path(self.path).stat().st_size:
                 self._refuse_foreign_file()
         with self._write_lock, self._lease() as conn:
+            _drop_old_roster_layout(conn)
             conn.executescript(schema_sql())  # runs in its own transaction
 
     def _refuse_foreign_file(self) -> None:
@@ -436,7 +437,10 @@ class Store:
                        ((t["id"], t["district"], _dumps(t)) for t in doc.get("terms", [])))
         db.executemany(
             "INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
-            ((u["id"], u["district"], _user_role(u), _dumps(u)) for u in doc.get("users", [])))
+            ((u["id"], u["district"], primary_role(u), _dumps(u)) for u in doc.get("users", [])))
+        db.executemany("INSERT INTO user_roles(role, district_id, user_id) VALUES (?, ?, ?)",
+                       ((role, u["district"], u["id"]) for u in doc.get("users", [])
+                        for role in u["roles"] if role in ROLES))
         people, school_people = [], []
         for u in doc.get("users", []):
             person = person_row(u)
@@ -447,9 +451,9 @@ class Store:
         db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
                        "VALUES (?, ?, ?, ?)", school_people)
         del people, school_people
-        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id) VALUES (?, ?)",
-                       ((legacy, u["id"]) for u in doc.get("users", [])
-                        if (legacy := legacy_user_id(u)) is not None))
+        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id, role) VALUES (?, ?, ?)",
+                       ((legacy, u["id"], role) for u in doc.get("users", [])
+                        for role, legacy in legacy_role_ids(u).items()))
         db.executemany("INSERT INTO courses(id, district_id, data) VALUES (?, ?, ?)",
                        ((c["id"], c["district"], _dumps(c)) for c in doc.get("courses", [])))
         db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
@@ -534,21 +538,30 @@ class Store:
                      by_legacy_id: bool = False) -> Page:
         """A page of roster records sorted by id, Clever-style cursor paging.
 
-        ``ids`` limits the page to those records (a related list: a section's students);
-        ``by_legacy_id`` sorts and pages users by their v2 id (v2 lists of non-students).
+        ``role``: only users who hold it (among their roles); ``ids`` limits the page to
+        those records (a related list: a section's students); ``by_legacy_id`` sorts and
+        pages users by their v2 id in ``role`` (v2 lists of non-students).
         """
         table = _ROSTER_TABLES[kind]
-        t = "t." if by_legacy_id else ""  # columns of the roster table, aliased when joined
-        key = "l.legacy_id" if by_legacy_id else "id"
-        where, params = [], []
-        if district_id is not None:
-            where.append(f"{t}id = ?" if kind == "districts" else f"{t}district_id = ?")
-            params.append(district_id)
+        joins, where, params = [], [], []
+        key = "t.id"
         if role is not None:
-            where.append(f"{t}role = ?")
+            # The role table leads: its key (role, district, user) is the page's order.
+            joins.append("JOIN user_roles r ON r.user_id = t.id AND r.role = ?")
             params.append(role)
+            key = "r.user_id"
+            if district_id is not None:
+                where.append("r.district_id = ?")
+                params.append(district_id)
+        elif district_id is not None:
+            where.append("t.id = ?" if kind == "districts" else "t.district_id = ?")
+            params.append(district_id)
+        if by_legacy_id:
+            joins.append("JOIN legacy_ids l ON l.user_id = t.id AND l.role = ?")
+            params.append(role or "")
+            key = "l.legacy_id"
         if ids is not None:
-            where.append(f"{t}id IN (SELECT value FROM json_each(?))")
+            where.append("t.id IN (SELECT value FROM json_each(?))")
             params.append(_dumps(ids))
         if ending_before is not None:
             where.append(f"{key} < ?")
@@ -559,9 +572,7 @@ class Store:
                 where.append(f"{key} > ?")
                 params.append(starting_after)
             order = "ASC"
-        sql = f"SELECT {t}data FROM {table}"
-        if by_legacy_id:
-            sql += " t JOIN legacy_ids l ON l.user_id = t.id"
+        sql = f"SELECT t.data FROM {table} t " + " ".join(joins)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {key} {order} LIMIT ?"
@@ -573,14 +584,27 @@ class Store:
             data.reverse()
         return Page(data, has_more)
 
-    def legacy_ids(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(v3 id -> v2 id, v2 id -> v3 id) of every non-student (cached until the roster changes)."""
+    def _legacy_maps(self) -> tuple[dict, dict, dict, dict]:
         found = self._legacy
         if found is None:
             with self.read() as db:
-                pairs = db.execute("SELECT user_id, legacy_id FROM legacy_ids").fetchall()
-            found = self._legacy = ({u: l for u, l in pairs}, {l: u for u, l in pairs})
+                rows = db.execute("SELECT user_id, role, legacy_id FROM legacy_ids").fetchall()
+            by_role = {(u, r): l for u, r, l in rows}
+            back = {l: (u, r) for u, r, l in rows}
+            primary: dict[str, str] = {}
+            for u, r, l in sorted(rows, key=lambda row: -ROLES.index(row[1])):
+                primary[u] = l  # the earliest role in ROLES is written last
+            found = self._legacy = (by_role, back, primary, {l: u for l, (u, _) in back.items()})
         return found
+
+    def legacy_role_ids(self) -> tuple[dict[tuple[str, str], str], dict[str, tuple[str, str]]]:
+        """({(v3 id, role): v2 id}, {v2 id: (v3 id, role)}) of every non-student role
+        (cached until the roster changes)."""
+        return self._legacy_maps()[:2]
+
+    def legacy_ids(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(v3 id -> v2 id in the person's primary role, any v2 id -> v3 id) (cached)."""
+        return self._legacy_maps()[2:]
 
     def school_user_ids(self, school_id: str) -> list[str]:
         """Ids of the users at a school (any of their schools)."""
@@ -1120,12 +1144,8 @@ class ByteCache:
 
 _ROSTER_TABLES = {"districts": "districts", "schools": "schools", "terms": "terms",
                   "users": "users", "sections": "sections", "courses": "courses"}
-_ROSTER_DATA_TABLES = ("districts", "schools", "terms", "users", "people", "school_people",
-                       "sections", "section_members", "legacy_ids", "courses")
-
-
-def _user_role(user: dict) -> str:
-    return "student" if "student" in user["roles"] else "teacher"
+_ROSTER_DATA_TABLES = ("districts", "schools", "terms", "users", "user_roles", "people",
+                       "school_people", "sections", "section_members", "legacy_ids", "courses")
 
 
 @functools.lru_cache(maxsize=8192)  # names repeat a lot in a roster
@@ -1137,20 +1157,25 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
+_RANK = {"teacher": 0, "student": 1}  # a school's people: teachers, students, then others
+
+
 def person_row(user: dict) -> tuple:
     """(user_id, district_id, role, name, title, sort_key, search_key, rank, school ids)."""
-    role = _user_role(user)
+    role = primary_role(user)
     data = user["roles"].get(role) or {}
     name = user.get("name") or {}
     first, last = name.get("first") or "", name.get("last") or ""
     shown = " ".join(p for p in (first, last) if p) or user["id"]
-    schools = [s for s in dict.fromkeys([data.get("school"), *(data.get("schools") or [])]) if s]
+    schools = [s for s in dict.fromkeys(  # the primary role's first: the picker's group
+        sid for r in (role, *user["roles"]) if isinstance(user["roles"].get(r), dict)
+        for sid in (user["roles"][r].get("school"), *(user["roles"][r].get("schools") or []))) if s]
     middle = name.get("middle") or ""
     search = " ".join(fold(p) for p in (first, middle, last, user.get("email") or "", user["id"])
                       if p and isinstance(p, str))
     title = data.get("title") if isinstance(data.get("title"), str) else None
     return (user["id"], user["district"], role, shown, title,
-            f"{fold(last)}\x00{fold(first)}", search, 0 if role == "teacher" else 1,
+            f"{fold(last)}\x00{fold(first)}", search, _RANK.get(role, 2),
             schools or [""])
 
 
@@ -1161,6 +1186,22 @@ def _members(sections) -> Iterator[tuple[str, str, str]]:
             yield sid, t, "teacher"
         for st in dict.fromkeys(s.get("students", [])):
             yield sid, st, "student"
+
+
+def _drop_old_roster_layout(conn: sqlite3.Connection) -> None:
+    """Drop roster tables whose shape an older version wrote (users limited to student and
+    teacher, one v2 id per person), so the schema creates them anew; the roster (derived
+    data, reloaded from its file) is marked unloaded with them."""
+    old = [name for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'legacy_ids')")
+        if (name == "users" and "CHECK (role IN" in sql) or (name == "legacy_ids" and " role " not in sql)]
+    if not old:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    for name in old:
+        conn.execute(f"DROP TABLE {name}")
+    conn.execute("DELETE FROM meta WHERE key IN ('roster_loaded', 'roster_digest')")
+    conn.execute("COMMIT")
 
 
 def _drop_roster_indexes(db: sqlite3.Connection) -> list[str]:

@@ -57,6 +57,10 @@ def role(user: dict) -> str:
     return next(iter(user["roles"]))
 
 
+def holds(user: dict, r: str) -> bool:
+    return r in user["roles"]
+
+
 SUNSET = "Sunset Valley Unified School District"
 HARBOR = "Harbor Point School District"
 
@@ -91,22 +95,27 @@ def test_default_fixture_counts(default_doc):
         return [x for x in d[kind] if x["district"] == did]
 
     def users(did, r):
-        return [u for u in of("users", did) if role(u) == r]
+        return [u for u in of("users", did) if holds(u, r)]
 
     assert len(of("schools", sunset)) == 2
     assert len(of("terms", sunset)) == 1
     assert of("terms", sunset)[0]["name"] == "2026–27 School Year"
-    assert len(users(sunset, "teacher")) == 3
-    assert len(users(sunset, "student")) == 28
+    assert len(of("users", sunset)) == 38
+    assert len(users(sunset, "teacher")) == 5
+    assert len(users(sunset, "student")) == 29
+    assert len(users(sunset, "staff")) == 2
+    assert len(users(sunset, "district_admin")) == 1
+    assert len(users(sunset, "contact")) == 2
     sections = of("sections", sunset)
-    assert len(sections) == 4
+    assert len(sections) == 6
     for s in sections:
-        assert 8 <= len(s["students"]) <= 14, s["name"]
+        assert 5 <= len(s["students"]) <= 14, s["name"]
         assert s["teacher"] in s["teachers"]
-    # some students sit in several sections, and every student is in at least one
+    # some students sit in several sections; every student but one new enrolment is in one
     memberships = [sid for s in sections for sid in s["students"]]
     assert any(memberships.count(sid) > 1 for sid in memberships)
-    assert {u["id"] for u in users(sunset, "student")} == set(memberships)
+    unplaced = {u["id"] for u in users(sunset, "student")} - set(memberships)
+    assert [u["name"]["first"] for u in users(sunset, "student") if u["id"] in unplaced] == ["Lucía"]
 
     assert len(of("schools", harbor)) == 1
     assert len(of("terms", harbor)) == 1
@@ -155,7 +164,33 @@ def test_default_fixture_has_varied_non_ascii_names(default_doc):
     jose = default_doc["users"][user_index(default_doc, "José", "Núñez")]
     assert jose["email"] == "jose.nunez@students.sunsetvalley.example.org"
     assert jose["roles"]["student"]["credentials"]["district_username"] == "jose.nunez"
-    assert all(u["email"].isascii() for u in default_doc["users"])
+    assert all(u["email"].isascii() for u in default_doc["users"] if u.get("email"))
+
+
+def test_default_fixture_exercises_every_optional_and_nullable_person_field(default_doc):
+    """Who is who in the packaged roster's edge cases (README "The default roster")."""
+    d = default_doc
+    people = {f'{u["name"]["first"]} {u["name"]["last"]}': u for u in d["users"]}
+    sections = {s["section_number"]: s for s in d["sections"]}
+    kai, lucia = people["Kai Nakamura"], people["Lucía Flores"]
+    assert "email" not in kai and "email" not in kai["roles"]["student"]  # absent ...
+    assert "credentials" not in kai["roles"]["student"]
+    assert people["Kenji Nakamura"]["email"] is None                    # ... and null
+    assert "middle" not in people["Daniel Kim"]["name"] and lucia["name"]["middle"] is None
+    assert all(lucia["id"] not in s["students"] for s in d["sections"])
+    olivia = people["Olivia Bennett"]
+    assert set(olivia["roles"]) == {"teacher", "staff"}
+    assert sections["ELA7-03"]["teachers"] == [people["Daniel Kim"]["id"], olivia["id"]]
+    samuel = people["Samuel Osei"]
+    assert len(samuel["roles"]["teacher"]["schools"]) == 2
+    assert {s["school"] for s in d["sections"] if samuel["id"] in s["teachers"]} == set(
+        samuel["roles"]["teacher"]["schools"])
+    assert set(people["Leticia Fuentes"]["roles"]) == {"staff"}
+    marisol = people["Marisol Delgado"]
+    assert marisol["roles"]["district_admin"]["legacy_id"] == d["districts"][0]["district_contact"]["id"]
+    assert {p: u["roles"]["contact"]["student_relationships"][0]["student"]
+            for p, u in people.items() if "contact" in u["roles"]} == {
+        "María Núñez": people["José Núñez"]["id"], "Kenji Nakamura": kai["id"]}
 
 
 # --- the schema and small helpers ----------------------------------------------------------
@@ -276,19 +311,20 @@ def section_teacher_in_other_district(d):
 def student_with_no_roles(d):
     i = user_index(d, "Chiamaka", "Okafor")
     d["users"][i]["roles"] = {}
-    return f"$.users[{i}].roles", "not supported by the simulator"
+    return f"$.users[{i}].roles", "the user has no role"
 
 
 def user_with_student_and_teacher_roles(d):
     i = user_index(d, "Priya", "Raghunathan")
     d["users"][i]["roles"]["teacher"] = {"school": d["schools"][1]["id"]}
-    return f"$.users[{i}].roles", "cannot be both"
+    return f"$.users[{i}].roles", ("a student holds no other role (this user is also teacher): "
+                                   "make the teacher role a separate user")
 
 
 def user_with_unsupported_role(d):
     i = user_index(d, "Rebecca", "Alvarez")
-    d["users"][i]["roles"] = {"district_admin": {}}
-    return f"$.users[{i}].roles", "other Clever roles are not supported by the simulator"
+    d["users"][i]["roles"] = {"principal": {}}
+    return f"$.users[{i}].roles", "unknown role \"principal\": Clever's roles are student, teacher"
 
 
 def role_school_in_other_district(d):
@@ -428,11 +464,15 @@ def test_non_object_top_level(top):
     assert "must be a JSON object" in problems[0].message
 
 
-def test_user_with_both_roles_message_names_both_roles(doc):
+def test_user_with_student_and_other_roles_message_names_them(doc):
     i = user_index(doc, "Zoë", "Ng")
     doc["users"][i]["roles"]["teacher"] = {}
+    doc["users"][i]["roles"]["contact"] = {"student_relationships": [
+        {"student": doc["users"][user_index(doc, "Kai", "Nakamura")]["id"]}]}
     [problem] = validate_roster(doc)
-    assert "'student' or 'teacher'" in problem.message
+    assert problem == (f"$.users[{i}].roles", "a student holds no other role (this user is also "
+                                              "teacher, contact): make the teacher, contact role a "
+                                              "separate user")
 
 
 def test_unsupported_role_message_names_the_role(doc):

@@ -177,28 +177,48 @@ def _nullable(spec: dict) -> bool:
     return "anyOf" in spec or (isinstance(kinds, list) and "null" in kinds)
 
 
+V2_SEGMENT = {"student": "students", "teacher": "teachers", "staff": "school_admins",
+              "district_admin": "district_admins", "contact": "contacts"}
+V2_TYPE = {"student": "student", "teacher": "teacher", "staff": "school_admin",
+           "district_admin": "district_admin", "contact": "contact"}
+ROLE_NOUN = {"student": "student", "teacher": "teacher", "staff": "school admin (staff)",
+             "district_admin": "district admin", "contact": "contact"}
+
+
 class Ids:
-    """A version's view of user ids: v2 paths name non-students by their legacy (v2) id."""
+    """A version's view of user ids: v2 paths name non-students by their legacy (v2) id,
+    one per role (v2 kept a teacher and a school admin who are one person as two records)."""
 
     def __init__(self, sim: Simulator, version: str):
         self.v2 = version in V2_VERSIONS
-        self._to_v2, self._to_v3 = sim.store.legacy_ids()
+        self._to_v2, self._to_v3 = sim.store.legacy_role_ids()
+        self._v3_of_legacy = sim.store.legacy_ids()[1]
+        self._primary = sim.store.legacy_ids()[0]
 
-    def shown(self, user_id: str) -> str:
-        """The id this version shows for a user (stored ids are v3 ids)."""
-        return self._to_v2.get(user_id, user_id) if self.v2 else user_id
+    def shown(self, user_id: str, role: str | None) -> str:
+        """The id this version shows for a user in ``role`` (stored ids are v3 ids)."""
+        if not self.v2:
+            return user_id
+        return self._to_v2.get((user_id, role or ""), user_id)
 
-    def stored(self, shown_id: str) -> str | None:
-        """The stored (v3) id a path's id names, or None when it is the other version's id."""
+    def legacy(self, user_id: str, role: str) -> str | None:
+        """The v2 id of a user's role (None for students)."""
+        return self._to_v2.get((user_id, role))
+
+    def stored(self, shown_id: str) -> tuple[str | None, str | None]:
+        """(stored v3 id a path's id names, the v2 role that id is of), or (None, None) when
+        it is the other version's id of a person."""
         if self.v2:
             if shown_id in self._to_v3:
                 return self._to_v3[shown_id]
-            return None if shown_id in self._to_v2 else shown_id
-        return None if shown_id in self._to_v3 else shown_id
+            return (None, None) if shown_id in self._primary else (shown_id, None)
+        return (None, None) if shown_id in self._v3_of_legacy else (shown_id, None)
 
-    def other_version_id(self, shown_id: str) -> str | None:
+    def other_version_id(self, shown_id: str, role: str | None) -> str | None:
         """This version's id of the person whom ``shown_id`` names in the other version."""
-        return (self._to_v2 if self.v2 else self._to_v3).get(shown_id)
+        if not self.v2:
+            return self._v3_of_legacy.get(shown_id)
+        return self._to_v2.get((shown_id, role or "")) or self._primary.get(shown_id)
 
 
 def record_data(version: str, coll: Collection, record: dict, ids: Ids) -> dict:
@@ -210,18 +230,17 @@ def record_data(version: str, coll: Collection, record: dict, ids: Ids) -> dict:
     if coll.kind == "sections" and ids.v2:
         record = dict(record)
         if record.get("teacher"):
-            record["teacher"] = ids.shown(record["teacher"])
-        record["teachers"] = [ids.shown(t) for t in record.get("teachers") or []]
+            record["teacher"] = ids.shown(record["teacher"], "teacher")
+        record["teachers"] = [ids.shown(t, "teacher") for t in record.get("teachers") or []]
     return render(version, coll.definition, record)
 
 
 def _v3_user(record: dict, ids: Ids) -> dict:
     """A v3 user with ``legacy_id`` in each non-student role, as Clever's recorded teacher."""
-    legacy = ids._to_v2.get(record["id"])
-    if legacy is None:
-        return record
-    roles = {role: ({**fields, "legacy_id": legacy} if role != "student" else fields)
-             for role, fields in (record.get("roles") or {}).items()}
+    roles = {}
+    for role, fields in (record.get("roles") or {}).items():
+        legacy = ids.legacy(record["id"], role)
+        roles[role] = {**fields, "legacy_id": legacy} if legacy and isinstance(fields, dict) else fields
     return {**record, "roles": roles}
 
 
@@ -230,7 +249,7 @@ _USER_TOP = ("district", "name", "email", "created", "last_modified")
 
 def _v2_person(record: dict, role: str, ids: Ids) -> dict:
     """A v3 user as a v2 Student/Teacher/…: the role's fields plus the user's top-level ones."""
-    out: dict[str, Any] = {"id": ids.shown(record["id"])}
+    out: dict[str, Any] = {"id": ids.shown(record["id"], role)}
     out.update((k, record[k]) for k in _USER_TOP if k in record)
     fields = (record.get("roles") or {}).get(role) or {}
     for key, value in fields.items():
@@ -271,11 +290,11 @@ def me(sim: Simulator, token: dict, version: str | None) -> dict:
             "log in again through /oauth/authorize to get a token of a current user")])
     role, user = found
     district_id = user["district"]
-    user_id = Ids(sim, version).shown(user["id"])
+    user_id = Ids(sim, version).shown(user["id"], role)
     if version in V3_VERSIONS:
         kind, canonical = "user", f"/{version}/users/{user_id}"
-    else:
-        kind, canonical = role, f"/{version}/{role}s/{user_id}"
+    else:  # the primary role's record: a teacher who is also staff logs in as the teacher
+        kind, canonical = V2_TYPE[role], f"/{version}/{V2_SEGMENT[role]}/{user_id}"
     return {"type": kind,
             "data": {"id": user_id, "district": district_id, "type": kind,
                      "authorized_by": "district"},
@@ -300,7 +319,7 @@ def get_record(sim: Simulator, token: dict, version: str, collection: str, recor
 def _check_il_may_read(sim: Simulator, token: dict, coll: Collection, record_id: str,
                        ids: Ids) -> None:
     """An SSO token reads its own user and its own district; everything else is 403."""
-    if coll.kind == "users" and ids.stored(record_id) == token["user_id"]:
+    if coll.kind == "users" and ids.stored(record_id)[0] == token["user_id"]:
         return
     if coll.kind == "districts" and record_id == token["district_id"]:
         return
@@ -313,22 +332,28 @@ def _find(sim: Simulator, token: dict, version: str, coll: Collection, shown_id:
           ids: Ids) -> dict:
     """The stored record a path names, or Clever's 404 (another district's, unknown, or
     the other version's id of a person)."""
-    stored = ids.stored(shown_id) if coll.kind == "users" else shown_id
+    stored, id_role = ids.stored(shown_id) if coll.kind == "users" else (shown_id, None)
     if stored is None:
         mine, theirs = ("v2", "v3") if ids.v2 else ("v3", "v2")
         raise _not_found(version, coll,
                          f"is this person's {theirs} id; {version} names people by their {mine} id",
-                         f"use {ids.other_version_id(shown_id)} (the {mine} id"
+                         f"use {ids.other_version_id(shown_id, coll.role)} (the {mine} id"
                          + (", roles.<role>.legacy_id in v3)" if ids.v2 else ")"))
     record = sim.store.get_record(coll.kind, stored) if coll.kind != "resources" else None
     if record is None or _district_of(coll, record) != token["district_id"]:
         raise _not_found(version, coll,
                          f"no {coll.noun.lower()} with this id in the token's district")
-    if coll.role is not None and coll.role not in (record.get("roles") or {}):
-        other = next(iter(record.get("roles") or {}), "user")
-        segment = next((c.segment for c in _V2.values() if c.role == other), "users")
-        raise _not_found(version, coll, f"is the id of a {other}, not of a {coll.role}",
-                         f"read it at /{version}/{segment}/{shown_id}")
+    held = record.get("roles") or {}
+    if coll.role is not None and (coll.role not in held or id_role not in (None, coll.role)):
+        other = id_role if id_role is not None and id_role != coll.role else next(
+            (r for r in V2_SEGMENT if r in held and r != coll.role), "user")
+        segment = V2_SEGMENT.get(other, "users")
+        raise _not_found(version, coll,
+                         f"is the id of a {ROLE_NOUN.get(other, other)}, not of a "
+                         f"{ROLE_NOUN[coll.role]}",
+                         f"read it at /{version}/{segment}/{shown_id}"
+                         + (f", or this person's {coll.role} record at /{version}/{coll.segment}/"
+                            f"{ids.legacy(stored, coll.role) or stored}" if coll.role in held else ""))
     return record
 
 
@@ -465,7 +490,7 @@ def _page(sim: Simulator, token: dict, version: str, coll: Collection, base: str
                   ending_before=paging.ending_before)
     rows = result.rows
     if rows:
-        first, last = view.shown(rows[0]["id"]), view.shown(rows[-1]["id"])
+        first, last = view.shown(rows[0]["id"], role), view.shown(rows[-1]["id"], role)
         backwards = paging.ending_before is not None
         more_after = bool(page(1, starting_after=last).rows) if backwards else result.has_more
         more_before = result.has_more if backwards else (
@@ -478,7 +503,7 @@ def _page(sim: Simulator, token: dict, version: str, coll: Collection, base: str
                                                           "ending_before", first)})
     segment = f"/{version}/{coll.segment}"
     return {"data": [{"data": record_data(version, coll, r, view),
-                      "uri": f"{segment}/{view.shown(r['id'])}"} for r in rows],
+                      "uri": f"{segment}/{view.shown(r['id'], coll.role)}"} for r in rows],
             "links": links}
 
 
@@ -540,8 +565,9 @@ def _district(sim: Simulator, rec: dict, tok: dict) -> list[str]:
 
 
 def _user_school(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-    return [r["school"] for r in (rec.get("roles") or {}).values()
-            if isinstance(r, dict) and r.get("school")][:1]
+    roles = rec.get("roles") or {}
+    return [roles[r]["school"] for r in V2_SEGMENT
+            if isinstance(roles.get(r), dict) and roles[r].get("school")][:1]
 
 
 def _user_schools(sim: Simulator, rec: dict, tok: dict) -> list[str]:
@@ -698,7 +724,8 @@ def record_links(sim: Simulator, version: str, coll: Collection, record: dict,
                  ids: Ids) -> list[dict]:
     """The ``links`` of a single-record answer, as Clever's recorded v3.0 answers show them
     (v2 records carry their ``self`` link only)."""
-    self_uri = f"/{version}/{coll.segment}/{ids.shown(record['id']) if coll.kind == 'users' else record['id']}"
+    shown = ids.shown(record["id"], coll.role) if coll.kind == "users" else record["id"]
+    self_uri = f"/{version}/{coll.segment}/{shown}"
     links = [{"rel": "self", "uri": self_uri}]
     if version in V2_VERSIONS:
         return links

@@ -285,7 +285,7 @@ def _token_student(sim: Simulator, token: dict) -> dict | None:
             "log the student in again to get a new il token")])
     role, user = found
     if role != "student":
-        what = "a teacher" if "teacher" in user.get("roles", {}) else "a user who is not a student"
+        what = ids.ROLE_WORDS.get(role, "a user who is not a student")
         raise Forbidden(errors=[FieldProblem(
             "Authorization", f"this il token belongs to {what}; grades are posted for students",
             "use the student's il token, or a district-app token with the student's userID")])
@@ -318,7 +318,7 @@ def _resolve_student(sim: Simulator, token: dict, token_user: dict | None,
             "userID", f"belongs to another district, not the district-app token's ({district})",
             "use the district-app token of the student's district")])
     if role != "student":
-        what = "is a teacher" if "teacher" in user.get("roles", {}) else "is not a student"
+        what = "is " + ids.ROLE_WORDS.get(role, "not a student")
         raise GradeValidationError(errors=[FieldProblem(
             "userID", f"{what}; grades are for students",
             "send the Clever id of the student who did the assignment")])
