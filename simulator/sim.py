@@ -26,7 +26,7 @@ from .store import Revoked, Store, schema_sql
 
 # Part of every roster digest: bump it when the stored layout of a roster changes
 # (tables, derived rows), so databases written by an older loader are reloaded once.
-_DIGEST_SALT = b"clever-sim roster layout 3\n"  # 3: legacy_ids and courses (v2 ids, nested paths)
+_DIGEST_SALT = b"clever-sim roster layout 4\n"  # 4: user_roles, a v2 id per role (3: legacy_ids, courses)
 
 
 def _release_memory() -> None:

@@ -543,12 +543,12 @@ class Store:
         pages users by their v2 id in ``role`` (v2 lists of non-students).
         """
         table = _ROSTER_TABLES[kind]
-        joins, where, params = [], [], []
+        joins, join_params, where, params = [], [], [], []
         key = "t.id"
         if role is not None:
             # The role table leads: its key (role, district, user) is the page's order.
             joins.append("JOIN user_roles r ON r.user_id = t.id AND r.role = ?")
-            params.append(role)
+            join_params.append(role)
             key = "r.user_id"
             if district_id is not None:
                 where.append("r.district_id = ?")
@@ -558,8 +558,9 @@ class Store:
             params.append(district_id)
         if by_legacy_id:
             joins.append("JOIN legacy_ids l ON l.user_id = t.id AND l.role = ?")
-            params.append(role or "")
+            join_params.append(role or "")
             key = "l.legacy_id"
+        params = join_params + params
         if ids is not None:
             where.append("t.id IN (SELECT value FROM json_each(?))")
             params.append(_dumps(ids))
