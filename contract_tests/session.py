@@ -105,9 +105,12 @@ class Contract:
         people = self.sim.get("/_sim/personas")["data"]
         connected = app.get("districts") or []
         by_district: dict[str, dict[str, list[dict]]] = {}
-        for p in people:
-            if p["district"] in connected:
+        for p in people:  # staff, admins and contacts take no part in grade passback
+            if p["district"] in connected and p["role"] in ("student", "teacher"):
                 by_district.setdefault(p["district"], {"student": [], "teacher": []})[p["role"]].append(p)
+        for kinds in by_district.values():  # people in a section first: they can launch from one
+            for role in ("student", "teacher"):
+                kinds[role].sort(key=lambda p: not p.get("sections", True))
         usable = [d for d in connected if by_district.get(d, {}).get("teacher")
                   and by_district[d]["student"]]
         if not usable:

@@ -15,6 +15,7 @@ from ..apps import require_app
 from ..clock import MAX_OFFSET_S, ClockBoundError
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..gradebook import domain as gradebook
+from ..ids import ROLES, primary_role
 from ..schoology import domain as schoology
 from ..web import admit_wait, parse_json, query_int, read_body, sim
 from . import domain
@@ -122,8 +123,10 @@ def personas():
     role = args.get("role")
     district = args.get("district_id")
     problems = []
-    if role not in (None, "student", "teacher"):
-        problems.append(FieldProblem("role", "must be student or teacher"))
+    if role is not None and role not in ROLES:
+        problems.append(FieldProblem("role", "must be one of " + ", ".join(ROLES),
+                                     "e.g. role=teacher (people who hold several roles are "
+                                     "listed under each)"))
     limit = query_int("limit", PERSONAS_DEFAULT_LIMIT, 1, PERSONAS_MAX_LIMIT, problems=problems)
     after = args.get("starting_after")
     if after is not None and not re.fullmatch(r"[0-9a-f]{24}", after):
@@ -134,7 +137,7 @@ def personas():
     page = s.store.list_records("users", district_id=district, role=role, limit=limit,
                                 starting_after=after)
     sections = s.store.section_ids_of([u["id"] for u in page.rows])
-    out = [{"id": u["id"], "role": "student" if "student" in u["roles"] else "teacher",
+    out = [{"id": u["id"], "role": primary_role(u), "roles": [r for r in ROLES if r in u["roles"]],
             "district": u["district"],
             "name": f"{u['name']['first']} {u['name']['last']}",
             "sections": sections[u["id"]]} for u in page.rows]

@@ -114,7 +114,7 @@ def switch_persona():
                 ["Use “Switch persona” to change this tab's persona instead, or log one "
                  "persona out (Log out on its Schoology home page)."])
     sign_in(user_id, slot)
-    flash(f"You are now {domain.full_name(found[1])} ({found[0]})"
+    flash(f"You are now {domain.full_name(found[1])} ({found[0].replace('_', ' ')})"
           + (f" in persona slot {slot} of this browser." if slot else "."))
     back = request.form.get("next", "")
     if domain.is_local_path(back):  # "view as" buttons come back to the page they were on
