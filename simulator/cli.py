@@ -295,10 +295,14 @@ def fixtures_validate(file: str) -> None:
               help="Clever's sandbox district: 239 schools, 8,400 teachers, 56,600 students, "
                    "20,000 sections, ~460,000 enrollments (flags override).")
 @click.option("--no-app", is_flag=True, help="Leave out the demo partner app registration.")
+@click.option("--plain", is_flag=True,
+              help="Only teachers and students, each with an email, every student in a section "
+                   "(default: also staff, a district admin, contacts, teachers who are staff or "
+                   "at two schools, students without email or section).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write here instead of stdout.")
 def fixtures_generate(schools, teachers, students, sections, enrollments, districts, seed,
-                      sandbox, no_app, output) -> None:
+                      sandbox, no_app, plain, output) -> None:
     """Print a large, valid roster (deterministic for a seed), e.g. Clever's sandbox size:
 
     clever-sim fixtures generate --schools 239 --teachers 8400 --students 56600 --sections 20000 --seed 1 > big.json
@@ -314,7 +318,8 @@ def fixtures_generate(schools, teachers, students, sections, enrollments, distri
     if sandbox and students is not None and enrollments is None:
         sizes["enrollments"] = None  # follow the student count
     try:
-        doc = generate_roster(seed=seed, districts=districts, with_app=not no_app, **sizes)
+        doc = generate_roster(seed=seed, districts=districts, with_app=not no_app,
+                              varied=not plain, **sizes)
     except GenerateError as exc:
         raise click.UsageError(str(exc)) from None
     if output:
@@ -333,9 +338,11 @@ def fixtures_generate(schools, teachers, students, sections, enrollments, distri
             stream.flush()
             stream.detach()
     enrolled = sum(len(s["students"]) for s in doc["sections"])
+    others = len(doc["users"]) - sizes["teachers"] - sizes["students"]
     click.echo(f"generated {len(doc['districts'])} districts, {len(doc['schools'])} schools, "
-               f"{sizes['teachers']} teachers, {sizes['students']} students, "
-               f"{len(doc['sections'])} sections, {enrolled} enrollments (seed {seed})", err=True)
+               f"{sizes['teachers']} teachers, {sizes['students']} students"
+               + (f", {others} staff, admins and contacts" if others else "")
+               + f", {len(doc['sections'])} sections, {enrolled} enrollments (seed {seed})", err=True)
 
 
 @fixtures.command("cache")

@@ -163,6 +163,8 @@ class _School:
     weight: float
     teachers: list[str] = field(default_factory=list)
     sections: list[dict] = field(default_factory=list)
+    principal: dict = field(default_factory=dict)     # name, for the principal's staff user
+    principal_user: str = ""
 
 
 class _Ids:
@@ -279,6 +281,7 @@ class _Gen:
         name = f"{word} {kind}" if i < len(_SCHOOL_WORDS) else f"{word} {kind} #{i // len(_SCHOOL_WORDS) + 1}"
         number = str(100 + i)
         principal = self.name()
+        principal_user = self.username(principal)
         record = {
             "id": self.ids(), "district": district["id"], "name": name, "school_number": number,
             "sis_id": number, "state_id": str(rng.randint(10 ** 13, 10 ** 14 - 1)),
@@ -291,15 +294,17 @@ class _Gen:
                          "city": city[0], "state": city[1],
                          "zip": f"{city[2]}{rng.randint(0, 99):02d}"},
             "principal": {"name": f"{principal['first']} {principal['last']}",
-                          "email": f"{self.username(principal)}@{slug}.example.org"},
+                          "email": f"{principal_user}@{slug}.example.org"},
             "created": _stamp(rng, 2026, 6, 6), "last_modified": _stamp(rng, 2026, 8, 8),
             "ext": {},
         }
         # Schools differ in size: a few large, many medium, some small.
         weight = rng.lognormvariate(0, 0.5) * (2.5 if band == "high" else 1.5 if band == "middle" else 1)
-        return _School(record, band, grades, weight)
+        return _School(record, band, grades, weight, principal=principal,
+                       principal_user=principal_user)
 
-    def teacher(self, i: int, school: _School, slug: str, extra_school: str | None) -> dict:
+    def teacher(self, i: int, school: _School, slug: str, extra_school: str | None,
+                also_staff: bool = False) -> dict:
         rng = self.rng
         name = self.name()
         user = self.username(name)
@@ -308,7 +313,7 @@ class _Gen:
         title = rng.choice(["Teacher", "Lead Teacher", "Department Chair", "Substitute Teacher",
                             "Resource Specialist", f"Grade {rng.choice(school.grades)} Teacher"])
         uid = self.ids()
-        return {
+        record = {
             "id": uid, "district": school.record["district"], "email": email, "name": name,
             "created": _stamp(rng, 2026, 6, 7), "last_modified": _stamp(rng, 2026, 8, 8),
             "roles": {"teacher": {
@@ -317,8 +322,14 @@ class _Gen:
                 "sis_id": f"T{50000 + i}", "state_id": str(rng.randint(1_000_000, 9_999_999)),
                 "teacher_number": str(50000 + i), "title": title, "email": email}},
         }
+        if also_staff:  # a teacher who is also staff (Clever v3: one user, two roles)
+            record["roles"]["staff"] = {
+                "credentials": {"district_username": user}, "department": "Curriculum and Instruction",
+                "ext": {}, "schools": list(schools), "staff_id": f"S{50000 + i}",
+                "title": "Instructional Coach"}
+        return record
 
-    def student(self, i: int, school: _School, slug: str) -> dict:
+    def student(self, i: int, school: _School, slug: str, with_email: bool = True) -> dict:
         rng = self.rng
         name = self.name()
         user = self.username(name)
@@ -327,7 +338,7 @@ class _Gen:
         level = 0 if grade == "Kindergarten" else int(grade)
         years_left = 13 - level  # to graduation
         uid = self.ids()
-        return {
+        record = {
             "id": uid, "district": school.record["district"], "email": email, "name": name,
             "created": _stamp(rng, 2026, 6, 7), "last_modified": _stamp(rng, 2026, 8, 8),
             "roles": {"student": {
@@ -340,6 +351,49 @@ class _Gen:
                 "school": school.record["id"], "schools": [school.record["id"]],
                 "sis_id": str(100000 + i), "state_id": str(rng.randint(10 ** 9, 10 ** 10 - 1)),
                 "student_number": str(100000 + i), "email": email}},
+        }
+        if not with_email:  # Clever: email "may not be present for all users"
+            del record["email"], record["roles"]["student"]["email"]
+        return record
+
+    def principal(self, i: int, school: _School, slug: str) -> dict:
+        """The school's principal (its ``principal`` field) as a staff-only user."""
+        rng = self.rng
+        return {
+            "id": self.ids(), "district": school.record["district"],
+            "email": f"{school.principal_user}@{slug}.example.org", "name": school.principal,
+            "created": _stamp(rng, 2026, 6, 7), "last_modified": _stamp(rng, 2026, 8, 8),
+            "roles": {"staff": {
+                "credentials": {"district_username": school.principal_user}, "department": None,
+                "ext": {}, "schools": [school.record["id"]], "staff_id": f"S{10000 + i}",
+                "title": "Principal"}},
+        }
+
+    def district_admin(self, district: dict) -> dict:
+        """The district's contact as its district admin: its v2 id is the contact's id."""
+        contact = district["district_contact"]
+        return {
+            "id": self.ids(), "district": district["id"], "email": contact["email"],
+            "name": dict(contact["name"]),
+            "created": _stamp(self.rng, 2026, 6, 6), "last_modified": _stamp(self.rng, 2026, 8, 8),
+            "roles": {"district_admin": {"legacy_id": contact["id"], "title": contact["title"]}},
+        }
+
+    def contact(self, i: int, student: dict) -> dict:
+        """A parent or guardian of ``student``; every third has a null email."""
+        rng = self.rng
+        name = {"first": self.name()["first"], "last": student["name"]["last"]}
+        user = self.username(name)
+        kind = ("Parent", "Parent/Guardian") if i % 4 else ("Grandparent", "Emergency")
+        return {
+            "id": self.ids(), "district": student["district"],
+            "email": None if i % 3 == 2 else f"{user}@family.example.net", "name": name,
+            "created": _stamp(rng, 2026, 6, 7), "last_modified": _stamp(rng, 2026, 8, 8),
+            "roles": {"contact": {
+                "phone": f"({rng.randint(200, 989)}) 555-{rng.randint(0, 9999):04d}",
+                "phone_type": ("Cell", "Home", "Work")[i % 3], "sis_id": f"C{200000 + i}",
+                "student_relationships": [{"student": student["id"], "relationship": kind[0],
+                                           "type": kind[1]}]}},
         }
 
     def section(self, n: int, school: _School, teacher: str, co_teacher: str | None,
@@ -369,12 +423,20 @@ class _Gen:
 
 def generate_roster(*, schools: int, teachers: int, students: int, sections: int, seed: int = 0,
                     districts: int = 1, enrollments: int | None = None,
-                    with_app: bool = True) -> dict:
+                    with_app: bool = True, varied: bool = True) -> dict:
     """A valid roster document with exactly these counts (enrollments: at most ``enrollments``).
 
     ``enrollments`` is the total of student–section memberships (default: about 8 per
     student, Clever's sandbox ratio); a student never joins more sections than their
     school has, so the total can come out lower for very small section counts.
+
+    ``varied`` (the default) adds every optional and nullable shape Clever serves, chosen by
+    position so each appears once a roster is big enough: every 20th student (from the 8th)
+    has no email and every 50th (from the 12th) is in no section; every 25th teacher (from
+    the 4th) is also staff and every 25th (from the 6th) also works at a second school of
+    the district; each school's principal is a staff user, each district's contact its
+    district admin, and every 10th student has a contact (every third of them without
+    email).  ``varied=False`` gives only teachers and students, each with an email.
     """
     for label, value, lo in (("districts", districts, 1), ("schools", schools, 1),
                              ("teachers", teachers, 0), ("students", students, 0),
@@ -414,12 +476,14 @@ def generate_roster(*, schools: int, teachers: int, students: int, sections: int
         d = by_district[school.record["district"]]
         for _ in range(count):
             extra = None
+            others = [s for s in school_objs if s is not school
+                      and s.record["district"] == school.record["district"]]
             if rng.random() < 0.02:  # a few teach at two schools of the district
-                others = [s for s in school_objs if s is not school
-                          and s.record["district"] == school.record["district"]]
                 if others:
                     extra = rng.choice(others).record["id"]
-            t = g.teacher(n, school, slugs[d], extra)
+            if varied and extra is None and others and n % 25 == 5:
+                extra = others[0].record["id"]
+            t = g.teacher(n, school, slugs[d], extra, also_staff=varied and n % 25 == 3)
             school.teachers.append(t["id"])
             users.append(t)
             n += 1
@@ -441,19 +505,28 @@ def generate_roster(*, schools: int, teachers: int, students: int, sections: int
 
     # Students: by school weight; enrolled in sections of their own school.
     per_school = _spread(students, weights, rng)
-    base, extra = divmod(enrollments, students) if students else (0, 0)
-    bonus = set(rng.sample(range(students), extra)) if students else set()
+    placed = [n for n in range(students) if not (varied and n % 50 == 11)]  # others: no section
+    base, extra = divmod(enrollments, len(placed)) if placed else (0, 0)
+    bonus = set(rng.sample(placed, extra)) if placed else set()
+    placed_set = set(placed)
     n = 0
     for school, count in zip(school_objs, per_school):
         d = by_district[school.record["district"]]
         pool = school.sections
         for _ in range(count):
-            s = g.student(n, school, slugs[d])
+            s = g.student(n, school, slugs[d], with_email=not (varied and n % 20 == 7))
             users.append(s)
-            want = base + (1 if n in bonus else 0)
+            want = (base + (1 if n in bonus else 0)) if n in placed_set else 0
             for sec in (rng.sample(pool, min(want, len(pool))) if pool and want else []):
                 sec["students"].append(s["id"])
             n += 1
+
+    if varied:
+        students_made = [u for u in users if "student" in u["roles"]]
+        users += [g.principal(i, school, slugs[by_district[school.record["district"]]])
+                  for i, school in enumerate(school_objs)]
+        users += [g.district_admin(d) for d in district_records]
+        users += [g.contact(i, st) for i, st in enumerate(students_made[::10])]
 
     apps = []
     if with_app:

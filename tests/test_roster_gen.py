@@ -35,6 +35,8 @@ def test_generated_roster_is_valid_with_exact_counts(small):
     roles = Counter(next(iter(u["roles"])) for u in small["users"])
     assert (len(small["schools"]), roles["teacher"], roles["student"], len(small["sections"])) == \
         (SMALL["schools"], SMALL["teachers"], SMALL["students"], SMALL["sections"])
+    # plus a principal per school, the district admin and a contact per 10 students
+    assert (roles["staff"], roles["district_admin"], roles["contact"]) == (SMALL["schools"], 1, 40)
     assert len(small["districts"]) == 1 and len(small["terms"]) == 1
     assert small["apps"][0]["districts"] == [small["districts"][0]["id"]]
 
@@ -51,12 +53,16 @@ def test_same_seed_same_bytes_other_seed_other_roster(tmp_path):
     assert json.loads(text(1)) == generate_roster(seed=1, **SMALL)
 
 
-def test_enrollments_hit_the_requested_total_inside_each_school():
-    doc = generate_roster(seed=3, schools=4, teachers=30, students=300, sections=80, enrollments=900)
+@pytest.mark.parametrize("varied, per_student_counts", [(False, {3}), (True, {3, 4})])
+def test_enrollments_hit_the_requested_total_inside_each_school(varied, per_student_counts):
+    doc = generate_roster(seed=3, schools=4, teachers=30, students=300, sections=80, enrollments=900,
+                          varied=varied)
     assert sum(len(s["students"]) for s in doc["sections"]) == 900
     users = {u["id"]: u for u in doc["users"]}
     per_student = Counter(sid for s in doc["sections"] for sid in s["students"])
-    assert set(per_student.values()) == {3}  # 900 / 300, spread evenly
+    # 900 / 300 spread evenly; varied: over the 294 students who are in a section
+    assert set(per_student.values()) == per_student_counts
+    assert len(per_student) == (294 if varied else 300)
     for s in doc["sections"]:
         assert len(set(s["students"])) == len(s["students"])
         assert all(role_data(users[sid])["school"] == s["school"] for sid in s["students"])
@@ -82,12 +88,45 @@ def test_names_are_varied_and_non_ascii_emails_and_usernames_are_ascii_and_uniqu
     assert len(set(names)) > len(names) * 0.8
     assert sum(not (f + l).isascii() for f, l in names) > len(names) * 0.15
     assert any(any(ch in (f + l) for ch in "'-") or " " in l for f, l in names)
-    emails = [u["email"] for u in small["users"]]
+    emails = [u["email"] for u in small["users"] if u.get("email")]
     assert all(e.isascii() for e in emails) and len(set(emails)) == len(emails)
-    usernames = [role_data(u)["credentials"]["district_username"] for u in small["users"]]
+    usernames = [role_data(u)["credentials"]["district_username"] for u in small["users"]
+                 if "credentials" in role_data(u) and "staff" not in u["roles"]]
     assert len(set(usernames)) == len(usernames)
     assert ascii_slug("Núñez-O'Brien") == "nunezobrien" and ascii_slug("王") == ""
     assert ascii_slug("José Núñez") == "josenunez"
+
+
+def test_varied_mix_has_every_optional_and_nullable_person_shape(small):
+    users = small["users"]
+    students = [u for u in users if "student" in u["roles"]]
+    in_sections = {sid for s in small["sections"] for sid in s["students"]}
+    assert [i for i, u in enumerate(students) if "email" not in u] == list(range(7, 400, 20))
+    assert all("email" not in u["roles"]["student"] for u in students if "email" not in u)
+    assert [i for i, u in enumerate(students) if u["id"] not in in_sections] == list(range(11, 400, 50))
+    assert any("middle" not in u["name"] for u in users) and any("middle" in u["name"] for u in users)
+    both = [u for u in users if set(u["roles"]) == {"teacher", "staff"}]
+    assert len(both) == 2 and all(u["roles"]["staff"]["schools"] == u["roles"]["teacher"]["schools"]
+                                  for u in both)
+    assert sum(len(u["roles"]["teacher"]["schools"]) == 2 for u in users if "teacher" in u["roles"]) >= 2
+    assert sum(len(s["teachers"]) > 1 for s in small["sections"]) > 0  # co-teachers
+    principals = [u for u in users if set(u["roles"]) == {"staff"}]
+    assert [u["roles"]["staff"]["schools"] for u in principals] == [[s["id"]] for s in small["schools"]]
+    assert [f'{u["name"]["first"]} {u["name"]["last"]}' for u in principals] == [
+        s["principal"]["name"] for s in small["schools"]]
+    [admin] = [u for u in users if "district_admin" in u["roles"]]
+    assert admin["roles"]["district_admin"]["legacy_id"] == small["districts"][0]["district_contact"]["id"]
+    contacts = [u for u in users if "contact" in u["roles"]]
+    assert [c["roles"]["contact"]["student_relationships"][0]["student"] for c in contacts] == [
+        s["id"] for s in students[::10]]
+    assert [c["email"] is None for c in contacts] == [i % 3 == 2 for i in range(len(contacts))]
+
+
+def test_plain_mix_is_teachers_and_students_with_email_in_sections():
+    doc = generate_roster(seed=5, varied=False, **SMALL)
+    assert validate_roster(doc) == []
+    assert Counter(tuple(u["roles"]) for u in doc["users"]) == {("teacher",): 40, ("student",): 400}
+    assert all(u.get("email") for u in doc["users"])
 
 
 def test_several_districts_keep_every_reference_inside_its_district():
@@ -145,6 +184,13 @@ def test_cli_generate_prints_a_roster_that_validates_and_serves(tmp_path):
     assert out.read_text(encoding="utf-8") in first.output and first.output == second.output
     check = runner.invoke(main, ["fixtures", "validate", str(out)])
     assert check.exit_code == 0 and "valid (1 districts, 3 schools" in check.output
+    assert {r for u in doc["users"] for r in u["roles"]} == {
+        "student", "teacher", "staff", "district_admin", "contact"}
+    plain_out = tmp_path / "plain.json"
+    assert runner.invoke(main, args + ["--plain", "-o", str(plain_out)]).exit_code == 0
+    plain = json.loads(plain_out.read_text(encoding="utf-8"))
+    assert {r for u in plain["users"] for r in u["roles"]} == {"student", "teacher"}
+    assert len(plain["users"]) == 12 + 90 and validate_roster(plain) == []
     bad = runner.invoke(main, ["fixtures", "generate", "--teachers", "0", "--sections", "4"])
     assert bad.exit_code == 2 and "sections need teachers" in bad.output
 
