@@ -573,7 +573,7 @@ class Store:
                 where.append(f"{key} > ?")
                 params.append(starting_after)
             order = "ASC"
-        sql = f"SELECT t.data FROM {table} t " + " ".join(joins)
+        sql = f"SELECT t.data FROM {table} t" + "".join(" " + j for j in joins)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {key} {order} LIMIT ?"
