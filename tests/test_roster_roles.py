@@ -15,7 +15,7 @@ from simulator.app import create_app
 from simulator.clever.data_api import render
 from simulator.ids import legacy_role_ids
 from simulator.roster import validate_roster
-from simulator.schoology.routes import SESSION_USER
+from simulator.web import SESSION_PERSONAS
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +244,7 @@ def test_personas_refuse_an_unknown_role_naming_the_roles(client):
 
 def _login(client, user_id):
     with client.session_transaction() as s:
-        s[SESSION_USER] = user_id
+        s[SESSION_PERSONAS] = [user_id]  # this tab's slot 0
 
 
 def test_schoology_shows_a_staff_member_no_sections_and_says_why(client, people):
