@@ -479,11 +479,11 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
         for role, legacy in legacy_role_ids(user).items():
             parts = ("users", i, "roles", role, "legacy_id")
             given = "legacy_id" in user["roles"][role]
-            where = _json_path(parts) if given else f"the v2 id derived for {_json_path(parts[:4])}"
+            where = jsontext.json_path(parts) if given else f"the v2 id derived for {jsontext.json_path(parts[:4])}"
             if legacy in legacy_seen:
                 report(parts, f"v2 id {legacy!r} is used twice: {where} and {legacy_seen[legacy]}")
             elif legacy in first_seen:
-                report(parts, f"v2 id {legacy!r} is also the id at {_json_path(first_seen[legacy])}: "
+                report(parts, f"v2 id {legacy!r} is also the id at {jsontext.json_path(first_seen[legacy])}: "
                               f"a v2 id names one record")
             else:
                 legacy_seen[legacy] = where
