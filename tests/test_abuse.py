@@ -7,6 +7,7 @@ snapshot loads again, and a bounded fuzz run over every endpoint answers no 5xx.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -358,6 +359,10 @@ CONTENT_TYPES = ["application/json", "application/json; charset=latin-1", "text/
                  "application/JSON", "", "*/*", "application/json; boundary=\x00"]
 
 
+# A variable in a rule's public text: ``<name>``, ``<int:name>``, ``<any(a, b):name>``.
+_RULE_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
+
+
 class _Fuzzer:
     """A seeded generator of hostile requests over the app's whole url_map and /v1/grade."""
 
@@ -389,22 +394,18 @@ class _Fuzzer:
         (``real``: real ids only, so the request reaches the code behind the route)."""
         if rule is None:
             return "/v1/grade"
-        out = ""
-        for is_var, part in rule._trace:
-            if not is_var:
-                out += part
-            elif part in rule.arguments:
-                converter = rule._converters[part]
-                choices = getattr(converter, "items", None)  # any(...) converters
-                if choices and (real or self.rnd.random() < 0.85):
-                    out += self.rnd.choice(sorted(choices))
-                elif real:
-                    out += self.quoted(self.rnd.choice(self.ids.get(part) or self.ids["any"]))
-                else:
-                    out += self.segment(part)
-            else:
-                out += part
-        return out.split("|", 1)[-1] if "|" in out else out
+
+        def fill(var: re.Match) -> str:
+            name = var["name"]
+            choices = ([c.strip().strip("'\"") for c in var["args"].split(",")]
+                       if var["converter"] == "any" and var["args"] else None)
+            if choices and (real or self.rnd.random() < 0.85):
+                return self.rnd.choice(sorted(choices))
+            if real:
+                return self.quoted(self.rnd.choice(self.ids.get(name) or self.ids["any"]))
+            return self.segment(name)
+
+        return _RULE_VARIABLE.sub(fill, rule.rule)
 
     def query(self, path: str) -> str:
         pairs = []

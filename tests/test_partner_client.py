@@ -231,9 +231,7 @@ def test_ids_against_the_seed_recommendation_are_warnings(partner, journal):
 
 
 def test_slow_partner_times_out(partner, journal):
-    started = time.perf_counter()
     result = fetch(partner["base"] + "/slow", journal, read_timeout=0.5)
-    assert time.perf_counter() - started < 1.8
     assert not result.ok and result.status is None
     assert "timed out" in result.problems[0] and "0.5 s" in result.problems[0]
     assert outbound(journal, result)["status"] is None

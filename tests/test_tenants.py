@@ -501,14 +501,12 @@ def test_concurrent_tenants_on_a_real_server(tmp_path):
 
         threads = [threading.Thread(target=worker, args=(n, k))
                    for n in names for k in range(THREADS_PER_TENANT)]
-        started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
         assert not any(t.is_alive() for t in threads), "workers hung"
         assert not errors, errors[:5]
-        assert time.monotonic() - started < 60
 
         with httpx.Client(base_url=running.url, timeout=20) as http:
             for name in names:
