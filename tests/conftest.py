@@ -82,6 +82,30 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+def post_grade(client, token: str, body: dict | None = None, *, prefix: str = "", **fields):
+    """POST /v1/grade as a partner does: ``body`` (or the keyword fields) as JSON, with ``token``."""
+    return client.post(f"{prefix}/v1/grade", json=fields if body is None else body,
+                       headers=bearer(token))
+
+
+def grade_ok(client, token: str, body: dict | None = None, **fields) -> dict:
+    """``post_grade`` of a grade that must be stored: the stored record."""
+    resp = post_grade(client, token, body, **fields)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_json()["data"]
+
+
+def link(client, section_id: str, assignment_id: str, client_id: str | None = None,
+         **fields) -> dict:
+    """A teacher's Schoology assignment linked to ``assignment_id`` (POST /_sim/links)."""
+    resp = client.post("/_sim/links", json={
+        "section_id": section_id, "assignment_id": assignment_id,
+        "client_id": client_id or client.application.extensions["clever_sim"].roster["apps"][0]["client_id"],
+        **fields})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
 def assert_error(resp, status: int, message: str | None = None, *, field: str | None = None,
                  problem: str | None = None) -> dict:
     """Pin the canonical error body: ``{"message", "errors": [{"field", "problem", "hint"?}]}``.

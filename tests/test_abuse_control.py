@@ -19,7 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from conftest import assert_error  # noqa: E402
+from conftest import assert_error, post_grade  # noqa: E402
 from simulator import guard  # noqa: E402
 from simulator.app import create_app  # noqa: E402
 from simulator.clever import grades  # noqa: E402
@@ -51,9 +51,7 @@ def _student(app) -> tuple[str, str]:
 
 
 def _grade(client, token: str, user_id: str, n: int):
-    return client.post("/v1/grade", json={"assignmentID": f"a{n}", "userID": user_id,
-                                          "percentage": 0.5},
-                       headers={"Authorization": f"Bearer {token}"})
+    return post_grade(client, token, assignmentID=f"a{n}", userID=user_id, percentage=0.5)
 
 
 def _race(app, token: str, user_id: str, revoke) -> tuple[int, list[int]]:

@@ -9,13 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import assert_error, bearer, il_token
+from conftest import assert_error, bearer, il_token, post_grade
 
 PRIMARY = "http://127.0.0.1:5001/clever/callback"
-
-
-def post_grade(client, token, **body):
-    return client.post("/v1/grade", json=body, headers=bearer(token))
 
 
 def test_health_reports_ready(client):

@@ -11,6 +11,7 @@ import pytest
 
 from simulator import scoring
 from simulator.web import SESSION_USER
+from tests.conftest import grade_ok, il_token, link
 
 pytest_plugins = ["pytester"]
 
@@ -20,21 +21,6 @@ NS = {"x": scoring.LTI11_NS}
 
 def _students(client) -> list[dict]:
     return client.get("/_sim/personas?role=student").get_json()["data"]
-
-
-def _link(client, section: str, assignment: str, max_points=10) -> dict:
-    resp = client.post("/_sim/links", json={"section_id": section, "client_id": DEMO_CLIENT,
-                                            "assignment_id": assignment, "max_points": max_points})
-    assert resp.status_code == 201, resp.get_json()
-    return resp.get_json()
-
-
-def _grade(client, student: str, body: dict) -> dict:
-    token = client.post("/_sim/tokens", json={"client_id": DEMO_CLIENT, "user_id": student})
-    resp = client.post("/v1/grade", json=body,
-                       headers={"Authorization": f"Bearer {token.get_json()['access_token']}"})
-    assert resp.status_code == 200, resp.get_json()
-    return resp.get_json()["data"]
 
 
 def _as_teacher_of(client, section: str) -> None:
@@ -55,11 +41,12 @@ def _text(xml: str, tag: str) -> str:
     ({"scoreGiven": 12, "scoreMaximum": 10}, "1.0", 12),  # extra credit: LTI 1.1 clamps, AGS does not
     ({"percentage": 0}, "0.0", 0),
 ])
-def test_lti_of_a_linked_grade_is_both_messages_for_its_schoology_assignment(client, body, lti, ags_given):
+def test_lti_of_a_linked_grade_is_both_messages_for_its_schoology_assignment(client, sim, body, lti,
+                                                                            ags_given):
     student = _students(client)[0]
     section = student["sections"][0]
-    link = _link(client, section, "quiz1")
-    grade = _grade(client, student["id"], {"assignmentID": "quiz1", **body})
+    linked = link(client, section, "quiz1", max_points=10)
+    grade = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "quiz1", **body})
     resp = client.get(f"/_sim/grades/{grade['id']}/lti")
     assert resp.status_code == 200
     doc = resp.get_json()
@@ -68,8 +55,8 @@ def test_lti_of_a_linked_grade_is_both_messages_for_its_schoology_assignment(cli
         "grade_id": grade["id"], "user_id": student["id"], "assignment_id": "quiz1",
         "client_id": DEMO_CLIENT, "version": 1, "lti_score": lti}
     [entry] = doc["links"]
-    sourced = f"{section}:{link['id']}:{student['id']}"
-    assert entry["section_id"] == section and entry["link_id"] == link["id"] and entry["max_points"] == 10
+    sourced = f"{section}:{linked['id']}:{student['id']}"
+    assert entry["section_id"] == section and entry["link_id"] == linked["id"] and entry["max_points"] == 10
     assert entry["lti11"]["sourced_id"] == sourced
     assert entry["lti11"]["content_type"] == "application/xml"
     assert entry["lti11"]["body"] == scoring.replace_result_xml(sourced, lti, f"{grade['id']}-v1")
@@ -81,37 +68,37 @@ def test_lti_of_a_linked_grade_is_both_messages_for_its_schoology_assignment(cli
         "gradingProgress": "FullyGraded"}
 
 
-def test_a_grade_not_linked_yet_has_no_messages(client):
+def test_a_grade_not_linked_yet_has_no_messages(client, sim):
     student = _students(client)[0]
-    grade = _grade(client, student["id"], {"assignmentID": "nowhere", "percentage": 0.5})
+    grade = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "nowhere", "percentage": 0.5})
     doc = client.get(f"/_sim/grades/{grade['id']}/lti").get_json()
     assert doc["links"] == [] and doc["lti_score"] == "0.5"
 
 
-def test_a_link_in_a_section_the_student_is_not_in_is_not_theirs(client):
+def test_a_link_in_a_section_the_student_is_not_in_is_not_theirs(client, sim):
     students = _students(client)
     student = students[0]
     foreign = next(sid for p in students for sid in p["sections"] if sid not in student["sections"])
-    _link(client, foreign, "quiz1")
-    grade = _grade(client, student["id"], {"assignmentID": "quiz1", "percentage": 0.5})
+    link(client, foreign, "quiz1", max_points=10)
+    grade = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "quiz1", "percentage": 0.5})
     assert client.get(f"/_sim/grades/{grade['id']}/lti").get_json()["links"] == []
 
 
-def test_one_entry_per_section_of_the_student_linking_the_assignment(client):
+def test_one_entry_per_section_of_the_student_linking_the_assignment(client, sim):
     student = next(s for s in _students(client) if len(s["sections"]) >= 2)
-    links = [_link(client, section, "quiz1", max_points=points)
+    links = [link(client, section, "quiz1", max_points=points)
              for section, points in zip(student["sections"][:2], (10, 50))]
-    grade = _grade(client, student["id"], {"assignmentID": "quiz1", "percentage": 0.5})
+    grade = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "quiz1", "percentage": 0.5})
     entries = client.get(f"/_sim/grades/{grade['id']}/lti").get_json()["links"]
     assert [(e["link_id"], e["max_points"], e["lti13"]["body"]["scoreGiven"]) for e in entries] == [
         (links[0]["id"], 10, 5), (links[1]["id"], 50, 25)]
 
 
-def test_a_new_post_is_a_new_version_with_a_new_message_id(client):
+def test_a_new_post_is_a_new_version_with_a_new_message_id(client, sim):
     student = _students(client)[0]
-    _link(client, student["sections"][0], "quiz1")
-    first = _grade(client, student["id"], {"assignmentID": "quiz1", "percentage": 0.5})
-    second = _grade(client, student["id"], {"assignmentID": "quiz1", "percentage": 0.9})
+    link(client, student["sections"][0], "quiz1", max_points=10)
+    first = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "quiz1", "percentage": 0.5})
+    second = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "quiz1", "percentage": 0.9})
     assert second["id"] == first["id"]
     entry = client.get(f"/_sim/grades/{first['id']}/lti").get_json()["links"][0]
     assert entry["lti11"]["message_id"] == f"{first['id']}-v2"
@@ -127,12 +114,13 @@ def test_unknown_grade_is_a_404_in_the_control_api_shape(client, grade_id):
         {"field": "grade_id", "problem": "no grade has this id"}]}
 
 
-def test_same_messages_as_the_cell_page_and_the_json_export(client):
+def test_same_messages_as_the_cell_page_and_the_json_export(client, sim):
     student = _students(client)[0]
     section = student["sections"][0]
-    _link(client, section, "quiz1")
-    grade = _grade(client, student["id"], {"assignmentID": "quiz1", "scoreGiven": 7, "scoreMaximum": 9})
-    _grade(client, student["id"], {"assignmentID": "unlinked1", "percentage": 0.3})
+    link(client, section, "quiz1", max_points=10)
+    grade = grade_ok(client, il_token(sim, student["id"]),
+                     {"assignmentID": "quiz1", "scoreGiven": 7, "scoreMaximum": 9})
+    grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "unlinked1", "percentage": 0.3})
     entry = client.get(f"/_sim/grades/{grade['id']}/lti").get_json()["links"][0]
     _as_teacher_of(client, section)
 
@@ -183,8 +171,8 @@ def test_a_stored_score_that_is_no_lti_value_is_a_problem_not_a_500(client, sim)
     """A loaded snapshot may hold any lti_score: the answers say so instead of failing."""
     student = _students(client)[0]
     section = student["sections"][0]
-    _link(client, section, "quiz1")
-    grade = _grade(client, student["id"], {"assignmentID": "quiz1", "percentage": 0.5})
+    link(client, section, "quiz1", max_points=10)
+    grade = grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "quiz1", "percentage": 0.5})
     with sim.store.transaction() as db:
         for table in ("grades", "grade_history"):
             db.execute(f"UPDATE {table} SET record = json_set(record, '$.lti_score', '1.5')")

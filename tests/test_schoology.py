@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 
 from simulator.schoology.domain import link_assignment
 from simulator.web import SESSION_PERSONAS
+from tests.conftest import il_token
 
 SECTION = "af012569df64ae3e2f1eaf18"        # Grade 5 Math – Period 2 (district 1)
 TEACHER = "cc326b2aff89af780abe710b"        # Rebecca Alvarez teaches SECTION
@@ -665,7 +666,7 @@ def test_teacher_changes_an_assignment_from_its_page_starting_from_its_settings(
 def test_teacher_removes_an_assignment_and_its_grades_stay_not_linked(client, sim, partner,
                                                                       demo_app, enrolled):
     link = _link(sim, demo_app, "a100001", name="Fractions quiz")
-    token = il_token_of(sim, demo_app, enrolled)
+    token = il_token(sim, enrolled, demo_app)
     assert client.post("/v1/grade", json={"assignmentID": "a100001", "percentage": 0.5},
                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
     csrf = login(client, enrolled)
@@ -682,6 +683,3 @@ def test_teacher_removes_an_assignment_and_its_grades_stay_not_linked(client, si
     assert client.post(url, data={"csrf": csrf}).status_code == 404   # already gone
 
 
-def il_token_of(sim, app, user_id):
-    from simulator.clever import oauth
-    return oauth.mint_il_token(sim, sim.store.get_app(app["client_id"]), user_id)["access_token"]

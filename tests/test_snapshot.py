@@ -11,7 +11,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from conftest import assert_error, bearer, district_token, il_token
+from conftest import assert_error, bearer, district_token, grade_ok, il_token
 from simulator import snapshot as snap
 from simulator.app import create_app
 from simulator.control.snapshot_routes import bp as snapshot_bp
@@ -47,12 +47,6 @@ def fresh():
     app.extensions["clever_sim"].close()
 
 
-def post_grade(client, token, body):
-    response = client.post("/v1/grade", json=body, headers=bearer(token))
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["data"]
-
-
 def basic(client_id, secret):
     return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
@@ -69,11 +63,11 @@ def busy(sim, client, student, other_student, district_id):
     demo = sim.store.get_app(sim.roster["apps"][0]["client_id"])
     custom = client.post("/_sim/apps", json=CUSTOM_APP).get_json()
     token = il_token(sim, student["id"])
-    post_grade(client, token, {"assignmentID": "a1", "percentage": 0.5})
-    first = post_grade(client, token, {"assignmentID": "a1", "scoreGiven": 9, "scoreMaximum": 10,
+    grade_ok(client, token, {"assignmentID": "a1", "percentage": 0.5})
+    first = grade_ok(client, token, {"assignmentID": "a1", "scoreGiven": 9, "scoreMaximum": 10,
                                        "attempt": 2})
     dtoken = district_token(sim, district_id, sim.store.get_app("mathly-dev"))
-    post_grade(client, dtoken, {"assignmentID": "g7", "userID": other_student["id"], "percentage": 0.25})
+    grade_ok(client, dtoken, {"assignmentID": "g7", "userID": other_student["id"], "percentage": 0.25})
     section = next(s for s in sim.roster["sections"] if student["id"] in s["students"])
     link = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo["client_id"],
                                             "assignment_id": "a1", "max_points": 20}).get_json()
@@ -124,7 +118,7 @@ def test_round_trip_into_a_fresh_simulator_keeps_everything(sim, client, busy, s
 
     # the loaded grade is overwritten as version 3, and the sequence goes on from the loaded one
     before = max(g["seq"] for g in doc["grades"])
-    again = post_grade(target, busy["il_token"], {"assignmentID": "a1", "percentage": 1})
+    again = grade_ok(target, busy["il_token"], {"assignmentID": "a1", "percentage": 1})
     assert again["id"] == busy["grade"]["id"] and again["version"] == 3 and again["linked"] is True
     seqs = {g["assignmentID"]: g["seq"] for g in target.get("/_sim/grades").get_json()["data"]}
     assert seqs["a1"] == before + 1
@@ -164,7 +158,7 @@ def test_a_snapshot_with_another_roster_replaces_the_roster(client, sim, tmp_pat
         src = source.test_client()
         student = next(u for u in roster["users"] if "student" in u["roles"])
         token = il_token(source.extensions["clever_sim"], student["id"])
-        post_grade(src, token, {"assignmentID": "x1", "percentage": 0.9})
+        grade_ok(src, token, {"assignmentID": "x1", "percentage": 0.9})
         doc = src.get("/_sim/snapshot").get_json()
     finally:
         source.extensions["clever_sim"].close()
@@ -286,7 +280,7 @@ def test_tampered_snapshot_is_refused_with_its_path_and_changes_nothing(
     _tamper(bad, how)
     # the simulator moves on (other grades), then refuses the snapshot: nothing changes
     client.post("/_sim/reset", json={})
-    post_grade(client, il_token(sim, student["id"]), {"assignmentID": "kept", "percentage": 0.1})
+    grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "kept", "percentage": 0.1})
     state = comparable(client.get("/_sim/snapshot").get_json())
     answer = client.post("/_sim/snapshot", json=bad)
     body = assert_error(answer, 400, "Invalid snapshot: nothing was loaded")
@@ -333,7 +327,7 @@ def another_roster_snapshot(seed: int = 5) -> dict:
         sim = source.extensions["clever_sim"]
         src = source.test_client()
         student = next(u for u in roster["users"] if "student" in u["roles"])
-        post_grade(src, il_token(sim, student["id"]), {"assignmentID": "r1", "percentage": 0.4})
+        grade_ok(src, il_token(sim, student["id"]), {"assignmentID": "r1", "percentage": 0.4})
         app = sim.store.get_app(roster["apps"][0]["client_id"]) if roster.get("apps") else \
             sim.store.list_apps()[0]
         assert src.post("/_sim/links", json={"section_id": roster["sections"][0]["id"],
@@ -392,7 +386,7 @@ def test_a_load_that_fails_late_leaves_roster_and_grades_as_they_were(client, si
     assert sim.district_ids == districts
     # the simulator goes on as before: the token works, the next grade follows the old ones
     assert client.get("/v3.0/me", headers=bearer(busy["il_token"])).status_code == 200
-    again = post_grade(client, busy["il_token"], {"assignmentID": "a1", "percentage": 1})
+    again = grade_ok(client, busy["il_token"], {"assignmentID": "a1", "percentage": 1})
     assert again["version"] == 3
     assert max(g["seq"] for g in snap.export_state(sim)["grades"]) == \
         max(g["seq"] for g in before["grades"]) + 1
@@ -425,7 +419,7 @@ def test_a_process_killed_mid_load_leaves_the_previous_state_on_disk(tmp_path):
     sim = app.extensions["clever_sim"]
     try:
         student = next(u for u in sim.roster["users"] if "student" in u["roles"])
-        post_grade(app.test_client(), il_token(sim, student["id"]),
+        grade_ok(app.test_client(), il_token(sim, student["id"]),
                    {"assignmentID": "k1", "percentage": 0.3})
     finally:
         sim.close()
@@ -516,8 +510,8 @@ def test_cli_save_and_load_against_database_files(tmp_path):
     client.post("/_sim/apps", json=CUSTOM_APP)
     student = next(u for u in sim.roster["users"] if "student" in u["roles"])
     token = il_token(sim, student["id"], sim.store.get_app("mathly-dev"))
-    post_grade(client, token, {"assignmentID": "d1", "percentage": 0.6})
-    post_grade(client, token, {"assignmentID": "d1", "percentage": 0.7})
+    grade_ok(client, token, {"assignmentID": "d1", "percentage": 0.6})
+    grade_ok(client, token, {"assignmentID": "d1", "percentage": 0.7})
     expected = comparable(client.get("/_sim/snapshot").get_json())
     sim.close()
 

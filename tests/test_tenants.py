@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from conftest import assert_error, bearer
+from conftest import assert_error, bearer, post_grade
 from simulator import serving
 from simulator.app import create_app
 from simulator.tenants import DEFAULT_LIMIT, close_app, tenant_db_path
@@ -62,9 +62,10 @@ def district_token(client, prefix: str) -> str:
     return resp.get_json()["district_tokens"][DISTRICT]
 
 
-def post_grade(client, prefix: str, token: str, assignment_id: str, score: float = 0.8):
-    return client.post(f"{prefix}/v1/grade", headers=bearer(token),
-                       json={"assignmentID": assignment_id, "userID": STUDENT, "percentage": score})
+def tenant_grade(client, prefix: str, token: str, assignment_id: str, score: float = 0.8):
+    """The tenant's student's grade for ``assignment_id``, posted under ``prefix``."""
+    return post_grade(client, token, prefix=prefix, assignmentID=assignment_id, userID=STUDENT,
+                      percentage=score)
 
 
 def grades(client, prefix: str) -> list[dict]:
@@ -166,8 +167,8 @@ def test_grades_journals_and_reset_are_separate(client, ab):
     token_a, token_b = district_token(client, "/t/a"), district_token(client, "/t/b")
     assert token_a != token_b != district_token(client, "")  # district-app tokens per tenant
 
-    assert post_grade(client, "/t/a", token_a, "only-in-a").status_code == 200
-    assert post_grade(client, "/t/b", token_b, "only-in-b", 0.5).status_code == 200
+    assert tenant_grade(client, "/t/a", token_a, "only-in-a").status_code == 200
+    assert tenant_grade(client, "/t/b", token_b, "only-in-b", 0.5).status_code == 200
     assert [g["assignmentID"] for g in grades(client, "/t/a")] == ["only-in-a"]
     assert [g["assignmentID"] for g in grades(client, "/t/b")] == ["only-in-b"]
     assert grades(client, "") == []
@@ -187,17 +188,17 @@ def test_grades_journals_and_reset_are_separate(client, ab):
     assert [g["assignmentID"] for g in grades(client, "/t/b")] == ["only-in-b"]
     assert journal_paths(client, "/t/b") == ["/v1/grade"]
     # a's reset keeps its own apps and tokens
-    assert post_grade(client, "/t/a", token_a, "again").status_code == 200
+    assert tenant_grade(client, "/t/a", token_a, "again").status_code == 200
 
 
 def test_root_reset_leaves_tenants_alone(client, ab):
-    assert post_grade(client, "/t/a", district_token(client, "/t/a"), "kept").status_code == 200
+    assert tenant_grade(client, "/t/a", district_token(client, "/t/a"), "kept").status_code == 200
     assert client.post("/_sim/reset", json={}).status_code == 200
     assert len(grades(client, "/t/a")) == 1
 
 
 def test_grade_wait_sees_only_its_own_tenant(client, ab):
-    post_grade(client, "/t/a", district_token(client, "/t/a"), "w1")
+    tenant_grade(client, "/t/a", district_token(client, "/t/a"), "w1")
     found = client.get(f"/t/a/_sim/grades/wait?user_id={STUDENT}&assignment_id=w1&timeout=1")
     assert found.get_json()["timed_out"] is False
     missing = client.get(f"/t/b/_sim/grades/wait?user_id={STUDENT}&assignment_id=w1&timeout=0.1")
@@ -210,9 +211,9 @@ def test_faults_fire_only_in_their_tenant(client, ab):
     assert client.get("/t/b/_sim/faults").get_json()["data"] == []
     assert client.get("/_sim/faults").get_json()["data"] == []
 
-    assert post_grade(client, "/t/b", district_token(client, "/t/b"), "x").status_code == 200
-    assert post_grade(client, "", district_token(client, ""), "x").status_code == 200
-    assert post_grade(client, "/t/a", district_token(client, "/t/a"), "x").status_code == 503
+    assert tenant_grade(client, "/t/b", district_token(client, "/t/b"), "x").status_code == 200
+    assert tenant_grade(client, "", district_token(client, ""), "x").status_code == 200
+    assert tenant_grade(client, "/t/a", district_token(client, "/t/a"), "x").status_code == 503
     assert len(client.get("/t/a/_sim/faults").get_json()["data"]) == 1  # one use left
 
 
@@ -223,7 +224,7 @@ def test_tokens_and_codes_are_per_tenant(client, ab):
     assert client.get("/t/a/v3.0/me", headers=bearer(il)).status_code == 200
     for prefix in ("/t/b", ""):
         assert client.get(f"{prefix}/v3.0/me", headers=bearer(il)).status_code == 401
-        assert post_grade(client, prefix, il, "x").status_code == 401
+        assert tenant_grade(client, prefix, il, "x").status_code == 401
     # a district-app token of b is unknown in a
     assert client.get("/t/a/v3.0/districts",
                       headers=bearer(district_token(client, "/t/b"))).status_code == 401
@@ -296,7 +297,7 @@ def test_file_backed_tenant_gets_its_own_file_and_delete_removes_it(tmp_path):
         c = app.test_client()
         assert make(c, "a")["db"] == str(path)
         assert path.stat().st_size > 100
-        assert post_grade(c, "/t/a", district_token(c, "/t/a"), "f1").status_code == 200
+        assert tenant_grade(c, "/t/a", district_token(c, "/t/a"), "f1").status_code == 200
         assert grades(c, "") == []
         assert c.delete("/_sim/tenants/a").get_json()["closed"] is True
         assert not path.exists() and not Path(str(path) + "-wal").exists()
@@ -426,7 +427,7 @@ def test_schoology_open_redirects_to_the_tenants_authorize(client, ab):
 def test_pages_link_within_the_tenant(client, ab):
     client.post("/t/a/_sim/links", json={"section_id": SECTION, "client_id": CLIENT_ID,
                                          "assignment_id": "a100001", "name": "Fractions"})
-    post_grade(client, "/t/a", district_token(client, "/t/a"), "a100001")
+    tenant_grade(client, "/t/a", district_token(client, "/t/a"), "a100001")
     schoology_login(client, "/t/a", TEACHER)
 
     gradebook = assert_prefixed(client.get(f"/t/a/schoology/sections/{SECTION}/gradebook"))
