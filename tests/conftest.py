@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from simulator.app import create_app
@@ -82,10 +85,14 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def post_grade(client, token: str, body: dict | None = None, *, prefix: str = "", **fields):
-    """POST /v1/grade as a partner does: ``body`` (or the keyword fields) as JSON, with ``token``."""
-    return client.post(f"{prefix}/v1/grade", json=fields if body is None else body,
-                       headers=bearer(token))
+def post_grade(client, token: str | None, body: Any = None, *, raw: bytes | str | None = None,
+               headers: dict | None = None, prefix: str = "", **fields):
+    """POST /v1/grade as a partner does: JSON of ``body`` (or of the keyword fields), or ``raw``
+    text as it is; ``token`` None sends no Authorization header."""
+    sent = {"Content-Type": "application/json", **(bearer(token) if token is not None else {}),
+            **(headers or {})}
+    data = raw if raw is not None else json.dumps(fields if body is None else body)
+    return client.post(f"{prefix}/v1/grade", data=data, headers=sent)
 
 
 def grade_ok(client, token: str, body: dict | None = None, **fields) -> dict:

@@ -12,16 +12,14 @@ from decimal import Decimal
 import pytest
 
 from simulator.clever import grades
-from tests.conftest import bearer, il_token
+from tests.conftest import il_token, post_grade
 
 D = Decimal
-URL = "/v1/grade"
 
 
 def post_raw(client, sim, student, raw: str):
-    """POST a grade written as raw JSON text (so numbers keep their digits) with an il token."""
-    return client.post(URL, data=raw, headers={"Content-Type": "application/json",
-                                               **bearer(il_token(sim, student["id"]))})
+    """A grade written as raw JSON text (so numbers keep their digits), posted with an il token."""
+    return post_grade(client, il_token(sim, student["id"]), raw=raw)
 
 
 def errors_of(resp) -> list[dict]:

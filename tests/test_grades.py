@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from simulator.app import create_app
 from simulator.ids import legacy_user_id
-from tests.conftest import assert_error, bearer, district_token, il_token
+from tests.conftest import assert_error, bearer, district_token, il_token, post_grade
 
 URL = "/v1/grade"
 JSON_CT = {"Content-Type": "application/json"}
@@ -28,17 +28,6 @@ RECORD_KEYS = ["id", "assignmentID", "userID", "district", "client_id", "format"
 def unlinked_warning(assignment_id: str) -> str:
     return (f"assignmentID {assignment_id} is not linked to a Schoology assignment yet: the grade "
             "is kept and appears in the gradebook once a teacher links it")
-
-
-def post(client, token: str | None, body=None, *, raw: bytes | str | None = None,
-         headers: dict | None = None):
-    """POST a grade: ``body`` as JSON, or ``raw`` bytes as they are."""
-    h = dict(JSON_CT)
-    if token is not None:
-        h.update(bearer(token))
-    h.update(headers or {})
-    data = raw if raw is not None else json.dumps(body)
-    return client.post(URL, data=data, headers=h)
 
 
 def link(sim, user: dict, assignment_id: str) -> None:
@@ -96,7 +85,7 @@ def test_grade_is_stored(client, sim, student, district_id, token_kind, send_use
     token = il_token(sim, student["id"]) if token_kind == "il" else district_token(sim, district_id)
     user = f'"userID": "{student["id"]}", ' if send_user else ""
     raw = '{"assignmentID": "heRte321", ' + user + raw_score + "}"
-    resp = post(client, token, raw=raw)
+    resp = post_grade(client, token, raw=raw)
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert set(body) == {"data", "warnings"}
@@ -128,16 +117,16 @@ def test_grade_is_stored(client, sim, student, district_id, token_kind, send_use
 def test_seed_samples_work_as_written(client, sim, student, district_id):
     """The two sample POSTs of the seed, with a district-app token (userID required)."""
     token = district_token(sim, district_id)
-    resp = post(client, token, {"assignmentID": "heRte321", "userID": student["id"], "percentage": 0.8})
+    resp = post_grade(client, token, {"assignmentID": "heRte321", "userID": student["id"], "percentage": 0.8})
     assert resp.status_code == 200 and resp.get_json()["data"]["lti_score"] == "0.8"
-    resp = post(client, token, {"assignmentID": "heRte322", "userID": student["id"],
+    resp = post_grade(client, token, {"assignmentID": "heRte322", "userID": student["id"],
                                 "scoreGiven": 8, "scoreMaximum": 10})
     assert resp.status_code == 200 and resp.get_json()["data"]["lti_score"] == "0.8"
     assert sim.store.count("grades") == 2
 
 
 def test_content_type_with_charset_is_json(client, sim, student):
-    resp = post(client, il_token(sim, student["id"]), {"assignmentID": "a1", "percentage": 0.5},
+    resp = post_grade(client, il_token(sim, student["id"]), {"assignmentID": "a1", "percentage": 0.5},
                 headers={"Content-Type": "application/json; charset=utf-8"})
     assert resp.status_code == 200
 
@@ -152,7 +141,7 @@ def test_context_is_kept_verbatim(client, sim, student):
         "meta": {"rubric": {"clarity": 4, "notes": None, "flags": [True, False]}, "unicode": "é🙂"},
         "": "empty key",
     }
-    resp = post(client, il_token(sim, student["id"]),
+    resp = post_grade(client, il_token(sim, student["id"]),
                 {"assignmentID": "a1", "percentage": 0.9, **context})
     assert resp.status_code == 200
     assert resp.mimetype == "application/json"
@@ -166,7 +155,7 @@ def test_context_is_kept_verbatim(client, sim, student):
 def test_context_numbers_keep_their_digits_in_payload(client, sim, student):
     raw = ('{"assignmentID": "a1", "percentage": 0.50, "precise": 0.1000000000000000000000001, '
            '"big": 1E+400, "whole": 2.0}')
-    resp = post(client, il_token(sim, student["id"]), raw=raw)
+    resp = post_grade(client, il_token(sim, student["id"]), raw=raw)
     assert resp.status_code == 200
     record = resp.get_json()["data"]
     assert record["context"] == {"precise": 0.1, "big": "1E+400", "whole": 2}
@@ -177,9 +166,9 @@ def test_context_numbers_keep_their_digits_in_payload(client, sim, student):
 
 def test_overwrite_keeps_one_grade_and_full_history(client, sim, student, other_student, district_id):
     token = il_token(sim, student["id"])
-    first = post(client, token, {"assignmentID": "a1", "percentage": 0.5}).get_json()["data"]
+    first = post_grade(client, token, {"assignmentID": "a1", "percentage": 0.5}).get_json()["data"]
     sim.clock.advance(5)
-    resp = post(client, district_token(sim, district_id),
+    resp = post_grade(client, district_token(sim, district_id),
                 {"assignmentID": "a1", "userID": student["id"], "scoreGiven": 9, "scoreMaximum": 10})
     assert resp.status_code == 200
     second = resp.get_json()["data"]
@@ -194,15 +183,15 @@ def test_overwrite_keeps_one_grade_and_full_history(client, sim, student, other_
     history = sim.store.grade_history(first["id"])
     assert [(h["version"], h["lti_score"]) for h in history] == [(1, "0.5"), (2, "0.9")]
     # another student and another assignment are separate grades
-    post(client, il_token(sim, other_student["id"]), {"assignmentID": "a1", "percentage": 0.1})
-    post(client, token, {"assignmentID": "a2", "percentage": 0.2})
+    post_grade(client, il_token(sim, other_student["id"]), {"assignmentID": "a1", "percentage": 0.1})
+    post_grade(client, token, {"assignmentID": "a2", "percentage": 0.2})
     assert sim.store.count("grades") == 3
     assert sim.store.count("grade_history") == 4
 
 
 def test_grade_wakes_waiters_and_is_journaled(client, sim, student):
     seen = sim.store.max_grade_seq()
-    resp = post(client, il_token(sim, student["id"]), {"assignmentID": "a1", "percentage": 0.5})
+    resp = post_grade(client, il_token(sim, student["id"]), {"assignmentID": "a1", "percentage": 0.5})
     assert resp.status_code == 200
     assert sim.wait_for(lambda: sim.store.list_grades(after_seq=seen), timeout=0.1)
     entries, total = sim.journal.query(path=URL)
@@ -218,7 +207,7 @@ def test_grade_wakes_waiters_and_is_journaled(client, sim, student):
 def test_extra_credit_is_clamped_with_a_warning(client, sim, student, given_, maximum, shown):
     link(sim, student, "a1")
     raw = f'{{"assignmentID": "a1", "scoreGiven": {given_}, "scoreMaximum": {maximum}}}'
-    resp = post(client, il_token(sim, student["id"]), raw=raw)
+    resp = post_grade(client, il_token(sim, student["id"]), raw=raw)
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["data"]["lti_score"] == "1.0" and body["data"]["clamped"] is True
@@ -229,7 +218,7 @@ def test_extra_credit_is_clamped_with_a_warning(client, sim, student, given_, ma
 
 def test_linked_assignment_has_no_warning(client, sim, student, other_student):
     link(sim, student, "heRte321")
-    resp = post(client, il_token(sim, student["id"]), {"assignmentID": "heRte321", "percentage": 0.8})
+    resp = post_grade(client, il_token(sim, student["id"]), {"assignmentID": "heRte321", "percentage": 0.8})
     assert resp.status_code == 200
     assert resp.get_json()["warnings"] == []
     assert resp.get_json()["data"]["linked"] is True
@@ -245,7 +234,7 @@ def test_linked_assignment_has_no_warning(client, sim, student, other_student):
 ])
 def test_assignment_id_recommendations_are_warnings(client, sim, student, assignment_id, expected):
     link(sim, student, assignment_id)
-    resp = post(client, il_token(sim, student["id"]), {"assignmentID": assignment_id, "percentage": 0.5})
+    resp = post_grade(client, il_token(sim, student["id"]), {"assignmentID": assignment_id, "percentage": 0.5})
     assert resp.status_code == 200
     warnings = resp.get_json()["warnings"]
     assert len(warnings) == len(expected)
@@ -255,7 +244,7 @@ def test_assignment_id_recommendations_are_warnings(client, sim, student, assign
 
 def test_near_miss_field_name_is_a_warning(client, sim, student):
     link(sim, student, "a1")
-    resp = post(client, il_token(sim, student["id"]),
+    resp = post_grade(client, il_token(sim, student["id"]),
                 {"assignmentID": "a1", "percentage": 0.5, "userId": student["id"]})
     assert resp.status_code == 200
     body = resp.get_json()
@@ -279,19 +268,19 @@ def test_strict_mode_turns_warnings_into_400(strict_app):
     student = next(u for u in sim.roster["users"] if "student" in u["roles"])
     token = il_token(sim, student["id"])
 
-    resp = post(client, token, {"assignmentID": "a1", "percentage": 0.8})
+    resp = post_grade(client, token, {"assignmentID": "a1", "percentage": 0.8})
     assert_error(resp, 400, "Strict mode: the grade has warnings", field="assignmentID",
                  problem="is not linked to a Schoology assignment yet")
     nothing_stored(sim)
 
     link(sim, student, "a1")
-    resp = post(client, token, {"assignmentID": "a1", "scoreGiven": 12, "scoreMaximum": 10})
+    resp = post_grade(client, token, {"assignmentID": "a1", "scoreGiven": 12, "scoreMaximum": 10})
     body = assert_error(resp, 400, "Strict mode: the grade has warnings", field="scoreGiven",
                         problem="exceeds scoreMaximum 10")
     assert len(body["errors"]) == 1
     nothing_stored(sim)
 
-    resp = post(client, token, {"assignmentID": "a1", "percentage": 0.8})
+    resp = post_grade(client, token, {"assignmentID": "a1", "percentage": 0.8})
     assert resp.status_code == 200 and resp.get_json()["warnings"] == []
     assert sim.store.count("grades") == 1
 
@@ -520,7 +509,7 @@ def test_bad_input_is_refused_and_nothing_stored(client, sim, student, other_stu
      ["x", "assignmentID", "scoreMaximum", "scoreGiven"]),
 ])
 def test_every_problem_is_reported_at_once(client, sim, student, payload, fields):
-    resp = post(client, il_token(sim, student["id"]), payload)
+    resp = post_grade(client, il_token(sim, student["id"]), payload)
     body = assert_error(resp, 400, "Invalid grade")
     assert [e["field"] for e in body["errors"]] == fields
     nothing_stored(sim)
@@ -549,7 +538,7 @@ def test_body_at_exactly_the_limit_is_accepted(client, sim, student):
     base = json.dumps({**OK, "pad": ""})
     raw = json.dumps({**OK, "pad": "x" * (LIMIT - len(base))})
     assert len(raw) == LIMIT
-    assert post(client, il_token(sim, student["id"]), raw=raw).status_code == 200
+    assert post_grade(client, il_token(sim, student["id"]), raw=raw).status_code == 200
 
 
 def test_il_token_of_a_user_gone_from_the_roster(client, sim):
@@ -557,7 +546,7 @@ def test_il_token_of_a_user_gone_from_the_roster(client, sim):
                             "client_id": sim.roster["apps"][0]["client_id"],
                             "district_id": sim.roster["districts"][0]["id"], "user_id": UNKNOWN_ID,
                             "scopes": [], "created": sim.clock.iso()})
-    resp = post(client, "ilc_gone", OK)
+    resp = post_grade(client, "ilc_gone", OK)
     assert_error(resp, 401, "Could not authorize token", field="Authorization",
                  problem="no longer in the roster")
     nothing_stored(sim)
@@ -650,8 +639,7 @@ def _check_answer(resp) -> None:
 def _post_any(shared, body, kind) -> None:
     app, _, people, tokens = shared
     body = _substitute(body, people) if isinstance(body, dict) else body
-    resp = app.test_client().post(URL, data=_dumps(body),
-                                  headers={**bearer(tokens[kind]), **JSON_CT})
+    resp = post_grade(app.test_client(), tokens[kind], raw=_dumps(body))
     _check_answer(resp)
 
 
@@ -708,7 +696,7 @@ def test_valid_grade_always_stored_with_exact_lti(shared, score, kind, assignmen
     body = {"assignmentID": assignment, **score}
     if kind == "district":
         body["userID"] = people["student"]
-    resp = app.test_client().post(URL, data=_dumps(body), headers={**bearer(tokens[kind]), **JSON_CT})
+    resp = post_grade(app.test_client(), tokens[kind], raw=_dumps(body))
     assert resp.status_code == 200, resp.get_json()
     record = resp.get_json()["data"]
     if "percentage" in score:
@@ -733,7 +721,7 @@ def test_valid_grade_always_stored_with_exact_lti(shared, score, kind, assignmen
     ({"assignmentID": "a1", "userID": None, "percentage": 0.8}, "percentage", ["userID"]),
 ])
 def test_a_null_grade_field_is_read_as_absent_with_a_warning(client, sim, student, payload, fmt, nulls):
-    resp = post(client, il_token(sim, student["id"]), payload)
+    resp = post_grade(client, il_token(sim, student["id"]), payload)
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["data"]["format"] == fmt
@@ -746,8 +734,8 @@ def test_a_null_grade_field_is_read_as_absent_with_a_warning(client, sim, studen
 def test_a_null_grade_field_is_a_400_in_strict_mode(strict_app):
     sim = strict_app.extensions["clever_sim"]
     student = next(u for u in sim.roster["users"] if "student" in u["roles"])
-    resp = post(strict_app.test_client(), il_token(sim, student["id"]),
-                {"assignmentID": "a1", "percentage": 0.8, "scoreGiven": None})
+    resp = post_grade(strict_app.test_client(), il_token(sim, student["id"]),
+                      {"assignmentID": "a1", "percentage": 0.8, "scoreGiven": None})
     assert_error(resp, 400, "Strict mode: the grade has warnings", field="scoreGiven",
                  problem="is null: read as absent")
     nothing_stored(sim)
@@ -759,14 +747,14 @@ def gz(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("encoding", ["gzip", "GZIP", "x-gzip", "identity, gzip"])
 def test_a_gzip_body_is_inflated_and_stored(client, sim, student, encoding):
-    resp = post(client, il_token(sim, student["id"]), raw=gz(json.dumps(OK).encode()),
+    resp = post_grade(client, il_token(sim, student["id"]), raw=gz(json.dumps(OK).encode()),
                 headers={"Content-Encoding": encoding})
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["data"]["percentage"] == 0.8
 
 
 def test_an_identity_encoding_is_the_plain_body(client, sim, student):
-    resp = post(client, il_token(sim, student["id"]), OK, headers={"Content-Encoding": "identity"})
+    resp = post_grade(client, il_token(sim, student["id"]), OK, headers={"Content-Encoding": "identity"})
     assert resp.status_code == 200
 
 
@@ -779,7 +767,7 @@ def test_an_identity_encoding_is_the_plain_body(client, sim, student):
 ])
 def test_a_body_encoding_the_endpoint_cannot_read_names_the_header(client, sim, student, encoding,
                                                                      raw, status, message, problem):
-    resp = post(client, il_token(sim, student["id"]), raw=raw, headers={"Content-Encoding": encoding})
+    resp = post_grade(client, il_token(sim, student["id"]), raw=raw, headers={"Content-Encoding": encoding})
     assert_error(resp, status, message, field="Content-Encoding", problem=problem)
     nothing_stored(sim)
 
@@ -787,7 +775,7 @@ def test_a_body_encoding_the_endpoint_cannot_read_names_the_header(client, sim, 
 def test_a_gzip_body_that_inflates_past_the_limit_is_413(client, sim, student):
     bomb = gz(json.dumps({**OK, "pad": "x" * (LIMIT * 50)}).encode())
     assert len(bomb) < LIMIT
-    resp = post(client, il_token(sim, student["id"]), raw=bomb, headers={"Content-Encoding": "gzip"})
+    resp = post_grade(client, il_token(sim, student["id"]), raw=bomb, headers={"Content-Encoding": "gzip"})
     assert_error(resp, 413, f"Request body too large once inflated (limit {LIMIT} bytes)",
                  field="(body)", problem="inflates past")
     nothing_stored(sim)
