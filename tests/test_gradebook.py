@@ -612,9 +612,9 @@ def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
         s = app.extensions["clever_sim"]
         section = section_with_scale(s, "Standard A–F")
         client = app.test_client()
-        a = link(client, s, section, "t1", max_points=20)
-        b = link(client, s, section, "t2", max_points=10)
-        off = link(client, s, section, "t3", max_points=50, grading_enabled=False)
+        a = link(client, section["id"], "t1", max_points=20)
+        b = link(client, section["id"], "t2", max_points=10)
+        off = link(client, section["id"], "t3", max_points=50, grading_enabled=False)
         token = district_token(s, section["district"])
         first, second = section["students"][:2]
         before = s.store.max_grade_seq()
@@ -623,10 +623,10 @@ def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
         chunks = iter(resp.response)
         assert next(chunks).decode().startswith("retry:")  # the stream holds the grid now
         poster = app.test_client()
-        grade(poster, token, assignmentID="t1", userID=first, percentage=0.8)    # 16 / 20
-        grade(poster, token, assignmentID="t2", userID=first, percentage=0.55)   # 5.5 / 10
-        grade(poster, token, assignmentID="t1", userID=second, percentage=0.5)   # 10 / 20
-        grade(poster, token, assignmentID="t3", userID=second, percentage=1)     # grading off
+        grade_ok(poster, token, assignmentID="t1", userID=first, percentage=0.8)    # 16 / 20
+        grade_ok(poster, token, assignmentID="t2", userID=first, percentage=0.55)   # 5.5 / 10
+        grade_ok(poster, token, assignmentID="t1", userID=second, percentage=0.5)   # 10 / 20
+        grade_ok(poster, token, assignmentID="t3", userID=second, percentage=1)     # grading off
         grades = [d for name, d, _ in drain(chunks, resp)[1] if name == "grade"]
         assert [(d["user_id"], d["link_id"]) for d in grades] == [
             (first, a["id"]), (first, b["id"]), (second, a["id"]), (second, off["id"])]
