@@ -582,3 +582,36 @@ def test_code_of_another_client_or_unknown_is_refused_word_for_word(sim, demo_ap
             oauth.exchange_code(sim, app, {"grant_type": "authorization_code", "code": the_code,
                                            "redirect_uri": PRIMARY})
         assert caught.value.message == "Unknown authorization code (it was not issued to this client)"
+
+
+def test_a_code_revoked_while_it_is_exchanged_gets_invalid_grant_and_no_token(sim, demo_app, student,
+                                                                              monkeypatch):
+    code = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    redeem = sim.store.redeem_code
+
+    after_reset = []
+
+    def redeem_then_reset(*args):  # a reset lands between redeeming the code and storing the token
+        found = redeem(*args)
+        sim.reset()
+        after_reset.append(sim.store.count("tokens"))
+        return found
+
+    monkeypatch.setattr(sim.store, "redeem_code", redeem_then_reset)
+    with pytest.raises(InvalidGrant) as caught:
+        oauth.exchange_code(sim, demo_app, {"grant_type": "authorization_code", "code": code,
+                                            "redirect_uri": PRIMARY})
+    assert caught.value.message == ("Authorization code revoked: its app was deleted or the "
+                                    "simulator reset while it was being exchanged")
+    assert sim.store.count("tokens") == after_reset[0]  # no token was stored for it
+
+
+def test_a_persona_token_for_an_app_deleted_meanwhile_is_app_not_found(client, sim, demo_app, student):
+    from simulator.errors import NotFound
+    assert client.delete(f"/_sim/apps/{demo_app['client_id']}").status_code == 200
+    with pytest.raises(NotFound) as caught:
+        oauth.mint_il_token(sim, demo_app, student["id"])  # the app as it was read before
+    assert caught.value.message == f"App {demo_app['client_id']!r} not found"
+    assert problems(caught.value) == [{"field": "client_id",
+                                       "problem": "no app is registered with this client id",
+                                       "hint": "register it with POST /_sim/apps or [app] in the config"}]
