@@ -1,8 +1,8 @@
-"""Baseline for the benchmarks: a bare Flask app on the same WSGI server (waitress), with the
-same two endpoints the benchmarks drive — ``POST /v1/grade`` (parse the JSON body, answer it)
+"""Baseline for the benchmarks: a bare Flask app on the simulator's own WSGI server (waitress,
+or granian with ``--server granian``), with the same two endpoints the benchmarks drive — ``POST /v1/grade`` (parse the JSON body, answer it)
 and ``GET /v3.0/me`` (answer a small JSON document) — and nothing else: no auth, no store.
 
-    python bench/baseline_app.py [THREADS]      # prints "on http://127.0.0.1:PORT"
+    python bench/baseline_app.py [THREADS] [--server waitress|granian]   # prints "on http://127.0.0.1:PORT"
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 
 from flask import Flask, jsonify, request
 
-from simulator.serving import create_waitress
+from simulator.serving import GranianServer, create_waitress
+from simulator.web import MAX_BODY
 
 app = Flask(__name__)
 
@@ -38,9 +39,22 @@ def health():
 
 
 if __name__ == "__main__":
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    # The simulator's own server (serving.create_waitress: waitress with the same options,
-    # connection class and logging), so the only difference measured is the app.
-    server = create_waitress(app, "127.0.0.1", 0, threads)
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("threads", type=int, nargs="?", default=16)
+    ap.add_argument("--server", choices=["waitress", "granian"], default="waitress")
+    args = ap.parse_args()
+    # The simulator's own server with the same options, connection handling and logging
+    # (serving.create_waitress / serving.GranianServer), so the only difference measured is the app.
+    if args.server == "granian":
+        server = GranianServer(app, "127.0.0.1", 0, args.threads, MAX_BODY)
+    else:
+        server = create_waitress(app, "127.0.0.1", 0, args.threads)
     print(f"on http://127.0.0.1:{server.effective_port}", flush=True)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

@@ -201,7 +201,12 @@ def main() -> None:
               help="Directory of ready databases keyed by the roster's digest: a new --db "
                    "starts from a copy instead of loading a big roster again (CI caches, images).")
 @click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400.")
-@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512))
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512),
+              help="Threads for requests (long-polls and live streams get their own).")
+@click.option("--server", "server", default="auto", show_default=True, envvar="CLEVER_SIM_SERVER",
+              type=click.Choice(["auto", "granian", "waitress"]),
+              help="WSGI server: granian (Rust HTTP, the fastest) where its wheel installs, "
+                   "else waitress (pure Python); auto picks granian when it can.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A host name the control API (/_sim/) answers under besides localhost, "
                    "127.x and [::1], e.g. clever-sim in Docker; repeatable; '*' allows any "
@@ -210,21 +215,27 @@ def main() -> None:
               help="Require Authorization: Bearer TOKEN on the control API (/_sim/), for "
                    "shared deployments (also CLEVER_SIM_CONTROL_TOKEN).")
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
-          roster_cache: str | None, strict: bool | None, threads: int,
+          roster_cache: str | None, strict: bool | None, threads: int, server: str,
           allowed_hosts: tuple[str, ...], control_token: str | None) -> None:
-    """Serve the simulator on a production WSGI server (waitress)."""
+    """Serve the simulator on a production WSGI server (granian, or waitress)."""
     from .heap import fix_mmap_threshold, start_trimmer
     from .limits import raise_fd_limit
-    from .serving import bind, freeze_startup_objects, limit_malloc_arenas
+    from .serving import (ServerUnavailable, bind, choose_server, describe_server,
+                          freeze_startup_objects, limit_malloc_arenas, tune_interpreter)
 
     started = time.perf_counter()
+    try:
+        kind = choose_server(server)
+    except ServerUnavailable as exc:
+        raise click.BadParameter(str(exc), param_hint="'--server'") from None
     raise_fd_limit()  # before any store opens: the bounds (limits.bounds_for) follow it
-    limit_malloc_arenas()
+    limit_malloc_arenas()  # these three change the whole interpreter: only in `serve`
+    tune_interpreter()
     app = _build(config, {"DB": db, "ROSTER": roster, "ROSTER_CACHE": roster_cache,
                           "STRICT": strict, "CONTROL_TOKEN": control_token,
                           "ALLOWED_HOSTS": _allowed_hosts(config, allowed_hosts, host)})
     try:
-        running = bind(app, host, port, threads)
+        running = bind(app, host, port, threads, server=kind)
     except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)
         raise click.ClickException(f"cannot listen on {host}:{port}: "
                                    f"{getattr(exc, 'strerror', None) or exc}") from None
@@ -232,6 +243,7 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     notice = exposure_notice(app, host, running.port)
     if notice:
         click.echo(notice)
+    click.echo(f"Server: {describe_server(kind, server)}, {threads} threads")
     click.echo(f"Ready in {time.perf_counter() - started:.2f} s. Ctrl+C stops.")
     sys.stdout.flush()
     freeze_startup_objects()

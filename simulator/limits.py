@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RESERVED_FDS = 64          # stdio, listening socket, waitress's trigger, imports, files read
+RESERVED_FDS = 64          # stdio, listening socket, the server's own, imports, files read
 FDS_PER_SQLITE = 3         # database + WAL + shared memory (measured: 3, then 2 per extra)
 MAX_CONNECTIONS = 1000     # client connections (waitress's default of 100 locks out too soon)
 MAX_SQLITE = 512           # open SQLite connections, every store together
@@ -18,6 +18,7 @@ MAX_TENANTS = 200          # tenants (each holds a copy of the roster)
 MAX_WAITERS = 256          # long-polls and live streams at once (one thread each)
 RAISE_SOFT_TO = 65536      # how far ``clever-sim serve`` raises its soft limit (if allowed)
 WAIT_REFUSED = "clever_sim.wait_refused"  # environ: the server's wait cap, when a wait is over it
+CLIENT_GONE = "clever_sim.client_gone"  # environ: callable, true once the wait should end
 
 
 @dataclass(frozen=True)

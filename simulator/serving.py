@@ -1,24 +1,32 @@
-"""Run the app on waitress, a production WSGI server, in this process or in a thread.
+"""Run the app on a production WSGI server, in this process or in a thread: granian (Rust
+HTTP, one worker in this process) where its wheel installs, else waitress (pure Python).
 
-Waitress reads each request fully in its I/O thread (poll(), not select(), so any
-descriptor number works) before a worker sees it, so slow clients do not hold worker
-threads. Long waits (``/_sim/grades/wait``, live gradebook streams) never run on the
-workers either: ``WaitDispatcher`` gives each its own thread, up to a server-wide cap.
-Connections, SQLite handles, tenants and waits are bounded to fit the process's
-descriptor limit (``limits``); past a bound the answer is 503 + Retry-After.
+``choose_server("auto")`` picks granian when it imports and is a version whose worker this
+module drives (``GRANIAN_SERIES``), waitress otherwise; ``--server`` overrides it. Both keep
+the same bounds (``limits``): long waits (``/_sim/grades/wait``, live gradebook streams)
+capped server-wide with 503 + Retry-After past the cap, bodies over the cap refused with 413
+before they are read, an injected ``drop`` fault closing the connection with no answer, and
+a stop that ends running waits before the stores close.
+
+On waitress, each request is read fully in its I/O thread (poll(), any descriptor number)
+before a worker sees it, long waits get threads of their own (``WaitDispatcher``), and at the
+connection limit the longest-idle connection makes room (``BoundedServer``). On granian the
+Rust side reads and writes every socket; Python threads run only the app (``threads`` for
+requests plus one per admitted wait).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from flask import Flask
 from waitress.channel import ClientDisconnected, HTTPChannel
@@ -32,7 +40,16 @@ from .web import MAX_BODY
 
 DEFAULT_THREADS = 16
 RETRY_AFTER_S = 5
+SERVERS = ("auto", "granian", "waitress")
+# granian has no public way to run a WSGI worker in this process (its embedded server is
+# ASGI only; its ``Server`` forks worker processes), so ``GranianServer`` drives the worker
+# as granian's own threaded server does: a minor-version series it was written against.
+GRANIAN_SERIES = (2, 8)
 log = logging.getLogger("clever_sim")
+
+
+class ServerUnavailable(ValueError):
+    """``--server granian`` where granian cannot serve (not installed, another series)."""
 
 
 # A worker that blocked (a SQLite call, the write lock) waits for the GIL until the thread
@@ -49,13 +66,17 @@ def tune_interpreter() -> None:
 
 
 class _Task(WSGITask):
-    """Waitress's WSGI task, telling the app when ``WaitDispatcher`` refused a wait."""
+    """Waitress's WSGI task, telling the app when ``WaitDispatcher`` refused a wait and
+    whether the client has gone (``limits.CLIENT_GONE``)."""
 
     def get_environment(self):
         environ = super().get_environment()
         refused = getattr(self.request, "clever_sim_wait_refused", None)
         if refused is not None:
             environ[limits.WAIT_REFUSED] = refused
+        gone = environ.get("waitress.client_disconnected")  # a closed connection, noticed at once
+        if gone is not None:
+            environ[limits.CLIENT_GONE] = gone
         return environ
 
 
@@ -87,12 +108,17 @@ _WAIT_PATH = re.compile(r"/(?:t/[a-z0-9][a-z0-9-]{0,62}/)?"
                         r"(?:_sim/grades/wait|schoology/sections/[^/]+/gradebook/events)")
 
 
-def is_wait(request: Any) -> bool:
-    """Whether a parsed request is a long wait (a long-poll or a live gradebook stream),
-    by its path as the app routes it (doubled slashes folded, as ``TenantDispatcher`` does)."""
-    if getattr(request, "command", None) not in ("GET", "HEAD"):
+def is_wait_request(method: str | None, path: str | None) -> bool:
+    """Whether a request is a long wait (a long-poll or a live gradebook stream), by its
+    path as the app routes it (doubled slashes folded, as ``TenantDispatcher`` does)."""
+    if method not in ("GET", "HEAD"):
         return False
-    return _WAIT_PATH.fullmatch(_SLASHES.sub("/", getattr(request, "path", "") or "")) is not None
+    return _WAIT_PATH.fullmatch(_SLASHES.sub("/", path or "")) is not None
+
+
+def is_wait(request: Any) -> bool:
+    """``is_wait_request`` for a request waitress has parsed."""
+    return is_wait_request(getattr(request, "command", None), getattr(request, "path", None))
 
 
 class WaitDispatcher:
@@ -157,11 +183,16 @@ class WaitDispatcher:
         return done
 
 
+def _problem_body(message: str, field: str, problem: str, hint: str) -> bytes:
+    """An error body in the simulator's shape, for answers the server gives before the app."""
+    return (dumps({"message": message, "errors": [{"field": field, "problem": problem,
+                                                    "hint": hint}]}) + "\n").encode()
+
+
 def _busy_answer(limit: int) -> bytes:
-    body = (dumps({"message": "Too many connections", "errors": [{
-        "field": "connection",
-        "problem": f"all {limit} connections this server accepts are busy with requests",
-        "hint": f"retry after {RETRY_AFTER_S} seconds"}]}) + "\n").encode()
+    body = _problem_body("Too many connections", "connection",
+                         f"all {limit} connections this server accepts are busy with requests",
+                         f"retry after {RETRY_AFTER_S} seconds")
     return (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_S}\r\n"
             f"X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n").encode() + body
@@ -320,33 +351,315 @@ def _interface_addresses() -> list[str]:
     return out
 
 
+# --- granian ------------------------------------------------------------------------------------
+
+def granian_problem() -> str | None:
+    """Why granian cannot serve in this process (None: it can)."""
+    try:
+        import granian
+        from granian._granian import BUILD_GIL, ListenerSpec, WorkerSignal, WSGIWorker  # noqa: F401
+    except ImportError as exc:  # no wheel for this platform, or not installed
+        return f"granian is not installed ({exc})"
+    version = tuple(int(p) for p in re.findall(r"\d+", granian.__version__)[:2])
+    if version != GRANIAN_SERIES:
+        return (f"granian {granian.__version__} is installed; the simulator drives granian "
+                f"{GRANIAN_SERIES[0]}.{GRANIAN_SERIES[1]}.x")
+    if not BUILD_GIL:
+        return "this granian is the free-threaded build"
+    return None
+
+
+def describe_server(kind: str, requested: str = "auto") -> str:
+    """The banner's line naming the server (and, on a fallback, why it is not granian)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = f"{kind} {version(kind)}"
+    except PackageNotFoundError:
+        text = kind
+    text += " (Rust HTTP, WSGI)" if kind == "granian" else " (pure-Python WSGI)"
+    if kind == "waitress" and requested == "auto":
+        text += f"; not granian: {granian_problem()}"
+    return text
+
+
+def choose_server(name: str = "auto") -> str:
+    """``granian`` or ``waitress`` for ``--server`` NAME: auto is granian where it can serve."""
+    if name not in SERVERS:
+        raise ServerUnavailable(f"unknown server {name!r}; choose one of {', '.join(SERVERS)}")
+    if name == "waitress":
+        return "waitress"
+    problem = granian_problem()
+    if problem is None:
+        return "granian"
+    if name == "granian":
+        raise ServerUnavailable(f"{problem}; use --server waitress (or auto)")
+    return "waitress"
+
+
+class _Dropped(Exception):
+    """Raised from a granian answer's body before its first byte: granian then closes the
+    connection without writing the status line (an injected ``drop`` fault)."""
+
+
+class _QuietDrops(logging.Filter):
+    """granian logs every exception a WSGI answer raises; a dropped connection is no error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _Dropped))
+
+
+def _dropped_answer() -> Iterable[bytes]:
+    raise _Dropped("connection dropped by an injected fault")
+    yield b""  # pragma: no cover - a generator, so the raise happens when granian reads it
+
+
+class _GranianApp:
+    """The bounds waitress keeps in its own machinery, as a WSGI wrapper for granian.
+
+    * bodies declared over ``max_body`` get 413 before a byte of them is read;
+    * long waits past ``cap`` are marked refused (``limits.WAIT_REFUSED``: the app answers
+      503 + Retry-After); each admitted one holds a thread of its own until it ends;
+    * ``limits.CLIENT_GONE`` tells a wait the server is stopping, so it ends first;
+    * ``ConnectionDropped`` closes the connection with no answer.
+    """
+
+    def __init__(self, app: Any, max_body: int, cap: int):
+        self.app = app
+        self.max_body = max_body
+        self.cap = cap
+        self.waiting = 0
+        self.running = 0  # requests in the app (the stop waits for them before stores close)
+        self.stopping = threading.Event()
+        self._lock = threading.Condition()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) > self.max_body:
+            body = _problem_body("Request body too large", "(body)",
+                                 f"is {length} bytes; this server accepts at most {self.max_body}",
+                                 "send a smaller body")
+            start_response("413 Request Entity Too Large", [
+                ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                ("X-Content-Type-Options", "nosniff"), ("Connection", "close")])
+            return [body]
+        wait = is_wait_request(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+        with self._lock:
+            self.running += 1
+            if wait:
+                if self.waiting < self.cap:
+                    self.waiting += 1
+                else:
+                    environ[limits.WAIT_REFUSED] = self.cap
+                    wait = False
+        environ[limits.CLIENT_GONE] = self.stopping.is_set
+        try:
+            answer = self.app(environ, start_response)
+        except ConnectionDropped:
+            self._done(wait)
+            start_response("200 OK", [])
+            return _dropped_answer()
+        except BaseException:
+            self._done(wait)
+            raise
+        if wait:  # a live stream: sent as it comes; done when granian closes it
+            return _Finished(answer, lambda: self._done(True))
+        try:  # every other answer is whole already: one bytes object is granian's fast path
+            return [b"".join(answer)]
+        finally:
+            try:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self._done(False)
+
+    def _done(self, wait: bool) -> None:
+        with self._lock:
+            self.running -= 1
+            if wait:
+                self.waiting -= 1
+            self._lock.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Tell waits to end, then wait until no request is in the app (or ``timeout``)."""
+        self.stopping.set()
+        with self._lock:
+            return self._lock.wait_for(lambda: self.running <= 0, timeout=timeout)
+
+
+class _Finished:
+    """An answer's iterable that reports once when the server is done with it."""
+
+    def __init__(self, answer: Iterable[bytes], done: Callable[[], None]):
+        self._answer = answer
+        self._it = iter(answer)
+        self._done: Callable[[], None] | None = done
+
+    def __iter__(self) -> "_Finished":
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._it)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._answer, "close", None)
+            if close is not None:
+                close()
+        finally:
+            done, self._done = self._done, None
+            if done is not None:
+                done()
+
+
+class GranianServer:
+    """One granian WSGI worker in this process: the listening socket is bound on creation
+    (``effective_port``), ``run()`` serves until ``close()`` (from any thread).
+
+    Python threads: ``threads`` for requests plus ``cap`` for long waits (started as
+    needed, ended when idle). Connections: up to ``connections`` at once; past that new
+    ones wait in the listen backlog (no descriptor used) until one closes. granian cannot
+    close an idle connection to make room as ``BoundedServer`` does, so a connection that
+    sends no request head for ``GRANIAN_IDLE_S`` is closed (clients reconnect keep-alive
+    connections by themselves).
+    """
+
+    def __init__(self, app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
+                 max_body: int = MAX_BODY, waiters: int | None = None):
+        from granian._granian import SocketHolder, WorkerSignal
+
+        bounds = limits.current()
+        self.cap = bounds.waiters if waiters is None else waiters
+        self.threads = threads
+        self.connections = bounds.connections
+        self.max_body = max_body
+        self.app = _GranianApp(app, max_body, self.cap)
+        self._socket = _listening_socket(one_address(host), port)  # OSError as waitress's
+        self.effective_port = self._socket.getsockname()[1]
+        self._handed = self._socket.dup().detach()  # granian's copy: it closes it when it stops
+        self._listener = SocketHolder(self._handed, False, BACKLOG)
+        self._signal = WorkerSignal()
+        self._stopped = threading.Event()
+        self._signal.add_cb(self._stopped.set)
+        self._ran = False
+        self._closing = False
+        self._state = threading.Lock()  # run() and close() agree who closes granian's copy
+        logging.getLogger("_granian").addFilter(_QUIET_DROPS)
+
+    def run(self) -> None:
+        """Serve until ``close()``; a KeyboardInterrupt (Ctrl+C, SIGTERM in ``serve``) ends it."""
+        import asyncio
+
+        from granian._futures import _new_cbscheduler
+        from granian._granian import WSGIWorker
+        from granian.http import HTTP1Settings
+        from granian.wsgi import _callback_wrapper
+
+        loop = asyncio.new_event_loop()  # granian's scheduler wants one; WSGI never runs on it
+        try:
+            worker = WSGIWorker(
+                1, (None, self._listener), None,
+                1, 512,  # one Rust runtime thread (the socket I/O); Rust's own blocking pool
+                self.threads + self.cap, 30,  # Python threads, retired after 30 s idle
+                self.connections,  # connections served at once
+                "1", HTTP1Settings(header_read_timeout=GRANIAN_IDLE_S * 1000, keep_alive=True),
+                None,
+                None,  # no static files
+                False, None, None, None, "tls1.3", None, [], False,  # no TLS
+                (None, None))  # no metrics
+            scheduler = _new_cbscheduler(loop, _callback_wrapper(self.app, {}, None),
+                                         impl_asyncio=True)
+            with self._state:
+                if self._closing:
+                    return
+                self._ran = True
+            worker.serve_mtr(scheduler, loop, self._signal)
+            while not self._stopped.wait(0.5):  # a timeout: Ctrl+C gets through on Windows too
+                pass
+        finally:
+            self._signal.set()
+            loop.close()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, end running waits, and wait for requests in the app to finish."""
+        with self._state:
+            self._closing = True
+            handed, self._handed = self._handed, None
+            if not self._ran and handed is not None:  # never served: granian never took it
+                socket.socket(fileno=handed).close()
+        self._signal.set()
+        self.app.drain(timeout)
+        self._socket.close()
+
+
+BACKLOG = 1024
+GRANIAN_IDLE_S = 10  # waitress closes idle connections after 30 s, and evicts them when full
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host`` (an address or a name: its first address)."""
+    found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = found[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name != "nt":  # as waitress: a restart can reuse the port at once
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+_QUIET_DROPS = _QuietDrops()
+
+
+# --- either server -------------------------------------------------------------------------------
+
 @dataclass
 class RunningServer:
-    """A bound server; ``url`` is where to reach it, ``stop()`` closes it."""
+    """A bound server; ``url`` is where to reach it, ``stop()`` closes it; ``kind`` names it."""
 
     app: Flask
-    server: object
+    server: Any
     host: str
     port: int
     thread: threading.Thread | None = None
+    kind: str = "waitress"
 
     @property
     def url(self) -> str:
         return local_url(self.host, self.port)
 
+    @property
+    def max_body(self) -> int:
+        """The largest body the server lets reach the app."""
+        if self.kind == "granian":
+            return self.server.max_body
+        return self.server.adj.max_request_body_size
+
     def stop(self) -> None:
         from .tenants import close_app
 
-        stop_waitress(self.server, self.thread)
+        stop_server(self.server, self.thread)
         close_app(self.app)  # every tenant's store, then the root's
 
 
 def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
-         threads: int = DEFAULT_THREADS, waiters: int | None = None) -> RunningServer:
-    """Bind the listening socket now (port 0 picks a free port) without serving yet."""
-    tune_interpreter()
-    server = create_waitress(app, host, port, threads, app.config["MAX_CONTENT_LENGTH"], waiters)
-    return RunningServer(app, server, host, server.effective_port)
+         threads: int = DEFAULT_THREADS, waiters: int | None = None,
+         server: str = "auto") -> RunningServer:
+    """Bind the listening socket now (port 0 picks a free port) without serving yet, on
+    ``server`` (``choose_server``). Changes nothing interpreter-wide (see ``tune_interpreter``)."""
+    kind = choose_server(server)
+    max_body = app.config["MAX_CONTENT_LENGTH"]
+    if kind == "granian":
+        bound: Any = GranianServer(app, host, port, threads, max_body, waiters)
+    else:
+        bound = create_waitress(app, host, port, threads, max_body, waiters)
+    return RunningServer(app, bound, host, bound.effective_port, kind=kind)
 
 
 def one_address(host: str) -> str:
@@ -388,13 +701,24 @@ def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREA
 
 
 def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
-                    threads: int = DEFAULT_THREADS, waiters: int | None = None) -> RunningServer:
+                    threads: int = DEFAULT_THREADS, waiters: int | None = None,
+                    server: str = "auto") -> RunningServer:
     """Serve in a daemon thread (tests, the pytest plugin, the demo)."""
-    running = bind(app, host, port, threads, waiters)
+    running = bind(app, host, port, threads, waiters, server)
     running.thread = threading.Thread(target=running.server.run, name="clever-sim-server",
                                       daemon=True)
     running.thread.start()
     return running
+
+
+def stop_server(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> None:
+    """Stop either server from any thread: no new requests, waits ended, requests finished."""
+    if isinstance(server, GranianServer):
+        server.close(timeout)
+        if thread is not None:
+            thread.join(timeout)
+    else:
+        stop_waitress(server, thread, timeout)
 
 
 def stop_waitress(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> None:

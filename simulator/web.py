@@ -57,15 +57,15 @@ def _declared_too_large(length: int | str, limit: int) -> PayloadTooLarge:
 
 def admit_wait() -> Callable[[], bool]:
     """Admit a long wait (a long-poll, a live stream) or answer 503: the server runs a
-    capped number at once (``serving.WaitDispatcher``). Returns a callable saying whether
-    the client has gone (waitress notices a closed connection), so the wait can end."""
+    capped number at once (``serving``). Returns a callable saying whether the wait should
+    end (its client has gone, or the server is stopping)."""
     cap = request.environ.get(limits.WAIT_REFUSED)
     if cap is not None:
         raise ServiceUnavailable("Too many waiting requests", [FieldProblem(
             "wait", f"{cap} long-polls and live gradebook streams are running on this server, "
             "its limit", f"retry after {WAIT_RETRY_AFTER_S} seconds, or poll without waiting")],
             retry_after=WAIT_RETRY_AFTER_S)
-    return request.environ.get("waitress.client_disconnected") or _never
+    return request.environ.get(limits.CLIENT_GONE) or _never
 
 
 def _never() -> bool:

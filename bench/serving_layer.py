@@ -1,0 +1,189 @@
+"""Benchmark of the serving layer (issue 17, item 1): the simulator on granian and on waitress,
+and a bare Flask app on granian, each as a ratio to a bare Flask app on waitress measured in
+interleaved pairs in the same run.
+
+Figures (the issue's table): grade POST throughput at c32 and c1, p99 latency at c32,
+``GET /v3.0/me`` throughput at c32. Every target runs in its own process started here
+(``clever-sim serve --server NAME``, ``bench/baseline_app.py --server NAME``, 16 threads); the
+load comes from ``wrk`` (C, two threads) when it is installed, else from ``loadgen.py``.
+Each figure is the median over ``--pairs`` pairs (baseline, target, baseline, target, …).
+
+    .venv/bin/python bench/serving_layer.py [--pairs 5] [--seconds 3] [--json]
+        [--targets sim-granian sim-waitress bare-granian]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from grade_throughput import spawn, stop, student_token  # noqa: E402
+from loadgen import build_request, run_load  # noqa: E402
+
+THREADS = 16
+TARGETS = {  # name: command line (the baseline is bare-waitress)
+    "bare-waitress": lambda tmp: [sys.executable, str(HERE / "baseline_app.py"), str(THREADS),
+                                  "--server", "waitress"],
+    "bare-granian": lambda tmp: [sys.executable, str(HERE / "baseline_app.py"), str(THREADS),
+                                 "--server", "granian"],
+    "sim-granian": lambda tmp: _sim(tmp, "granian"),
+    "sim-waitress": lambda tmp: _sim(tmp, "waitress"),
+}
+GOALS = {"grade_c32": 2.0, "grade_c1": 1.5, "me_c32": 1.5}  # throughput ratios; p99: ≤ 1.0
+
+WRK_GRADE = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"assignmentID": "bench%d", "percentage": %.2f}', counter % 500, (counter % 100) / 100)
+  return wrk.format("POST", "/v1/grade", {["Authorization"] = "Bearer TOKEN",
+    ["Content-Type"] = "application/json"}, body)
+end
+"""
+WRK_ME = """
+wrk.method = "GET"
+wrk.headers["Authorization"] = "Bearer TOKEN"
+"""
+
+
+def _sim(tmp: str, server: str) -> list[str]:
+    return [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--threads",
+            str(THREADS), "--server", server, "--db", os.path.join(tmp, f"bench-{server}.db")]
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, path: str, script: str, conc: int, seconds: float) -> dict:
+    """One wrk run: requests/s, p99 ms, errors (non-2xx and socket errors)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        out = subprocess.run(["wrk", "-t", str(min(2, conc)), "-c", str(conc), "-d",
+                              f"{max(1, round(seconds))}s", "--latency", "-s", fh.name, url + path],
+                             capture_output=True, text=True, timeout=seconds + 30)
+    finally:
+        os.unlink(fh.name)
+    if "Requests/sec" not in out.stdout:
+        raise RuntimeError(f"wrk failed: {out.stdout}{out.stderr}")
+    out = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": p99, "errors": errors + (int(bad.group(1)) if bad else 0)}
+
+
+def run_loadgen(url: str, path: str, token: str, conc: int, seconds: float) -> dict:
+    """The same figures from the asyncio load generator (when wrk is missing)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    if path == "/v1/grade":
+        def make(i: int) -> bytes:
+            body = {"assignmentID": f"bench{i % 500}", "percentage": (i % 100) / 100}
+            return build_request("POST", url + path, body, auth)
+    else:
+        raw = build_request("GET", url + path, None, auth)
+        make = lambda i: raw  # noqa: E731
+    result = run_load(url, make, concurrency=conc, seconds=seconds)
+    return {"rps": result.rps, "p99_ms": result.pct(99), "errors": result.errors}
+
+
+def measure(urls: dict[str, str], token: str, pairs: int, seconds: float, tool: str) -> dict:
+    """Every figure for the baseline and one target (``urls``: baseline first), interleaved."""
+    loads = {"grade_c32": ("/v1/grade", 32), "grade_c1": ("/v1/grade", 1),
+             "me_c32": ("/v3.0/me", 32)}
+    out: dict = {}
+    for figure, (path, conc) in loads.items():
+        script = (WRK_GRADE if path == "/v1/grade" else WRK_ME).replace("TOKEN", token)
+        runs: dict[str, list[dict]] = {name: [] for name in urls}
+        for _ in range(pairs):
+            for who in urls:  # the baseline, then the target: pair after pair
+                runs[who].append(run_wrk(urls[who], path, script, conc, seconds) if tool == "wrk"
+                                 else run_loadgen(urls[who], path, token, conc, seconds))
+        out[figure] = {name: {"rps": statistics.median(r["rps"] for r in rs),
+                              "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                              "errors": sum(r["errors"] for r in rs)} for name, rs in runs.items()}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--targets", nargs="*", default=["sim-granian", "sim-waitress", "bare-granian"],
+                    choices=[t for t in TARGETS if t != "bare-waitress"])
+    ap.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    tool = "wrk" if args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk")) \
+        else "python"
+    tmp = tempfile.mkdtemp(prefix="clever-sim-bench-")
+    procs, urls = [], {}
+    try:
+        for name in ["bare-waitress", *args.targets]:
+            proc, url, _ = spawn(TARGETS[name](tmp), tmp)
+            procs.append(proc)
+            urls[name] = url
+        figures: dict = {}
+        for name in args.targets:  # each simulator has its own database: its own token
+            token = student_token(urls[name]) if name.startswith("sim-") else "bare"
+            part = measure({"bare-waitress": urls["bare-waitress"], name: urls[name]}, token,
+                           args.pairs, args.seconds, tool)
+            for figure, by_name in part.items():
+                figures.setdefault(figure, {}).update(
+                    {name: by_name[name],
+                     f"bare-waitress (paired with {name})": by_name["bare-waitress"]})
+    finally:
+        for proc in procs:
+            stop(proc)
+    report = {"load": os.getloadavg(), "tool": tool, "pairs": args.pairs,
+              "seconds": args.seconds, "figures": figures}
+    report["ratios"] = {name: _pair_ratios(figures, name) for name in args.targets}
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"load average {report['load'][0]:.1f} on {os.cpu_count()} CPUs; load from {tool}; "
+          f"median of {args.pairs} interleaved pairs of {args.seconds:g} s; baseline = bare "
+          f"Flask on waitress ({THREADS} threads)")
+    print("| target | grade POST c32 | grade POST c1 | p99 at c32 | /v3.0/me c32 |")
+    print("|---|---|---|---|---|")
+    for name, r in report["ratios"].items():
+        print(f"| {name} | {r['grade_c32']} | {r['grade_c1']} | {r['p99_c32']} | {r['me_c32']} |")
+    print("absolute (req/s; p99 ms):")
+    for figure, by_name in figures.items():
+        print(f"  {figure}: " + "; ".join(f"{n} {f['rps']:.0f} ({f['p99_ms']:.1f} ms, "
+                                           f"{f['errors']} errors)" for n, f in by_name.items()))
+    sim = report["ratios"].get("sim-granian")
+    if sim:
+        met = [f"{k} {'met' if sim[k] >= goal else 'NOT met'} ({sim[k]} vs ≥ {goal})"
+               for k, goal in GOALS.items()]
+        met.append(f"p99_c32 {'met' if sim['p99_c32'] <= 1.0 else 'NOT met'} ({sim['p99_c32']} vs ≤ 1.0)")
+        print("goals (sim-granian): " + "; ".join(met))
+
+
+def _pair_ratios(figures: dict, name: str) -> dict:
+    """``name``'s figures over the baseline runs paired with it."""
+    out = {}
+    for figure, by_name in figures.items():
+        f, base = by_name[name], by_name[f"bare-waitress (paired with {name})"]
+        out[figure] = round(f["rps"] / base["rps"], 2)
+        if figure == "grade_c32":
+            out["p99_c32"] = round(f["p99_ms"] / base["p99_ms"], 2)
+    return out
+
+
+if __name__ == "__main__":
+    main()
