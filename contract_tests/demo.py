@@ -1,6 +1,7 @@
 """``clever-sim demo``: the simulator and the reference partner in one process, ready to click.
 
-``start_demo`` binds both waitress servers (port 0 picks free ports), makes sure the
+``start_demo`` binds both servers (the simulator on ``serving.choose_server``'s pick, the
+partner on waitress; port 0 picks free ports), makes sure the
 simulator's registration of the demo app points at the partner's real port, serves both
 in daemon threads and returns a ``Demo``; ``run_demo`` is the command: it prints where to
 click and waits for Ctrl+C/SIGTERM.
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 
 import click
 
-from simulator.serving import RunningServer, bind
+from simulator.serving import RunningServer, bind, describe_server
 
 DEMO_CLIENT_ID = "b4fd885bda79813831c3"
 DEMO_CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
@@ -80,7 +81,8 @@ def ensure_registration(sim, partner_url: str, port: int) -> bool:
 
 
 def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = ":memory:", *,
-               host: str = "127.0.0.1", environ: Mapping[str, str] | None = None) -> Demo:
+               host: str = "127.0.0.1", environ: Mapping[str, str] | None = None,
+               server: str | None = None) -> Demo:
     """Start the simulator and the reference partner; both listen on ``host``.
 
     ``environ`` is passed to ``create_app`` (None: the process environment, so
@@ -94,7 +96,7 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     sim_app = create_app({"DB": db} if db else {}, environ=environ)
     sim = sim_app.extensions["clever_sim"]
     try:
-        sim_server = bind(sim_app, host, sim_port)
+        sim_server = bind(sim_app, host, sim_port, server=server)
     except BaseException:
         sim.close()
         raise
@@ -212,7 +214,7 @@ def walkthrough(demo: Demo) -> str:
         "redirect_uri": app["redirect_uris"][0], "state": f"assignment:{first}"})
     return "\n".join([
         "Clever Grade Passback Simulator: demo",
-        f"  Simulator (Clever + Schoology): {sim_url}",
+        f"  Simulator (Clever + Schoology): {sim_url}   on {describe_server(demo.sim.kind)}",
         f"  Reference partner app:          {partner_url}",
         f"  App: {app['name']}   client_id {app['client_id']}",
         f"  redirect URI {app['redirect_uris'][0]}   assignments {app.get('assignments_url')}",
@@ -241,7 +243,7 @@ def walkthrough(demo: Demo) -> str:
 
 
 def run_demo(sim_port: int, partner_port: int, db: str | None,
-             echo: Callable[[str], None] = print) -> None:
+             echo: Callable[[str], None] = print, server: str | None = None) -> None:
     """The ``clever-sim demo`` command: start, print the walkthrough, wait for Ctrl+C/SIGTERM."""
     import click
 
@@ -249,7 +251,7 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
     from simulator.roster import RosterError
 
     try:
-        demo = start_demo(sim_port, partner_port, db)
+        demo = start_demo(sim_port, partner_port, db, server=server)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1 (ports {sim_port} and "
                                    f"{partner_port}): {exc.strerror or exc}") from None

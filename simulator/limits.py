@@ -19,6 +19,9 @@ MAX_WAITERS = 256          # long-polls and live streams at once (one thread eac
 RAISE_SOFT_TO = 65536      # how far ``clever-sim serve`` raises its soft limit (if allowed)
 WAIT_REFUSED = "clever_sim.wait_refused"  # environ: the server's wait cap, when a wait is over it
 CLIENT_GONE = "clever_sim.client_gone"  # environ: callable, true once the wait should end
+# environ: seconds; a server that notices a closed connection only when it writes to it
+# (granian) asks live streams to write (an SSE comment) at least this often.
+WRITE_PROBE_S = "clever_sim.write_probe_s"
 
 
 @dataclass(frozen=True)

@@ -453,6 +453,7 @@ class _GranianApp:
                     environ[limits.WAIT_REFUSED] = self.cap
                     wait = False
         environ[limits.CLIENT_GONE] = self.stopping.is_set
+        environ[limits.WRITE_PROBE_S] = WRITE_PROBE_S  # a closed tab shows only on a write
         try:
             answer = self.app(environ, start_response)
         except ConnectionDropped:
@@ -594,6 +595,7 @@ class GranianServer:
 
 
 BACKLOG = 1024
+WRITE_PROBE_S = 1.0  # how often granian-served live streams write, to notice a closed tab
 GRANIAN_IDLE_S = 10  # waitress closes idle connections after 30 s, and evicts them when full
 
 
@@ -641,6 +643,13 @@ class RunningServer:
             return self.server.max_body
         return self.server.adj.max_request_body_size
 
+    @property
+    def waiting(self) -> int:
+        """Long waits (long-polls, live streams) running now."""
+        if self.kind == "granian":
+            return self.server.app.waiting
+        return self.server.task_dispatcher.waiting
+
     def stop(self) -> None:
         from .tenants import close_app
 
@@ -650,16 +659,17 @@ class RunningServer:
 
 def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
          threads: int = DEFAULT_THREADS, waiters: int | None = None,
-         server: str = "auto") -> RunningServer:
+         server: str | None = None) -> RunningServer:
     """Bind the listening socket now (port 0 picks a free port) without serving yet, on
-    ``server`` (``choose_server``). Changes nothing interpreter-wide (see ``tune_interpreter``)."""
-    kind = choose_server(server)
+    ``server`` (``choose_server``; None: $CLEVER_SIM_SERVER, else auto). Changes nothing
+    interpreter-wide (``clever-sim serve`` calls ``tune_interpreter``)."""
+    kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "auto")
     max_body = app.config["MAX_CONTENT_LENGTH"]
     if kind == "granian":
         bound: Any = GranianServer(app, host, port, threads, max_body, waiters)
     else:
         bound = create_waitress(app, host, port, threads, max_body, waiters)
-    return RunningServer(app, bound, host, bound.effective_port, kind=kind)
+    return RunningServer(app, bound, host, int(bound.effective_port), kind=kind)
 
 
 def one_address(host: str) -> str:
@@ -702,7 +712,7 @@ def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREA
 
 def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
                     threads: int = DEFAULT_THREADS, waiters: int | None = None,
-                    server: str = "auto") -> RunningServer:
+                    server: str | None = None) -> RunningServer:
     """Serve in a daemon thread (tests, the pytest plugin, the demo)."""
     running = bind(app, host, port, threads, waiters, server)
     running.thread = threading.Thread(target=running.server.run, name="clever-sim-server",

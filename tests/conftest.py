@@ -149,3 +149,17 @@ def assert_oauth_error(resp, status: int, error: str, description: str | None = 
     if description is not None:
         assert description in body["error_description"], body
     return body
+
+
+def _granian_problem() -> str | None:
+    from simulator.serving import granian_problem
+
+    return granian_problem()
+
+
+# Both servers `clever-sim serve` can run on: tests that pin a serving guarantee take
+# `@pytest.mark.parametrize("server", SERVERS)` (granian skipped where it cannot serve).
+GRANIAN_PROBLEM = _granian_problem()
+needs_granian = pytest.mark.skipif(GRANIAN_PROBLEM is not None, reason=f"granian: {GRANIAN_PROBLEM}")
+SERVERS = [pytest.param("granian", id="granian", marks=needs_granian),
+           pytest.param("waitress", id="waitress")]

@@ -33,7 +33,7 @@ from simulator.app import create_app
 from simulator.errors import ServiceUnavailable
 from simulator.serving import start_in_thread
 from simulator.web import login_cookie
-from tests.conftest import bearer, il_token
+from tests.conftest import SERVERS, bearer, il_token, needs_granian
 from tests.serverproc import ServerProcess
 
 FD_LIMIT = 1024  # the usual default soft limit; the crash needed only ~1,000 descriptors
@@ -158,11 +158,12 @@ def test_serve_raises_its_soft_descriptor_limit_and_derives_its_bounds_from_it(t
 
 def test_when_every_connection_is_busy_a_new_one_gets_a_503(monkeypatch):
     """At the connection limit idle connections make room; when all are serving requests
-    (here: long-polls), a newcomer is told so with 503 + Retry-After, not left hanging."""
+    (here: long-polls), a newcomer is told so with 503 + Retry-After, not left hanging.
+    On waitress (``BoundedServer``); granian keeps the newcomer in the listen backlog."""
     monkeypatch.setattr(limits, "current", lambda: limits.bounds_for(200))
     limit = limits.bounds_for(200).connections
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, threads=2, waiters=limit)
+    running = start_in_thread(app, threads=2, waiters=limit, server="waitress")
     busy: list[socket.socket] = []
     try:
         for i in range(limit):
@@ -170,7 +171,7 @@ def test_when_every_connection_is_busy_a_new_one_gets_a_503(monkeypatch):
             s.sendall(f"GET /_sim/grades/wait?assignment_id=busy{i}&timeout=30 HTTP/1.1\r\n"
                       f"Host: localhost\r\n\r\n".encode())
             busy.append(s)
-        _wait_until(lambda: running.server.task_dispatcher.waiting == limit)
+        _wait_until(lambda: running.waiting == limit)
         with closing(socket.create_connection(("127.0.0.1", running.port), timeout=10)) as late:
             late.sendall(b"GET /_sim/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             status, headers, body = _read_answer(late)
@@ -183,10 +184,11 @@ def test_when_every_connection_is_busy_a_new_one_gets_a_503(monkeypatch):
 
 
 def test_idle_connections_make_room_for_new_clients_at_the_limit(monkeypatch):
+    """On waitress: the longest-idle connection is closed at once for a newcomer."""
     monkeypatch.setattr(limits, "current", lambda: limits.bounds_for(200))
     limit = limits.bounds_for(200).connections
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, threads=2)
+    running = start_in_thread(app, threads=2, server="waitress")
     idle: list[socket.socket] = []
     try:
         for _ in range(limit * 2):
@@ -196,6 +198,30 @@ def test_idle_connections_make_room_for_new_clients_at_the_limit(monkeypatch):
         _wait_until(lambda: len(running.server.active_channels) <= limit)
         # the oldest idle connections were the ones closed
         assert _closed_by_server(idle[0]) and not _closed_by_server(idle[-1])
+    finally:
+        for s in idle:
+            s.close()
+        running.stop()
+
+
+@needs_granian
+def test_granian_closes_connections_that_send_no_request_and_serves_the_waiting_ones(monkeypatch):
+    """granian cannot close an idle connection to make room: at its limit a newcomer waits
+    in the listen backlog until idle ones are closed (after GRANIAN_IDLE_S), then is served."""
+    from simulator import serving
+
+    monkeypatch.setattr(limits, "current", lambda: limits.bounds_for(200))
+    monkeypatch.setattr(serving, "GRANIAN_IDLE_S", 1)
+    limit = limits.bounds_for(200).connections
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    running = start_in_thread(app, threads=2, server="granian")
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(limit + 5):
+            idle.append(socket.create_connection(("127.0.0.1", running.port), timeout=10))
+        with httpx.Client(base_url=running.url, timeout=20) as http:
+            assert http.get("/_sim/health").status_code == 200
+        assert _closed_by_server(idle[0])
     finally:
         for s in idle:
             s.close()
@@ -310,11 +336,12 @@ def _open_stream(port: int, path: str, cookie: str = "") -> socket.socket:
     return s
 
 
-@pytest.fixture
-def busy_server(tmp_path):
-    """A file-backed simulator on 16 workers (as served) with 9 tenants besides the root."""
+@pytest.fixture(params=SERVERS)
+def busy_server(tmp_path, request):
+    """A file-backed simulator on 16 workers (as served) with 9 tenants besides the root,
+    on each server."""
     app = create_app({"DB": str(tmp_path / "sim.db"), "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, threads=16)
+    running = start_in_thread(app, threads=16, server=request.param)
     try:
         with httpx.Client(base_url=running.url, timeout=30) as http:
             for i in range(9):
@@ -366,9 +393,10 @@ def test_waits_and_streams_leave_grades_and_health_answering(busy_server):
             s.close()
 
 
-def test_waits_past_the_server_cap_get_a_503_and_workers_stay_free(tmp_path):
+@pytest.mark.parametrize("server", SERVERS)
+def test_waits_past_the_server_cap_get_a_503_and_workers_stay_free(server):
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, threads=2, waiters=3)
+    running = start_in_thread(app, threads=2, waiters=3, server=server)
     held = []
     try:
         for i in range(3):
@@ -376,7 +404,7 @@ def test_waits_past_the_server_cap_get_a_503_and_workers_stay_free(tmp_path):
             s.sendall(f"GET /_sim/grades/wait?assignment_id=x{i}&timeout=30 HTTP/1.1\r\n"
                       f"Host: localhost\r\n\r\n".encode())
             held.append(s)
-        _wait_until(lambda: running.server.task_dispatcher.waiting == 3)
+        _wait_until(lambda: running.waiting == 3)
         with httpx.Client(base_url=running.url, timeout=30) as http:
             over = http.get("/_sim/grades/wait", params={"assignment_id": "y", "timeout": 30})
             _assert_busy(over.status_code, {k.lower(): v for k, v in over.headers.items()},
@@ -413,7 +441,7 @@ def test_closing_streams_frees_their_slots_at_once(busy_server):
                          full.content, "Too many live gradebook streams", "stream")
         for s in opened:
             s.close()
-        _wait_until(lambda: streams(app).open == 0 and running.server.task_dispatcher.waiting == 0)
+        _wait_until(lambda: streams(app).open == 0 and running.waiting == 0)
         opened = [_open_stream(running.port, path, cookie)]
     finally:
         for s in opened:
@@ -421,14 +449,17 @@ def test_closing_streams_frees_their_slots_at_once(busy_server):
 
 
 def test_a_closed_long_poll_ends_and_frees_its_place():
+    """On waitress, which reads every connection while its request runs. (granian notices a
+    closed connection only when it writes the answer: there the place is freed at the
+    long-poll's timeout, at most WAIT_MAX_S; live streams write a heartbeat every second.)"""
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, threads=2, waiters=1)
+    running = start_in_thread(app, threads=2, waiters=1, server="waitress")
     try:
         s = socket.create_connection(("127.0.0.1", running.port), timeout=30)
         s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        _wait_until(lambda: running.server.task_dispatcher.waiting == 1)
+        _wait_until(lambda: running.waiting == 1)
         s.close()
-        _wait_until(lambda: running.server.task_dispatcher.waiting == 0)  # not after 60 s
+        _wait_until(lambda: running.waiting == 0)  # not after 60 s
         with httpx.Client(base_url=running.url, timeout=30) as http:
             again = http.get("/_sim/grades/wait", params={"assignment_id": "z", "timeout": 0.1})
             assert again.status_code == 200 and again.json()["timed_out"] is True
@@ -436,13 +467,14 @@ def test_a_closed_long_poll_ends_and_frees_its_place():
         running.stop()
 
 
-def test_stopping_the_server_ends_pending_waits_first():
+@pytest.mark.parametrize("server", SERVERS)
+def test_stopping_the_server_ends_pending_waits_first(server):
     """Graceful shutdown: a pending long-poll ends before the stores close (no wait thread
     is left running against a closed store)."""
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, threads=2)
+    running = start_in_thread(app, threads=2, server=server)
     with closing(socket.create_connection(("127.0.0.1", running.port), timeout=30)) as s:
         s.sendall(b"GET /_sim/grades/wait?assignment_id=z&timeout=60 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        _wait_until(lambda: running.server.task_dispatcher.waiting == 1)
+        _wait_until(lambda: running.waiting == 1)
         running.stop()
-        assert running.server.task_dispatcher.waiting == 0
+        assert running.waiting == 0

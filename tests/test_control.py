@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import assert_error, bearer, il_token, post_grade
+from conftest import SERVERS, assert_error, bearer, il_token, post_grade
 
 PRIMARY = "http://127.0.0.1:5001/clever/callback"
 
@@ -416,15 +416,17 @@ def test_fault_rejects_drop_with_an_answer_or_not_a_boolean(client, body):
     assert_error(client.post("/_sim/faults", json=body), 400, field="drop")
 
 
+@pytest.mark.parametrize("server_kind", SERVERS)
 @pytest.mark.parametrize("method, path", [("POST", "/v1/grade"), ("GET", "/v3.0/me")])
-def test_a_drop_fault_closes_the_connection_without_an_answer_and_journals_444(method, path):
-    """Served by waitress (as partners meet it): the client sees no HTTP answer at all."""
+def test_a_drop_fault_closes_the_connection_without_an_answer_and_journals_444(method, path,
+                                                                              server_kind):
+    """Served by each server (as partners meet it): the client sees no HTTP answer at all."""
     import httpx
 
     from simulator.app import create_app
     from simulator.serving import start_in_thread
 
-    server = start_in_thread(create_app({"DB": ":memory:"}, environ={}))
+    server = start_in_thread(create_app({"DB": ":memory:"}, environ={}), server=server_kind)
     try:
         with httpx.Client(trust_env=False, timeout=5) as http:
             planned = http.post(server.url + "/_sim/faults",

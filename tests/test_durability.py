@@ -26,6 +26,7 @@ import pytest
 
 from simulator.app import create_app
 from simulator.serving import start_in_thread
+from tests.conftest import SERVERS
 from tests.serverproc import ServerProcess
 
 CLIENTS = 8
@@ -44,9 +45,10 @@ def _district_auth(url: str) -> tuple[str, dict]:
     return district, {"Authorization": f"Bearer {app['district_tokens'][district]}"}
 
 
-def test_sigkill_mid_load_loses_no_acknowledged_grade(tmp_path):
+@pytest.mark.parametrize("server_kind", SERVERS)
+def test_sigkill_mid_load_loses_no_acknowledged_grade(tmp_path, server_kind):
     db = tmp_path / "sim.db"
-    server = ServerProcess(["--db", str(db), "--threads", "16"])
+    server = ServerProcess(["--db", str(db), "--threads", "16", "--server", server_kind])
     acked: list[dict] = []
     refused: list[tuple[int, str]] = []
     cut: list[int] = []  # clients whose POST was in flight when the server died

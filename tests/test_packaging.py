@@ -380,3 +380,36 @@ def test_ci_recipes_install_without_extras():
         for line in recipe.read_text(encoding="utf-8").splitlines():
             if "pip install" in line:
                 assert "[" not in line.split("pip install", 1)[1], f"{recipe.name}: {line.strip()}"
+
+
+def _runtime_requirement(name: str):
+    from packaging.requirements import Requirement
+
+    project = read_toml(ROOT / "pyproject.toml")["project"]
+    return next(r for r in map(Requirement, project["dependencies"]) if r.name.lower() == name)
+
+
+@pytest.mark.parametrize("platform, machine, implementation, installs", [
+    ("linux", "x86_64", "CPython", True),
+    ("linux", "aarch64", "CPython", True),
+    ("darwin", "arm64", "CPython", True),
+    ("darwin", "x86_64", "CPython", True),
+    ("win32", "AMD64", "CPython", True),
+    ("win32", "ARM64", "CPython", False),   # no granian wheel: waitress serves
+    ("linux", "ppc64le", "CPython", False),  # no wheel: no Rust build on install
+    ("linux", "x86_64", "PyPy", False),
+])
+def test_granian_is_required_only_where_it_has_a_wheel(platform, machine, implementation, installs):
+    granian = _runtime_requirement("granian")
+    env = {"sys_platform": platform, "platform_machine": machine,
+           "platform_python_implementation": implementation}
+    assert granian.marker.evaluate(env) is installs
+
+
+def test_subclassed_servers_are_pinned_to_the_series_serving_drives():
+    from simulator.serving import GRANIAN_SERIES
+
+    assert str(_runtime_requirement("waitress").specifier) in ("<4,>=3.0", ">=3.0,<4")
+    granian = _runtime_requirement("granian").specifier
+    major, minor = GRANIAN_SERIES
+    assert f"{major}.{minor}.99" in granian and f"{major}.{minor + 1}.0" not in granian

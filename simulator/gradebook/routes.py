@@ -12,7 +12,8 @@ a ``: heartbeat`` comment every ~15 s, and the stream ends after ~5 minutes (the
 reconnects).  At most a few streams run at once per tenant, and the server caps long waits
 overall (``serving.WaitDispatcher``: streams never hold a worker thread); more get 503 +
 Retry-After and the script falls back to polling ``gradebook.json``. A closed tab ends its
-stream within a second (waitress reports the closed connection).
+stream within a second (waitress reports the closed connection; granian notices it at the
+next write, so streams it serves write a heartbeat every ``limits.WRITE_PROBE_S``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from urllib.parse import quote
 
 from flask import (Blueprint, Response, current_app, render_template, request, url_for)
 
+from .. import limits
 from ..errors import FieldProblem, ServiceUnavailable
 from ..inspector.findings import findings_for
 from ..numbers import whole_number
@@ -319,7 +321,10 @@ def events(section_id: str):
 
     s = sim()
     start = _start_seq()
-    stream = _stream(s, section, start, _cfg("GRADEBOOK_SSE_HEARTBEAT_S", HEARTBEAT_S),
+    # A server that learns of a closed tab only by writing to it gets a heartbeat that often.
+    heartbeat = min(_cfg("GRADEBOOK_SSE_HEARTBEAT_S", HEARTBEAT_S),
+                    request.environ.get(limits.WRITE_PROBE_S, HEARTBEAT_S))
+    stream = _stream(s, section, start, heartbeat,
                      _cfg("GRADEBOOK_SSE_MAX_S", STREAM_MAX_S),
                      _detail_prefix(section_id), gone, (request.args.get("q") or "")[:100])
     response = Response(stream, mimetype="text/event-stream",

@@ -1,0 +1,122 @@
+"""Which WSGI server serves (``--server auto|granian|waitress``), and what both guarantee alike:
+port 0 reports the real port, a busy port is a clear error, stop() frees the port, and
+serving in a thread changes nothing interpreter-wide (the pytest plugin embeds it).
+
+Servers bind 127.0.0.1 on port 0 and are always stopped.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from contextlib import closing
+
+import httpx
+import pytest
+
+from simulator import serving
+from simulator.app import create_app
+from simulator.cli import main
+from simulator.serving import ServerUnavailable, choose_server, start_in_thread
+from tests.conftest import SERVERS, needs_granian
+
+
+@needs_granian
+def test_auto_picks_granian_where_it_can_serve():
+    assert choose_server("auto") == "granian"
+
+
+def test_auto_falls_back_to_waitress_and_says_why(monkeypatch):
+    monkeypatch.setattr(serving, "granian_problem", lambda: "granian is not installed (no wheel)")
+    assert choose_server("auto") == "waitress"
+    line = serving.describe_server("waitress", "auto")
+    assert line.startswith("waitress ") and line.endswith("not granian: granian is not installed (no wheel)")
+
+
+@pytest.mark.parametrize("name, problem, message", [
+    ("granian", "granian is not installed (x)", "granian is not installed (x); use --server waitress (or auto)"),
+    ("uvicorn", None, "unknown server 'uvicorn'; choose one of auto, granian, waitress"),
+])
+def test_a_server_that_cannot_serve_is_refused_by_name(monkeypatch, name, problem, message):
+    monkeypatch.setattr(serving, "granian_problem", lambda: problem)
+    with pytest.raises(ServerUnavailable) as caught:
+        choose_server(name)
+    assert str(caught.value) == message
+
+
+def test_granian_of_another_series_is_not_driven(monkeypatch):
+    """serving drives granian's worker directly: another minor series may have changed it."""
+    pytest.importorskip("granian")
+    import granian
+
+    monkeypatch.setattr(granian, "__version__", "2.9.0")
+    assert serving.granian_problem() == (
+        "granian 2.9.0 is installed; the simulator drives granian "
+        f"{serving.GRANIAN_SERIES[0]}.{serving.GRANIAN_SERIES[1]}.x")
+
+
+def test_serve_with_an_unavailable_server_exits_2_naming_the_option(monkeypatch, capsys):
+    monkeypatch.setattr(serving, "granian_problem", lambda: "granian is not installed (x)")
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", "--server", "granian", "--port", "0", "--db", ":memory:"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--server" in err and "granian is not installed (x); use --server waitress" in err
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_port_0_reports_the_bound_port_and_stop_frees_it(server):
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        assert running.kind == server and running.port > 0
+        assert running.url == f"http://127.0.0.1:{running.port}"
+        health = httpx.get(running.url + "/_sim/health", trust_env=False)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+    finally:
+        running.stop()
+    with closing(socket.socket()) as probe:  # the port is free again at once
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", running.port))
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_busy_port_is_an_os_error_and_leaves_nothing_bound(server):
+    with closing(socket.socket()) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        app = create_app({"DB": ":memory:"}, environ={})
+        try:
+            with pytest.raises(OSError) as caught:
+                serving.bind(app, "127.0.0.1", taken.getsockname()[1], server=server)
+            assert caught.value.errno is not None
+        finally:
+            app.extensions["clever_sim"].close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_serving_in_a_thread_leaves_the_interpreter_settings_alone(server):
+    """The pytest plugin embeds the server in a user's test session: no switch-interval
+    change there (``clever-sim serve`` alone tunes the interpreter)."""
+    before = sys.getswitchinterval()
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        assert httpx.get(running.url + "/_sim/health", trust_env=False).status_code == 200
+        assert sys.getswitchinterval() == before
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_body_declared_over_the_cap_is_refused_before_it_is_read(server):
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        with closing(socket.create_connection(("127.0.0.1", running.port), timeout=10)) as sock:
+            sock.sendall(f"POST /_sim/tenants HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                         f"application/json\r\nContent-Length: {running.max_body + 1}\r\n\r\n{{".encode())
+            head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+    finally:
+        running.stop()
