@@ -398,8 +398,11 @@ def choose_server(name: str = "auto") -> str:
 
 
 class _Dropped(Exception):
-    """Raised from a granian answer's body before its first byte: granian then closes the
-    connection without writing the status line (an injected ``drop`` fault)."""
+    """Raised from a granian answer's body before its first byte (an injected ``drop``
+    fault): granian then closes the connection. It has written the head already (granian
+    offers no way to close a connection unanswered), so the head says 502 and promises a
+    body that never comes: clients that read the answer fail as on a dropped connection,
+    and one that looks only at the status sees a failure, never a success."""
 
 
 class _QuietDrops(logging.Filter):
@@ -421,7 +424,7 @@ class _GranianApp:
     * long waits past ``cap`` are marked refused (``limits.WAIT_REFUSED``: the app answers
       503 + Retry-After); each admitted one holds a thread of its own until it ends;
     * ``limits.CLIENT_GONE`` tells a wait the server is stopping, so it ends first;
-    * ``ConnectionDropped`` closes the connection with no answer.
+    * ``ConnectionDropped`` closes the connection before the promised body (``_Dropped``).
     """
 
     def __init__(self, app: Any, max_body: int, cap: int):
@@ -456,9 +459,9 @@ class _GranianApp:
         environ[limits.WRITE_PROBE_S] = WRITE_PROBE_S  # a closed tab shows only on a write
         try:
             answer = self.app(environ, start_response)
-        except ConnectionDropped:
+        except ConnectionDropped:  # granian writes a head before any body: a failing one
             self._done(wait)
-            start_response("200 OK", [])
+            start_response("502 Bad Gateway", [("Content-Length", "1"), ("Connection", "close")])
             return _dropped_answer()
         except BaseException:
             self._done(wait)

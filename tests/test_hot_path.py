@@ -29,7 +29,7 @@ from simulator.clever.grades_routes import grade_response
 from simulator import serving
 from simulator.serving import QuietChannel, one_address, start_in_thread
 from simulator.store import StoredRecord
-from tests.conftest import assert_error, bearer, il_token
+from tests.conftest import SERVERS, assert_error, bearer, il_token
 
 HEX24 = re.compile(r"[0-9a-f]{24}")
 
@@ -231,12 +231,12 @@ def test_a_connection_is_not_writable_while_a_worker_holds_its_output():
 
 
 @contextmanager
-def _served_with_big_answer(size: int):
+def _served_with_big_answer(size: int, server: str | None = None):
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
     body = bytes(range(256)) * (size // 256)
     app.add_url_rule("/_sim/test-big", "test_big", lambda: (body, 200, {"Content-Type":
                                                                           "application/octet-stream"}))
-    running = start_in_thread(app, threads=4)
+    running = start_in_thread(app, threads=4, server=server)
     try:
         yield running, body
     finally:
@@ -257,8 +257,9 @@ def _get_raw(port: int, path: str, pause: float = 0.0, host: str = "127.0.0.1") 
         return b"".join(chunks)
 
 
-def test_big_answers_reach_slow_readers_whole_while_others_are_served():
-    with _served_with_big_answer(6 * 1024 * 1024) as (running, body):
+@pytest.mark.parametrize("server", SERVERS)
+def test_big_answers_reach_slow_readers_whole_while_others_are_served(server):
+    with _served_with_big_answer(6 * 1024 * 1024, server) as (running, body):
         results: dict[int, bytes] = {}
         readers = [threading.Thread(target=lambda i=i: results.__setitem__(
             i, _get_raw(int(running.port), "/_sim/test-big", pause=0.0005 if i == 0 else 0)))
@@ -290,11 +291,13 @@ def test_a_host_that_does_not_resolve_is_left_to_waitress_to_refuse():
     assert one_address("no such host.invalid") == "no such host.invalid"
 
 
-def test_serving_on_localhost_answers():
+@pytest.mark.parametrize("server", SERVERS)
+def test_serving_on_localhost_answers(server):
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    running = start_in_thread(app, host="localhost", threads=2)
+    running = start_in_thread(app, host="localhost", threads=2, server=server)
     try:
-        assert running.server.channel_class is QuietChannel
+        if server == "waitress":
+            assert running.server.channel_class is QuietChannel
         head = _get_raw(int(running.port), "/_sim/health", host="localhost")
         assert head.startswith(b"HTTP/1.1 200")
     finally:
