@@ -18,6 +18,7 @@ requests plus one per admitted wait).
 from __future__ import annotations
 
 import gc
+import io
 import logging
 import os
 import re
@@ -417,6 +418,12 @@ def _dropped_answer() -> Iterable[bytes]:
     yield b""  # pragma: no cover - a generator, so the raise happens when granian reads it
 
 
+def _drop(start_response: Callable) -> Iterable[bytes]:
+    """granian writes a head before any body: a failing head, then no body (``_Dropped``)."""
+    start_response("502 Bad Gateway", [("Content-Length", "1"), ("Connection", "close")])
+    return _dropped_answer()
+
+
 class _GranianApp:
     """The bounds waitress keeps in its own machinery, as a WSGI wrapper for granian.
 
@@ -427,10 +434,14 @@ class _GranianApp:
     * ``ConnectionDropped`` closes the connection before the promised body (``_Dropped``).
     """
 
-    def __init__(self, app: Any, max_body: int, cap: int):
+    def __init__(self, app: Any, max_body: int, cap: int, threads: int = DEFAULT_THREADS):
         self.app = app
         self.max_body = max_body
         self.cap = cap
+        # At most ``threads`` requests in the app at once, as on waitress's workers: granian's
+        # Python threads are ``threads`` + ``cap`` (for waits), and more threads running
+        # Python at once only queue for the GIL (the rest wait here, asleep).
+        self._slots = threading.BoundedSemaphore(threads)
         self.waiting = 0
         self.running = 0  # requests in the app (the stop waits for them before stores close)
         self.stopping = threading.Event()
@@ -457,26 +468,59 @@ class _GranianApp:
                     wait = False
         environ[limits.CLIENT_GONE] = self.stopping.is_set
         environ[limits.WRITE_PROBE_S] = WRITE_PROBE_S  # a closed tab shows only on a write
+        if wait:  # waits run on threads of their own, beside the ``threads`` for requests
+            return self._serve_wait(environ, start_response)
+        try:  # before taking a slot: a client that stalls its body holds no request thread
+            self._buffer_body(environ, length)
+        except BaseException:
+            self._done(False)
+            raise
+        with self._slots:
+            try:
+                answer = self.app(environ, start_response)
+            except ConnectionDropped:
+                self._done(False)
+                return _drop(start_response)
+            except BaseException:
+                self._done(False)
+                raise
+            try:  # the answer is whole already: one bytes object is granian's fast path
+                return [b"".join(answer)]
+            finally:
+                try:
+                    close = getattr(answer, "close", None)
+                    if close is not None:
+                        close()
+                finally:
+                    self._done(False)
+
+    def _serve_wait(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """A long-poll or live stream: sent as it comes; done when granian closes it."""
         try:
             answer = self.app(environ, start_response)
-        except ConnectionDropped:  # granian writes a head before any body: a failing one
-            self._done(wait)
-            start_response("502 Bad Gateway", [("Content-Length", "1"), ("Connection", "close")])
-            return _dropped_answer()
+        except ConnectionDropped:
+            self._done(True)
+            return _drop(start_response)
         except BaseException:
-            self._done(wait)
+            self._done(True)
             raise
-        if wait:  # a live stream: sent as it comes; done when granian closes it
-            return _Finished(answer, lambda: self._done(True))
-        try:  # every other answer is whole already: one bytes object is granian's fast path
-            return [b"".join(answer)]
-        finally:
-            try:
-                close = getattr(answer, "close", None)
-                if close is not None:
-                    close()
-            finally:
-                self._done(False)
+        return _Finished(answer, lambda: self._done(True))
+
+    def _buffer_body(self, environ: dict, length: str) -> None:
+        """Read the body (at most ``max_body`` + 1 bytes: the app refuses more) into memory,
+        as waitress does in its I/O thread before a worker sees the request."""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        want = int(length) if length.isdigit() else (self.max_body + 1 if chunked else 0)
+        if want <= 0:
+            return
+        stream, parts, got = environ["wsgi.input"], [], 0
+        while got < want:
+            part = stream.read(want - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        environ["wsgi.input"] = io.BytesIO(b"".join(parts))
 
     def _done(self, wait: bool) -> None:
         with self._lock:
@@ -538,7 +582,7 @@ class GranianServer:
         self.threads = threads
         self.connections = bounds.connections
         self.max_body = max_body
-        self.app = _GranianApp(app, max_body, self.cap)
+        self.app = _GranianApp(app, max_body, self.cap, threads)
         self._socket = _listening_socket(one_address(host), port)  # OSError as waitress's
         self.effective_port = self._socket.getsockname()[1]
         self._handed = self._socket.dup().detach()  # granian's copy: it closes it when it stops
