@@ -3,8 +3,8 @@ to a baseline measured in the same run.
 
 * start-to-ready: ``clever-sim serve`` until /_sim/health answers, vs ``python -c "import flask"``;
 * grade POST (il token, 500 assignments overwritten round-robin) at each ``--concurrency``
-  (default 1, 32, 128), vs a bare Flask JSON endpoint on the same WSGI server (waitress,
-  same thread count): ``bench/baseline_app.py``;
+  (default 1, 32, 128), vs a bare Flask JSON endpoint on the same WSGI server (``--server``,
+  default waitress; same thread count): ``bench/baseline_app.py``;
 * ``GET /v3.0/me`` at ``--me-concurrency`` (default 32), vs the bare app's ``/v3.0/me``.
 
 Rounds are interleaved (bare, simulator, bare, …) so drift hits both alike; the best round
@@ -76,9 +76,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+SERVER = "waitress"  # both the simulator and the bare app (``--server``)
+
+
 def sim_cmd(db: str, roster: str | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--db", db,
-           "--threads", str(THREADS)]
+           "--threads", str(THREADS), "--server", SERVER]
     return cmd + (["--roster", roster] if roster else [])
 
 
@@ -143,18 +146,22 @@ def main() -> None:
     ap.add_argument("--me-concurrency", type=int, nargs="*", default=[32],
                     help="GET /v3.0/me concurrencies (none: skip it)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=16, help="waitress threads, both servers")
+    ap.add_argument("--threads", type=int, default=16, help="request threads, both servers")
+    ap.add_argument("--server", choices=["waitress", "granian"], default="waitress",
+                    help="the WSGI server of both the simulator and the bare app "
+                         "(serving_layer.py compares across servers)")
     ap.add_argument("--skip-ready", action="store_true", help="skip the start-to-ready figure")
     ap.add_argument("--roster", default=None, help="roster file for the simulator (default: packaged)")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args()
-    global THREADS
-    THREADS = args.threads
+    global THREADS, SERVER
+    THREADS, SERVER = args.threads, args.server
     tmp = tempfile.mkdtemp(prefix="clever-sim-bench-")
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     if not args.skip_ready:
         report["start_to_ready"] = start_to_ready(tmp)
-    bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS)], tmp)
+    bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS),
+                               "--server", SERVER], tmp)
     sim, sim_url, _ = spawn(sim_cmd(os.path.join(tmp, "bench.db"), args.roster), tmp)
     try:
         token = student_token(sim_url)
@@ -178,7 +185,7 @@ def main() -> None:
 def print_report(report: dict) -> None:
     m = report["machine"]
     print(f"machine: {m['cpus']} CPUs, Python {m['python']}; baseline = bare Flask on the "
-          f"simulator's server (serving.create_waitress), same threads, same run")
+          f"simulator's server ({SERVER}), same threads, same run")
     r = report.get("start_to_ready")
     if r:
         print(f"start-to-ready: simulator {r['sim_ready_s']:.3f} s; baseline `python -c 'import flask'` "
