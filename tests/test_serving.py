@@ -120,3 +120,19 @@ def test_a_body_declared_over_the_cap_is_refused_before_it_is_read(server):
         assert head.startswith(b"HTTP/1.1 413"), head[:200]
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_dropped_connection_logs_no_error(server, caplog):
+    """An injected drop is the simulator's doing, not a server failure: nothing at ERROR."""
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            http.post(running.url + "/_sim/faults", json={"path": "/v3.0/me", "drop": True})
+            with pytest.raises(httpx.RemoteProtocolError):
+                http.get(running.url + "/v3.0/me")
+            assert http.get(running.url + "/_sim/health").status_code == 200
+    finally:
+        running.stop()
+    assert [r.getMessage()[:80] for r in caplog.records if r.levelno >= 40] == []
