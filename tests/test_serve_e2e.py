@@ -4,6 +4,7 @@ exactly as a partner's app would call it, and persistence across restarts."""
 from __future__ import annotations
 
 import base64
+import re
 import signal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -94,6 +95,10 @@ def test_serve_is_ready_quickly_and_prints_base_urls_and_credentials(server):
         assert host in text
     assert CLIENT_ID in text and CLIENT_SECRET in text
     assert "Ready in" in text
+    from simulator.serving import choose_server
+
+    kind = choose_server("auto")  # the server it runs on is named, with its version
+    assert re.search(rf"^Server: {kind} \d+\.\d+\S* \(", text, re.M), text
 
 
 def test_serve_reports_a_busy_port_without_traceback(server, tmp_path):
