@@ -482,14 +482,9 @@ class _GranianApp:
             self._done(False)
             raise
         with self._slots:
-            try:
-                answer = self.app(environ, start_response)
-            except ConnectionDropped:
-                self._done(False)
-                return _drop(start_response)
-            except BaseException:
-                self._done(False)
-                raise
+            answer, dropped = self._call_app(environ, start_response, False)
+            if dropped:
+                return answer
             try:  # the answer is whole already: one bytes object is granian's fast path
                 return [b"".join(answer)]
             finally:
@@ -502,15 +497,21 @@ class _GranianApp:
 
     def _serve_wait(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """A long-poll or live stream: sent as it comes; done when granian closes it."""
+        answer, dropped = self._call_app(environ, start_response, True)
+        return answer if dropped else _Finished(answer, lambda: self._done(True))
+
+    def _call_app(self, environ: dict, start_response: Callable,
+                  wait: bool) -> tuple[Iterable[bytes], bool]:
+        """(the app's answer, whether it is a dropped connection); on a drop or an error
+        the request is done here."""
         try:
-            answer = self.app(environ, start_response)
+            return self.app(environ, start_response), False
         except ConnectionDropped:
-            self._done(True)
-            return _drop(start_response)
+            self._done(wait)
+            return _drop(start_response), True
         except BaseException:
-            self._done(True)
+            self._done(wait)
             raise
-        return _Finished(answer, lambda: self._done(True))
 
     def _buffer_body(self, environ: dict, length: str) -> None:
         """Read the body (at most ``max_body`` + 1 bytes: the app refuses more) into memory,
