@@ -768,8 +768,14 @@ def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREA
 def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
                     threads: int = DEFAULT_THREADS, waiters: int | None = None,
                     server: str | None = None) -> RunningServer:
-    """Serve in a daemon thread (tests, the pytest plugin, the demo)."""
-    running = bind(app, host, port, threads, waiters, server)
+    """Serve in a daemon thread (tests, the pytest plugin, the contract runner).
+
+    ``server`` None: $CLEVER_SIM_SERVER, else waitress, whose injected ``drop`` faults close
+    a connection unanswered (on granian a 502 head comes first, which a client that retries
+    5xx answers takes for a server error: the contract check for retrying network errors
+    would pass a partner that never retries them)."""
+    running = bind(app, host, port, threads, waiters,
+                   server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
     running.thread = threading.Thread(target=running.server.run, name="clever-sim-server",
                                       daemon=True)
     running.thread.start()
