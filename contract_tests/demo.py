@@ -285,10 +285,13 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
               help="Reference partner port; the demo app's redirect URI follows it.")
 @click.option("--db", default=":memory:", show_default=True,
               help="SQLite file, or :memory: for a throwaway state.")
+@click.option("--server", "server", default="auto", show_default=True, envvar="CLEVER_SIM_SERVER",
+              type=click.Choice(["auto", "granian", "waitress"]),
+              help="The simulator's WSGI server (as for `serve`).")
 @click.option("--print-partner-config", is_flag=True,
               help="Print the reference partner's partner.toml for `clever-sim contract` "
                    "(for the demo on these ports) and exit.")
-def demo(port: int, partner_port: int, db: str, print_partner_config: bool) -> None:
+def demo(port: int, partner_port: int, db: str, server: str, print_partner_config: bool) -> None:
     """Run the simulator and the reference partner together and print a 3-step walkthrough."""
     from simulator.cli import _build
 
@@ -302,4 +305,11 @@ def demo(port: int, partner_port: int, db: str, print_partner_config: bool) -> N
             sim.close()
         click.echo(partner_config(port, partner_port, registered=registered), nl=False)
         return
-    run_demo(port, partner_port, db, echo=lambda text: click.echo(text) or sys.stdout.flush())
+    from simulator.serving import ServerUnavailable, choose_server
+
+    try:
+        choose_server(server)
+    except ServerUnavailable as exc:
+        raise click.BadParameter(str(exc), param_hint="'--server'") from None
+    run_demo(port, partner_port, db, echo=lambda text: click.echo(text) or sys.stdout.flush(),
+             server=server)
