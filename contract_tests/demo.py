@@ -285,7 +285,7 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
               help="Reference partner port; the demo app's redirect URI follows it.")
 @click.option("--db", default=":memory:", show_default=True,
               help="SQLite file, or :memory: for a throwaway state.")
-@click.option("--server", "server", default="auto", show_default=True, envvar="CLEVER_SIM_SERVER",
+@click.option("--server", "server", default="waitress", show_default=True, envvar="CLEVER_SIM_SERVER",
               type=click.Choice(["auto", "granian", "waitress"]),
               help="The simulator's WSGI server (as for `serve`).")
 @click.option("--print-partner-config", is_flag=True,

@@ -203,10 +203,11 @@ def main() -> None:
 @click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400.")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512),
               help="Threads for requests (long-polls and live streams get their own).")
-@click.option("--server", "server", default="auto", show_default=True, envvar="CLEVER_SIM_SERVER",
+@click.option("--server", "server", default="waitress", show_default=True, envvar="CLEVER_SIM_SERVER",
               type=click.Choice(["auto", "granian", "waitress"]),
-              help="WSGI server: granian (Rust HTTP, the fastest) where its wheel installs, "
-                   "else waitress (pure Python); auto picks granian when it can.")
+              help="WSGI server: waitress keeps every guarantee (a drop fault closes the "
+                   "connection unanswered); granian (Rust HTTP) is faster for load tests but "
+                   "answers a drop fault with a cut-off 502; auto: granian where it installs.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A host name the control API (/_sim/) answers under besides localhost, "
                    "127.x and [::1], e.g. clever-sim in Docker; repeatable; '*' allows any "

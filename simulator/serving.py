@@ -1,6 +1,9 @@
 """Run the app on a production WSGI server, in this process or in a thread: granian (Rust
 HTTP, one worker in this process) where its wheel installs, else waitress (pure Python).
 
+Every server runs on waitress unless ``--server``/``CLEVER_SIM_SERVER`` asks for granian or
+``auto``: only waitress can close a connection unanswered (an injected ``drop`` fault, which
+the contract suite's network-error check relies on) and evict idle connections at the limit.
 ``choose_server("auto")`` picks granian when it imports and is a version whose worker this
 module drives (``GRANIAN_SERIES``), waitress otherwise; ``--server`` overrides it. Both keep
 the same bounds (``limits``): long waits (``/_sim/grades/wait``, live gradebook streams)
@@ -716,9 +719,9 @@ def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
          threads: int = DEFAULT_THREADS, waiters: int | None = None,
          server: str | None = None) -> RunningServer:
     """Bind the listening socket now (port 0 picks a free port) without serving yet, on
-    ``server`` (``choose_server``; None: $CLEVER_SIM_SERVER, else auto). Changes nothing
+    ``server`` (``choose_server``; None: $CLEVER_SIM_SERVER, else waitress). Changes nothing
     interpreter-wide (``clever-sim serve`` calls ``tune_interpreter``)."""
-    kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "auto")
+    kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
     max_body = app.config["MAX_CONTENT_LENGTH"]
     if kind == "granian":
         bound: Any = GranianServer(app, host, port, threads, max_body, waiters)
