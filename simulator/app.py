@@ -1,20 +1,20 @@
 """``create_app``: the one Flask app every command and test builds.
 
-Cross-cutting request handling is wired here: who may drive the control API (``guard``),
-the ``//`` path fix, ``POST /v1/grade`` served before Flask (``clever.grades_routes``), and
-the hooks and error handlers through which every Flask-served request takes the steps in
-``traffic`` (fault injection, rate limit, headers, the journal) and every error becomes its
-answer (``error_response``).
+Cross-cutting request handling is wired here, in WSGI layers around Flask, outermost
+first: the ``//`` path fix (``traffic.merge_slashes``), who may drive the control API
+(``guard``), tenant dispatch (``tenants``), and the one pipeline every request takes
+(``traffic.EmulatedTraffic``: fault injection, rate limit, the emulated JSON APIs' answers,
+headers, the journal). Flask's error handlers turn errors in the views Flask serves into
+the same answers (``traffic.error_parts``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from typing import Any, Mapping
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -22,18 +22,16 @@ from .clock import Clock
 from .config import build_config
 from . import pages, tenants, traffic
 from .control import tenant_routes
-from .errors import AuthorizeError, ConnectionDropped, SimError
+from .errors import AuthorizeError, SimError
 from .guard import ControlGuard, policy_from_config
 from .sim import Simulator
 from .web import MAX_BODY, MAX_SLOTS, PersonaSlots, base_root, csrf_token, exchange, unslotted_url_for
 
 log = logging.getLogger("clever_sim")
 
-# Blueprints whose requests are partner-facing (journaled, fault-injectable, rate-limited).
-# (``/v1/grade`` is served before Flask, by ``clever.grades_routes``, through the same steps.)
-_EMULATED = {"oauth", "data_api"}
-_RATE_LIMITED = {"data_api"}
-_SLASHES = re.compile(r"/{2,}")
+# Flask-served blueprints whose requests are partner-facing (journaled, fault-injectable);
+# the emulated JSON APIs (``web.JsonApi``: grades, data API) are too.
+_EMULATED = {"oauth"}
 
 # API paths never use the browser session: skip loading and signing its cookie there.
 # The browser session's cookie: a name of our own, so a partner app on the same host (cookies
@@ -58,15 +56,13 @@ class _SessionOnlyForPages(SecureCookieSessionInterface):
 
 
 class _MergeSlashes:
-    """Clever tolerates ``//v2.1/students/…`` (clients build URLs so); route it as one slash."""
+    """WSGI, outermost: ``traffic.merge_slashes`` once, before any layer reads the path."""
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if "//" in path:
-            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        traffic.merge_slashes(environ)
         return self.wsgi_app(environ, start_response)
 
 
@@ -94,8 +90,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app.url_map.merge_slashes = False
     app.extensions["clever_sim"] = sim = Simulator(cfg, clock=clock)
 
-    from .clever.data_routes import bp as data_bp
-    from .clever.grades_routes import GradeEndpoint
+    from .clever.data_routes import api as data_api
+    from .clever.grades_routes import api as grades_api
     from .clever.oauth_routes import bp as oauth_bp
     from .control.routes import bp as control_bp
     from .control.docs_routes import bp as docs_bp
@@ -105,73 +101,25 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     from .inspector.routes import bp as inspector_bp
     from .schoology.routes import bp as schoology_bp
 
-    for bp in (oauth_bp, data_bp, control_bp, snapshot_bp, docs_bp, schoology_bp,
-               gradebook_bp, inspector_bp, home_bp):
+    apis = (grades_api, data_api)
+    for bp in (oauth_bp, *(a.blueprint for a in apis), control_bp, snapshot_bp, docs_bp,
+               schoology_bp, gradebook_bp, inspector_bp, home_bp):
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
     app.add_template_filter(pages.when, "when")
     app.add_template_global(unslotted_url_for, "unslotted_url_for")
-    # /v1/grade is answered before Flask (see grades_routes); a page's persona slot
-    # (/u/{n}/…, web.PersonaSlots) is read before that, and ``//`` merged before all.
-    app.wsgi_app = _MergeSlashes(PersonaSlots(GradeEndpoint(app.wsgi_app, sim)))
-
-    _install_hooks(app)
+    # a page's persona slot (/u/{n}/…, web.PersonaSlots) is read before the pipeline
+    app.wsgi_app = PersonaSlots(traffic.EmulatedTraffic(app.wsgi_app, sim, app.url_map,
+                                                        {a.name: a for a in apis}, _EMULATED,
+                                                        pages.is_page_path))
     _install_error_handlers(app)
     if tenant is None:
         tenants.install(app, make_tenant_app)
         app.register_blueprint(tenant_routes.bp)
-        # outermost: the control API's rules apply to every tenant's /t/{name}/_sim/ too
-        app.wsgi_app = ControlGuard(app.wsgi_app, policy_from_config(cfg))
+        # the control API's rules apply to every tenant's /t/{name}/_sim/ too; ``//`` is
+        # merged once, outermost
+        app.wsgi_app = _MergeSlashes(ControlGuard(app.wsgi_app, policy_from_config(cfg)))
     return app
-
-
-def _sim(app: Flask) -> Simulator:
-    return app.extensions["clever_sim"]
-
-
-def _is_emulated(req) -> bool:
-    """Partner-facing requests, including unknown API paths (a wrong URL is worth
-    journaling); a mistyped page URL or the browser's own /favicon.ico is not partner traffic."""
-    blueprint = req.blueprint
-    if blueprint in _EMULATED:
-        return True
-    return (blueprint is None and not req.path.startswith(("/_sim", "/static"))
-            and not pages.is_page_path(req.path, req.environ.get("HTTP_ACCEPT")))
-
-
-def _install_hooks(app: Flask) -> None:
-    sim = _sim(app)
-
-    @app.before_request
-    def _start() -> None:
-        # Runs on every request: the request is looked up once (each proxy access costs a
-        # context-variable lookup), and whether it is emulated is decided once, here.
-        req = request._get_current_object()
-        ex = exchange()
-        ex.emulated = emulated = _is_emulated(req)
-        if not emulated or req.path.startswith("/_sim"):
-            return
-        rate_limited = req.blueprint in _RATE_LIMITED
-        traffic.admit(sim, ex, req.method, req.path,
-                      req.environ.get("HTTP_AUTHORIZATION", "") if rate_limited else None)
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        ex = exchange()
-        headers = response.headers
-        for key, value in traffic.extra_headers(ex, response.headers.get("Content-Type")):
-            if key.startswith("X-RateLimit"):  # set nowhere else: added, not replaced
-                headers.add(key, value)
-            else:
-                headers.setdefault(key, value)
-        req = request._get_current_object()
-        if ex.emulated is None:  # before_request did not run (the request failed first)
-            ex.emulated = _is_emulated(req)
-        if ex.emulated:
-            body = None if response.is_streamed or response.direct_passthrough else response.get_data()
-            traffic.journal(sim, ex, req.environ, req.method, req.path, response.status_code,
-                            response.headers.to_wsgi_list(), body)
-        return response
 
 
 def error_response(exc: SimError) -> Response:
@@ -181,9 +129,8 @@ def error_response(exc: SimError) -> Response:
 
 
 def _install_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ConnectionDropped)
-    def _dropped(exc: ConnectionDropped):  # journaled as 444; GradeEndpoint drops the connection
-        return Response(b"", status=traffic.DROP_STATUS, headers={traffic.DROP_HEADER: "1"})
+    """Errors in the views Flask serves, as their answers (the findings go to the journal
+    when the request is partner-facing)."""
 
     @app.errorhandler(SimError)
     def _sim_error(exc: SimError):
@@ -197,22 +144,10 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if exc.code == 405:
-            return _sim_error(traffic.method_not_allowed(
-                request.method, request.path, getattr(exc, "valid_methods", None) or []))
         if exc.code == 404 and pages.is_page_path(request.path, request.environ.get("HTTP_ACCEPT")):
             return render_template("page_not_found.html", path=request.path,
                                    max_slots=MAX_SLOTS), 404
-        if exc.code == 404:
-            message = f"Not found: no endpoint at {request.path}"
-        elif exc.code == 413:
-            message = "Request body too large"
-        else:
-            message = exc.description or exc.name
-        exchange().findings.append(message)
-        response = jsonify({"message": message})
-        response.status_code = exc.code or 500
-        return response
+        return _sim_error(traffic.routing_error(exc, request.method, request.path))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # pragma: no cover - a bug; tests assert it never happens

@@ -36,7 +36,6 @@ from .errors import FieldProblem, SimError, UnsupportedMediaType
 from .web import check_json_content_type
 
 _TENANT_PATH = re.compile(r"^/t/[^/]+(/.*)$")
-_SLASHES = re.compile(r"/{2,}")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Control paths a health probe or a developer's browser reads without the control token:
@@ -206,9 +205,8 @@ def control_path(path: str) -> str | None:
 
 
 def _page_path(path: str) -> str:
-    """The path as the app routes it: ``//`` merged, a tenant's ``/t/{name}`` prefix removed."""
-    if "//" in path:
-        path = _SLASHES.sub("/", path)
+    """The path as the app routes it: a tenant's ``/t/{name}`` prefix removed (``//`` is
+    merged before the guard runs, in ``app.create_app``)."""
     found = _TENANT_PATH.match(path)
     return found.group(1) if found else path
 
@@ -216,7 +214,7 @@ def _page_path(path: str) -> str:
 def check(environ: Mapping[str, Any], policy: ControlPolicy) -> None:
     """Every rule that applies to this request; raises the SimError to answer with."""
     path = environ.get("PATH_INFO", "") or ""
-    if not path.startswith(_GUARDED) and "//" not in path:
+    if not path.startswith(_GUARDED):
         return  # the emulated Clever API, the login page, static files: for anyone
     control = control_path(path)
     if control is not None:
@@ -246,8 +244,5 @@ class ControlGuard:
         try:
             check(environ, self.policy)
         except SimError as exc:
-            status, headers, body = traffic.error_parts(exc)
-            headers += traffic.extra_headers(traffic.Exchange(), headers[0][1])
-            start_response(traffic.status_line(status), headers)
-            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+            return traffic.answer_error(exc, environ, start_response)
         return self.app(environ, start_response)

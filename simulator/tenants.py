@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from flask import Flask
-from werkzeug.wrappers import Response
 
-from . import limits
+from . import limits, traffic
 from .config import ConfigError, resolve_db_path
 from .errors import BadRequest, Conflict, FieldProblem, NotFound, ServiceUnavailable
 
@@ -36,7 +35,6 @@ DEFAULT_LIMIT = limits.MAX_TENANTS  # per process (each holds a roster copy); fe
 DRAIN_S = 2.0             # how long DELETE waits for the tenant's in-flight requests
 PREFIX = "/t/"
 EXTENSION = "clever_sim_tenants"
-_SLASHES = re.compile(r"/{2,}")
 log = logging.getLogger("clever_sim")
 
 
@@ -253,7 +251,8 @@ def unknown_tenant(name: str) -> NotFound:
 
 
 class TenantDispatcher:
-    """WSGI: ``/t/{name}/…`` to that tenant's app (prefix moved to ``SCRIPT_NAME``), the rest to root."""
+    """WSGI: ``/t/{name}/…`` to that tenant's app (prefix moved to ``SCRIPT_NAME``), the rest
+    to root (``//`` is merged before this, in ``app.create_app``)."""
 
     def __init__(self, root_wsgi: Callable, tenants: Tenants):
         self.root_wsgi = root_wsgi
@@ -261,18 +260,12 @@ class TenantDispatcher:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "") or ""
-        if "//" in path:
-            path = environ["PATH_INFO"] = _SLASHES.sub("/", path)
         if not (path == "/t" or path.startswith(PREFIX)):
             return self.root_wsgi(environ, start_response)
         name, _, rest = path[len(PREFIX):].partition("/")
         tenant = self.tenants.get(name) if NAME_RE.fullmatch(name) else None
         if tenant is None or not tenant.enter():
-            exc = unknown_tenant(name)
-            response = Response(json.dumps(exc.body(), ensure_ascii=False), exc.status,
-                                mimetype="application/json",
-                                headers={"X-Content-Type-Options": "nosniff"})
-            return response(environ, start_response)
+            return traffic.answer_error(unknown_tenant(name), environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX + name
         environ["PATH_INFO"] = "/" + rest
         try:

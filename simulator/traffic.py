@@ -1,18 +1,29 @@
-"""What every partner-facing request goes through, whoever serves it: fault injection,
-Clever's rate limit, the security and rate headers, the error body, and the journal entry.
+"""The one pipeline every request goes through (``EmulatedTraffic``), and its steps: fault
+injection, Clever's rate limit, the security and rate headers, the error body, the journal.
 
-No Flask here: ``app``'s request hooks call these for the Flask-served endpoints, and
-``clever.grades_routes`` calls them for ``/v1/grade``, which is served straight from WSGI.
+No Flask here: the pipeline is WSGI in front of the Flask app and routes each request once
+with the app's ``url_map``. The emulated JSON APIs' views (``web.JsonApi``: ``/v1/grade``,
+the data API) are answered here, without Flask's per-request machinery; the other
+partner-facing requests (OAuth pages, unknown API paths) pass through Flask and come back
+for their headers and journal entry; pages and the control API get the security headers.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as RoutedToOtherMethods
+from werkzeug.exceptions import NotFound as RoutedNowhere
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request
 
-from .errors import ConnectionDropped, InjectedFault, MethodNotAllowed, RateLimited, SimError
+from .errors import (ConnectionDropped, InjectedFault, MethodNotAllowed, NotFound,
+                     PayloadTooLarge, RateLimited, SimError)
 from .journal import RawEntry
 from .sim import Simulator
 from .jsontext import dumps
@@ -23,11 +34,11 @@ from .jsontext import dumps
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
-# A dropped connection is journaled as 444 (nginx's "closed without a response"); the
-# Flask-served paths mark their placeholder answer with DROP_HEADER so the WSGI layer
-# raises ConnectionDropped instead of sending it (see grades_routes.GradeEndpoint).
+# A dropped connection is journaled as 444 (nginx's "closed without a response").
 DROP_STATUS = 444
-DROP_HEADER = "X-Clever-Sim-Drop"
+EXCHANGE_KEY = "clever_sim.exchange"  # the request's Exchange, in its WSGI environ
+_SLASHES = re.compile(r"/{2,}")
+log = logging.getLogger("clever_sim")
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"  # what Flask labels a body-less answer (Clever's 429)
@@ -36,11 +47,10 @@ HTML_TYPE = "text/html; charset=utf-8"  # what Flask labels a body-less answer (
 class Exchange:
     """What the simulator learns about one request while serving it, for its journal entry."""
 
-    __slots__ = ("started", "emulated", "fault", "rate", "findings", "meta", "request_body")
+    __slots__ = ("started", "fault", "rate", "findings", "meta", "request_body")
 
-    def __init__(self, emulated: bool | None = None) -> None:
+    def __init__(self) -> None:
         self.started = time.perf_counter()
-        self.emulated = emulated        # partner-facing (journaled); None: not decided yet
         self.fault = None               # the injected fault this request took, if any
         self.rate: tuple[int, int, int] | None = None  # (limit, remaining, reset) once counted
         self.findings: list[str] = []   # plain-words problems for the inspector
@@ -78,17 +88,21 @@ def admit(sim: Simulator, exchange: Exchange, method: str, path: str,
             raise RateLimited(headers={"Retry-After": str(max(1, int(reset - now)))})
 
 
-def extra_headers(exchange: Exchange, content_type: str | None) -> list[tuple[str, str]]:
-    """Headers every answer gets on top of its own: nosniff, the page CSP on HTML, and
-    Clever's ``X-RateLimit-*`` once the request was counted."""
-    out = [("X-Content-Type-Options", "nosniff")]
-    if content_type is not None and content_type.startswith("text/html"):
-        out.append(("Content-Security-Policy", PAGE_CSP))
-    rate = exchange.rate
+def finish_headers(headers: list[tuple[str, str]],
+                   rate: tuple[int, int, int] | None = None) -> list[tuple[str, str]]:
+    """``headers`` with what every answer gets on top of its own: nosniff, the page CSP on
+    HTML (each unless the answer set its own), and Clever's ``X-RateLimit-*`` once the
+    request was counted (``rate``)."""
+    names = {k.lower(): v for k, v in headers}
+    if "x-content-type-options" not in names:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    if names.get("content-type", "").startswith("text/html") \
+            and "content-security-policy" not in names:
+        headers.append(("Content-Security-Policy", PAGE_CSP))
     if rate is not None:
-        out += [("X-RateLimit-Limit", str(rate[0])), ("X-RateLimit-Remaining", str(rate[1])),
-                ("X-RateLimit-Reset", str(rate[2])), ("X-RateLimit-Bucket", "bearer")]
-    return out
+        headers += [("X-RateLimit-Limit", str(rate[0])), ("X-RateLimit-Remaining", str(rate[1])),
+                    ("X-RateLimit-Reset", str(rate[2])), ("X-RateLimit-Bucket", "bearer")]
+    return headers
 
 
 def error_parts(exc: SimError) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -110,6 +124,27 @@ def method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> Method
     return MethodNotAllowed(f"Method {method} not allowed for {path}"
                             + (f"; use {listed}" if listed else ""),
                             headers={"Allow": ", ".join(allowed)} if allowed else None)
+
+
+def routing_error(exc: HTTPException, method: str, path: str) -> SimError:
+    """A werkzeug HTTP error (no route, another method, a body over Flask's cap) as the
+    SimError answered in its place."""
+    if isinstance(exc, RoutedToOtherMethods) or exc.code == 405:
+        return method_not_allowed(method, path, getattr(exc, "valid_methods", None) or [])
+    if isinstance(exc, RoutedNowhere) or exc.code == 404:
+        return NotFound(f"Not found: no endpoint at {path}")
+    if exc.code == 413:
+        return PayloadTooLarge("Request body too large")
+    error = SimError(exc.description or exc.name)
+    error.status = exc.code or 500
+    return error
+
+
+def answer_error(exc: SimError, environ: dict, start_response: Callable) -> list[bytes]:
+    """Answer ``exc`` straight from WSGI (a request refused before any app serves it)."""
+    status, headers, body = error_parts(exc)
+    start_response(status_line(status), finish_headers(headers))
+    return [] if environ.get("REQUEST_METHOD", "GET").upper() == "HEAD" else [body]
 
 
 def bug_parts(exc: Exception) -> tuple[str, tuple[int, list[tuple[str, str]], bytes]]:
@@ -157,3 +192,143 @@ def journal(sim: Simulator, exchange: Exchange, environ: dict, method: str, path
                     if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH"))
     sim.journal.add(RawEntry(fields, headers, exchange.request_body, tuple(response_headers),
                              response_body, sim.clock.now(), sim.clock.iso))
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+class Call:
+    """One request to an emulated JSON API view (``web.JsonApi``): what the view may read."""
+
+    __slots__ = ("sim", "exchange", "environ", "method", "path")
+
+    def __init__(self, sim: Simulator, exchange: Exchange, environ: dict, method: str, path: str):
+        self.sim = sim
+        self.exchange = exchange
+        self.environ = environ
+        self.method = method
+        self.path = path
+
+    def header(self, wsgi_name: str) -> str | None:
+        """A request header by its WSGI name (``HTTP_AUTHORIZATION``, ``CONTENT_TYPE``)."""
+        return self.environ.get(wsgi_name)
+
+    def query(self) -> tuple[dict[str, str], str]:
+        """The query parameters (first value of each, as Flask's ``request.args`` reads
+        them) and the raw query string."""
+        raw = self.environ.get("QUERY_STRING", "")
+        return (Request(self.environ).args.to_dict(flat=True),
+                raw.encode("latin-1").decode("utf-8", errors="replace"))
+
+
+def merge_slashes(environ: dict) -> None:
+    """Route ``//v2.1/students`` as ``/v2.1/students``, as Clever does (clients build URLs so):
+    done once, in front of everything (``app.create_app``)."""
+    path = environ.get("PATH_INFO", "")
+    if "//" in path:
+        environ["PATH_INFO"] = _SLASHES.sub("/", path)
+
+
+class EmulatedTraffic:
+    """WSGI in front of the Flask app: every request's one pipeline (see the module's doc).
+
+    Partner-facing requests (``emulated`` blueprints' routes, and API paths nobody routes)
+    take, in order: fault injection and the rate limit (``admit``), the answer (a JSON API
+    view called here, or Flask), any error as its SimError's answer, the security and rate
+    headers, the journal entry. The rest go to Flask with only the security headers added.
+    """
+
+    def __init__(self, flask_wsgi: Callable, sim: Simulator, url_map: Map,
+                 apis: Mapping[str, Any], emulated: Iterable[str],
+                 is_page_path: Callable[[str, str | None], bool]):
+        self.flask_wsgi = flask_wsgi
+        self.sim = sim
+        self.url_map = url_map
+        self.apis = dict(apis)            # blueprint name -> web.JsonApi
+        self.emulated = frozenset(emulated) | frozenset(self.apis)
+        self.is_page_path = is_page_path
+        self._adapter = None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace").lstrip("/")
+        if path.startswith(("/_sim", "/static")):  # never partner traffic
+            return self.flask_wsgi(environ, _finishing(start_response))
+        if self._adapter is None:  # every route is registered by the first request
+            self._adapter = self.url_map.bind("clever-sim")
+        try:
+            rule, args = self._adapter.match(path, method, return_rule=True)
+            blueprint, error = rule.endpoint.rpartition(".")[0] or None, None
+        except HTTPException as exc:  # no route, or another method's: Flask's blueprint None
+            rule, args, blueprint, error = None, {}, None, exc
+        if blueprint is not None and blueprint not in self.emulated \
+                or blueprint is None and (error is None or self.is_page_path(path, environ.get("HTTP_ACCEPT"))):
+            return self.flask_wsgi(environ, _finishing(start_response))
+        return self._serve(environ, start_response, method, path, rule, args, error)
+
+    def _serve(self, environ: dict, start_response: Callable, method: str, path: str,
+               rule: Any, args: dict, error: HTTPException | None) -> Iterable[bytes]:
+        s = self.sim
+        ex = environ[EXCHANGE_KEY] = Exchange()
+        api = self.apis.get(rule.endpoint.rpartition(".")[0]) if rule is not None else None
+        line = None
+        try:
+            admit(s, ex, method, path, environ.get("HTTP_AUTHORIZATION", "")
+                  if api is not None and api.rate_limited else None)
+            if error is not None:
+                raise routing_error(error, method, path)
+            if api is None:  # a route Flask serves (OAuth's pages and forms)
+                line, headers, body = _through(self.flask_wsgi, environ)
+                status = int(line.split(None, 1)[0])
+            elif method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
+                status, body = 200, b""  # a browser's preflight, answered as Flask would
+                headers = [("Content-Type", HTML_TYPE), ("Content-Length", "0"),
+                           ("Allow", ", ".join(self._adapter.allowed_methods(path)))]
+            else:
+                status, body = 200, api.answer(api.views[rule.endpoint](
+                    Call(s, ex, environ, method, path), **args))
+                headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))]
+        except ConnectionDropped:
+            journal(s, ex, environ, method, path, DROP_STATUS, [], b"")
+            raise
+        except SimError as exc:
+            ex.findings.extend(findings_of(exc))
+            status, headers, body = error_parts(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug: a JSON 500 that asks for a report
+            log.exception("unexpected error on %s %s", method, path)
+            finding, (status, headers, body) = bug_parts(exc)
+            ex.findings.append(finding)
+        if api is not None:
+            api.decorate(headers)
+        finish_headers(headers, ex.rate)
+        journal(s, ex, environ, method, path, status, headers, body)
+        start_response(line or status_line(status), headers)
+        return [] if method == "HEAD" else [body]
+
+
+def _finishing(start_response: Callable) -> Callable:
+    """``start_response`` that adds the security headers (``finish_headers``)."""
+    def start(status: str, headers: list, exc_info=None):
+        return start_response(status, finish_headers(headers), exc_info)
+    return start
+
+
+def _through(wsgi: Callable, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers, body) of a WSGI app's answer, read whole."""
+    got: list = []
+
+    def start(status: str, headers: list, exc_info=None):
+        got[:] = [status, list(headers)]
+        return _no_write
+
+    chunks = wsgi(environ, start)
+    try:
+        body = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return got[0], got[1], body
+
+
+def _no_write(data: bytes) -> None:  # pragma: no cover - Flask never uses write()
+    raise RuntimeError("the legacy WSGI write() is not supported on emulated paths")

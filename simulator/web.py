@@ -1,4 +1,5 @@
-"""Request helpers shared by every blueprint: the current simulator, bodies, bearer tokens."""
+"""Request helpers shared by every blueprint: the current simulator, bodies, bearer tokens,
+and ``JsonApi``, the routes of an emulated JSON API served by the pipeline (``traffic``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from urllib.parse import parse_qsl
 
 import secrets
 
-from flask import current_app, g, request, session, url_for
+from flask import Blueprint, current_app, request, session, url_for
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -17,7 +18,8 @@ from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
                      ServiceUnavailable, UnsupportedMediaType)
 from .numbers import whole_number
 from .sim import Simulator
-from .traffic import Exchange
+from .store import _dumps
+from .traffic import EXCHANGE_KEY, JSON_TYPE, Exchange
 
 JSON_TYPES = ("application/json",)
 MAX_BODY = 1024 * 1024  # no request body is read past this (the app's MAX_CONTENT_LENGTH)
@@ -29,11 +31,12 @@ def sim() -> Simulator:
 
 
 def exchange() -> Exchange:
-    """This request's ``traffic.Exchange`` (what its journal entry will say), made on first use."""
-    ctx = g._get_current_object()  # one context lookup, not one per access
-    found = getattr(ctx, "exchange", None)
+    """This request's ``traffic.Exchange`` (what its journal entry will say): the pipeline's
+    for a partner-facing request, else made on first use."""
+    environ = request.environ
+    found = environ.get(EXCHANGE_KEY)
     if found is None:
-        found = ctx.exchange = Exchange()
+        found = environ[EXCHANGE_KEY] = Exchange()
     return found
 
 
@@ -53,6 +56,54 @@ def _declared_too_large(length: int | str, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit})",
                            [FieldProblem("(body)", f"is {length} bytes; the limit is {limit}",
                                          "send only the grade fields and a little context")])
+
+
+class JsonApi:
+    """The routes of one emulated JSON API: rules in the app's ``url_map`` (``blueprint``),
+    answered by the pipeline (``traffic.EmulatedTraffic``) straight from WSGI, without Flask's
+    per-request machinery.
+
+    A view takes a ``traffic.Call`` and the rule's arguments and returns its 200 answer's
+    JSON: an object, or the JSON text itself as bytes; any other answer is a ``SimError``.
+    ``headers`` are set on every answer of the API, errors included (unless the answer has
+    its own), and ``content_type`` replaces ``application/json``.
+    """
+
+    def __init__(self, name: str, *, rate_limited: bool = False, preflight: bool = True,
+                 headers: dict[str, str] | None = None, content_type: str = JSON_TYPE):
+        self.name = name
+        self.blueprint = Blueprint(name, __name__)
+        self.views: dict[str, Callable[..., Any]] = {}
+        self.rate_limited = rate_limited  # counted against the bearer token's rate limit
+        self.preflight = preflight        # OPTIONS answered 200 with Allow, as Flask does
+        self.headers = list((headers or {}).items())
+        self.content_type = content_type
+
+    def route(self, rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
+        """Register a view for ``rule`` (stack several for one view)."""
+        def register(view: Callable[..., Any]) -> Callable[..., Any]:
+            self.blueprint.add_url_rule(rule, view.__name__, None, methods=list(methods),
+                                        provide_automatic_options=None if self.preflight else False)
+            self.views[f"{self.name}.{view.__name__}"] = view
+            return view
+        return register
+
+    @staticmethod
+    def answer(result: Any) -> bytes:
+        """A view's result as the body ``flask.jsonify`` would write."""
+        if isinstance(result, bytes):
+            return result
+        return (_dumps(result) + "\n").encode()
+
+    def decorate(self, headers: list[tuple[str, str]]) -> None:
+        """Add the API's headers to an answer's, in place."""
+        if self.content_type != JSON_TYPE:
+            for i, (key, value) in enumerate(headers):
+                if key == "Content-Type" and value == JSON_TYPE:
+                    headers[i] = (key, self.content_type)
+        if self.headers:
+            have = {k.lower() for k, _ in headers}
+            headers += [(k, v) for k, v in self.headers if k.lower() not in have]
 
 
 def admit_wait() -> Callable[[], bool]:

@@ -1,8 +1,8 @@
-"""``/v1/grade`` is served straight from WSGI, before Flask (``grades_routes.GradeEndpoint``).
+"""``/v1/grade`` is an ordinary route of the one pipeline (``traffic.EmulatedTraffic``).
 
-It must answer exactly as the Flask-served partner endpoints do: the same status lines,
-headers, error bodies, rate limit, faults and journal entries, on every path Flask would
-route to it — compared here against ``/v3.0/me`` answering the same kind of request.
+It must answer exactly as the other partner endpoints do: the same status lines, headers,
+error bodies, rate limit, faults and journal entries, on every path routed to it —
+compared here against ``/v3.0/me`` answering the same kind of request.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from conftest import assert_error, bearer, il_token
 from simulator.app import create_app
-from simulator.clever import grades
+from simulator.clever import data_api, grades
 from simulator.clever.data_routes import CLEVER_HEADERS
 from simulator.tenants import close_app
 
@@ -148,20 +148,72 @@ def test_a_body_that_fails_to_parse_is_still_journaled(client, sim, student):
     assert any("(body)" in f for f in entry["findings"])
 
 
-def test_a_bug_in_the_grade_path_is_a_json_500_logged_and_journaled(client, sim, student,
-                                                                     monkeypatch, caplog):
+@pytest.mark.parametrize("method, path, module, name", [
+    ("POST", "/v1/grade", grades, "submit_grade"),
+    ("GET", "/v3.0/me", data_api, "me"),
+], ids=["grade", "data-api"])
+def test_a_bug_in_a_json_api_view_is_a_json_500_logged_and_journaled(client, sim, student,
+                                                                       monkeypatch, caplog,
+                                                                       method, path, module, name):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(grades, "submit_grade", broken)
+    monkeypatch.setattr(module, name, broken)
     with caplog.at_level(logging.ERROR, logger="clever_sim"):
-        resp = client.post("/v1/grade", json=GRADE, headers=bearer(il_token(sim, student["id"])))
+        resp = client.open(path, method=method, json=GRADE if method == "POST" else None,
+                           headers=bearer(il_token(sim, student["id"])))
     assert resp.status_code == 500
     assert resp.get_json() == {"message": "Internal simulator error (RuntimeError); please report "
                                           "it with the request that caused it"}
-    assert "unexpected error on POST /v1/grade" in caplog.text
-    entry = sim.journal.query(path="/v1/grade")[0][0]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert f"unexpected error on {method} {path}" in caplog.text
+    entry = sim.journal.query(path=path)[0][0]
     assert list(entry["findings"]) == ["simulator bug: RuntimeError: boom"]
+    assert entry["status"] == 500 and entry["response_body"] == resp.get_data(as_text=True)
+
+
+# --- the one pipeline: every emulated route, whoever answers it -------------------------------
+
+def test_a_data_api_error_keeps_clevers_headers_as_its_answers_do(client):
+    resp = client.get("/v3.0/me")
+    assert_error(resp, 401, "No authorization provided", field="Authorization")
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_head_on_the_data_api_sends_no_body_but_journals_the_answer(client, sim, student):
+    token = il_token(sim, student["id"])
+    full = client.get("/v3.0/me", headers=bearer(token))
+    head = client.head("/v3.0/me", headers=bearer(token))
+    assert head.status == "200 OK" and head.get_data() == b""
+    assert head.headers["Content-Length"] == full.headers["Content-Length"]
+    entry = sim.journal.query(path="/v3.0/me")[0][0]
+    assert entry["method"] == "HEAD" and entry["response_body"] == full.get_data(as_text=True)
+
+
+def test_a_flask_served_partner_request_is_journaled_by_the_same_pipeline(client, sim):
+    client.post("/_sim/faults", json={"path": "/oauth/tokens", "status": 502, "count": 1})
+    faulted = client.post("/oauth/tokens", data={"grant_type": "authorization_code"})
+    refused = client.post("/oauth/tokens", data={"grant_type": "password"})
+    assert faulted.status_code == 502 and faulted.headers["X-Content-Type-Options"] == "nosniff"
+    assert refused.status_code in (400, 401) and "error" in refused.get_json()
+    second, first = sim.journal.query(path="/oauth/tokens")[0][:2]
+    assert first["fault"]["status"] == 502 and first["status"] == 502
+    assert second["fault"] is None and second["status"] == refused.status_code
+    assert second["response_body"] == refused.get_data(as_text=True) and second["findings"]
+
+
+@pytest.mark.parametrize("path", ["//_sim//grades", "//t//nobody//_sim/grades"])
+def test_the_control_guard_sees_the_path_with_slashes_merged(path):
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", "CONTROL_TOKEN": "s3cret"}, environ={})
+    try:
+        environ = EnvironBuilder(method="GET").get_environ()
+        environ["PATH_INFO"] = path
+        body, status, _ = run_wsgi_app(app, environ)
+        assert status == "401 UNAUTHORIZED", b"".join(body)
+    finally:
+        close_app(app)
 
 
 # --- whatever a server hands over: never a 5xx, always journaled ------------------------------

@@ -8,6 +8,7 @@ tenants against a real waitress server.
 from __future__ import annotations
 
 import html
+import json
 import re
 import threading
 import time
@@ -127,6 +128,15 @@ def test_longest_valid_name(client):
     name = "a" + "-9" * 31  # 63 characters
     make(client, name)
     assert client.get(f"/t/{name}/_sim/health").status_code == 200
+
+
+def test_an_unknown_tenant_is_answered_with_the_canonical_error_bytes(client):
+    resp = client.get("/t/nobody/v3.0/me")
+    body = assert_error(resp, 404, "Unknown tenant 'nobody'", field="tenant")
+    assert resp.get_data() == (json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                               + "\n").encode()
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize("path", ["/t/nope/v3.0/me", "/t/nope", "/t/nope/", "/t/BAD/_sim/health",

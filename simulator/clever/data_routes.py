@@ -2,18 +2,16 @@
 
 Only documented (version, collection) pairs are routed, and nested paths only for
 collections that have relations; any other ``/vX/…`` path falls through to the app's 404.
-Every answer of this blueprint carries the headers every recorded api.clever.com answer
-carries (``_clever_headers``).
+Every answer of this API carries the headers every recorded api.clever.com answer
+carries (``CLEVER_HEADERS``), errors included. A ``web.JsonApi``: answered by the pipeline
+(``traffic.EmulatedTraffic``) after fault injection and the rate limit.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
-
-from ..web import bearer_token, note, sim
+from ..traffic import Call
+from ..web import JsonApi, bearer_from
 from . import data_api, tokens
-
-bp = Blueprint("data_api", __name__)
 
 # Headers of every answer api.clever.com gave in the recordings (2023): JSON labelled
 # UTF-8, open CORS, and no caching.
@@ -41,52 +39,41 @@ _V2_NESTED = f"any({_any(sorted(data_api.relations('v2.1')))})"
 _V3_NESTED = f"any({_any(sorted(data_api.relations('v3.0')))})"
 
 
-@bp.after_request
-def _clever_headers(response: Response) -> Response:
-    """Clever's recorded headers on every answer of the data API, errors included."""
-    for key, value in CLEVER_HEADERS.items():
-        response.headers.setdefault(key, value)
-    if response.mimetype == "application/json":
-        response.headers["Content-Type"] = JSON_UTF8
-    return response
+api = JsonApi("data_api", rate_limited=True, headers=CLEVER_HEADERS, content_type=JSON_UTF8)
+bp = api.blueprint
 
 
-def _token() -> dict:
-    token = tokens.resolve(sim(), bearer_token())
-    note(client_id=token["client_id"], user_id=token.get("user_id"), token_kind=token["kind"])
+def _token(call: Call) -> dict:
+    token = tokens.resolve(call.sim, bearer_from(call.header("HTTP_AUTHORIZATION")))
+    call.exchange.note(client_id=token["client_id"], user_id=token.get("user_id"),
+                       token_kind=token["kind"])
     return token
 
 
-def _query() -> tuple[dict, str]:
-    """The query parameters (first value of each) and the raw query string."""
-    return (request.args.to_dict(flat=True),
-            request.query_string.decode("utf-8", errors="replace"))
+@api.route("/me")
+@api.route(f"/<{_VERSION}:version>/me")
+def me(call: Call, version: str | None = None) -> dict:
+    return data_api.me(call.sim, _token(call), version)
 
 
-@bp.get("/me")
-@bp.get(f"/<{_VERSION}:version>/me")
-def me(version: str | None = None):
-    return jsonify(data_api.me(sim(), _token(), version))
+@api.route(f"/<{_V2}:version>/<{_V2_COLL}:collection>/<record_id>")
+@api.route(f"/<{_V3}:version>/<{_V3_COLL}:collection>/<record_id>")
+def record(call: Call, version: str, collection: str, record_id: str) -> dict:
+    return data_api.get_record(call.sim, _token(call), version, collection, record_id)
 
 
-@bp.get(f"/<{_V2}:version>/<{_V2_COLL}:collection>/<record_id>")
-@bp.get(f"/<{_V3}:version>/<{_V3_COLL}:collection>/<record_id>")
-def record(version: str, collection: str, record_id: str):
-    return jsonify(data_api.get_record(sim(), _token(), version, collection, record_id))
+@api.route(f"/<{_V2}:version>/<{_V2_COLL}:collection>")
+@api.route(f"/<{_V3}:version>/<{_V3_COLL}:collection>")
+def listing(call: Call, version: str, collection: str) -> dict:
+    token = _token(call)
+    params, query = call.query()
+    return data_api.list_records(call.sim, token, version, collection, params, query)
 
 
-@bp.get(f"/<{_V2}:version>/<{_V2_COLL}:collection>")
-@bp.get(f"/<{_V3}:version>/<{_V3_COLL}:collection>")
-def listing(version: str, collection: str):
-    token = _token()
-    params, query = _query()
-    return jsonify(data_api.list_records(sim(), token, version, collection, params, query))
-
-
-@bp.get(f"/<{_V2}:version>/<{_V2_NESTED}:collection>/<record_id>/<related>")
-@bp.get(f"/<{_V3}:version>/<{_V3_NESTED}:collection>/<record_id>/<related>")
-def related(version: str, collection: str, record_id: str, related: str):
-    token = _token()
-    params, query = _query()
-    return jsonify(data_api.list_related(sim(), token, version, collection, record_id, related,
-                                         params, query))
+@api.route(f"/<{_V2}:version>/<{_V2_NESTED}:collection>/<record_id>/<related>")
+@api.route(f"/<{_V3}:version>/<{_V3_NESTED}:collection>/<record_id>/<related>")
+def related(call: Call, version: str, collection: str, record_id: str, related: str) -> dict:
+    token = _token(call)
+    params, query = call.query()
+    return data_api.list_related(call.sim, token, version, collection, record_id, related,
+                                 params, query)

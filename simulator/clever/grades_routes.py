@@ -3,85 +3,30 @@
 Order (each step's errors before the next's): bearer token (401) → Content-Type (415)
 → body size (413) → Content-Encoding (415 unless identity or gzip; 400 bad gzip; 413 when
 it inflates past the limit) → JSON (400) → the grade's rules (``grades.submit_grade``).
-Other methods get 405 naming POST.
+Other methods get 405 naming POST (a browser's preflight too: no CORS here).
 
-The endpoint partner CI hits hardest is served straight from WSGI (``GradeEndpoint``), not
-through Flask: Flask's per-request machinery (contexts, request and response objects, hook
-dispatch) cost more than checking and storing the grade itself, and halved the throughput.
-It takes the same steps every Flask-served partner request takes, from ``traffic``: fault
-injection, the rate limit, the error body, the headers and the journal entry.
+A ``web.JsonApi``: answered by the pipeline (``traffic.EmulatedTraffic``) after fault
+injection and the rate limit, like every emulated JSON API route.
 """
 
 from __future__ import annotations
 
-import logging
 import zlib
-from typing import Callable, Iterable
 
-from .. import traffic
-from ..errors import (BadRequest, ConnectionDropped, FieldProblem, PayloadTooLarge, SimError,
-                      UnsupportedMediaType)
-from ..sim import Simulator
+from ..errors import BadRequest, FieldProblem, PayloadTooLarge, UnsupportedMediaType
 from ..jsontext import dumps
-from ..traffic import Exchange
-from ..web import bearer_from, check_json_content_type, parse_json, read_body_from
+from ..traffic import Call
+from ..web import JsonApi, bearer_from, check_json_content_type, parse_json, read_body_from
 from . import grades, tokens
 
-log = logging.getLogger("clever_sim")
-
-PATHS = ("/v1/grade", "/v1/grade/")  # the app's routes ignore one trailing slash
-ROUTES = {("POST", "/v1/grade")}       # what is served here, outside Flask's url_map
+api = JsonApi("grades", rate_limited=True, preflight=False)
+bp = api.blueprint
 
 
-class GradeEndpoint:
-    """WSGI: ``/v1/grade`` (after ``//`` is merged) answered here; any other path goes on
-    to ``app``, the Flask app's own WSGI callable."""
-
-    def __init__(self, app: Callable, sim: Simulator):
-        self.app = app
-        self.sim = sim
-
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path not in PATHS:
-            return self.app(environ, _dropping(start_response))
-        s = self.sim
-        ex = Exchange(emulated=True)
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        try:
-            if method != "POST":
-                traffic.admit(s, ex, method, path, None)  # as Flask: faults, no rate count
-                raise traffic.method_not_allowed(method, path, ["POST"])
-            traffic.admit(s, ex, method, path, environ.get("HTTP_AUTHORIZATION", ""))
-            status, body = 200, post_grade(s, ex, environ)
-            headers = [("Content-Type", traffic.JSON_TYPE), ("Content-Length", str(len(body)))]
-        except ConnectionDropped:
-            traffic.journal(s, ex, environ, method, path, traffic.DROP_STATUS, [], b"")
-            raise
-        except SimError as exc:
-            ex.findings.extend(traffic.findings_of(exc))
-            status, headers, body = traffic.error_parts(exc)
-        except Exception as exc:  # noqa: BLE001 - a bug: answered like every other bug
-            log.exception("unexpected error on %s %s", method, path)
-            finding, (status, headers, body) = traffic.bug_parts(exc)
-            ex.findings.append(finding)
-        headers += traffic.extra_headers(ex, headers[0][1])
-        traffic.journal(s, ex, environ, method, path, status, headers, body)
-        start_response(traffic.status_line(status), headers)
-        return [] if method == "HEAD" else [body]
-
-
-def _dropping(start_response: Callable) -> Callable:
-    """``start_response`` that turns a Flask answer marked DROP_HEADER into a dropped connection."""
-    def start(status: str, headers: list, exc_info=None):
-        if any(k == traffic.DROP_HEADER for k, _ in headers):
-            raise ConnectionDropped()
-        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
-    return start
-
-
-def post_grade(s: Simulator, ex: Exchange, environ: dict) -> bytes:
+@api.route("/v1/grade", methods=("POST",))
+def post_grade(call: Call) -> bytes:
     """Check, store and answer one grade POST."""
+    s, ex, environ = call.sim, call.exchange, call.environ
     generation = s.store.token_generation  # before the lookup: see Store.save_grade
     token = tokens.resolve(s, bearer_from(environ.get("HTTP_AUTHORIZATION")))
     ex.note(client_id=token["client_id"], token_kind=token["kind"], user_id=token.get("user_id"))
