@@ -335,6 +335,8 @@ def test_adding_again_updates_the_settings(client, sim, partner, demo_app):
     ({"max_points": ""}, ["is required"]),
     ({"due_date": "", "due_time": "10:00"}, ["is needed when a due time is given"]),
     ({"max_points": "0"}, ["must be a number above 0"]),                     # link_assignment's rule
+    ({"max_points": "100001"}, ["must be a number above 0 (at most 100000)"]),
+    ({"max_points": "9" * 5000}, ["must be a number above 0 (at most 100000)"]),  # not a 500 in int()
     ({"grading_category": "nope"}, ["&#39;nope&#39; is not one of the district"]),  # link_assignment's rule
     ({"grading_type": "vibes"}, ["must be one of"]),
     ({"assignment_id": ""}, ["assignment_id: is required"]),

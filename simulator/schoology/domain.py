@@ -25,6 +25,8 @@ SETTINGS_FIELDS = ("grading_enabled", "grading_category", "due_date", "due_time"
                    "grading_period", "max_points")
 HIDDEN_FIELDS = ("assignment_id", "name", "description", "standards")
 GRADING_TYPES = tuple(GRADING_TYPE_LABELS)
+# the bound the control API declares for a link (openapi.json LinkRequest), for the form too
+MAX_POINTS = bodies.document()["components"]["schemas"]["LinkRequest"]["properties"]["max_points"]["maximum"]
 
 
 def launch_state(assignment_id: str) -> str:
@@ -412,7 +414,11 @@ def parse_settings(values: dict[str, Any], section_id: str, client_id: str
             problems.append(FieldProblem("max_points", f"{raw_points!r} is not a number",
                                          "e.g. 100 or 12.5"))
         else:
-            body["max_points"] = int(number) if number == number.to_integral_value() else float(number)
+            if not 0 < number <= MAX_POINTS:  # before int(): 10**5000 would not even print
+                problems.append(FieldProblem("max_points", f"must be a number above 0 (at most {MAX_POINTS})",
+                                             "Schoology's default is 100"))
+            else:
+                body["max_points"] = int(number) if number == number.to_integral_value() else float(number)
     if body["grading_type"] not in GRADING_TYPES:
         problems.append(FieldProblem("grading_type", "must be one of " +
                                      ", ".join(GRADING_TYPE_LABELS[t] for t in GRADING_TYPES)))
