@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 import secrets
 
 from flask import Blueprint, current_app, request, session, url_for
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -147,7 +148,13 @@ def read_body_from(environ: dict, limit: int, max_content_length: int | None = N
     length = get_content_length(environ)
     if length is not None and length > limit:
         raise _declared_too_large(length, limit)
-    data = get_input_stream(environ, max_content_length=max_content_length).read(limit + 1)
+    try:
+        data = get_input_stream(environ, max_content_length=max_content_length).read(limit + 1)
+    except ClientDisconnected:  # werkzeug: the input ended before the declared length
+        raise BadRequest("Request body shorter than its Content-Length",
+                         [FieldProblem("Content-Length", f"declares {length} bytes, but the body "
+                                       "ended before them", "send exactly Content-Length bytes, or "
+                                       "leave the header out and use chunked encoding")]) from None
     if len(data) > limit:
         raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)",
                               [FieldProblem("(body)", f"is over {limit} bytes",

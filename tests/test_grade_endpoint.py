@@ -268,6 +268,22 @@ def test_any_environ_gets_a_4xx_or_200_and_a_journal_entry(app, sim, student, fi
     assert len(sim.journal) == before + 1
 
 
+@pytest.mark.parametrize("extra", [{"CONTENT_LENGTH": " 5"},
+                                   {"CONTENT_LENGTH": "5", "HTTP_TRANSFER_ENCODING": "gzip"}])
+def test_a_body_ending_before_its_content_length_is_a_400_naming_the_header(app, sim, student,
+                                                                           extra):
+    """werkzeug raises ClientDisconnected there; found by the property above as a 500."""
+    environ = EnvironBuilder(path="/v1/grade", method="POST", data=b"", content_type="application/json",
+                             headers=bearer(il_token(sim, student["id"]))).get_environ()
+    environ.update(extra)
+    body_iter, status, _ = run_wsgi_app(app, environ)
+    answer = json.loads(b"".join(body_iter))
+    assert status == "400 BAD REQUEST"
+    assert answer["message"] == "Request body shorter than its Content-Length"
+    assert answer["errors"][0]["field"] == "Content-Length"
+    assert answer["errors"][0]["problem"] == "declares 5 bytes, but the body ended before them"
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 def _student_token(client, prefix: str) -> str:
