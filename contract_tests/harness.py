@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus, urljoin, urlsplit
 import httpx
 
 from simulator import httpclient
-from simulator.config import control_headers
+from simulator.control_client import ControlAPIError, ControlClient
 
 from .config import PLACEHOLDER
 
@@ -233,32 +233,25 @@ class SimError(Exception):
         self.body = body
 
 
-class SimClient:
-    """JSON calls to ``/_sim/…``; every call has a timeout; errors become ``SimError``."""
+class SimClient(ControlClient):
+    """The simulator's control client as the suite uses it: every call has a timeout, and a
+    refusal or an unreachable simulator becomes ``SimError`` (said in one line by the runner)."""
 
     def __init__(self, base_url: str, control_token: str | None = None):
-        self.base_url = base_url.rstrip("/")
-        self.http = client(base_url=self.base_url, timeout=CONTROL_TIMEOUT,
-                           headers={"User-Agent": USER_AGENT, **control_headers(control_token)})
+        super().__init__(base_url, control_token, timeout=CONTROL_TIMEOUT)
+        self.base_url = self.url
+        self.http.headers["User-Agent"] = USER_AGENT
 
-    def close(self) -> None:
-        self.http.close()
-
-    def call(self, method: str, path: str, *, ok: Iterable[int] = (200, 201), **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, *, ok: Iterable[int] = (200, 201), json: Any = None,
+             params: dict | None = None, timeout: float | None = None) -> Any:
         try:
-            resp = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise SimError(f"simulator at {self.base_url} did not answer {method} {path}: "
-                           f"{type(exc).__name__}: {exc}") from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = resp.text
-        if resp.status_code not in ok:
-            message = body.get("message") if isinstance(body, dict) else None
-            raise SimError(f"simulator answered {method} {path} with {resp.status_code}: "
-                           f"{message or clip(resp.text, 300)}", resp.status_code, body)
-        return body
+            return super().call(method, path, json_body=json, params=params, timeout=timeout, ok=ok)
+        except ControlAPIError as exc:
+            if exc.status == 0:  # no answer at all: the message says why
+                raise SimError(f"{exc.body} ({method} {path})") from None
+            message = exc.body.get("message") if isinstance(exc.body, dict) else None
+            raise SimError(f"simulator answered {method} {path} with {exc.status}: "
+                           f"{message or clip(str(exc.body), 300)}", exc.status, exc.body) from None
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.call("GET", path, **kw)
