@@ -222,10 +222,10 @@ def test_unknown_bearer_token_is_hidden_on_the_page(client, sim):
     secret = "realCleverToken0123456789abcdef"
     client.post("/v1/grade", json={"assignmentID": "a1", "percentage": 0.5}, headers=bearer(secret))
     e = last_entry(sim)
-    assert "token unknown to the simulator (a real Clever token?)" in texts(e)
+    assert "token unknown to the simulator (revoked, or a real Clever token?)" in texts(e)
     page = entry_page(client, e["id"])
     assert secret not in page and "not a simulator token" in page
-    assert "token unknown to the simulator (a real Clever token?)" in page
+    assert "token unknown to the simulator (revoked, or a real Clever token?)" in page
 
 
 def test_client_secret_is_hidden(client, sim, demo_app, student):
@@ -305,7 +305,17 @@ def test_finding_grade_without_json_content_type(client, sim, student):
 
 def test_finding_unknown_token(client, sim):
     client.get("/v3.0/me", headers=bearer("abc123"))
-    assert texts(last_entry(sim)) == ["token unknown to the simulator (a real Clever token?)"]
+    assert texts(last_entry(sim)) == ["token unknown to the simulator (revoked, or a real Clever token?)"]
+
+
+def test_a_token_revoked_through_the_control_api_is_explained_as_possibly_revoked(client, sim,
+                                                                                   student):
+    token = il_token(sim, student["id"])
+    assert client.delete(f"/_sim/tokens/{token}").status_code == 200
+    client.post("/v1/grade", json={"assignmentID": "a1", "percentage": 0.5}, headers=bearer(token))
+    e = last_entry(sim)
+    assert e["status"] == 401
+    assert texts(e) == ["token unknown to the simulator (revoked, or a real Clever token?)"]
 
 
 def test_finding_no_token(client, sim):

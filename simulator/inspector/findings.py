@@ -121,8 +121,8 @@ def _grade_content_type(e: dict, rec: list[str]) -> Finding | None:
 def _unknown_token(e: dict, rec: list[str]) -> Finding | None:
     hit = _first(rec, "bearer token is unknown to the simulator")
     if hit:
-        return Finding(ERROR, "token unknown to the simulator (a real Clever token?)",
-                       "use a token the simulator issued (POST /oauth/tokens or "
+        return Finding(ERROR, "token unknown to the simulator (revoked, or a real Clever token?)",
+                       "fetch a fresh token the simulator issues (POST /oauth/tokens or "
                        "GET /oauth/tokens?owner_type=district) and check the app's base URLs "
                        "point at the simulator", hit)
     return None
