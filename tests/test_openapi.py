@@ -250,6 +250,14 @@ def test_every_example_matches_its_schema():
     assert checked > 20
 
 
+def test_the_401_example_is_what_an_unknown_token_gets(client):
+    """The documented example is the real answer, word for word (it had drifted once)."""
+    example = DOC["components"]["responses"]["Unauthorized"]["content"]["application/json"]["example"]
+    resp = client.get("/v3.0/me", headers={"Authorization": "Bearer no-such-token"})
+    assert resp.status_code == 401
+    assert resp.get_json() == example
+
+
 def test_every_route_is_described(app):
     missing = routed(app) - described_routes() - set(NOT_DESCRIBED)
     assert not missing, "routes missing from simulator/openapi.json:\n" + "\n".join(
