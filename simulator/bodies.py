@@ -26,9 +26,15 @@ _COMBINATORS = frozenset({"anyOf", "oneOf", "not"})  # said only when nothing pl
 
 
 @functools.lru_cache(maxsize=1)
+def document_text() -> str:
+    """The packaged ``simulator/openapi.json``, as shipped (``/_sim/openapi.json`` serves it)."""
+    return resources.files("simulator").joinpath("openapi.json").read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
 def document() -> dict:
-    """The packaged OpenAPI document (read once; do not change it)."""
-    return json.loads(resources.files("simulator").joinpath("openapi.json").read_text("utf-8"))
+    """The packaged OpenAPI document, parsed once (do not change it)."""
+    return json.loads(document_text())
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 from markupsafe import Markup, escape
 
+from ..bodies import document_text
 from ..web import base_root
 
 bp = Blueprint("api_docs", __name__, url_prefix="/_sim")
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-
-
-@lru_cache(maxsize=1)
-def document_text() -> str:
-    """The packaged ``simulator/openapi.json``, as shipped."""
-    return resources.files("simulator").joinpath("openapi.json").read_text(encoding="utf-8")
 
 
 def load_document() -> dict:
