@@ -218,7 +218,7 @@ def main() -> None:
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
           roster_cache: str | None, strict: bool | None, threads: int, server: str,
           allowed_hosts: tuple[str, ...], control_token: str | None) -> None:
-    """Serve the simulator on a production WSGI server (granian, or waitress)."""
+    """Serve the simulator on a production WSGI server (waitress; granian with --server)."""
     from .heap import fix_mmap_threshold, start_trimmer
     from .limits import raise_fd_limit
     from .serving import (ServerUnavailable, bind, choose_server, describe_server,

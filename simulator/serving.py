@@ -1,5 +1,5 @@
-"""Run the app on a production WSGI server, in this process or in a thread: granian (Rust
-HTTP, one worker in this process) where its wheel installs, else waitress (pure Python).
+"""Run the app on a production WSGI server, in this process or in a thread: waitress (pure
+Python), or granian (Rust HTTP, one worker in this process) where its wheel installs.
 
 Every server runs on waitress unless ``--server``/``CLEVER_SIM_SERVER`` asks for granian or
 ``auto``: only waitress can close a connection unanswered (an injected ``drop`` fault, which
