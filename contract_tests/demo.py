@@ -19,7 +19,8 @@ from urllib.parse import urlencode
 
 import click
 
-from simulator.serving import RunningServer, bind, describe_server
+from simulator.embedded import bind_simulator
+from simulator.serving import RunningServer, describe_server
 
 DEMO_CLIENT_ID = "b4fd885bda79813831c3"
 DEMO_CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
@@ -91,16 +92,9 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     """
     from .reference_partner import bind_partner, create_partner_app
 
-    from simulator.app import create_app
-
-    sim_app = create_app({"DB": db} if db else {}, environ=environ)
-    sim = sim_app.extensions["clever_sim"]
-    try:
-        sim_server = bind(sim_app, host, sim_port, server=server)
-    except BaseException:
-        sim.close()
-        raise
-
+    sim_server = bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
+                                server=server)
+    sim = sim_server.app.extensions["clever_sim"]
     existing = sim.store.get_app(DEMO_CLIENT_ID)
     credentials = existing or {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
     partner_app = create_partner_app({
@@ -111,15 +105,11 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
         partner_server = bind_partner(partner_app, host, partner_port)
     except BaseException:
         partner_app.extensions["reference_partner"].close()
-        sim_server.server.close()
-        sim.close()
+        sim_server.stop()
         raise
 
     ensure_registration(sim, partner_server.url, partner_server.port)
-
-    sim_server.thread = threading.Thread(target=sim_server.server.run, name="clever-sim-server",
-                                         daemon=True)
-    sim_server.thread.start()
+    sim_server.start()
     partner_server.start()
     return Demo(sim_server, partner_server, credentials["client_id"])
 

@@ -469,23 +469,19 @@ def open_contract(cfg: ContractConfig, *, sim_url: str | None = None, sim_port: 
 
 def start_simulator(cfg: ContractConfig, port: int, control_token: str | None = None) -> Any:
     """The simulator, in this process, on 127.0.0.1:``port`` (throwaway in-memory state)."""
-    from simulator.app import create_app
     from simulator.config import ConfigError
+    from simulator.embedded import start_simulator as start_embedded
     from simulator.roster import RosterError
-    from simulator.serving import start_in_thread
 
     config_file = cfg.path if Path(cfg.path).is_file() else None
+    settings = {"DB": ":memory:", **({"CONTROL_TOKEN": control_token} if control_token else {})}
     try:
-        app = create_app({"DB": ":memory:", **({"CONTROL_TOKEN": control_token} if control_token
-                                                 else {})}, config_file=config_file)
+        return start_embedded(settings, "127.0.0.1", port, config_file=config_file)
     except ConfigError as exc:
         raise ContractConfigError(f"simulator settings: {exc}") from None
     except RosterError as exc:
         raise ContractConfigError(f"simulator roster: {exc}") from None
-    try:
-        return start_in_thread(app, "127.0.0.1", port)
     except OSError as exc:
-        app.extensions["clever_sim"].close()
         raise SetupProblem(
             f"cannot start the simulator on 127.0.0.1:{port}: {exc.strerror or exc}. "
             f"Free the port, or pass --sim-port N (and point your app's Clever URLs at "

@@ -187,6 +187,18 @@ class ControlClient:
         return self.call("POST", "/_sim/tokens",
                          json_body={"client_id": client_id, "user_id": user_id})["access_token"]
 
+    def district_token(self, client_id: str, district_id: str | None = None) -> str:
+        """The app's district-app token for a district (default: the app's first district)."""
+        path = f"/_sim/apps/{quote(client_id, safe='')}"
+        view = self.call("GET", path)
+        tokens = view.get("district_tokens") or {}
+        district_id = district_id or (view.get("districts") or [None])[0]
+        if district_id not in tokens:
+            raise ControlAPIError("GET", path, 200,
+                                  f"the app has no district-app token for district {district_id!r} "
+                                  f"(it has: {', '.join(tokens) or 'none'})")
+        return tokens[district_id]
+
     # -- Schoology --------------------------------------------------------------------------
 
     def link(self, section_id: str, client_id: str, assignment_id: str, **settings: Any) -> dict:

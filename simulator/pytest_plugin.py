@@ -32,28 +32,20 @@ work the same against an in-process simulator and against ``--clever-sim-url``.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import grade_check
 from .config import CONTROL_TOKEN_ENV
-from .control_client import App, ControlAPIError, ControlClient
+from .control_client import App, ControlAPIError
+from .embedded import AppRegistrations, PortUnavailable, SimulatorUnavailable, Target
+from .grade_check import user_id as _id
 
 __all__ = ["App", "CleverSim", "ControlAPIError"]
-
-_TOLERANCE = Decimal("0.000001")
-_POINTS_TOLERANCE = Decimal("0.005")  # Schoology shows points with 2 decimals
-_SHOWN = 10                   # lines of grades / similar requests in a failure message
-_GENERIC_APP = {"name": "pytest partner", "client_id": "clever-sim-pytest",
-                "client_secret": "clever-sim-pytest-secret",
-                "redirect_uris": ["http://127.0.0.1:5001/clever/callback"]}
-_SPEC_KEYS = ("name", "client_id", "client_secret", "redirect_uris", "assignments_url",
-              "districts", "scopes")
 
 
 # --- options -----------------------------------------------------------------------------
@@ -76,43 +68,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # --- the simulator for this session ------------------------------------------------------
 
-class _Target:
-    """One simulator: started here (``sim`` is its ``Simulator``) or reached at a URL."""
-
-    def __init__(self, url: str, settings: dict, server: Any = None, sim: Any = None,
-                 token: str | None = None):
-        self.url = url.rstrip("/")
-        self.settings = settings
-        self.server = server
-        self.sim = sim
-        self.control = ControlClient(self.url, token)
-        self.generated_apps: dict[str, str] = {}  # spec (JSON) -> client_id, for specs without one
-
-    def reset(self) -> None:
-        if self.sim is not None:
-            self.sim.reset()
-        else:
-            self.control.reset()
-
-    def default_app_spec(self) -> dict:
-        """The roster's (first) demo app; with --clever-sim-url the first registered app."""
-        if self.sim is not None:
-            apps = self.sim.roster_apps()
-            return dict(apps[0]) if apps else dict(_GENERIC_APP)
-        apps = self.control.apps()
-        if not apps:
-            return dict(_GENERIC_APP)
-        return {k: apps[0][k] for k in _SPEC_KEYS if apps[0].get(k) is not None}
-
-    def stop(self) -> None:
-        self.control.close()
-        if self.server is not None:
-            self.server.stop()
-
-
 class _Servers:
-    """The session's simulator: started on first use, restarted only when a test asks for
-    other settings, always stopped at the end of the session."""
+    """The session's simulator (``embedded.Target``) as the options ask: started on first
+    use, restarted only when a test asks for other settings, stopped at the session's end;
+    failures become test errors that name the option to change."""
 
     def __init__(self, config: pytest.Config):
         self.url = config.getoption("--clever-sim-url")
@@ -125,7 +84,7 @@ class _Servers:
         if config.getoption("--clever-sim-roster"):
             roster = Path(config.invocation_params.dir, config.getoption("--clever-sim-roster"))
             self.cli["ROSTER"] = str(roster.resolve())
-        self.current: _Target | None = None
+        self.current: Target | None = None
         self.last_port: int | None = None  # a restart keeps the port: clever_sim_url stays valid
         self.failure: str | None = None
         self._warned = False
@@ -137,7 +96,7 @@ class _Servers:
             self.current = self._start({"DB": ":memory:", **self.cli})
         return self.current.url
 
-    def target(self, overrides: dict | None) -> _Target:
+    def target(self, overrides: dict | None) -> Target:
         if overrides is not None and not isinstance(overrides, dict):
             pytest.fail(f"clever_sim_config must return a dict of settings, not "
                         f"{type(overrides).__name__}", pytrace=False)
@@ -150,58 +109,36 @@ class _Servers:
         self.current = self._start(settings)
         return self.current
 
-    def _start(self, settings: dict) -> _Target:
-        from .app import create_app
-        from .config import ConfigError
-        from .roster import RosterError
-        from .serving import start_in_thread
-
+    def _start(self, settings: dict) -> Target:
         try:
-            app = create_app(settings, environ={})
-        except (ConfigError, RosterError) as exc:
-            pytest.fail(f"clever_sim: cannot start the simulator with {settings}:\n{exc}",
-                        pytrace=False)
-        port = self.port or self.last_port or 0
-        try:
-            server = start_in_thread(app, "127.0.0.1", port)
-        except OSError as exc:
-            if self.port or not port:
-                app.extensions["clever_sim"].close()
-                pytest.fail(f"clever_sim: cannot listen on 127.0.0.1:{port}: "
-                            f"{exc.strerror or exc} (--clever-sim-port)", pytrace=False)
-            warnings.warn(f"clever_sim: port {port} was taken while the simulator restarted with "
-                          "other settings; clever_sim_url changed", stacklevel=2)
-            server = start_in_thread(app, "127.0.0.1", 0)
-        self.last_port = server.port
-        return _Target(server.url, settings, server, app.extensions["clever_sim"],
-                       settings.get("CONTROL_TOKEN"))
+            target = Target.start(settings, self.port, keep_port=self.last_port)
+        except PortUnavailable as exc:
+            pytest.fail(f"clever_sim: {exc} (--clever-sim-port)", pytrace=False)
+        except SimulatorUnavailable as exc:
+            pytest.fail(f"clever_sim: {exc}", pytrace=False)
+        self.last_port = target.server.port
+        return target
 
-    def _remote(self, settings: dict) -> _Target:
+    def _remote(self, settings: dict) -> Target:
         if self.failure:
             pytest.fail(self.failure, pytrace=False)
         if self.current is None:
-            target = _Target(self.url, settings, token=self.token)
             try:
-                target.control.health()
+                self.current = Target.connect(self.url, settings, self.token)
             except ControlAPIError as exc:
-                target.stop()
                 self.failure = (f"clever_sim: no simulator answers at --clever-sim-url "
                                 f"{self.url}: {exc}\nStart it first (clever-sim serve --port N) "
                                 "or leave the option out to start one in-process.")
                 pytest.fail(self.failure, pytrace=False)
-            self.current = target
-        target = self.current
-        health = target.control.health()
-        if "STRICT" in settings and bool(settings["STRICT"]) != bool(health.get("strict")):
-            pytest.fail(f"clever_sim: this test asks for strict={settings['STRICT']} but the "
-                        f"simulator at {self.url} runs with strict={health.get('strict')}; "
-                        "restart it with(out) --strict", pytrace=False)
-        ignored = sorted(set(settings) - {"DB", "STRICT"})
+        try:
+            ignored = self.current.unapplied(settings)
+        except SimulatorUnavailable as exc:
+            pytest.fail(f"clever_sim: {exc}", pytrace=False)
         if ignored and not self._warned:
             self._warned = True
             warnings.warn(f"clever_sim: settings {ignored} cannot be applied to the simulator at "
                           f"--clever-sim-url {self.url} (start it with them)", stacklevel=2)
-        return target
+        return self.current
 
     def close(self) -> None:
         if self.current is not None:
@@ -232,61 +169,44 @@ def clever_sim_config() -> dict:
 
 
 @pytest.fixture
-def _clever_sim_target(_clever_sim_servers: _Servers, clever_sim_config: dict) -> _Target:
+def _clever_sim_target(_clever_sim_servers: _Servers, clever_sim_config: dict) -> Target:
     return _clever_sim_servers.target(clever_sim_config)
 
 
 @pytest.fixture
-def clever_sim_app(_clever_sim_target: _Target) -> dict:
+def clever_sim_app(_clever_sim_target: Target) -> dict:
     """The app every test starts with (override to register yours): the roster's demo app."""
     return _clever_sim_target.default_app_spec()
 
 
 @pytest.fixture
-def clever_sim(_clever_sim_target: _Target, clever_sim_app: dict):
+def clever_sim(_clever_sim_target: Target, clever_sim_app: dict):
     """The session's simulator, reset for this test, with ``clever_sim_app`` registered."""
-    target = _clever_sim_target
-    target.reset()
-    helper = CleverSim(target)
-    helper._start(clever_sim_app)
+    _clever_sim_target.reset()
+    helper = CleverSim(_clever_sim_target)
+    try:
+        helper.app = helper._apps.ensure(clever_sim_app)
+    except ValueError:
+        pytest.fail("clever_sim_app must return a dict with at least redirect_uris "
+                    f"(got {clever_sim_app!r})", pytrace=False)
     try:
         yield helper
     finally:
-        helper._cleanup()
+        helper._apps.undo()
 
 
 # --- the helper ----------------------------------------------------------------------------
 
-def _id(person: Any) -> str:
-    """A user id from an id or a persona/user dict."""
-    if isinstance(person, dict):
-        return person["id"]
-    return person
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def _num(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 class CleverSim:
-    """What ``clever_sim`` gives a test: the simulator's URL, its app and helpers."""
+    """What ``clever_sim`` gives a test: the simulator's URL, its app and helpers (each a
+    call of ``ControlClient``, ``grade_check`` or ``embedded``, with ids or persona dicts)."""
 
-    def __init__(self, target: _Target):
+    def __init__(self, target: Target):
         self._target = target
         self._control = target.control
+        self._apps = AppRegistrations(target)
         self.url: str = target.url
         self.app: App | None = None
-        self._created: list[str] = []
-        self._patched: dict[str, dict] = {}
 
     # -- the app ---------------------------------------------------------------------------
 
@@ -303,39 +223,6 @@ class CleverSim:
         """The in-process ``Simulator`` (None with ``--clever-sim-url``)."""
         return self._target.sim
 
-    def _start(self, spec: dict) -> None:
-        if not isinstance(spec, dict) or not spec.get("redirect_uris"):
-            pytest.fail("clever_sim_app must return a dict with at least redirect_uris "
-                        f"(got {spec!r})", pytrace=False)
-        spec = {k: v for k, v in spec.items()}
-        if spec.get("client_id") is None:
-            key = json.dumps(spec, sort_keys=True, default=str)
-            known = self._target.generated_apps.get(key)
-            view = self._control.app(known) if known else None
-            if view is None:
-                view = self._control.register_app(spec)
-                self._target.generated_apps[key] = view["client_id"]
-        else:
-            view = self._control.app(spec["client_id"])
-            if view is None:
-                view = self._control.register_app(spec)
-            elif any(view.get(k) != v for k, v in spec.items()):
-                view = self._control.update_app(spec["client_id"], spec)
-        self.app = App.from_view(view)
-
-    def _cleanup(self) -> None:
-        """Undo this test's app registrations (a reset keeps apps)."""
-        for client_id in reversed(self._created):
-            try:
-                self._control.delete_app(client_id, ok=(200, 404))
-            except ControlAPIError:  # the simulator is gone: nothing to undo
-                pass
-        for client_id, spec in self._patched.items():
-            try:
-                self._control.update_app(client_id, spec, ok=(200, 404))
-            except ControlAPIError:
-                pass
-
     def register_app(self, name: str = "Partner app", redirect_uris: list[str] | None = None,
                      assignments_url: str | None = None, client_id: str | None = None,
                      client_secret: str | None = None, **more: Any) -> App:
@@ -348,16 +235,7 @@ class CleverSim:
                            ("client_secret", client_secret)):
             if value is not None:
                 spec[key] = value
-        existing = self._control.app(client_id) if client_id else None
-        if existing is not None:
-            if client_id not in self._patched and client_id not in self._created:
-                self._patched[client_id] = {k: existing[k] for k in _SPEC_KEYS
-                                            if k in existing and k != "client_id"}
-            view = self._control.update_app(client_id, spec)
-        else:
-            view = self._control.register_app(spec)
-            self._created.append(view["client_id"])
-        return App.from_view(view)
+        return self._apps.register(spec)
 
     def _client(self, client_id: str | None) -> str:
         return client_id or self.client_id
@@ -395,14 +273,7 @@ class CleverSim:
 
     def district_token(self, district_id: str | None = None, *, client_id: str | None = None) -> str:
         """The app's district-app token for a district (default: the app's first district)."""
-        view = self._control.call("GET", f"/_sim/apps/{self._client(client_id)}")
-        tokens = view.get("district_tokens") or {}
-        district_id = district_id or (view.get("districts") or [None])[0]
-        if district_id not in tokens:
-            raise ControlAPIError("GET", f"/_sim/apps/{view['client_id']}", 200,
-                                  f"the app has no district-app token for district {district_id!r} "
-                                  f"(it has: {', '.join(tokens) or 'none'})")
-        return tokens[district_id]
+        return self._control.district_token(self._client(client_id), district_id)
 
     # -- Schoology -------------------------------------------------------------------------
 
@@ -440,148 +311,22 @@ class CleverSim:
         """The grade of ``user`` for ``assignment_id`` once it is stored (long-poll); an
         AssertionError listing what did arrive when none comes within ``timeout`` seconds."""
         __tracebackhide__ = True  # failures point at the test's line, not at the plugin
-        grade = self._control.wait_for_grade(_id(user), assignment_id, timeout, client_id=client_id)
-        if grade is None:
-            raise AssertionError(self._explain(
-                f"wait_for_grade: no grade for student {_id(user)} on assignment "
-                f"{assignment_id!r} arrived within {timeout:g} s", _id(user), assignment_id, client_id))
-        return grade
+        return grade_check.wait_for_grade(self._control, user, assignment_id, timeout,
+                                          client_id=client_id)
 
     def assert_grade(self, student: Any, assignment_id: str, *, lti: Any = None,
                      percentage: Any = None, points: Any = None, client_id: str | None = None,
                      timeout: float = 0) -> dict:
-        """Assert the stored grade of ``student`` for ``assignment_id`` has one expected value:
-
-        * ``lti`` — the LTI 1.1 score (0–1.0, what Clever passes to Schoology), ± 0.000001;
-        * ``percentage`` — the fraction the partner sent (``percentage``, or
-          ``scoreGiven/scoreMaximum`` before the 1.0 clamp), ± 0.000001;
-        * ``points`` — the points the teacher's gradebook shows: LTI × the max points of
-          the assignment linked in the student's section (``link()`` it first), ± 0.005.
-
-        ``timeout`` > 0 waits that long for the grade to arrive. On failure the message lists
-        the grades stored and the similar grade requests the simulator received.
-        """
+        """Assert the stored grade of ``student`` for ``assignment_id`` has one expected value
+        (``lti``, ``percentage`` or ``points``; ``grade_check.assert_grade`` says how each is
+        measured). On failure the message lists the grades stored and the similar grade
+        requests the simulator received."""
         __tracebackhide__ = True
-        given = [(name, value) for name, value in (("lti", lti), ("percentage", percentage),
-                                                   ("points", points)) if value is not None]
-        if len(given) != 1:
-            raise TypeError("assert_grade takes exactly one of lti=, percentage= or points=")
-        name, expected_raw = given[0]
-        expected = _dec(expected_raw)
-        if expected is None:
-            raise TypeError(f"assert_grade: {name}={expected_raw!r} is not a number")
-        user_id = _id(student)
-        if timeout:
-            grade = self._control.wait_for_grade(user_id, assignment_id, timeout, client_id=client_id)
-        else:
-            found = self.grades(user_id=user_id, assignment_id=assignment_id, client_id=client_id)
-            grade = found[-1] if found else None
-        what = f"student {user_id} on assignment {assignment_id!r}"
-        if grade is None:
-            waited = f" within {timeout:g} s" if timeout else ""
-            raise AssertionError(self._explain(
-                f"assert_grade: expected {name} {_num(expected)} but no grade for {what} "
-                f"arrived{waited}", user_id, assignment_id, client_id))
-        got, detail = self._measure(name, grade, user_id)
-        tolerance = _POINTS_TOLERANCE if name == "points" else _TOLERANCE
-        if got is None or abs(got - expected) > tolerance:
-            shown = "nothing" if got is None else _num(got)
-            hint = ""
-            if name == "percentage" and 1 < expected <= 100:
-                hint = f"\n(percentage is Clever's 0–1.0 format: did you mean {_num(expected / 100)}?)"
-            raise AssertionError(self._explain(
-                f"assert_grade: {what}: expected {name} {_num(expected)}, got {shown} "
-                f"({detail}){hint}", user_id, assignment_id, client_id, mismatch=grade))
-        return grade
+        return grade_check.assert_grade(self._control, student, assignment_id, lti=lti,
+                                        percentage=percentage, points=points,
+                                        client_id=client_id, timeout=timeout)
 
-    def _measure(self, name: str, grade: dict, user_id: str) -> tuple[Decimal | None, str]:
-        lti = _dec(grade.get("lti_score"))
-        sent = _describe(grade)
-        if name == "lti":
-            return lti, sent
-        if name == "percentage":
-            if grade.get("format") == "percentage":
-                return _dec(grade.get("percentage")), sent
-            given, maximum = _dec(grade.get("scoreGiven")), _dec(grade.get("scoreMaximum"))
-            if given is None or not maximum:
-                return None, sent
-            return given / maximum, sent
-        max_points, why = self._max_points(grade, user_id)
-        if max_points is None or lti is None:
-            return None, f"{sent}; {why}"
-        return lti * max_points, f"{sent}; LTI × max points {_num(max_points)}"
-
-    def _max_points(self, grade: dict, user_id: str) -> tuple[Decimal | None, str]:
-        links = self.links(client_id=grade.get("client_id"), assignment_id=grade["assignmentID"])
-        if not links:
-            return None, ("the assignment is not linked to any section, so the gradebook shows "
-                          "no points: call clever_sim.link(section_id, assignment_id, max_points=…)")
-        values = {str(link.get("max_points")) for link in links}
-        if len(values) > 1:
-            district = grade.get("district")
-            mine = next((p for p in self.students(district) if p["id"] == user_id), None)
-            sections = set(mine["sections"]) if mine else set()
-            links = [link for link in links if link["section_id"] in sections]
-            if not links:
-                return None, "the assignment is not linked in any of the student's sections"
-        return _dec(links[0].get("max_points")), ""
-
-    # -- failure reports -------------------------------------------------------------------
-
-    def _explain(self, headline: str, user_id: str, assignment_id: str, client_id: str | None,
-                 mismatch: dict | None = None) -> str:
-        lines = [headline]
-        try:
-            grades = self.grades()
-            posts = self.journal(path="/v1/grade", method="POST", limit=1000)
-        except ControlAPIError as exc:  # the report must not hide the assertion
-            return f"{headline}\n(could not read what arrived: {exc})"
-        posts = [p for p in posts if p.get("path") == "/v1/grade"]
-
-        def grade_rank(g: dict) -> int:
-            same_user, same_assignment = g.get("userID") == user_id, g.get("assignmentID") == assignment_id
-            return 0 if same_user and same_assignment else 1 if same_user else 2 if same_assignment else 3
-
-        ranked = sorted(grades, key=lambda g: (grade_rank(g), -(g.get("seq") or 0)))
-        if ranked:
-            lines.append(f"{len(grades)} grade(s) stored, closest first:")
-            for g in ranked[:_SHOWN]:
-                lines.append(f"  {_grade_line(g, user_id, assignment_id)}")
-            if len(ranked) > _SHOWN:
-                lines.append(f"  … and {len(ranked) - _SHOWN} more")
-        else:
-            lines.append("no grades stored at all.")
-
-        def post_rank(e: dict) -> int | None:
-            same_user, same_assignment = e.get("user_id") == user_id, e.get("assignment_id") == assignment_id
-            if same_user and same_assignment:
-                return 0
-            if same_user:
-                return 1
-            if same_assignment:
-                return 2
-            if (e.get("status") or 0) >= 400:
-                return 3
-            return None
-
-        similar = sorted(((r, e) for e in posts if (r := post_rank(e)) is not None),
-                         key=lambda item: (item[0], -item[1]["id"]))
-        if similar:
-            lines.append(f"similar requests (POST /v1/grade received, closest first; "
-                         f"{len(posts)} in all):")
-            for rank, entry in similar[:_SHOWN]:
-                lines.extend("  " + text for text in _request_lines(entry, rank, assignment_id))
-            if len(similar) > _SHOWN:
-                lines.append(f"  … and {len(similar) - _SHOWN} more")
-        elif posts:
-            lines.append(f"similar requests: none ({len(posts)} POST /v1/grade received, all "
-                         "accepted for other students and assignments)")
-        else:
-            lines.append("similar requests: none — no POST /v1/grade reached the simulator "
-                         f"(is your app's grades base URL {self.url}?)")
-        return "\n".join(lines)
-
-    # -- faults, journal, clock ------------------------------------------------------------
+# -- faults, journal, clock ------------------------------------------------------------
 
     def fault(self, path: str, status: int | None = None, count: int = 1,
               retry_after: int | None = None, latency_ms: int = 0, *, method: str | None = None,
@@ -606,54 +351,3 @@ class CleverSim:
     def reset(self) -> None:
         """Forget grades, links, codes, il tokens, journal, faults, clock (done before each test)."""
         self._target.reset()
-
-
-def _describe(grade: dict) -> str:
-    if grade.get("format") == "percentage":
-        sent = f"sent percentage {grade.get('percentage')}"
-    else:
-        sent = f"sent scoreGiven {grade.get('scoreGiven')} / scoreMaximum {grade.get('scoreMaximum')}"
-    return f"lti_score {grade.get('lti_score')}, {sent}, version {grade.get('version')}"
-
-
-def _grade_line(g: dict, user_id: str, assignment_id: str) -> str:
-    marks = []
-    if g.get("userID") == user_id:
-        marks.append("same student")
-    if g.get("assignmentID") == assignment_id:
-        marks.append("same assignment")
-    mark = f"  ← {', '.join(marks)}" if marks else ""
-    return (f"student {g.get('userID')} assignment {g.get('assignmentID')!r}: {_describe(g)} "
-            f"(app {g.get('client_id')}){mark}")
-
-
-_RANK_LABEL = {0: "same student, same assignment", 1: "same student, other assignment",
-               2: "same assignment, other student", 3: "rejected"}
-
-
-def _request_lines(entry: dict, rank: int, assignment_id: str) -> list[str]:
-    status = entry.get("status")
-    head = (f"#{entry.get('id')} POST /v1/grade → {status} [{_RANK_LABEL[rank]}] "
-            f"student {entry.get('user_id') or '?'} assignment {entry.get('assignment_id')!r}")
-    if entry.get("fault"):
-        head += " (injected fault)"
-    lines = [head]
-    body = entry.get("request_body")
-    if body:
-        lines.append(f"    sent: {body[:300]}")
-    answer = entry.get("response_body") or ""
-    try:
-        parsed = json.loads(answer) if answer else None
-    except ValueError:
-        parsed = None
-    if isinstance(status, int) and status < 400 and isinstance(parsed, dict) and \
-            isinstance(parsed.get("data"), dict):
-        lines.append(f"    stored: lti_score {parsed['data'].get('lti_score')}")
-    elif isinstance(parsed, dict) and parsed.get("message"):
-        errors = "; ".join(f"{e.get('field')}: {e.get('problem')}" +
-                           (f" ({e['hint']})" if e.get("hint") else "")
-                           for e in parsed.get("errors") or [])
-        lines.append(f"    error: {parsed['message']}" + (f" — {errors}" if errors else ""))
-    elif entry.get("findings"):
-        lines.append("    findings: " + "; ".join(entry["findings"]))
-    return lines

@@ -708,6 +708,12 @@ class RunningServer:
             return self.server.app.waiting
         return self.server.task_dispatcher.waiting
 
+    def start(self) -> "RunningServer":
+        """Serve (after ``bind``) in a daemon thread, so a test or demo process goes on."""
+        self.thread = threading.Thread(target=self.server.run, name="clever-sim-server", daemon=True)
+        self.thread.start()
+        return self
+
     def stop(self) -> None:
         from .tenants import close_app
 
@@ -777,12 +783,8 @@ def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
     a connection unanswered (on granian a 502 head comes first, which a client that retries
     5xx answers takes for a server error: the contract check for retrying network errors
     would pass a partner that never retries them)."""
-    running = bind(app, host, port, threads, waiters,
-                   server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
-    running.thread = threading.Thread(target=running.server.run, name="clever-sim-server",
-                                      daemon=True)
-    running.thread.start()
-    return running
+    return bind(app, host, port, threads, waiters,
+                server or os.environ.get("CLEVER_SIM_SERVER") or "waitress").start()
 
 
 def stop_server(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> None:

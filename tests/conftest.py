@@ -95,6 +95,14 @@ def post_grade(client, token: str | None, body: Any = None, *, raw: bytes | str 
     return client.post(f"{prefix}/v1/grade", data=data, headers=sent)
 
 
+def post_grade_over_http(url: str, token: str, body: dict):
+    """POST /v1/grade to a served simulator (``live_sim``), as a partner's app does."""
+    import httpx
+
+    return httpx.post(f"{url}/v1/grade", json=body, headers=bearer(token), trust_env=False,
+                      timeout=10)
+
+
 def grade_ok(client, token: str, body: dict | None = None, **fields) -> dict:
     """``post_grade`` of a grade that must be stored: the stored record."""
     resp = post_grade(client, token, body, **fields)
@@ -149,6 +157,29 @@ def assert_oauth_error(resp, status: int, error: str, description: str | None = 
     if description is not None:
         assert description in body["error_description"], body
     return body
+
+
+@pytest.fixture(scope="module")
+def live_sim():
+    """A simulator served on 127.0.0.1:0 for one test module, reached over HTTP as a partner's
+    app and the control client reach it; stopped after the module."""
+    from simulator.embedded import start_simulator
+
+    server = start_simulator()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def control(live_sim):
+    """A ``ControlClient`` of ``live_sim``, the simulator reset for this test."""
+    from simulator.control_client import ControlClient
+
+    with ControlClient(live_sim.url) as control:
+        control.reset()
+        yield control
 
 
 def _granian_problem() -> str | None:

@@ -1,5 +1,5 @@
 """``simulator.control_client``: the control API from plain Python (no pytest), against a real
-server on 127.0.0.1:0 started and stopped here."""
+server on 127.0.0.1:0 (``live_sim``)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,12 @@ import subprocess
 import sys
 import textwrap
 
-import httpx
 import pytest
 
-from simulator.app import create_app
+from conftest import post_grade_over_http
 from simulator.control_client import App, ControlAPIError, ControlClient
-from simulator.serving import start_in_thread
 
 REDIRECT = "http://127.0.0.1:5001/clever/callback"
-
-
-@pytest.fixture(scope="module")
-def server():
-    app = create_app({"DB": ":memory:"}, environ={})
-    running = start_in_thread(app, "127.0.0.1", 0)
-    try:
-        yield running
-    finally:
-        running.stop()
-        app.extensions["clever_sim"].close()
-
-
-@pytest.fixture
-def control(server):
-    with ControlClient(server.url) as client:
-        client.reset()
-        yield client
 
 
 @pytest.fixture
@@ -42,15 +22,11 @@ def partner(control):
     control.delete_app(view["client_id"], ok=(200, 404))
 
 
-def _post_grade(server, token: str, **grade) -> httpx.Response:
-    return httpx.post(server.url + "/v1/grade", json=grade, trust_env=False,
-                      headers={"Authorization": f"Bearer {token}"})
-
-
-def test_a_grade_posted_with_a_minted_token_is_waited_for_and_listed(server, control, partner):
+def test_a_grade_posted_with_a_minted_token_is_waited_for_and_listed(live_sim, control, partner):
     student = control.personas("student")[0]
     token = control.il_token(partner.client_id, student["id"])
-    assert _post_grade(server, token, assignmentID="quiz1", percentage=0.8).status_code == 200
+    answer = post_grade_over_http(live_sim.url, token, {"assignmentID": "quiz1", "percentage": 0.8})
+    assert answer.status_code == 200
     grade = control.wait_for_grade(student["id"], "quiz1", timeout=5, client_id=partner.client_id)
     assert grade["percentage"] == 0.8 and grade["assignmentID"] == "quiz1"
     assert [g["id"] for g in control.grades(client_id=partner.client_id)] == [grade["id"]]
@@ -69,12 +45,13 @@ def test_a_launch_code_carries_the_assignment_state(control, partner):
     assert code["redirect_url"].startswith(REDIRECT + "?")
 
 
-def test_faults_journal_and_clock(server, control, partner):
+def test_faults_journal_and_clock(live_sim, control, partner):
     fault = control.fault("/v1/grade", 503, count=1)
     assert [f["id"] for f in control.faults()] == [fault["id"]]
     student = control.personas("student")[0]
     token = control.il_token(partner.client_id, student["id"])
-    assert _post_grade(server, token, assignmentID="q", percentage=0.5).status_code == 503
+    answer = post_grade_over_http(live_sim.url, token, {"assignmentID": "q", "percentage": 0.5})
+    assert answer.status_code == 503
     assert control.journal(path="/v1/grade")[0]["status"] == 503
     control.clear_faults()
     control.clear_journal()
@@ -103,11 +80,11 @@ def test_an_unreachable_simulator_is_a_control_api_error_naming_the_url():
             client.health()
 
 
-def test_the_client_works_in_a_plain_script_without_pytest(server):
+def test_the_client_works_in_a_plain_script_without_pytest(live_sim):
     script = textwrap.dedent(f"""
         import sys
         from simulator.control_client import ControlClient
-        with ControlClient({server.url!r}) as sim:
+        with ControlClient({live_sim.url!r}) as sim:
             assert sim.health()["status"] == "ok"
             print(len(sim.personas("teacher")) > 0, "pytest" in sys.modules)
     """)
