@@ -12,11 +12,15 @@ import threading
 import time
 import unicodedata
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any, Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import bearer, district_token, grade_ok, il_token, link
@@ -557,16 +561,20 @@ def test_an_open_events_stream_receives_each_grade_posted():
         running.stop()
 
 
-def stream_app(**cfg):
-    return create_app({"DB": ":memory:", "SECRET_KEY": "t", **cfg}, environ={})
+@contextmanager
+def stream_setup(**cfg) -> Iterator[tuple[Flask, Any, dict, FlaskClient]]:
+    """A simulator with these gradebook-stream settings and a section on the A–F scale:
+    ``(app, sim, section, test client)``; the store is closed after."""
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t", **cfg}, environ={})
+    try:
+        s = app.extensions["clever_sim"]
+        yield app, s, section_with_scale(s, "Standard A–F"), app.test_client()
+    finally:
+        app.extensions["clever_sim"].close()
 
 
 def test_events_resume_from_last_event_id_and_skip_other_sections():
-    app = stream_app(GRADEBOOK_SSE_MAX_S=1.5, GRADEBOOK_SSE_HEARTBEAT_S=0.3)
-    try:
-        s = app.extensions["clever_sim"]
-        section = section_with_scale(s, "Standard A–F")
-        client = app.test_client()
+    with stream_setup(GRADEBOOK_SSE_MAX_S=1.5, GRADEBOOK_SSE_HEARTBEAT_S=0.3) as (app, s, section, client):
         link(client, section["id"], "e1", max_points=10)
         token = district_token(s, section["district"])
         outsider = next(u for u in s.roster["users"] if "student" in u["roles"]
@@ -586,8 +594,6 @@ def test_events_resume_from_last_event_id_and_skip_other_sections():
         assert grades[0][1]["cell"]["letter"] == "A" and grades[1][1]["link_id"] is None
         assert events[-1][0] == "bye"
         assert ": heartbeat" in text
-    finally:
-        app.extensions["clever_sim"].close()
 
 
 def stream_events(client, section: dict, after_seq: int, query: str = "") -> list:
@@ -607,11 +613,7 @@ def drain(chunks, resp) -> tuple[str, list]:
 
 
 def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
-    app = stream_app(GRADEBOOK_SSE_MAX_S=1.5, GRADEBOOK_SSE_HEARTBEAT_S=0.2)
-    try:
-        s = app.extensions["clever_sim"]
-        section = section_with_scale(s, "Standard A–F")
-        client = app.test_client()
+    with stream_setup(GRADEBOOK_SSE_MAX_S=1.5, GRADEBOOK_SSE_HEARTBEAT_S=0.2) as (app, s, section, client):
         a = link(client, section["id"], "t1", max_points=20)
         b = link(client, section["id"], "t2", max_points=10)
         off = link(client, section["id"], "t3", max_points=50, grading_enabled=False)
@@ -650,16 +652,11 @@ def test_grade_events_carry_the_rows_total_and_the_columns_class_average():
         grades = [d for n, d, _ in stream_events(client, section, before, name) if n == "grade"]
         assert grades[2]["average"] == {"percent": "50%", "graded": "(1 graded)"}
         assert grades[0]["total"] == {"points": "21.5 / 30", "percent": "71.67%"}  # per row
-    finally:
-        app.extensions["clever_sim"].close()
 
 
 @pytest.mark.parametrize("last_event_id", ["²", "-1", "abc", "9" * 40, ""])
 def test_events_ignore_unreadable_last_event_ids(last_event_id):
-    app = stream_app(GRADEBOOK_SSE_MAX_S=0.2)
-    try:
-        section = section_with_scale(app.extensions["clever_sim"], "Standard A–F")
-        client = app.test_client()
+    with stream_setup(GRADEBOOK_SSE_MAX_S=0.2) as (app, _, section, client):
         as_teacher(client, section)
         resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events",
                           headers={"Last-Event-ID": last_event_id}, buffered=False)
@@ -667,16 +664,10 @@ def test_events_ignore_unreadable_last_event_ids(last_event_id):
         text = "".join(chunk.decode() for chunk in resp.response)
         resp.close()
         assert text.startswith("retry: ") and "event: bye" in text
-    finally:
-        app.extensions["clever_sim"].close()
 
 
 def test_events_tell_the_page_when_assignments_change():
-    app = stream_app(GRADEBOOK_SSE_MAX_S=3)
-    try:
-        s = app.extensions["clever_sim"]
-        section = section_with_scale(s, "Standard A–F")
-        client = app.test_client()
+    with stream_setup(GRADEBOOK_SSE_MAX_S=3) as (app, _, section, client):
         as_teacher(client, section)
         resp = client.get(f"/schoology/sections/{section['id']}/gradebook/events", buffered=False)
         chunks = iter(resp.response)
@@ -685,16 +676,10 @@ def test_events_tell_the_page_when_assignments_change():
         text = next(chunks).decode()
         resp.close()
         assert "event: layout" in text and "assignments changed" in text
-    finally:
-        app.extensions["clever_sim"].close()
 
 
 def test_events_streams_are_capped_and_released():
-    app = stream_app(GRADEBOOK_SSE_MAX_STREAMS=1, GRADEBOOK_SSE_MAX_S=5)
-    try:
-        s = app.extensions["clever_sim"]
-        section = section_with_scale(s, "Standard A–F")
-        client = app.test_client()
+    with stream_setup(GRADEBOOK_SSE_MAX_STREAMS=1, GRADEBOOK_SSE_MAX_S=5) as (app, _, section, client):
         url = f"/schoology/sections/{section['id']}/gradebook/events"
         as_teacher(client, section)
         first = client.get(url, buffered=False)
@@ -707,8 +692,6 @@ def test_events_streams_are_capped_and_released():
         again = client.get(url, buffered=False)
         assert again.status_code == 200
         again.close()
-    finally:
-        app.extensions["clever_sim"].close()
 
 
 # --- domain units --------------------------------------------------------------------
