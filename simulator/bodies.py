@@ -44,6 +44,12 @@ def _validator(ref: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator({"$ref": f"{_BASE}#{ref}"}, registry=registry)
 
 
+def forget_validators() -> None:
+    """Drop the compiled validators, so the next check compiles from ``document()`` again
+    (for a test that swaps the document)."""
+    _validator.cache_clear()
+
+
 def _operation(method: str, path: str) -> dict:
     return document()["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]
 

@@ -164,7 +164,8 @@ def exposure_notice(app, host: str, port: int) -> str:
     return "\n".join(lines)
 
 
-def _allowed_hosts(config: str | None, flags: tuple[str, ...], host: str) -> list[str] | None:
+def serve_allowed_hosts(config: str | None, flags: tuple[str, ...],
+                        host: str) -> list[str] | None:
     """The control API's host names for `serve`: config and env, then ``--allowed-host``,
     then the addresses it listens on (an address cannot be DNS-rebound); None: the config's."""
     from .config import build_config
@@ -234,7 +235,7 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     tune_interpreter()
     app = _build(config, {"DB": db, "ROSTER": roster, "ROSTER_CACHE": roster_cache,
                           "STRICT": strict, "CONTROL_TOKEN": control_token,
-                          "ALLOWED_HOSTS": _allowed_hosts(config, allowed_hosts, host)})
+                          "ALLOWED_HOSTS": serve_allowed_hosts(config, allowed_hosts, host)})
     try:
         running = bind(app, host, port, threads, server=kind)
     except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)

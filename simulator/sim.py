@@ -185,6 +185,11 @@ class Simulator:
             with self._grades_changed:
                 self._grades_changed.notify_all()
 
+    @property
+    def waiters(self) -> int:
+        """Threads inside ``wait_for`` now (long-polls, live gradebook streams)."""
+        return self._waiters
+
     def wait_for(self, probe: Callable[[], Any], timeout: float,
                  gone: Callable[[], bool] | None = None) -> Any:
         """Call ``probe`` until it returns something truthy or ``timeout`` seconds pass, or

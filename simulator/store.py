@@ -1081,6 +1081,31 @@ class Store:
                 db.execute(sql)
             self.clear_caches()
 
+    # --- hooks for tests and tools: what they observe without reaching into the store ----
+
+    def connection(self):  # -> a context manager of sqlite3.Connection
+        """This thread's connection, held for the block, for tools and tests that ask SQLite
+        itself (query plans, statement traces); writes go through the methods above."""
+        return self._lease()
+
+    @contextmanager
+    def writes_held(self) -> Iterator[None]:
+        """Hold the writer for the block: grade writes meanwhile queue (``queued_grades``)
+        and go in one group commit once it ends."""
+        with self._write_lock:
+            yield
+
+    @property
+    def queued_grades(self) -> int:
+        """Grades waiting for the next group commit."""
+        with self._pending_lock:
+            return len(self._pending)
+
+    @property
+    def caches(self) -> dict[str, "ByteCache"]:
+        """The read-through caches by name; each holds at most ``max_bytes`` (settable)."""
+        return {"tokens": self._tokens, "users": self._users, "linked": self._linked}
+
 
 class _GradeJob:
     """One queued grade write and, once ``done``, its record or its error."""

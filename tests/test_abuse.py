@@ -521,8 +521,9 @@ def _fuzz_setup(app, server):
     """Real ids to fill URLs with (so requests get past the 404s), tokens and a session."""
     sim = app.extensions["clever_sim"]
     roster = sim.roster
-    sim._register_startup_apps()  # back if a fuzzed DELETE /_sim/apps/{id} removed it
-    demo = sim.store.get_app(roster["apps"][0]["client_id"])
+    first = sim.roster_apps()[0]  # back if a fuzzed DELETE /_sim/apps/{id} removed it
+    sim.register_app(first, sim.store.get_app(first["client_id"]))
+    demo = sim.store.get_app(first["client_id"])
     sim.register_app({"assignments_url": server.base + "/clever/assignments"}, demo)
     section = next(s for s in roster["sections"] if s["id"] == SECTION)
     student = section["students"][0]

@@ -119,13 +119,13 @@ def test_fault_bounds_come_from_the_openapi_schema_not_from_code(monkeypatch):
     doc = copy.deepcopy(bodies.document())
     doc["components"]["schemas"]["FaultRequest"]["properties"]["status"]["maximum"] = 503
     monkeypatch.setattr(bodies, "document", lambda: doc)
-    bodies._validator.cache_clear()
+    bodies.forget_validators()
     try:
         with pytest.raises(BadRequest) as caught:
             domain.parse_fault({"path": "/v1/grade", "status": 504})
         assert caught.value.errors == [FieldProblem("status", "must be a whole number from 100 to 503")]
     finally:
-        bodies._validator.cache_clear()
+        bodies.forget_validators()
 
 
 @pytest.mark.parametrize("schema, value, problem", [

@@ -214,14 +214,14 @@ def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(t
 
     commits: list[str] = []
     try:
-        with store._write_lock:  # noqa: SLF001 - hold the writer so the calls queue up
+        with store.writes_held():  # the calls queue up behind it
             workers = [threading.Thread(target=save, args=(i,)) for i in range(8)]
             for w in workers:
                 w.start()
             deadline = time.monotonic() + 10
-            while len(store._pending) < 8 and time.monotonic() < deadline:  # noqa: SLF001
+            while store.queued_grades < 8 and time.monotonic() < deadline:
                 time.sleep(0.005)
-            assert len(store._pending) == 8  # noqa: SLF001
+            assert store.queued_grades == 8
         for w in workers:
             w.join(timeout=10)
         assert isinstance(results[3], ValueError)
@@ -235,7 +235,7 @@ def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(t
             assert sorted(h["value"] for h in history) == sorted(
                 i for i in ok if f"u{i % 2}" == user)
         # Alone, a grade is its own transaction (and BEGIN/COMMIT pairs match).
-        with store._lease() as conn:  # noqa: SLF001 - this thread's connection, used by the call
+        with store.connection() as conn:  # this thread's connection, used by the call
             conn.set_trace_callback(commits.append)
             store.save_grade(grade_id="g" + "9" * 23, client_id="c", user_id="u9",
                              assignment_id="a", district_id="d", build_record=build(9),
@@ -286,7 +286,7 @@ def test_many_concurrent_writers_all_return_with_every_version_kept(tmp_path):
             assert grades[0]["version"] == len(versions)
             total += len(versions)
         assert total == per_thread * threads
-        assert store._pending == []  # noqa: SLF001
+        assert store.queued_grades == 0
     finally:
         app.extensions["clever_sim"].close()
 

@@ -132,16 +132,16 @@ def test_a_stored_grade_wakes_a_waiter_and_takes_no_lock_when_nobody_waits(app, 
         lambda: sim.store.list_grades(assignment_id="w1", limit=1), timeout=30)))
     waiter.start()
     deadline = time.monotonic() + 10
-    while sim._waiters == 0 and time.monotonic() < deadline:  # noqa: SLF001
+    while sim.waiters == 0 and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert sim._waiters == 1  # noqa: SLF001
+    assert sim.waiters == 1
     assert client.post("/v1/grade", json={"assignmentID": "w1", "percentage": 0.7},
                        headers=bearer(token)).status_code == 200
     waiter.join(timeout=10)
     assert not waiter.is_alive()
     assert condition.notified >= 1
     assert found[0][0]["lti_score"] == "0.7"
-    assert sim._waiters == 0  # noqa: SLF001
+    assert sim.waiters == 0
 
 
 # --- reading the body ----------------------------------------------------------------------

@@ -380,16 +380,16 @@ def test_journal_lookup_by_id_is_direct():
 # --- memory: caches and histories -------------------------------------------------------------
 
 def test_store_caches_stay_under_their_byte_bound(sim, client):
-    store = sim.store
-    store._tokens.max_bytes = 5_000  # noqa: SLF001 - a few tokens' worth
-    store._users.max_bytes = 20_000  # noqa: SLF001
+    tokens, users_cache = sim.store.caches["tokens"], sim.store.caches["users"]
+    tokens.max_bytes = 5_000  # a few tokens' worth
+    users_cache.max_bytes = 20_000
     users = sim.store.list_records("users", limit=100).rows
     for user in users:
         token = il_token(sim, user["id"])
         assert client.get("/v3.0/me", headers=bearer(token)).status_code == 200
-        for cache in (store._tokens, store._users):  # noqa: SLF001
+        for cache in (tokens, users_cache):
             assert 1 <= len(cache) and cache.bytes <= cache.max_bytes
-    assert len(store._tokens) < len(users)  # noqa: SLF001 - it was cleared on the way
+    assert len(tokens) < len(users)  # it was cleared on the way
 
 
 def test_byte_cache_refuses_an_entry_bigger_than_its_bound_and_clears_when_full():

@@ -97,7 +97,7 @@ def _bulk_grades(sim, template: dict, client_id: str, students: list[dict]) -> N
 def statements(sim):
     """Collect the SQL (with values) the store runs on this thread's connection (held for
     the block: the test client serves on this thread, so every query uses it)."""
-    with sim.store._lease() as conn:  # noqa: SLF001
+    with sim.store.connection() as conn:
         seen: list[str] = []
         conn.set_trace_callback(seen.append)
         try:
@@ -107,7 +107,7 @@ def statements(sim):
 
 
 def plan(sim, sql: str) -> list[str]:
-    with sim.store._lease() as conn:  # noqa: SLF001
+    with sim.store.connection() as conn:
         return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
 
 

@@ -193,7 +193,7 @@ class UI:
         from playwright.sync_api import expect
 
         page.goto(f"{sim_url}{slot}/schoology")
-        user_id = UI._pick(page, name, user_id)
+        user_id = UI.pick(page, name, user_id)
         page.get_by_role("button", name="Switch persona").click()
         page.wait_for_url(f"{sim_url}{slot}/schoology")
         if name:
@@ -208,7 +208,7 @@ class UI:
         from playwright.sync_api import expect
 
         page.goto(f"{sim_url}/schoology")
-        UI._pick(page, name, user_id)
+        UI.pick(page, name, user_id)
         page.get_by_role("button", name="Sign in as another persona").click()
         page.wait_for_url(re.compile(re.escape(sim_url) + r"(/u/\d+)?/schoology$"))
         if name:
@@ -216,7 +216,8 @@ class UI:
         return page.url[len(sim_url):].removesuffix("/schoology")
 
     @staticmethod
-    def _pick(page, name: str | None, user_id: str | None) -> str:
+    def pick(page, name: str | None, user_id: str | None) -> str:
+        """Select someone in the persona switcher (by shown name or id); their id."""
         if user_id is None:
             option = page.locator("#user_id option", has_text=name)
             assert option.count() >= 1, f"{name!r} is not offered in the persona switcher"
