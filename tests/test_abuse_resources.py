@@ -33,8 +33,8 @@ from simulator.app import create_app
 from simulator.errors import ServiceUnavailable
 from simulator.serving import start_in_thread
 from simulator.web import login_cookie
-from tests.conftest import SERVERS, bearer, il_token, needs_granian
-from tests.serverproc import ServerProcess
+from conftest import SERVERS, bearer, il_token, needs_granian
+from serverproc import ServerProcess
 
 FD_LIMIT = 1024  # the usual default soft limit; the crash needed only ~1,000 descriptors
 

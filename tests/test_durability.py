@@ -26,8 +26,8 @@ import pytest
 
 from simulator.app import create_app
 from simulator.serving import start_in_thread
-from tests.conftest import SERVERS
-from tests.serverproc import ServerProcess
+from conftest import SERVERS
+from serverproc import ServerProcess
 
 CLIENTS = 8
 

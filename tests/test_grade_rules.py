@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from simulator.clever import grades
-from tests.conftest import il_token, post_grade
+from conftest import il_token, post_grade
 
 D = Decimal
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from simulator.app import create_app
 from simulator.ids import legacy_user_id
-from tests.conftest import assert_error, bearer, district_token, il_token, post_grade
+from conftest import assert_error, bearer, district_token, il_token, post_grade
 
 URL = "/v1/grade"
 JSON_CT = {"Content-Type": "application/json"}

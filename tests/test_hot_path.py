@@ -29,7 +29,7 @@ from simulator.clever.grades_routes import grade_response
 from simulator import serving
 from simulator.serving import QuietChannel, one_address, start_in_thread
 from simulator.store import StoredRecord
-from tests.conftest import SERVERS, assert_error, bearer, il_token
+from conftest import SERVERS, assert_error, bearer, il_token
 
 HEX24 = re.compile(r"[0-9a-f]{24}")
 

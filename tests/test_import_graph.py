@@ -150,3 +150,21 @@ def test_the_graph_sees_relative_function_local_and_type_checking_imports(tmp_pa
     assert graph["simulator.a"] == {"simulator.sub.b"}
     assert graph["simulator.sub.b"] == {"contract_tests.x"}
     assert cycles(graph) == [["contract_tests.x", "simulator.a", "simulator.sub.b"]]
+
+
+def test_tests_import_their_helpers_by_one_name():
+    """``tests`` is no package: pytest puts the folder on ``sys.path`` and loads ``conftest``
+    under that name, so helpers come ``from conftest import …`` (a ``tests.conftest`` import
+    would load a second copy of the module beside it)."""
+    other_way = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(name.split(".")[0] == "tests" for name in names):
+                other_way.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert other_way == [], "import test helpers as `from conftest import …`: " + ", ".join(other_way)

@@ -11,7 +11,7 @@ import pytest
 
 from simulator import scoring
 from simulator.web import SESSION_USER
-from tests.conftest import grade_ok, il_token, link
+from conftest import grade_ok, il_token, link
 
 pytest_plugins = ["pytester"]
 
@@ -161,7 +161,7 @@ def test_pytest_fixture_gives_a_grades_lti_messages(pytester):
             else:
                 raise AssertionError("no error for an unknown grade")
     ''')
-    from tests.test_pytest_plugin import PLUGIN
+    from test_pytest_plugin import PLUGIN
 
     result = pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)

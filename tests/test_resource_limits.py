@@ -25,7 +25,7 @@ from simulator.gradebook import domain as gradebook_domain
 from simulator.web import SESSION_USER
 from simulator.journal import BODY_CAP, Journal, RawEntry
 from simulator.serving import start_in_thread
-from tests.conftest import SERVERS, bearer, district_token, il_token
+from conftest import SERVERS, bearer, district_token, il_token
 
 MIB = 1024 * 1024
 

@@ -16,7 +16,7 @@ from simulator.app import create_app
 from simulator.cli import main
 from simulator.roster import load_roster, validate_roster
 from simulator.roster_gen import GenerateError, ascii_slug, generate_roster, write_roster
-from tests.conftest import bearer
+from conftest import bearer
 
 SMALL = {"schools": 6, "teachers": 40, "students": 400, "sections": 90}
 

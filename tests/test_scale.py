@@ -19,7 +19,7 @@ from simulator.web import SESSION_USER
 from simulator import roster as roster_mod
 from simulator.app import create_app
 from simulator.roster_gen import generate_roster, write_roster
-from tests.conftest import bearer
+from conftest import bearer
 
 SIZES = {"schools": 20, "teachers": 600, "students": 4000, "sections": 800}
 GRADES_PER_STUDENT = 10  # 40,000 current grades (+ history)

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from simulator.schoology.domain import link_assignment
 from simulator.web import SESSION_PERSONAS
-from tests.conftest import il_token
+from conftest import il_token
 
 SECTION = "af012569df64ae3e2f1eaf18"        # Grade 5 Math – Period 2 (district 1)
 TEACHER = "cc326b2aff89af780abe710b"        # Rebecca Alvarez teaches SECTION

@@ -18,7 +18,7 @@ from simulator import serving
 from simulator.app import create_app
 from simulator.cli import main
 from simulator.serving import ServerUnavailable, choose_server, start_in_thread
-from tests.conftest import SERVERS, needs_granian
+from conftest import SERVERS, needs_granian
 
 
 @needs_granian
