@@ -85,6 +85,15 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+def log_in(client, user_id: str | None) -> None:
+    """Log this test client's browser in as ``user_id`` (its tab slot 0, as the persona
+    switcher does); None logs it out."""
+    from simulator.web import SESSION_PERSONAS
+
+    with client.session_transaction() as sess:
+        sess[SESSION_PERSONAS] = [user_id] if user_id else []
+
+
 def post_grade(client, token: str | None, body: Any = None, *, raw: bytes | str | None = None,
                headers: dict | None = None, prefix: str = "", **fields):
     """POST /v1/grade as a partner does: JSON of ``body`` (or of the keyword fields), or ``raw``

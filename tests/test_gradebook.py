@@ -23,13 +23,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import bearer, district_token, grade_ok, il_token, link
+from conftest import bearer, district_token, grade_ok, il_token, link, log_in
 from simulator.app import create_app
 from simulator.gradebook import domain
 from simulator.gradebook import routes as gradebook_routes
 from simulator.scoring import LTI11_NS
 from simulator.serving import start_in_thread
-from simulator.web import SESSION_USER, login_cookie
+from simulator.web import login_cookie
 
 NS = {"x": LTI11_NS}
 
@@ -66,8 +66,7 @@ def user(sim, user_id: str) -> dict:
 
 def as_teacher(client, section: dict) -> None:
     """Log this browser in as the section's teacher (the gradebook is theirs)."""
-    with client.session_transaction() as sess:
-        sess[SESSION_USER] = section["teacher"]
+    log_in(client, section["teacher"])
 
 
 def snapshot(client, section: dict) -> dict:
@@ -833,8 +832,7 @@ def test_a_student_sees_only_their_own_grades(client, sim, math, dtoken):
     grade_ok(client, dtoken, assignmentID="u1", userID=other, percentage=0.3)  # not linked
     client.post("/v1/grade", json={"assignmentID": "a1", "userID": other, "percentage": 7},
                 headers=bearer(dtoken))
-    with client.session_transaction() as sess:
-        sess[SESSION_USER] = me
+    log_in(client, me)
     resp = client.get(f"/schoology/sections/{math['id']}/gradebook")
     assert resp.status_code == 200
     body = resp.get_data(as_text=True)
@@ -854,8 +852,7 @@ def test_a_student_sees_only_their_own_grades(client, sim, math, dtoken):
 def test_a_teacher_of_another_section_is_refused(client, sim, math, ela):
     other_teacher = next(s["teacher"] for s in sim.roster["sections"]
                          if s["teacher"] != math["teacher"])
-    with client.session_transaction() as sess:
-        sess[SESSION_USER] = other_teacher
+    log_in(client, other_teacher)
     resp = client.get(f"/schoology/sections/{math['id']}/gradebook")
     assert resp.status_code == 403 and "Not your section" in resp.get_data(as_text=True)
 

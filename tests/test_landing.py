@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from simulator.web import SESSION_USER
+from conftest import log_in
 
 DEMO_CLIENT = "b4fd885bda79813831c3"
 DEMO_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
@@ -127,8 +127,7 @@ def _page_urls(app, client) -> list[str]:
     entry = client.get("/_sim/journal?limit=1").get_json()["data"][0]["id"]
     values = {"section_id": section, "link_id": link["id"], "grade_id": grade["id"],
               "client_id": "nobody-registered-this", "entry_id": str(entry), "user_id": student["id"]}
-    with client.session_transaction() as session:
-        session[SESSION_USER] = teacher["id"]
+    log_in(client, teacher["id"])
     urls = []
     for rule in app.url_map.iter_rules():
         blueprint = rule.endpoint.split(".")[0]

@@ -10,8 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from simulator import scoring
-from simulator.web import SESSION_USER
-from conftest import grade_ok, il_token, link
+from conftest import grade_ok, il_token, link, log_in
 
 pytest_plugins = ["pytester"]
 
@@ -27,8 +26,7 @@ def _as_teacher_of(client, section: str) -> None:
     """Log this browser in as the section's teacher: the gradebook pages are theirs."""
     teacher = next(t for t in client.get("/_sim/personas?role=teacher").get_json()["data"]
                    if section in t["sections"])
-    with client.session_transaction() as sess:
-        sess[SESSION_USER] = teacher["id"]
+    log_in(client, teacher["id"])
 
 
 def _text(xml: str, tag: str) -> str:

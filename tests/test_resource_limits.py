@@ -22,10 +22,9 @@ from simulator import ratelimit
 from simulator import store as store_mod
 from simulator.app import create_app
 from simulator.gradebook import domain as gradebook_domain
-from simulator.web import SESSION_USER
 from simulator.journal import BODY_CAP, Journal, RawEntry
 from simulator.serving import start_in_thread
-from conftest import SERVERS, bearer, district_token, il_token
+from conftest import SERVERS, bearer, district_token, il_token, log_in
 
 MIB = 1024 * 1024
 
@@ -450,8 +449,7 @@ def test_grade_history_pages_and_the_cell_page_shows_the_newest_versions(monkeyp
     assert client.get("/_sim/grades/nope/history").status_code == 404
     listing = client.get(f"/_sim/grades?limit=1&user_id={student}").get_json()
     assert listing["has_more"] is False and len(listing["data"]) == 1
-    with client.session_transaction() as sess:  # the gradebook is the section's teacher's
-        sess[SESSION_USER] = section["teacher"]
+    log_in(client, section["teacher"])  # the gradebook is the section's teacher's
     page = client.get(f"/schoology/sections/{section['id']}/gradebook/{grade['id']}").get_data(as_text=True)
     assert "History (5 versions)" in page
     rows = re.findall(r"<tr>\s*<td>(\d+)</td>", page.split("<h2>History", 1)[1])

@@ -10,12 +10,11 @@ import sqlite3
 
 import pytest
 
-from conftest import assert_error, bearer, district_token, il_token
+from conftest import assert_error, bearer, district_token, il_token, log_in
 from simulator.app import create_app
 from simulator.clever.data_api import render
 from simulator.ids import legacy_role_ids
 from simulator.roster import validate_roster
-from simulator.web import SESSION_PERSONAS
 
 
 @pytest.fixture(scope="module")
@@ -242,13 +241,8 @@ def test_personas_refuse_an_unknown_role_naming_the_roles(client):
                                        "under each)"}]
 
 
-def _login(client, user_id):
-    with client.session_transaction() as s:
-        s[SESSION_PERSONAS] = [user_id]  # this tab's slot 0
-
-
 def test_schoology_shows_a_staff_member_no_sections_and_says_why(client, people):
-    _login(client, people["Leticia Fuentes"]["id"])
+    log_in(client, people["Leticia Fuentes"]["id"])
     text = client.get("/schoology").get_data(as_text=True)
     assert "Leticia Fuentes has no sections." in text
     assert "Only teachers and students are members of Schoology sections: a staff" in text
@@ -256,7 +250,7 @@ def test_schoology_shows_a_staff_member_no_sections_and_says_why(client, people)
 
 def test_schoology_lists_a_two_school_teachers_sections_from_both_schools(client, people, roster):
     samuel = people["Samuel Osei"]
-    _login(client, samuel["id"])
+    log_in(client, samuel["id"])
     mine = client.get("/schoology").get_data(as_text=True).split("Sections I teach", 1)[1]
     for s in roster["sections"]:
         assert (s["name"] in mine) == (samuel["id"] in s["teachers"]), s["name"]
@@ -264,14 +258,14 @@ def test_schoology_lists_a_two_school_teachers_sections_from_both_schools(client
 
 def test_schoology_co_teacher_who_is_also_staff_teaches_the_shared_section(client, people, roster):
     section = next(s for s in roster["sections"] if s["section_number"] == "ELA7-03")
-    _login(client, people["Olivia Bennett"]["id"])
+    log_in(client, people["Olivia Bennett"]["id"])
     page = client.get(f"/schoology/sections/{section['id']}")
     assert page.status_code == 200
     assert 'you are a <span class="sg-role">teacher</span> here' in page.get_data(as_text=True)
 
 
 def test_schoology_refuses_a_contact_a_section_page(client, people, roster):
-    _login(client, people["María Núñez"]["id"])
+    log_in(client, people["María Núñez"]["id"])
     section = roster["sections"][0]
     assert client.get(f"/schoology/sections/{section['id']}").status_code == 403
 

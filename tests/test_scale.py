@@ -14,12 +14,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from simulator.web import SESSION_USER
 
 from simulator import roster as roster_mod
 from simulator.app import create_app
 from simulator.roster_gen import generate_roster, write_roster
-from conftest import bearer
+from conftest import bearer, log_in
 
 SIZES = {"schools": 20, "teachers": 600, "students": 4000, "sections": 800}
 GRADES_PER_STUDENT = 10  # 40,000 current grades (+ history)
@@ -238,8 +237,7 @@ def test_control_lists_page_with_cursors(big):
 
 def test_gradebook_pages_use_indexes_and_the_section_list_pages(big):
     section = big["section"]
-    with big["client"].session_transaction() as sess:  # a gradebook is its teachers' page
-        sess[SESSION_USER] = section["teacher"]
+    log_in(big["client"], section["teacher"])  # a gradebook is its teachers' page
     queries = assert_indexed(
         big, "/schoology/gradebook", f"/schoology/gradebook?after={section['id']}",
         f"/schoology/sections/{section['id']}/gradebook",
@@ -260,8 +258,7 @@ def test_gradebook_pages_use_indexes_and_the_section_list_pages(big):
             break
         after = nxt.group(1)
     assert sorted(seen) == sorted(s["id"] for s in big["doc"]["sections"])
-    with big["client"].session_transaction() as sess:  # the module's other tests start logged out
-        sess.pop(SESSION_USER, None)
+    log_in(big["client"], None)  # the module's other tests start logged out
 
 
 def test_inspector_and_journal_page_without_touching_the_database(big):
