@@ -11,8 +11,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from conftest import post_grade_over_http
 from fake_browser import login_redirect
 from serverproc import ServerProcess
+from simulator.control_client import ControlClient
 
 CLIENT_ID = "b4fd885bda79813831c3"
 CLIENT_SECRET = "da526e74a665e82ccb6ae91b4bf56e28e5cea3bc"
@@ -64,11 +66,12 @@ def test_partner_flow_over_real_http(server):
 
 
 def _post_grades(base: str, student_id: str, n: int) -> list[str]:
-    token = httpx.post(base + "/_sim/tokens", json={"client_id": CLIENT_ID, "user_id": student_id}).json()["access_token"]
+    """Post ``n`` grades for the student; the assignment ids the server acknowledged."""
+    with ControlClient(base) as control:
+        token = control.il_token(CLIENT_ID, student_id)
     acked = []
     for i in range(n):
-        resp = httpx.post(base + "/v1/grade", headers={"Authorization": f"Bearer {token}"},
-                          json={"assignmentID": f"p{i}", "percentage": round(i / n, 3)})
+        resp = post_grade_over_http(base, token, {"assignmentID": f"p{i}", "percentage": round(i / n, 3)})
         if resp.status_code == 200:
             acked.append(f"p{i}")
     return acked
