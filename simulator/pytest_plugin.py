@@ -27,7 +27,10 @@ of that running simulator, when it was started with one).
 Command-line options win over ``clever_sim_config``.
 
 Every helper talks to the control API over HTTP (``/_sim/…``, with timeouts), so they
-work the same against an in-process simulator and against ``--clever-sim-url``.
+work the same against an in-process simulator and against ``--clever-sim-url``. This module
+is options, fixtures and glue: the helpers are ``control_client.ControlClient``, the grade
+assertions ``grade_check``, the simulator's start/stop and app bookkeeping ``embedded``, all
+usable without pytest.
 """
 
 from __future__ import annotations
