@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 
 # Paths the browser pages live under: a mistyped one is a person's typo, answered with an
 # HTML page and kept out of the partner journal (so is the browser's own /favicon.ico).
-PAGE_PREFIXES = ("/schoology", "/portal", "/inspector", "/oauth/whoami", "/login", "/u/")
+PAGE_PREFIXES = ("/schoology", "/portal", "/inspector", "/oauth/whoami", "/login")
 BROWSER_NOISE = ("/favicon.ico", "/apple-touch-icon.png", "/apple-touch-icon-precomposed.png",
                  "/robots.txt")
 # Paths a partner's code calls: never a page, even when the Accept header asks for HTML.
@@ -19,9 +19,20 @@ API_PREFIXES = ("/v1", "/v2", "/v3", "/me", "/oauth/", "/_sim")
 _ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or below one, segment by segment: ``/schoology``
+    and ``/schoology/x`` are under ``/schoology``, ``/schoology_x/teachers/1`` is not."""
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+# Anything under /u/ is a persona slot's page: a bad slot or an API path behind one gets the
+# HTML page that explains slots (docs/decisions.md).
+_SLOTS = "/u/"
+
+
 def is_page_path(path: str, accept: str | None) -> bool:
     """Whether a request nobody routes was meant for a page (HTML 404, not journaled)."""
-    if path in BROWSER_NOISE or path.startswith(PAGE_PREFIXES):
+    if path in BROWSER_NOISE or path.startswith(_SLOTS) or _under(path, PAGE_PREFIXES):
         return True
     if path.startswith(API_PREFIXES):
         return False

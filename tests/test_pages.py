@@ -51,3 +51,20 @@ def test_times_are_shown_for_people_with_their_zone(value, shown):
 def test_is_page_path_never_claims_api_paths():
     for path in ("/v1/grade", "/v2.1/me", "/me", "/oauth/tokens", "/_sim/health"):
         assert not is_page_path(path, "text/html")
+
+
+@pytest.mark.parametrize("path", [
+    "/schoology_pick.html/teachers/1", "/schoologyx", "/portal.json/me", "/inspectors/1",
+    "/login2/x", "/users/1", "/ux/1",
+])
+def test_a_path_only_sharing_a_pages_first_letters_is_not_a_page(path):
+    """A JSON client's typo gets Clever's JSON 404, not Schoology's HTML one (a fuzzer found
+    ``/schoology_pick.html/teachers/1`` answered with HTML)."""
+    assert not is_page_path(path, "application/json")
+
+
+@pytest.mark.parametrize("path", ["/schoology", "/schoology/nope", "/portal/x", "/inspector",
+                                  "/u/1/schoology/x", "/u/teachers/1", "/login/x",
+                                  "/favicon.ico"])
+def test_a_mistyped_page_below_a_page_prefix_is_a_page(path):
+    assert is_page_path(path, "application/json")
