@@ -260,3 +260,28 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built 
 def dumps(value: Any) -> str:
     """Compact JSON text (no spaces, non-ASCII kept): what is stored, journaled and sent."""
     return _ENCODER.encode(value)
+
+
+def encode_by_item(doc: dict, spread: Iterable[str], encoder: json.JSONEncoder) -> bytes:
+    """``encoder.encode(doc)`` as UTF-8, with the lists under the ``spread`` keys encoded
+    one item at a time: the same bytes, but a long list's text never exists as tens of
+    thousands of small fragments at once (``json.dumps`` of a 600-grade gradebook peaked at
+    4 MB of them for 0.5 MB of text, and such peaks stay in a server's RSS)."""
+    spread = set(spread)
+    item_sep, key_sep = encoder.item_separator.encode(), encoder.key_separator.encode()
+    pieces = [b"{"]
+    for n, (key, value) in enumerate(doc.items()):
+        if n:
+            pieces.append(item_sep)
+        pieces.append(encoder.encode(key).encode() + key_sep)
+        if key in spread and isinstance(value, list):
+            pieces.append(b"[")
+            for i, item in enumerate(value):
+                if i:
+                    pieces.append(item_sep)
+                pieces.append(encoder.encode(item).encode())
+            pieces.append(b"]")
+        else:
+            pieces.append(encoder.encode(value).encode())
+    pieces.append(b"}")
+    return b"".join(pieces)

@@ -38,3 +38,18 @@ def test_too_deep_names_where_the_nesting_goes_too_far():
     with pytest.raises(jsontext.JSONTextError) as caught:
         jsontext.loads(text)
     assert caught.value.path().startswith("$.users[1]")
+
+
+@pytest.mark.parametrize("doc", [
+    {},
+    {"cells": []},
+    {"cells": [{"name": "Nguyễn", "n": 1.5, "ok": True, "none": None}], "seq": 7},
+    {"head": {"cells": [1, 2]}, "cells": [[], {}, "—", 0], "not_linked": [{"a": [1, {"b": "\n"}]}]},
+    {"cells": "a string, not a list", "not_linked": {"a": 1}},
+])
+@pytest.mark.parametrize("encoder", [json.JSONEncoder(ensure_ascii=False),
+                                     json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))],
+                         ids=["spaced", "compact"])
+def test_encoding_a_document_item_by_item_gives_the_same_bytes(doc, encoder):
+    assert jsontext.encode_by_item(doc, ("cells", "not_linked"), encoder) == \
+        encoder.encode(doc).encode("utf-8")

@@ -33,6 +33,7 @@ from flask import (Blueprint, Response, current_app, render_template, request, u
 from .. import limits
 from ..errors import FieldProblem, ServiceUnavailable
 from ..inspector.findings import findings_for
+from ..jsontext import encode_by_item
 from ..numbers import whole_number
 from ..schoology.domain import Persona, full_name, member_role, persona
 from ..web import admit_wait, current_user_id, sim
@@ -48,6 +49,7 @@ RETRY_MS = 2000
 BATCH = 500          # grades read per wake
 COALESCE_S = 0.1     # pause after a batch, so a burst of grades costs a few reads a second
 _streams_lock = threading.Lock()
+_EXPORT = json.JSONEncoder(ensure_ascii=False)  # gradebook.json's text: json.dumps' spacing
 
 
 def _detail_prefix(section_id: str) -> str:
@@ -234,7 +236,7 @@ def export_json(section_id: str):
     prefix = _detail_prefix(section_id)
     for cell in doc["cells"] + doc["not_linked"]:
         cell["detail_url"] = prefix + quote(str(cell["grade_id"]), safe="")
-    response = current_app.response_class(json.dumps(doc, ensure_ascii=False),
+    response = current_app.response_class(encode_by_item(doc, ("cells", "not_linked"), _EXPORT),
                                           mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     if request.args.get("download"):
