@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.pages import is_page_path, when
+from simulator.pages import JOIN_EVERY, is_page_path, join_in_parts, when
 
 
 @pytest.mark.parametrize("path, accept", [
@@ -68,3 +68,13 @@ def test_a_path_only_sharing_a_pages_first_letters_is_not_a_page(path):
                                   "/favicon.ico"])
 def test_a_mistyped_page_below_a_page_prefix_is_a_page(path):
     assert is_page_path(path, "application/json")
+
+
+@pytest.mark.parametrize("count", [0, 1, JOIN_EVERY - 1, JOIN_EVERY, JOIN_EVERY + 1, 3 * JOIN_EVERY + 7])
+def test_a_page_joined_in_parts_is_the_same_text(count):
+    fragments = [f"<td>{i}—é</td>" for i in range(count)]
+    assert join_in_parts(iter(fragments)) == "".join(fragments)
+
+
+def test_pages_are_rendered_with_the_parts_join(app):
+    assert app.jinja_env.concat is join_in_parts
