@@ -428,6 +428,43 @@ def test_json_export_is_structured(client, sim, math, dtoken):
     assert doc["seq"] >= 1
 
 
+def test_whole_section_renders_take_turns(app, sim, math, dtoken, client, monkeypatch):
+    """The page and both exports build the whole grid; concurrent requests take turns (their
+    peaks would stack in the server's memory), and every one is answered."""
+    link(client, math["id"], "a1", max_points=20)
+    grade_ok(client, dtoken, assignmentID="a1", userID=math["students"][0], percentage=0.8)
+    inside, most, guard = [0], [0], threading.Lock()
+    real = domain.build_grid
+
+    def counting(store, section):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.005)  # gives up the interpreter: an ungated render would enter now
+            return real(store, section)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(domain, "build_grid", counting)
+    statuses: list[int] = []
+
+    def browse(path: str) -> None:
+        browser = app.test_client()
+        as_teacher(browser, math)
+        statuses.append(browser.get(path).status_code)
+
+    paths = [f"/schoology/sections/{math['id']}/gradebook{ext}" for ext in ("", ".json", ".csv")]
+    threads = [threading.Thread(target=browse, args=(p,)) for p in paths * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 12
+    assert most[0] == 1
+
+
 # --- sections list -------------------------------------------------------------------
 
 def test_sections_list_links_every_gradebook(client, sim):

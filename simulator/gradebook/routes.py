@@ -19,6 +19,7 @@ next write, so streams it serves write a heartbeat every ``limits.WRITE_PROBE_S`
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -107,6 +108,31 @@ def not_found(what: str, detail: str):
     return render_template("gradebook_not_found.html", what=what, detail=detail), 404
 
 
+GRIDS_AT_ONCE = 1  # whole-section renders (page, CSV, JSON) one app builds at a time
+
+
+def _grid_gate() -> threading.BoundedSemaphore:
+    app = current_app
+    with _streams_lock:
+        if "gradebook_grid_gate" not in app.extensions:
+            app.extensions["gradebook_grid_gate"] = threading.BoundedSemaphore(GRIDS_AT_ONCE)
+        return app.extensions["gradebook_grid_gate"]
+
+
+def one_grid_at_a_time(view: Callable) -> Callable:
+    """Build and render whole sections one at a time: a 600-grade section's grid and text
+    are ~3–4 MB of short-lived small objects, and concurrent renders stacked them (8
+    connections: +9 MB of RSS that the heap of small objects then kept, bench/soak.py).
+    Renders run on the one interpreter lock anyway, so taking turns costs little."""
+
+    @functools.wraps(view)
+    def gated(*args, **kwargs):
+        with _grid_gate():
+            return view(*args, **kwargs)
+
+    return gated
+
+
 def _section(section_id: str) -> dict | None:
     return sim().store.get_record("sections", section_id)
 
@@ -161,6 +187,7 @@ def rejected_url(r: domain.Rejection) -> str:
 
 
 @bp.get("/schoology/sections/<section_id>/gradebook")
+@one_grid_at_a_time
 def section_gradebook(section_id: str):
     section = _section(section_id)
     if section is None:
@@ -207,6 +234,7 @@ def _filename(section: dict, ext: str) -> str:
 
 
 @bp.get("/schoology/sections/<section_id>/gradebook.csv")
+@one_grid_at_a_time
 def export_csv(section_id: str):
     section = _section(section_id)
     if section is None:
@@ -223,6 +251,7 @@ def export_csv(section_id: str):
 
 
 @bp.get("/schoology/sections/<section_id>/gradebook.json")
+@one_grid_at_a_time
 def export_json(section_id: str):
     """The structured gradebook; also the live page's polling fallback (``seq`` included)."""
     section = _section(section_id)
