@@ -134,6 +134,7 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     expires_at   REAL NOT NULL,
     used_at      REAL
 );
+CREATE INDEX IF NOT EXISTS auth_codes_expiry ON auth_codes(expires_at);  -- the purge on insert
 
 -- One current grade per (app, student, assignmentID); every accepted POST in grade_history.
 CREATE TABLE IF NOT EXISTS grades (

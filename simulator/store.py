@@ -804,8 +804,12 @@ class Store:
 
     # --- authorization codes -----------------------------------------------------------
 
-    def insert_code(self, code: dict) -> None:
+    def insert_code(self, code: dict, *, purge_expired_before: float | None = None) -> None:
+        """Store a new code; in the same transaction delete codes that expired before
+        ``purge_expired_before`` (used or not), so the table holds recent codes only."""
         with self.transaction() as db:
+            if purge_expired_before is not None:
+                db.execute("DELETE FROM auth_codes WHERE expires_at < ?", (purge_expired_before,))
             db.execute("INSERT INTO auth_codes(code, client_id, user_id, redirect_uri, scopes, "
                        "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                        (code["code"], code["client_id"], code["user_id"], code["redirect_uri"],

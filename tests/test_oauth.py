@@ -581,7 +581,49 @@ def test_code_of_another_client_or_unknown_is_refused_word_for_word(sim, demo_ap
         with pytest.raises(InvalidGrant) as caught:
             oauth.exchange_code(sim, app, {"grant_type": "authorization_code", "code": the_code,
                                            "redirect_uri": PRIMARY})
-        assert caught.value.message == "Unknown authorization code (it was not issued to this client)"
+        assert caught.value.message == ("Unknown authorization code (it was not issued to this "
+                                        "client, or it expired over an hour ago)")
+
+
+def _redeem(sim, app, code: str) -> str:
+    """The InvalidGrant message a code exchange fails with."""
+    with pytest.raises(InvalidGrant) as caught:
+        oauth.exchange_code(sim, app, {"grant_type": "authorization_code", "code": code,
+                                       "redirect_uri": PRIMARY})
+    return caught.value.message
+
+
+USED = "Authorization code already used: codes can be redeemed once"
+EXPIRED = "Authorization code expired: codes live 60 seconds"
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["never-used", "used"])
+@pytest.mark.parametrize("later_s, kept", [(60 + 3600, True), (60 + 3600.001, False)])
+def test_issuing_a_code_deletes_codes_expired_over_an_hour(sim, demo_app, student, monkeypatch,
+                                                            used, later_s, kept):
+    t0 = 1_800_000_000.0
+    monkeypatch.setattr(sim.clock, "now", lambda: t0)
+    old = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    if used:
+        oauth.exchange_code(sim, demo_app, {"grant_type": "authorization_code", "code": old,
+                                            "redirect_uri": PRIMARY})
+    monkeypatch.setattr(sim.clock, "now", lambda: t0 + later_s)
+    new = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
+    assert sim.store.count("auth_codes") == (2 if kept else 1)
+    if kept:  # still known: refused for exactly what is wrong with it
+        assert _redeem(sim, demo_app, old) == (USED if used else EXPIRED)
+    else:  # gone: refused as unknown, word for word as a code never issued
+        assert _redeem(sim, demo_app, old) == _redeem(sim, demo_app, "0" * 20) == oauth.UNKNOWN_CODE
+    assert oauth.exchange_code(sim, demo_app, {"grant_type": "authorization_code", "code": new,
+                                               "redirect_uri": PRIMARY})["token_type"] == "bearer"
+
+
+def test_a_purged_code_gets_invalid_grant_over_http(client, sim, demo_app, student):
+    code, _ = code_for(client, demo_app, student["id"])
+    sim.clock.advance(60 + 3600 + 1)
+    code_for(client, demo_app, student["id"])  # a new code: the old one is deleted
+    body = assert_oauth_error(_exchange(client, demo_app, code), 400, "invalid_grant")
+    assert body["error_description"] == oauth.UNKNOWN_CODE
 
 
 def test_a_code_revoked_while_it_is_exchanged_gets_invalid_grant_and_no_token(sim, demo_app, student,

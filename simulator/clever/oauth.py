@@ -15,6 +15,12 @@ from ..errors import (AuthorizeError, FieldProblem, Forbidden, InvalidClient, In
 from ..sim import Simulator
 from ..store import Revoked
 
+# A code's row is kept this long past its expiry, so a late retry still hears exactly why
+# it failed (used, expired); issuing a code deletes older ones, which then read as unknown.
+CODE_KEEP_S = 3600
+UNKNOWN_CODE = ("Unknown authorization code (it was not issued to this client, or it expired "
+                "over an hour ago)")
+
 
 @dataclass(frozen=True)
 class AuthorizeRequest:
@@ -88,9 +94,11 @@ def issue_code(sim: Simulator, app: dict, user_id: str, redirect_uri: str) -> st
                         [FieldProblem("user_id", "belongs to a district the app is not connected to",
                                       "add the district to the app's districts")])
     code = ids.auth_code()
+    now = sim.clock.now()
     sim.store.insert_code({"code": code, "client_id": app["client_id"], "user_id": user_id,
                            "redirect_uri": redirect_uri, "scopes": app["scopes"],
-                           "expires_at": sim.clock.now() + sim.cfg["CODE_TTL_S"]})
+                           "expires_at": now + sim.cfg["CODE_TTL_S"]},
+                          purge_expired_before=now - CODE_KEEP_S)
     return code
 
 
@@ -160,7 +168,7 @@ def exchange_code(sim: Simulator, app: dict, body: dict) -> dict:
         raise InvalidRequest("redirect_uri must be a string")
     row, first = sim.store.redeem_code(code, sim.clock.now())
     if row is None or row["client_id"] != app["client_id"]:
-        raise InvalidGrant("Unknown authorization code (it was not issued to this client)")
+        raise InvalidGrant(UNKNOWN_CODE)
     if not first:
         raise InvalidGrant("Authorization code already used: codes can be redeemed once")
     if sim.clock.now() > row["expires_at"]:
