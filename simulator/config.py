@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": False,           # enforce Clever's 1200 requests/min per token
     "RATE_LIMIT_PER_MIN": 1200,
     "JOURNAL_CAP": 10_000,
-    "JOURNAL_MAX_MB": 4,           # memory the journal may hold (journal.BYTES_CAP)
+    "JOURNAL_MAX_MB": 2,           # memory the journal may hold (journal.BYTES_CAP)
     "GRADE_BODY_LIMIT": 64 * 1024,
     "CODE_TTL_S": 60,
     "WAIT_MAX_S": 60,

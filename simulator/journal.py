@@ -10,9 +10,10 @@ from typing import Any, Iterable, Sequence
 BODY_CAP = 16 * 1024  # bytes of each body kept for the inspector
 # Memory the journal may hold in all (bodies, headers, the entries themselves); the oldest
 # entries go first. Sized so a server's memory stays flat under load (bench/soak.py): a
-# grade POST's entry is ~3.4 KB, a /v3.0/me's ~2.5 KB, so 4 MiB holds the newest ~1,200
-# grades or ~1,600 data API calls (JOURNAL_MAX_MB / journal_max_mb raise it).
-BYTES_CAP = 4 * 1024 * 1024  # the default of JOURNAL_MAX_MB
+# grade POST's entry is ~3.4 KB, a /v3.0/me's ~2.5 KB, so 2 MiB holds the newest ~600
+# grades or ~800 data API calls (JOURNAL_MAX_MB / journal_max_mb raise it). 4 MiB cost
+# ~2.5-3 MB more RSS on the soak, a fifth of what a server may grow (×1.3 of ready).
+BYTES_CAP = 2 * 1024 * 1024  # the default of JOURNAL_MAX_MB
 # What an entry costs beyond its bodies' and headers' text, measured with tracemalloc on
 # real requests (the entry, its facts, a tuple and a str per header): counting these too
 # keeps BYTES_CAP a bound on memory, not only on body text.

@@ -1126,7 +1126,9 @@ class _GradeJob:
 
 # SQLite's memory in all: 16 worker connections with 2 MB page caches each held ~17 MB
 # under mixed load; past this bound SQLite recycles cache pages (the OS still caches the file).
-SQLITE_HEAP_BYTES = 4 * 1024 * 1024
+# 4 MiB held ~1.2 MB more RSS than 2 MiB on the soak (bench/soak.py) for no CPU saved: the
+# server's CPU per request of its mix was 1.94-2.00 ms at 4 MiB, 1.89-1.94 ms at 2.
+SQLITE_HEAP_BYTES = 2 * 1024 * 1024
 CHECKPOINT_EVERY_S = 0.25  # background WAL checkpoints (the WAL stays a few MB under load)
 # Bytes per read-through cache (estimated per entry when stored); a full cache is cleared
 # whole, so memory stays flat whatever the roster's records or the tokens' count.
