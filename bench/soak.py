@@ -8,7 +8,9 @@ two endpoints) for ``--probe-s`` seconds on the same connections count; both are
 as fast as they answer (closed loop) unless ``--rate`` paces the simulator. Each sample
 reports the simulator's req/s as a ratio to the bare app's in the same sample (the
 machine's drift cancels out), and RSS (from /proc) as a ratio to the simulator's own RSS
-once ready. The mix (``--connections`` keep-alive connections, round-robin over it):
+once ready. The mix (``--connections`` keep-alive connections, each walking the whole mix in
+order from its own starting point, so the mix's composition does not depend on which
+requests the server answers faster):
 
 * grade POSTs (il tokens of every student × 50 assignments, each pair graded once before
   the soak: overwrites and a growing grade history on data of a steady size), ``GET /v3.0/me``, ``/v3.0/users?limit=100`` / ``?limit=1000``,
@@ -137,9 +139,10 @@ def setup(sim_url: str) -> list:
         return build_request("POST", base + "/_sim/codes",
                              {"client_id": CLIENT_ID, "user_id": students[i % len(students)]["id"]}, {})
 
-    def newest_entry(base):  # an entry still in the journal: ~50 requests back
+    def newest_entry(base):  # an entry still in the journal: ~10 entries back, read 4 times a
+        # second (the 2 MiB journal holds ~400 entries of this mix: ~2 s at 400 requests/s)
         newest = _NEWEST.get(base, 1)
-        return build_request("GET", base + f"/inspector/{max(1, newest - 50)}", None, {})
+        return build_request("GET", base + f"/inspector/{max(1, newest - 10)}", None, {})
 
     gradebook = f"/schoology/sections/{section}/gradebook"
     read = urllib.request.Request(sim_url + f"/v3.0/sections/{section}",
@@ -189,18 +192,21 @@ def _bare_mix() -> list:
 
 async def drive(url: str, mix: list, seconds: float, connections: int,
                 rate: float | None = None) -> dict:
-    """Send the mix round-robin on ``connections`` keep-alive connections for ``seconds``
+    """Send the mix on ``connections`` keep-alive connections for ``seconds``, each walking all
+    of it in order from its own offset (a connection stepping by ``connections`` saw only the
+    items at its own offset: half the connections did nothing but pages, and a server that
+    answered pages more slowly was sent fewer of them)
     (closed loop: as fast as the server answers; ``rate``: paced to that many a second)."""
     parts = urlsplit(url)
     assert parts.hostname in ("127.0.0.1", "localhost"), "loopback only"
-    stats = {"requests": 0, "errors": 0, "statuses": {}}
+    stats = {"requests": 0, "errors": 0, "statuses": {}, "gradebooks": 0}
     interval = connections / rate if rate else 0.0
     started = time.monotonic()
     deadline = started + seconds
 
     async def worker(k: int) -> None:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        i = k
+        i = k * len(mix) // connections
         next_at = time.monotonic() + (k / connections) * interval
         try:
             while time.monotonic() < deadline:
@@ -209,14 +215,17 @@ async def drive(url: str, mix: list, seconds: float, connections: int,
                     if delay > 0:
                         await asyncio.sleep(delay)
                     next_at += interval
-                writer.write(mix[i % len(mix)](url))
+                raw = mix[i % len(mix)](url)
+                writer.write(raw)
                 await writer.drain()
                 status = await _read_response(reader)
                 stats["requests"] += 1
                 stats["statuses"][status] = stats["statuses"].get(status, 0) + 1
                 if status >= 500:
                     stats["errors"] += 1
-                i += connections
+                if b"/gradebook" in raw[:raw.index(b"\r\n")]:
+                    stats["gradebooks"] += 1  # the heaviest pages: how many were served
+                i += 1
         finally:
             writer.close()
 
@@ -230,7 +239,7 @@ async def drive(url: str, mix: list, seconds: float, connections: int,
                                   if line.lower().startswith(b"content-length:")))
                 data = json.loads(await reader.readexactly(length))["data"]
                 _NEWEST[url] = data[0]["id"] if data else 1
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.25)
         finally:
             writer.close()
 
@@ -258,7 +267,7 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
         bare_ready = rss_mb(bare.pid)
         mix, bare_mix = setup(sim_url), _bare_mix()
         samples: list[dict] = []
-        total = {"requests": 0, "errors": 0, "statuses": {}}
+        total = {"requests": 0, "errors": 0, "statuses": {}, "gradebooks": 0}
         t0 = time.monotonic()
         end = t0 + minutes * 60
         while time.monotonic() < end:
@@ -269,7 +278,7 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
             b = asyncio.run(drive(bare_url, bare_mix, probe_s, connections))
             sim_cpu = (cpu_s(sim.pid) - c0) * 1000 / max(1, s["requests"])  # (idle during b)
             bare_cpu = (cpu_s(bare.pid) - c1) * 1000 / max(1, b["requests"])
-            for key in ("requests", "errors"):
+            for key in ("requests", "errors", "gradebooks"):
                 total[key] += s[key]
             for status, n in s["statuses"].items():
                 total["statuses"][status] = total["statuses"].get(status, 0) + n
@@ -277,7 +286,7 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
             sample = {"minute": round((time.monotonic() - t0) / 60, 2),
                       "sim_rps": round(sim_rps, 1), "bare_rps": round(bare_rps, 1),
                       "rps_ratio": round(sim_rps / bare_rps, 3) if bare_rps else None,
-                      "sim_cpu_ms": round(sim_cpu, 3), "bare_cpu_ms": round(bare_cpu, 3),
+                      "gradebooks": s["gradebooks"], "sim_cpu_ms": round(sim_cpu, 3), "bare_cpu_ms": round(bare_cpu, 3),
                       "cpu_ratio": round(sim_cpu / bare_cpu, 3) if bare_cpu else None,
                       "rss_mb": round(rss_mb(sim.pid), 1), "bare_rss_mb": round(rss_mb(bare.pid), 1),
                       "anon_mb": round(rss_mb(sim.pid, "RssAnon"), 1)}
@@ -303,6 +312,7 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
             "anon_ready_mb": round(anon_ready, 1), "anon_end_mb": samples[-1]["anon_mb"],
             "bare_rss_ready_mb": round(bare_ready, 1), "requests": total["requests"],
             "errors_5xx": total["errors"], "statuses": total["statuses"],
+            "gradebook_requests": total["gradebooks"],
             "throughput_first": round(first, 3), "throughput_last": round(last, 3),
             "throughput_flat": round(last / first, 3),
             "cpu_first": round(cpu_first, 3), "cpu_last": round(cpu_last, 3),
@@ -314,7 +324,8 @@ def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections:
 
 def report(r: dict) -> str:
     lines = [f"soak: {r['requests']:,} requests in {r['minutes']:g} min, {r['errors_5xx']} 5xx "
-             f"(statuses {dict(sorted(r['statuses'].items()))})",
+             f"(statuses {dict(sorted(r['statuses'].items()))}; {r['gradebook_requests']:,} of them "
+             f"gradebook pages and exports)",
              f"throughput, ratio to the bare app in the same samples: first {r['throughput_first']}"
              f" → last {r['throughput_last']} (×{r['throughput_flat']}; goal ≥ {GOAL_THROUGHPUT})",
              f"CPU per request, ratio to the bare app's: first {r['cpu_first']} → last "
