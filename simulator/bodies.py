@@ -3,8 +3,10 @@ body's rules are written once: every jsonschema error becomes a ``FieldProblem``
 field and the fix.
 
 A schema can word a problem itself: ``"x-messages": {"<keyword>": "problem"}`` or
-``{"<keyword>": {"problem": …, "hint": …, "field": …}}`` on the (sub)schema whose keyword fails,
-and ``"x-hint"`` gives the fix for any problem of that property. No Flask here.
+``{"<keyword>": {"problem": …, "hint": …, "field": …}}`` on the (sub)schema whose keyword fails
+(``{value}`` in a problem is replaced by the offending value in words), and ``"x-hint"`` gives
+the fix for any problem of that property. Other schema files (the snapshot's) are worded by the
+same ``problems_of``, naming paths and values their own way. No Flask here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import jsonschema
 from referencing import Registry, Resource
@@ -82,13 +84,18 @@ def _check(pointer: str, body: Any, message: str, example: Any) -> dict:
     return body
 
 
-def problems_of(errors: Iterable[jsonschema.ValidationError]) -> list[FieldProblem]:
+PathNamer = Callable[[list], str]  # path parts → how a message names the place
+ValueWords = Callable[[Any], str]  # a wrong value → how a message names it
+
+
+def problems_of(errors: Iterable[jsonschema.ValidationError], name: PathNamer | None = None,
+                value_words: ValueWords = kind) -> list[FieldProblem]:
     """One problem per field, in the order the fields appear; combinator errors (anyOf, not)
     only when nothing plainer is wrong."""
     plain: list[FieldProblem] = []
     combined: list[FieldProblem] = []
     for error in errors:
-        for problem in describe(error):
+        for problem in describe(error, name or field_name, value_words):
             (combined if error.validator in _COMBINATORS else plain).append(problem)
     seen: set[str] = set()
     out = []
@@ -107,8 +114,11 @@ def field_name(parts: Iterable[Any]) -> str:
     return out or "(body)"
 
 
-def describe(error: jsonschema.ValidationError) -> list[FieldProblem]:
-    """The problems one schema error stands for (an unknown-fields error names each field)."""
+def describe(error: jsonschema.ValidationError, name: PathNamer = field_name,
+             value_words: ValueWords = kind) -> list[FieldProblem]:
+    """The problems one schema error stands for (an unknown-fields error names each field, a
+    missing-fields error each missing one); ``name`` words paths (``field_name`` by default)
+    and ``value_words`` a wrong value."""
     parts = list(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     validator, expected, value = error.validator, error.validator_value, error.instance
@@ -118,20 +128,21 @@ def describe(error: jsonschema.ValidationError) -> list[FieldProblem]:
         custom = {"problem": custom}
     if validator == "required":
         missing = [k for k in expected if isinstance(value, dict) and k not in value]
-        return [FieldProblem(field_name(parts + [key]), (custom or {}).get("problem", "is required"),
+        return [FieldProblem(name(parts + [key]), (custom or {}).get("problem", "is required"),
                              (custom or {}).get("hint") or _property_hint(schema, key))
-                for key in missing[:1]]
+                for key in missing]  # each once: problems_of keeps one per field
     if validator == "additionalProperties" and isinstance(value, dict):
         known = sorted(schema.get("properties", {}))
         extra = sorted(k for k in value if k not in known)
-        return [FieldProblem(field_name(parts + [key]), "unknown field",
+        return [FieldProblem(name(parts + [key]), (custom or {}).get("problem", "unknown field"),
                              "known: " + ", ".join(known)) for key in extra]
     if custom:
         field = custom.get("field")
-        return [FieldProblem(field or field_name(parts), custom["problem"],
+        return [FieldProblem(field or name(parts),
+                             custom["problem"].replace("{value}", value_words(value)),
                              custom.get("hint") or (None if field else hint))]
-    return [FieldProblem(field_name(parts), _words(validator, expected, value, schema, error),
-                         hint)]
+    return [FieldProblem(name(parts),
+                         _words(validator, expected, value, schema, error, value_words), hint)]
 
 
 def _property_hint(schema: dict, key: str) -> str | None:
@@ -163,9 +174,9 @@ def _range(schema: dict) -> str:
 
 
 def _words(validator: str, expected: Any, value: Any, schema: dict,
-           error: jsonschema.ValidationError) -> str:
+           error: jsonschema.ValidationError, value_words: ValueWords = kind) -> str:
     if validator == "type":
-        return f"must be {_type_words(expected)}, not {kind(value)}"
+        return f"must be {_type_words(expected)}, not {value_words(value)}"
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         noun = "a whole number" if schema.get("type") == "integer" else "a number"
         return f"must be {noun} {_range(schema)}"

@@ -245,6 +245,20 @@ def kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else type(value).__name__
 
 
+def described(value: Any) -> str:
+    """A parsed value in words with the value itself, for messages about a document a person
+    edits (a snapshot): 'the string "2"', 'the number 5', 'the boolean true', 'an empty
+    string', 'null', 'an array', 'an object'."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float, Decimal)):
+        text = str(value)
+        return f"the number {text if len(text) <= 60 else text[:59] + '…'}"
+    if isinstance(value, str):
+        return f"the string {shown(value)}" if value else "an empty string"
+    return kind(value)
+
+
 def shown(value: Any, limit: int = 60) -> str:
     """A value as JSON text, cut to ``limit`` characters for a message."""
     try:

@@ -9,55 +9,34 @@ links and the clock offset. It does **not** hold authorization codes (single use
 the request journal, injected faults or rate-limit counters: those are runtime, and
 loading a snapshot clears them (and the codes).
 
-``import_state`` checks the whole document before it writes anything — format and
-version, every type, and every reference (a grade's student is in the roster, a token's
-app is in the snapshot, …) — and reports every problem with its JSON path
-(``$.grades[3].user_id``). A refused snapshot changes nothing.
+``import_state`` checks the whole document before it writes anything — against
+``schemas/snapshot.schema.json``, the format's definition, then every reference (a grade's
+student is in the roster, a token's app is in the snapshot, …: ``snapshot_schema.py``) —
+and reports every problem with its JSON path (``$.grades[3].user_id``). A refused snapshot
+changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable
 
-from . import jsontext
-from .apps import normalize_app
-from .clock import MAX_OFFSET_S, Clock
-from .errors import BadRequest
-from .roster import _short, validate_roster
+from . import jsontext, snapshot_schema
+from .clock import Clock
 from .jsontext import dumps
+from .snapshot_schema import FORMAT, MAX_PROBLEMS, VERSION, SnapshotProblem
 from .store import Store
 
-FORMAT = "clever-sim-snapshot"
-VERSION = 1
-MAX_PROBLEMS = 200  # reported at most; the rest are counted
+__all__ = ["FORMAT", "MAX_PROBLEMS", "VERSION", "DatabaseState", "SnapshotError",
+           "SnapshotProblem", "check_snapshot", "counts", "export_state", "import_state",
+           "parse_snapshot_text", "read_snapshot_file", "validate_snapshot", "write_snapshot_file"]
 
 _ROSTER_KINDS = ("districts", "schools", "terms", "users", "sections")
-_TOP_REQUIRED = ("format", "version", "roster", "apps", "tokens", "grades", "grade_history",
-                 "schoology_assignments")
-_TOP_OPTIONAL = ("created", "clock_offset_s")
-_APP_KEYS = {"client_id", "client_secret", "name", "redirect_uris", "assignments_url", "scopes",
-             "districts", "created"}
-_TOKEN_KEYS = {"access_token", "kind", "id", "client_id", "district_id", "user_id", "scopes",
-               "created"}
-_GRADE_KEYS = {"id", "client_id", "user_id", "assignment_id", "district_id", "version", "record",
-               "created", "updated", "seq"}
-_HISTORY_KEYS = {"seq", "grade_id", "version", "record", "received_at"}
-_LINK_KEYS = {"id", "section_id", "client_id", "assignment_id", "data", "created"}
-_MAX_INT = 2 ** 62
-
-
-class SnapshotProblem(NamedTuple):
-    """One problem in a snapshot: the JSON path of the offending value and what is wrong."""
-
-    path: str
-    message: str
 
 
 class SnapshotError(Exception):
@@ -165,333 +144,20 @@ def counts(doc: dict) -> dict:
     }
 
 
-# --- validation --------------------------------------------------------------------------
-
-def _path(base: str, *parts: Any) -> str:
-    out = base
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-class _Checker:
-    """Collects problems (at most MAX_PROBLEMS are kept; the rest are counted)."""
-
-    def __init__(self) -> None:
-        self.problems: list[SnapshotProblem] = []
-        self.more = 0
-
-    def add(self, path: str, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(SnapshotProblem(path, message))
-        else:
-            self.more += 1
-
-    # typed field checks: each returns whether the value is usable
-    def string(self, obj: dict, key: str, where: str, *, nullable: bool = False,
-               max_len: int = 100_000) -> bool:
-        value = obj.get(key)
-        if value is None and nullable:
-            return True
-        if not isinstance(value, str) or not value:
-            self.add(_path(where, key), f"must be a non-empty string, not {_kind(value)}")
-            return False
-        if len(value) > max_len:
-            self.add(_path(where, key), f"is longer than {max_len} characters")
-            return False
-        return True
-
-    def integer(self, obj: dict, key: str, where: str, lo: int = 1) -> bool:
-        value = obj.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= _MAX_INT:
-            self.add(_path(where, key), f"must be a whole number ≥ {lo}, not {_kind(value)}")
-            return False
-        return True
-
-    def obj(self, obj: dict, key: str, where: str) -> bool:
-        if not isinstance(obj.get(key), dict):
-            self.add(_path(where, key), f"must be a JSON object, not {_kind(obj.get(key))}")
-            return False
-        return True
-
-    def str_list(self, obj: dict, key: str, where: str) -> bool:
-        value = obj.get(key)
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.add(_path(where, key), f"must be a list of non-empty strings, not {_kind(value)}")
-            return False
-        return True
-
-    def record(self, item: Any, where: str, keys: set[str], required: set[str]) -> bool:
-        """``item`` is an object with every required key and no unknown one."""
-        if not isinstance(item, dict):
-            self.add(where, f"must be a JSON object, not {_kind(item)}")
-            return False
-        for key in sorted(required - set(item)):
-            self.add(_path(where, key), "is missing")
-        for key in sorted(set(item) - keys):
-            self.add(_path(where, key), "unknown key (known: " + ", ".join(sorted(keys)) + ")")
-        return required <= set(item)
-
-    def same(self, record: dict, key: str, want: Any, where: str, column: str) -> None:
-        if key in record and record[key] != want:
-            self.add(_path(where, key), f"is {_short(record[key])} but {column} is {_short(want)}")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return "an empty string" if not value else f"the string {_short(value)}"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
+# --- validation (schemas/snapshot.schema.json and snapshot_schema.py) ----------------
 
 def validate_snapshot(doc: Any) -> list[SnapshotProblem]:
     """The problems of a snapshot document, at most MAX_PROBLEMS (empty: it can be loaded)."""
-    problems, _ = _validate(doc)
+    problems, _ = snapshot_schema.validate(doc)
     return problems
 
 
 def check_snapshot(doc: Any) -> dict:
     """``doc`` when it can be loaded; SnapshotError listing its problems otherwise."""
-    problems, more = _validate(doc)
+    problems, more = snapshot_schema.validate(doc)
     if problems:
         raise SnapshotError(problems, more)
     return doc
-
-
-def _validate(doc: Any) -> tuple[list[SnapshotProblem], int]:
-    c = _Checker()
-    if not isinstance(doc, dict):
-        c.add("$", f"a snapshot must be a JSON object, not {_kind(doc)}")
-        return c.problems, c.more
-    if doc.get("format") != FORMAT:
-        c.add("$.format", f"must be {FORMAT!r}, not {_kind(doc.get('format'))} "
-                          "(is this a clever-sim snapshot?)")
-        return c.problems, c.more  # nothing else is worth reading
-    version = doc.get("version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        c.add("$.version", f"must be a whole number, not {_kind(version)}")
-        return c.problems, c.more
-    if version != VERSION:
-        newer = " (written by a newer clever-sim: upgrade this one)" if version > VERSION else ""
-        c.add("$.version", f"is {version}; this clever-sim reads version {VERSION}{newer}")
-        return c.problems, c.more
-    for key in _TOP_REQUIRED:
-        if key not in doc:
-            c.add(f"$.{key}", "is missing")
-    for key in sorted(set(doc) - set(_TOP_REQUIRED) - set(_TOP_OPTIONAL)):
-        c.add(f"$.{key}", "unknown key (known: " + ", ".join(_TOP_REQUIRED + _TOP_OPTIONAL) + ")")
-    if "created" in doc and not isinstance(doc["created"], str):
-        c.add("$.created", f"must be a string (an ISO time), not {_kind(doc['created'])}")
-    offset = doc.get("clock_offset_s", 0)
-    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or \
-            not math.isfinite(offset) or not 0 <= offset <= MAX_OFFSET_S:
-        c.add("$.clock_offset_s", f"must be a number of seconds from 0 to {MAX_OFFSET_S}, "
-                                  f"not {_kind(offset)}")
-
-    # The roster: its own schema and references (paths re-rooted under $.roster).
-    roster = doc.get("roster")
-    roster_ok = False
-    if "roster" in doc:
-        if not isinstance(roster, dict):
-            c.add("$.roster", f"must be a JSON object (a roster document), not {_kind(roster)}")
-        else:
-            found = validate_roster(roster)
-            for problem in found:
-                c.add("$.roster" + problem.path[1:], problem.message)
-            roster_ok = not found
-    districts: set[str] = set()
-    users: dict[str, dict] = {}
-    sections: set[str] = set()
-    if roster_ok:
-        districts = {d["id"] for d in roster["districts"]}
-        users = {u["id"]: u for u in roster["users"]}
-        sections = {s["id"] for s in roster["sections"]}
-
-    lists = {}
-    for key in _TOP_REQUIRED[3:]:
-        value = doc.get(key)
-        if key in doc and not isinstance(value, list):
-            c.add(f"$.{key}", f"must be an array, not {_kind(value)}")
-        lists[key] = value if isinstance(value, list) else []
-
-    # Apps: the same rules as a registration, plus unique client ids.
-    app_districts: dict[str, set[str]] = {}
-    for i, app in enumerate(lists["apps"]):
-        where = f"$.apps[{i}]"
-        if not c.record(app, where, _APP_KEYS, _APP_KEYS - {"assignments_url"}):
-            continue
-        ok = all([c.string(app, "client_id", where, max_len=200),
-                  c.string(app, "client_secret", where, max_len=200),
-                  c.string(app, "created", where)])
-        if not ok:
-            continue
-        if app["client_id"] in app_districts:
-            c.add(_path(where, "client_id"), f"{app['client_id']!r} appears twice")
-            continue
-        own = app.get("districts")
-        known = sorted(districts) if roster_ok else \
-            [d for d in own if isinstance(d, str)] if isinstance(own, list) else []
-        try:
-            normalize_app({k: app[k] for k in _APP_KEYS - {"created"} if k in app}, known,
-                          None, app["created"])
-        except BadRequest as exc:
-            for e in exc.errors:
-                c.add(_path(where, e.field), e.problem)
-            continue
-        app_districts[app["client_id"]] = set(app["districts"])
-    apps_ok = len(app_districts) == len(lists["apps"])
-
-    # Tokens: their app, district and (il tokens) user exist and agree.
-    seen_tokens: set[str] = set()
-    for i, tok in enumerate(lists["tokens"]):
-        where = f"$.tokens[{i}]"
-        if not c.record(tok, where, _TOKEN_KEYS, _TOKEN_KEYS):
-            continue
-        ok = all([c.string(tok, "access_token", where, max_len=200), c.string(tok, "id", where),
-                  c.string(tok, "client_id", where), c.string(tok, "district_id", where),
-                  c.string(tok, "user_id", where, nullable=True), c.str_list(tok, "scopes", where),
-                  c.string(tok, "created", where)])
-        if tok.get("kind") not in ("il", "district"):
-            c.add(_path(where, "kind"), f"must be \"il\" or \"district\", not {_kind(tok.get('kind'))}")
-            ok = False
-        if not ok:
-            continue
-        if tok["access_token"] in seen_tokens:
-            c.add(_path(where, "access_token"), "appears twice")
-        seen_tokens.add(tok["access_token"])
-        if apps_ok and tok["client_id"] not in app_districts:
-            c.add(_path(where, "client_id"), f"no app {tok['client_id']!r} in $.apps")
-        if roster_ok and tok["district_id"] not in districts:
-            c.add(_path(where, "district_id"), f"no district {tok['district_id']!r} in $.roster.districts")
-        if tok["kind"] == "district":
-            if tok["user_id"] is not None:
-                c.add(_path(where, "user_id"), "must be null for a district-app token")
-            elif apps_ok and roster_ok and tok["client_id"] in app_districts and \
-                    tok["district_id"] in districts and \
-                    tok["district_id"] not in app_districts[tok["client_id"]]:
-                c.add(_path(where, "district_id"), f"the app {tok['client_id']!r} is not connected "
-                                                   f"to district {tok['district_id']!r}")
-        elif tok["user_id"] is None:
-            c.add(_path(where, "user_id"), "is required for an il token (whose token it is)")
-        elif roster_ok:
-            user = users.get(tok["user_id"])
-            if user is None:
-                c.add(_path(where, "user_id"), f"no user {tok['user_id']!r} in $.roster.users")
-            elif user["district"] != tok["district_id"]:
-                c.add(_path(where, "district_id"), f"is {tok['district_id']!r} but the user's "
-                                                   f"district is {user['district']!r}")
-
-    # Grades: one per (app, student, assignment); the student and app exist.
-    grade_versions: dict[str, int] = {}
-    seen_seq: set[int] = set()
-    seen_keys: set[tuple[str, str, str]] = set()
-    for i, grade in enumerate(lists["grades"]):
-        where = f"$.grades[{i}]"
-        if not c.record(grade, where, _GRADE_KEYS, _GRADE_KEYS):
-            continue
-        ok = all([c.string(grade, "id", where), c.string(grade, "client_id", where),
-                  c.string(grade, "user_id", where), c.string(grade, "assignment_id", where, max_len=256),
-                  c.string(grade, "district_id", where), c.integer(grade, "version", where),
-                  c.obj(grade, "record", where), c.string(grade, "created", where),
-                  c.string(grade, "updated", where), c.integer(grade, "seq", where)])
-        if not ok:
-            continue
-        if grade["id"] in grade_versions:
-            c.add(_path(where, "id"), f"grade id {grade['id']!r} appears twice")
-            continue
-        grade_versions[grade["id"]] = grade["version"]
-        if grade["seq"] in seen_seq:
-            c.add(_path(where, "seq"), f"seq {grade['seq']} appears twice")
-        seen_seq.add(grade["seq"])
-        key = (grade["client_id"], grade["user_id"], grade["assignment_id"])
-        if key in seen_keys:
-            c.add(where, "a second grade for the same app, student and assignment "
-                         "(there is one current grade per triple; older ones go in grade_history)")
-        seen_keys.add(key)
-        if apps_ok and grade["client_id"] not in app_districts:
-            c.add(_path(where, "client_id"), f"no app {grade['client_id']!r} in $.apps")
-        if roster_ok:
-            user = users.get(grade["user_id"])
-            if user is None:
-                c.add(_path(where, "user_id"), f"no user {grade['user_id']!r} in $.roster.users")
-            elif "student" not in user["roles"]:
-                c.add(_path(where, "user_id"), f"{grade['user_id']!r} is not a student")
-            elif user["district"] != grade["district_id"]:
-                c.add(_path(where, "district_id"), f"is {grade['district_id']!r} but the student's "
-                                                   f"district is {user['district']!r}")
-        rec = grade["record"]
-        rwhere = _path(where, "record")
-        c.same(rec, "id", grade["id"], rwhere, "the grade's id")
-        c.same(rec, "userID", grade["user_id"], rwhere, "the grade's user_id")
-        c.same(rec, "assignmentID", grade["assignment_id"], rwhere, "the grade's assignment_id")
-        c.same(rec, "client_id", grade["client_id"], rwhere, "the grade's client_id")
-        c.same(rec, "version", grade["version"], rwhere, "the grade's version")
-
-    # History: every version belongs to a grade in the snapshot.
-    seen_hist_seq: set[int] = set()
-    seen_versions: set[tuple[str, int]] = set()
-    for i, entry in enumerate(lists["grade_history"]):
-        where = f"$.grade_history[{i}]"
-        if not c.record(entry, where, _HISTORY_KEYS, _HISTORY_KEYS):
-            continue
-        ok = all([c.integer(entry, "seq", where), c.string(entry, "grade_id", where),
-                  c.integer(entry, "version", where), c.obj(entry, "record", where),
-                  c.string(entry, "received_at", where)])
-        if not ok:
-            continue
-        if entry["seq"] in seen_hist_seq:
-            c.add(_path(where, "seq"), f"seq {entry['seq']} appears twice")
-        seen_hist_seq.add(entry["seq"])
-        current = grade_versions.get(entry["grade_id"])
-        if current is None:
-            c.add(_path(where, "grade_id"), f"no grade {entry['grade_id']!r} in $.grades")
-        elif entry["version"] > current:
-            c.add(_path(where, "version"), f"is {entry['version']} but the grade's current "
-                                           f"version is {current}")
-        if (entry["grade_id"], entry["version"]) in seen_versions:
-            c.add(_path(where, "version"), f"version {entry['version']} of grade "
-                                           f"{entry['grade_id']!r} appears twice")
-        seen_versions.add((entry["grade_id"], entry["version"]))
-        rwhere = _path(where, "record")
-        c.same(entry["record"], "id", entry["grade_id"], rwhere, "the entry's grade_id")
-        c.same(entry["record"], "version", entry["version"], rwhere, "the entry's version")
-
-    # Schoology assignments: a section of the roster, an app of the snapshot.
-    seen_links: set[str] = set()
-    seen_link_keys: set[tuple[str, str, str]] = set()
-    for i, link in enumerate(lists["schoology_assignments"]):
-        where = f"$.schoology_assignments[{i}]"
-        if not c.record(link, where, _LINK_KEYS, _LINK_KEYS):
-            continue
-        ok = all([c.string(link, "id", where), c.string(link, "section_id", where),
-                  c.string(link, "client_id", where), c.string(link, "assignment_id", where, max_len=256),
-                  c.obj(link, "data", where), c.string(link, "created", where)])
-        if not ok:
-            continue
-        if link["id"] in seen_links:
-            c.add(_path(where, "id"), f"link id {link['id']!r} appears twice")
-        seen_links.add(link["id"])
-        key = (link["section_id"], link["client_id"], link["assignment_id"])
-        if key in seen_link_keys:
-            c.add(where, "a second link of the same assignment in the same section for the same app")
-        seen_link_keys.add(key)
-        if roster_ok and link["section_id"] not in sections:
-            c.add(_path(where, "section_id"), f"no section {link['section_id']!r} in $.roster.sections")
-        if apps_ok and link["client_id"] not in app_districts:
-            c.add(_path(where, "client_id"), f"no app {link['client_id']!r} in $.apps")
-        dwhere = _path(where, "data")
-        for key_name in ("id", "section_id", "client_id", "assignment_id"):
-            c.same(link["data"], key_name, link[key_name], dwhere, f"the link's {key_name}")
-    return c.problems, c.more
 
 
 # --- import ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from conftest import assert_error, bearer, district_token, grade_ok, il_token
 from simulator import snapshot as snap
+from simulator import snapshot_schema
 from simulator.app import create_app
 from simulator.control.snapshot_routes import bp as snapshot_bp
 from simulator.roster_gen import generate_roster
@@ -395,6 +396,7 @@ def test_a_load_that_fails_late_leaves_roster_and_grades_as_they_were(client, si
 _KILL_MID_LOAD = """
 import json, os, sys
 from simulator import snapshot as snap
+from simulator import snapshot_schema
 from simulator.store import Store
 
 def die():  # the last step inside the load's transaction: the process dies before COMMIT
@@ -541,8 +543,8 @@ def test_cli_load_into_a_database_checks_the_snapshot_once_before_opening_it(
     file = tmp_path / "state.json"
     snap.write_snapshot_file(snap.export_state(sim), file)
     checks = []
-    validate = snap._validate
-    monkeypatch.setattr(snap, "_validate", lambda doc: checks.append(1) or validate(doc))
+    validate = snapshot_schema.validate
+    monkeypatch.setattr(snapshot_schema, "validate", lambda doc: checks.append(1) or validate(doc))
 
     loaded = invoke("load", str(file), "--db", str(tmp_path / "loaded.db"))
     assert loaded.exit_code == 0, loaded.output
