@@ -1,5 +1,7 @@
 """Benchmark: CPU seconds to check a large snapshot (``snapshot.check_snapshot``) before it is
-loaded, as a ratio to reading the same document's JSON text (``jsontext.loads``) in the same run.
+loaded, as a ratio to reading the same document's JSON text (``jsontext.loads``) in the same run;
+for scale, the CPU seconds of writing it into a fresh in-memory simulator (``import_state``
+with ``checked=True``: the writes alone).
 
     .venv/bin/python bench/snapshot_validation.py [--grades 10000] [--repeats 5]
 
@@ -7,7 +9,7 @@ The snapshot is a real export (one simulator, the packaged roster, one grade wit
 and a Schoology link) whose grade is copied ``--grades`` times (each a new id, seq, assignment
 and history entry), so every reference check runs on every copy. To compare with another
 checkout, run this file with it first on the path (``PYTHONPATH=/tmp/base``): the script uses
-only ``create_app``, ``export_state``, ``check_snapshot`` and ``jsontext.loads``.
+only ``create_app``, ``export_state``, ``check_snapshot``, ``import_state`` and ``jsontext.loads``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ def big_snapshot(grades: int) -> dict:
     return doc
 
 
+def load_into_fresh_simulator(doc: dict) -> None:
+    """``import_state`` without its check: what loading costs besides the check."""
+    app = create_app({"DB": ":memory:"}, environ={})
+    sim = app.extensions["clever_sim"]
+    try:
+        snapshot.import_state(sim, doc, checked=True)
+    finally:
+        sim.close()
+
+
 def cpu_seconds(work, repeats: int) -> float:
     """The median CPU time (this process) of ``work()``."""
     times = []
@@ -70,8 +82,10 @@ def main() -> None:
     snapshot.check_snapshot(doc)  # anything compiled once is compiled before the timing
     parse = cpu_seconds(lambda: jsontext.loads(text), args.repeats)
     check = cpu_seconds(lambda: snapshot.check_snapshot(doc), args.repeats)
+    write = cpu_seconds(lambda: load_into_fresh_simulator(doc), 1)
     print(json.dumps({"grades": args.grades, "bytes": len(text), "parse_cpu_s": round(parse, 4),
                       "check_cpu_s": round(check, 4), "check_over_parse": round(check / parse, 2),
+                      "write_cpu_s": round(write, 4),
                       "loadavg": [round(x, 2) for x in os.getloadavg()],
                       "simulator": os.path.dirname(snapshot.__file__)}))
 

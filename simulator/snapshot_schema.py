@@ -158,6 +158,7 @@ class _References:
         self.sections: set[str] = set()
         self.app_districts: dict[str, set[str]] = {}
         self.apps_ok = False  # the checks against $.apps run only when every app is valid
+        self.refused_grades: set[str] = set()  # ids of grades the schema refused
 
     def records(self, key: str) -> Iterator[tuple[str, dict]]:
         """(path, record) of each record of ``$.key`` that the schema accepted."""
@@ -243,6 +244,10 @@ class _References:
         versions: dict[str, int] = {}
         seen_seq: set[int] = set()
         seen_keys: set[tuple[str, str, str]] = set()
+        grades = self.doc.get("grades")
+        self.refused_grades = {g["id"] for i, g in enumerate(grades if isinstance(grades, list) else [])
+                               if ("grades", i) in self.bad and isinstance(g, dict)
+                               and isinstance(g.get("id"), str)}
         for where, grade in self.records("grades"):
             if grade["id"] in versions:
                 add(f"{where}.id", f"grade id {grade['id']!r} appears twice")
@@ -285,6 +290,8 @@ class _References:
                 add(f"{where}.seq", f"seq {entry['seq']} appears twice")
             seen_seq.add(entry["seq"])
             current = grade_versions.get(entry["grade_id"])
+            if current is None and entry["grade_id"] in self.refused_grades:
+                continue  # its grade is reported already
             if current is None:
                 add(f"{where}.grade_id", f"no grade {entry['grade_id']!r} in $.grades")
             elif entry["version"] > current:
