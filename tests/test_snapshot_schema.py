@@ -79,8 +79,8 @@ BAD = [  # (case, tampering, path, exact message)
     # wrong types
     ("version as a string", set_in("grades", 0, "version", value="2"),
      "$.grades[0].version", 'must be a whole number ≥ 1, not the string "2"'),
-    ("seq as 1.0", set_in("grades", 0, "seq", value=1.0),
-     "$.grades[0].seq", "must be a whole number ≥ 1, not the number 1.0"),
+    ("seq as 1.5", set_in("grades", 0, "seq", value=1.5),
+     "$.grades[0].seq", "must be a whole number ≥ 1, not the number 1.5"),
     ("seq as a boolean", set_in("grade_history", 0, "seq", value=True),
      "$.grade_history[0].seq", "must be a whole number ≥ 1, not the boolean true"),
     ("record as an array", set_in("grades", 0, "record", value=[]),
@@ -240,6 +240,25 @@ def test_a_record_the_schema_refuses_is_reported_once(valid):
     assert problems(doc) == [("$.grades[0].version", 'must be a whole number ≥ 1, not the string "2"')]
 
 
+def test_a_whole_number_written_as_1_0_loads_as_1(valid):
+    """JSON Schema counts 1.0 as a whole number, so every tool reading the schema file agrees
+    with the simulator; the database stores it as 1."""
+    doc = copy.deepcopy(valid)
+    for grade in doc["grades"]:
+        grade["version"], grade["seq"] = float(grade["version"]), float(grade["seq"])
+        grade["record"]["version"] = float(grade["record"]["version"])
+    assert problems(doc) == []
+    app = create_app({"DB": ":memory:"}, environ={})
+    sim = app.extensions["clever_sim"]
+    try:
+        snapshot.import_state(sim, doc)
+        exported = snapshot.export_state(sim)["grades"]
+    finally:
+        sim.close()
+    assert [(type(g["version"]), type(g["seq"])) for g in exported] == [(int, int)] * len(exported)
+    assert [g["version"] for g in exported] == [g["version"] for g in valid["grades"]]
+
+
 # --- never anything but SnapshotError ---------------------------------------------------
 
 JSON = st.recursive(
@@ -264,16 +283,13 @@ def test_check_snapshot_never_raises_on_arbitrary_json(doc):
 
 PARTS = st.sampled_from(["apps", "tokens", "grades", "grade_history", "schoology_assignments",
                          "roster", "clock_offset_s", "created"])
-
-
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(part=PARTS, index=st.integers(0, 3), key=st.text(max_size=12) | st.sampled_from(
+KEYS = st.text(max_size=12) | st.sampled_from(
     ["id", "user_id", "client_id", "version", "seq", "record", "kind", "districts", "scopes",
-     "redirect_uris", "data", "section_id", "grade_id", "district_id"]), value=JSON)
-def test_check_snapshot_never_raises_on_a_real_snapshot_with_any_value_anywhere(
-        valid, part, index, key, value):
-    """Arbitrary JSON put into a real export, where the reference checks read it."""
+     "redirect_uris", "data", "section_id", "grade_id", "district_id", "access_token"])
+
+
+def with_value(valid: dict, part: str, index: int, key: str, value) -> dict:
+    """A copy of a real export with ``value`` put into one record (or in place of it)."""
     doc = copy.deepcopy(valid)
     target = doc[part]
     if isinstance(target, list) and target:
@@ -286,7 +302,42 @@ def test_check_snapshot_never_raises_on_a_real_snapshot_with_any_value_anywhere(
         target[key] = value
     else:
         doc[part] = value
-    assert_checked(doc)
+    return doc
+
+
+ANYWHERE = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@ANYWHERE
+@given(part=PARTS, index=st.integers(0, 3), key=KEYS, value=JSON)
+def test_check_snapshot_never_raises_on_a_real_snapshot_with_any_value_anywhere(
+        valid, part, index, key, value):
+    """Arbitrary JSON put into a real export, where the reference checks read it."""
+    assert_checked(with_value(valid, part, index, key, value))
+
+
+def schema_file_errors(doc) -> list:
+    """What jsonschema finds in ``doc`` against the schema file as written ($refs and all)."""
+    import jsonschema
+
+    return list(jsonschema.Draft202012Validator(schema()).iter_errors(doc))
+
+
+@ANYWHERE
+@given(part=PARTS, index=st.integers(0, 3), key=KEYS, value=JSON | st.sampled_from(
+    [1.0, 2.5, True, 0, -1, 2 ** 62, 2 ** 62 + 1, "", "x" * 201, "il", "district", None]))
+def test_the_fast_check_and_jsonschema_agree_on_every_snapshot(valid, part, index, key, value):
+    """fastjsonschema only proves a snapshot valid (then jsonschema never walks it): it must
+    never pass one that the schema file, read by jsonschema, refuses, nor refuse a valid one."""
+    doc = with_value(valid, part, index, key, value)
+    assert snapshot_schema.proven_valid(doc) == (not schema_file_errors(doc))
+
+
+@settings(max_examples=100, deadline=None)
+@given(doc=JSON)
+def test_the_fast_check_and_jsonschema_agree_on_any_json(doc):
+    assert snapshot_schema.proven_valid(doc) == (not schema_file_errors(doc))
 
 
 # --- the schema file ----------------------------------------------------------------------
