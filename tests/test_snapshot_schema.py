@@ -368,3 +368,11 @@ def test_openapi_describes_the_snapshot_as_the_schema_file_defines_it(component,
     assert set(theirs["required"]) == set(ours["required"])
     if definition is None:
         assert theirs["properties"]["clock_offset_s"]["maximum"] == MAX_OFFSET_S
+
+
+def test_openapi_shows_the_answer_a_foreign_document_really_gets(client):
+    """The 400 example of POST /_sim/snapshot is the simulator's own answer, not a paraphrase."""
+    operation = bodies.document()["paths"]["/_sim/snapshot"]["post"]
+    example = operation["responses"]["400"]["content"]["application/json"]["example"]
+    answer = client.post("/_sim/snapshot", json={"format": "roster"})
+    assert answer.status_code == 400 and answer.get_json() == example
