@@ -613,7 +613,6 @@ class GranianServer:
         from granian._futures import _new_cbscheduler
         from granian._granian import WSGIWorker
         from granian.http import HTTP1Settings
-        from granian.wsgi import _callback_wrapper
 
         loop = asyncio.new_event_loop()  # granian's scheduler wants one; WSGI never runs on it
         try:
@@ -627,8 +626,7 @@ class GranianServer:
                 None,  # no static files
                 False, None, None, None, "tls1.3", None, [], False,  # no TLS
                 (None, None))  # no metrics
-            scheduler = _new_cbscheduler(loop, _callback_wrapper(self.app, {}, None),
-                                         impl_asyncio=True)
+            scheduler = _new_cbscheduler(loop, _granian_entry(self.app), impl_asyncio=True)
             with self._state:
                 if self._closing:
                     return
@@ -650,6 +648,34 @@ class GranianServer:
         self._signal.set()
         self.app.drain(timeout)
         self._socket.close()
+
+
+def _granian_entry(app: Callable) -> Callable:
+    """What granian's worker calls per request: ``app`` with an environ of the request's own.
+
+    granian's stock entry (``granian.wsgi._callback_wrapper``) starts every environ from a
+    copy of the server process's ``os.environ``, so a variable such as ``HTTP_PROXY`` in the
+    environment the server was started in read as a header every client had sent (shown in
+    the journal and the inspector), and ``CONTENT_TYPE``/``CONTENT_LENGTH`` there as a body
+    every bodiless request declared; each request also copied and the journal scanned
+    those few dozen extra keys. Here the environ is the WSGI keys plus granian's scope."""
+    from granian.wsgi import Response, ResponseIterWrap
+
+    wsgi_keys = {"GATEWAY_INTERFACE": "CGI/1.1", "SCRIPT_NAME": "", "SERVER_SOFTWARE": "Granian",
+                 "wsgi.errors": sys.stderr, "wsgi.input_terminated": True,
+                 "wsgi.multiprocess": False, "wsgi.multithread": True, "wsgi.run_once": False,
+                 "wsgi.version": (1, 0)}
+
+    def serve(proto: Any, scope: dict) -> int:
+        answer = Response()  # granian's start_response: keeps the status and headers
+        body = app(wsgi_keys | scope, answer)
+        if isinstance(body, list):  # whole already (``_GranianApp``): one write
+            proto.response_bytes(answer.status, answer.headers, b"".join(body))
+        else:
+            proto.response_iter(answer.status, answer.headers, ResponseIterWrap(body))
+        return answer.status
+
+    return serve
 
 
 BACKLOG = 1024

@@ -136,3 +136,21 @@ def test_a_dropped_connection_logs_no_error(server, caplog):
     finally:
         running.stop()
     assert [r.getMessage()[:80] for r in caplog.records if r.levelno >= 40] == []
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_servers_environment_never_reads_as_request_headers(server, monkeypatch):
+    """A variable named like a CGI header in the environment the server runs in (a proxy
+    setting such as HTTP_PROXY) is not a header the partner sent: the journal shows only
+    the request's own."""
+    monkeypatch.setenv("HTTP_X_FROM_THE_SERVER_ENV", "not sent by the client")
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        answer = httpx.get(running.url + "/v3.0/me", headers={"X-Sent": "yes"}, trust_env=False)
+        assert answer.status_code == 401
+        (entry,) = app.extensions["clever_sim"].journal.query(path="/v3.0/me")[0]
+    finally:
+        running.stop()
+    assert entry["request_headers"]["X-Sent"] == "yes"
+    assert "X-From-The-Server-Env" not in entry["request_headers"]
