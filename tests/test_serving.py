@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
+import time
 from contextlib import closing
 
 import httpx
@@ -154,3 +156,26 @@ def test_the_servers_environment_never_reads_as_request_headers(server, monkeypa
         running.stop()
     assert entry["request_headers"]["X-Sent"] == "yes"
     assert "X-From-The-Server-Env" not in entry["request_headers"]
+
+
+def test_a_freed_request_slot_goes_to_the_longest_waiter():
+    """granian's request slots are first come, first served: a slot freed while others
+    wait goes to the one that queued first, never to whoever asks next."""
+    slots = serving.FairSlots(1)
+    order: list[int] = []
+    slots.__enter__()  # the one slot is busy
+    threads = []
+    for i in range(5):
+        def take(i: int = i) -> None:
+            with slots:
+                order.append(i)
+        thread = threading.Thread(target=take)
+        thread.start()
+        threads.append(thread)
+        while slots.waiting < i + 1:  # queued before the next one starts
+            time.sleep(0.001)
+    slots.__exit__(None, None, None)
+    for thread in threads:
+        thread.join(10)
+    assert order == [0, 1, 2, 3, 4]
+    assert slots.waiting == 0
