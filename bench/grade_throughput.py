@@ -40,11 +40,13 @@ GOAL_RATIO = 0.6          # grade POSTs at ≥ 0.6 of the bare endpoint's throug
 GOAL_P99_C32_MS = 50.0    # p99 under 50 ms at concurrency 32
 
 
-def spawn(cmd: list[str], cwd: str) -> tuple[subprocess.Popen, str, float]:
-    """Start a server; (process, url, seconds until /_sim/health answered)."""
+def spawn(cmd: list[str], cwd: str, env: dict[str, str] | None = None
+          ) -> tuple[subprocess.Popen, str, float]:
+    """Start a server (``env``: its environment, default this one's); (process, url,
+    seconds until /_sim/health answered)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, env=env)
     url = None
     for line in proc.stdout:
         match = re.search(r"on (http://127\.0\.0\.1:\d+)", line)

@@ -3,13 +3,21 @@ and a bare Flask app on granian, each as a ratio to a bare Flask app on waitress
 interleaved pairs in the same run.
 
 Figures (the issue's table): grade POST throughput at c32 and c1, p99 latency at c32,
-``GET /v3.0/me`` throughput at c32. Every target runs in its own process started here
-(``clever-sim serve --server NAME``, ``bench/baseline_app.py --server NAME``, 16 threads); the
-load comes from ``wrk`` (C, two threads) when it is installed, else from ``loadgen.py``.
-Each figure is the median over ``--pairs`` pairs (baseline, target, baseline, target, …).
+``GET /v3.0/me`` throughput at c32; and for each, the server's CPU per request (its process
+CPU seconds over the requests answered, from /proc on Linux), which a loaded machine
+disturbs far less than requests per second. Every target runs in its own process started
+here (``clever-sim serve --server NAME``, ``bench/baseline_app.py --server NAME``, 16
+threads); the load comes from ``wrk`` (C, two threads) when it is installed, else from
+``loadgen.py``. Each figure is the median over ``--pairs`` pairs (baseline, target,
+baseline, target, …).
+
+``--before TREE`` adds ``before-granian`` (and ``before-waitress`` with ``sim-waitress``):
+the simulator of another checkout (``git worktree add /tmp/base main``) run with
+PYTHONPATH=TREE, so before and after are measured in the same run against the same
+baseline.
 
     .venv/bin/python bench/serving_layer.py [--pairs 5] [--seconds 3] [--json]
-        [--targets sim-granian sim-waitress bare-granian]
+        [--targets sim-granian sim-waitress bare-granian] [--before /tmp/base]
 """
 
 from __future__ import annotations
@@ -57,9 +65,9 @@ wrk.headers["Authorization"] = "Bearer TOKEN"
 """
 
 
-def _sim(tmp: str, server: str) -> list[str]:
+def _sim(tmp: str, server: str, tag: str = "sim") -> list[str]:
     return [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", "--threads",
-            str(THREADS), "--server", server, "--db", os.path.join(tmp, f"bench-{server}.db")]
+            str(THREADS), "--server", server, "--db", os.path.join(tmp, f"bench-{tag}-{server}.db")]
 
 
 def _ms(text: str) -> float:
@@ -67,8 +75,18 @@ def _ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a process has used; None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, path: str, script: str, conc: int, seconds: float) -> dict:
-    """One wrk run: requests/s, p99 ms, errors (non-2xx and socket errors)."""
+    """One wrk run: requests/s, requests, p99 ms, errors (non-2xx and socket errors)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
     try:
@@ -81,10 +99,12 @@ def run_wrk(url: str, path: str, script: str, conc: int, seconds: float) -> dict
         raise RuntimeError(f"wrk failed: {out.stdout}{out.stderr}")
     out = out.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": p99, "errors": errors + (int(bad.group(1)) if bad else 0)}
+    return {"rps": rps, "requests": done, "p99_ms": p99,
+            "errors": errors + (int(bad.group(1)) if bad else 0)}
 
 
 def run_loadgen(url: str, path: str, token: str, conc: int, seconds: float) -> dict:
@@ -98,25 +118,47 @@ def run_loadgen(url: str, path: str, token: str, conc: int, seconds: float) -> d
         raw = build_request("GET", url + path, None, auth)
         make = lambda i: raw  # noqa: E731
     result = run_load(url, make, concurrency=conc, seconds=seconds)
-    return {"rps": result.rps, "p99_ms": result.pct(99), "errors": result.errors}
+    return {"rps": result.rps, "requests": result.requests, "p99_ms": result.pct(99),
+            "errors": result.errors}
 
 
-def measure(urls: dict[str, str], token: str, pairs: int, seconds: float, tool: str) -> dict:
-    """Every figure for the baseline and one target (``urls``: baseline first), interleaved."""
+def run_one(url: str, pid: int, path: str, token: str, conc: int, seconds: float,
+            tool: str) -> dict:
+    """One load run on one server, with the server's CPU per request (ms; None off Linux)."""
+    before = process_cpu_s(pid)
+    if tool == "wrk":
+        script = (WRK_GRADE if path == "/v1/grade" else WRK_ME).replace("TOKEN", token)
+        result = run_wrk(url, path, script, conc, seconds)
+    else:
+        result = run_loadgen(url, path, token, conc, seconds)
+    after = process_cpu_s(pid)
+    result["cpu_ms"] = (1000 * (after - before) / result["requests"]
+                        if before is not None and after is not None and result["requests"] else None)
+    return result
+
+
+def measure(servers: dict[str, tuple[str, int]], tokens: dict[str, str], pairs: int,
+            seconds: float, tool: str) -> dict:
+    """Every figure for the baseline and its targets (``servers``: name -> (url, pid),
+    baseline first; ``tokens``: each target's bearer token), interleaved."""
     loads = {"grade_c32": ("/v1/grade", 32), "grade_c1": ("/v1/grade", 1),
              "me_c32": ("/v3.0/me", 32)}
     out: dict = {}
     for figure, (path, conc) in loads.items():
-        script = (WRK_GRADE if path == "/v1/grade" else WRK_ME).replace("TOKEN", token)
-        runs: dict[str, list[dict]] = {name: [] for name in urls}
+        runs: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(pairs):
-            for who in urls:  # the baseline, then the target: pair after pair
-                runs[who].append(run_wrk(urls[who], path, script, conc, seconds) if tool == "wrk"
-                                 else run_loadgen(urls[who], path, token, conc, seconds))
+            for who, (url, pid) in servers.items():  # the baseline, then the target: pair after pair
+                runs[who].append(run_one(url, pid, path, tokens.get(who, "bare"), conc,
+                                         seconds, tool))
         out[figure] = {name: {"rps": statistics.median(r["rps"] for r in rs),
                               "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                              "cpu_ms": _median_or_none([r["cpu_ms"] for r in rs]),
                               "errors": sum(r["errors"] for r in rs)} for name, rs in runs.items()}
     return out
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    return None if None in values else statistics.median(values)
 
 
 def main() -> None:
@@ -125,43 +167,67 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--targets", nargs="*", default=["sim-granian", "sim-waitress", "bare-granian"],
                     choices=[t for t in TARGETS if t != "bare-waitress"])
+    ap.add_argument("--before", metavar="TREE", default=None,
+                    help="also measure the simulator of this checkout (PYTHONPATH=TREE)")
     ap.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     tool = "wrk" if args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk")) \
         else "python"
+    # Measured together, round by round (baseline, then each of the group): with --before,
+    # the other checkout's simulator beside ours on the same server.
+    groups = [[f"before-{name[4:]}", name] if args.before and name.startswith("sim-") else [name]
+              for name in args.targets]
+    targets = [name for group in groups for name in group]
+    load_at_start = os.getloadavg()
     tmp = tempfile.mkdtemp(prefix="clever-sim-bench-")
-    procs, urls = [], {}
+    procs, servers = [], {}
     try:
-        for name in ["bare-waitress", *args.targets]:
-            proc, url, _ = spawn(TARGETS[name](tmp), tmp)
+        for name in ["bare-waitress", *targets]:
+            if name.startswith("before-"):
+                cmd = _sim(tmp, name.split("-", 1)[1], "before")
+                env = dict(os.environ, PYTHONPATH=os.path.abspath(args.before))
+            else:
+                cmd, env = TARGETS[name](tmp), None
+            proc, url, _ = spawn(cmd, tmp, env)
             procs.append(proc)
-            urls[name] = url
+            servers[name] = (url, proc.pid)
         figures: dict = {}
-        for name in args.targets:  # each simulator has its own database: its own token
-            token = student_token(urls[name]) if name.startswith("sim-") else "bare"
-            part = measure({"bare-waitress": urls["bare-waitress"], name: urls[name]}, token,
-                           args.pairs, args.seconds, tool)
+        for group in groups:  # each simulator has its own database: its own token
+            tokens = {name: student_token(servers[name][0])
+                      if name.startswith(("sim-", "before-")) else "bare" for name in group}
+            part = measure({"bare-waitress": servers["bare-waitress"],
+                            **{name: servers[name] for name in group}},
+                           tokens, args.pairs, args.seconds, tool)
             for figure, by_name in part.items():
-                figures.setdefault(figure, {}).update(
-                    {name: by_name[name],
-                     f"bare-waitress (paired with {name})": by_name["bare-waitress"]})
+                for name in group:
+                    figures.setdefault(figure, {}).update(
+                        {name: by_name[name],
+                         f"bare-waitress (paired with {name})": by_name["bare-waitress"]})
     finally:
         for proc in procs:
             stop(proc)
-    report = {"load": os.getloadavg(), "tool": tool, "pairs": args.pairs,
-              "seconds": args.seconds, "figures": figures}
-    report["ratios"] = {name: _pair_ratios(figures, name) for name in args.targets}
+    report = {"load_at_start": load_at_start, "load": os.getloadavg(), "tool": tool,
+              "pairs": args.pairs, "seconds": args.seconds, "before": args.before,
+              "figures": figures}
+    report["ratios"] = {name: _pair_ratios(figures, name) for name in targets}
     if args.json:
         print(json.dumps(report))
         return
-    print(f"load average {report['load'][0]:.1f} on {os.cpu_count()} CPUs; load from {tool}; "
-          f"median of {args.pairs} interleaved pairs of {args.seconds:g} s; baseline = bare "
-          f"Flask on waitress ({THREADS} threads)")
+    print(f"load average {load_at_start[0]:.1f} at the start, {report['load'][0]:.1f} at the end, "
+          f"on {os.cpu_count()} CPUs; load from {tool}; median of {args.pairs} interleaved pairs "
+          f"of {args.seconds:g} s; baseline = bare Flask on waitress ({THREADS} threads)"
+          + (f"; before-* = the simulator of {args.before}" if args.before else ""))
     print("| target | grade POST c32 | grade POST c1 | p99 at c32 | /v3.0/me c32 |")
     print("|---|---|---|---|---|")
     for name, r in report["ratios"].items():
         print(f"| {name} | {r['grade_c32']} | {r['grade_c1']} | {r['p99_c32']} | {r['me_c32']} |")
+    print("server CPU per request, ms (the paired baseline's in brackets):")
+    print("| target | grade POST c32 | grade POST c1 | /v3.0/me c32 |")
+    print("|---|---|---|---|")
+    for name in targets:
+        cells = [_cpu_cell(figures[figure], name) for figure in ("grade_c32", "grade_c1", "me_c32")]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print("absolute (req/s; p99 ms):")
     for figure, by_name in figures.items():
         print(f"  {figure}: " + "; ".join(f"{n} {f['rps']:.0f} ({f['p99_ms']:.1f} ms, "
@@ -172,6 +238,13 @@ def main() -> None:
                for k, goal in GOALS.items()]
         met.append(f"p99_c32 {'met' if sim['p99_c32'] <= 1.0 else 'NOT met'} ({sim['p99_c32']} vs ≤ 1.0)")
         print("goals (sim-granian): " + "; ".join(met))
+
+
+def _cpu_cell(by_name: dict, name: str) -> str:
+    mine, base = by_name[name]["cpu_ms"], by_name[f"bare-waitress (paired with {name})"]["cpu_ms"]
+    if mine is None or base is None:
+        return "n/a"
+    return f"{mine:.3f} ({base:.3f})"
 
 
 def _pair_ratios(figures: dict, name: str) -> dict:
