@@ -127,17 +127,45 @@ def student_token(sim_url: str) -> str:
                                                 "user_id": student})["access_token"]
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a process has used; None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loaded(url: str, pid: int | None, make, conc: int, seconds: float
+            ) -> tuple[LoadResult, float | None]:
+    """One load run and the server's CPU ms per request answered (None: not measured)."""
+    before = process_cpu_s(pid) if pid else None
+    result = run_load(url, make, concurrency=conc, seconds=seconds)
+    after = process_cpu_s(pid) if pid else None
+    if before is None or after is None or not result.requests:
+        return result, None
+    return result, 1000 * (after - before) / result.requests
+
+
 def compare(bare_url: str, sim_url: str, make_bare, make_sim, conc: int, seconds: float,
-            rounds: int) -> dict:
-    bare_runs: list[LoadResult] = []
-    sim_runs: list[LoadResult] = []
+            rounds: int, pids: tuple[int, int] | None = None) -> dict:
+    """The best of ``rounds`` interleaved runs of each; with ``pids`` (bare, simulator),
+    also each server's CPU per request, the median over the rounds (a loaded machine
+    moves it far less than requests per second)."""
+    bare_runs: list[tuple[LoadResult, float | None]] = []
+    sim_runs: list[tuple[LoadResult, float | None]] = []
     for _ in range(rounds):  # interleave so drift hits both alike
-        bare_runs.append(run_load(bare_url, make_bare, concurrency=conc, seconds=seconds))
-        sim_runs.append(run_load(sim_url, make_sim, concurrency=conc, seconds=seconds))
-    b = max(bare_runs, key=lambda r: r.rps)
-    s = max(sim_runs, key=lambda r: r.rps)
-    return {"bare": b.summary(), "sim": s.summary(), "throughput_ratio": round(s.rps / b.rps, 3),
-            "p99_ratio": round(s.pct(99) / b.pct(99), 2) if b.pct(99) else None}
+        bare_runs.append(_loaded(bare_url, pids and pids[0], make_bare, conc, seconds))
+        sim_runs.append(_loaded(sim_url, pids and pids[1], make_sim, conc, seconds))
+    b = max((r for r, _ in bare_runs), key=lambda r: r.rps)
+    s = max((r for r, _ in sim_runs), key=lambda r: r.rps)
+    out = {"bare": b.summary(), "sim": s.summary(), "throughput_ratio": round(s.rps / b.rps, 3),
+           "p99_ratio": round(s.pct(99) / b.pct(99), 2) if b.pct(99) else None}
+    for name, runs in (("bare", bare_runs), ("sim", sim_runs)):
+        cpu = [c for _, c in runs]
+        out[name]["cpu_ms_per_request"] = None if None in cpu else round(statistics.median(cpu), 3)
+    return out
 
 
 def main() -> None:
@@ -167,14 +195,18 @@ def main() -> None:
     sim, sim_url, _ = spawn(sim_cmd(os.path.join(tmp, "bench.db"), args.roster), tmp)
     try:
         token = student_token(sim_url)
+        pids = (bare.pid, sim.pid)
+        report["load_at_start"] = os.getloadavg()
         report["grade_post"] = {
             f"c{conc}": compare(bare_url, sim_url, grade_requests(token, bare_url),
-                                grade_requests(token, sim_url), conc, args.seconds, args.rounds)
+                                grade_requests(token, sim_url), conc, args.seconds, args.rounds,
+                                pids)
             for conc in args.concurrency}
         report["me"] = {
             f"c{conc}": compare(bare_url, sim_url, me_requests(token, bare_url),
-                                me_requests(token, sim_url), conc, args.seconds, args.rounds)
+                                me_requests(token, sim_url), conc, args.seconds, args.rounds, pids)
             for conc in args.me_concurrency}
+        report["load_at_end"] = os.getloadavg()
     finally:
         stop(bare)
         stop(sim)
@@ -188,6 +220,9 @@ def print_report(report: dict) -> None:
     m = report["machine"]
     print(f"machine: {m['cpus']} CPUs, Python {m['python']}; baseline = bare Flask on the "
           f"simulator's server ({SERVER}), same threads, same run")
+    if "load_at_start" in report:
+        print(f"load average {report['load_at_start'][0]:.1f} at the start of the loads, "
+              f"{report['load_at_end'][0]:.1f} at the end")
     r = report.get("start_to_ready")
     if r:
         print(f"start-to-ready: simulator {r['sim_ready_s']:.3f} s; baseline `python -c 'import flask'` "
@@ -198,7 +233,8 @@ def print_report(report: dict) -> None:
             print(f"{title} {conc}: simulator {s['rps']:.0f} req/s (p50 {s['p50_ms']} ms, "
                   f"p99 {s['p99_ms']} ms, {s['errors']} errors); bare {b['rps']:.0f} req/s "
                   f"(p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms); throughput ratio "
-                  f"{row['throughput_ratio']}")
+                  f"{row['throughput_ratio']}; server CPU per request: simulator "
+                  f"{s.get('cpu_ms_per_request')} ms, bare {b.get('cpu_ms_per_request')} ms")
     c32 = report.get("grade_post", {}).get("c32")
     if c32:
         ok_ratio = c32["throughput_ratio"] >= GOAL_RATIO
