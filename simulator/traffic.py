@@ -37,9 +37,10 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 # A dropped connection is journaled as 444 (nginx's "closed without a response").
 DROP_STATUS = 444
 EXCHANGE_KEY = "clever_sim.exchange"  # the request's Exchange, in its WSGI environ
-# Routes without arguments number a few dozen (times methods, with and without a trailing
-# slash): a bound no path a client makes up can push past.
-FIXED_ROUTES_MAX = 512
+# Matched paths remembered (``EmulatedTraffic._route``): at most this many, each at most this
+# long (~0.5 MB at worst), so no stream of made-up paths grows memory.
+MATCHED_MAX = 1024
+MATCHED_PATH_MAX = 256
 _SLASHES = re.compile(r"/{2,}")
 log = logging.getLogger("clever_sim")
 
@@ -250,16 +251,17 @@ class EmulatedTraffic:
         self.emulated = frozenset(emulated) | frozenset(self.apis)
         self.is_page_path = is_page_path
         self._adapter = None
-        self._fixed: dict[tuple[str, str], Any] = {}  # (method, path) -> its rule (``_route``)
+        self._matched: dict[tuple[str, str], tuple[Any, dict]] = {}  # (method, path) -> (rule, args)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(errors="replace").lstrip("/")
         if path.startswith(("/_sim", "/static")):  # never partner traffic
             return self.flask_wsgi(environ, _finishing(start_response))
-        rule = self._fixed.get((method, path))
-        if rule is not None:
-            args, blueprint, error = {}, rule.endpoint.rpartition(".")[0] or None, None
+        found = self._matched.get((method, path))
+        if found is not None:
+            rule, args = found
+            blueprint, error = rule.endpoint.rpartition(".")[0] or None, None
         else:
             rule, args, blueprint, error = self._route(method, path)
         if blueprint is not None and blueprint not in self.emulated \
@@ -269,16 +271,18 @@ class EmulatedTraffic:
 
     def _route(self, method: str, path: str) -> tuple[Any, dict, str | None, HTTPException | None]:
         """(rule, arguments, blueprint, routing error) of a request, from the app's url_map;
-        a path without arguments is remembered (``_fixed``), so ``/v1/grade`` and
-        ``/v3.0/me`` skip werkzeug's matcher after their first request."""
+        a match is remembered (``_matched``: the rules never change once serving), so
+        ``/v1/grade`` and ``/v3.0/me`` skip werkzeug's matcher after their first request."""
         if self._adapter is None:  # every route is registered by the first request
             self._adapter = self.url_map.bind("clever-sim")
         try:
             rule, args = self._adapter.match(path, method, return_rule=True)
         except HTTPException as exc:  # no route, or another method's: Flask's blueprint None
             return None, {}, None, exc
-        if not rule.arguments and not rule.defaults and len(self._fixed) < FIXED_ROUTES_MAX:
-            self._fixed[(method, path)] = rule
+        if len(path) <= MATCHED_PATH_MAX:
+            if len(self._matched) >= MATCHED_MAX:  # full: start over (ids crawled once each)
+                self._matched = {}
+            self._matched[(method, path)] = (rule, args)  # args: only ever unpacked (**args)
         return rule, args, rule.endpoint.rpartition(".")[0] or None, None
 
     def _serve(self, environ: dict, start_response: Callable, method: str, path: str,

@@ -6,7 +6,9 @@ behave exactly as the long way round it replaced.
 * a stored grade wakes long-polls without taking a lock when nobody waits;
 * the body is read straight from the server's input when its length is declared;
 * waitress's connections (``serving.QuietChannel``) are not reported writable while a
-  worker is writing its answer, and every answer still arrives whole.
+  worker is writing its answer, and every answer still arrives whole;
+* a partner-facing path matched once is looked up after (``traffic.EmulatedTraffic``),
+  never answered as another method, path or version.
 """
 
 from __future__ import annotations
@@ -311,3 +313,31 @@ def test_serving_on_localhost_answers(server):
 ])
 def test_a_server_url_is_where_a_local_client_reaches_it(host, port, url):
     assert serving.local_url(host, port) == url
+
+
+# --- routing: a remembered match answers only what it matched --------------------------------
+
+def test_a_remembered_route_answers_only_its_own_method_path_and_version(client, sim, student):
+    auth = bearer(il_token(sim, student["id"]))
+    for _ in range(2):  # the second time from what the first remembered
+        v3 = client.get("/v3.0/me", headers=auth)
+        v2 = client.get("/v2.1/me", headers=auth)
+        assert v3.status_code == v2.status_code == 200
+        assert v3.get_json()["links"][0]["uri"] == "/me"
+        assert {link["uri"] for link in v3.get_json()["links"]} != \
+            {link["uri"] for link in v2.get_json()["links"]}  # each answered as its version
+        assert_error(client.post("/v3.0/me", headers=auth), 405,
+                     "Method POST not allowed for /v3.0/me; use GET, HEAD, OPTIONS")
+        one = client.get(f"/v3.0/users/{student['id']}", headers=auth)
+        assert one.status_code == 200 and one.get_json()["data"]["id"] == student["id"]
+
+
+def test_routing_stays_right_past_the_number_of_matches_remembered(client, sim, student):
+    """Made-up paths past the bound (1,024) start the memory over; real ones still route."""
+    auth = bearer(il_token(sim, student["id"]))
+    first = client.get("/v3.0/users/made-up-0", headers=auth)
+    for i in range(1100):
+        assert client.get(f"/v3.0/users/made-up-{i}", headers=auth).status_code == first.status_code
+    assert client.get("/v3.0/users/made-up-0", headers=auth).get_json() == first.get_json()
+    assert client.get(f"/v3.0/users/{student['id']}", headers=auth).status_code == 200
+    assert client.get("/v3.0/me", headers=auth).get_json()["data"]["id"] == student["id"]
