@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from grade_throughput import spawn, stop, student_token  # noqa: E402
+from grade_throughput import process_cpu_s, spawn, stop, student_token  # noqa: E402
 from loadgen import build_request, run_load  # noqa: E402
 
 THREADS = 16
@@ -73,16 +73,6 @@ def _sim(tmp: str, server: str, tag: str = "sim") -> list[str]:
 def _ms(text: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) a process has used; None off Linux."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(url: str, path: str, script: str, conc: int, seconds: float) -> dict:
