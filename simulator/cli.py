@@ -9,7 +9,6 @@ import re
 import signal
 import sys
 import time
-from importlib.metadata import entry_points
 
 import click
 
@@ -49,11 +48,25 @@ class CleverSimCLI(click.Group):
             sys.exit(BAD_INPUT)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command, the ones loaded on demand included (``--help`` lists them)."""
+        return sorted(set(self.commands) | set(_LAZY_COMMANDS) | set(_plugin_commands()))
+
+    def get_command(self, ctx: click.Context | None, name: str) -> click.Command | None:
+        """The command ``name``, importing it on first use: ``serve`` never pays for the
+        contract checks' imports (httpx, rich) or the snapshot tools'."""
+        command = self.commands.get(name)
+        if command is None:
+            command = _load_command(name)
+            if command is not None:
+                self.add_command(command, name)
+        return command
+
     def _path(self, argv: list[str]) -> str:
         """``clever-sim snapshot load``: the command the arguments name."""
         words, cmd = ["clever-sim"], self
         for arg in argv:
-            sub = cmd.commands.get(arg) if isinstance(cmd, click.Group) else None
+            sub = cmd.get_command(None, arg) if isinstance(cmd, click.Group) else None
             if sub is None:
                 if arg.startswith("-"):
                     continue
@@ -397,20 +410,27 @@ def fixtures_show_default() -> None:
 
 
 COMMANDS = "clever_sim.commands"  # entry-point group: commands other packages add (contract, demo)
+# Built-in commands imported on first use (module, attribute).
+_LAZY_COMMANDS = {"snapshot": ("simulator.snapshot_cli", "snapshot")}
 
 
-def _add_commands() -> None:
-    """The built-in ``snapshot`` group and every command installed under ``COMMANDS`` (as
-    Flask's ``flask.commands``): the contract checks plug in here, so ``simulator`` never
-    imports them."""
-    from .snapshot_cli import snapshot
+def _plugin_commands() -> dict:
+    """Every command installed under ``COMMANDS`` (as Flask's ``flask.commands``), by name:
+    the contract checks plug in here, so ``simulator`` never imports them."""
+    from importlib.metadata import entry_points
 
-    main.add_command(snapshot)
-    for entry in sorted(entry_points(group=COMMANDS), key=lambda e: e.name):
-        main.add_command(entry.load(), entry.name)
+    return {entry.name: entry for entry in entry_points(group=COMMANDS)}
 
 
-_add_commands()
+def _load_command(name: str) -> click.Command | None:
+    """Import the built-in or plug-in command ``name``; None when there is no such command."""
+    if name in _LAZY_COMMANDS:
+        import importlib
+
+        module, attribute = _LAZY_COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+    entry = _plugin_commands().get(name)
+    return entry.load() if entry is not None else None
 
 
 if __name__ == "__main__":  # pragma: no cover

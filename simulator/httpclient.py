@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 
 @functools.lru_cache(maxsize=1)
@@ -18,5 +19,7 @@ def ssl_context() -> ssl.SSLContext:
 
 def client(**kwargs: Any) -> httpx.Client:
     """A fresh httpx client (its own cookie jar) that ignores proxy settings of the environment."""
+    import httpx  # here, not at import: the server imports this module and rarely calls out
+
     kwargs.setdefault("verify", ssl_context())
     return httpx.Client(trust_env=False, **kwargs)

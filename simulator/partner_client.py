@@ -18,15 +18,16 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import httpx
-import jsonschema
 
 from . import httpclient, jsontext
 from .numbers import whole_number
 from .journal import clip_body
+
+if TYPE_CHECKING:
+    import httpx
+    import jsonschema
 
 MAX_BYTES = 1024 * 1024          # read at most 1 MiB of an assignments answer
 CONNECT_TIMEOUT_S = 3.0
@@ -80,6 +81,8 @@ def load_schema() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # on the first fetch: most runs never make one
+
     schema = load_schema()
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -305,6 +308,8 @@ def fetch_assignments(url: str, token: str, *, journal, clock, client_id: str | 
 def _get(url, headers, result, redirects, connect_timeout, read_timeout, total_timeout,
          max_bytes, transport, started) -> tuple[bytes, dict[str, str]]:
     """Fetch with same-origin redirects and the body cap; fills ``result.status``."""
+    import httpx  # on the first fetch: most runs never make one (~50 ms of start-up CPU)
+
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise _Failure(f"the assignments URL {url!r} is not an absolute http(s) URL; "

@@ -24,12 +24,13 @@ import random
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from . import jsontext
 from .ids import ROLE_WORDS, ROLES, legacy_role_ids
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = [
     "RosterProblem",
@@ -106,6 +107,8 @@ def _validator() -> jsonschema.protocols.Validator:
     """The roster schema's validator, with a fast ``items``: array items that a compiled
     check proves valid are skipped; only the others are walked by jsonschema, so every
     reported problem (path and message) is exactly jsonschema's own."""
+    import jsonschema  # here, not at import: a restart checks no roster
+
     schema = load_schema()
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,19 @@ from .store import Revoked, Store, schema_sql
 # Part of every roster digest: bump it when the stored layout of a roster changes
 # (tables, derived rows), so databases written by an older loader are reloaded once.
 _DIGEST_SALT = b"clever-sim roster layout 4\n"  # 4: user_roles, a v2 id per role (3: legacy_ids, courses)
+_SALT_TAG = hashlib.sha256(_DIGEST_SALT).hexdigest()[:16]
+
+
+def _file_stamp(path: str | os.PathLike) -> str | None:
+    """What tells one version of a file from another without reading it (as git's index
+    does): device, inode, size, and the modification and change times in ns; None when it
+    cannot be stat'ed. Nothing can set the change time back, so a copy that keeps the
+    size and mtime (``cp -p``, ``rsync -t``, a restored cache) still differs."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def _release_memory() -> None:
@@ -55,6 +69,7 @@ class Simulator:
         cache, cache_key = self._roster_cache(path) if fresh else (None, None)
         if cache is not None and cache_key is not None and cache.restore(cache_key, path):
             fresh = False
+        stamp = self._roster_stamp()  # before any read: a file changed meanwhile differs next time
         self._roster_read = self._read_roster(None) if fresh else None
         self.store = Store(path)
         self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
@@ -63,7 +78,7 @@ class Simulator:
         self._grades_changed = threading.Condition()
         self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
         self._district_ids: list[str] = []
-        loaded = self._load_roster()
+        loaded = self._load_roster(stamp)
         if fresh and loaded is not None and cache is not None:
             with self.store.read() as conn:  # the roster alone: apps are registered next
                 cache.save(conn, loaded)
@@ -95,7 +110,7 @@ class Simulator:
             return (None if digest == stored else doc), digest
         return load_roster_file(source, salt=_DIGEST_SALT, unless_digest=stored)
 
-    def _load_roster(self) -> str | None:
+    def _load_roster(self, stamp: str | None) -> str | None:
         """Load the configured roster (or the one read before the database was created);
         replace the stored one only when it changed.
 
@@ -104,24 +119,48 @@ class Simulator:
         written, so a restart on the same database is instant whatever the roster's size.
         The parsed document is dropped once stored: requests query the store. Returns the
         digest of a roster stored now, None when the stored one was kept.
+
+        ``stamp`` (``_roster_stamp``, taken before the file was read) saves even the digest:
+        when the database recorded this very stamp with its roster's digest, the file is
+        the one stored and is not read at all (docs/internals.md, "Start-up").
         """
         first, self._roster_read = getattr(self, "_roster_read", None), None
         if first is None:
             stored = self.store.get_meta("roster_digest") if self.store.roster_loaded() else None
+            if stored is not None and stamp is not None \
+                    and self.store.get_meta("roster_file_stamp") == f"{stored} {stamp}":
+                self.reload_district_ids()  # the very file stored last time: not even read
+                return None
             first = self._read_roster(stored)
         doc, digest = first
         del first
         doc_stored = doc is not None
+        stamp_meta = {"roster_file_stamp": f"{digest} {stamp}"} if stamp is not None else {}
         if doc is not None:
             self.store.replace_roster(doc, {
                 "roster_digest": digest,
-                "roster_apps": json.dumps(doc.get("apps", []), ensure_ascii=False)})
+                "roster_apps": json.dumps(doc.get("apps", []), ensure_ascii=False),
+                **stamp_meta})
             big = len(doc.get("users", [])) > 5_000
             del doc
             if big:
                 _release_memory()
+        elif stamp_meta:  # same bytes, new stamp (touched, copied): skip the digest next time
+            with self.store.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                           ("roster_file_stamp", stamp_meta["roster_file_stamp"]))
         self.reload_district_ids()
         return digest if doc_stored else None
+
+    def _roster_stamp(self) -> str | None:
+        """The roster file's stamp (``_file_stamp``) tagged with the loader's layout, so a
+        database written by another layout never matches; None for a roster given as a
+        document or a file that cannot be stat'ed (then the digest decides)."""
+        source = self.cfg.get("ROSTER") or default_roster_path()
+        if isinstance(source, dict):
+            return None
+        stamp = _file_stamp(source)
+        return f"{_SALT_TAG}:{stamp}" if stamp is not None else None
 
     def reload_district_ids(self) -> None:
         """Read the stored roster's district ids again (after the roster was replaced
