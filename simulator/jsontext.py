@@ -142,10 +142,23 @@ def loads(text: str, *, exact_numbers: bool = False, max_depth: int = MAX_DEPTH,
     except (ValueError, ArithmeticError) as exc:  # anything else json or a hook refused
         raise JSONTextError("Body is not valid JSON", str(exc) or type(exc).__name__,
                             "send finite JSON numbers of reasonable size") from None
+    check_parsed(text, doc, max_depth)
+    return doc
+
+
+def number_hooks(exact_numbers: bool = False) -> dict[str, Any]:
+    """The ``json`` hooks ``loads`` reads numbers and constants with (for a reader that
+    decodes a big text a value at a time with ``json.JSONDecoder``)."""
+    return {"parse_constant": _reject_constant, "parse_int": _int,
+            "parse_float": _decimal if exact_numbers else _float}
+
+
+def check_parsed(text: str, doc: Any, max_depth: int = MAX_DEPTH) -> None:
+    """``JSONTextError`` when ``doc``, parsed from ``text``, nests deeper than ``max_depth``
+    or holds a lone surrogate: what ``loads`` checks after parsing."""
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if surrogates or (text.count("[") + text.count("{") > max_depth and _deeper_than(doc, max_depth)):
         _walk(doc, max_depth, surrogates)  # finds the place (slower; only when there is one)
-    return doc
 
 
 # Built once: json.loads with hooks builds a decoder (and its scanner) on every call, a

@@ -310,9 +310,11 @@ def _kw_property_names(c: _SchemaCompiler, value: Any, schema: dict):
 
 
 def _kw_enum(c: _SchemaCompiler, value: Any, schema: dict):
-    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
-        return None  # only string enums are proven here
-    choices = frozenset(value)
+    if not isinstance(value, list) or not all(isinstance(e, str) or e is None for e in value):
+        return None  # only enums of strings (and null) are proven here
+    choices = frozenset(e for e in value if e is not None)
+    if None in value:  # contacts' phone_type, relationship, type: "" or null allowed
+        return lambda v: v is None or (type(v) is str and v in choices)
     return lambda v: type(v) is str and v in choices
 
 
@@ -690,3 +692,257 @@ def check_roster(doc: object) -> dict:
     if problems:
         raise RosterError(problems)
     return doc  # type: ignore[return-value]  # validated: a dict
+
+
+# --- streamed loading -------------------------------------------------------------------
+# A big roster is read a record at a time: each record is checked against its item schema
+# (the compiled pre-check) as it is read and handed over in batches to be stored, and only
+# what the reference checks read is kept (``_slim``). Anything the stream does not prove
+# valid (a problem, or a shape it does not handle) raises ``NotStreamable``: the caller
+# rolls back what it stored and loads the file whole, which reports every problem with the
+# same paths and messages as always. Streamed or whole, a roster is accepted exactly when
+# ``load_roster_file`` accepts it.
+
+_STREAMED_KINDS = ("districts", "schools", "terms", "courses", "users", "sections", "apps")
+_CHUNK = 1 << 20
+_WHITESPACE = " \t\n\r"
+_ROLE_REFS = ("school", "schools", "legacy_id")  # what the reference checks read of a role
+
+
+class NotStreamable(Exception):
+    """The streamed read did not prove the roster valid: load the file whole instead."""
+
+
+def _streamable(schema: Any) -> bool:
+    """Whether a top-level list's schema is checked exactly by its item schema plus the
+    same schema over a list of the first item alone (``RosterStream.finish``)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("items"), dict):
+        return False
+    known = {"type", "items", "minItems", "description", "x-messages", "$comment"}
+    return set(schema) <= known and schema.get("minItems", 0) in (0, 1) \
+        and schema.get("type", "array") == "array"
+
+
+def _slim(kind: str, record: dict, intern: Callable[[str], str], shared: dict) -> dict:
+    """The part of a checked record the reference checks read, with its ids interned (a
+    section's students are the users' own strings) and equal ``roles`` shared (the students
+    of a school hold one; the checks only read them). Few districts, schools, terms and
+    apps: whole."""
+    if kind == "users":
+        key = tuple((role, *((name, data[name] if name != "schools" else tuple(data[name]))
+                             for name in _ROLE_REFS if name in data),
+                     tuple(link["student"] for link in data.get("student_relationships", ())))
+                    for role, data in record["roles"].items())
+        roles = shared.get(key)
+        if roles is None:
+            roles = shared[key] = {role: _slim_role(data, intern)
+                                   for role, data in record["roles"].items()}
+        return {"id": intern(record["id"]), "district": intern(record["district"]), "roles": roles}
+    if kind == "sections":
+        out = {"id": record["id"], "district": intern(record["district"]),
+               "school": intern(record["school"]), "teacher": intern(record["teacher"]),
+               "teachers": [intern(t) for t in record["teachers"]],
+               "students": [intern(s) for s in record["students"]]}
+        if "term_id" in record:
+            out["term_id"] = intern(record["term_id"])
+        scale = (record.get("schoology") or {}).get("grading_scale")
+        if scale is not None:
+            out["schoology"] = {"grading_scale": scale}
+        return out
+    if kind == "courses":
+        return {"id": record["id"]}
+    return record
+
+
+def _slim_role(data: dict, intern: Callable[[str], str]) -> dict:
+    kept = {name: data[name] for name in _ROLE_REFS if name in data}
+    if isinstance(kept.get("school"), str):
+        kept["school"] = intern(kept["school"])
+    if "student_relationships" in data:
+        kept["student_relationships"] = [{"student": intern(link["student"])}
+                                         for link in data["student_relationships"]]
+    return kept
+
+
+class RosterStream:
+    """One roster file read ``chunk`` bytes and a record at a time (``batches``), then
+    checked as a whole (``finish``); ``digest`` is sha256 of ``salt`` + the file's bytes
+    once read. The text held is the current chunk plus the record it ends in."""
+
+    def __init__(self, path: str | os.PathLike, *, salt: bytes = b"", batch: int = 2000,
+                 chunk: int = _CHUNK):
+        self.path = Path(path)
+        self._chunk = chunk
+        self.digest: str | None = None
+        self.counts: dict[str, int] = {}
+        self.apps: list[dict] = []
+        self._salt = salt
+        self._batch = batch
+        self._slim_doc: dict[str, Any] = {}
+        self._skeleton: dict[str, Any] = {}
+
+    # reading -----------------------------------------------------------------------------
+
+    def batches(self) -> Iterable[tuple[str, list[dict], list[str | None]]]:
+        """(kind, records, their JSON texts) for every ``batch`` checked records of a kind,
+        in the file's order; a text is None where the record was not written compactly."""
+        try:
+            fh = open(self.path, "rb")
+        except OSError:
+            raise NotStreamable("cannot open") from None
+        with fh:
+            yield from self._read(fh)
+
+    def _read(self, fh) -> Iterable[tuple[str, list[dict], list[str | None]]]:
+        import codecs
+
+        sha = hashlib.sha256(self._salt)
+        decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+
+        def duplicates_refused(items: list[tuple[str, Any]]) -> dict:
+            out = dict(items)
+            if len(out) != len(items):
+                raise NotStreamable("a key repeats")
+            return out
+
+        scan = json.JSONDecoder(object_pairs_hook=duplicates_refused,
+                                **jsontext.number_hooks()).raw_decode
+        buf, pos, eof = "", 0, False
+
+        def more() -> None:
+            nonlocal buf, pos, eof
+            raw = fh.read(self._chunk)
+            sha.update(raw)
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError:
+                raise NotStreamable("not UTF-8") from None
+            eof = not raw
+            buf, pos = buf[pos:] + text, 0
+
+        def skip_space() -> str:
+            """The next character that is not whitespace ('' at the end of the file)."""
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in _WHITESPACE:
+                    pos += 1
+                if pos < len(buf):
+                    return buf[pos]
+                if eof:
+                    return ""
+                more()
+
+        def value(max_depth: int) -> tuple[Any, str]:
+            """The JSON value at ``pos`` and its text, checked as ``jsontext.loads`` checks."""
+            nonlocal pos
+            while True:
+                try:
+                    found, end = scan(buf, pos)
+                except (json.JSONDecodeError, StopIteration):
+                    if eof:
+                        raise NotStreamable("not JSON") from None
+                    more()  # the value continues in the next chunk
+                    continue
+                except (ValueError, ArithmeticError, RecursionError):
+                    raise NotStreamable("a number or nesting beyond the limits") from None
+                if end >= len(buf) and not eof:  # a number may go on in the next chunk
+                    more()
+                    continue
+                text = buf[pos:end]
+                try:
+                    jsontext.check_parsed(text, found, max_depth)
+                except jsontext.JSONTextError:
+                    raise NotStreamable("nested too deep, or a lone surrogate") from None
+                pos = end
+                return found, text
+
+        def expect(char: str) -> None:
+            nonlocal pos
+            if skip_space() != char:
+                raise NotStreamable(f"expected {char!r}")
+            pos += 1
+
+        compiler = _SchemaCompiler(load_schema())
+        properties = compiler.root.get("properties", {})
+        intern: dict[str, str] = {}
+        intern_get = intern.setdefault
+        shared_roles: dict[tuple, dict] = {}
+
+        def interned(text: str) -> str:
+            return intern_get(text, text)
+
+        more()
+        expect("{")
+        if skip_space() == "}":
+            pos += 1
+        else:
+            while True:
+                if skip_space() != '"':
+                    raise NotStreamable("expected a key")
+                key, _ = value(jsontext.MAX_DEPTH)
+                if key in self._skeleton:
+                    raise NotStreamable("a key repeats")
+                expect(":")
+                if key in _STREAMED_KINDS and skip_space() == "[" and _streamable(properties.get(key)):
+                    pos += 1
+                    check = compiler.compile(properties[key]["items"])
+                    slim: list[dict] = []
+                    records: list[dict] = []
+                    texts: list[str | None] = []
+                    first = None
+                    if skip_space() == "]":
+                        pos += 1
+                    else:
+                        while True:
+                            skip_space()
+                            record, text = value(jsontext.MAX_DEPTH - 2)
+                            if not check(record):
+                                raise NotStreamable("a record the pre-check does not prove valid")
+                            if first is None:
+                                first = record
+                            slim.append(_slim(key, record, interned, shared_roles))
+                            records.append(record)
+                            texts.append(text if "\n" not in text and "\r" not in text else None)
+                            if len(records) >= self._batch:
+                                yield key, records, texts
+                                records, texts = [], []
+                            following = skip_space()
+                            pos += 1
+                            if following == "]":
+                                break
+                            if following != ",":
+                                raise NotStreamable("expected ',' or ']'")
+                    if records:
+                        yield key, records, texts
+                    self._skeleton[key] = [first] if first is not None else []
+                    self._slim_doc[key] = slim
+                    self.counts[key] = len(slim)
+                else:
+                    found, _ = value(jsontext.MAX_DEPTH - 1)
+                    self._skeleton[key] = found
+                following = skip_space()
+                pos += 1
+                if following == "}":
+                    break
+                if following != ",":
+                    raise NotStreamable("expected ',' or '}'")
+        if skip_space() != "":
+            raise NotStreamable("text after the roster")
+        self.digest = sha.hexdigest()
+
+    # checking the whole ----------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Check what only the whole roster shows (the top-level schema with each list's
+        first record standing for the rest, every reference); ``NotStreamable`` on any
+        problem. Call once ``batches`` is exhausted."""
+        if self.digest is None:
+            raise NotStreamable("not read to the end")
+        if _schema_problems(self._skeleton):
+            raise NotStreamable("the top level does not match the schema")
+        slim = {**self._skeleton, **self._slim_doc}
+        self._skeleton = {}
+        if _referential_problems(slim):
+            raise NotStreamable("a reference problem")
+        self.apps = slim.get("apps", [])
+        self._slim_doc = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -20,9 +22,11 @@ from .config import resolve_db_path
 from .faults import Faults
 from .journal import Journal
 from .ratelimit import RateLimiter
-from .roster import default_roster_path, file_digest, load_roster, load_roster_file
+from .roster import (NotStreamable, RosterStream, default_roster_path, file_digest, load_roster,
+                     load_roster_file)
 from .roster_cache import RosterCache
-from .store import Revoked, Store, schema_sql
+from .store import (ROSTER_BATCH, Revoked, Store, clear_roster, finish_roster,
+                    insert_roster_records, schema_sql)
 
 
 # Part of every roster digest: bump it when the stored layout of a roster changes
@@ -56,6 +60,29 @@ def _release_memory() -> None:
         pass
 
 
+def _stream_roster(db: sqlite3.Connection, source: str | os.PathLike, stamp: str | None) -> str:
+    """Store the roster file inside the transaction ``db``, a batch of checked records at a
+    time (``roster.RosterStream``): the whole document is never held. Its digest;
+    ``NotStreamable`` (the caller rolls back) when the stream does not prove it valid."""
+    stream = RosterStream(source, salt=_DIGEST_SALT, batch=ROSTER_BATCH)
+    try:
+        dropped = clear_roster(db)
+        for kind, records, texts in stream.batches():
+            insert_roster_records(db, kind, records, texts)
+        stream.finish()
+        digest = stream.digest or ""
+        meta = {"roster_digest": digest,
+                "roster_apps": json.dumps(stream.apps, ensure_ascii=False)}
+        if stamp is not None:
+            meta["roster_file_stamp"] = f"{digest} {stamp}"
+        finish_roster(db, dropped, stream.counts, meta)
+    except sqlite3.IntegrityError:  # e.g. an id twice: the whole load names it
+        raise NotStreamable("a constraint failed") from None
+    if stream.counts.get("users", 0) > 5_000:
+        _release_memory()
+    return digest
+
+
 class Simulator:
     """Everything one running simulator knows."""
 
@@ -70,7 +97,8 @@ class Simulator:
         if cache is not None and cache_key is not None and cache.restore(cache_key, path):
             fresh = False
         stamp = self._roster_stamp()  # before any read: a file changed meanwhile differs next time
-        self._roster_read = self._read_roster(None) if fresh else None
+        streamed = self._stream_into_new_file(path, stamp) if fresh else None
+        self._roster_read = self._read_roster(None) if fresh and streamed is None else None
         self.store = Store(path)
         self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
         self.faults = Faults()
@@ -78,7 +106,8 @@ class Simulator:
         self._grades_changed = threading.Condition()
         self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
         self._district_ids: list[str] = []
-        loaded = self._load_roster(stamp)
+        kept = self._load_roster(stamp)  # after a streamed load: the stamp matches
+        loaded = streamed or kept
         if fresh and loaded is not None and cache is not None:
             with self.store.read() as conn:  # the roster alone: apps are registered next
                 cache.save(conn, loaded)
@@ -125,13 +154,23 @@ class Simulator:
         the one stored and is not read at all (docs/internals.md, "Start-up").
         """
         first, self._roster_read = getattr(self, "_roster_read", None), None
+        source = self.cfg.get("ROSTER") or default_roster_path()
         if first is None:
             stored = self.store.get_meta("roster_digest") if self.store.roster_loaded() else None
             if stored is not None and stamp is not None \
                     and self.store.get_meta("roster_file_stamp") == f"{stored} {stamp}":
                 self.reload_district_ids()  # the very file stored last time: not even read
                 return None
-            first = self._read_roster(stored)
+            if not isinstance(source, dict):
+                if stored is not None and file_digest(source, _DIGEST_SALT) == stored:
+                    first = (None, stored)  # same bytes: nothing to parse or store
+                else:
+                    streamed = self._stream_into_store(source, stamp)
+                    if streamed is not None:
+                        self.reload_district_ids()
+                        return streamed
+            if first is None:
+                first = self._read_roster(stored)
         doc, digest = first
         del first
         doc_stored = doc is not None
@@ -151,6 +190,60 @@ class Simulator:
                            ("roster_file_stamp", stamp_meta["roster_file_stamp"]))
         self.reload_district_ids()
         return digest if doc_stored else None
+
+    def _stream_into_new_file(self, path: str, stamp: str | None) -> str | None:
+        """Stream the roster file into a database written aside and renamed to ``path``
+        only once the roster has loaded (bad input leaves nothing behind); the roster's
+        digest, or None when it is to be loaded whole (a roster given as a document, one
+        the stream does not prove valid, a folder that cannot be written: the whole load
+        then reports why)."""
+        source = self.cfg.get("ROSTER") or default_roster_path()
+        if isinstance(source, dict):
+            return None
+        target = Path(path)
+        made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+        aside: str | None = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            aside = str(target.with_name(f"{target.name}.{secrets.token_hex(6)}.loading"))
+            os.close(os.open(aside, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))  # as SQLite would
+            conn = sqlite3.connect(aside, isolation_level=None)
+            try:
+                # No journal and no syncs while loading: a failed load deletes the file, and
+                # the store's promise (WAL + synchronous=NORMAL) is about grades, which start
+                # once it is renamed (as roster_cache.restore, which copies without fsync).
+                conn.execute("PRAGMA journal_mode=OFF")
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.executescript(schema_sql())
+                conn.execute("BEGIN")
+                digest = _stream_roster(conn, source, stamp)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            os.replace(aside, target)
+            aside = None
+            return digest
+        except (NotStreamable, OSError, sqlite3.Error):
+            return None
+        finally:
+            if aside is not None:
+                Path(aside).unlink(missing_ok=True)
+                for folder in made:  # deepest first; only the ones made here, if still empty
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+
+    def _stream_into_store(self, source: str | os.PathLike, stamp: str | None) -> str | None:
+        """Replace the stored roster by the file's, streamed, in one transaction; its
+        digest, or None (rolled back) when it is to be loaded whole."""
+        try:
+            with self.store.transaction() as db:
+                digest = _stream_roster(db, source, stamp)
+        except NotStreamable:
+            return None
+        self.store.roster_replaced()
+        return digest
 
     def _roster_stamp(self) -> str | None:
         """The roster file's stamp (``_file_stamp``) tagged with the loader's layout, so a

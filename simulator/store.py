@@ -445,56 +445,19 @@ class Store:
         transaction ``db`` (from ``transaction()``), so other writes can commit with it
         (a snapshot load) or roll back with it; call ``roster_replaced()`` after COMMIT.
 
-        Rows go in with ``executemany`` over generators (no second copy of the roster) and
-        the secondary indexes are rebuilt once at the end (faster than row by row); DROP
-        and CREATE INDEX and ANALYZE are transactional in SQLite, so a rollback undoes them.
+        Rows go in with ``executemany``, a batch of records at a time (no second copy of
+        the roster) and the secondary indexes are rebuilt once at the end (faster than row
+        by row); DROP and CREATE INDEX and ANALYZE are transactional in SQLite, so a
+        rollback undoes them.
         """
         if not db.in_transaction:  # autocommit would leave a half-replaced roster on a failure
             raise RuntimeError("replace_roster_in runs inside Store.transaction()")
-        for table in _ROSTER_DATA_TABLES:
-            db.execute(f"DELETE FROM {table}")
-        dropped = _drop_roster_indexes(db)
-        db.executemany("INSERT INTO districts(id, data) VALUES (?, ?)",
-                       ((d["id"], _dumps(d)) for d in doc.get("districts", [])))
-        db.executemany("INSERT INTO schools(id, district_id, data) VALUES (?, ?, ?)",
-                       ((s["id"], s["district"], _dumps(s)) for s in doc.get("schools", [])))
-        db.executemany("INSERT INTO terms(id, district_id, data) VALUES (?, ?, ?)",
-                       ((t["id"], t["district"], _dumps(t)) for t in doc.get("terms", [])))
-        db.executemany(
-            "INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
-            ((u["id"], u["district"], primary_role(u), _dumps(u)) for u in doc.get("users", [])))
-        db.executemany("INSERT INTO user_roles(role, district_id, user_id) VALUES (?, ?, ?)",
-                       ((role, u["district"], u["id"]) for u in doc.get("users", [])
-                        for role in u["roles"] if role in ROLES))
-        people, school_people = [], []
-        for u in doc.get("users", []):
-            person = person_row(u)
-            people.append((*person[:7], person[8][0]))
-            school_people.extend((sid, person[7], person[5], u["id"]) for sid in person[8])
-        db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
-                       "search_key, school_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
-        db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
-                       "VALUES (?, ?, ?, ?)", school_people)
-        del people, school_people
-        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id, role) VALUES (?, ?, ?)",
-                       ((legacy, u["id"], role) for u in doc.get("users", [])
-                        for role, legacy in legacy_role_ids(u).items()))
-        db.executemany("INSERT INTO courses(id, district_id, data) VALUES (?, ?, ?)",
-                       ((c["id"], c["district"], _dumps(c)) for c in doc.get("courses", [])))
-        db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
-                       ((s["id"], s["district"], s["school"], _dumps(s))
-                        for s in doc.get("sections", [])))
-        db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
-                       _members(doc.get("sections", [])))
-        for sql in dropped:
-            db.execute(sql)
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
-        counts = {kind: len(doc.get(kind, [])) for kind in _ROSTER_TABLES}
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_counts', ?)",
-                   (_dumps(counts),))
-        for key, value in (meta or {}).items():
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-        db.execute("ANALYZE")  # the planner's row counts: keeps it on the right indexes
+        dropped = clear_roster(db)
+        for kind in ("districts", "schools", "terms", "users", "courses", "sections"):
+            records = doc.get(kind, [])
+            for start in range(0, len(records), ROSTER_BATCH):
+                insert_roster_records(db, kind, records[start:start + ROSTER_BATCH])
+        finish_roster(db, dropped, {kind: len(doc.get(kind, [])) for kind in _ROSTER_TABLES}, meta)
 
     def roster_replaced(self) -> None:
         """What follows the COMMIT of ``replace_roster_in``: forget the caches, let the
@@ -1201,8 +1164,76 @@ class ByteCache:
 
 _ROSTER_TABLES = {"districts": "districts", "schools": "schools", "terms": "terms",
                   "users": "users", "sections": "sections", "courses": "courses"}
+ROSTER_BATCH = 2000  # records stored per executemany round: bounds the rows held at once
 _ROSTER_DATA_TABLES = ("districts", "schools", "terms", "users", "user_roles", "people",
                        "school_people", "sections", "section_members", "legacy_ids", "courses")
+
+
+# A roster goes in as clear_roster, insert_roster_records (per kind, in any order, in batches
+# if it streams), finish_roster, inside one transaction: a failure anywhere rolls it back.
+
+def clear_roster(db: sqlite3.Connection) -> list[str]:
+    """Empty the roster tables and drop their secondary indexes (rebuilt once by
+    ``finish_roster``: faster than row by row); the SQL that recreates the indexes."""
+    for table in _ROSTER_DATA_TABLES:
+        db.execute(f"DELETE FROM {table}")
+    return _drop_roster_indexes(db)
+
+
+def insert_roster_records(db: sqlite3.Connection, kind: str, records: list[dict],
+                          texts: list[str | None] | None = None) -> None:
+    """Store validated roster records of one kind and the rows derived from them.
+    ``texts[i]``, when given and not None, is record i's JSON text as read (stored as is
+    instead of encoding the record again)."""
+    def data(i: int, record: dict) -> str:
+        text = texts[i] if texts is not None else None
+        return text if text is not None else _dumps(record)
+
+    if kind == "districts":
+        db.executemany("INSERT INTO districts(id, data) VALUES (?, ?)",
+                       [(d["id"], data(i, d)) for i, d in enumerate(records)])
+    elif kind in ("schools", "terms", "courses"):
+        db.executemany(f"INSERT INTO {kind}(id, district_id, data) VALUES (?, ?, ?)",
+                       [(r["id"], r["district"], data(i, r)) for i, r in enumerate(records)])
+    elif kind == "users":
+        db.executemany("INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
+                       [(u["id"], u["district"], primary_role(u), data(i, u))
+                        for i, u in enumerate(records)])
+        db.executemany("INSERT INTO user_roles(role, district_id, user_id) VALUES (?, ?, ?)",
+                       [(role, u["district"], u["id"]) for u in records
+                        for role in u["roles"] if role in ROLES])
+        people, school_people = [], []
+        for u in records:
+            person = person_row(u)
+            people.append((*person[:7], person[8][0]))
+            school_people.extend((sid, person[7], person[5], u["id"]) for sid in person[8])
+        db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
+                       "search_key, school_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
+        db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
+                       "VALUES (?, ?, ?, ?)", school_people)
+        del people, school_people
+        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id, role) VALUES (?, ?, ?)",
+                       [(legacy, u["id"], role) for u in records
+                        for role, legacy in legacy_role_ids(u).items()])
+    elif kind == "sections":
+        db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
+                       [(s["id"], s["district"], s["school"], data(i, s))
+                        for i, s in enumerate(records)])
+        db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
+                       _members(records))
+
+
+def finish_roster(db: sqlite3.Connection, dropped: list[str], counts: dict[str, int],
+                  meta: dict[str, str] | None = None) -> None:
+    """Rebuild the dropped indexes, record the counts and ``meta`` (digest, apps), ANALYZE."""
+    for sql in dropped:
+        db.execute(sql)
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_counts', ?)",
+               (_dumps({kind: counts.get(kind, 0) for kind in _ROSTER_TABLES}),))
+    for key, value in (meta or {}).items():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+    db.execute("ANALYZE")  # the planner's row counts: keeps it on the right indexes
 
 
 @functools.lru_cache(maxsize=8192)  # names repeat a lot in a roster

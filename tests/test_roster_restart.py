@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from simulator import roster as roster_mod
 from simulator import sim as sim_mod
 from simulator.app import create_app
 from simulator.roster_gen import generate_roster, write_roster
@@ -35,11 +36,20 @@ def first_teacher_name(sim) -> str:
     return teacher["name"]["first"]
 
 
+def refuse_parsing(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the roster file was parsed again")
+
+    monkeypatch.setattr(roster_mod, "_parse_json_text", refuse)
+    monkeypatch.setattr(sim_mod, "RosterStream", refuse)
+
+
 def refuse_reading(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("the roster file was read again")
 
-    monkeypatch.setattr(sim_mod, "load_roster_file", refuse)
+    refuse_parsing(monkeypatch)
+    monkeypatch.setattr(sim_mod, "file_digest", refuse)
 
 
 def test_a_restart_with_the_untouched_roster_file_does_not_read_it(tmp_path, roster_doc, monkeypatch):
@@ -60,19 +70,15 @@ def test_a_touched_roster_file_is_recognised_by_its_digest_and_then_by_its_stat(
     write(path, roster_doc)
     start(tmp_path / "a.db", path).close()
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # same bytes, another mtime
-    parsed = []
-    real = sim_mod.load_roster_file
-
-    def counting(*args, **kwargs):
-        doc, digest = real(*args, **kwargs)
-        parsed.append(doc is not None)
-        return doc, digest
-
-    monkeypatch.setattr(sim_mod, "load_roster_file", counting)
-    start(tmp_path / "a.db", path).close()
-    assert parsed == [False]  # read for its digest, which matched: nothing parsed or stored
+    with monkeypatch.context() as patched:
+        refuse_parsing(patched)  # its digest matches: nothing parsed or stored
+        start(tmp_path / "a.db", path).close()
     refuse_reading(monkeypatch)
-    start(tmp_path / "a.db", path).close()  # the new stat was recorded: not read at all
+    again = start(tmp_path / "a.db", path)  # the new stat was recorded: not read at all
+    try:
+        assert again.roster["users"] == roster_doc["users"]
+    finally:
+        again.close()
 
 
 def test_changed_bytes_of_the_same_size_and_mtime_are_loaded(tmp_path, roster_doc):

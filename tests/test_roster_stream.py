@@ -1,0 +1,148 @@
+"""A roster file is loaded streamed (a record at a time, never the whole document held)
+and accepted exactly when the whole-document check accepts it: every bad roster is refused
+with the same problems, paths and messages, and writes nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from simulator.app import create_app
+from simulator.roster import (NotStreamable, RosterError, RosterStream, default_roster_path,
+                              validate_roster)
+from simulator.roster_gen import generate_roster, write_roster
+from test_roster import NEGATIVE_CASES
+from test_roster_roles import ROLE_CASES
+
+
+@pytest.fixture(scope="module")
+def default_doc() -> dict:
+    return json.loads(default_roster_path().read_text(encoding="utf-8"))
+
+
+def read_streamed(path, chunk: int = 1 << 20) -> RosterStream:
+    stream = RosterStream(path, chunk=chunk)
+    for _ in stream.batches():
+        pass
+    stream.finish()
+    return stream
+
+
+def start(db, roster):
+    app = create_app({"DB": str(db), "ROSTER": str(roster), "SECRET_KEY": "t"}, environ={})
+    return app.extensions["clever_sim"]
+
+
+@pytest.mark.parametrize("mutate", NEGATIVE_CASES + ROLE_CASES, ids=lambda f: f.__name__)
+def test_a_bad_roster_is_refused_with_the_whole_checks_problems_and_writes_nothing(
+        tmp_path, default_doc, mutate):
+    doc = copy.deepcopy(default_doc)
+    mutate(doc)
+    path = tmp_path / "roster.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(NotStreamable):
+        read_streamed(path)
+    db = tmp_path / "data" / "sim.db"
+    with pytest.raises(RosterError) as info:
+        start(db, path)
+    assert info.value.problems == validate_roster(doc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roster.json"]  # no database, no folder
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"districts": []} {}', "text after the roster"),
+    ('{"districts": [], }', "a trailing comma"),
+    ('{"apps": [], "apps": []}', "a top-level key twice"),
+    ('{"schools": [{"id": "a", "id": "b"}]}', "a key twice inside a record"),
+    ('{"schools": [NaN]}', "NaN"),
+    ('{"schools": [1e999]}', "an infinite number"),
+    ('{"schools": [' + "1" * 101 + "]}", "a number of 101 digits"),
+    ('{"schools": [{"ext": ' + "[" * 127 + "]" * 127 + "}]}", "nesting deeper than 128 levels"),
+    ('{"schools": [{"name": "\\ud800"}]}', "a lone surrogate"),
+    ('{"schools": [{"name": "x"}', "the end of the file inside the roster"),
+    ("[]", "a list, not an object"),
+])
+def test_the_stream_refuses_text_the_json_reader_refuses(tmp_path, text, why):
+    path = tmp_path / "roster.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(NotStreamable):
+        read_streamed(path)
+    with pytest.raises(RosterError):
+        start(tmp_path / "sim.db", path)
+    assert not (tmp_path / "sim.db").exists()
+
+
+def test_the_stream_refuses_bytes_that_are_not_utf8(tmp_path, default_doc):
+    path = tmp_path / "roster.json"
+    path.write_bytes(json.dumps(default_doc).encode("utf-8").replace(b'"name"', b'"n\xffme"', 1))
+    with pytest.raises(NotStreamable):
+        read_streamed(path)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_records_and_numbers_cut_by_any_chunk_boundary_read_whole(tmp_path, default_doc, chunk):
+    doc = copy.deepcopy(default_doc)
+    doc["schools"][0]["ext"] = {"enrollment": 123456789, "ratio": -1.25e-3, "flags": [True, None]}
+    path = tmp_path / "roster.json"
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    stream = RosterStream(path, chunk=chunk)
+    read: dict[str, list] = {}
+    for kind, batch, _texts in stream.batches():
+        read.setdefault(kind, []).extend(batch)
+    stream.finish()
+    assert read == doc
+
+
+@pytest.mark.parametrize("layout", ["compact", "indented", "ascii escapes, BOM and CRLF"])
+def test_a_streamed_roster_is_stored_as_the_file_says(tmp_path, layout):
+    doc = generate_roster(seed=9, schools=3, teachers=8, students=40, sections=6)
+    path = tmp_path / "roster.json"
+    if layout == "compact":
+        with open(path, "w", encoding="utf-8") as fh:
+            write_roster(doc, fh)
+    elif layout == "indented":
+        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+    else:
+        text = json.dumps(doc, indent=1, ensure_ascii=True).replace("\n", "\r\n")
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("ascii"))
+    sim = start(tmp_path / "sim.db", path)
+    try:
+        assert sim.roster == doc
+    finally:
+        sim.close()
+
+
+def test_a_changed_roster_file_is_streamed_into_the_existing_database(tmp_path):
+    path = tmp_path / "roster.json"
+    first_doc = generate_roster(seed=1, schools=2, teachers=4, students=10, sections=2)
+    second_doc = generate_roster(seed=2, schools=3, teachers=5, students=12, sections=3)
+    path.write_text(json.dumps(first_doc), encoding="utf-8")
+    start(tmp_path / "sim.db", path).close()
+    path.write_text(json.dumps(second_doc), encoding="utf-8")
+    sim = start(tmp_path / "sim.db", path)
+    try:
+        assert sim.roster == second_doc
+        assert sim.store.count("users") == len(second_doc["users"])
+    finally:
+        sim.close()
+
+
+def test_a_bad_changed_roster_leaves_the_stored_one_untouched(tmp_path, default_doc):
+    path = tmp_path / "roster.json"
+    good = generate_roster(seed=1, schools=2, teachers=4, students=10, sections=2)
+    path.write_text(json.dumps(good), encoding="utf-8")
+    start(tmp_path / "sim.db", path).close()
+    bad = copy.deepcopy(good)
+    bad["sections"][0]["students"].append("0123456789abcdef01234567")
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(RosterError) as info:
+        start(tmp_path / "sim.db", path)
+    assert info.value.problems == validate_roster(bad)
+    path.write_text(json.dumps(good), encoding="utf-8")
+    sim = start(tmp_path / "sim.db", path)
+    try:
+        assert sim.roster == good
+    finally:
+        sim.close()
