@@ -240,19 +240,28 @@ def _kw_required(c: _SchemaCompiler, value: Any, schema: dict):
     if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
         return None
     keys = tuple(value)
-    return lambda v: type(v) is not dict or all(k in v for k in keys)
+
+    def check(v: Any) -> bool:
+        if type(v) is dict:
+            for k in keys:
+                if k not in v:
+                    return False
+        return True
+    return check
 
 
 def _kw_properties(c: _SchemaCompiler, value: Any, schema: dict):
     if not isinstance(value, dict):
         return None
-    props = tuple((k, c.compile(sub)) for k, sub in value.items())
+    props = {k: c.compile(sub) for k, sub in value.items()}
+    get = props.get
 
-    def check(v: Any) -> bool:
+    def check(v: Any) -> bool:  # by the keys present: a record has a few of its schema's many
         if type(v) is not dict:
             return True
-        for k, fn in props:
-            if k in v and not fn(v[k]):
+        for k, item in v.items():
+            fn = get(k)
+            if fn is not None and not fn(item):
                 return False
         return True
     return check
@@ -322,13 +331,7 @@ def _kw_ref(c: _SchemaCompiler, value: Any, schema: dict):
     target = c.resolve(value) if isinstance(value, str) else None
     if target is None:
         return None
-    holder: list[Callable[[Any], bool]] = []
-
-    def check(v: Any) -> bool:  # compiled on first use: refs may be recursive
-        if not holder:
-            holder.append(c.compile(target))
-        return holder[0](v)
-    return check
+    return c.compile(target)  # a recursive ref gets the forwarding check ``compile`` left
 
 
 _KEYWORDS: dict[str, Callable[..., Callable[[Any], bool] | None]] = {
