@@ -25,7 +25,7 @@ from .ratelimit import RateLimiter
 from .roster import (NotStreamable, RosterStream, default_roster_path, file_digest, load_roster,
                      load_roster_file)
 from .roster_cache import RosterCache
-from .store import (ROSTER_BATCH, Revoked, Store, clear_roster, finish_roster,
+from .store import (ROSTER_BATCH, Revoked, Store, clear_roster, finish_roster, fold,
                     insert_roster_records, schema_sql)
 
 
@@ -78,6 +78,7 @@ def _stream_roster(db: sqlite3.Connection, source: str | os.PathLike, stamp: str
         finish_roster(db, dropped, stream.counts, meta)
     except sqlite3.IntegrityError:  # e.g. an id twice: the whole load names it
         raise NotStreamable("a constraint failed") from None
+    fold.cache_clear()  # its keys are the records' names: let their memory go too
     if stream.counts.get("users", 0) > 5_000:
         _release_memory()
     return digest

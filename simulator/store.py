@@ -1239,6 +1239,10 @@ def finish_roster(db: sqlite3.Connection, dropped: list[str], counts: dict[str, 
 @functools.lru_cache(maxsize=8192)  # names repeat a lot in a roster
 def fold(text: str) -> str:
     """Text as a roster sorts and searches it: case- and accent-insensitive."""
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
@@ -1250,19 +1254,27 @@ _RANK = {"teacher": 0, "student": 1}  # a school's people: teachers, students, t
 
 def person_row(user: dict) -> tuple:
     """(user_id, district_id, role, name, title, sort_key, search_key, rank, school ids)."""
+    roles = user["roles"]
     role = primary_role(user)
-    data = user["roles"].get(role) or {}
+    data = roles.get(role) or {}
     name = user.get("name") or {}
     first, last = name.get("first") or "", name.get("last") or ""
-    shown = " ".join(p for p in (first, last) if p) or user["id"]
-    schools = [s for s in dict.fromkeys(  # the primary role's first: the picker's group
-        sid for r in (role, *user["roles"]) if isinstance(user["roles"].get(r), dict)
-        for sid in (user["roles"][r].get("school"), *(user["roles"][r].get("schools") or []))) if s]
+    user_id = user["id"]
+    shown = f"{first} {last}" if first and last else (first or last or user_id)
+    schools: list = []  # the primary role's first: the picker's group
+    for r in (role, *roles):
+        fields = roles.get(r)
+        if isinstance(fields, dict):
+            for sid in (fields.get("school"), *(fields.get("schools") or ())):
+                if sid and sid not in schools:
+                    schools.append(sid)
     middle = name.get("middle") or ""
-    search = " ".join(fold(p) for p in (first, middle, last, user.get("email") or "", user["id"])
-                      if p and isinstance(p, str))
+    # Folded whole, not word by word: folding works character by character (the words'
+    # email and id are unique, so a cache of them would only churn).
+    search = _fold(" ".join(p for p in (first, middle, last, user.get("email") or "", user_id)
+                            if p and isinstance(p, str)))
     title = data.get("title") if isinstance(data.get("title"), str) else None
-    return (user["id"], user["district"], role, shown, title,
+    return (user_id, user["district"], role, shown, title,
             f"{fold(last)}\x00{fold(first)}", search, _RANK.get(role, 2),
             schools or [""])
 
