@@ -99,6 +99,7 @@ class Simulator:
             fresh = False
         stamp = self._roster_stamp()  # before any read: a file changed meanwhile differs next time
         streamed = self._stream_into_new_file(path, stamp) if fresh else None
+        fresh = fresh and (streamed is not None or not Path(path).exists())  # made meanwhile?
         self._roster_read = self._read_roster(None) if fresh and streamed is None else None
         self.store = Store(path)
         self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
@@ -204,6 +205,7 @@ class Simulator:
         target = Path(path)
         made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
         aside: str | None = None
+        placed = False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             aside = str(target.with_name(f"{target.name}.{secrets.token_hex(6)}.loading"))
@@ -221,14 +223,20 @@ class Simulator:
                 conn.execute("COMMIT")
             finally:
                 conn.close()
-            os.replace(aside, target)
-            aside = None
+            try:  # a link, not a rename: never over a database another process made meanwhile
+                os.link(aside, target)
+            except FileExistsError:
+                return None  # that process's database: checked and loaded like any other
+            except OSError:  # no hard links on this file system
+                os.replace(aside, target)
+            placed = True
             return digest
         except (NotStreamable, OSError, sqlite3.Error):
             return None
         finally:
             if aside is not None:
                 Path(aside).unlink(missing_ok=True)
+            if not placed:
                 for folder in made:  # deepest first; only the ones made here, if still empty
                     try:
                         folder.rmdir()

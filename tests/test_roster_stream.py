@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import pytest
 
@@ -146,3 +147,22 @@ def test_a_bad_changed_roster_leaves_the_stored_one_untouched(tmp_path, default_
         assert sim.roster == good
     finally:
         sim.close()
+
+
+def test_a_database_another_process_made_meanwhile_is_kept_not_replaced(tmp_path, monkeypatch):
+    path = tmp_path / "roster.json"
+    doc = generate_roster(seed=4, schools=2, teachers=3, students=8, sections=2)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    real_link = os.link
+
+    def raced(source, target):  # the other process's database lands first
+        real_link(source, target)
+        raise FileExistsError(target)
+
+    monkeypatch.setattr(os, "link", raced)
+    sim = start(tmp_path / "sim.db", path)
+    try:
+        assert sim.roster == doc
+    finally:
+        sim.close()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".loading")]
