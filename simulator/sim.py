@@ -39,7 +39,10 @@ def _file_stamp(path: str | os.PathLike) -> str | None:
     """What tells one version of a file from another without reading it (as git's index
     does): device, inode, size, and the modification and change times in ns; None when it
     cannot be stat'ed. Nothing can set the change time back, so a copy that keeps the
-    size and mtime (``cp -p``, ``rsync -t``, a restored cache) still differs."""
+    size and mtime (``cp -p``, ``rsync -t``, a restored cache) still differs. Not on
+    Windows, where ``st_ctime`` is the creation time (tools copy it): None, the digest."""
+    if os.name == "nt":
+        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -194,7 +197,7 @@ class Simulator:
         return digest if doc_stored else None
 
     def _stream_into_new_file(self, path: str, stamp: str | None) -> str | None:
-        """Stream the roster file into a database written aside and renamed to ``path``
+        """Stream the roster file into a database written aside and linked to ``path``
         only once the roster has loaded (bad input leaves nothing behind); the roster's
         digest, or None when it is to be loaded whole (a roster given as a document, one
         the stream does not prove valid, a folder that cannot be written: the whole load
@@ -214,7 +217,7 @@ class Simulator:
             try:
                 # No journal and no syncs while loading: a failed load deletes the file, and
                 # the store's promise (WAL + synchronous=NORMAL) is about grades, which start
-                # once it is renamed (as roster_cache.restore, which copies without fsync).
+                # once it is in place (as roster_cache.restore, which copies without fsync).
                 conn.execute("PRAGMA journal_mode=OFF")
                 conn.execute("PRAGMA synchronous=OFF")
                 conn.executescript(schema_sql())
