@@ -865,6 +865,17 @@ class RosterStream:
                 raise NotStreamable(f"expected {char!r}")
             pos += 1
 
+        def closed(char: str) -> bool:
+            """Past the ',' (False) or the closing ``char`` (True) after a value."""
+            nonlocal pos
+            following = skip_space()
+            pos += 1
+            if following == char:
+                return True
+            if following != ",":
+                raise NotStreamable(f"expected ',' or {char!r}")
+            return False
+
         # What lives on (the validator ``finish`` uses) is built before the first record:
         # made in between, it would pin the arenas of the freed records (+40 MB at ready).
         _validator()
@@ -912,12 +923,8 @@ class RosterStream:
                             if len(records) >= self._batch:
                                 yield key, records, texts
                                 records, texts = [], []
-                            following = skip_space()
-                            pos += 1
-                            if following == "]":
+                            if closed("]"):
                                 break
-                            if following != ",":
-                                raise NotStreamable("expected ',' or ']'")
                     if records:
                         yield key, records, texts
                     self._skeleton[key] = [first] if first is not None else []
@@ -926,12 +933,8 @@ class RosterStream:
                 else:
                     found, _ = value(jsontext.MAX_DEPTH - 1)
                     self._skeleton[key] = found
-                following = skip_space()
-                pos += 1
-                if following == "}":
+                if closed("}"):
                     break
-                if following != ",":
-                    raise NotStreamable("expected ',' or '}'")
         if skip_space() != "":
             raise NotStreamable("text after the roster")
         self.digest = sha.hexdigest()

@@ -1,6 +1,8 @@
-"""A roster file is loaded streamed (a record at a time, never the whole document held)
-and accepted exactly when the whole-document check accepts it: every bad roster is refused
-with the same problems, paths and messages, and writes nothing."""
+"""Loading a roster file: streamed (a record at a time, never the whole document held)
+and accepted exactly when the whole-document check accepts it, every bad roster refused
+with the same problems and nothing written; and on a restart, the file recognised by its
+stat (device, inode, size, mtime and ctime) without being read, by its digest when the stat
+changed, and any change of its bytes loaded, whatever its size and mtime say."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import os
 
 import pytest
 
+from simulator import roster as roster_mod
+from simulator import sim as sim_mod
 from simulator.app import create_app
 from simulator.roster import (NotStreamable, RosterError, RosterStream, default_roster_path,
                               validate_roster)
@@ -23,6 +27,16 @@ def default_doc() -> dict:
     return json.loads(default_roster_path().read_text(encoding="utf-8"))
 
 
+def write(path, doc) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        write_roster(doc, fh)
+
+
+@pytest.fixture()
+def roster_doc():
+    return generate_roster(seed=5, schools=2, teachers=4, students=12, sections=3)
+
+
 def read_streamed(path, chunk: int = 1 << 20) -> RosterStream:
     stream = RosterStream(path, chunk=chunk)
     for _ in stream.batches():
@@ -34,6 +48,15 @@ def read_streamed(path, chunk: int = 1 << 20) -> RosterStream:
 def start(db, roster):
     app = create_app({"DB": str(db), "ROSTER": str(roster), "SECRET_KEY": "t"}, environ={})
     return app.extensions["clever_sim"]
+
+
+def roster_served(db, roster) -> dict:
+    """The roster a simulator started on ``db`` with the file ``roster`` serves."""
+    sim = start(db, roster)
+    try:
+        return sim.roster
+    finally:
+        sim.close()
 
 
 @pytest.mark.parametrize("mutate", NEGATIVE_CASES + ROLE_CASES, ids=lambda f: f.__name__)
@@ -108,11 +131,7 @@ def test_a_streamed_roster_is_stored_as_the_file_says(tmp_path, layout):
     else:
         text = json.dumps(doc, indent=1, ensure_ascii=True).replace("\n", "\r\n")
         path.write_bytes(b"\xef\xbb\xbf" + text.encode("ascii"))
-    sim = start(tmp_path / "sim.db", path)
-    try:
-        assert sim.roster == doc
-    finally:
-        sim.close()
+    assert roster_served(tmp_path / "sim.db", path) == doc
 
 
 def test_a_changed_roster_file_is_streamed_into_the_existing_database(tmp_path):
@@ -142,11 +161,7 @@ def test_a_bad_changed_roster_leaves_the_stored_one_untouched(tmp_path, default_
         start(tmp_path / "sim.db", path)
     assert info.value.problems == validate_roster(bad)
     path.write_text(json.dumps(good), encoding="utf-8")
-    sim = start(tmp_path / "sim.db", path)
-    try:
-        assert sim.roster == good
-    finally:
-        sim.close()
+    assert roster_served(tmp_path / "sim.db", path) == good
 
 
 def test_a_database_another_process_made_meanwhile_is_kept_not_replaced(tmp_path, monkeypatch):
@@ -160,9 +175,78 @@ def test_a_database_another_process_made_meanwhile_is_kept_not_replaced(tmp_path
         raise FileExistsError(target)
 
     monkeypatch.setattr(os, "link", raced)
-    sim = start(tmp_path / "sim.db", path)
-    try:
-        assert sim.roster == doc
-    finally:
-        sim.close()
+    assert roster_served(tmp_path / "sim.db", path) == doc
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".loading")]
+
+
+# --- restart -------------------------------------------------------------------------------
+
+def first_teacher_name(roster: dict) -> str:
+    """The first name of the roster's first teacher whose first name is ASCII."""
+    teacher = next(u for u in roster["users"]
+                   if "teacher" in u["roles"] and u["name"]["first"].isascii())
+    return teacher["name"]["first"]
+
+
+def refuse_parsing(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the roster file was parsed again")
+
+    monkeypatch.setattr(roster_mod, "_parse_json_text", refuse)
+    monkeypatch.setattr(sim_mod, "RosterStream", refuse)
+
+
+def refuse_reading(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the roster file was read again")
+
+    refuse_parsing(monkeypatch)
+    monkeypatch.setattr(sim_mod, "file_digest", refuse)
+
+
+def test_a_restart_with_the_untouched_roster_file_does_not_read_it(tmp_path, roster_doc, monkeypatch):
+    path = tmp_path / "roster.json"
+    write(path, roster_doc)
+    start(tmp_path / "a.db", path).close()
+    refuse_reading(monkeypatch)
+    assert roster_served(tmp_path / "a.db", path)["users"] == roster_doc["users"]
+
+
+def test_a_touched_roster_file_is_recognised_by_its_digest_and_then_by_its_stat(
+        tmp_path, roster_doc, monkeypatch):
+    path = tmp_path / "roster.json"
+    write(path, roster_doc)
+    start(tmp_path / "a.db", path).close()
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # same bytes, another mtime
+    with monkeypatch.context() as patched:
+        refuse_parsing(patched)  # its digest matches: nothing parsed or stored
+        start(tmp_path / "a.db", path).close()
+    refuse_reading(monkeypatch)  # the new stat was recorded: not read at all
+    assert roster_served(tmp_path / "a.db", path)["users"] == roster_doc["users"]
+
+
+def test_changed_bytes_of_the_same_size_and_mtime_are_loaded(tmp_path, roster_doc):
+    path = tmp_path / "roster.json"
+    write(path, roster_doc)
+    name = first_teacher_name(roster_served(tmp_path / "a.db", path))
+    before = os.stat(path)
+    text = path.read_text(encoding="utf-8")
+    renamed = "Q" * len(name)
+    assert f'"first":"{name}"' in text
+    path.write_text(text.replace(f'"first":"{name}"', f'"first":"{renamed}"', 1), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or `rsync -t` would
+    assert os.stat(path).st_size == before.st_size
+    assert first_teacher_name(roster_served(tmp_path / "a.db", path)) == renamed
+
+
+def test_a_roster_replaced_by_a_snapshot_is_reloaded_from_the_untouched_file(tmp_path, roster_doc):
+    path = tmp_path / "roster.json"
+    write(path, roster_doc)
+    first = start(tmp_path / "a.db", path)
+    try:
+        other = generate_roster(seed=6, schools=1, teachers=2, students=3, sections=1)
+        first.store.replace_roster(other, {"roster_digest": "snapshot:x"})
+        assert first.roster["users"] == other["users"]
+    finally:
+        first.close()
+    assert roster_served(tmp_path / "a.db", path)["users"] == roster_doc["users"]
