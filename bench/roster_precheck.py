@@ -1,5 +1,5 @@
 """Benchmark: the roster check's pre-check (array items proven valid skip jsonschema's walk),
-home-made schema compiler (``roster._SchemaCompiler``) against fastjsonschema, on one roster,
+home-made schema compiler (``schema_precheck.SchemaCompiler``) against fastjsonschema, on one roster,
 in interleaved pairs in the same process; the time of a full check is the figure, and the
 two must agree on every item.
 
@@ -21,6 +21,7 @@ import fastjsonschema
 import jsonschema
 
 from simulator import roster
+from simulator.schema_precheck import SchemaCompiler
 
 
 def validator(compile_items):
@@ -47,7 +48,7 @@ def validator(compile_items):
 
 
 def home_compiler():
-    compiler = roster._SchemaCompiler(roster.load_schema())
+    compiler = SchemaCompiler(roster.load_schema())
     return compiler.compile
 
 

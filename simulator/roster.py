@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from . import jsontext
+from .schema_precheck import SchemaCompiler
 from .ids import ROLE_WORDS, ROLES, legacy_role_ids
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _validator() -> jsonschema.protocols.Validator:
     schema = load_schema()
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
-    compiler = _SchemaCompiler(schema)
+    compiler = SchemaCompiler(schema)
     plain_items = cls.VALIDATORS.get("items")
 
     def fast_items(validator, items, instance, item_schema):
@@ -129,222 +130,6 @@ def _validator() -> jsonschema.protocols.Validator:
 
     fast_cls = jsonschema.validators.extend(cls, {"items": fast_items})
     return fast_cls(schema)
-
-
-# --- a compiled, sound pre-check for the schema ------------------------------------------
-# ``compile(subschema)(value)`` is True only when jsonschema would find no problem in
-# ``value``; False means "not proven" and jsonschema walks the value itself.  Keywords it
-# does not know make a subschema "never proven", so a schema change can only slow it down.
-
-_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "definitions", "title", "description",
-                          "x-messages", "$comment", "default", "examples", "deprecated",
-                          "readOnly", "writeOnly", "$anchor"})
-
-
-def _never(_value: Any) -> bool:
-    return False
-
-
-def _always(_value: Any) -> bool:
-    return True
-
-
-def _is_number(v: Any) -> bool:
-    return (type(v) is int or type(v) is float)  # bool is not a JSON number
-
-
-def _is_integer(v: Any) -> bool:
-    return type(v) is int or (type(v) is float and v.is_integer())
-
-
-_TYPE_TESTS = {
-    "object": lambda v: type(v) is dict, "array": lambda v: type(v) is list,
-    "string": lambda v: type(v) is str, "number": _is_number, "integer": _is_integer,
-    "boolean": lambda v: type(v) is bool, "null": lambda v: v is None,
-}
-
-
-class _SchemaCompiler:
-    """Turns (sub)schemas of one root schema into fast yes/not-proven predicates."""
-
-    def __init__(self, root: dict):
-        self.root = root
-        self._done: dict[int, Callable[[Any], bool]] = {}
-        self._keep: list[Any] = []  # keep compiled subschemas alive (ids stay unique)
-
-    def compile(self, schema: Any) -> Callable[[Any], bool]:
-        if schema is True:
-            return _always
-        if not isinstance(schema, dict):
-            return _never
-        key = id(schema)
-        found = self._done.get(key)
-        if found is not None:
-            return found
-        slot: list[Callable[[Any], bool]] = []
-        self._done[key] = lambda v: slot[0](v)  # recursion through $ref
-        self._keep.append(schema)
-        checks: list[Callable[[Any], bool]] = []
-        for keyword, value in schema.items():
-            if keyword in _ANNOTATIONS:
-                continue
-            make = _KEYWORDS.get(keyword)
-            check = make(self, value, schema) if make is not None else None
-            if check is None:
-                checks = [_never]
-                break
-            checks.append(check)
-        fn = _all_of(checks)
-        slot.append(fn)
-        self._done[key] = fn
-        return fn
-
-    def resolve(self, ref: str) -> Any:
-        if not ref.startswith("#"):
-            return None
-        node: Any = self.root
-        for part in [p for p in ref[1:].split("/") if p]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
-
-
-def _all_of(checks: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
-    if not checks:
-        return _always
-    if len(checks) == 1:
-        return checks[0]
-    checks = tuple(checks)
-
-    def every(v: Any) -> bool:
-        for check in checks:
-            if not check(v):
-                return False
-        return True
-    return every
-
-
-def _kw_type(c: _SchemaCompiler, value: Any, schema: dict):
-    names = value if isinstance(value, list) else [value]
-    tests = [_TYPE_TESTS.get(n) for n in names]
-    if any(t is None for t in tests):
-        return None
-    if len(tests) == 1:
-        return tests[0]
-    return lambda v: any(t(v) for t in tests)
-
-
-def _kw_required(c: _SchemaCompiler, value: Any, schema: dict):
-    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
-        return None
-    keys = tuple(value)
-
-    def check(v: Any) -> bool:
-        if type(v) is dict:
-            for k in keys:
-                if k not in v:
-                    return False
-        return True
-    return check
-
-
-def _kw_properties(c: _SchemaCompiler, value: Any, schema: dict):
-    if not isinstance(value, dict):
-        return None
-    props = {k: c.compile(sub) for k, sub in value.items()}
-    get = props.get
-
-    def check(v: Any) -> bool:  # by the keys present: a record has a few of its schema's many
-        if type(v) is not dict:
-            return True
-        for k, item in v.items():
-            fn = get(k)
-            if fn is not None and not fn(item):
-                return False
-        return True
-    return check
-
-
-def _kw_additional(c: _SchemaCompiler, value: Any, schema: dict):
-    if "patternProperties" in schema:
-        return None
-    allowed = frozenset(schema.get("properties") or ())
-    if value is False:
-        return lambda v: type(v) is not dict or allowed.issuperset(v)
-    if value is True:
-        return _always
-    fn = c.compile(value)
-    return lambda v: type(v) is not dict or all(fn(v[k]) for k in v if k not in allowed)
-
-
-def _kw_items(c: _SchemaCompiler, value: Any, schema: dict):
-    if "prefixItems" in schema or not isinstance(value, (dict, bool)):
-        return None
-    if value is False:
-        return lambda v: type(v) is not list or not v
-    fn = c.compile(value)
-
-    def check(v: Any) -> bool:
-        if type(v) is not list:
-            return True
-        for item in v:
-            if not fn(item):
-                return False
-        return True
-    return check
-
-
-def _kw_pattern(c: _SchemaCompiler, value: Any, schema: dict):
-    if not isinstance(value, str):
-        return None
-    rx = re.compile(value)  # jsonschema uses re.search with the same pattern
-    search = rx.search
-    return lambda v: type(v) is not str or search(v) is not None
-
-
-def _count_kw(kind: str, cmp):
-    def make(c: _SchemaCompiler, value: Any, schema: dict):
-        if type(value) is not int:
-            return None
-        test = _TYPE_TESTS[kind]
-        return lambda v: not test(v) or cmp(len(v), value)
-    return make
-
-
-def _kw_property_names(c: _SchemaCompiler, value: Any, schema: dict):
-    fn = c.compile(value)
-    return lambda v: type(v) is not dict or all(fn(k) for k in v)
-
-
-def _kw_enum(c: _SchemaCompiler, value: Any, schema: dict):
-    if not isinstance(value, list) or not all(isinstance(e, str) or e is None for e in value):
-        return None  # only enums of strings (and null) are proven here
-    choices = frozenset(e for e in value if e is not None)
-    if None in value:  # contacts' phone_type, relationship, type: "" or null allowed
-        return lambda v: v is None or (type(v) is str and v in choices)
-    return lambda v: type(v) is str and v in choices
-
-
-def _kw_ref(c: _SchemaCompiler, value: Any, schema: dict):
-    target = c.resolve(value) if isinstance(value, str) else None
-    if target is None:
-        return None
-    return c.compile(target)  # a recursive ref gets the forwarding check ``compile`` left
-
-
-_KEYWORDS: dict[str, Callable[..., Callable[[Any], bool] | None]] = {
-    "type": _kw_type, "required": _kw_required, "properties": _kw_properties,
-    "additionalProperties": _kw_additional, "items": _kw_items, "pattern": _kw_pattern,
-    "minItems": _count_kw("array", lambda n, m: n >= m),
-    "maxItems": _count_kw("array", lambda n, m: n <= m),
-    "minProperties": _count_kw("object", lambda n, m: n >= m),
-    "maxProperties": _count_kw("object", lambda n, m: n <= m),
-    "minLength": _count_kw("string", lambda n, m: n >= m),
-    "maxLength": _count_kw("string", lambda n, m: n <= m),
-    "propertyNames": _kw_property_names, "enum": _kw_enum, "$ref": _kw_ref,
-}
 
 
 def new_object_id(rng: random.Random | None = None) -> str:
@@ -879,7 +664,7 @@ class RosterStream:
         # What lives on (the validator ``finish`` uses) is built before the first record:
         # made in between, it would pin the arenas of the freed records (+40 MB at ready).
         _validator()
-        compiler = _SchemaCompiler(load_schema())
+        compiler = SchemaCompiler(load_schema())
         properties = compiler.root.get("properties", {})
         intern: dict[str, str] = {}
         intern_get = intern.setdefault

@@ -328,8 +328,9 @@ def schema_file_errors(doc) -> list:
 @given(part=PARTS, index=st.integers(0, 3), key=KEYS, value=JSON | st.sampled_from(
     [1.0, 2.5, True, 0, -1, 2 ** 62, 2 ** 62 + 1, "", "x" * 201, "il", "district", None]))
 def test_the_fast_check_and_jsonschema_agree_on_every_snapshot(valid, part, index, key, value):
-    """fastjsonschema only proves a snapshot valid (then jsonschema never walks it): it must
-    never pass one that the schema file, read by jsonschema, refuses, nor refuse a valid one."""
+    """The compiled pre-check only proves a snapshot valid (then jsonschema never walks it): it
+    must never pass one that the schema file, read by jsonschema, refuses, nor leave a valid
+    one unproven (each would be walked: 30x slower)."""
     doc = with_value(valid, part, index, key, value)
     assert snapshot_schema.proven_valid(doc) == (not schema_file_errors(doc))
 
