@@ -547,8 +547,9 @@ def test_il_token_of_a_user_gone_from_the_roster(client, sim):
                             "district_id": sim.roster["districts"][0]["id"], "user_id": UNKNOWN_ID,
                             "scopes": [], "created": sim.clock.iso()})
     resp = post_grade(client, "ilc_gone", OK)
-    assert_error(resp, 401, "Could not authorize token", field="Authorization",
-                 problem="no longer in the roster")
+    assert assert_error(resp, 401, "Could not authorize token")["errors"] == [{
+        "field": "Authorization", "problem": f"this il token's user {UNKNOWN_ID} is no longer in the roster",
+        "hint": "log the student in again to get a new il token"}]
     nothing_stored(sim)
 
 
