@@ -126,6 +126,7 @@ def test_score_format_mistakes_are_named_exactly(client, sim, student, body, err
     ("percentage", '" 0.8 "', 'is a string (" 0.8 "): must be a number',
      "send a JSON number, not a string: 0.8"),
     ("percentage", '"80%"', 'is a string ("80%"): must be a number', "send a JSON number, e.g. 0.8"),
+    ("percentage", '"½"', 'is a string ("½"): must be a number', "send a JSON number, e.g. 0.8"),
 ])
 def test_score_of_the_wrong_json_type_is_named(client, sim, student, field, raw, problem, hint):
     resp = post_raw(client, sim, student, f'{{"assignmentID": "a1", "{field}": {raw}}}')
