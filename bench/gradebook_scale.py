@@ -146,7 +146,7 @@ def main() -> None:
             sim = app.extensions["clever_sim"]
             client_id = sim.roster["apps"][0]["client_id"]
             section = sim.store.get_record("sections", section_id)
-            token = sim.store.district_tokens(client_id, section["district"])[0]["access_token"]
+            token = sim.store.district_tokens(client_id, section["district"])[0].access_token
             started = time.perf_counter()
             teacher = login_cookie(app, section["teacher"])  # the gradebook is the teacher's
             with httpx.Client(base_url=running.url, timeout=30, cookies=teacher) as http:

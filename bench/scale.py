@@ -145,7 +145,7 @@ def main() -> None:
     sim = app.extensions["clever_sim"]
     client_id = sim.roster_apps()[0]["client_id"]
     district = sim.district_ids[0]
-    dtoken = sim.store.district_tokens(client_id, district)[0]["access_token"]
+    dtoken = sim.store.district_tokens(client_id, district)[0].access_token
     auth = {"Authorization": f"Bearer {dtoken}"}
 
     with sim.store.read() as db:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import click
 
 from simulator.embedded import bind_simulator
+from simulator.models import App
 from simulator.serving import RunningServer, describe_server
 
 DEMO_CLIENT_ID = "b4fd885bda79813831c3"
@@ -68,16 +69,16 @@ def ensure_registration(sim, partner_url: str, port: int) -> bool:
 
     The default fixture registers it for 127.0.0.1:5001, so with that port nothing
     changes; for another port (or a roster without the app) it is (re-)registered through
-    ``Simulator.register_app`` like any app. Returns whether the registration changed.
+    ``CleverBackend.register_app`` like any app. Returns whether the registration changed.
     """
-    existing = sim.store.get_app(DEMO_CLIENT_ID)
+    existing = sim.clever.app(DEMO_CLIENT_ID)
     spec = _demo_spec(partner_url, port)
-    if existing is not None and existing["redirect_uris"][0] == spec["redirect_uris"][0] \
-            and existing.get("assignments_url") == spec["assignments_url"]:
+    if existing is not None and existing.primary_redirect_uri == spec["redirect_uris"][0] \
+            and existing.assignments_url == spec["assignments_url"]:
         return False
     if existing is None:
         spec.update(name=DEMO_APP_NAME, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
-    sim.register_app(spec, existing)
+    sim.clever.register_app(spec, existing)
     return True
 
 
@@ -95,11 +96,12 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     sim_server = bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
                                 server=server)
     sim = sim_server.app.extensions["clever_sim"]
-    existing = sim.store.get_app(DEMO_CLIENT_ID)
-    credentials = existing or {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+    existing = sim.clever.app(DEMO_CLIENT_ID)
+    client_id, client_secret = ((existing.client_id, existing.client_secret) if existing
+                                else (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET))
     partner_app = create_partner_app({
         "CLEVER_URL": sim_server.url, "API_URL": sim_server.url, "GRADES_URL": sim_server.url,
-        "CLIENT_ID": credentials["client_id"], "CLIENT_SECRET": credentials["client_secret"],
+        "CLIENT_ID": client_id, "CLIENT_SECRET": client_secret,
     })
     try:
         partner_server = bind_partner(partner_app, host, partner_port)
@@ -111,7 +113,7 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     ensure_registration(sim, partner_server.url, partner_server.port)
     sim_server.start()
     partner_server.start()
-    return Demo(sim_server, partner_server, credentials["client_id"])
+    return Demo(sim_server, partner_server, client_id)
 
 
 # --- what the command prints -----------------------------------------------------------------
@@ -128,12 +130,12 @@ def partner_command(sim_port: int, partner_port: int) -> str:
 
 
 def partner_config(sim_port: int = 8080, partner_port: int = 5001, *,
-                   registered: Mapping[str, Any] | None = None, host: str = "127.0.0.1") -> str:
+                   registered: App | None = None, host: str = "127.0.0.1") -> str:
     """The reference partner's ``partner.toml`` as ``clever-sim demo`` runs it on these ports:
     the demo app's credentials (``registered``: the roster's demo app, if it has one), the
     URLs the demo registers, the partner's completion hook and assignment page."""
-    name = registered["name"] if registered else DEMO_APP_NAME
-    secret = registered["client_secret"] if registered else DEMO_CLIENT_SECRET
+    name = registered.name if registered else DEMO_APP_NAME
+    secret = registered.client_secret if registered else DEMO_CLIENT_SECRET
     partner_url = f"http://{host}:{partner_port}"
     spec = _demo_spec(partner_url, partner_port)
     sim_url = f"http://{host}:{sim_port}"
@@ -163,23 +165,23 @@ def _walkthrough_people(sim, districts: list[str]) -> tuple[str, str | None, str
     """(teacher name, section name, a student's name) for the steps; the fixture's
     Rebecca Alvarez when she is there, else the first teacher with a section (store
     queries: a few rows, whatever the roster's size)."""
-    store = sim.store
+    clever = sim.clever
 
     def user(user_id: str | None) -> dict | None:
-        found = store.get_user(user_id) if user_id else None
+        found = clever.user(user_id) if user_id else None
         return found[1] if found else None
 
     def first_section(teacher_id: str) -> dict | None:
-        for section_id in store.list_user_section_ids(teacher_id, roster_order=True):
-            section = store.get_record("sections", section_id)
+        for section_id in clever.user_section_ids(teacher_id, roster_order=True):
+            section = clever.record("sections", section_id)
             if section and section.get("district") in districts and section.get("teacher") == teacher_id:
                 return section
         return None
 
-    candidates = [p["id"] for p in store.search_people(" ".join(DEMO_TEACHER), limit=5).rows
+    candidates = [p["id"] for p in clever.search_people(" ".join(DEMO_TEACHER), limit=5).rows
                   if p["role"] == "teacher"]
     for district_id in districts:
-        candidates += [t["id"] for t in store.list_records("users", district_id=district_id,
+        candidates += [t["id"] for t in clever.records("users", district_id=district_id,
                                                             role="teacher", limit=50).rows]
     for teacher_id in dict.fromkeys(candidates):
         teacher = user(teacher_id)
@@ -194,24 +196,24 @@ def _walkthrough_people(sim, districts: list[str]) -> tuple[str, str | None, str
 def walkthrough(demo: Demo) -> str:
     """The banner: where things run and the three steps to click through."""
     sim, sim_url, partner_url = demo.simulator, demo.sim_url, demo.partner_url
-    app = sim.store.get_app(demo.client_id)
-    teacher, section, student = _walkthrough_people(sim, app["districts"])
+    app = sim.clever.app(demo.client_id)
+    teacher, section, student = _walkthrough_people(sim, app.districts)
     in_section = f' (e.g. "{section}")' if section else ""
     student_hint = f' such as "{student}"' if student else ""
     first = next(iter(demo.partner.app.extensions["reference_partner"].assignments))
     shortcut = f"{sim_url}/oauth/authorize?" + urlencode({
-        "response_type": "code", "client_id": app["client_id"],
-        "redirect_uri": app["redirect_uris"][0], "state": f"assignment:{first}"})
+        "response_type": "code", "client_id": app.client_id,
+        "redirect_uri": app.primary_redirect_uri, "state": f"assignment:{first}"})
     return "\n".join([
         "Clever Grade Passback Simulator: demo",
         f"  Simulator (Clever + Schoology): {sim_url}   on {describe_server(demo.sim.kind)}",
         f"  Reference partner app:          {partner_url}",
-        f"  App: {app['name']}   client_id {app['client_id']}",
-        f"  redirect URI {app['redirect_uris'][0]}   assignments {app.get('assignments_url')}",
+        f"  App: {app.name}   client_id {app.client_id}",
+        f"  redirect URI {app.primary_redirect_uri}   assignments {app.assignments_url}",
         "",
         "Click through it in 3 steps:",
         f"  1. Teacher: open {sim_url}/schoology, pick teacher \"{teacher}\", open a section"
-        f"{in_section}, Add Materials -> Clever app -> {app['name']}, pick an assignment and "
+        f"{in_section}, Add Materials -> Clever app -> {app.name}, pick an assignment and "
         "enable grading.",
         f"  2. Student: in a new tab of the same browser open {sim_url}/schoology, pick a "
         f"student in that section{student_hint} and click \"Sign in as another persona\" (the "
@@ -290,7 +292,7 @@ def demo(port: int, partner_port: int, db: str, server: str, print_partner_confi
             raise click.UsageError("--print-partner-config needs the demo's real ports, not 0")
         sim = _build(None, {"DB": ":memory:"}).extensions["clever_sim"]  # the roster's demo app
         try:
-            registered = sim.store.get_app(DEMO_CLIENT_ID)
+            registered = sim.clever.app(DEMO_CLIENT_ID)
         finally:
             sim.close()
         click.echo(partner_config(port, partner_port, registered=registered), nl=False)

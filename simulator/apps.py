@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from . import bodies, ids
 from .errors import BadRequest, FieldProblem, NotFound
+from .models import App, Token
 
 DEFAULT_SCOPES = ["read:user_id", "read:students_basic", "read:teachers_basic",
                   "read:sections_basic", "read:district_admins_basic", "read:school_admins_basic"]
@@ -22,7 +23,7 @@ def _check_url(value: str, field: str, problems: list[FieldProblem]) -> None:
                                      "write it as http://host:port/path"))
 
 
-def normalize_app(spec: Any, known_districts: list[str], existing: dict | None, now_iso: str) -> dict:
+def normalize_app(spec: Any, known_districts: list[str], existing: App | None, now_iso: str) -> App:
     """Check an app registration (new or an update of ``existing``) and fill in defaults.
 
     The fields' rules are ``AppRegistration`` in openapi.json; checked here: the URLs parse,
@@ -30,7 +31,7 @@ def normalize_app(spec: Any, known_districts: list[str], existing: dict | None, 
     bodies.check_schema("AppRegistration", spec, "Invalid app registration",
                         {"name": "Mathly", "redirect_uris": ["http://localhost:5002/callback"]})
     problems: list[FieldProblem] = []
-    app = dict(existing or {})
+    app = existing.as_json() if existing is not None else {}
     app.update(spec)
     app.setdefault("name", "Partner app")
     for key, make in (("client_id", ids.client_id), ("client_secret", ids.client_secret)):
@@ -53,27 +54,22 @@ def normalize_app(spec: Any, known_districts: list[str], existing: dict | None, 
         app["scopes"] = list(DEFAULT_SCOPES)
     if problems:
         raise BadRequest("Invalid app registration", problems)
-    app.setdefault("created", now_iso)
-    return app
+    if app.get("created") is None:
+        app["created"] = now_iso
+    return App(client_id=app["client_id"], client_secret=app["client_secret"], name=app["name"],
+               redirect_uris=list(app["redirect_uris"]), assignments_url=app.get("assignments_url"),
+               scopes=list(app["scopes"]), districts=list(app["districts"]), created=app["created"])
 
 
-def public_view(app: dict, tokens: list[dict]) -> dict:
+def public_view(app: App, tokens: list[Token]) -> dict:
     """An app as the control API shows it, with its district-app tokens."""
     return {
-        "name": app["name"], "client_id": app["client_id"], "client_secret": app["client_secret"],
-        "redirect_uris": app["redirect_uris"], "primary_redirect_uri": app["redirect_uris"][0],
-        "assignments_url": app.get("assignments_url"), "scopes": app["scopes"],
-        "districts": app["districts"], "created": app["created"],
-        "district_tokens": {t["district_id"]: t["access_token"] for t in tokens},
+        "name": app.name, "client_id": app.client_id, "client_secret": app.client_secret,
+        "redirect_uris": app.redirect_uris, "primary_redirect_uri": app.primary_redirect_uri,
+        "assignments_url": app.assignments_url, "scopes": app.scopes,
+        "districts": app.districts, "created": app.created,
+        "district_tokens": {t.district_id: t.access_token for t in tokens},
     }
-
-
-def require_app(store, client_id: str) -> dict:
-    """The registered app, or 404 naming ``client_id``."""
-    app = store.get_app(client_id) if isinstance(client_id, str) else None
-    if app is None:
-        raise app_not_found(client_id)
-    return app
 
 
 def app_not_found(client_id: str) -> NotFound:

@@ -78,7 +78,7 @@ class CleverSimCLI(click.Group):
 
 def describe_failure(exc: BaseException) -> str:
     """One line saying what went wrong and, where known, how to fix it."""
-    from .store import DatabaseUnusable
+    from .errors import DatabaseUnusable
 
     if isinstance(exc, click.UsageError):
         where = exc.ctx.command_path if exc.ctx is not None else "clever-sim"
@@ -134,9 +134,9 @@ def banner(app, url: str) -> str:
     sim = app.extensions["clever_sim"]
     lines = [f"Clever Grade Passback Simulator {__version__} on {url}",
              "Point your app's Clever base URLs at the simulator:", *BaseUrls(url).lines(), ""]
-    names = {i: (sim.store.get_record("districts", i) or {}).get("name", i) for i in sim.district_ids}
-    for registered in sim.store.list_apps():
-        view = sim.app_view(registered)
+    names = {i: (sim.clever.record("districts", i) or {}).get("name", i) for i in sim.district_ids}
+    for registered in sim.clever.apps():
+        view = sim.clever.app_view(registered)
         lines += [f"App: {view['name']}",
                   f"  client_id:     {view['client_id']}",
                   f"  client_secret: {view['client_secret']}",
@@ -148,7 +148,7 @@ def banner(app, url: str) -> str:
         lines.append("")
     lines += [f"Start page (links, base URLs, credentials): {url}/",
               f"Control API: {url}/_sim/health   Log in as anyone: {url}/oauth/whoami",
-              f"Database: {sim.store.path}{'   strict mode: on' if sim.cfg['STRICT'] else ''}"]
+              f"Database: {sim.db_path}{'   strict mode: on' if sim.cfg['STRICT'] else ''}"]
     return "\n".join(lines)
 
 

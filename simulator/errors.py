@@ -33,6 +33,14 @@ class ConnectionDropped(Exception):
     """An injected fault: close the connection without answering (not an HTTP error)."""
 
 
+class Revoked(LookupError):
+    """The token, code or app a write depends on was revoked while the request ran."""
+
+
+class DatabaseUnusable(Exception):
+    """The database path cannot hold the simulator's state; the message names it and why."""
+
+
 class SimError(Exception):
     """Base of every error the simulator answers with a 4xx (or a 503 when busy)."""
 

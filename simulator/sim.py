@@ -15,8 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from . import apps as apps_mod
-from . import ids
+from .clever.backend import CleverBackend
 from .clock import Clock
 from .config import resolve_db_path
 from .faults import Faults
@@ -25,8 +24,9 @@ from .ratelimit import RateLimiter
 from .roster import (NotStreamable, RosterStream, default_roster_path, file_digest, load_roster,
                      load_roster_file)
 from .roster_cache import RosterCache
-from .store import (ROSTER_BATCH, Revoked, Store, clear_roster, finish_roster, fold,
-                    insert_roster_records, schema_sql)
+from .schoology.backend import SchoologyBackend
+from .store import (ROSTER_BATCH, Store, clear_roster, finish_roster, fold, insert_roster_records,
+                    schema_sql)
 
 
 # Part of every roster digest: bump it when the stored layout of a roster changes
@@ -105,12 +105,13 @@ class Simulator:
         fresh = fresh and (streamed is not None or not Path(path).exists())  # made meanwhile?
         self._roster_read = self._read_roster(None) if fresh and streamed is None else None
         self.store = Store(path)
+        self.clever = CleverBackend(self.store, self.clock)
+        self.schoology = SchoologyBackend(self.store, self.clever)
         self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
         self.faults = Faults()
         self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
         self._grades_changed = threading.Condition()
         self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
-        self._district_ids: list[str] = []
         kept = self._load_roster(stamp)  # after a streamed load: the stamp matches
         loaded = streamed or kept
         if fresh and loaded is not None and cache is not None:
@@ -250,11 +251,10 @@ class Simulator:
         """Replace the stored roster by the file's, streamed, in one transaction; its
         digest, or None (rolled back) when it is to be loaded whole."""
         try:
-            with self.store.transaction() as db:
+            with self.store.replacing_roster() as db:
                 digest = _stream_roster(db, source, stamp)
         except NotStreamable:
             return None
-        self.store.roster_replaced()
         return digest
 
     def _roster_stamp(self) -> str | None:
@@ -268,9 +268,8 @@ class Simulator:
         return f"{_SALT_TAG}:{stamp}" if stamp is not None else None
 
     def reload_district_ids(self) -> None:
-        """Read the stored roster's district ids again (after the roster was replaced
-        behind this simulator's back, e.g. by loading a snapshot)."""
-        self._district_ids = self.store.roster_ids("districts")
+        """Read the stored roster's district ids again (after the roster was replaced)."""
+        self.clever.reload_district_ids()
 
     @property
     def roster(self) -> dict:
@@ -287,35 +286,17 @@ class Simulator:
 
     def _register_startup_apps(self) -> None:
         for spec in self.roster_apps() + list(self.cfg.get("APPS", [])):
-            existing = self.store.get_app(spec["client_id"]) if spec.get("client_id") else None
-            self.register_app(spec, existing)
+            existing = self.clever.app(spec["client_id"]) if spec.get("client_id") else None
+            self.clever.register_app(spec, existing)
 
     @property
     def district_ids(self) -> list[str]:
-        return list(self._district_ids)
+        return self.clever.district_ids
 
-    # --- apps --------------------------------------------------------------------------
-
-    def register_app(self, spec: Any, existing: dict | None = None) -> dict:
-        """Register or update an app and make sure it has a district-app token per district."""
-        app = apps_mod.normalize_app(spec, self.district_ids, existing, self.clock.iso())
-        self.store.upsert_app(app)
-        self.store.delete_district_tokens_not_in(app["client_id"], app["districts"])
-        have = {t["district_id"] for t in self.store.district_tokens(app["client_id"])}
-        for district_id in app["districts"]:
-            if district_id not in have:
-                try:
-                    self.store.insert_token({
-                        "access_token": ids.district_token(), "kind": "district",
-                        "id": ids.object_id(), "client_id": app["client_id"],
-                        "district_id": district_id, "user_id": None, "scopes": app["scopes"],
-                        "created": self.clock.iso()})
-                except Revoked:  # deleted by a DELETE /_sim/apps that ran meanwhile
-                    raise apps_mod.app_not_found(app["client_id"]) from None
-        return app
-
-    def app_view(self, app: dict) -> dict:
-        return apps_mod.public_view(app, self.store.district_tokens(app["client_id"]))
+    @property
+    def db_path(self) -> str:
+        """The database file (``:memory:`` for none), as ``serve`` reports it."""
+        return self.store.path
 
     # --- grades: notify and wait -------------------------------------------------------
 

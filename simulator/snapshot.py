@@ -29,6 +29,8 @@ from typing import Any, Iterable
 from . import jsontext, snapshot_schema
 from .clock import Clock
 from .jsontext import dumps
+from .clever.backend import CleverBackend
+from .schoology.backend import SchoologyBackend
 from .snapshot_schema import FORMAT, MAX_PROBLEMS, VERSION, SnapshotProblem
 from .store import Store
 
@@ -61,68 +63,18 @@ def _now_iso() -> str:
 # --- export ------------------------------------------------------------------------------
 
 def export_state(sim: Any) -> dict:
-    """The whole state of ``sim`` (a ``Simulator`` or a ``DatabaseState``) as one document.
-
-    Every table is read in one read transaction, so the document is consistent even while
-    grades keep arriving.
-    """
-    store: Store = sim.store
-    with store.read() as db:
-        in_tx = db.in_transaction
-        if not in_tx:
-            db.execute("BEGIN")  # one consistent view of every table (WAL readers never block)
-        try:
-            roster: dict[str, Any] = {}
-            for kind in _ROSTER_KINDS:
-                roster[kind] = [json.loads(r[0]) for r in
-                                db.execute(f"SELECT data FROM {kind} ORDER BY rowid")]
-            row = db.execute("SELECT value FROM meta WHERE key = 'roster_apps'").fetchone()
-            roster["apps"] = json.loads(row[0]) if row is not None else []
-            courses = [json.loads(r[0]) for r in db.execute("SELECT data FROM courses ORDER BY rowid")]
-            if courses:  # optional in a roster: only carried when there are some
-                roster["courses"] = courses
-            apps = []
-            for r in db.execute("SELECT client_id, client_secret, name, redirect_uris, "
-                                "assignments_url, scopes, districts, created FROM apps "
-                                "ORDER BY created, client_id"):
-                apps.append({"client_id": r[0], "client_secret": r[1], "name": r[2],
-                             "redirect_uris": json.loads(r[3]), "assignments_url": r[4],
-                             "scopes": json.loads(r[5]), "districts": json.loads(r[6]),
-                             "created": r[7]})
-            tokens = [{"access_token": r[0], "kind": r[1], "id": r[2], "client_id": r[3],
-                       "district_id": r[4], "user_id": r[5], "scopes": json.loads(r[6]),
-                       "created": r[7]}
-                      for r in db.execute("SELECT access_token, kind, id, client_id, district_id, "
-                                          "user_id, scopes, created FROM tokens "
-                                          "ORDER BY created, rowid")]
-            grades = [{"id": r[0], "client_id": r[1], "user_id": r[2], "assignment_id": r[3],
-                       "district_id": r[4], "version": r[5], "record": json.loads(r[6]),
-                       "created": r[7], "updated": r[8], "seq": r[9]}
-                      for r in db.execute("SELECT id, client_id, user_id, assignment_id, "
-                                          "district_id, version, record, created, updated, seq "
-                                          "FROM grades ORDER BY seq")]
-            history = [{"seq": r[0], "grade_id": r[1], "version": r[2],
-                        "record": json.loads(r[3]), "received_at": r[4]}
-                       for r in db.execute("SELECT seq, grade_id, version, record, received_at "
-                                           "FROM grade_history ORDER BY seq")]
-            links = [{"id": r[0], "section_id": r[1], "client_id": r[2], "assignment_id": r[3],
-                      "data": json.loads(r[4]), "created": r[5]}
-                     for r in db.execute("SELECT id, section_id, client_id, assignment_id, data, "
-                                         "created FROM schoology_assignments "
-                                         "ORDER BY created, id")]
-        finally:
-            if not in_tx:
-                db.execute("COMMIT")
+    """The whole state of ``sim`` (a ``Simulator`` or a ``DatabaseState``) as one document:
+    each backend's part, all read in one consistent view, so the document holds together
+    even while grades keep arriving."""
+    with sim.clever.consistent_view():
+        clever = sim.clever.export_state()
+        schoology = sim.schoology.export_state()
     return {
         "format": FORMAT,
         "version": VERSION,
         "created": _now_iso(),
-        "roster": roster,
-        "apps": apps,
-        "tokens": tokens,
-        "grades": grades,
-        "grade_history": history,
-        "schoology_assignments": links,
+        **clever,
+        **schoology,
         "clock_offset_s": float(sim.clock.offset),
     }
 
@@ -175,73 +127,33 @@ def import_state(sim: Any, doc: Any, *, checked: bool = False) -> dict:
 
     The document is checked completely first (``SnapshotError`` lists every problem and
     nothing changes) unless ``checked`` says the caller has just run ``check_snapshot`` on
-    this very document (the CLI does, before it opens the database). Then one transaction
-    replaces the roster (through ``Store.replace_roster_in``, only when it differs from the
-    stored one) and the apps, tokens, grades, history and links: should anything fail, or
-    the process die, before its COMMIT, the previous state stays whole (never a new roster
-    with old grades).
+    this very document (the CLI does, before it opens the database). Then each backend hands
+    its part back inside one transaction (``CleverBackend.replacing_state``), which also
+    replaces the roster when it differs from the stored one: should anything fail, or the
+    process die, before its COMMIT, the previous state stays whole (never a new roster with
+    old grades).
     """
     if not checked:
         check_snapshot(doc)
-    store: Store = sim.store
     roster = _roster_of(doc)
-    with store.revoking() as db:  # old tokens and codes stop working once loaded
-        # compared inside the transaction (reads on this thread use its connection), so
-        # no other load can change the roster between the comparison and the writes
-        old_roster = store.roster_document() if store.roster_loaded() else None
-        roster_changed = old_roster is None or {k: old_roster.get(k, []) for k in roster} != roster
-        del old_roster
-        if roster_changed:
-            digest = hashlib.sha256(json.dumps(roster, sort_keys=True).encode()).hexdigest()
-            store.replace_roster_in(db, roster, {
-                "roster_digest": f"snapshot:{digest}",  # never a roster file's digest: `serve`
-                "roster_apps": dumps(roster["apps"])})  # with a roster setting reloads its roster
-        for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
-                    "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
-                    "DELETE FROM tokens", "DELETE FROM apps"):
-            db.execute(sql)
-        db.executemany(
-            "INSERT INTO apps(client_id, client_secret, name, redirect_uris, assignments_url, "
-            "scopes, districts, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((a["client_id"], a["client_secret"], a["name"], dumps(a["redirect_uris"]),
-              a.get("assignments_url"), dumps(a["scopes"]), dumps(a["districts"]),
-              a["created"]) for a in doc["apps"]))
-        db.executemany(
-            "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
-            "scopes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((t["access_token"], t["kind"], t["id"], t["client_id"], t["district_id"],
-              t["user_id"], dumps(t["scopes"]), t["created"]) for t in doc["tokens"]))
-        db.executemany(
-            "INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
-            "record, created, updated, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((g["id"], g["client_id"], g["user_id"], g["assignment_id"], g["district_id"],
-              g["version"], dumps(g["record"]), g["created"], g["updated"], g["seq"])
-             for g in doc["grades"]))
-        db.executemany(
-            "INSERT INTO grade_history(seq, grade_id, version, record, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            ((h["seq"], h["grade_id"], h["version"], dumps(h["record"]), h["received_at"])
-             for h in doc["grade_history"]))
-        db.executemany(
-            "INSERT INTO schoology_assignments(id, section_id, client_id, assignment_id, "
-            "data, created) VALUES (?, ?, ?, ?, ?, ?)",
-            ((s["id"], s["section_id"], s["client_id"], s["assignment_id"], dumps(s["data"]),
-              s["created"]) for s in doc["schoology_assignments"]))
-        store.clear_caches()  # under the write lock: no grade write sees a stale cache
-    if roster_changed:
-        store.roster_replaced()  # after COMMIT: caches again, the WAL checkpoint
+
+    def roster_meta() -> dict[str, str]:
+        digest = hashlib.sha256(json.dumps(roster, sort_keys=True).encode()).hexdigest()
+        return {"roster_digest": f"snapshot:{digest}",  # never a roster file's digest: `serve`
+                "roster_apps": dumps(roster["apps"])}  # with a roster setting reloads its roster
+
+    with sim.clever.replacing_state(roster, roster_meta) as load:  # old tokens and codes stop working
+        sim.clever.load_state(load, doc)
+        sim.schoology.load_state(load, doc)
     _after_load(sim, float(doc.get("clock_offset_s", 0)))
-    return {**counts(doc), "roster_replaced": roster_changed}
+    return {**counts(doc), "roster_replaced": load.roster_replaced}
 
 
 def _after_load(sim: Any, offset: float) -> None:
-    """Runtime state that follows the loaded one: clock, district list, journal, waiters."""
+    """Runtime state that follows the loaded one: clock, journal, faults, waiters."""
     sim.clock.reset()  # a Simulator's and a DatabaseState's
     if offset:
         sim.clock.advance(offset)
-    reload_district_ids = getattr(sim, "reload_district_ids", None)
-    if callable(reload_district_ids):  # a Simulator keeps the district ids of its roster
-        reload_district_ids()
     for part in ("journal", "faults", "rate"):
         runtime = getattr(sim, part, None)
         if runtime is not None:
@@ -263,6 +175,8 @@ class DatabaseState:
     def __init__(self, path: str):
         self.store = Store(path)
         self.clock = Clock()
+        self.clever = CleverBackend(self.store, self.clock)
+        self.schoology = SchoologyBackend(self.store, self.clever)
 
     def close(self) -> None:
         self.store.close()

@@ -88,7 +88,7 @@ def _api_error(response, action: str) -> SnapshotFailed:
 
 def _open_db(db: str, *, must_exist: bool):
     from .snapshot import DatabaseState
-    from .store import DatabaseUnusable
+    from .errors import DatabaseUnusable
 
     if must_exist and not Path(db).is_file():
         raise SnapshotFailed(f"no database at {db!r} (the simulator's --db file)")
@@ -130,7 +130,7 @@ def save(file: str, url: str | None, db: str | None, control_token: str | None) 
     if db:
         state = _open_db(db, must_exist=True)
         try:
-            if not state.store.roster_loaded():
+            if not state.clever.roster_loaded():
                 raise SnapshotFailed(f"{db!r} holds no simulator state (no roster loaded)")
             doc = export_state(state)
         finally:

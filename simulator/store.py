@@ -17,12 +17,13 @@ import weakref
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from . import limits
 from .jsontext import dumps as _dumps
-from .errors import FieldProblem, ServiceUnavailable
+from .errors import DatabaseUnusable, FieldProblem, Revoked, ServiceUnavailable
 from .ids import ROLES, legacy_role_ids, primary_role
+from .models import App, AuthCode, Grade, GradeVersion, Link, Token
 
 _SCHEMA_VERSION = "1"
 
@@ -37,27 +38,12 @@ def schema_sql() -> str:
 
 
 
-class Revoked(LookupError):
-    """The token, code or app a write depends on was revoked while the request ran."""
-
-
-class StoredRecord(dict):
-    """A grade record as stored, carrying ``json``: the exact text written to the database,
-    so the endpoint answers with it instead of serialising the same record again."""
-
-    __slots__ = ("json",)
-
-
 class Page:
     """One page of a list: the rows plus whether more exist before/after them."""
 
     def __init__(self, rows: list[dict], has_more: bool):
         self.rows = rows
         self.has_more = has_more
-
-
-class DatabaseUnusable(Exception):
-    """The database path cannot hold the simulator's state; the message names it and why."""
 
 
 # Tables of a database that is not empty but was never the simulator's: refuse to add ours.
@@ -433,17 +419,67 @@ class Store:
 
         ``meta`` keys (the roster digest, its apps) are written in the same transaction, so
         a crash mid-load leaves the old roster and its digest, never a half-loaded one.
-        The same as ``replace_roster_in`` inside ``transaction()``, then ``roster_replaced``.
         """
-        with self.transaction() as db:
-            self.replace_roster_in(db, doc, meta)
-        self.roster_replaced()
+        with self.replacing_roster() as db:
+            self._replace_roster_in(db, doc, meta)
 
-    def replace_roster_in(self, db: sqlite3.Connection, doc: dict,
-                          meta: dict[str, str] | None = None) -> None:
+    @contextmanager
+    def replacing_roster(self) -> Iterator[sqlite3.Connection]:
+        """A transaction in which the caller rewrites the roster tables (a streamed load);
+        once it commits, the caches are forgotten and the WAL folded back, in the same call,
+        so the pair cannot be half done. An exception rolls the roster back whole."""
+        with self.transaction() as db:
+            yield db
+        self._roster_replaced()
+
+    @contextmanager
+    def consistent_view(self) -> Iterator[None]:
+        """Every read on this thread inside the block sees the same moment of every table
+        (one read transaction; WAL readers never block the writer), e.g. a snapshot's."""
+        with self.read() as db:
+            began = not db.in_transaction
+            if began:
+                db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if began:
+                    db.execute("COMMIT")
+
+    @contextmanager
+    def replacing_state(self, roster: dict, roster_meta: Callable[[], dict[str, str]]
+                        ) -> Iterator["StateLoad"]:
+        """Replace the whole state in one transaction: the roster (only when it differs from
+        the stored one; ``roster_meta()`` gives the meta keys written with a new one), and,
+        through the ``StateLoad`` this yields, every app, token, grade and link.
+
+        Either all of it commits, then the caches are forgotten (inside the transaction,
+        under the write lock) and, after a new roster, the WAL is folded back, or nothing
+        does (an exception in the block rolls everything back): never a new roster with old
+        grades, never a cache that remembers a state the database no longer holds.
+        """
+        with self.revoking() as db:  # old tokens and codes stop working once loaded
+            # compared inside the transaction (reads on this thread use its connection), so
+            # no other load can change the roster between the comparison and the writes
+            old = self.roster_document() if self.roster_loaded() else None
+            changed = old is None or {k: old.get(k, []) for k in roster} != roster
+            del old
+            if changed:
+                self._replace_roster_in(db, roster, roster_meta())
+            for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
+                        "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
+                        "DELETE FROM tokens", "DELETE FROM apps"):
+                db.execute(sql)
+            yield StateLoad(db, changed)
+            self.clear_caches()  # under the write lock: no grade write sees a stale cache
+        if changed:
+            self._roster_replaced()
+
+    def _replace_roster_in(self, db: sqlite3.Connection, doc: dict,
+                           meta: dict[str, str] | None = None) -> None:
         """Swap the whole roster for ``doc`` (already validated) inside the caller's
-        transaction ``db`` (from ``transaction()``), so other writes can commit with it
-        (a snapshot load) or roll back with it; call ``roster_replaced()`` after COMMIT.
+        transaction ``db``, so other writes commit or roll back with it; the caller runs
+        ``_roster_replaced()`` after COMMIT (``replace_roster``, ``replacing_state``).
 
         Rows go in with ``executemany``, a batch of records at a time (no second copy of
         the roster) and the secondary indexes are rebuilt once at the end (faster than row
@@ -451,7 +487,7 @@ class Store:
         rollback undoes them.
         """
         if not db.in_transaction:  # autocommit would leave a half-replaced roster on a failure
-            raise RuntimeError("replace_roster_in runs inside Store.transaction()")
+            raise RuntimeError("_replace_roster_in runs inside Store.transaction()")
         dropped = clear_roster(db)
         for kind in ("districts", "schools", "terms", "users", "courses", "sections"):
             records = doc.get(kind, [])
@@ -459,8 +495,8 @@ class Store:
                 insert_roster_records(db, kind, records[start:start + ROSTER_BATCH])
         finish_roster(db, dropped, {kind: len(doc.get(kind, [])) for kind in _ROSTER_TABLES}, meta)
 
-    def roster_replaced(self) -> None:
-        """What follows the COMMIT of ``replace_roster_in``: forget the caches, let the
+    def _roster_replaced(self) -> None:
+        """What follows the COMMIT of ``_replace_roster_in``: forget the caches, let the
         document's strings go, and fold the big WAL back now (a checkpoint cannot run
         inside a transaction), not on some grade's commit."""
         self.clear_caches()
@@ -688,7 +724,7 @@ class Store:
 
     # --- apps and tokens ---------------------------------------------------------------
 
-    def upsert_app(self, app: dict) -> None:
+    def upsert_app(self, app: App) -> None:
         """Insert or replace an app registration."""
         with self.transaction() as db:
             db.execute(
@@ -698,16 +734,15 @@ class Store:
                 "name=excluded.name, redirect_uris=excluded.redirect_uris, "
                 "assignments_url=excluded.assignments_url, scopes=excluded.scopes, "
                 "districts=excluded.districts",
-                (app["client_id"], app["client_secret"], app["name"], _dumps(app["redirect_uris"]),
-                 app.get("assignments_url"), _dumps(app["scopes"]), _dumps(app["districts"]),
-                 app["created"]))
+                (app.client_id, app.client_secret, app.name, _dumps(app.redirect_uris),
+                 app.assignments_url, _dumps(app.scopes), _dumps(app.districts), app.created))
 
-    def get_app(self, client_id: str) -> dict | None:
+    def get_app(self, client_id: str) -> App | None:
         with self.read() as db:
             row = db.execute("SELECT * FROM apps WHERE client_id = ?", (client_id,)).fetchone()
         return _app_row(row) if row else None
 
-    def list_apps(self) -> list[dict]:
+    def list_apps(self) -> list[App]:
         with self.read() as db:
             rows = db.execute("SELECT * FROM apps ORDER BY created, client_id").fetchall()
         return [_app_row(r) for r in rows]
@@ -720,25 +755,24 @@ class Store:
             cur = db.execute("DELETE FROM apps WHERE client_id = ?", (client_id,))
         return cur.rowcount > 0
 
-    def insert_token(self, token: dict, *, from_code: str | None = None) -> None:
+    def insert_token(self, token: Token, *, from_code: str | None = None) -> None:
         """Store a new token, in the same transaction as checking that its app (and the
         code it was exchanged for, ``from_code``) still exist: a token minted while its app
         is deleted or the simulator reset is refused (``Revoked``), never left working."""
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM apps WHERE client_id = ?",
-                          (token["client_id"],)).fetchone() is None:
-                raise Revoked(f"app {token['client_id']} was deleted")
+                          (token.client_id,)).fetchone() is None:
+                raise Revoked(f"app {token.client_id} was deleted")
             if from_code is not None and db.execute(
                     "SELECT 1 FROM auth_codes WHERE code = ?", (from_code,)).fetchone() is None:
                 raise Revoked("the authorization code was revoked (app deleted or simulator reset)")
             db.execute(
                 "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, scopes, "
                 "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (token["access_token"], token["kind"], token["id"], token["client_id"],
-                 token["district_id"], token.get("user_id"), _dumps(token["scopes"]),
-                 token["created"]))
+                (token.access_token, token.kind, token.id, token.client_id,
+                 token.district_id, token.user_id, _dumps(token.scopes), token.created))
 
-    def get_token(self, access_token: str) -> dict | None:
+    def get_token(self, access_token: str) -> Token | None:
         """A token by its value (cached: tokens never change, they are only deleted)."""
         found = self._tokens.get(access_token)
         if found is not None:
@@ -755,7 +789,13 @@ class Store:
                 self._tokens.put(access_token, found, 1000 + 2 * len(access_token))
         return found
 
-    def district_tokens(self, client_id: str, district_id: str | None = None) -> list[dict]:
+    def list_tokens(self) -> list[Token]:
+        """Every token, district-app and il, oldest first (a snapshot's tokens)."""
+        with self.read() as db:
+            rows = db.execute("SELECT * FROM tokens ORDER BY created, rowid").fetchall()
+        return [_token_row(r) for r in rows]
+
+    def district_tokens(self, client_id: str, district_id: str | None = None) -> list[Token]:
         sql = "SELECT * FROM tokens WHERE client_id = ? AND kind = 'district'"
         params: list = [client_id]
         if district_id is not None:
@@ -765,7 +805,7 @@ class Store:
             rows = db.execute(sql + " ORDER BY created, id", params).fetchall()
         return [_token_row(r) for r in rows]
 
-    def revoke_token(self, access_token: str, *, reissue: dict | None = None) -> dict | None:
+    def revoke_token(self, access_token: str, *, reissue: dict | None = None) -> Token | None:
         """Delete one token (None if there is none); once this returns it gets 401. A revoked
         district-app token is replaced by ``reissue`` (``access_token``, ``id``, ``created``)
         in the same transaction, so the district never lists no token."""
@@ -776,12 +816,12 @@ class Store:
                 return None
             db.execute("DELETE FROM tokens WHERE access_token = ?", (access_token,))
             old = _token_row(row)
-            if old["kind"] == "district" and reissue is not None:
+            if old.kind == "district" and reissue is not None:
                 db.execute(
                     "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
                     "scopes, created) VALUES (?, 'district', ?, ?, ?, NULL, ?, ?)",
-                    (reissue["access_token"], reissue["id"], old["client_id"],
-                     old["district_id"], row["scopes"], reissue["created"]))
+                    (reissue["access_token"], reissue["id"], old.client_id,
+                     old.district_id, row["scopes"], reissue["created"]))
         return old
 
     def delete_district_tokens_not_in(self, client_id: str, district_ids: list[str]) -> None:
@@ -792,7 +832,7 @@ class Store:
 
     # --- authorization codes -----------------------------------------------------------
 
-    def insert_code(self, code: dict, *, purge_expired_before: float | None = None) -> None:
+    def insert_code(self, code: AuthCode, *, purge_expired_before: float | None = None) -> None:
         """Store a new code; in the same transaction delete codes that expired before
         ``purge_expired_before`` (used or not), so the table holds recent codes only."""
         with self.transaction() as db:
@@ -800,10 +840,10 @@ class Store:
                 db.execute("DELETE FROM auth_codes WHERE expires_at < ?", (purge_expired_before,))
             db.execute("INSERT INTO auth_codes(code, client_id, user_id, redirect_uri, scopes, "
                        "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (code["code"], code["client_id"], code["user_id"], code["redirect_uri"],
-                        _dumps(code["scopes"]), code["expires_at"]))
+                       (code.code, code.client_id, code.user_id, code.redirect_uri,
+                        _dumps(code.scopes), code.expires_at))
 
-    def redeem_code(self, code: str, now: float) -> tuple[dict | None, bool]:
+    def redeem_code(self, code: str, now: float) -> tuple[AuthCode | None, bool]:
         """Mark a code used; return (code row or None, whether THIS call was first to use it)."""
         with self.transaction() as db:
             row = db.execute("SELECT * FROM auth_codes WHERE code = ?", (code,)).fetchone()
@@ -812,15 +852,15 @@ class Store:
             first = row["used_at"] is None
             if first:
                 db.execute("UPDATE auth_codes SET used_at = ? WHERE code = ?", (now, code))
-        out = dict(row)
-        out["scopes"] = json.loads(out["scopes"])
-        return out, first
+        return AuthCode(code=row["code"], client_id=row["client_id"], user_id=row["user_id"],
+                        redirect_uri=row["redirect_uri"], scopes=json.loads(row["scopes"]),
+                        expires_at=row["expires_at"], used_at=row["used_at"]), first
 
     # --- grades ------------------------------------------------------------------------
 
     def save_grade(self, *, grade_id: str, client_id: str, user_id: str, assignment_id: str,
                    district_id: str, build_record, now_iso: str,
-                   token: tuple[str, int] | None = None) -> "StoredRecord":
+                   token: tuple[str, int] | None = None) -> Grade:
         """Overwrite the (app, student, assignment) grade and append its history, atomically.
 
         ``build_record(grade_id, version, created)`` returns the record to store, so the
@@ -891,34 +931,37 @@ class Store:
         return self._seq
 
     @staticmethod
-    def _write_grade(db: sqlite3.Connection, args: tuple, seq: int
-                     ) -> tuple["StoredRecord", int, bool]:
+    def _write_grade(db: sqlite3.Connection, args: tuple, seq: int) -> tuple[Grade, int, bool]:
         grade_id, client_id, user_id, assignment_id, district_id, build_record, now_iso = args
         row = db.execute("SELECT id, version, created FROM grades WHERE client_id = ? AND "
                          "user_id = ? AND assignment_id = ?",
                          (client_id, user_id, assignment_id)).fetchone()
         seq += 1
+        created = now_iso if row is None else row[2]
         if row is None:
-            record = StoredRecord(build_record(grade_id, 1, now_iso))
-            record.json = text = _dumps(record)
+            version = 1
+            record = build_record(grade_id, version, now_iso)
+            text = _dumps(record)
             db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
                        "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (grade_id, client_id, user_id, assignment_id, district_id, 1,
+                       (grade_id, client_id, user_id, assignment_id, district_id, version,
                         text, now_iso, now_iso, seq))
         else:
-            grade_id = row[0]
-            record = StoredRecord(build_record(grade_id, row[1] + 1, row[2]))
-            record.json = text = _dumps(record)
+            grade_id, version = row[0], row[1] + 1
+            record = build_record(grade_id, version, row[2])
+            text = _dumps(record)
             db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                       "WHERE id = ?", (record["version"], text, now_iso, seq, grade_id))
+                       "WHERE id = ?", (version, text, now_iso, seq, grade_id))
         db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
-                   "VALUES (?, ?, ?, ?)", (grade_id, record["version"], text, now_iso))
-        return record, seq, row is None
+                   "VALUES (?, ?, ?, ?)", (grade_id, version, text, now_iso))
+        # the record's text rides along: the endpoint answers with it, never serialising twice
+        return Grade(grade_id, client_id, user_id, assignment_id, district_id, version, seq,
+                     created, now_iso, record, text), seq, row is None
 
     def list_grades(self, *, client_id: str | None = None, user_id: str | None = None,
                     assignment_id: str | None = None, district_id: str | None = None,
-                    after_seq: int | None = None, limit: int = 1000) -> list[dict]:
-        """Current grades matching every given filter, oldest write first."""
+                    after_seq: int | None = None, limit: int | None = 1000) -> list[Grade]:
+        """Current grades matching every given filter, oldest write first (all: ``limit=None``)."""
         where, params = [], []
         for col, val in (("client_id", client_id), ("user_id", user_id),
                          ("assignment_id", assignment_id), ("district_id", district_id)):
@@ -928,18 +971,21 @@ class Store:
         if after_seq is not None:
             where.append("seq > ?")
             params.append(after_seq)
-        sql = "SELECT record, seq FROM grades"
+        sql = ("SELECT id, client_id, user_id, assignment_id, district_id, version, seq, created, "
+               "updated, record FROM grades")
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq LIMIT ?"
         with self.read() as db:
-            rows = db.execute(sql, (*params, limit)).fetchall()
-        out = []
-        for r in rows:
-            rec = json.loads(r["record"])
-            rec["seq"] = r["seq"]
-            out.append(rec)
-        return out
+            rows = db.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
+        return [Grade(*r[:9], json.loads(r[9]), r[9]) for r in rows]
+
+    def all_grade_versions(self) -> list[GradeVersion]:
+        """Every version of every grade, in write order (a snapshot's history)."""
+        with self.read() as db:
+            rows = db.execute("SELECT seq, grade_id, version, record, received_at "
+                              "FROM grade_history ORDER BY seq").fetchall()
+        return [GradeVersion(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
 
     def grade_history(self, grade_id: str, *, after_version: int = 0,
                       limit: int | None = None, newest: int | None = None) -> list[dict]:
@@ -984,39 +1030,41 @@ class Store:
 
     # --- Schoology assignments ---------------------------------------------------------
 
-    def link_assignment(self, link: dict) -> dict:
-        """Create (or update the settings of) a Schoology assignment for a partner assignment."""
+    def link_assignment(self, link: Link) -> Link:
+        """Create (or update the settings of) a Schoology assignment for a partner assignment;
+        an update keeps the existing assignment's id and creation time."""
         with self.transaction() as db:
             row = db.execute("SELECT id, created FROM schoology_assignments WHERE section_id = ? "
                              "AND client_id = ? AND assignment_id = ?",
-                             (link["section_id"], link["client_id"], link["assignment_id"])).fetchone()
+                             (link.section_id, link.client_id, link.assignment_id)).fetchone()
             if row is not None:
-                link = {**link, "id": row["id"], "created": row["created"]}
+                link = Link(row["id"], link.section_id, link.client_id, link.assignment_id,
+                            row["created"], {**link.data, "id": row["id"], "created": row["created"]})
                 db.execute("UPDATE schoology_assignments SET data = ? WHERE id = ?",
-                           (_dumps(link), row["id"]))
+                           (_dumps(link.data), row["id"]))
             else:
                 db.execute("INSERT INTO schoology_assignments(id, section_id, client_id, "
                            "assignment_id, data, created) VALUES (?, ?, ?, ?, ?, ?)",
-                           (link["id"], link["section_id"], link["client_id"],
-                            link["assignment_id"], _dumps(link), link["created"]))
-            self._linked.pop((link["client_id"], link["assignment_id"]), None)
+                           (link.id, link.section_id, link.client_id, link.assignment_id,
+                            _dumps(link.data), link.created))
+            self._linked.pop((link.client_id, link.assignment_id), None)
         return link
 
-    def unlink_assignment(self, link_id: str) -> dict | None:
+    def unlink_assignment(self, link_id: str) -> Link | None:
         """Remove a Schoology assignment (its grades stay: they show as not linked yet)."""
         with self.transaction() as db:
-            row = db.execute("SELECT data FROM schoology_assignments WHERE id = ?",
+            row = db.execute(f"SELECT {_LINK_COLUMNS} FROM schoology_assignments WHERE id = ?",
                              (link_id,)).fetchone()
             if row is None:
                 return None
-            link = json.loads(row["data"])
+            link = _link_row(row)
             db.execute("DELETE FROM schoology_assignments WHERE id = ?", (link_id,))
-            self._linked.pop((link["client_id"], link["assignment_id"]), None)
+            self._linked.pop((link.client_id, link.assignment_id), None)
         return link
 
     def list_links(self, *, section_id: str | None = None, client_id: str | None = None,
                    assignment_id: str | None = None, limit: int | None = None,
-                   offset: int = 0) -> list[dict]:
+                   offset: int = 0) -> list[Link]:
         """Schoology assignments matching every given filter, oldest first (a page of
         ``limit`` from ``offset`` when given)."""
         where, params = [], []
@@ -1025,7 +1073,7 @@ class Store:
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
-        sql = "SELECT data FROM schoology_assignments"
+        sql = f"SELECT {_LINK_COLUMNS} FROM schoology_assignments"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created, id"
@@ -1034,7 +1082,7 @@ class Store:
             params += [limit, max(0, offset)]
         with self.read() as db:
             rows = db.execute(sql, params).fetchall()
-        return [json.loads(r["data"]) for r in rows]
+        return [_link_row(r) for r in rows]
 
     def is_linked(self, client_id: str, assignment_id: str, user_id: str) -> bool:
         """Whether a teacher linked this assignment in a section the student is enrolled in."""
@@ -1099,6 +1147,49 @@ class Store:
         return {"tokens": self._tokens, "users": self._users, "linked": self._linked}
 
 
+class StateLoad:
+    """The writes of ``Store.replacing_state``: each backend hands its part of a snapshot
+    back through these, inside the one transaction (rows go in as given, ids and all)."""
+
+    def __init__(self, db: sqlite3.Connection, roster_replaced: bool):
+        self._db = db
+        self.roster_replaced = roster_replaced  # False: the stored roster was the same
+
+    def add_apps(self, apps: Iterable[App]) -> None:
+        self._db.executemany(
+            "INSERT INTO apps(client_id, client_secret, name, redirect_uris, assignments_url, "
+            "scopes, districts, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((a.client_id, a.client_secret, a.name, _dumps(a.redirect_uris), a.assignments_url,
+              _dumps(a.scopes), _dumps(a.districts), a.created) for a in apps))
+
+    def add_tokens(self, tokens: Iterable[Token]) -> None:
+        self._db.executemany(
+            "INSERT INTO tokens(access_token, kind, id, client_id, district_id, user_id, "
+            "scopes, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((t.access_token, t.kind, t.id, t.client_id, t.district_id, t.user_id,
+              _dumps(t.scopes), t.created) for t in tokens))
+
+    def add_grades(self, grades: Iterable[Grade]) -> None:
+        self._db.executemany(
+            "INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
+            "record, created, updated, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((g.id, g.client_id, g.user_id, g.assignment_id, g.district_id, g.version,
+              g.json, g.created, g.updated, g.seq) for g in grades))
+
+    def add_grade_versions(self, versions: Iterable[GradeVersion]) -> None:
+        self._db.executemany(
+            "INSERT INTO grade_history(seq, grade_id, version, record, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            ((v.seq, v.grade_id, v.version, _dumps(v.record), v.received_at) for v in versions))
+
+    def add_links(self, links: Iterable[Link]) -> None:
+        self._db.executemany(
+            "INSERT INTO schoology_assignments(id, section_id, client_id, assignment_id, "
+            "data, created) VALUES (?, ?, ?, ?, ?, ?)",
+            ((ln.id, ln.section_id, ln.client_id, ln.assignment_id, _dumps(ln.data), ln.created)
+             for ln in links))
+
+
 class _GradeJob:
     """One queued grade write and, once ``done``, its record or its error."""
 
@@ -1108,7 +1199,7 @@ class _GradeJob:
         self.args = args
         self.token = token
         self.done = False
-        self.result: dict | None = None
+        self.result: Grade | None = None
         self.error: BaseException | None = None
 
 
@@ -1316,14 +1407,21 @@ _COUNTABLE = {"grades", "grade_history", "users", "sections", "apps", "tokens", 
               "schoology_assignments", "districts"}
 
 
-def _app_row(row: sqlite3.Row) -> dict:
-    out = dict(row)
-    for key in ("redirect_uris", "scopes", "districts"):
-        out[key] = json.loads(out[key])
-    return out
+def _app_row(row: sqlite3.Row) -> App:
+    return App(client_id=row["client_id"], client_secret=row["client_secret"], name=row["name"],
+               redirect_uris=json.loads(row["redirect_uris"]),
+               assignments_url=row["assignments_url"], scopes=json.loads(row["scopes"]),
+               districts=json.loads(row["districts"]), created=row["created"])
 
 
-def _token_row(row: sqlite3.Row) -> dict:
-    out = dict(row)
-    out["scopes"] = json.loads(out["scopes"])
-    return out
+def _token_row(row: sqlite3.Row) -> Token:
+    return Token(access_token=row["access_token"], kind=row["kind"], id=row["id"],
+                 client_id=row["client_id"], district_id=row["district_id"],
+                 user_id=row["user_id"], scopes=json.loads(row["scopes"]), created=row["created"])
+
+
+_LINK_COLUMNS = "id, section_id, client_id, assignment_id, created, data"
+
+
+def _link_row(row: sqlite3.Row) -> Link:
+    return Link(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))

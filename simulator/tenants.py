@@ -127,8 +127,8 @@ class Tenant:
                 "path": PREFIX + self.name,
                 "base_url": url_root.rstrip("/") + PREFIX + self.name,
                 "db": self.db_path,
-                "counts": {"apps": s.store.count("apps"), "grades": s.store.count("grades"),
-                           "assignments": s.store.count("schoology_assignments"),
+                "counts": {"apps": s.clever.app_count(), "grades": s.clever.grade_count(),
+                           "assignments": s.schoology.link_count(),
                            "journal": len(s.journal), "faults": len(s.faults.list())}}
 
 

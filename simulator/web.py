@@ -19,7 +19,7 @@ from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
                      ServiceUnavailable, UnsupportedMediaType)
 from .numbers import whole_number
 from .sim import Simulator
-from .store import _dumps
+from .jsontext import dumps as _dumps
 from .traffic import EXCHANGE_KEY, JSON_TYPE, Exchange
 
 JSON_TYPES = ("application/json",)

@@ -9,6 +9,7 @@ import pytest
 
 from simulator.app import create_app
 from simulator.clever import oauth
+from simulator.models import App
 
 
 @pytest.fixture
@@ -70,15 +71,15 @@ def district_id(roster):
     return roster["districts"][0]["id"]
 
 
-def il_token(sim, user_id: str, app: dict | None = None) -> str:
+def il_token(sim, user_id: str, app: App | None = None) -> str:
     """A fresh SSO token for a user, as if they had logged in."""
     app = app or sim.store.get_app(sim.roster["apps"][0]["client_id"])
     return oauth.mint_il_token(sim, app, user_id)["access_token"]
 
 
-def district_token(sim, district_id: str, app: dict | None = None) -> str:
+def district_token(sim, district_id: str, app: App | None = None) -> str:
     app = app or sim.store.get_app(sim.roster["apps"][0]["client_id"])
-    return sim.store.district_tokens(app["client_id"], district_id)[0]["access_token"]
+    return sim.store.district_tokens(app.client_id, district_id)[0].access_token
 
 
 def bearer(token: str) -> dict:

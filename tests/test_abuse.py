@@ -52,7 +52,7 @@ def test_lone_surrogate_in_partner_assignments_is_a_plain_words_page_not_a_500(
         client, sim, partner, demo_app, case, answer, where):
     partner.serve(body=answer)
     login(client, TEACHER)
-    page = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    page = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert page.status_code == 502, page.status_code  # the partner's fault, named on the page
     text = page.get_data(as_text=True)
     assert f"{where} contains a lone UTF-16 surrogate" in text
@@ -522,22 +522,22 @@ def _fuzz_setup(app, server):
     sim = app.extensions["clever_sim"]
     roster = sim.roster
     first = sim.roster_apps()[0]  # back if a fuzzed DELETE /_sim/apps/{id} removed it
-    sim.register_app(first, sim.store.get_app(first["client_id"]))
+    sim.clever.register_app(first, sim.store.get_app(first["client_id"]))
     demo = sim.store.get_app(first["client_id"])
-    sim.register_app({"assignments_url": server.base + "/clever/assignments"}, demo)
+    sim.clever.register_app({"assignments_url": server.base + "/clever/assignments"}, demo)
     section = next(s for s in roster["sections"] if s["id"] == SECTION)
     student = section["students"][0]
     link = app.test_client().post("/_sim/links", json={
-        "section_id": SECTION, "client_id": demo["client_id"], "assignment_id": "a100001"}).get_json()
+        "section_id": SECTION, "client_id": demo.client_id, "assignment_id": "a100001"}).get_json()
     token = il_token(sim, student)
     assert app.test_client().post("/v1/grade", json={"assignmentID": "a100001", "percentage": 0.5},
                                   headers=bearer(token)).status_code == 200
     grade = sim.store.list_grades(assignment_id="a100001", limit=1)[0]
     district = roster["districts"][0]["id"]
-    district_tok = sim.store.district_tokens(demo["client_id"], district)[0]["access_token"]
+    district_tok = sim.store.district_tokens(demo.client_id, district)[0].access_token
     ids = {
-        "section_id": [SECTION], "client_id": [demo["client_id"]], "link_id": [link["id"]],
-        "grade_id": [grade["id"]], "record_id": [student, SECTION, district, TEACHER],
+        "section_id": [SECTION], "client_id": [demo.client_id], "link_id": [link["id"]],
+        "grade_id": [grade.record["id"]], "record_id": [student, SECTION, district, TEACHER],
         "entry_id": ["1", "2", "3"], "name": ["fuzz"],
     }
     ids["any"] = sorted({v for vs in ids.values() for v in vs})

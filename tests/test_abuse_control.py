@@ -193,8 +193,8 @@ def test_lookup_racing_a_revocation_never_caches_the_revoked_token(file_app):
     commits, then the lookup would fill the cache."""
     sim = file_app.extensions["clever_sim"]
     district, _ = _student(file_app)
-    app = sim.register_app({"name": "raced", "redirect_uris": ["http://localhost:9/cb"]})
-    token = sim.store.district_tokens(app["client_id"], district)[0]["access_token"]
+    app = sim.clever.register_app({"name": "raced", "redirect_uris": ["http://localhost:9/cb"]})
+    token = sim.store.district_tokens(app.client_id, district)[0].access_token
     plain_read = sim.store.read
 
     @contextmanager
@@ -202,7 +202,7 @@ def test_lookup_racing_a_revocation_never_caches_the_revoked_token(file_app):
         with plain_read() as db:
             yield db
         sim.store.read = plain_read
-        sim.store.delete_app(app["client_id"])  # lands between the SELECT and the cache fill
+        sim.store.delete_app(app.client_id)  # lands between the SELECT and the cache fill
 
     sim.store.read = read_then_revoke
     assert sim.store.get_token(token) is not None  # this lookup began before the revocation
@@ -213,16 +213,16 @@ def test_grade_checked_before_a_revocation_is_refused_at_write(file_app):
     """A grade whose token was looked up before DELETE committed is not stored after it."""
     sim = file_app.extensions["clever_sim"]
     district, student = _student(file_app)
-    app = sim.register_app({"name": "raced", "redirect_uris": ["http://localhost:9/cb"]})
+    app = sim.clever.register_app({"name": "raced", "redirect_uris": ["http://localhost:9/cb"]})
     generation = sim.store.token_generation
-    token = sim.store.get_token(sim.store.district_tokens(app["client_id"], district)[0]
-                                ["access_token"])
-    sim.store.delete_app(app["client_id"])
+    token = sim.store.get_token(sim.store.district_tokens(app.client_id, district)[0]
+                                .access_token)
+    sim.store.delete_app(app.client_id)
     with pytest.raises(InvalidToken) as caught:
         grades.submit_grade(sim, token, {"assignmentID": "a1", "userID": student,
                                          "percentage": Decimal("0.5")}, generation)
     assert "revoked" in caught.value.errors[0].problem
-    assert sim.store.list_grades(client_id=app["client_id"]) == []
+    assert sim.store.list_grades(client_id=app.client_id) == []
 
 
 # --- row 4: who may drive the control API (table-driven, one guard at a time) --------------

@@ -40,8 +40,8 @@ def test_config_app_is_registered_with_its_credentials(tmp_path):
     app = create_app({"DB": ":memory:"}, config_file=str(path), environ={})
     sim = app.extensions["clever_sim"]
     registered = sim.store.get_app("mathly-client")
-    assert registered["client_secret"] == "mathly-secret"
-    assert registered["assignments_url"] == "http://localhost:5001/clever/assignments"
+    assert registered.client_secret == "mathly-secret"
+    assert registered.assignments_url == "http://localhost:5001/clever/assignments"
     assert sim.cfg["STRICT"] is True
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import SERVERS, assert_error, bearer, il_token, post_grade
 
+from simulator.models import App
+
 PRIMARY = "http://127.0.0.1:5001/clever/callback"
 
 
@@ -44,22 +46,22 @@ def test_registered_app_can_exchange_codes(client):
 
 
 def test_update_app_changes_redirect_uris_and_keeps_secret(client, demo_app):
-    resp = client.patch(f"/_sim/apps/{demo_app['client_id']}",
+    resp = client.patch(f"/_sim/apps/{demo_app.client_id}",
                         json={"redirect_uris": ["http://127.0.0.1:7000/cb"]})
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["redirect_uris"] == ["http://127.0.0.1:7000/cb"]
-    assert body["client_secret"] == demo_app["client_secret"]
+    assert body["client_secret"] == demo_app.client_secret
 
 
 def test_update_app_to_fewer_districts_revokes_their_tokens(client, demo_app, district_id, sim):
-    resp = client.patch(f"/_sim/apps/{demo_app['client_id']}", json={"districts": [district_id]})
+    resp = client.patch(f"/_sim/apps/{demo_app.client_id}", json={"districts": [district_id]})
     assert list(resp.get_json()["district_tokens"]) == [district_id]
 
 
 def test_delete_app_revokes_its_tokens(client, sim, demo_app, student):
     token = il_token(sim, student["id"])
-    assert client.delete(f"/_sim/apps/{demo_app['client_id']}").status_code == 200
+    assert client.delete(f"/_sim/apps/{demo_app.client_id}").status_code == 200
     assert_error(client.get("/oauth/tokeninfo", headers=bearer(token)), 401, "Could not authorize token")
 
 
@@ -80,7 +82,7 @@ def test_register_app_rejects_bad_registrations(client, body, field, problem):
 
 
 def test_register_app_refuses_taken_client_id(client, demo_app):
-    resp = client.post("/_sim/apps", json={"client_id": demo_app["client_id"], "redirect_uris": ["http://x/cb"]})
+    resp = client.post("/_sim/apps", json={"client_id": demo_app.client_id, "redirect_uris": ["http://x/cb"]})
     assert_error(resp, 400, "App already registered", field="client_id")
 
 
@@ -91,7 +93,7 @@ def test_unknown_app_is_404(client):
 # --- codes, launches, tokens ---------------------------------------------------------
 
 def test_mint_code_for_a_launch_carries_assignment_state(client, demo_app, student):
-    resp = client.post("/_sim/codes", json={"client_id": demo_app["client_id"], "user_id": student["id"],
+    resp = client.post("/_sim/codes", json={"client_id": demo_app.client_id, "user_id": student["id"],
                                             "assignment_id": "unit 3/quiz"})
     assert resp.status_code == 201
     body = resp.get_json()
@@ -112,23 +114,23 @@ def test_mint_code_for_a_launch_carries_assignment_state(client, demo_app, stude
     ({"client_id": "CID", "user_id": "STUDENT", "state": 5}, 400, "state"),
 ])
 def test_mint_code_errors(client, demo_app, student, body, status, field):
-    body = {k: (demo_app["client_id"] if v == "CID" else student["id"] if v == "STUDENT" else v)
+    body = {k: (demo_app.client_id if v == "CID" else student["id"] if v == "STUDENT" else v)
             for k, v in body.items()}
     assert_error(client.post("/_sim/codes", json=body), status, field=field)
 
 
 def test_mint_token_reads_me(client, demo_app, teacher):
-    resp = client.post("/_sim/tokens", json={"client_id": demo_app["client_id"], "user_id": teacher["id"]})
+    resp = client.post("/_sim/tokens", json={"client_id": demo_app.client_id, "user_id": teacher["id"]})
     assert resp.status_code == 201
     info = client.get("/oauth/tokeninfo", headers=bearer(resp.get_json()["access_token"]))
-    assert info.get_json()["client_id"] == demo_app["client_id"]
+    assert info.get_json()["client_id"] == demo_app.client_id
 
 
 # --- revoking one token -----------------------------------------------------------------
 
-def district_listing(client, app: dict, district: str) -> list[str]:
+def district_listing(client, app: App, district: str) -> list[str]:
     resp = client.get(f"/oauth/tokens?owner_type=district&district={district}",
-                      auth=(app["client_id"], app["client_secret"]))
+                      auth=(app.client_id, app.client_secret))
     return [t["access_token"] for t in resp.get_json()["data"]]
 
 
@@ -138,7 +140,7 @@ def test_revoking_an_il_token_makes_it_401_and_leaves_other_tokens_working(clien
     resp = client.delete(f"/_sim/tokens/{token}")
     assert resp.status_code == 200
     assert resp.get_json() == {"revoked": f"il token of user {student['id']}", "kind": "il",
-                               "client_id": demo_app["client_id"], "district_id": district_id,
+                               "client_id": demo_app.client_id, "district_id": district_id,
                                "user_id": student["id"], "reissued": False}
     assert_error(post_grade(client, token, assignmentID="a1", percentage=0.5), 401,
                  "Could not authorize token")
@@ -158,7 +160,7 @@ def test_revoking_a_district_token_lists_a_fresh_one_for_the_district(client, si
                             percentage=0.5), 401, "Could not authorize token")
     assert post_grade(client, fresh[0], assignmentID="a1", userID=student["id"],
                       percentage=0.5).status_code == 200
-    assert client.get(f"/_sim/apps/{demo_app['client_id']}").get_json()["district_tokens"][
+    assert client.get(f"/_sim/apps/{demo_app.client_id}").get_json()["district_tokens"][
         district_id] == fresh[0]
 
 
@@ -189,7 +191,7 @@ def _section_of(roster, student):
 
 def test_link_assignment_then_grade_is_linked(client, sim, demo_app, roster, student):
     section = _section_of(roster, student)
-    resp = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo_app["client_id"],
+    resp = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo_app.client_id,
                                             "assignment_id": "a100001", "name": "Fractions", "max_points": 20})
     assert resp.status_code == 201
     link = resp.get_json()
@@ -202,7 +204,7 @@ def test_link_assignment_then_grade_is_linked(client, sim, demo_app, roster, stu
 
 def test_link_twice_updates_settings(client, demo_app, roster, student):
     section = _section_of(roster, student)
-    body = {"section_id": section["id"], "client_id": demo_app["client_id"], "assignment_id": "a1"}
+    body = {"section_id": section["id"], "client_id": demo_app.client_id, "assignment_id": "a1"}
     first = client.post("/_sim/links", json=body).get_json()
     second = client.post("/_sim/links", json={**body, "max_points": 50}).get_json()
     assert first["id"] == second["id"] and second["max_points"] == 50
@@ -221,7 +223,7 @@ def test_link_twice_updates_settings(client, demo_app, roster, student):
     ({"standards": "CCSS"}, "standards"),
 ])
 def test_link_assignment_errors(client, demo_app, roster, student, over, field):
-    body = {"section_id": _section_of(roster, student)["id"], "client_id": demo_app["client_id"],
+    body = {"section_id": _section_of(roster, student)["id"], "client_id": demo_app.client_id,
             "assignment_id": "a1", **over}
     assert_error(client.post("/_sim/links", json=body), 400, field=field)
 
@@ -271,7 +273,7 @@ def test_reset_forgets_grades_and_journal_but_keeps_apps(client, sim, demo_app, 
     assert client.post("/_sim/reset", json={}).status_code == 200
     assert client.get("/_sim/grades").get_json()["data"] == []
     assert client.get("/_sim/journal").get_json()["total"] == 0
-    assert client.get(f"/_sim/apps/{demo_app['client_id']}").status_code == 200
+    assert client.get(f"/_sim/apps/{demo_app.client_id}").status_code == 200
 
 
 # --- journal, faults, clock ----------------------------------------------------------
@@ -350,11 +352,11 @@ def test_fault_rejects_bad_specs(client, body, field):
 
 
 def test_clock_advance_expires_codes_over_http(client, demo_app, student):
-    code = client.post("/_sim/codes", json={"client_id": demo_app["client_id"], "user_id": student["id"]}).get_json()
+    code = client.post("/_sim/codes", json={"client_id": demo_app.client_id, "user_id": student["id"]}).get_json()
     assert client.post("/_sim/clock", json={"advance_s": 61}).status_code == 200
     resp = client.post("/oauth/tokens", data={"code": code["code"], "grant_type": "authorization_code",
-                                              "redirect_uri": PRIMARY, "client_id": demo_app["client_id"],
-                                              "client_secret": demo_app["client_secret"]})
+                                              "redirect_uri": PRIMARY, "client_id": demo_app.client_id,
+                                              "client_secret": demo_app.client_secret})
     assert resp.get_json()["error"] == "invalid_grant"
     assert_error(client.post("/_sim/clock", json={"advance_s": -5}), 400, field="advance_s")
 
@@ -397,7 +399,7 @@ def test_links_paging_rejects_bad_positions_naming_the_parameter(client, query, 
 def test_links_page_with_limit_and_offset_in_creation_order(client, demo_app, roster, student):
     section = _section_of(roster, student)
     made = [client.post("/_sim/links", json={"section_id": section["id"],
-                                              "client_id": demo_app["client_id"],
+                                              "client_id": demo_app.client_id,
                                               "assignment_id": f"page{i}"}).get_json()["id"]
             for i in range(3)]
     first = client.get("/_sim/links?limit=2").get_json()["data"]

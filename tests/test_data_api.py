@@ -592,7 +592,7 @@ def test_each_request_is_journaled_with_token_facts(client, sim, demo_app, stude
     ok(client, "/v3.0/districts", dtok)
     (me_entry,), _ = sim.journal.query(path="/v3.0/me")
     assert (me_entry["client_id"], me_entry["user_id"], me_entry["token_kind"]) == \
-        (demo_app["client_id"], student["id"], "il")
+        (demo_app.client_id, student["id"], "il")
     (list_entry,), _ = sim.journal.query(path="/v3.0/districts")
     assert list_entry["token_kind"] == "district" and "user_id" not in list_entry
 

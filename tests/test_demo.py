@@ -95,15 +95,15 @@ def test_walkthrough_names_urls_and_three_steps(demo):
 
 def test_registration_is_kept_for_the_fixture_port_and_updated_for_others(sim):
     before = sim.store.get_app(DEMO_CLIENT_ID)
-    assert before["redirect_uris"][0] == "http://127.0.0.1:5001/clever/callback"
+    assert before.redirect_uris[0] == "http://127.0.0.1:5001/clever/callback"
     assert ensure_registration(sim, "http://127.0.0.1:5001", 5001) is False
     assert sim.store.get_app(DEMO_CLIENT_ID) == before
     assert ensure_registration(sim, "http://127.0.0.1:5123", 5123) is True
     after = sim.store.get_app(DEMO_CLIENT_ID)
-    assert after["redirect_uris"] == ["http://127.0.0.1:5123/clever/callback",
+    assert after.redirect_uris == ["http://127.0.0.1:5123/clever/callback",
                                       "http://localhost:5123/clever/callback"]
-    assert after["assignments_url"] == "http://127.0.0.1:5123/clever/assignments"
-    assert after["client_secret"] == before["client_secret"]
+    assert after.assignments_url == "http://127.0.0.1:5123/clever/assignments"
+    assert after.client_secret == before.client_secret
     assert sim.store.district_tokens(DEMO_CLIENT_ID)  # still connected, tokens kept
 
 
@@ -111,7 +111,7 @@ def test_registration_is_created_when_the_roster_has_no_demo_app(sim):
     sim.store.delete_app(DEMO_CLIENT_ID)
     assert ensure_registration(sim, "http://127.0.0.1:6000", 6000) is True
     app = sim.store.get_app(DEMO_CLIENT_ID)
-    assert app["client_secret"] == DEMO_CLIENT_SECRET and app["districts"] == sim.district_ids
+    assert app.client_secret == DEMO_CLIENT_SECRET and app.districts == sim.district_ids
 
 
 def test_busy_partner_port_is_an_oserror():

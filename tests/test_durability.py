@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from simulator.app import create_app
+from simulator.models import Grade
 from simulator.serving import start_in_thread
 from conftest import SERVERS
 from serverproc import ServerProcess
@@ -226,11 +227,11 @@ def test_group_commit_writes_a_queue_in_one_transaction_and_isolates_a_failure(t
             w.join(timeout=10)
         assert isinstance(results[3], ValueError)
         ok = {i: r for i, r in results.items() if i != 3}
-        assert len(ok) == 7 and all(isinstance(r, dict) for r in ok.values())
+        assert len(ok) == 7 and all(isinstance(r, Grade) for r in ok.values())
         for user in ("u0", "u1"):
             grades = store.list_grades(user_id=user)
             assert len(grades) == 1
-            history = store.grade_history(grades[0]["id"])
+            history = store.grade_history(grades[0].id)
             assert [h["version"] for h in history] == list(range(1, len(history) + 1))
             assert sorted(h["value"] for h in history) == sorted(
                 i for i in ok if f"u{i % 2}" == user)
@@ -276,14 +277,14 @@ def test_many_concurrent_writers_all_return_with_every_version_kept(tmp_path):
         assert not any(w.is_alive() for w in workers), "a writer never returned"
         assert errors == []
         assert len(results) == per_thread * threads
-        assert all(r["value"] == t * 1000 + i for (t, i), r in results.items())
+        assert all(r.record["value"] == t * 1000 + i for (t, i), r in results.items())
         total = 0
         for user in range(7):
             grades = store.list_grades(user_id=f"u{user}")
             assert len(grades) == 1
-            versions = [h["version"] for h in store.grade_history(grades[0]["id"])]
+            versions = [h["version"] for h in store.grade_history(grades[0].id)]
             assert versions == list(range(1, len(versions) + 1))
-            assert grades[0]["version"] == len(versions)
+            assert grades[0].version == len(versions)
             total += len(versions)
         assert total == per_thread * threads
         assert store.queued_grades == 0
@@ -345,11 +346,11 @@ def test_an_interrupted_group_write_leaves_nothing_half_written(tmp_path, kind):
             store.save_grade(grade_id="g" + "2" * 23, client_id="c", user_id="u",
                              assignment_id="a", district_id="d", build_record=explode, now_iso="x")
         grades = store.list_grades(user_id="u")
-        assert len(grades) == 1 and grades[0]["version"] == 1
-        assert len(store.grade_history(grades[0]["id"])) == 1
+        assert len(grades) == 1 and grades[0].version == 1
+        assert len(store.grade_history(grades[0].id)) == 1
         nxt = store.save_grade(grade_id="g" + "3" * 23, client_id="c", user_id="u",
                                assignment_id="a", district_id="d",
                                build_record=lambda g, v, c: _record(g, v, c, 2), now_iso="x")
-        assert nxt["version"] == 2 and store.max_grade_seq() == 2
+        assert nxt.version == 2 and store.max_grade_seq() == 2
     finally:
         app.extensions["clever_sim"].close()

@@ -91,7 +91,7 @@ def test_the_paths_flask_would_route_to_the_endpoint_reach_it(app, sim, student,
     environ["PATH_INFO"] = path  # as the server passes it (a test URL "//v1" names a host)
     body, status, _ = run_wsgi_app(app, environ)
     assert status == "200 OK", b"".join(body)
-    assert [g["assignmentID"] for g in sim.store.list_grades()] == ["ep1"]
+    assert [g.assignment_id for g in sim.store.list_grades()] == ["ep1"]
 
 
 def test_a_near_path_is_not_the_endpoint(client, sim, student):

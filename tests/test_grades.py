@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from simulator.app import create_app
 from simulator.ids import legacy_user_id
+from simulator.models import Link, Token
 from conftest import assert_error, bearer, district_token, il_token, post_grade
 
 URL = "/v1/grade"
@@ -33,9 +34,10 @@ def unlinked_warning(assignment_id: str) -> str:
 def link(sim, user: dict, assignment_id: str) -> None:
     """A teacher linked ``assignment_id`` in a section ``user`` is in."""
     section_id = sim.store.list_user_section_ids(user["id"])[0]
-    sim.store.link_assignment({"id": UNKNOWN_ID[:-4] + "beef", "section_id": section_id,
-                               "client_id": sim.roster["apps"][0]["client_id"],
-                               "assignment_id": assignment_id, "created": sim.clock.iso()})
+    link_id, client_id, created = UNKNOWN_ID[:-4] + "beef", sim.roster["apps"][0]["client_id"], sim.clock.iso()
+    sim.store.link_assignment(Link(link_id, section_id, client_id, assignment_id, created, {
+        "id": link_id, "section_id": section_id, "client_id": client_id,
+        "assignment_id": assignment_id, "created": created}))
 
 
 def nothing_stored(sim) -> None:
@@ -111,7 +113,7 @@ def test_grade_is_stored(client, sim, student, district_id, token_kind, send_use
            [str(v) for v in json.loads(raw, parse_float=Decimal).values()]
     assert body["warnings"] == [unlinked_warning("heRte321")] == record["warnings"]
     stored = sim.store.list_grades()
-    assert len(stored) == 1 and {k: v for k, v in stored[0].items() if k != "seq"} == record
+    assert len(stored) == 1 and stored[0].record == record
 
 
 def test_seed_samples_work_as_written(client, sim, student, district_id):
@@ -148,7 +150,7 @@ def test_context_is_kept_verbatim(client, sim, student):
     record = resp.get_json()["data"]
     assert record["context"] == context
     assert list(record["context"]) == list(context)
-    assert sim.store.list_grades()[0]["context"] == context
+    assert sim.store.list_grades()[0].record["context"] == context
     assert "<script>alert(1)</script>" in json.loads(record["payload"])["title"]
 
 
@@ -179,7 +181,7 @@ def test_overwrite_keeps_one_grade_and_full_history(client, sim, student, other_
     assert second["format"] == "scoreGiven/scoreMaximum" and second["percentage"] is None
     assert second["token_kind"] == "district"
     current = sim.store.list_grades()
-    assert len(current) == 1 and current[0]["lti_score"] == "0.9" and current[0]["version"] == 2
+    assert len(current) == 1 and current[0].record["lti_score"] == "0.9" and current[0].version == 2
     history = sim.store.grade_history(first["id"])
     assert [(h["version"], h["lti_score"]) for h in history] == [(1, "0.5"), (2, "0.9")]
     # another student and another assignment are separate grades
@@ -542,10 +544,10 @@ def test_body_at_exactly_the_limit_is_accepted(client, sim, student):
 
 
 def test_il_token_of_a_user_gone_from_the_roster(client, sim):
-    sim.store.insert_token({"access_token": "ilc_gone", "kind": "il", "id": UNKNOWN_ID,
-                            "client_id": sim.roster["apps"][0]["client_id"],
-                            "district_id": sim.roster["districts"][0]["id"], "user_id": UNKNOWN_ID,
-                            "scopes": [], "created": sim.clock.iso()})
+    sim.store.insert_token(Token(access_token="ilc_gone", kind="il", id=UNKNOWN_ID,
+                                 client_id=sim.roster["apps"][0]["client_id"],
+                                 district_id=sim.roster["districts"][0]["id"], user_id=UNKNOWN_ID,
+                                 scopes=[], created=sim.clock.iso()))
     resp = post_grade(client, "ilc_gone", OK)
     assert assert_error(resp, 401, "Could not authorize token")["errors"] == [{
         "field": "Authorization", "problem": f"this il token's user {UNKNOWN_ID} is no longer in the roster",
@@ -709,7 +711,7 @@ def test_valid_grade_always_stored_with_exact_lti(shared, score, kind, assignmen
     assert record["assignmentID"] == assignment and record["userID"] == people["student"]
     stored = sim.store.list_grades(client_id=record["client_id"], user_id=people["student"],
                                    assignment_id=assignment)
-    assert len(stored) == 1 and stored[0]["lti_score"] == record["lti_score"]
+    assert len(stored) == 1 and stored[0].record["lti_score"] == record["lti_score"]
 
 
 # --- bodies real clients send: nulls and gzip ----------------------------------------------

@@ -30,7 +30,7 @@ from simulator.app import create_app
 from simulator.clever.grades_routes import grade_response
 from simulator import serving
 from simulator.serving import QuietChannel, one_address, start_in_thread
-from simulator.store import StoredRecord
+from simulator.models import Grade
 from conftest import SERVERS, assert_error, bearer, il_token
 
 HEX24 = re.compile(r"[0-9a-f]{24}")
@@ -45,16 +45,18 @@ HOSTILE = ["<script>alert(1)</script>", "Zoë O'Brien \"quoted\" \\ back", "日�
 @pytest.mark.parametrize("text", HOSTILE)
 def test_grade_answer_is_byte_for_byte_what_jsonify_writes(text):
     app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
-    record = StoredRecord({"id": "a" * 24, "assignmentID": text, "percentage": 0.5,
-                           "context": {"note": text, "n": [1, 2.5, None, True]}, "warnings": [text]})
-    record.json = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    record = {"id": "a" * 24, "assignmentID": text, "percentage": 0.5,
+              "context": {"note": text, "n": [1, 2.5, None, True]}, "warnings": [text]}
+    grade = Grade(id="a" * 24, client_id="c", user_id="u", assignment_id=text, district_id="d",
+                  version=1, seq=1, created="t", updated="t", record=record,
+                  json=json.dumps(record, ensure_ascii=False, separators=(",", ":")))
     warnings = [text, "second"]
     with app.app_context():
-        expected = jsonify({"data": dict(record), "warnings": warnings}).get_data()
-    got = grade_response(record, warnings)
-    plain = grade_response(dict(record), warnings)  # a record without stored text
+        expected = jsonify({"data": record, "warnings": warnings}).get_data()
+    got = grade_response(grade, warnings)
+    plain = grade_response(record, warnings)  # a record without stored text
     assert got == expected == plain
-    assert json.loads(got) == {"data": dict(record), "warnings": warnings}
+    assert json.loads(got) == {"data": record, "warnings": warnings}
 
 
 def test_posted_grade_answer_matches_the_stored_record(client, sim, student):
@@ -64,8 +66,8 @@ def test_posted_grade_answer_matches_the_stored_record(client, sim, student):
     assert resp.status_code == 200
     assert resp.get_data().endswith(b"}\n")
     stored = sim.store.list_grades(user_id=student["id"], assignment_id="hot1")[0]
-    stored.pop("seq")
-    assert resp.get_json()["data"] == stored
+    assert resp.get_json()["data"] == stored.record
+    assert resp.get_data().startswith(b'{"data":' + stored.json.encode() + b',"warnings":[')
     assert resp.get_json()["data"]["context"] == {"note": "<b>hi</b> 🌲"}
 
 
@@ -142,7 +144,7 @@ def test_a_stored_grade_wakes_a_waiter_and_takes_no_lock_when_nobody_waits(app, 
     waiter.join(timeout=10)
     assert not waiter.is_alive()
     assert condition.notified >= 1
-    assert found[0][0]["lti_score"] == "0.7"
+    assert found[0][0].record["lti_score"] == "0.7"
     assert sim.waiters == 0
 
 

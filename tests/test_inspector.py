@@ -97,7 +97,7 @@ def test_each_filter(client, traffic, query, keys):
 def test_user_and_client_filters(client, sim, traffic, student, demo_app):
     by_user = listed_ids(client, f"?user={student['id']}")
     assert sorted(by_user) == sorted([traffic["/v1/grade 200"], traffic["/v3.0/me 200"]])
-    by_client = listed_ids(client, f"?client={demo_app['client_id']}")
+    by_client = listed_ids(client, f"?client={demo_app.client_id}")
     assert sorted(by_client) == sorted([traffic["/v1/grade 200"], traffic["/v1/grade 415"],
                                         traffic["/v3.0/me 200"]])
     assert listed_ids(client, "?client=someone-else") == []
@@ -229,16 +229,16 @@ def test_unknown_bearer_token_is_hidden_on_the_page(client, sim):
 
 
 def test_client_secret_is_hidden(client, sim, demo_app, student):
-    code = client.post("/_sim/codes", json={"client_id": demo_app["client_id"],
+    code = client.post("/_sim/codes", json={"client_id": demo_app.client_id,
                                             "user_id": student["id"]}).get_json()["code"]
     client.post("/oauth/tokens", data={"code": code, "grant_type": "authorization_code",
-                                       "redirect_uri": PRIMARY, "client_id": demo_app["client_id"],
+                                       "redirect_uri": PRIMARY, "client_id": demo_app.client_id,
                                        "client_secret": "wrong-but-maybe-real"})
-    client.post("/oauth/tokens", json={"code": code}, headers=basic(demo_app["client_id"], "s3cr3t-x"))
+    client.post("/oauth/tokens", json={"code": code}, headers=basic(demo_app.client_id, "s3cr3t-x"))
     for e in list(sim.journal)[-2:]:
         page = entry_page(client, e["id"])
         assert "wrong-but-maybe-real" not in page and "s3cr3t-x" not in page
-    assert demo_app["client_id"] in page and "secret hidden" in page
+    assert demo_app.client_id in page and "secret hidden" in page
 
 
 # --- derived findings -------------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_finding_district_token_without_user_id(client, sim, district_id):
 
 def test_finding_redirect_uri_mismatch_on_the_authorize_page(client, sim, demo_app):
     resp = client.get("/oauth/authorize", query_string={
-        "response_type": "code", "client_id": demo_app["client_id"],
+        "response_type": "code", "client_id": demo_app.client_id,
         "redirect_uri": "http://127.0.0.1:5001/clever/callback/"})
     assert resp.status_code == 400
     e = last_entry(sim)
@@ -270,19 +270,19 @@ def test_finding_redirect_uri_mismatch_on_the_authorize_page(client, sim, demo_a
 
 
 def test_finding_redirect_uri_mismatch_on_token_exchange(client, sim, demo_app, student):
-    code = client.post("/_sim/codes", json={"client_id": demo_app["client_id"],
+    code = client.post("/_sim/codes", json={"client_id": demo_app.client_id,
                                             "user_id": student["id"]}).get_json()["code"]
     client.post("/oauth/tokens", data={"code": code, "grant_type": "authorization_code",
                                        "redirect_uri": SECONDARY},
-                headers=basic(demo_app["client_id"], demo_app["client_secret"]))
+                headers=basic(demo_app.client_id, demo_app.client_secret))
     assert "redirect_uri does not match the one the code was issued for" in texts(last_entry(sim))
 
 
 def test_finding_reused_code(client, sim, demo_app, student):
-    code = client.post("/_sim/codes", json={"client_id": demo_app["client_id"],
+    code = client.post("/_sim/codes", json={"client_id": demo_app.client_id,
                                             "user_id": student["id"]}).get_json()["code"]
     form = {"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY}
-    auth = basic(demo_app["client_id"], demo_app["client_secret"])
+    auth = basic(demo_app.client_id, demo_app.client_secret)
     assert client.post("/oauth/tokens", data=form, headers=auth).status_code == 200
     assert texts(last_entry(sim)) == []
     assert client.post("/oauth/tokens", data=form, headers=auth).status_code == 400
@@ -406,8 +406,8 @@ def test_rejected_district_token_grade_is_found_by_the_bodys_student_with_the_fi
     assert resp.status_code == 400
     entry = last_entry(sim)
     assert (entry["user_id"], entry["assignment_id"], entry["client_id"]) == \
-        (student["id"], "q7", demo_app["client_id"])
-    query = f"?user={student['id']}&assignment=q7&client={demo_app['client_id']}&status=4xx"
+        (student["id"], "q7", demo_app.client_id)
+    query = f"?user={student['id']}&assignment=q7&client={demo_app.client_id}&status=4xx"
     assert listed_ids(client, query) == [entry["id"]]
     (finding,) = findings_for(entry)
     assert (finding.level, finding.text, finding.hint) == \
@@ -426,7 +426,7 @@ def test_a_userid_in_the_body_does_not_rename_an_il_tokens_student(client, sim, 
 def test_qa_view_tells_a_students_whole_story(client, sim, student, district_id, demo_app):
     section = next(s for s in sim.roster["sections"] if student["id"] in s["students"])
     assert client.post("/_sim/links", json={
-        "section_id": section["id"], "client_id": demo_app["client_id"], "assignment_id": "q1",
+        "section_id": section["id"], "client_id": demo_app.client_id, "assignment_id": "q1",
         "name": "Quiz one", "max_points": 20, "grading_type": "letter"}).status_code == 201
     dt = district_token(sim, district_id)
     for body in ({"assignmentID": "q1", "userID": student["id"], "percentage": 80},

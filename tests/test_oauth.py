@@ -27,7 +27,7 @@ def login_as(client, user_id: str) -> None:
 
 
 def authorize(client, demo_app, **params):
-    query = {"response_type": "code", "client_id": demo_app["client_id"], "redirect_uri": PRIMARY,
+    query = {"response_type": "code", "client_id": demo_app.client_id, "redirect_uri": PRIMARY,
              **params}
     return client.get("/oauth/authorize", query_string={k: v for k, v in query.items() if v is not None})
 
@@ -144,7 +144,7 @@ def test_login_form_rejects_missing_csrf(client, student):
 
 def test_token_exchange_with_basic_auth_and_json_body(client, demo_app, student):
     code, _ = code_for(client, demo_app, student["id"])
-    resp = client.post("/oauth/tokens", headers=basic(demo_app["client_id"], demo_app["client_secret"]),
+    resp = client.post("/oauth/tokens", headers=basic(demo_app.client_id, demo_app.client_secret),
                        json={"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY})
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
@@ -159,14 +159,14 @@ def test_token_exchange_with_form_body_credentials(client, demo_app, student):
     code, _ = code_for(client, demo_app, student["id"])
     resp = client.post("/oauth/tokens", data={
         "code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY,
-        "client_id": demo_app["client_id"], "client_secret": demo_app["client_secret"]})
+        "client_id": demo_app.client_id, "client_secret": demo_app.client_secret})
     assert resp.status_code == 200, resp.get_json()
 
 
 def _exchange(client, demo_app, the_code, **over):
     body = {"code": the_code, "grant_type": "authorization_code", "redirect_uri": PRIMARY, **over}
     body = {k: v for k, v in body.items() if v is not None}
-    return client.post("/oauth/tokens", headers=basic(demo_app["client_id"], demo_app["client_secret"]),
+    return client.post("/oauth/tokens", headers=basic(demo_app.client_id, demo_app.client_secret),
                        data=body)
 
 
@@ -212,7 +212,7 @@ def test_token_exchange_errors(client, demo_app, student, over, status, error, w
 ])
 def test_token_exchange_bad_client_is_401_invalid_client(client, demo_app, headers, data, words):
     if headers == "WRONG_SECRET":
-        headers = basic(demo_app["client_id"], "0" * 40)
+        headers = basic(demo_app.client_id, "0" * 40)
     resp = client.post("/oauth/tokens", headers=headers,
                        data={"code": "x", "grant_type": "authorization_code", **data})
     assert_oauth_error(resp, 401, "invalid_client", words)
@@ -220,9 +220,9 @@ def test_token_exchange_bad_client_is_401_invalid_client(client, demo_app, heade
 
 
 def test_code_of_one_app_cannot_be_redeemed_by_another(client, sim, demo_app, student):
-    other = sim.register_app({"name": "Other", "redirect_uris": [PRIMARY]})
+    other = sim.clever.register_app({"name": "Other", "redirect_uris": [PRIMARY]})
     code, _ = code_for(client, demo_app, student["id"])
-    resp = client.post("/oauth/tokens", headers=basic(other["client_id"], other["client_secret"]),
+    resp = client.post("/oauth/tokens", headers=basic(other.client_id, other.client_secret),
                        data={"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY})
     assert_oauth_error(resp, 400, "invalid_grant", "not issued to this client")
 
@@ -234,7 +234,7 @@ def test_code_of_one_app_cannot_be_redeemed_by_another(client, sim, demo_app, st
 ])
 def test_token_exchange_malformed_body_is_400(client, demo_app, body, content_type):
     resp = client.post("/oauth/tokens", data=body, content_type=content_type,
-                       headers=basic(demo_app["client_id"], demo_app["client_secret"]))
+                       headers=basic(demo_app.client_id, demo_app.client_secret))
     assert resp.status_code == 400
     assert "message" in resp.get_json()
 
@@ -243,7 +243,7 @@ def test_token_exchange_malformed_body_is_400(client, demo_app, body, content_ty
 
 def test_district_token_listing_matches_recorded_shape(client, demo_app, roster):
     resp = client.get("/oauth/tokens?owner_type=district",
-                      headers=basic(demo_app["client_id"], demo_app["client_secret"]))
+                      headers=basic(demo_app.client_id, demo_app.client_secret))
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["links"] == [{"rel": "self", "uri": "/oauth/tokens?owner_type=district"}]
@@ -257,7 +257,7 @@ def test_district_token_listing_matches_recorded_shape(client, demo_app, roster)
 
 def test_district_token_listing_filters_by_district(client, demo_app, district_id):
     resp = client.get(f"/oauth/tokens?owner_type=district&district={district_id}",
-                      headers=basic(demo_app["client_id"], demo_app["client_secret"]))
+                      headers=basic(demo_app.client_id, demo_app.client_secret))
     assert [t["owner"]["id"] for t in resp.get_json()["data"]] == [district_id]
 
 
@@ -268,13 +268,13 @@ def test_district_token_listing_filters_by_district(client, demo_app, district_i
 ])
 def test_district_token_listing_errors(client, demo_app, query, headers, status, error):
     if headers == "GOOD":
-        headers = basic(demo_app["client_id"], demo_app["client_secret"])
+        headers = basic(demo_app.client_id, demo_app.client_secret)
     assert_oauth_error(client.get(f"/oauth/tokens?{query}", headers=headers), status, error)
 
 
 def test_tokeninfo_names_client_and_scopes(client, sim, demo_app, student):
     resp = client.get("/oauth/tokeninfo", headers=bearer(il_token(sim, student["id"])))
-    assert resp.get_json() == {"client_id": demo_app["client_id"], "scopes": demo_app["scopes"]}
+    assert resp.get_json() == {"client_id": demo_app.client_id, "scopes": demo_app.scopes}
 
 
 @pytest.mark.parametrize("headers, status, message", [
@@ -293,7 +293,7 @@ def test_oauth_requests_are_journaled_with_findings(client, sim, demo_app, stude
     entries, _ = sim.journal.query(path="/oauth/tokens")
     assert entries[0]["status"] == 400
     assert any("already used" in f for f in entries[0]["findings"])
-    assert entries[0]["client_id"] == demo_app["client_id"]
+    assert entries[0]["client_id"] == demo_app.client_id
 
 
 # --- rules pinned at their edges (each case kills a mutant that survived before) ---------
@@ -339,20 +339,20 @@ def test_response_type_code_is_not_an_error(demo_app):
 
 def test_redirect_with_code_lists_scopes_space_separated_and_state_last(demo_app):
     url = oauth.redirect_with_code(_authorize_request(demo_app, "assignment:a1"), "c0de")
-    scopes = "%20".join(demo_app["scopes"])
+    scopes = "%20".join(demo_app.scopes)
     assert url == f"http://h/cb?tenant=t1&code=c0de&scopes={scopes}&state=assignment:a1"
 
 
 def test_login_redirect_to_a_uri_with_a_query_keeps_it_and_the_code_redeems(client, sim, student):
     registered = "http://127.0.0.1:5001/cb?tenant=a+b&flag"
-    app = sim.register_app({"name": "Query", "redirect_uris": [registered]})
+    app = sim.clever.register_app({"name": "Query", "redirect_uris": [registered]})
     login_as(client, student["id"])
     resp = authorize(client, app, redirect_uri=registered, state="s1")
     assert resp.status_code == 302
     location = resp.headers["Location"]
     assert location.startswith(registered + "&code=") and location.endswith("&state=s1")
     code = parse_qs(urlsplit(location).query)["code"][0]
-    resp = client.post("/oauth/tokens", headers=basic(app["client_id"], app["client_secret"]),
+    resp = client.post("/oauth/tokens", headers=basic(app.client_id, app.client_secret),
                        data={"code": code, "grant_type": "authorization_code",
                              "redirect_uri": registered})
     assert resp.status_code == 200, resp.get_json()
@@ -387,9 +387,9 @@ def test_bad_basic_credentials_say_what_is_wrong(header, message):
 
 
 def test_client_secret_with_a_colon_authenticates_over_basic(client, sim, student):
-    app = sim.register_app({"name": "Colon", "redirect_uris": [PRIMARY], "client_secret": "s3:cr:et"})
+    app = sim.clever.register_app({"name": "Colon", "redirect_uris": [PRIMARY], "client_secret": "s3:cr:et"})
     code, _ = code_for(client, app, student["id"])
-    resp = client.post("/oauth/tokens", headers=basic(app["client_id"], "s3:cr:et"),
+    resp = client.post("/oauth/tokens", headers=basic(app.client_id, "s3:cr:et"),
                        data={"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY})
     assert resp.status_code == 200, resp.get_json()
 
@@ -408,7 +408,7 @@ def test_client_secret_with_a_colon_authenticates_over_basic(client, sim, studen
     (None, {"client_id": "ID", "client_secret": "SECRE"}, "Wrong client_secret for client_id 'ID'"),
 ])
 def test_client_authentication_failures_name_the_problem(sim, demo_app, basic_creds, body, message):
-    sub = {"ID": demo_app["client_id"], "SECRET": demo_app["client_secret"]}
+    sub = {"ID": demo_app.client_id, "SECRET": demo_app.client_secret}
 
     def fill(text):
         for k, v in sub.items():
@@ -428,15 +428,15 @@ def test_client_authentication_failures_name_the_problem(sim, demo_app, basic_cr
     (None, {"client_id": "ID", "client_secret": "SECRET"}),
 ])
 def test_client_authentication_accepts_basic_or_body(sim, demo_app, creds, body):
-    body = {k: v.replace("ID", demo_app["client_id"]).replace("SECRET", demo_app["client_secret"])
+    body = {k: v.replace("ID", demo_app.client_id).replace("SECRET", demo_app.client_secret)
             for k, v in body.items()}
-    basic_creds = (demo_app["client_id"], demo_app["client_secret"]) if creds else None
-    assert oauth.authenticate_client(sim, basic_creds, body)["client_id"] == demo_app["client_id"]
+    basic_creds = (demo_app.client_id, demo_app.client_secret) if creds else None
+    assert oauth.authenticate_client(sim, basic_creds, body).client_id == demo_app.client_id
 
 
 def test_basic_with_a_different_body_client_id_is_refused_over_http(client, demo_app, student):
     code, _ = code_for(client, demo_app, student["id"])
-    resp = client.post("/oauth/tokens", headers=basic(demo_app["client_id"], demo_app["client_secret"]),
+    resp = client.post("/oauth/tokens", headers=basic(demo_app.client_id, demo_app.client_secret),
                        data={"code": code, "grant_type": "authorization_code", "redirect_uri": PRIMARY,
                              "client_id": "someone-else"})
     assert_oauth_error(resp, 401, "invalid_client",
@@ -514,7 +514,7 @@ def test_code_for_an_unknown_user_names_the_user(sim, demo_app):
 def test_code_for_a_user_of_an_unconnected_district_is_forbidden(sim, roster, foreign_student):
     from simulator.errors import Forbidden
     first = roster["districts"][0]["id"]
-    app = sim.register_app({"name": "One District", "redirect_uris": [PRIMARY], "districts": [first]})
+    app = sim.clever.register_app({"name": "One District", "redirect_uris": [PRIMARY], "districts": [first]})
     with pytest.raises(Forbidden) as caught:
         oauth.issue_code(sim, app, foreign_student["id"], PRIMARY)
     assert caught.value.message == f"One District is not connected to district {foreign_student['district']}"
@@ -549,14 +549,14 @@ def test_token_listing_self_link_keeps_only_its_own_parameters(sim, demo_app, di
 ])
 def test_authorize_refusals_name_the_problem(sim, demo_app, params, title, detail):
     from simulator.errors import AuthorizeError
-    params = {k: (demo_app["client_id"] if v == "ID" else v) for k, v in params.items()}
+    params = {k: (demo_app.client_id if v == "ID" else v) for k, v in params.items()}
     with pytest.raises(AuthorizeError) as caught:
         oauth.check_authorize(sim, params)
     assert (caught.value.title, caught.value.detail) == (title, detail)
     hints = {"Missing client_id": ["Add client_id={your app's client id} to the link."],
              "Unknown client_id": ["Use the client id that `clever-sim serve` printed, or register "
                                    "your app with [app] in the config or POST /_sim/apps."],
-             "redirect_uri does not match": ["Registered: " + ", ".join(demo_app["redirect_uris"]),
+             "redirect_uri does not match": ["Registered: " + ", ".join(demo_app.redirect_uris),
                                              "Check scheme, host, port, path and trailing slash."]}
     assert caught.value.hints == hints[title]
 
@@ -569,13 +569,13 @@ def test_authorize_refusals_name_the_problem(sim, demo_app, params, title, detai
 ])
 def test_authorize_request_falls_back_to_the_primary_redirect_uri(sim, demo_app, params, redirect_uri,
                                                                   state, district):
-    req = oauth.check_authorize(sim, {"client_id": demo_app["client_id"], **params})
+    req = oauth.check_authorize(sim, {"client_id": demo_app.client_id, **params})
     assert (req.redirect_uri, req.state, req.district_id) == (redirect_uri, state, district)
-    assert req.app["client_id"] == demo_app["client_id"]
+    assert req.app.client_id == demo_app.client_id
 
 
 def test_code_of_another_client_or_unknown_is_refused_word_for_word(sim, demo_app, student):
-    other = sim.register_app({"name": "Other", "redirect_uris": [PRIMARY]})
+    other = sim.clever.register_app({"name": "Other", "redirect_uris": [PRIMARY]})
     code = oauth.issue_code(sim, demo_app, student["id"], PRIMARY)
     for app, the_code in ((other, code), (demo_app, "0" * 20)):
         with pytest.raises(InvalidGrant) as caught:
@@ -650,10 +650,10 @@ def test_a_code_revoked_while_it_is_exchanged_gets_invalid_grant_and_no_token(si
 
 def test_a_persona_token_for_an_app_deleted_meanwhile_is_app_not_found(client, sim, demo_app, student):
     from simulator.errors import NotFound
-    assert client.delete(f"/_sim/apps/{demo_app['client_id']}").status_code == 200
+    assert client.delete(f"/_sim/apps/{demo_app.client_id}").status_code == 200
     with pytest.raises(NotFound) as caught:
         oauth.mint_il_token(sim, demo_app, student["id"])  # the app as it was read before
-    assert caught.value.message == f"App {demo_app['client_id']!r} not found"
+    assert caught.value.message == f"App {demo_app.client_id!r} not found"
     assert problems(caught.value) == [{"field": "client_id",
                                        "problem": "no app is registered with this client id",
                                        "hint": "register it with POST /_sim/apps or [app] in the config"}]

@@ -457,10 +457,10 @@ class World:
 
     # credentials
     def _dtoken(self):
-        return self.sim.store.district_tokens(DEMO_CLIENT, self["district"])[0]["access_token"]
+        return self.sim.store.district_tokens(DEMO_CLIENT, self["district"])[0].access_token
 
     def _dtoken2(self):
-        return self.sim.store.district_tokens(DEMO_CLIENT, self["other_district"])[0]["access_token"]
+        return self.sim.store.district_tokens(DEMO_CLIENT, self["other_district"])[0].access_token
 
     def _mint(self, user):
         resp = self.client.post("/_sim/tokens", json={"client_id": DEMO_CLIENT, "user_id": user})
@@ -860,7 +860,7 @@ class LiveSimulator:
         self.sim = self.app.extensions["clever_sim"]
         self.server = start_in_thread(self.app)
         self.url = self.server.url
-        self.demo_spec = {k: v for k, v in self.sim.store.get_app(DEMO_CLIENT).items()
+        self.demo_spec = {k: v for k, v in self.sim.store.get_app(DEMO_CLIENT).as_json().items()
                           if k in ("name", "client_id", "client_secret", "redirect_uris", "assignments_url",
                                    "districts", "scopes")}
         self.district = "4e7112c9111e8c530d98db16"
@@ -869,7 +869,7 @@ class LiveSimulator:
         self._il: str | None = None
 
     def district_token(self) -> str:
-        return self.sim.store.district_tokens(DEMO_CLIENT, self.district)[0]["access_token"]
+        return self.sim.store.district_tokens(DEMO_CLIENT, self.district)[0].access_token
 
     def il_token(self) -> str:
         """A student's il token (re-minted when ``POST /_sim/reset`` forgot it)."""
@@ -900,8 +900,8 @@ class LiveSimulator:
                 registry.delete(tenant.name)
         if path.startswith("/_sim/apps"):
             current = self.sim.store.get_app(DEMO_CLIENT)
-            if current is None or any(current.get(k) != v for k, v in self.demo_spec.items()):
-                self.sim.register_app(dict(self.demo_spec), current)  # keeps its district tokens
+            if current is None or any(getattr(current, k) != v for k, v in self.demo_spec.items()):
+                self.sim.clever.register_app(dict(self.demo_spec), current)  # keeps its district tokens
 
     def stop(self) -> None:
         self.server.stop()

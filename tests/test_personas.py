@@ -168,7 +168,7 @@ def test_a_cookie_from_before_slots_is_slot_0(app, client, roster):
 # --- Clever logs in the tab's persona -------------------------------------------------------
 
 def _link(sim, demo_app, assignment_id="a100001"):
-    return link_assignment(sim, {"section_id": SECTION, "client_id": demo_app["client_id"],
+    return link_assignment(sim, {"section_id": SECTION, "client_id": demo_app.client_id,
                                  "assignment_id": assignment_id, "name": "Lesson"})
 
 
@@ -178,7 +178,7 @@ def _me_of(client, demo_app, location: str) -> str:
     assert resp.status_code == 302, page_text(resp)
     target = urlsplit(resp.headers["Location"])
     code = parse_qs(target.query)["code"][0]
-    token = client.post("/oauth/tokens", auth=(demo_app["client_id"], demo_app["client_secret"]),
+    token = client.post("/oauth/tokens", auth=(demo_app.client_id, demo_app.client_secret),
                         data={"code": code, "grant_type": "authorization_code",
                               "redirect_uri": f"{target.scheme}://{target.netloc}{target.path}"})
     assert token.status_code == 200, token.get_data(as_text=True)
@@ -192,14 +192,14 @@ def test_open_in_the_students_tab_logs_the_student_into_the_partner_though_the_t
     assert add_persona(client, enrolled) == "/schoology"   # the student first, in slot 0 ...
     assert add_persona(client, TEACHER) == "/u/1/schoology"  # ... the teacher signs in last
     page = client.get(f"/schoology/sections/{SECTION}")
-    resp = submit(client, form_to(page, f"/assignments/{link['id']}/open"))
+    resp = submit(client, form_to(page, f"/assignments/{link.id}/open"))
     assert urlsplit(resp.headers["Location"]).path == "/u/0/oauth/authorize"
     assert _me_of(client, demo_app, resp.headers["Location"]) == enrolled
 
 
 def test_a_partner_login_with_several_personas_asks_whom_to_continue_as(two, partner, demo_app,
                                                                         enrolled, roster):
-    query = {"response_type": "code", "client_id": demo_app["client_id"],
+    query = {"response_type": "code", "client_id": demo_app.client_id,
              "redirect_uri": partner.base + "/clever/callback", "state": "s1"}
     chooser = two.get("/oauth/authorize", query_string=query)
     assert chooser.status_code == 200
@@ -218,7 +218,7 @@ def test_a_partner_login_with_several_personas_asks_whom_to_continue_as(two, par
 
 def test_a_partner_login_with_one_persona_goes_straight_on(client, partner, demo_app, enrolled):
     login(client, enrolled)
-    query = {"response_type": "code", "client_id": demo_app["client_id"],
+    query = {"response_type": "code", "client_id": demo_app.client_id,
              "redirect_uri": partner.base + "/clever/callback", "state": "s1"}
     resp = client.get("/oauth/authorize", query_string=query)
     assert resp.status_code == 302

@@ -45,7 +45,7 @@ def test_first_start_on_a_new_database_copies_the_cached_roster_instead_of_parsi
     first = start(tmp_path / "a.db", roster_file, cache)
     try:
         expected = first.roster
-        tokens_a = {t["access_token"] for t in first.store.district_tokens(first.roster_apps()[0]["client_id"])}
+        tokens_a = {t.access_token for t in first.store.district_tokens(first.roster_apps()[0]["client_id"])}
     finally:
         first.close()
     assert len(list(cache.glob("roster-*.db"))) == 1
@@ -54,7 +54,7 @@ def test_first_start_on_a_new_database_copies_the_cached_roster_instead_of_parsi
     try:
         assert second.roster == expected  # the same records, in the file's order
         client_id = second.roster_apps()[0]["client_id"]
-        tokens_b = {t["access_token"] for t in second.store.district_tokens(client_id)}
+        tokens_b = {t.access_token for t in second.store.district_tokens(client_id)}
         assert tokens_b and not tokens_a & tokens_b  # tokens are made per database, not cached
     finally:
         second.close()
@@ -132,11 +132,11 @@ def test_an_existing_database_is_never_replaced_from_the_cache(tmp_path, roster_
     cache = tmp_path / "cache"
     sim = start(tmp_path / "a.db", roster_file, cache)
     client_id = sim.roster_apps()[0]["client_id"]
-    tokens = {t["access_token"] for t in sim.store.district_tokens(client_id)}
+    tokens = {t.access_token for t in sim.store.district_tokens(client_id)}
     sim.close()
     again = start(tmp_path / "a.db", roster_file, cache)
     try:
-        assert {t["access_token"] for t in again.store.district_tokens(client_id)} == tokens
+        assert {t.access_token for t in again.store.district_tokens(client_id)} == tokens
     finally:
         again.close()
 

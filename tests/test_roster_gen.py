@@ -200,7 +200,7 @@ def test_cli_generate_prints_a_roster_that_validates_and_serves(tmp_path):
         assert sim.roster == doc  # stored whole, read back in the file's order
         token = sim.store.district_tokens(doc["apps"][0]["client_id"], doc["districts"][0]["id"])[0]
         body = app.test_client().get("/v3.0/users?limit=50",
-                                     headers=bearer(token["access_token"])).get_json()
+                                     headers=bearer(token.access_token)).get_json()
         assert len(body["data"]) == 50 and any(link["rel"] == "next" for link in body["links"])
     finally:
         app.extensions["clever_sim"].close()

@@ -42,7 +42,7 @@ def big(tmp_path_factory):
     client = app.test_client()
     client_id = doc["apps"][0]["client_id"]
     district = doc["districts"][0]["id"]
-    dtoken = sim.store.district_tokens(client_id, district)[0]["access_token"]
+    dtoken = sim.store.district_tokens(client_id, district)[0].access_token
     sections = sorted(doc["sections"], key=lambda s: -len(s["students"]))
     section = sections[0]
     for s in sections[:30]:

@@ -73,7 +73,7 @@ def partner(partner_server, sim, demo_app):
     """The demo app pointed at the local partner (assignments URL and redirect URIs)."""
     partner_server.serve(GOOD)
     partner_server.seen.clear()
-    sim.register_app({"assignments_url": partner_server.base + "/clever/assignments",
+    sim.clever.register_app({"assignments_url": partner_server.base + "/clever/assignments",
                       "redirect_uris": [partner_server.base + "/clever/callback",
                                         partner_server.base + "/other/callback"]}, demo_app)
     return partner_server
@@ -261,9 +261,9 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
     section_page = client.get(f"/schoology/sections/{SECTION}")
     assert "Add Materials" in page_text(section_page)
     add = client.get(f"/schoology/sections/{SECTION}/add")
-    assert add.status_code == 200 and demo_app["name"] in page_text(add)
+    assert add.status_code == 200 and demo_app.name in page_text(add)
 
-    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert listing.status_code == 200
     text = page_text(listing)
     assert "Fractions quiz" in text and "Decimals practice" in text and "CCSS.MATH.5.NF.A.2" in text
@@ -272,14 +272,14 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
     headers = partner.seen[-1]
     assert headers["Accept"] == "application/json"
     token = headers["Authorization"].removeprefix("Bearer ")
-    assert sim.store.get_token(token)["user_id"] == TEACHER
+    assert sim.store.get_token(token).user_id == TEACHER
     entry = outbound(sim)[0]
-    assert entry["user_id"] == TEACHER and entry["client_id"] == demo_app["client_id"]
+    assert entry["user_id"] == TEACHER and entry["client_id"] == demo_app.client_id
     assert entry["status"] == 200 and entry["findings"] == []
 
     settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
     assert settings.status_code == 200
-    form = form_to(settings, f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}",
+    form = form_to(settings, f"/schoology/sections/{SECTION}/add/{demo_app.client_id}",
                    assignment_id="a100001")
     assert ("max_points", "100") in form["fields"] and ("grading_enabled", "on") in form["fields"]
     schoology = sim.store.get_record("districts", section["district"])["schoology"]
@@ -290,13 +290,13 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
     assert done.status_code == 303 and done.headers["Location"].endswith(f"/schoology/sections/{SECTION}")
 
     (link,) = sim.store.list_links(section_id=SECTION)
-    assert link["assignment_id"] == "a100001" and link["name"] == "Fractions quiz"
-    assert link["description"] == "Add and subtract fractions"
-    assert link["standards"] == ["CCSS.MATH.5.NF.A.1", "CCSS.MATH.5.NF.A.2"]
-    assert link["grading_enabled"] is True and link["grading_type"] == "letter"
-    assert link["grading_category"] == category and link["grading_period"] == period
-    assert link["due_date"] == "2026-10-02T23:59" and link["max_points"] == 50
-    assert link["client_id"] == demo_app["client_id"]
+    assert link.assignment_id == "a100001" and link.data["name"] == "Fractions quiz"
+    assert link.data["description"] == "Add and subtract fractions"
+    assert link.data["standards"] == ["CCSS.MATH.5.NF.A.1", "CCSS.MATH.5.NF.A.2"]
+    assert link.data["grading_enabled"] is True and link.data["grading_type"] == "letter"
+    assert link.data["grading_category"] == category and link.data["grading_period"] == period
+    assert link.data["due_date"] == "2026-10-02T23:59" and link.data["max_points"] == 50
+    assert link.client_id == demo_app.client_id
 
     page = page_text(client.get(done.headers["Location"]))
     assert "Added “Fractions quiz”" in page  # the flash-style confirmation
@@ -306,26 +306,26 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
 
 def test_grading_off_and_defaults(client, sim, partner, demo_app):
     login(client, TEACHER)
-    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     settings = submit(client, form_to(listing, "/settings", assignment_id="a100002"))
-    form = form_to(settings, f"/add/{demo_app['client_id']}", assignment_id="a100002")
+    form = form_to(settings, f"/add/{demo_app.client_id}", assignment_id="a100002")
     fields = [(k, v) for k, v in form["fields"] if k != "grading_enabled"]
     assert client.post(form["action"], data=_multi(fields)).status_code == 303
     (link,) = sim.store.list_links(section_id=SECTION)
-    assert link["grading_enabled"] is False and link["max_points"] == 100
-    assert link["grading_type"] == "points" and link["grading_category"] is None
-    assert link["due_date"] is None and link["standards"] == []
+    assert link.data["grading_enabled"] is False and link.data["max_points"] == 100
+    assert link.data["grading_type"] == "points" and link.data["grading_category"] is None
+    assert link.data["due_date"] is None and link.data["standards"] == []
 
 
 def test_adding_again_updates_the_settings(client, sim, partner, demo_app):
     login(client, TEACHER)
     for points in ("10", "20"):
-        listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+        listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
         settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
-        resp = submit(client, form_to(settings, f"/add/{demo_app['client_id']}"), max_points=points)
+        resp = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), max_points=points)
         assert resp.status_code == 303
     (link,) = sim.store.list_links(section_id=SECTION)
-    assert link["max_points"] == 20
+    assert link.data["max_points"] == 20
     assert "Updated “Fractions quiz”" in page_text(client.get(f"/schoology/sections/{SECTION}"))
 
 
@@ -344,9 +344,9 @@ def test_adding_again_updates_the_settings(client, sim, partner, demo_app):
 def test_settings_form_errors_rerender_with_messages(client, sim, partner, demo_app, changes,
                                                      field_messages):
     login(client, TEACHER)
-    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
-    resp = submit(client, form_to(settings, f"/add/{demo_app['client_id']}"), **changes)
+    resp = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), **changes)
     assert resp.status_code == 400 and resp.mimetype == "text/html"
     text = page_text(resp)
     assert "Please fix the problems below" in text
@@ -354,7 +354,7 @@ def test_settings_form_errors_rerender_with_messages(client, sim, partner, demo_
         assert message in text
     assert sim.store.list_links(section_id=SECTION) == []
     # the typed values are shown again, and the form can be fixed and resubmitted
-    form = form_to(resp, f"/add/{demo_app['client_id']}")
+    form = form_to(resp, f"/add/{demo_app.client_id}")
     if "max_points" in changes:
         assert ("max_points", changes["max_points"]) in form["fields"]
     fixed = submit(client, form, assignment_id="a100001", max_points="10", due_date="",
@@ -367,14 +367,14 @@ def test_partner_down_is_a_plain_words_error_page(client, sim, demo_app):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/clever/assignments"
-    sim.register_app({"assignments_url": url}, demo_app)
+    sim.clever.register_app({"assignments_url": url}, demo_app)
     login(client, TEACHER)
-    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert resp.status_code == 502 and resp.mimetype == "text/html"
     text = page_text(resp)
     assert f"could not connect to {url}: connection refused — is the app running?" in text
     assert "Could not get the assignments from" in text and "Retry" in text
-    assert f'href="/schoology/sections/{SECTION}/add/{demo_app["client_id"]}"' in text
+    assert f'href="/schoology/sections/{SECTION}/add/{demo_app.client_id}"' in text
     (entry,) = outbound(sim)
     assert entry["direction"] == "outbound" and entry["status"] is None
     assert entry["user_id"] == TEACHER and entry["url"] == url
@@ -385,7 +385,7 @@ def test_partner_schema_problems_are_each_listed(client, sim, partner, demo_app)
     partner.serve({"assignments": [{"id": "a1", "type": "assignment"},
                                    {"name": "n", "id": "a2", "type": "quiz"}]})
     login(client, TEACHER)
-    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert resp.status_code == 502
     text = page_text(resp)
     assert "$.assignments[0].name: is missing (required)" in text
@@ -400,14 +400,14 @@ def test_partner_schema_problems_are_each_listed(client, sim, partner, demo_app)
 def test_partner_http_problems(client, partner, demo_app, status, body, mimetype, words):
     partner.serve(status=status, body=body, mimetype=mimetype)
     login(client, TEACHER)
-    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert resp.status_code == 502 and words in page_text(resp)
 
 
 def test_partner_warnings_still_list_assignments(client, partner, demo_app):
     partner.serve({"assignments": [{"name": "Spaced", "id": "unit 3", "type": "assignment"}]})
     login(client, TEACHER)
-    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    resp = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert resp.status_code == 200
     text = page_text(resp)
     assert "Warnings" in text and "not alphanumeric" in text and "Choose" in text
@@ -416,7 +416,7 @@ def test_partner_warnings_still_list_assignments(client, partner, demo_app):
 def test_hostile_partner_text_is_escaped_everywhere(client, sim, partner, demo_app):
     partner.serve(HOSTILE)
     login(client, TEACHER)
-    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     assert listing.status_code == 200
     _assert_escaped(page_text(listing))
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; more" in page_text(listing)
@@ -426,16 +426,16 @@ def test_hostile_partner_text_is_escaped_everywhere(client, sim, partner, demo_a
         settings = submit(client, form_to(listing, "/settings", assignment_id=assignment_id))
         assert settings.status_code == 200
         _assert_escaped(page_text(settings))
-        form = form_to(settings, f"/add/{demo_app['client_id']}", assignment_id=assignment_id)
+        form = form_to(settings, f"/add/{demo_app.client_id}", assignment_id=assignment_id)
         assert ("name", name) in form["fields"]
         assert submit(client, form).status_code == 303
-    names = {l["assignment_id"]: l["name"] for l in sim.store.list_links(section_id=SECTION)}
+    names = {l.assignment_id: l.name for l in sim.store.list_links(section_id=SECTION)}
     assert names == {"x1": HOSTILE_NAMES[0], "x2": HOSTILE_NAMES[1]}
-    assert sim.store.list_links(assignment_id="x1")[0]["description"] == "<b>bold</b> & more"
+    assert sim.store.list_links(assignment_id="x1")[0].data["description"] == "<b>bold</b> & more"
     section_page = client.get(f"/schoology/sections/{SECTION}")
     _assert_escaped(page_text(section_page))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page_text(section_page)
-    link_id = sim.store.list_links(assignment_id="x1")[0]["id"]
+    link_id = sim.store.list_links(assignment_id="x1")[0].id
     detail = page_text(client.get(f"/schoology/sections/{SECTION}/assignments/{link_id}"))
     _assert_escaped(detail)
     assert "&lt;b&gt;bold&lt;/b&gt;" in detail
@@ -451,7 +451,7 @@ def _assert_escaped(text: str) -> None:
 # --- student: Open ---------------------------------------------------------------------------
 
 def _link(sim, demo_app, assignment_id, name="Lesson"):
-    return link_assignment(sim, {"section_id": SECTION, "client_id": demo_app["client_id"],
+    return link_assignment(sim, {"section_id": SECTION, "client_id": demo_app.client_id,
                                  "assignment_id": assignment_id, "name": name})
 
 
@@ -462,12 +462,12 @@ def test_student_open_goes_through_authorize_to_the_primary_redirect(client, sim
     login(client, enrolled)
     page = client.get(f"/schoology/sections/{SECTION}")
     assert page.status_code == 200
-    resp = submit(client, form_to(page, f"/assignments/{link['id']}/open"))
+    resp = submit(client, form_to(page, f"/assignments/{link.id}/open"))
     assert resp.status_code == 303
     location = urlsplit(resp.headers["Location"])
     assert location.path == "/u/0/oauth/authorize"  # names this tab's persona slot
     query = parse_qs(location.query)
-    assert query == {"response_type": ["code"], "client_id": [demo_app["client_id"]],
+    assert query == {"response_type": ["code"], "client_id": [demo_app.client_id],
                      "redirect_uri": [partner.base + "/clever/callback"],
                      "state": [f"assignment:{assignment_id}"]}
 
@@ -478,13 +478,13 @@ def test_student_open_goes_through_authorize_to_the_primary_redirect(client, sim
     params = parse_qs(target.query)
     assert params["state"] == [f"assignment:{assignment_id}"]
     assert params["code"][0] and params["scopes"][0]
-    app = sim.store.get_app(demo_app["client_id"])
+    app = sim.store.get_app(demo_app.client_id)
     token = client.post("/oauth/tokens", data={
         "code": params["code"][0], "grant_type": "authorization_code",
         "redirect_uri": partner.base + "/clever/callback",
-        "client_id": app["client_id"], "client_secret": app["client_secret"]})
+        "client_id": app.client_id, "client_secret": app.client_secret})
     assert token.status_code == 200
-    assert sim.store.get_token(token.get_json()["access_token"])["user_id"] == enrolled
+    assert sim.store.get_token(token.get_json()["access_token"]).user_id == enrolled
 
 
 def test_student_sees_open_buttons_and_assignment_page(client, sim, partner, demo_app, enrolled):
@@ -492,7 +492,7 @@ def test_student_sees_open_buttons_and_assignment_page(client, sim, partner, dem
     login(client, enrolled)
     text = page_text(client.get(f"/schoology/sections/{SECTION}"))
     assert "Read chapter 1" in text and ">Open<span class=\"gb-sr\"> “Read chapter 1” in " in text and "Add Materials" not in text
-    detail = client.get(f"/schoology/sections/{SECTION}/assignments/{link['id']}")
+    detail = client.get(f"/schoology/sections/{SECTION}/assignments/{link.id}")
     assert detail.status_code == 200 and ">Open<span class=\"gb-sr\"> “Read chapter 1” in " in page_text(detail)
     assert client.get(f"/schoology/sections/{SECTION}/assignments/nope").status_code == 404
 
@@ -500,7 +500,7 @@ def test_student_sees_open_buttons_and_assignment_page(client, sim, partner, dem
 def test_student_not_in_section_cannot_open(client, sim, partner, demo_app, outsider):
     link = _link(sim, demo_app, "a1")
     csrf = login(client, outsider)
-    resp = client.post(f"/schoology/sections/{SECTION}/assignments/{link['id']}/open",
+    resp = client.post(f"/schoology/sections/{SECTION}/assignments/{link.id}/open",
                        data={"csrf": csrf})
     assert resp.status_code == 403 and "Location" not in resp.headers
     assert "Not your section" in page_text(resp)
@@ -509,14 +509,14 @@ def test_student_not_in_section_cannot_open(client, sim, partner, demo_app, outs
 def test_open_needs_csrf(client, sim, partner, demo_app, enrolled):
     link = _link(sim, demo_app, "a1")
     login(client, enrolled)
-    resp = client.post(f"/schoology/sections/{SECTION}/assignments/{link['id']}/open")
+    resp = client.post(f"/schoology/sections/{SECTION}/assignments/{link.id}/open")
     assert resp.status_code == 400 and "Location" not in resp.headers
 
 
 def test_teacher_cannot_use_student_open(client, sim, partner, demo_app):
     link = _link(sim, demo_app, "a1")
     csrf = login(client, TEACHER)
-    resp = client.post(f"/schoology/sections/{SECTION}/assignments/{link['id']}/open",
+    resp = client.post(f"/schoology/sections/{SECTION}/assignments/{link.id}/open",
                        data={"csrf": csrf})
     assert resp.status_code == 403 and "Only for students" in page_text(resp)
 
@@ -525,10 +525,10 @@ def test_student_cannot_use_teacher_actions(client, sim, partner, demo_app, enro
     csrf = login(client, enrolled)
     base = f"/schoology/sections/{SECTION}/add"
     assert client.get(base).status_code == 403
-    resp = client.get(f"{base}/{demo_app['client_id']}")
+    resp = client.get(f"{base}/{demo_app.client_id}")
     assert resp.status_code == 403 and "Only for teachers" in page_text(resp)
     assert partner.seen == [] and outbound(sim) == []  # no token minted for the partner
-    for path in (f"{base}/{demo_app['client_id']}/settings", f"{base}/{demo_app['client_id']}"):
+    for path in (f"{base}/{demo_app.client_id}/settings", f"{base}/{demo_app.client_id}"):
         resp = client.post(path, data={"csrf": csrf, "assignment_id": "a1", "max_points": "10"})
         assert resp.status_code == 403
     assert sim.store.list_links(section_id=SECTION) == []
@@ -536,7 +536,7 @@ def test_student_cannot_use_teacher_actions(client, sim, partner, demo_app, enro
 
 def test_teacher_of_another_section_cannot_add_here(client, partner, demo_app):
     login(client, OTHER_TEACHER)
-    assert client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}").status_code == 403
+    assert client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}").status_code == 403
 
 
 def test_add_with_unknown_app_is_404(client, partner):
@@ -549,8 +549,8 @@ def test_add_with_unknown_app_is_404(client, partner):
 def test_portal_tile_logs_in_without_state(client, sim, partner, demo_app, enrolled):
     login(client, enrolled)
     portal = client.get("/portal")
-    assert portal.status_code == 200 and demo_app["name"] in page_text(portal)
-    resp = submit(client, form_to(portal, f"/portal/apps/{demo_app['client_id']}/launch"))
+    assert portal.status_code == 200 and demo_app.name in page_text(portal)
+    resp = submit(client, form_to(portal, f"/portal/apps/{demo_app.client_id}/launch"))
     assert resp.status_code == 303
     target = urlsplit(resp.headers["Location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == partner.base + "/clever/callback"
@@ -564,17 +564,17 @@ def test_portal_without_login(client, demo_app):
     client.get("/schoology")
     with client.session_transaction() as s:
         csrf = s["csrf"]
-    assert client.post(f"/portal/apps/{demo_app['client_id']}/launch",
+    assert client.post(f"/portal/apps/{demo_app.client_id}/launch",
                        data={"csrf": csrf}).status_code == 401
 
 
 def test_portal_launch_needs_csrf_and_a_connected_app(client, sim, demo_app, roster, enrolled):
     csrf = login(client, enrolled)
-    assert client.post(f"/portal/apps/{demo_app['client_id']}/launch").status_code == 400
-    other = sim.register_app({"name": "Elsewhere", "redirect_uris": ["http://127.0.0.1:9/cb"],
+    assert client.post(f"/portal/apps/{demo_app.client_id}/launch").status_code == 400
+    other = sim.clever.register_app({"name": "Elsewhere", "redirect_uris": ["http://127.0.0.1:9/cb"],
                               "districts": [roster["districts"][1]["id"]]})
-    assert other["name"] not in page_text(client.get("/portal"))
-    assert client.post(f"/portal/apps/{other['client_id']}/launch",
+    assert other.name not in page_text(client.get("/portal"))
+    assert client.post(f"/portal/apps/{other.client_id}/launch",
                        data={"csrf": csrf}).status_code == 404
 
 
@@ -600,9 +600,9 @@ def test_a_field_error_is_tied_to_its_field_and_the_first_takes_the_focus(client
                                                                            demo_app, changes,
                                                                            first, others):
     login(client, TEACHER)
-    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}")
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
     settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
-    text = page_text(submit(client, form_to(settings, f"/add/{demo_app['client_id']}"), **changes))
+    text = page_text(submit(client, form_to(settings, f"/add/{demo_app.client_id}"), **changes))
     for name in [first, *others]:
         control = re.search(r'<(?:input|select)[^>]*\bname="%s"[^>]*>' % name, text).group(0)
         assert f'aria-invalid="true" aria-describedby="{name}-error"' in control
@@ -613,7 +613,7 @@ def test_a_field_error_is_tied_to_its_field_and_the_first_takes_the_focus(client
 
 def test_row_buttons_say_what_they_act_on(client, sim, partner, demo_app, enrolled):
     login(client, TEACHER)
-    listing = page_text(client.get(f"/schoology/sections/{SECTION}/add/{demo_app['client_id']}"))
+    listing = page_text(client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}"))
     assert 'Choose<span class="gb-sr"> “Fractions quiz”</span></button>' in listing
     _link(sim, demo_app, "a100001", name="Lesson")
     login(client, enrolled)
@@ -646,23 +646,23 @@ def test_teacher_sees_the_roster_with_view_as_and_qa_view(client, section):
 
 def test_teacher_changes_an_assignment_from_its_page_starting_from_its_settings(client, sim,
                                                                                partner, demo_app):
-    link = link_assignment(sim, {"section_id": SECTION, "client_id": demo_app["client_id"],
+    link = link_assignment(sim, {"section_id": SECTION, "client_id": demo_app.client_id,
                                  "assignment_id": "a100001", "name": "Fractions quiz",
                                  "max_points": 20, "grading_type": "pass_fail",
                                  "due_date": "2026-12-15T14:30"})
     login(client, TEACHER)
-    page = client.get(f"/schoology/sections/{SECTION}/assignments/{link['id']}")
+    page = client.get(f"/schoology/sections/{SECTION}/assignments/{link.id}")
     text = page_text(page)
     assert f'href="/schoology/sections/{SECTION}/gradebook">Gradebook</a>' in text
     settings = submit(client, form_to(page, "/settings"))
-    values = dict(form_to(settings, f"/add/{demo_app['client_id']}")["fields"])
+    values = dict(form_to(settings, f"/add/{demo_app.client_id}")["fields"])
     assert (values["max_points"], values["due_date"], values["due_time"]) == \
         ("20", "2026-12-15", "14:30")
     assert 'value="pass_fail" selected' in page_text(settings)
-    done = submit(client, form_to(settings, f"/add/{demo_app['client_id']}"), max_points="25")
+    done = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), max_points="25")
     assert done.status_code == 303
     (after,) = sim.store.list_links(section_id=SECTION)
-    assert (after["id"], after["max_points"], after["grading_type"]) == (link["id"], 25, "pass_fail")
+    assert (after.id, after.data["max_points"], after.data["grading_type"]) == (link.id, 25, "pass_fail")
 
 
 def test_teacher_removes_an_assignment_and_its_grades_stay_not_linked(client, sim, partner,
@@ -672,7 +672,7 @@ def test_teacher_removes_an_assignment_and_its_grades_stay_not_linked(client, si
     assert client.post("/v1/grade", json={"assignmentID": "a100001", "percentage": 0.5},
                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
     csrf = login(client, enrolled)
-    url = f"/schoology/sections/{SECTION}/assignments/{link['id']}/remove"
+    url = f"/schoology/sections/{SECTION}/assignments/{link.id}/remove"
     assert client.post(url, data={"csrf": csrf}).status_code == 403  # students cannot
     csrf = login(client, TEACHER)
     assert client.post(url, data={}).status_code == 400               # CSRF checked

@@ -70,10 +70,10 @@ def busy(sim, client, student, other_student, district_id):
     dtoken = district_token(sim, district_id, sim.store.get_app("mathly-dev"))
     grade_ok(client, dtoken, {"assignmentID": "g7", "userID": other_student["id"], "percentage": 0.25})
     section = next(s for s in sim.roster["sections"] if student["id"] in s["students"])
-    link = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo["client_id"],
+    link = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo.client_id,
                                             "assignment_id": "a1", "max_points": 20}).get_json()
     client.post("/_sim/clock", json={"advance_s": 30})
-    code = client.post("/_sim/codes", json={"client_id": demo["client_id"],
+    code = client.post("/_sim/codes", json={"client_id": demo.client_id,
                                             "user_id": student["id"]}).get_json()["code"]
     return {"il_token": token, "grade": first, "district_token": dtoken, "custom": custom,
             "link": link, "code": code, "demo": demo}
@@ -125,9 +125,9 @@ def test_round_trip_into_a_fresh_simulator_keeps_everything(sim, client, busy, s
     assert seqs["a1"] == before + 1
 
     # not in a snapshot: auth codes (the one minted before is unknown) and the journal
-    exchange = target.post("/oauth/tokens", headers=basic(busy["demo"]["client_id"], busy["demo"]["client_secret"]),
+    exchange = target.post("/oauth/tokens", headers=basic(busy["demo"].client_id, busy["demo"].client_secret),
                            data={"grant_type": "authorization_code", "code": busy["code"],
-                                 "redirect_uri": busy["demo"]["redirect_uris"][0]})
+                                 "redirect_uri": busy["demo"].primary_redirect_uri})
     assert exchange.status_code == 400 and exchange.get_json()["error"] == "invalid_grant"
     journal = target.get("/_sim/journal").get_json()["data"]
     assert all(e["path"] != "/v3.0/me" or e["status"] == 200 for e in journal)
@@ -332,7 +332,7 @@ def another_roster_snapshot(seed: int = 5) -> dict:
         app = sim.store.get_app(roster["apps"][0]["client_id"]) if roster.get("apps") else \
             sim.store.list_apps()[0]
         assert src.post("/_sim/links", json={"section_id": roster["sections"][0]["id"],
-                                             "client_id": app["client_id"],
+                                             "client_id": app.client_id,
                                              "assignment_id": "r1"}).status_code in (200, 201)
         return src.get("/_sim/snapshot").get_json()
     finally:
@@ -453,12 +453,17 @@ def test_a_load_that_changes_the_roster_gives_the_simulator_its_districts(sim, c
     assert sim.district_ids == wanted
 
 
-def test_replace_roster_in_refuses_to_run_outside_a_transaction(sim):
-    before = sim.roster
-    with sim.store.read() as db, pytest.raises(RuntimeError, match="Store.transaction"):
-        sim.store.replace_roster_in(db, generate_roster(schools=1, teachers=1, students=1,
-                                                        sections=1, seed=9))
-    assert sim.roster == before
+def test_a_state_replacement_that_fails_midway_keeps_the_old_roster_and_grades(sim, client,
+                                                                               student):
+    grade_ok(client, il_token(sim, student["id"]), {"assignmentID": "h1", "percentage": 0.5})
+    before, districts = sim.roster, sim.district_ids
+    other = generate_roster(schools=1, teachers=1, students=1, sections=1, seed=9)
+    with pytest.raises(RuntimeError, match="disk full"):
+        with sim.clever.replacing_state(other, dict) as load:
+            assert load.roster_replaced is True  # written, not yet committed
+            raise RuntimeError("disk full")
+    assert sim.roster == before and sim.district_ids == districts
+    assert [g.assignment_id for g in sim.clever.grades()] == ["h1"]
 
 
 # --- the CLI ---------------------------------------------------------------------------

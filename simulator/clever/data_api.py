@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 
 from ..errors import BadRequest, FieldProblem, Forbidden, InvalidToken, NotFound, PayloadTooLarge
 from ..numbers import whole_number
+from ..models import Token
 from ..sim import Simulator
 
 V2_VERSIONS = ("v2.0", "v2.1")
@@ -191,9 +192,9 @@ class Ids:
 
     def __init__(self, sim: Simulator, version: str):
         self.v2 = version in V2_VERSIONS
-        self._to_v2, self._to_v3 = sim.store.legacy_role_ids()
-        self._v3_of_legacy = sim.store.legacy_ids()[1]
-        self._primary = sim.store.legacy_ids()[0]
+        self._to_v2, self._to_v3 = sim.clever.legacy_role_ids()
+        self._v3_of_legacy = sim.clever.legacy_ids()[1]
+        self._primary = sim.clever.legacy_ids()[0]
 
     def shown(self, user_id: str, role: str | None) -> str:
         """The id this version shows for a user in ``role`` (stored ids are v3 ids)."""
@@ -269,21 +270,21 @@ def _v2_person(record: dict, role: str, ids: Ids) -> dict:
 
 # --- /me -------------------------------------------------------------------------------
 
-def me(sim: Simulator, token: dict, version: str | None) -> dict:
+def me(sim: Simulator, token: Token, version: str | None) -> dict:
     """``GET /me`` (``version`` None), ``/v2.x/me`` or ``/v3.x/me`` for this token.
 
     v3 names a user by its v3 id and ``type: user``; v2 by its v2 id and its role (Clever's
     v3 upgrade guide: ids of non-students differ between the versions).
     """
     version = version or UNVERSIONED_ME
-    if token["kind"] != "il":
-        district_id = token["district_id"]
+    if token.kind != "il":
+        district_id = token.district_id
         return {"type": "district",
                 "data": {"id": district_id, "district": district_id, "type": "district",
                          "authorized_by": "district"},
                 "links": [{"rel": "self", "uri": "/me"},
                           {"rel": "canonical", "uri": f"/{version}/districts/{district_id}"}]}
-    found = sim.store.get_user(token["user_id"])
+    found = sim.clever.user(token.user_id)
     if found is None:
         raise InvalidToken(errors=[FieldProblem(
             "Authorization", "the token's user is no longer in the roster",
@@ -305,30 +306,30 @@ def me(sim: Simulator, token: dict, version: str | None) -> dict:
 
 # --- one record --------------------------------------------------------------------------
 
-def get_record(sim: Simulator, token: dict, version: str, collection: str, record_id: str) -> dict:
+def get_record(sim: Simulator, token: Token, version: str, collection: str, record_id: str) -> dict:
     """``GET /{version}/{collection}/{id}``: ``{"data": record, "links": [...]}``."""
     coll = _collection(version, collection)
     ids = Ids(sim, version)
-    if token["kind"] == "il":
+    if token.kind == "il":
         _check_il_may_read(sim, token, coll, record_id, ids)
     record = _find(sim, token, version, coll, record_id, ids)
     return {"data": record_data(version, coll, record, ids),
             "links": record_links(sim, version, coll, record, ids)}
 
 
-def _check_il_may_read(sim: Simulator, token: dict, coll: Collection, record_id: str,
+def _check_il_may_read(sim: Simulator, token: Token, coll: Collection, record_id: str,
                        ids: Ids) -> None:
     """An SSO token reads its own user and its own district; everything else is 403."""
-    if coll.kind == "users" and ids.stored(record_id)[0] == token["user_id"]:
+    if coll.kind == "users" and ids.stored(record_id)[0] == token.user_id:
         return
-    if coll.kind == "districts" and record_id == token["district_id"]:
+    if coll.kind == "districts" and record_id == token.district_id:
         return
     raise OutOfScope(errors=[FieldProblem(
         "Authorization", "an SSO (il) token may read only /me, its own user and its district",
         "read other records with a district-app token (GET /oauth/tokens?owner_type=district)")])
 
 
-def _find(sim: Simulator, token: dict, version: str, coll: Collection, shown_id: str,
+def _find(sim: Simulator, token: Token, version: str, coll: Collection, shown_id: str,
           ids: Ids) -> dict:
     """The stored record a path names, or Clever's 404 (another district's, unknown, or
     the other version's id of a person)."""
@@ -339,8 +340,8 @@ def _find(sim: Simulator, token: dict, version: str, coll: Collection, shown_id:
                          f"is this person's {theirs} id; {version} names people by their {mine} id",
                          f"use {ids.other_version_id(shown_id, coll.role)} (the {mine} id"
                          + (", roles.<role>.legacy_id in v3)" if ids.v2 else ")"))
-    record = sim.store.get_record(coll.kind, stored) if coll.kind != "resources" else None
-    if record is None or _district_of(coll, record) != token["district_id"]:
+    record = sim.clever.record(coll.kind, stored) if coll.kind != "resources" else None
+    if record is None or _district_of(coll, record) != token.district_id:
         raise _not_found(version, coll,
                          f"no {coll.noun.lower()} with this id in the token's district")
     held = record.get("roles") or {}
@@ -379,7 +380,7 @@ class Paging:
     ending_before: str | None = None
 
 
-def list_records(sim: Simulator, token: dict, version: str, collection: str,
+def list_records(sim: Simulator, token: Token, version: str, collection: str,
                  params: Mapping[str, str], query: str = "") -> dict:
     """``GET /{version}/{collection}``: one page of the token's district, Clever cursor paging.
 
@@ -387,7 +388,7 @@ def list_records(sim: Simulator, token: dict, version: str, collection: str,
     string, echoed in the ``self`` link as given.
     """
     coll = _collection(version, collection)
-    if token["kind"] == "il":
+    if token.kind == "il":
         raise OutOfScope(errors=[_il_lists_problem()])
     path = f"/{coll.segment}"
     filters = _filters(version, path, params)
@@ -396,7 +397,7 @@ def list_records(sim: Simulator, token: dict, version: str, collection: str,
                  role=role, ids=None, extra=[(k, v) for k, v in filters.items()])
 
 
-def list_related(sim: Simulator, token: dict, version: str, collection: str, record_id: str,
+def list_related(sim: Simulator, token: Token, version: str, collection: str, record_id: str,
                  related: str, params: Mapping[str, str], query: str = "") -> dict:
     """``GET /{version}/{collection}/{id}/{related}``: the record's district, school, …
     (one record) or its sections, students, … (a page, as ``list_records``)."""
@@ -408,7 +409,7 @@ def list_related(sim: Simulator, token: dict, version: str, collection: str, rec
                                              f"Clever's {version} document",
                                      "one of: " + ", ".join(
                                          sorted(relations(version).get(coll.segment, {}).values())))])
-    if token["kind"] == "il":
+    if token.kind == "il":
         raise OutOfScope(errors=[_il_lists_problem()])
     ids = Ids(sim, version)
     record = _find(sim, token, version, coll, record_id, ids)
@@ -419,8 +420,8 @@ def list_related(sim: Simulator, token: dict, version: str, collection: str, rec
         if not found:
             raise _not_found(version, target, f"this {coll.noun.lower()} has no {related}",
                              f"read the {coll.noun.lower()} at /{version}/{coll.segment}/{record_id}")
-        linked = sim.store.get_record(target.kind, found[0])
-        if linked is None or _district_of(target, linked) != token["district_id"]:
+        linked = sim.clever.record(target.kind, found[0])
+        if linked is None or _district_of(target, linked) != token.district_id:
             raise _not_found(version, target, f"the {coll.noun.lower()}'s {related} is not in the roster")
         return {"data": record_data(version, target, linked, ids),
                 "links": record_links(sim, version, target, linked, ids)}
@@ -464,14 +465,14 @@ def _filters(version: str, path: str, params: Mapping[str, str]) -> dict[str, st
 def _primary(sim: Simulator, other_id: str, record: dict, target: Collection) -> bool:
     """``primary=true``: a school's users whose primary school it is, or a user's primary school."""
     if target.kind == "users":
-        found = sim.store.get_user(other_id)
+        found = sim.clever.user(other_id)
         roles = (found[1].get("roles") or {}) if found else {}
         return any(r.get("school") == record["id"] for r in roles.values() if isinstance(r, dict))
     roles = record.get("roles") or {}
     return any(r.get("school") == other_id for r in roles.values() if isinstance(r, dict))
 
 
-def _page(sim: Simulator, token: dict, version: str, coll: Collection, base: str,
+def _page(sim: Simulator, token: Token, version: str, coll: Collection, base: str,
           params: Mapping[str, str], query: str, *, role: str | None,
           ids: list[str] | None, extra: list[tuple[str, str]]) -> dict:
     """One page of ``coll`` (``ids``: only those records) with Clever's self/next/prev links."""
@@ -483,7 +484,7 @@ def _page(sim: Simulator, token: dict, version: str, coll: Collection, base: str
         return {"data": [], "links": links}
 
     def page(limit: int, **cursor: str | None):
-        return sim.store.list_records(coll.kind, district_id=token["district_id"], role=role,
+        return sim.clever.records(coll.kind, district_id=token.district_id, role=role,
                                       limit=limit, ids=ids, by_legacy_id=by_legacy, **cursor)
 
     result = page(paging.limit, starting_after=paging.starting_after,
@@ -560,17 +561,17 @@ def _one(key: str) -> Resolver:
     return lambda sim, rec, tok: [rec[key]] if rec.get(key) else []
 
 
-def _district(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _district(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     return [rec["district"]]
 
 
-def _user_school(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _user_school(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     roles = rec.get("roles") or {}
     return [roles[r]["school"] for r in V2_SEGMENT
             if isinstance(roles.get(r), dict) and roles[r].get("school")][:1]
 
 
-def _user_schools(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _user_schools(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     out: list[str] = []
     for role in (rec.get("roles") or {}).values():
         if isinstance(role, dict):
@@ -579,73 +580,73 @@ def _user_schools(sim: Simulator, rec: dict, tok: dict) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _user_sections(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-    return sim.store.list_user_section_ids(rec["id"])
+def _user_sections(sim: Simulator, rec: dict, tok: Token) -> list[str]:
+    return sim.clever.user_section_ids(rec["id"])
 
 
 def _taught_by(rec: dict, section: dict) -> bool:
     return rec["id"] in (section.get("teachers") or []) or section.get("teacher") == rec["id"]
 
 
-def _my_students(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-    sections = sim.store.sections_of(sim.store.list_user_section_ids(rec["id"]))
+def _my_students(sim: Simulator, rec: dict, tok: Token) -> list[str]:
+    sections = sim.clever.sections_of(sim.clever.user_section_ids(rec["id"]))
     return list(dict.fromkeys(s for sec in sections if _taught_by(rec, sec)
                               for s in sec.get("students") or []))
 
 
-def _my_teachers(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-    sections = sim.store.sections_of(sim.store.list_user_section_ids(rec["id"]))
+def _my_teachers(sim: Simulator, rec: dict, tok: Token) -> list[str]:
+    sections = sim.clever.sections_of(sim.clever.user_section_ids(rec["id"]))
     return list(dict.fromkeys(t for sec in sections if rec["id"] in (sec.get("students") or [])
                               for t in _section_teachers(sim, sec, tok)))
 
 
-def _my_contacts(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-    page = sim.store.list_records("users", district_id=tok["district_id"], role="contact",
+def _my_contacts(sim: Simulator, rec: dict, tok: Token) -> list[str]:
+    page = sim.clever.records("users", district_id=tok.district_id, role="contact",
                                   limit=MAX_LIMIT)
     return [u["id"] for u in page.rows
             if any(r.get("student") == rec["id"] for r in
                    ((u.get("roles") or {}).get("contact") or {}).get("student_relationships") or [])]
 
 
-def _contact_students(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _contact_students(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     links = ((rec.get("roles") or {}).get("contact") or {}).get("student_relationships") or []
     return [r["student"] for r in links if r.get("student")]
 
 
-def _section_students(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _section_students(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     return list(rec.get("students") or [])
 
 
-def _section_teachers(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _section_teachers(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     return list(dict.fromkeys(([rec["teacher"]] if rec.get("teacher") else [])
                               + list(rec.get("teachers") or [])))
 
 
-def _section_users(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _section_users(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     return _section_students(sim, rec, tok) + _section_teachers(sim, rec, tok)
 
 
 def _sections_where(column: str) -> Resolver:
-    return lambda sim, rec, tok: sim.store.section_ids_where(column, rec["id"])
+    return lambda sim, rec, tok: sim.clever.section_ids_where(column, rec["id"])
 
 
 def _of_sections(column: str, key: str) -> Resolver:
     """Distinct ``key`` (school, term_id, course) of the sections whose ``column`` is this record."""
-    def resolve(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-        sections = sim.store.sections_of(sim.store.section_ids_where(column, rec["id"]))
+    def resolve(sim: Simulator, rec: dict, tok: Token) -> list[str]:
+        sections = sim.clever.sections_of(sim.clever.section_ids_where(column, rec["id"]))
         return list(dict.fromkeys(s[key] for s in sections if s.get(key)))
     return resolve
 
 
-def _school_users(sim: Simulator, rec: dict, tok: dict) -> list[str]:
-    return sim.store.school_user_ids(rec["id"])
+def _school_users(sim: Simulator, rec: dict, tok: Token) -> list[str]:
+    return sim.clever.school_user_ids(rec["id"])
 
 
-def _none(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _none(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     return []  # resources: the roster holds none
 
 
-def _staff_schools(sim: Simulator, rec: dict, tok: dict) -> list[str]:
+def _staff_schools(sim: Simulator, rec: dict, tok: Token) -> list[str]:
     return list(((rec.get("roles") or {}).get("staff") or {}).get("schools") or [])
 
 
@@ -739,8 +740,8 @@ def record_links(sim: Simulator, version: str, coll: Collection, record: dict,
         rels = ["district", "sections", "users", "terms", "courses"]
     elif coll.kind == "sections":
         rels = ["district", "school"]
-        rels += ["term"] if record.get("term_id") and sim.store.get_record("terms", record["term_id"]) else []
-        rels += ["course"] if record.get("course") and sim.store.get_record("courses", record["course"]) else []
+        rels += ["term"] if record.get("term_id") and sim.clever.record("terms", record["term_id"]) else []
+        rels += ["course"] if record.get("course") and sim.clever.record("courses", record["course"]) else []
         rels += ["users"]
     elif coll.kind == "terms":
         rels = ["district", "schools", "sections"]

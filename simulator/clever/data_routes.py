@@ -45,8 +45,7 @@ bp = api.blueprint
 
 def _token(call: Call) -> dict:
     token = tokens.resolve(call.sim, bearer_from(call.header("HTTP_AUTHORIZATION")))
-    call.exchange.note(client_id=token["client_id"], user_id=token.get("user_id"),
-                       token_kind=token["kind"])
+    call.exchange.note(client_id=token.client_id, user_id=token.user_id, token_kind=token.kind)
     return token
 
 

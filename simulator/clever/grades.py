@@ -1,7 +1,7 @@
 """The grades endpoint's rules (Clever's grade passback guide, Step 3): check a grade, store it, warn.
 
 No Flask here: ``submit_grade`` takes the resolved token and the parsed JSON body (numbers
-as ``int``/``Decimal``) and returns ``(record, warnings)`` or raises a ``SimError``.
+as ``int``/``Decimal``) and returns ``(grade, warnings)`` or raises a ``SimError``.
 
 Order of checks: the body must be an object; the token must be able to post grades (an
 il token of a student); then every problem of the body is collected into one 400; then
@@ -19,9 +19,9 @@ from typing import Any
 
 from .. import ids, scoring
 from ..jsontext import kind
-from ..errors import FieldProblem, Forbidden, GradeValidationError, InvalidToken, NotFound
+from ..errors import FieldProblem, Forbidden, GradeValidationError, InvalidToken, NotFound, Revoked
+from ..models import Grade, Token
 from ..sim import Simulator
-from ..store import Revoked
 from . import tokens
 
 FIELDS = ("assignmentID", "userID", "percentage", "scoreGiven", "scoreMaximum")
@@ -147,9 +147,9 @@ def _check_assignment_id(body: dict, misses: dict, problems: list[FieldProblem])
     return value
 
 
-def _check_user_id(body: dict, token: dict, misses: dict, problems: list[FieldProblem]) -> str | None:
+def _check_user_id(body: dict, token: Token, misses: dict, problems: list[FieldProblem]) -> str | None:
     if "userID" not in body:
-        if token["kind"] == "district":
+        if token.kind == "district":
             problems.append(FieldProblem("userID", "is missing", _join_hints(
                 _did_you_mean("userID", misses),
                 "district-app tokens need the student's Clever id in userID")))
@@ -162,7 +162,7 @@ def _check_user_id(body: dict, token: dict, misses: dict, problems: list[FieldPr
     if not value:
         problems.append(FieldProblem("userID", "is empty",
                                      "send the student's Clever id" +
-                                     (", or leave userID out with an il token" if token["kind"] == "il" else "")))
+                                     (", or leave userID out with an il token" if token.kind == "il" else "")))
         return None
     return value
 
@@ -274,14 +274,14 @@ def _null_read_as_absent(problem: FieldProblem, nulls: list[str]) -> FieldProble
 
 # --- who the grade is for ------------------------------------------------------------
 
-def _token_student(sim: Simulator, token: dict) -> dict | None:
+def _token_student(sim: Simulator, token: Token) -> dict | None:
     """For an il token, its user (who must be a student); None for a district-app token."""
-    if token["kind"] != "il":
+    if token.kind != "il":
         return None
-    found = sim.store.get_user(token["user_id"])
+    found = sim.clever.user(token.user_id)
     if found is None:
         raise InvalidToken(errors=[FieldProblem(
-            "Authorization", f"this il token's user {token['user_id']} is no longer in the roster",
+            "Authorization", f"this il token's user {token.user_id} is no longer in the roster",
             "log the student in again to get a new il token")])
     role, user = found
     if role != "student":
@@ -292,7 +292,7 @@ def _token_student(sim: Simulator, token: dict) -> dict | None:
     return user
 
 
-def _resolve_student(sim: Simulator, token: dict, token_user: dict | None,
+def _resolve_student(sim: Simulator, token: Token, token_user: dict | None,
                      user_id: str | None) -> dict:
     if token_user is not None:  # il token
         if user_id is not None and user_id != token_user["id"]:
@@ -302,12 +302,12 @@ def _resolve_student(sim: Simulator, token: dict, token_user: dict | None,
                 "leave userID out with an il token, or send the id of the student who logged in")])
         return token_user
     assert user_id is not None  # district token: checked with the other body problems
-    district = token["district_id"]
-    found = sim.store.get_user(user_id)
-    if found is None and user_id in sim.store.legacy_ids()[1]:
+    district = token.district_id
+    found = sim.clever.user(user_id)
+    if found is None and user_id in sim.clever.legacy_ids()[1]:
         # A v2 id of a non-student (students keep one id in every version, Clever's v3
         # upgrade guide): whoever it is, grades are for students.
-        found = sim.store.get_user(sim.store.legacy_ids()[1][user_id])
+        found = sim.clever.user(sim.clever.legacy_ids()[1][user_id])
     if found is None:
         raise NotFound("User not found", [FieldProblem(
             "userID", f"no user {_show(user_id)} in district {district}",
@@ -355,9 +355,9 @@ def plain_json(value: Any) -> Any:
 
 # --- the endpoint's domain -----------------------------------------------------------
 
-def submit_grade(sim: Simulator, token: dict, body: object,
-                 token_generation: int | None = None) -> tuple[dict, list[str]]:
-    """Check and store one grade; return (record, warnings) or raise a SimError.
+def submit_grade(sim: Simulator, token: Token, body: object,
+                 token_generation: int | None = None) -> tuple[Grade, list[str]]:
+    """Check and store one grade; return (grade, warnings) or raise a SimError.
 
     ``token_generation``: ``store.token_generation`` read before ``token`` was looked up;
     given, a token revoked meanwhile (app deleted, reset) stores nothing and gets a 401."""
@@ -385,8 +385,8 @@ def submit_grade(sim: Simulator, token: dict, body: object,
         lti, clamped = scoring.percentage_lti(values["percentage"]), False
     else:
         lti, clamped = scoring.ratio_lti(values["scoreGiven"], values["scoreMaximum"])
-    client_id = token["client_id"]
-    linked = sim.store.is_linked(client_id, assignment_id, student["id"])
+    client_id = token.client_id
+    linked = sim.schoology.is_linked(client_id, assignment_id, student["id"])
 
     warned: list[tuple[str, str]] = [
         (f, f"{f} is null: read as absent (leave fields without a value out)") for f in nulls]
@@ -436,7 +436,7 @@ def submit_grade(sim: Simulator, token: dict, body: object,
             "context": context,
             "payload": payload,
             "linked": linked,
-            "token_kind": token["kind"],
+            "token_kind": token.kind,
             "warnings": warnings,
             "version": version,
             "created": created,
@@ -444,11 +444,11 @@ def submit_grade(sim: Simulator, token: dict, body: object,
         }
 
     try:
-        record = sim.store.save_grade(
+        grade = sim.clever.save_grade(
             grade_id=ids.object_id(), client_id=client_id, user_id=student["id"],
             assignment_id=assignment_id, district_id=student["district"],
             build_record=build_record, now_iso=now,
-            token=None if token_generation is None else (token["access_token"], token_generation))
+            token=None if token_generation is None else (token.access_token, token_generation))
     except Revoked:
         raise tokens.revoked() from None
-    return record, warnings
+    return grade, warnings

@@ -15,6 +15,7 @@ import zlib
 
 from ..errors import BadRequest, FieldProblem, PayloadTooLarge, UnsupportedMediaType
 from ..jsontext import dumps
+from ..models import Grade
 from ..traffic import Call
 from ..web import JsonApi, bearer_from, check_json_content_type, parse_json, read_body_from
 from . import grades, tokens
@@ -27,9 +28,9 @@ bp = api.blueprint
 def post_grade(call: Call) -> bytes:
     """Check, store and answer one grade POST."""
     s, ex, environ = call.sim, call.exchange, call.environ
-    generation = s.store.token_generation  # before the lookup: see Store.save_grade
+    generation = s.clever.token_generation  # before the lookup: see Store.save_grade
     token = tokens.resolve(s, bearer_from(environ.get("HTTP_AUTHORIZATION")))
-    ex.note(client_id=token["client_id"], token_kind=token["kind"], user_id=token.get("user_id"))
+    ex.note(client_id=token.client_id, token_kind=token.kind, user_id=token.user_id)
     check_json_content_type(environ.get("CONTENT_TYPE"))
     limit = s.cfg["GRADE_BODY_LIMIT"]
     ex.request_body = read_body_from(environ, limit)
@@ -40,14 +41,14 @@ def post_grade(call: Call) -> bytes:
         # district-app token the body's userID is the only place the student is named.
         if isinstance(body.get("assignmentID"), str):
             ex.note(assignment_id=body["assignmentID"][:grades.ASSIGNMENT_ID_MAX])
-        if token.get("user_id") is None and isinstance(body.get("userID"), str):
+        if token.user_id is None and isinstance(body.get("userID"), str):
             ex.note(user_id=body["userID"][:grades.ASSIGNMENT_ID_MAX])
-    record, warnings = grades.submit_grade(s, token, body, generation)
+    grade, warnings = grades.submit_grade(s, token, body, generation)
     s.grades_changed()
-    ex.note(client_id=record["client_id"], user_id=record["userID"],
-            assignment_id=record["assignmentID"], token_kind=record["token_kind"])
+    ex.note(client_id=grade.client_id, user_id=grade.user_id,
+            assignment_id=grade.assignment_id, token_kind=token.kind)
     ex.findings.extend(warnings)
-    return grade_response(record, warnings)
+    return grade_response(grade, warnings)
 
 
 def decode_content(encoding: str | None, raw: bytes, limit: int) -> bytes:
@@ -80,11 +81,9 @@ def decode_content(encoding: str | None, raw: bytes, limit: int) -> bytes:
     return data
 
 
-def grade_response(record, warnings: list[str]) -> bytes:
+def grade_response(grade: Grade | dict, warnings: list[str]) -> bytes:
     """``{"data": record, "warnings": [...]}`` as ``jsonify`` writes it, reusing the record's
-    text from the store (``StoredRecord.json``) rather than serialising it a second time."""
-    text = getattr(record, "json", None)
-    if text is None:
-        text = dumps(record)
+    text from the store (``Grade.json``) rather than serialising it a second time."""
+    text = grade.json if isinstance(grade, Grade) else dumps(grade)
     return ('{"data":' + text + ',"warnings":[' + ",".join(map(grades.json_string, warnings))
             + "]}\n").encode()

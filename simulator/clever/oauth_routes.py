@@ -18,7 +18,7 @@ bp = Blueprint("oauth", __name__)
 def authorize():
     params = {k: v for k, v in request.args.items()}
     req = oauth.check_authorize(sim(), params)
-    note(client_id=req.app["client_id"])
+    note(client_id=req.app.client_id)
     error_url = oauth.authorize_error_redirect(req, params.get("response_type"))
     if error_url:
         return redirect(error_url, code=302)
@@ -29,7 +29,7 @@ def authorize():
         user_id = current_user_id()
     else:
         user_id = people[0]["id"] if len(people) == 1 else None
-    if user_id and sim().store.get_user(user_id) is not None:
+    if user_id and sim().clever.user(user_id) is not None:
         note(user_id=user_id)
         return redirect(oauth.login_redirect(sim(), req, user_id), code=302)
     return _login_page(req, params, [] if slot_named() else people)
@@ -39,7 +39,7 @@ def _signed_in_people() -> list[dict]:
     """This browser's personas still in the roster, once each, by slot."""
     out, seen = [], set()
     for n, user_id in enumerate(signed_in()):
-        found = sim().store.get_user(user_id) if user_id and user_id not in seen else None
+        found = sim().clever.user(user_id) if user_id and user_id not in seen else None
         if found is not None:
             seen.add(user_id)
             name = found[1].get("name") or {}
@@ -58,21 +58,21 @@ def _login_page(req: oauth.AuthorizeRequest, params: dict, choose: list[dict]):
     Everything comes from store queries (one district's schools, one school's people, a
     page at a time), so the page stays small and fast with a district of any size."""
     s = sim()
-    store = s.store
+    clever = s.clever
     picked_district = params.get("district_id") or params.get("sim_district")
     picked_school = params.get("sim_school")
-    districts = [d for d in (store.get_record("districts", i) for i in s.district_ids
-                             if i in req.app["districts"]) if d is not None]
+    districts = [d for d in (clever.record("districts", i) for i in s.district_ids
+                             if i in req.app.districts) if d is not None]
     if len(districts) == 1:
         picked_district = districts[0]["id"]
     schools = []
     if picked_district:
-        schools = sorted(store.list_records("schools", district_id=picked_district,
+        schools = sorted(clever.records("schools", district_id=picked_district,
                                             limit=100_000).rows,
                          key=lambda sc: (str(sc.get("name") or ""), sc["id"]))
     users, page, more = [], _page_number(params.get("sim_page")), False
     if picked_school and picked_district:
-        found = store.school_people(picked_school, district_id=picked_district,
+        found = clever.school_people(picked_school, district_id=picked_district,
                                     limit=LOGIN_PAGE_SIZE, offset=(page - 1) * LOGIN_PAGE_SIZE)
         users, more = found.rows, found.has_more
     base = {k: v for k, v in params.items() if k not in ("sim_district", "sim_school", "sim_page")}
@@ -92,7 +92,7 @@ def login():
     them, else a free one), then continue the authorize request as that slot."""
     check_csrf()
     user_id = request.form.get("user_id", "")
-    if sim().store.get_user(user_id) is None:
+    if sim().clever.user(user_id) is None:
         raise BadRequest("Unknown persona", [FieldProblem("user_id", "is not in the roster",
                                                           "pick a user from the list")])
     slot = current_slot() if slot_named() else slot_for(user_id)
@@ -121,7 +121,7 @@ def logout():
 def whoami():
     """Who is logged into the fake Clever in this browser (a small status page)."""
     user_id = current_user_id()
-    found = sim().store.get_user(user_id) if user_id else None
+    found = sim().clever.user(user_id) if user_id else None
     return render_template("whoami.html", user=found[1] if found else None,
                            role=found[0] if found else None, slot=current_slot(),
                            people=[{**p, "url": url_in_slot(p["slot"], "oauth.whoami")}
@@ -133,10 +133,10 @@ def token_exchange():
     body = form_or_json()
     basic = oauth.parse_basic(request.headers.get("Authorization"))
     app = oauth.authenticate_client(sim(), basic, body)
-    note(client_id=app["client_id"])
+    note(client_id=app.client_id)
     answer = oauth.exchange_code(sim(), app, body)
-    issued = sim().store.get_token(answer["access_token"])  # None if revoked already
-    note(user_id=issued["user_id"] if issued else None, token_kind="il")  # for the inspector
+    issued = sim().clever.token(answer["access_token"])  # None if revoked already
+    note(user_id=issued.user_id if issued else None, token_kind="il")  # for the inspector
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -148,12 +148,12 @@ def district_tokens():
     if basic is None:
         raise InvalidClient("Listing district-app tokens needs HTTP Basic client_id:client_secret")
     app = oauth.authenticate_client(sim(), basic, {})
-    note(client_id=app["client_id"])
+    note(client_id=app.client_id)
     return jsonify(oauth.district_token_listing(sim(), app, dict(request.args.items())))
 
 
 @bp.get("/oauth/tokeninfo")
 def tokeninfo():
     token = tokens.resolve(sim(), bearer_token())
-    note(client_id=token["client_id"], user_id=token.get("user_id"), token_kind=token["kind"])
+    note(client_id=token.client_id, user_id=token.user_id, token_kind=token.kind)
     return jsonify(oauth.tokeninfo(sim(), token))

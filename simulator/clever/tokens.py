@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ..errors import FieldProblem, InvalidToken
+from ..models import Token
 from ..sim import Simulator
 
 
-def resolve(sim: Simulator, access_token: str) -> dict:
+def resolve(sim: Simulator, access_token: str) -> Token:
     """The stored token, or 401 "Could not authorize token" naming why."""
-    token = sim.store.get_token(access_token) if len(access_token) <= 200 else None
+    token = sim.clever.token(access_token) if len(access_token) <= 200 else None
     if token is None:
         raise InvalidToken(errors=[FieldProblem(
             "Authorization", "the bearer token is unknown to the simulator (never issued here, "
@@ -24,9 +25,3 @@ def revoked() -> InvalidToken:
         "Authorization", "the bearer token was revoked (its app was deleted, its district "
         "disconnected, or the simulator reset)", "get a new token")])
 
-
-def describe(token: dict) -> str:
-    """'il token of user X' / 'district-app token of district Y', for messages."""
-    if token["kind"] == "il":
-        return f"il token of user {token['user_id']}"
-    return f"district-app token of district {token['district_id']}"

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from .. import bodies, ids
-from ..apps import require_app
 from ..clever import oauth, tokens
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..faults import Fault
+from ..models import App
 from ..numbers import whole_number
 from ..schoology.domain import launch_state
 from ..sim import Simulator
@@ -35,10 +35,10 @@ def _whole(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _persona(sim: Simulator, body: dict) -> tuple[dict, str]:
+def _persona(sim: Simulator, body: dict) -> tuple[App, str]:
     client_id, user_id = body["client_id"], body["user_id"]
-    app = require_app(sim.store, client_id)
-    if sim.store.get_user(user_id) is None:
+    app = sim.clever.require_app(client_id)
+    if sim.clever.user(user_id) is None:
         raise NotFound("User not found", [FieldProblem("user_id", f"{user_id!r} is not in the roster",
                                                        "list people with GET /_sim/personas")])
     return app, user_id
@@ -50,10 +50,10 @@ def mint_code(sim: Simulator, body: Any) -> dict:
     redirect_uri, state, assignment_id = (body.get(k) for k in ("redirect_uri", "state", "assignment_id"))
     app, user_id = _persona(sim, body)
     if redirect_uri is None:
-        redirect_uri = app["redirect_uris"][0]
-    elif redirect_uri not in app["redirect_uris"]:
+        redirect_uri = app.primary_redirect_uri
+    elif redirect_uri not in app.redirect_uris:
         raise BadRequest("redirect_uri does not match", [FieldProblem(
-            "redirect_uri", "is not registered for the app", "registered: " + ", ".join(app["redirect_uris"]))])
+            "redirect_uri", "is not registered for the app", "registered: " + ", ".join(app.redirect_uris))])
     if assignment_id is not None:
         state = launch_state(assignment_id)
     req = oauth.AuthorizeRequest(app, redirect_uri, state, None)
@@ -74,17 +74,16 @@ def revoke_token(sim: Simulator, access_token: str) -> dict:
     re-authorizes; a district-app token is reissued (the district stays connected)."""
     reissue = {"access_token": ids.district_token(), "id": ids.object_id(),
                "created": sim.clock.iso()}
-    old = sim.store.revoke_token(access_token, reissue=reissue) \
+    old = sim.clever.revoke_token(access_token, reissue=reissue) \
         if len(access_token) <= TOKEN_MAX_LEN else None
     if old is None:
         raise NotFound("Token not found", [FieldProblem(
             "token", "is not a token of this simulator (unknown, or revoked already)",
             "district-app tokens: GET /_sim/apps/{client_id}; il tokens: the partner's "
             "POST /oauth/tokens in GET /_sim/journal, or POST /_sim/tokens")])
-    district = old["kind"] == "district"
-    return {"revoked": tokens.describe(old), "kind": old["kind"], "client_id": old["client_id"],
-            "district_id": old["district_id"], "user_id": old.get("user_id"),
-            "reissued": district}
+    return {"revoked": old.describe(), "kind": old.kind, "client_id": old.client_id,
+            "district_id": old.district_id, "user_id": old.user_id,
+            "reissued": not old.is_il}
 
 
 def grade_filters(args: dict[str, str]) -> dict:

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from flask import Blueprint, jsonify, request
 
 from .. import __version__, bodies
-from ..apps import require_app
 from ..clock import MAX_OFFSET_S, ClockBoundError
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..gradebook import domain as gradebook
@@ -41,7 +40,7 @@ def health():
     """Readiness: answers once the roster is loaded and the store is open."""
     s = sim()
     return jsonify({"status": "ok", "version": __version__, "districts": len(s.district_ids),
-                    "apps": s.store.count("apps"), "grades": s.store.count("grades"),
+                    "apps": s.clever.app_count(), "grades": s.clever.grade_count(),
                     "strict": s.cfg["STRICT"]})
 
 
@@ -70,7 +69,7 @@ def clock():
 @bp.get("/apps")
 def list_apps():
     s = sim()
-    return jsonify({"data": [s.app_view(a) for a in s.store.list_apps()]})
+    return jsonify({"data": [s.clever.app_view(a) for a in s.clever.apps()]})
 
 
 @bp.post("/apps")
@@ -78,33 +77,33 @@ def register_app():
     s = sim()
     body = _json_body()
     if isinstance(body, dict) and isinstance(body.get("client_id"), str) and \
-            s.store.get_app(body["client_id"]) is not None:
+            s.clever.app(body["client_id"]) is not None:
         raise BadRequest("App already registered", [FieldProblem(
             "client_id", "is taken", f"update it with PATCH /_sim/apps/{body['client_id']}")])
-    return _created(s.app_view(s.register_app(body)))
+    return _created(s.clever.app_view(s.clever.register_app(body)))
 
 
 @bp.get("/apps/<client_id>")
 def get_app(client_id: str):
     s = sim()
-    return jsonify(s.app_view(require_app(s.store, client_id)))
+    return jsonify(s.clever.app_view(s.clever.require_app(client_id)))
 
 
 @bp.route("/apps/<client_id>", methods=["PATCH", "PUT"])
 def update_app(client_id: str):
     s = sim()
-    existing = require_app(s.store, client_id)
+    existing = s.clever.require_app(client_id)
     body = _json_body()
     if isinstance(body, dict) and body.get("client_id", client_id) != client_id:
         raise BadRequest("client_id cannot change", [FieldProblem("client_id", "differs from the URL")])
-    return jsonify(s.app_view(s.register_app(body, existing)))
+    return jsonify(s.clever.app_view(s.clever.register_app(body, existing)))
 
 
 @bp.delete("/apps/<client_id>")
 def delete_app(client_id: str):
     s = sim()
-    require_app(s.store, client_id)
-    s.store.delete_app(client_id)
+    s.clever.require_app(client_id)
+    s.clever.delete_app(client_id)
     return jsonify({"deleted": client_id})
 
 
@@ -134,9 +133,9 @@ def personas():
                                      "send the id of the last persona of the previous page"))
     if problems:
         raise BadRequest("Invalid filter", problems)
-    page = s.store.list_records("users", district_id=district, role=role, limit=limit,
+    page = s.clever.records("users", district_id=district, role=role, limit=limit,
                                 starting_after=after)
-    sections = s.store.section_ids_of([u["id"] for u in page.rows])
+    sections = s.clever.section_ids_of([u["id"] for u in page.rows])
     out = [{"id": u["id"], "role": primary_role(u), "roles": [r for r in ROLES if r in u["roles"]],
             "district": u["district"],
             "name": f"{u['name']['first']} {u['name']['last']}",
@@ -169,7 +168,7 @@ def revoke_token(token: str):
 
 @bp.post("/links")
 def link_assignment():
-    return _created(schoology.link_assignment(sim(), _json_body()))
+    return _created(schoology.link_view(schoology.link_assignment(sim(), _json_body())))
 
 
 @bp.get("/links")
@@ -178,10 +177,10 @@ def list_links():
     args = request.args
     limit = query_int("limit", 1000, 1, 10_000)
     offset = query_int("offset", 0, 0, 999_999_999)
-    rows = sim().store.list_links(section_id=args.get("section_id"), client_id=args.get("client_id"),
+    rows = sim().schoology.links(section_id=args.get("section_id"), client_id=args.get("client_id"),
                                   assignment_id=args.get("assignment_id"), limit=limit,
                                   offset=offset)
-    return jsonify({"data": rows[:limit]})  # a full page (``limit`` rows) means: ask for more
+    return jsonify({"data": [link.as_json() for link in rows[:limit]]})  # a full page (``limit`` rows) means: ask for more
 
 
 # --- grades --------------------------------------------------------------------------
@@ -192,11 +191,11 @@ def list_grades():
     args = {k: v for k, v in request.args.items() if k != "limit"}
     filters = domain.grade_filters(args)
     limit = query_int("limit", 1000, 1, 10_000)
-    rows = sim().store.list_grades(**filters, limit=limit + 1)
+    rows = sim().clever.grades(**filters, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify({"data": rows, "has_more": more,
-                    "next_after_seq": rows[-1]["seq"] if more and rows else None})
+    return jsonify({"data": [grade.as_json() for grade in rows], "has_more": more,
+                    "next_after_seq": rows[-1].seq if more and rows else None})
 
 
 @bp.get("/grades/<grade_id>/history")
@@ -205,9 +204,9 @@ def grade_history(grade_id: str):
     page on with ``after_version`` = the last version shown."""
     limit = query_int("limit", 1000, 1, 10_000)
     after = query_int("after_version", 0, 0, 10 ** 18 - 1)
-    store = sim().store
-    history = store.grade_history(grade_id, after_version=after, limit=limit + 1)
-    if not history and (after == 0 or not store.grade_history(grade_id, limit=1)):
+    clever = sim().clever
+    history = clever.grade_history(grade_id, after_version=after, limit=limit + 1)
+    if not history and (after == 0 or not clever.grade_history(grade_id, limit=1)):
         raise NotFound("Grade not found", [FieldProblem("grade_id", "no grade has this id")])
     more = len(history) > limit
     return jsonify({"data": history[:limit], "has_more": more})
@@ -216,7 +215,7 @@ def grade_history(grade_id: str):
 @bp.get("/grades/<grade_id>/lti")
 def grade_lti(grade_id: str):
     """The grade's LTI 1.1 ``replaceResult`` XML and LTI 1.3 AGS score, per Schoology assignment."""
-    found = gradebook.grade_lti(sim().store, grade_id)
+    found = gradebook.grade_lti(sim().schoology, grade_id)
     if found is None:
         raise NotFound("Grade not found", [FieldProblem("grade_id", "no grade has this id")])
     return jsonify(found)
@@ -229,9 +228,9 @@ def wait_for_grade():
     filters = domain.grade_filters(dict(request.args.items()))
     timeout = domain.parse_timeout(request.args.get("timeout"), 10.0, float(s.cfg["WAIT_MAX_S"]))
     gone = admit_wait()  # 503 past the server's cap on waits
-    found = s.wait_for(lambda: s.store.list_grades(**filters, limit=1), timeout, gone)
+    found = s.wait_for(lambda: s.clever.grades(**filters, limit=1), timeout, gone)
     if found:
-        return jsonify({"data": found[0], "timed_out": False})
+        return jsonify({"data": found[0].as_json(), "timed_out": False})
     return jsonify({"data": None, "timed_out": True})
 
 

@@ -1,6 +1,6 @@
 """The fake Schoology gradebook: grid, letters, exports, LTI messages.
 
-No Flask here.  Everything is computed from the store with ``decimal.Decimal``:
+No Flask here.  Everything is computed from the Schoology backend with ``decimal.Decimal``:
 
 * a **column** is a Schoology assignment (a link of a partner assignment to a section);
 * a **cell** is the current grade of ``(link.client_id, student, link.assignment_id)``:
@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable
 
 from .. import scoring
 from ..pages import when
-from ..store import Store
+from ..models import Link
+from ..schoology.backend import SchoologyBackend
 
 SECTIONS_PER_PAGE = 50
 HISTORY_SHOWN = 500  # newest versions on a cell's page (older ones: /_sim/grades/{id}/history)
@@ -169,20 +170,19 @@ def _titles(district: dict | None, table: str) -> dict[str, str]:
     return {r["id"]: r.get("title") or r["id"] for r in rows if isinstance(r, dict) and "id" in r}
 
 
-def column_of(link: dict, categories: dict[str, str], periods: dict[str, str]) -> Column:
-    max_points = dec(link.get("max_points"))
+def column_of(link: Link, categories: dict[str, str], periods: dict[str, str]) -> Column:
+    max_points = dec(link.setting("max_points"))
     if max_points is None or max_points <= 0:
         max_points = _HUNDRED  # Schoology's default
-    category = link.get("grading_category")
-    period = link.get("grading_period")
+    category = link.setting("grading_category")
+    period = link.setting("grading_period")
     return Column(
-        link_id=str(link.get("id")), client_id=str(link.get("client_id")),
-        assignment_id=str(link.get("assignment_id")),
-        name=str(link.get("name") or link.get("assignment_id")), max_points=max_points,
+        link_id=link.id, client_id=link.client_id, assignment_id=link.assignment_id,
+        name=str(link.name), max_points=max_points,
         category=categories.get(category, category) if category else None,
         period=periods.get(period, period) if period else None,
-        grading_enabled=link.get("grading_enabled", True) is not False,
-        grading_type=str(link.get("grading_type") or "points"))
+        grading_enabled=link.setting("grading_enabled", True) is not False,
+        grading_type=str(link.setting("grading_type") or "points"))
 
 
 # --- cells ---------------------------------------------------------------------------
@@ -466,50 +466,50 @@ class Grid:
         return rows
 
 
-def section_scale(store: Store, section: dict) -> tuple[dict | None, Scale | None]:
-    district = store.get_record("districts", section.get("district", ""))
+def section_scale(schoology: SchoologyBackend, section: dict) -> tuple[dict | None, Scale | None]:
+    district = schoology.district(section.get("district", ""))
     scale_id = (section.get("schoology") or {}).get("grading_scale")
     return district, find_scale(district, scale_id)
 
 
-def section_students(store: Store, section: dict) -> list[Student]:
+def section_students(schoology: SchoologyBackend, section: dict) -> list[Student]:
     ids = list(dict.fromkeys(s for s in section.get("students") or [] if isinstance(s, str)))
     out = []
     for user_id in ids:
-        found = store.get_user(user_id)
+        found = schoology.clever.user(user_id)
         out.append(student_of(user_id, found[1] if found else None))
     out.sort(key=Student.sort_key)
     return out
 
 
-def section_columns(store: Store, section: dict, district: dict | None) -> list[Column]:
+def section_columns(schoology: SchoologyBackend, section: dict, district: dict | None) -> list[Column]:
     categories = _titles(district, "grading_categories")
     periods = _titles(district, "grading_periods")
-    links = sorted(store.list_links(section_id=section["id"]),  # creation order; ties by id
-                   key=lambda ln: (str(ln.get("created") or ""), str(ln.get("assignment_id")),
-                                   str(ln.get("id"))))
+    links = sorted(schoology.links(section_id=section["id"]),  # creation order; ties by id
+                   key=lambda ln: (ln.created or "", ln.assignment_id, ln.id))
     return [column_of(link, categories, periods) for link in links]
 
 
-def build_grid(store: Store, section: dict) -> Grid:
+def build_grid(schoology: SchoologyBackend, section: dict) -> Grid:
     """The whole gradebook of one section (one query per student, one for the links)."""
-    seq = store.max_grade_seq()  # read first: a grade stored meanwhile is re-sent live
-    district, scale = section_scale(store, section)
-    columns = section_columns(store, section, district)
+    seq = schoology.clever.last_grade_seq()  # read first: a grade stored meanwhile is re-sent live
+    district, scale = section_scale(schoology, section)
+    columns = section_columns(schoology, section, district)
     by_key = {(c.client_id, c.assignment_id): c for c in columns}
-    students = section_students(store, section)
+    students = section_students(schoology, section)
     cells: dict[tuple[str, str], Cell] = {}
     not_linked: list[tuple[Student, Cell]] = []
     for student in students:
-        for record in store.list_grades(user_id=student.id, limit=1_000_000):
+        for grade in schoology.clever.grades(user_id=student.id, limit=1_000_000):
+            record = grade.as_json()
             column = by_key.get((record.get("client_id"), record.get("assignmentID")))
             if column is not None:
                 cells[(student.id, column.link_id)] = build_cell(record, column, scale)
-            elif not store.is_linked(str(record.get("client_id")), str(record.get("assignmentID")),
+            elif not schoology.is_linked(str(record.get("client_id")), str(record.get("assignmentID")),
                                      student.id):
                 not_linked.append((student, build_cell(record, None, scale)))
     not_linked.sort(key=lambda sc: (sc[1].assignment_id, sc[0].sort_key()))
-    apps = {a["client_id"]: a["name"] for a in store.list_apps()}
+    apps = {a.client_id: a.name for a in schoology.clever.apps()}
     return Grid(section, district, scale, columns, students, cells, not_linked, seq, apps)
 
 
@@ -522,7 +522,7 @@ def only_student(grid: Grid, user_id: str) -> Grid:
     return grid
 
 
-def place_grade(store: Store, section: dict, record: dict, *, students: set[str] | None = None,
+def place_grade(schoology: SchoologyBackend, section: dict, record: dict, *, students: set[str] | None = None,
                 columns: list[Column] | None = None, scale: Scale | None = None
                 ) -> Cell | None:
     """Where a newly stored grade shows in this section: its cell (``link_id`` set when in
@@ -533,13 +533,13 @@ def place_grade(store: Store, section: dict, record: dict, *, students: set[str]
     if user_id not in students:
         return None
     if columns is None:
-        district, scale = section_scale(store, section)
-        columns = section_columns(store, section, district)
+        district, scale = section_scale(schoology, section)
+        columns = section_columns(schoology, section, district)
     for column in columns:
         if (column.client_id, column.assignment_id) == (record.get("client_id"),
                                                         record.get("assignmentID")):
             return build_cell(record, column, scale)
-    if store.is_linked(str(record.get("client_id")), str(record.get("assignmentID")), user_id):
+    if schoology.is_linked(str(record.get("client_id")), str(record.get("assignmentID")), user_id):
         return None  # linked in another of the student's sections: shown there
     return build_cell(record, None, scale)
 
@@ -592,18 +592,19 @@ class StoryGrade:
     column: Column | None
 
 
-def student_grades(store: Store, user_id: str) -> list[StoryGrade]:
+def student_grades(schoology: SchoologyBackend, user_id: str) -> list[StoryGrade]:
     """Every current grade of the student, each in the section where it is linked."""
-    sections = [sec for sid in store.list_user_section_ids(user_id)
-                if (sec := store.get_record("sections", sid)) is not None]
+    sections = [sec for sid in schoology.clever.user_section_ids(user_id)
+                if (sec := schoology.section(sid)) is not None]
     out = []
-    for record in store.list_grades(user_id=user_id, limit=100_000):
+    for grade in schoology.clever.grades(user_id=user_id, limit=100_000):
+        record = grade.as_json()
         placed: StoryGrade | None = None
         for section in sections:
-            links = store.list_links(section_id=section["id"], client_id=str(record.get("client_id")),
+            links = schoology.links(section_id=section["id"], client_id=str(record.get("client_id")),
                                      assignment_id=str(record.get("assignmentID")))
             if links:
-                district, scale = section_scale(store, section)
+                district, scale = section_scale(schoology, section)
                 column = column_of(links[0], _titles(district, "grading_categories"),
                                    _titles(district, "grading_periods"))
                 placed = StoryGrade(build_cell(record, column, scale), section, column)
@@ -625,17 +626,17 @@ class SectionRow:
     scale: str | None
 
 
-def section_rows(store: Store, sections: Iterable[dict]) -> list[SectionRow]:
+def section_rows(schoology: SchoologyBackend, sections: Iterable[dict]) -> list[SectionRow]:
     out = []
     for s in sections:
         teachers = []
         for t in s.get("teachers") or ([s["teacher"]] if s.get("teacher") else []):
-            found = store.get_user(t)
+            found = schoology.clever.user(t)
             teachers.append(student_of(t, found[1] if found else None).name)
-        _, scale = section_scale(store, s)
+        _, scale = section_scale(schoology, s)
         out.append(SectionRow(s["id"], str(s.get("name") or s["id"]), str(s.get("district", "")),
                               teachers, len(set(s.get("students") or [])),
-                              len(store.list_links(section_id=s["id"])),
+                              len(schoology.links(section_id=s["id"])),
                               scale.title if scale else None))
     return out
 
@@ -760,11 +761,11 @@ def _cell_lti(section_id: str, column: Column, cell: Cell) -> dict | None:
     return lti_messages(section_id, column, cell.record) if cell.record is not None else None
 
 
-def grade_lti(store: Store, grade_id: str) -> dict | None:
+def grade_lti(schoology: SchoologyBackend, grade_id: str) -> dict | None:
     """The current version of a grade with its LTI messages for every Schoology assignment
     it is passed back to (one per section of the student linking it; none when not linked
     yet), or None when no grade has this id."""
-    history = store.grade_history(grade_id, newest=1)
+    history = schoology.clever.grade_history(grade_id, newest=1)
     if not history:
         return None
     record = history[-1]
@@ -772,12 +773,12 @@ def grade_lti(store: Store, grade_id: str) -> dict | None:
     out = {"grade_id": str(record.get("id")), "user_id": user_id,
            "assignment_id": record.get("assignmentID"), "client_id": record.get("client_id"),
            "version": record.get("version"), "lti_score": record.get("lti_score"), "links": []}
-    for link in store.list_links(client_id=str(record.get("client_id")),
+    for link in schoology.links(client_id=str(record.get("client_id")),
                                  assignment_id=str(record.get("assignmentID"))):
-        section = store.get_record("sections", str(link.get("section_id")))
+        section = schoology.section(link.section_id)
         if section is None or user_id not in (section.get("students") or []):
             continue
-        district = store.get_record("districts", section.get("district", ""))
+        district = schoology.district(section.get("district", ""))
         column = column_of(link, _titles(district, "grading_categories"),
                            _titles(district, "grading_periods"))
         out["links"].append(lti_messages(section["id"], column, record))
@@ -850,22 +851,22 @@ class Detail:
     problem: str | None = None
 
 
-def cell_detail(store: Store, section: dict, grade_id: str) -> Detail | None:
+def cell_detail(schoology: SchoologyBackend, section: dict, grade_id: str) -> Detail | None:
     """Everything about one grade of a section's student, or None (→ 404)."""
-    history = store.grade_history(grade_id, newest=HISTORY_SHOWN)
+    history = schoology.clever.grade_history(grade_id, newest=HISTORY_SHOWN)
     if not history:
         return None
     record = history[-1]
     user_id = record.get("userID")
     if user_id not in (section.get("students") or []):
         return None
-    district, scale = section_scale(store, section)
+    district, scale = section_scale(schoology, section)
     column = None
-    for c in section_columns(store, section, district):
+    for c in section_columns(schoology, section, district):
         if (c.client_id, c.assignment_id) == (record.get("client_id"), record.get("assignmentID")):
             column = c
             break
-    found = store.get_user(user_id)
+    found = schoology.clever.user(user_id)
     student = student_of(user_id, found[1] if found else None)
     cell = build_cell(record, column, scale, exact=True)
     context = record.get("context")
@@ -877,10 +878,10 @@ def cell_detail(store: Store, section: dict, grade_id: str) -> Detail | None:
         if problem is None:
             pox = messages["lti11"]["body"]
             ags = json.dumps(messages["lti13"]["body"], indent=2, ensure_ascii=False)
-    app = store.get_app(str(record.get("client_id")))
+    app = schoology.clever.app(str(record.get("client_id")))
     return Detail(section=section, student=student, record=record, cell=cell, column=column,
                   history=history_rows(history), payload=pretty_payload(record),
                   context=json.dumps(context if isinstance(context, dict) else {}, indent=2,
                                      ensure_ascii=False, default=str),
-                  pox_xml=pox, ags=ags, sourced_id=sid, app_name=app["name"] if app else None,
+                  pox_xml=pox, ags=ags, sourced_id=sid, app_name=app.name if app else None,
                   problem=problem)

@@ -73,11 +73,11 @@ def _refused(exc: Refused):
 
 
 def _teachers(section: dict) -> list[dict]:
-    store = sim().store
+    schoology = sim().schoology
     out = []
     for user_id in dict.fromkeys(section.get("teachers") or ([section["teacher"]]
                                                              if section.get("teacher") else [])):
-        found = store.get_user(user_id)
+        found = schoology.clever.user(user_id)
         if found is not None:
             out.append({"id": user_id, "name": full_name(found[1]), "role": "teacher"})
     return out
@@ -134,7 +134,7 @@ def one_grid_at_a_time(view: Callable) -> Callable:
 
 
 def _section(section_id: str) -> dict | None:
-    return sim().store.get_record("sections", section_id)
+    return sim().clever.record("sections", section_id)
 
 
 def _no_section(section_id: str):
@@ -147,23 +147,23 @@ def _no_section(section_id: str):
 @bp.get("/schoology/gradebook")
 def sections():
     """Every section, 50 a page (cursor paging by id: ``?after=`` / ``?before=``)."""
-    store = sim().store
+    schoology = sim().schoology
     after, before = request.args.get("after") or None, request.args.get("before") or None
-    page = store.list_records("sections", limit=domain.SECTIONS_PER_PAGE,
+    page = schoology.clever.records("sections", limit=domain.SECTIONS_PER_PAGE,
                               starting_after=None if before else after, ending_before=before)
-    rows = domain.section_rows(store, page.rows)
+    rows = domain.section_rows(schoology, page.rows)
     has_next = page.has_more if not before else True
     has_prev = bool(after or (before and page.has_more))
     return render_template("gradebook_sections.html", rows=rows,
                            next_after=rows[-1].id if rows and has_next else None,
                            prev_before=rows[0].id if rows and has_prev else None,
-                           total=store.count("sections"))
+                           total=schoology.clever.roster_count("sections"))
 
 
 def _grid(section: dict) -> domain.Grid:
     """The section's grid with the rejected grade POSTs of its students (the journal's index)."""
     s = sim()
-    grid = domain.build_grid(s.store, section)
+    grid = domain.build_grid(s.schoology, section)
 
     def explain(entry) -> tuple[str, str | None]:
         found = findings_for(s.journal.materialize(entry))
@@ -216,7 +216,7 @@ def cell_detail(section_id: str, grade_id: str):
     if section is None:
         return _no_section(section_id)
     me = _viewer(section)
-    detail = domain.cell_detail(sim().store, section, grade_id)
+    detail = domain.cell_detail(sim().schoology, section, grade_id)
     if detail is not None and me.role == "student" and detail.cell.user_id != me.id:
         detail = None  # another student's grade: as if it did not exist
     if detail is None:
@@ -242,7 +242,7 @@ def export_csv(section_id: str):
     _viewer(section, students_too=False)
     out = io.StringIO()
     out.write("\ufeff")  # a UTF-8 BOM: without it Excel reads the file as ANSI and garbles "Nguyễn"
-    csv.writer(out, lineterminator="\r\n").writerows(domain.csv_rows(domain.build_grid(sim().store,
+    csv.writer(out, lineterminator="\r\n").writerows(domain.csv_rows(domain.build_grid(sim().schoology,
                                                                                        section)))
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition":
@@ -376,28 +376,28 @@ def _stream(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: 
 
 def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
                  detail_prefix: str, gone: Callable[[], bool], query: str) -> Iterator[str]:
-    store = s.store
+    schoology = s.schoology
     students = {u for u in section.get("students") or [] if isinstance(u, str)}
     deadline = time.monotonic() + max_s
-    layout = store.list_links(section_id=section["id"])
+    layout = schoology.links(section_id=section["id"])
 
     def whole_grid() -> domain.Grid:
         """The section's grid as the page's filter shows it: a new grade updates its cell,
         and the row's total and the column's class average are sent with it."""
-        built = domain.build_grid(store, section)
+        built = domain.build_grid(schoology, section)
         built.arrange(query)
         return built
 
     grid = whole_grid()
     columns, scale = grid.columns, grid.scale
     by_link = {c.link_id: c for c in columns}
-    names = {st.id: st.sort_name for st in domain.section_students(store, section)}
+    names = {st.id: st.sort_name for st in domain.section_students(schoology, section)}
     apps: dict[str, str] = {}
-    last_seq = store.max_grade_seq() if start_seq is None else start_seq
+    last_seq = schoology.clever.last_grade_seq() if start_seq is None else start_seq
     def app_name(client_id: str) -> str:
         if client_id not in apps:
-            found = store.get_app(client_id)
-            apps[client_id] = found["name"] if found else client_id
+            found = schoology.clever.app(client_id)
+            apps[client_id] = found.name if found else client_id
         return apps[client_id]
 
     yield f"retry: {RETRY_MS}\n: connected\n\n"
@@ -412,13 +412,14 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
         next_beat = max(0.0, heartbeat_s - (now - last_sent))
         # The probe runs under the simulator's grade lock: keep it to one indexed MAX(seq);
         # the records are read after it, outside the lock.
-        newer = s.wait_for(lambda: store.max_grade_seq() > last_seq,
+        newer = s.wait_for(lambda: schoology.clever.last_grade_seq() > last_seq,
                            min(1.0, deadline - now, next_beat), gone)
-        rows = store.list_grades(after_seq=last_seq, limit=BATCH) if newer else []
+        rows = schoology.clever.grades(after_seq=last_seq, limit=BATCH) if newer else []
         out = []
-        for record in rows or []:
-            last_seq = max(last_seq, int(record.get("seq") or 0))
-            cell = domain.place_grade(store, section, record, students=students,
+        for grade in rows or []:
+            record = grade.as_json()
+            last_seq = max(last_seq, grade.seq)
+            cell = domain.place_grade(schoology, section, record, students=students,
                                       columns=columns, scale=scale)
             if cell is None:
                 continue
@@ -437,15 +438,15 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
                     "student_name": names.get(cell.user_id, cell.user_id),
                     "app_name": app_name(cell.client_id)}), **totals}, record.get("seq")))
         if not rows:
-            current = store.list_links(section_id=section["id"])
+            current = schoology.links(section_id=section["id"])
             if current != layout:
                 layout = current
                 grid = whole_grid()
                 columns, scale = grid.columns, grid.scale
                 by_link = {c.link_id: c for c in columns}
                 out.append(_event("layout", {"reason": "the section's assignments changed"}))
-            elif store.max_grade_seq() < last_seq:
-                last_seq = store.max_grade_seq()
+            elif schoology.clever.last_grade_seq() < last_seq:
+                last_seq = schoology.clever.last_grade_seq()
                 grid = whole_grid()
                 out.append(_event("layout", {"reason": "the simulator was reset"}))
         if out:

@@ -144,7 +144,7 @@ def journal():
     rows = [{"e": e, "findings": findings_for(e), "cls": status_class(e.get("status"))}
             for e in shown]
     people = _names(s, {e.get("user_id") for e in shown})
-    apps = {a["client_id"]: a["name"] for a in s.store.list_apps()}
+    apps = {a.client_id: a.name for a in s.clever.apps()}
     kept = {k: v for k, v in request.args.items() if k in _KEEP and v.strip()}
 
     def page_url(n: int) -> str:
@@ -167,7 +167,7 @@ def _names(s, user_ids) -> dict[str, str]:
     out = {}
     for user_id in user_ids:
         if isinstance(user_id, str) and len(user_id) <= 200:
-            found = s.store.get_user(user_id)
+            found = s.clever.user(user_id)
             if found is not None:
                 out[user_id] = full_name(found[1])
     return out
@@ -205,18 +205,18 @@ def entry(entry_id: str):
                                cap=s.journal.cap), 404
 
     def known(token: str) -> bool:
-        return len(token) <= 200 and s.store.get_token(token) is not None
+        return len(token) <= 200 and s.clever.token(token) is not None
 
     req_ct = _ctype(found.get("request_headers"))
     resp_ct = _ctype(found.get("response_headers"))
     req_body, req_json = _pretty(redact_body(found.get("request_body"), req_ct), req_ct)
     resp_body, resp_json = _pretty(found.get("response_body"), resp_ct)
     fault = found.get("fault")
-    app = s.store.get_app(found["client_id"]) if isinstance(found.get("client_id"), str) else None
+    app = s.clever.app(found["client_id"]) if isinstance(found.get("client_id"), str) else None
     return render_template(
         "inspector_entry.html", e=found, findings=findings_for(found),
         person=_names(s, {found.get("user_id")}).get(found.get("user_id")),
-        app_name=app["name"] if app else None,
+        app_name=app.name if app else None,
         cls=status_class(found.get("status")),
         request_headers=redact_headers(found.get("request_headers"), known),
         response_headers=redact_headers(found.get("response_headers"), lambda _t: True),
@@ -245,7 +245,7 @@ def _kind(e: dict) -> str:
 def student_story(user_id: str):
     """Everything about one student across apps and assignments: why is there no grade?"""
     s = sim()
-    found = s.store.get_user(user_id) if len(user_id) <= 200 else None
+    found = s.clever.user(user_id) if len(user_id) <= 200 else None
     if found is None:
         return render_template("page_not_found.html", path=request.path), 404
     role, record = found
@@ -260,11 +260,11 @@ def student_story(user_id: str):
 
     rejected = gradebook_domain.rejections(s.journal.rejected_grades([user_id]), explain,
                                            lambda entry: s.journal.materialize(entry).get("time"))
-    sections = [sec for sid in s.store.list_user_section_ids(user_id)
-                if (sec := s.store.get_record("sections", sid)) is not None]
+    sections = [sec for sid in s.clever.user_section_ids(user_id)
+                if (sec := s.clever.record("sections", sid)) is not None]
     return render_template(
         "inspector_student.html", person={"id": user_id, "name": full_name(record), "role": role},
-        sections=sections, grades=gradebook_domain.student_grades(s.store, user_id),
+        sections=sections, grades=gradebook_domain.student_grades(s.schoology, user_id),
         rejected=sorted(rejected.values(), key=lambda r: (r.assignment_id, r.client_id)),
         timeline=timeline, total=len(raw), shown_cap=STORY_ENTRIES,
-        apps={a["client_id"]: a["name"] for a in s.store.list_apps()})
+        apps={a.client_id: a.name for a in s.clever.apps()})

@@ -15,10 +15,11 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from .. import bodies
-from ..apps import require_app
+from ..clever.backend import CleverBackend
 from ..errors import BadRequest, FieldProblem
 from ..gradebook.domain import GRADING_TYPE_LABELS
 from ..ids import object_id
+from ..models import App, Link
 from ..sim import Simulator
 
 SETTINGS_FIELDS = ("grading_enabled", "grading_category", "due_date", "due_time", "grading_type",
@@ -70,11 +71,11 @@ def persona(sim: Simulator, user_id: str | None) -> Persona | None:
     """The logged-in person, or None when nobody (or an unknown id) is in the session."""
     if not user_id:
         return None
-    found = sim.store.get_user(user_id)
+    found = sim.clever.user(user_id)
     if found is None:
         return None
     role, record = found
-    district = sim.store.get_record("districts", record["district"]) or {"id": record["district"]}
+    district = sim.clever.record("districts", record["district"]) or {"id": record["district"]}
     return Persona(user_id, role, record, district)
 
 
@@ -120,14 +121,14 @@ def persona_choices(sim: Simulator, *, school_id: str | None = None, query: str 
     A small roster lists everyone; a large one (Clever's sandbox has 65,000 people) lists
     one school, or the matches of a name search, a page at a time — never every option.
     """
-    store = sim.store
-    districts = {i: store.get_record("districts", i) or {"id": i} for i in sim.district_ids}
+    clever = sim.clever
+    districts = {i: clever.record("districts", i) or {"id": i} for i in sim.district_ids}
     order = {d: i for i, d in enumerate(sim.district_ids)}
     query = (query or "").strip()[:100]
-    everyone = None if (school_id or query) else store.all_people(PERSONAS_ALL_MAX)
+    everyone = None if (school_id or query) else clever.all_people(PERSONAS_ALL_MAX)
     if everyone is not None:
-        return PersonaPicker(_groups(store, districts, order, everyone))
-    schools = store.list_records("schools", limit=100_000).rows
+        return PersonaPicker(_groups(clever, districts, order, everyone))
+    schools = clever.records("schools", limit=100_000).rows
     by_district: dict[str, list[dict]] = {}
     for sc in sorted(schools, key=lambda x: (str(x.get("name") or ""), x["id"])):
         by_district.setdefault(sc["district"], []).append({"id": sc["id"], "name": sc.get("name")})
@@ -139,12 +140,12 @@ def persona_choices(sim: Simulator, *, school_id: str | None = None, query: str 
                            query=query, page=max(1, page))
     offset = (picker.page - 1) * PERSONAS_PAGE
     if query:
-        found = store.search_people(query, limit=PERSONAS_PAGE)  # first page of matches only
+        found = clever.search_people(query, limit=PERSONAS_PAGE)  # first page of matches only
         picker.groups = [{"label": f"People matching “{query}”", "people": found.rows}]
         picker.more = found.has_more
     elif school_id:
-        found = store.school_people(school_id, limit=PERSONAS_PAGE, offset=offset)
-        school = store.get_record("schools", school_id) or {"name": "(no school)", "district": ""}
+        found = clever.school_people(school_id, limit=PERSONAS_PAGE, offset=offset)
+        school = clever.record("schools", school_id) or {"name": "(no school)", "district": ""}
         district = districts.get(school.get("district"), {})
         picker.groups = [{"label": f"{district.get('name') or school.get('district')} — "
                                    f"{school.get('name')}", "people": found.rows}]
@@ -159,7 +160,7 @@ def section_roster(sim: Simulator, section: dict) -> list[dict]:
     for role, ids in (("teacher", teachers), ("student", section.get("students") or [])):
         rows = []
         for user_id in dict.fromkeys(i for i in ids if isinstance(i, str)):
-            found = sim.store.get_user(user_id)
+            found = sim.clever.user(user_id)
             if found is not None:
                 rows.append({"id": user_id, "name": full_name(found[1]), "role": role, "title": None})
         out += sorted(rows, key=lambda r: r["name"].casefold())
@@ -171,29 +172,29 @@ def section_choices(sim: Simulator, me: Persona | None, limit: int = 200,
     """Sections to pick people from (id, name, teacher): mine first, then the rest, at most
     ``limit`` so a huge roster never lists thousands; ``only_mine`` (a large roster, where
     any 200 sections would be arbitrary) lists the logged-in person's sections alone."""
-    store = sim.store
-    mine = set(store.list_user_section_ids(me.id)) if me else set()
+    clever = sim.clever
+    mine = set(clever.user_section_ids(me.id)) if me else set()
     if only_mine:
-        page = [sec for sec in (store.get_record("sections", sid) for sid in sorted(mine)[:limit])
+        page = [sec for sec in (clever.record("sections", sid) for sid in sorted(mine)[:limit])
                 if sec is not None]
     else:
-        page = store.list_records("sections", limit=limit).rows
+        page = clever.records("sections", limit=limit).rows
     rows = []
     for sec in page:
-        teacher = store.get_user(sec.get("teacher") or "") if sec.get("teacher") else None
+        teacher = clever.user(sec.get("teacher") or "") if sec.get("teacher") else None
         rows.append({"id": sec["id"], "name": sec.get("name") or sec["id"],
                      "teacher": full_name(teacher[1]) if teacher else "", "mine": sec["id"] in mine})
     rows.sort(key=lambda r: (not r["mine"], r["name"].casefold()))
     return rows
 
 
-def _groups(store, districts: dict, order: dict, people: list[dict]) -> list[dict]:
+def _groups(clever, districts: dict, order: dict, people: list[dict]) -> list[dict]:
     schools: dict[str, dict] = {}
     groups: dict[tuple[str, str], dict] = {}
     for person in people:
         school_id = person["school"]
         if school_id and school_id not in schools:
-            schools[school_id] = store.get_record("schools", school_id) or {"name": "(no school)"}
+            schools[school_id] = clever.record("schools", school_id) or {"name": "(no school)"}
         school = schools.get(school_id, {"name": "(no school)"})
         district = districts.get(person["district"], {"name": person["district"]})
         key = (person["district"], school_id)
@@ -227,15 +228,15 @@ def member_role(section: dict, user_id: str) -> str | None:
 def my_sections(sim: Simulator, me: Persona) -> list[dict]:
     """Sections I teach (teacher) or am enrolled in (student), by name."""
     out = []
-    for section_id in sim.store.list_user_section_ids(me.id):
-        section = sim.store.get_record("sections", section_id)
+    for section_id in sim.clever.user_section_ids(me.id):
+        section = sim.clever.record("sections", section_id)
         if section is not None and member_role(section, me.id) == me.role:
-            out.append({**section, "material_count": len(sim.store.list_links(section_id=section_id))})
+            out.append({**section, "material_count": len(sim.schoology.links(section_id=section_id))})
     return sorted(out, key=lambda s: (s.get("name") or "", s["id"]))
 
 
 def get_section(sim: Simulator, section_id: str) -> dict:
-    section = sim.store.get_record("sections", section_id)
+    section = sim.clever.record("sections", section_id)
     if section is None:
         raise PageError(404, "Section not found",
                         f"There is no section with id {section_id!r} in the roster.",
@@ -260,7 +261,7 @@ def require_member(sim: Simulator, me: Persona, section: dict, role: str | None 
 
 def district_settings(sim: Simulator, section: dict) -> dict:
     """The district's Schoology grading periods, categories and scales."""
-    district = sim.store.get_record("districts", section["district"]) or {}
+    district = sim.clever.record("districts", section["district"]) or {}
     return district.get("schoology") or {}
 
 
@@ -273,16 +274,16 @@ def section_materials(sim: Simulator, section: dict) -> list[dict]:
     settings = district_settings(sim, section)
     categories = _titles(settings.get("grading_categories", []))
     periods = _titles(settings.get("grading_periods", []))
-    apps = {a["client_id"]: a for a in sim.store.list_apps()}
+    apps = {a.client_id: a for a in sim.clever.apps()}
     out = []
-    for link in sim.store.list_links(section_id=section["id"]):
-        app = apps.get(link["client_id"])
-        out.append({**link,
-                    "category_title": categories.get(link.get("grading_category") or "", None),
-                    "period_title": periods.get(link.get("grading_period") or "", None),
-                    "grading_type_label": GRADING_TYPE_LABELS.get(link.get("grading_type"),
-                                                                  link.get("grading_type")),
-                    "app_name": app["name"] if app else link["client_id"],
+    for link in sim.schoology.links(section_id=section["id"]):
+        app = apps.get(link.client_id)
+        grading_type = link.setting("grading_type")
+        out.append({**link.data,
+                    "category_title": categories.get(link.setting("grading_category") or "", None),
+                    "period_title": periods.get(link.setting("grading_period") or "", None),
+                    "grading_type_label": GRADING_TYPE_LABELS.get(grading_type, grading_type),
+                    "app_name": app.name if app else link.client_id,
                     "app_missing": app is None})
     return out
 
@@ -298,30 +299,30 @@ def get_material(sim: Simulator, section: dict, link_id: str) -> dict:
 
 # --- apps --------------------------------------------------------------------------------
 
-def apps_for_district(sim: Simulator, district_id: str, *, with_assignments: bool) -> list[dict]:
-    apps = [a for a in sim.store.list_apps() if district_id in a["districts"]]
+def apps_for_district(sim: Simulator, district_id: str, *, with_assignments: bool) -> list[App]:
+    apps = [a for a in sim.clever.apps() if district_id in a.districts]
     if with_assignments:
-        apps = [a for a in apps if a.get("assignments_url")]
+        apps = [a for a in apps if a.assignments_url]
     return apps
 
 
-def require_addable_app(sim: Simulator, section: dict, client_id: str) -> dict:
-    app = sim.store.get_app(client_id)
-    if app is None or section["district"] not in app["districts"]:
+def require_addable_app(sim: Simulator, section: dict, client_id: str) -> App:
+    app = sim.clever.app(client_id)
+    if app is None or section["district"] not in app.districts:
         raise PageError(404, "App not available",
                         f"No Clever app {client_id!r} is connected to this section's district.",
                         ["Pick an app from Add Materials."])
-    if not app.get("assignments_url"):
+    if not app.assignments_url:
         raise PageError(404, "App has no assignments list",
-                        f"{app['name']} has no assignments URL, so Schoology cannot list its assignments.",
+                        f"{app.name} has no assignments URL, so Schoology cannot list its assignments.",
                         ["Set assignments_url in the app's registration ([app] in the config "
                          "or PATCH /_sim/apps/{client_id})."])
     return app
 
 
-def require_portal_app(sim: Simulator, me: Persona, client_id: str) -> dict:
-    app = sim.store.get_app(client_id)
-    if app is None or me.record["district"] not in app["districts"]:
+def require_portal_app(sim: Simulator, me: Persona, client_id: str) -> App:
+    app = sim.clever.app(client_id)
+    if app is None or me.record["district"] not in app.districts:
         raise PageError(404, "App not in your portal",
                         f"No Clever app {client_id!r} is connected to {me.district.get('name', 'your district')}.",
                         ["Pick an app tile on the portal page."])
@@ -358,17 +359,17 @@ def default_settings(picked: Mapping[str, Any]) -> SettingsForm:
     })
 
 
-def settings_of(link: Mapping[str, Any], picked: Mapping[str, Any]) -> SettingsForm:
+def settings_of(link: Link, picked: Mapping[str, Any]) -> SettingsForm:
     """The settings form filled with an existing Schoology assignment's settings."""
     form = default_settings(picked)
-    due = str(link.get("due_date") or "")
-    max_points = link.get("max_points")
+    due = str(link.setting("due_date") or "")
+    max_points = link.setting("max_points")
     form.values.update({
-        "grading_enabled": link.get("grading_enabled", True) is not False,
-        "grading_category": link.get("grading_category") or "",
+        "grading_enabled": link.setting("grading_enabled", True) is not False,
+        "grading_category": link.setting("grading_category") or "",
         "due_date": due[:10], "due_time": due[11:16] if len(due) > 10 else "",
-        "grading_type": link.get("grading_type") or "points",
-        "grading_period": link.get("grading_period") or "",
+        "grading_type": link.setting("grading_type") or "points",
+        "grading_period": link.setting("grading_period") or "",
         "max_points": "100" if max_points is None else str(max_points)})
     return form
 
@@ -451,14 +452,19 @@ def parse_settings(values: dict[str, Any], section_id: str, client_id: str
 
 # --- student launch and portal -----------------------------------------------------------
 
-def launch_path(app: dict, assignment_id: str) -> str:
+def launch_path(app: App, assignment_id: str) -> str:
     """The simulator's own authorize URL a Schoology assignment link points at (Clever's grade passback guide, Step 2)."""
     return "/oauth/authorize?" + urlencode({
-        "response_type": "code", "client_id": app["client_id"],
-        "redirect_uri": app["redirect_uris"][0], "state": launch_state(assignment_id)})
+        "response_type": "code", "client_id": app.client_id,
+        "redirect_uri": app.primary_redirect_uri, "state": launch_state(assignment_id)})
 
 
-def link_assignment(sim: Simulator, body: Any) -> dict:
+def link_view(link: Link) -> dict:
+    """A Schoology assignment as the control API answers its creation."""
+    return {**link.as_json(), "launch_path": "/_sim/launch"}  # where a student's "Open" goes
+
+
+def link_assignment(sim: Simulator, body: Any) -> Link:
     """Create the Schoology assignment a teacher would make from a partner assignment."""
     body = bodies.check_request("post", "/_sim/links", body, "Invalid Schoology assignment")
     problems: list[FieldProblem] = []
@@ -468,13 +474,13 @@ def link_assignment(sim: Simulator, body: Any) -> dict:
     enabled = body.get("grading_enabled", True)
     grading_type = body.get("grading_type", "points")
     max_points = body.get("max_points", 100)
-    section = sim.store.get_record("sections", section_id)
+    section = sim.clever.record("sections", section_id)
     if section is None:
         problems.append(FieldProblem("section_id", "no such section in the roster"))
     if problems:
         raise BadRequest("Invalid Schoology assignment", problems)
-    app = require_app(sim.store, client_id)
-    district = sim.store.get_record("districts", section["district"]) or {}
+    app = sim.clever.require_app(client_id)
+    district = sim.clever.record("districts", section["district"]) or {}
     schoology = district.get("schoology", {})
     for key, table in (("grading_category", "grading_categories"), ("grading_period", "grading_periods")):
         value = body.get(key)
@@ -484,16 +490,17 @@ def link_assignment(sim: Simulator, body: Any) -> dict:
                                          "choices: " + ", ".join(choices)))
     if problems:
         raise BadRequest("Invalid Schoology assignment", problems)
-    link = {
-        "id": object_id(), "section_id": section_id, "client_id": app["client_id"],
+    link_id, created = object_id(), sim.clock.iso()
+    data = {
+        "id": link_id, "section_id": section_id, "client_id": app.client_id,
         "assignment_id": assignment_id, "name": name or assignment_id, "description": description,
         "standards": standards, "grading_enabled": enabled, "grading_type": grading_type,
         "grading_category": body.get("grading_category"), "grading_period": body.get("grading_period"),
         "due_date": due_date, "max_points": max_points,
         "grading_scale": section.get("schoology", {}).get("grading_scale"),
-        "created": sim.clock.iso(),
+        "created": created,
     }
-    link = sim.store.link_assignment(link)
-    link["launch_path"] = "/_sim/launch"  # where a student's "Open" goes (control API form)
+    link = sim.schoology.link(Link(link_id, section_id, app.client_id, assignment_id,
+                                          created, data))
     sim.grades_changed()
     return link

@@ -15,6 +15,7 @@ from flask import (Blueprint, flash, get_flashed_messages, redirect, render_temp
 from .. import partner_client
 from ..clever import oauth
 from ..errors import BadRequest, SimError
+from ..models import App
 from ..numbers import whole_number
 from ..web import (MAX_SLOTS, check_csrf, current_slot, current_user_id, in_slot, sign_in,
                    signed_in, sim, slot_for, slot_root, url_in_slot)
@@ -82,7 +83,7 @@ def home():
                                     default_school=mine[0] if mine else None)
     groups = picker.groups
     picked = args.get("section") or ""
-    section = sim().store.get_record("sections", picked) if 0 < len(picked) <= 200 else None
+    section = sim().clever.record("sections", picked) if 0 < len(picked) <= 200 else None
     if section is not None:  # "who is in which section": that section's people only
         groups = [{"label": f"{section.get('name') or section['id']} — teachers, then students",
                    "people": domain.section_roster(sim(), section)}]
@@ -98,7 +99,7 @@ def switch_persona():
     one) and go there, this tab's persona unchanged; otherwise this tab's slot changes hands."""
     check_csrf()
     user_id = request.form.get("user_id", "")
-    found = sim().store.get_user(user_id) if user_id else None
+    found = sim().clever.user(user_id) if user_id else None
     if found is None:
         raise domain.PageError(400, "Unknown persona",
                                f"{user_id!r} is not a teacher or student in the roster.",
@@ -150,7 +151,7 @@ def remove_material(section_id: str, link_id: str):
     check_csrf()
     _, section = _teacher_section(section_id)
     material = domain.get_material(sim(), section, link_id)
-    sim().store.unlink_assignment(material["id"])
+    sim().schoology.unlink(material["id"])
     sim().grades_changed()  # open gradebooks redraw their columns
     flash(f"Removed “{material['name']}” from {section.get('name') or section_id}; grades the "
           "app already posted are kept and show under “Not linked yet”.")
@@ -165,7 +166,7 @@ def open_material(section_id: str, link_id: str):
     section = domain.get_section(sim(), section_id)
     domain.require_member(sim(), me, section, "student")
     material = domain.get_material(sim(), section, link_id)
-    app = sim().store.get_app(material["client_id"])
+    app = sim().clever.app(material["client_id"])
     if app is None:
         raise domain.PageError(404, "App no longer registered",
                                f"The Clever app {material['client_id']!r} behind this assignment "
@@ -193,12 +194,12 @@ def add_materials(section_id: str):
     return render_template("schoology_add.html", section=section, apps=apps)
 
 
-def _fetch(me: domain.Persona, app: dict) -> partner_client.AssignmentsResult:
+def _fetch(me: domain.Persona, app: App) -> partner_client.AssignmentsResult:
     s = sim()
     token = oauth.mint_il_token(s, app, me.id)["access_token"]
     return partner_client.fetch_assignments(
-        app["assignments_url"], token, journal=s.journal, clock=s.clock,
-        client_id=app["client_id"], user_id=me.id,
+        app.assignments_url, token, journal=s.journal, clock=s.clock,
+        client_id=app.client_id, user_id=me.id,
         connect_timeout=float(s.cfg.get("PARTNER_CONNECT_TIMEOUT_S", partner_client.CONNECT_TIMEOUT_S)),
         read_timeout=float(s.cfg.get("PARTNER_READ_TIMEOUT_S", partner_client.READ_TIMEOUT_S)))
 
@@ -209,13 +210,13 @@ def pick_assignment(section_id: str, client_id: str):
     me, section = _teacher_section(section_id)
     app = domain.require_addable_app(sim(), section, client_id)
     result = _fetch(me, app)
-    linked = {l["assignment_id"] for l in sim().store.list_links(section_id=section_id,
+    linked = {l.assignment_id for l in sim().schoology.links(section_id=section_id,
                                                                  client_id=client_id)}
     return render_template("schoology_pick.html", section=section, app=app, result=result,
                            linked=linked), (200 if result.ok else 502)
 
 
-def _settings_page(section: dict, app: dict, form: domain.SettingsForm, status: int = 200):
+def _settings_page(section: dict, app: App, form: domain.SettingsForm, status: int = 200):
     settings = domain.district_settings(sim(), section)
     return render_template("schoology_settings.html", section=section, app=app, form=form,
                            categories=settings.get("grading_categories", []),
@@ -234,7 +235,7 @@ def assignment_settings(section_id: str, client_id: str):
               "description": request.form.get("description", ""),
               "standards": request.form.getlist("standards")}
     form = domain.default_settings(picked)
-    existing = sim().store.list_links(section_id=section_id, client_id=client_id,
+    existing = sim().schoology.links(section_id=section_id, client_id=client_id,
                                       assignment_id=picked["assignment_id"])
     if existing:  # "Change": the form starts from the assignment's current settings
         form = domain.settings_of(existing[0], picked)
@@ -255,7 +256,7 @@ def create_assignment(section_id: str, client_id: str):
     if problems:
         form.add(problems)
         return _settings_page(section, app, form, 400)
-    existed = bool(sim().store.list_links(section_id=section_id, client_id=client_id,
+    existed = bool(sim().schoology.links(section_id=section_id, client_id=client_id,
                                           assignment_id=body.get("assignment_id")))
     try:
         link = domain.link_assignment(sim(), body)
@@ -264,8 +265,8 @@ def create_assignment(section_id: str, client_id: str):
         if not exc.errors:
             form.general.append(exc.message)
         return _settings_page(section, app, form, 400)
-    flash(f"{'Updated' if existed else 'Added'} “{link['name']}” ({app['name']}) "
-          f"{'with' if link['grading_enabled'] else 'without'} grading.")
+    flash(f"{'Updated' if existed else 'Added'} “{link.name}” ({app.name}) "
+          f"{'with' if link.setting('grading_enabled') else 'without'} grading.")
     return redirect(url_for("schoology.section_page", section_id=section_id), code=303)
 
 
@@ -284,5 +285,5 @@ def portal_launch(client_id: str):
     check_csrf()
     me = _require_me()
     app = domain.require_portal_app(sim(), me, client_id)
-    req = oauth.AuthorizeRequest(app, app["redirect_uris"][0], None, None)
+    req = oauth.AuthorizeRequest(app, app.primary_redirect_uri, None, None)
     return redirect(oauth.login_redirect(sim(), req, me.id), code=303)

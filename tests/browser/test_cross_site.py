@@ -128,7 +128,7 @@ def attacker_site(simulator):
 def _state(running) -> dict:
     sim = running.app.extensions["clever_sim"]
     tenants = running.app.extensions["clever_sim_tenants"]
-    return {"faults": sim.faults.list(), "apps": [a["client_id"] for a in sim.store.list_apps()],
+    return {"faults": sim.faults.list(), "apps": [a.client_id for a in sim.store.list_apps()],
             "tenants": sorted(t.name for t in tenants.list()), "clock": sim.clock.offset,
             "tenant_faults": tenants.get("ci").sim.faults.list()}
 
