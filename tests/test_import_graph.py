@@ -168,3 +168,54 @@ def test_tests_import_their_helpers_by_one_name():
             if any(name.split(".")[0] == "tests" for name in names):
                 other_way.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert other_way == [], "import test helpers as `from conftest import …`: " + ", ".join(other_way)
+
+
+# --- the store is a repository behind the backends -----------------------------------------
+
+# Who may hold the store: the store itself, the runtime that owns it, the two backends over
+# it, and the snapshot module's DatabaseState (a database opened without a simulator).
+STORE_HOLDERS = {"simulator.store", "simulator.sim", "simulator.clever.backend",
+                 "simulator.schoology.backend", "simulator.snapshot"}
+
+
+def _simulator_sources() -> dict[str, ast.AST]:
+    return {name: ast.parse(path.read_text(encoding="utf-8"))
+            for name, (path, _) in _modules().items() if name.split(".")[0] == "simulator"}
+
+
+def _is_route_module(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return last == "routes" or last.endswith("_routes")
+
+
+def store_uses(trees: dict[str, ast.AST]) -> list[str]:
+    """``module:line`` of every ``x.store`` outside the store's holders."""
+    return sorted(f"{name}:{node.lineno}" for name, tree in trees.items()
+                  if name not in STORE_HOLDERS for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and node.attr == "store")
+
+
+def store_importers(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{module} -> simulator.store" for module, targets in graph.items()
+                  if "simulator.store" in targets and module not in STORE_HOLDERS)
+
+
+def test_route_modules_reach_state_through_the_backends_never_the_store():
+    trees = _simulator_sources()
+    routes = {name for name in trees if _is_route_module(name)}
+    assert {"simulator.control.routes", "simulator.clever.oauth_routes",
+            "simulator.gradebook.routes", "simulator.schoology.routes"} <= routes
+    assert store_uses({name: trees[name] for name in routes}) == []
+
+
+def test_only_the_backends_sim_and_snapshots_touch_the_store():
+    assert store_uses(_simulator_sources()) == []
+    assert store_importers(import_graph()) == []
+
+
+def test_the_store_checks_find_a_route_that_reaches_into_the_store():
+    tree = ast.parse("def view():\n    return sim().store.get_app('x')\n")
+    assert store_uses({"simulator.control.routes": tree}) == ["simulator.control.routes:2"]
+    assert store_uses({"simulator.clever.backend": tree}) == []
+    graph = {"simulator.inspector.routes": {"simulator.store"}, "simulator.sim": {"simulator.store"}}
+    assert store_importers(graph) == ["simulator.inspector.routes -> simulator.store"]
