@@ -1100,7 +1100,7 @@ class Store:
 
     def clear_caches(self) -> None:
         """Forget every read-through cache and counter (after writing behind the store's
-        back, e.g. a snapshot import or a bulk load); call it under the write lock."""
+        back, e.g. a benchmark's bulk load; a state load runs it inside ``replacing_state``)."""
         with self._write_lock:
             self._forget_tokens()
             self._users.clear()

@@ -8,7 +8,7 @@ No Flask here.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Callable, Iterator
 
 from .. import apps as apps_mod
@@ -48,10 +48,6 @@ class CleverBackend:
 
     def roster_loaded(self) -> bool:
         return self._store.roster_loaded()
-
-    def roster_document(self) -> dict:
-        """The whole roster as one document (tests and tools: it reads every record)."""
-        return self._store.roster_document()
 
     def user(self, user_id: str) -> tuple[str, dict] | None:
         """(primary role, record) of a roster user, or None."""
@@ -196,13 +192,9 @@ class CleverBackend:
     def grade_count(self) -> int:
         return self._store.count("grades")
 
-    def wait_probe(self, **filters: Any) -> Callable[[], list[Grade]]:
-        """A probe for ``Simulator.wait_for``: the first grade matching ``filters``."""
-        return lambda: self._store.list_grades(**filters, limit=1)
-
     # --- snapshots ----------------------------------------------------------------------
 
-    def consistent_view(self) -> Any:
+    def consistent_view(self) -> AbstractContextManager[None]:
         """A block in which every read (this backend's and Schoology's) sees one moment."""
         return self._store.consistent_view()
 
