@@ -251,7 +251,8 @@ class EmulatedTraffic:
         self.emulated = frozenset(emulated) | frozenset(self.apis)
         self.is_page_path = is_page_path
         self._adapter = None
-        self._matched: dict[tuple[str, str], tuple[Any, dict]] = {}  # (method, path) -> (rule, args)
+        # (method, path) -> (rule, args, blueprint)
+        self._matched: dict[tuple[str, str], tuple[Any, dict, str | None]] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -260,8 +261,7 @@ class EmulatedTraffic:
             return self.flask_wsgi(environ, _finishing(start_response))
         found = self._matched.get((method, path))
         if found is not None:
-            rule, args = found
-            blueprint, error = rule.endpoint.rpartition(".")[0] or None, None
+            (rule, args, blueprint), error = found, None
         else:
             rule, args, blueprint, error = self._route(method, path)
         if blueprint is not None and blueprint not in self.emulated \
@@ -279,11 +279,12 @@ class EmulatedTraffic:
             rule, args = self._adapter.match(path, method, return_rule=True)
         except HTTPException as exc:  # no route, or another method's: Flask's blueprint None
             return None, {}, None, exc
+        blueprint = rule.endpoint.rpartition(".")[0] or None
         if len(path) <= MATCHED_PATH_MAX:
             if len(self._matched) >= MATCHED_MAX:  # full: start over (ids crawled once each)
                 self._matched = {}
-            self._matched[(method, path)] = (rule, args)  # args: only ever unpacked (**args)
-        return rule, args, rule.endpoint.rpartition(".")[0] or None, None
+            self._matched[(method, path)] = (rule, args, blueprint)  # args: only unpacked (**args)
+        return rule, args, blueprint, None
 
     def _serve(self, environ: dict, start_response: Callable, method: str, path: str,
                rule: Any, args: dict, error: HTTPException | None) -> Iterable[bytes]:
