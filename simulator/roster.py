@@ -282,6 +282,15 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
                 legacy_seen[legacy] = where
 
     members = {uid: (user["roles"], user["district"]) for uid, user in users.items()}
+    # Who may be listed where without a problem: the users holding a role in a district,
+    # so a section whose every member is among them is passed in one set operation.
+    holding: dict[tuple[str, str], set[str]] = {}
+    for uid, (roles, did) in members.items():
+        for role in roles:
+            found_set = holding.get((role, did))
+            if found_set is None:
+                found_set = holding[(role, did)] = set()
+            found_set.add(uid)
 
     def check_member(parts: tuple, uid: str, want: str, did: str | None,
                      owner: str = "section") -> None:
@@ -312,7 +321,8 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
             check_member(("sections", i, "teacher"), section["teacher"], "teacher", did)
         for key, want in (("teachers", "teacher"), ("students", "student")):
             ids = section[key]
-            for j, uid in enumerate(ids):
+            fine = holding.get((want, did)) if did is not None else None
+            for j, uid in enumerate(ids if fine is None or not fine.issuperset(ids) else ()):
                 # Fast path: a known member of the right role in the section's district
                 # (or an unknown district, which check_member would not report either).
                 info = members.get(uid)
@@ -511,11 +521,16 @@ def _streamable(schema: Any) -> bool:
         and schema.get("type", "array") == "array"
 
 
-def _slim(kind: str, record: dict, intern: Callable[[str], str], shared: dict) -> dict:
+def _slim(kind: str, record: dict, interned: dict[str, str], shared: dict) -> dict:
     """The part of a checked record the reference checks read, with its ids interned (a
     section's students are the users' own strings) and equal ``roles`` shared (the students
     of a school hold one; the checks only read them). Few districts, schools, terms and
     apps: whole."""
+    keep = interned.setdefault  # (text, text): the first equal string seen, from then on
+
+    def intern(text: str) -> str:
+        return keep(text, text)
+
     if kind == "users":
         key = tuple((role, *((name, data[name] if name != "schools" else tuple(data[name]))
                              for name in _ROLE_REFS if name in data),
@@ -529,8 +544,8 @@ def _slim(kind: str, record: dict, intern: Callable[[str], str], shared: dict) -
     if kind == "sections":
         out = {"id": record["id"], "district": intern(record["district"]),
                "school": intern(record["school"]), "teacher": intern(record["teacher"]),
-               "teachers": [intern(t) for t in record["teachers"]],
-               "students": [intern(s) for s in record["students"]]}
+               "teachers": list(map(keep, record["teachers"], record["teachers"])),
+               "students": list(map(keep, record["students"], record["students"]))}
         if "term_id" in record:
             out["term_id"] = intern(record["term_id"])
         scale = (record.get("schoology") or {}).get("grading_scale")
@@ -664,14 +679,10 @@ class RosterStream:
         # What lives on (the validator ``finish`` uses) is built before the first record:
         # made in between, it would pin the arenas of the freed records (+40 MB at ready).
         _validator()
-        compiler = SchemaCompiler(load_schema())
+        compiler = SchemaCompiler(load_schema(), remember=True)
         properties = compiler.root.get("properties", {})
-        intern: dict[str, str] = {}
-        intern_get = intern.setdefault
+        interned: dict[str, str] = {}
         shared_roles: dict[tuple, dict] = {}
-
-        def interned(text: str) -> str:
-            return intern_get(text, text)
 
         more()
         expect("{")

@@ -46,8 +46,12 @@ _TYPE_TESTS = {
 class SchemaCompiler:
     """Turns (sub)schemas of one root schema into fast yes/not-proven predicates."""
 
-    def __init__(self, root: dict):
+    def __init__(self, root: dict, *, remember: bool = False):
+        """``remember``: each list of strings keeps the strings it proved (one big roster's
+        ids are listed again and again: a section's students are checked by one set
+        operation); for a compiler used once, since the proven strings stay held."""
         self.root = root
+        self.remember = remember
         self._done: dict[int, Callable[[Any], bool]] = {}
         self._keep: list[Any] = []  # keep compiled subschemas alive (ids stay unique)
 
@@ -164,6 +168,8 @@ def _kw_items(c: SchemaCompiler, value: Any, schema: dict):
     if value is False:
         return lambda v: type(v) is not list or not v
     fn = c.compile(value)
+    if c.remember and _string_schema(c, value):
+        return _remembering_items(fn)
 
     def check(v: Any) -> bool:
         if type(v) is not list:
@@ -171,6 +177,46 @@ def _kw_items(c: SchemaCompiler, value: Any, schema: dict):
         for item in v:
             if not fn(item):
                 return False
+        return True
+    return check
+
+
+def _string_schema(c: SchemaCompiler, schema: Any) -> bool:
+    """Whether ``schema`` (through ``$ref``s) holds only strings: a value it accepts can be
+    remembered by its hash, and equal strings are equally valid."""
+    for _ in range(16):
+        if not isinstance(schema, dict):
+            return False
+        if schema.get("type") == "string":
+            return True
+        ref = schema.get("$ref")
+        if not isinstance(ref, str):
+            return False
+        schema = c.resolve(ref)
+    return False
+
+
+def _remembering_items(fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``items`` of a string schema that proves each distinct string once: a list whose
+    every item was proven before passes in one set operation, the others are checked
+    item by item (and their proven strings kept)."""
+    proven: set[str] = set()
+    remember = proven.add
+
+    def check(v: Any) -> bool:
+        if type(v) is not list:
+            return True
+        try:
+            if proven.issuperset(v):
+                return True
+        except TypeError:  # an unhashable item (a list, an object): not a string
+            return False
+        for item in v:
+            if item in proven:
+                continue
+            if not fn(item):
+                return False
+            remember(item)
         return True
     return check
 

@@ -1360,10 +1360,13 @@ def person_row(user: dict) -> tuple:
                 if sid and sid not in schools:
                     schools.append(sid)
     middle = name.get("middle") or ""
-    # Folded whole, not word by word: folding works character by character (the words'
-    # email and id are unique, so a cache of them would only churn).
-    search = _fold(" ".join(p for p in (first, middle, last, user.get("email") or "", user_id)
-                            if p and isinstance(p, str)))
+    # Folded part by part, which equals folding the joined text (folding maps each
+    # character alone, and the space between parts keeps NFKD's reordering of combining
+    # marks inside a part): names repeat, so they come from ``fold``'s cache; the email
+    # and the id are unique (cached, they would only churn) and nearly always ASCII.
+    search = " ".join(fold(p) if i < 3 else (p.lower() if p.isascii() else _fold(p))
+                      for i, p in enumerate((first, middle, last, user.get("email") or "", user_id))
+                      if p and isinstance(p, str))
     title = data.get("title") if isinstance(data.get("title"), str) else None
     return (user_id, user["district"], role, shown, title,
             f"{fold(last)}\x00{fold(first)}", search, _RANK.get(role, 2),

@@ -250,3 +250,36 @@ def test_a_roster_replaced_by_a_snapshot_is_reloaded_from_the_untouched_file(tmp
     finally:
         first.close()
     assert roster_served(tmp_path / "a.db", path)["users"] == roster_doc["users"]
+
+
+# --- the load's shortcuts answer exactly as the plain computations -----------------------
+
+@pytest.mark.parametrize("name, email", [
+    ({"first": "Ángel", "last": "Pérez"}, "aperez@example.org"),
+    ({"first": "Straße", "middle": "ΣΟΦΊΑ", "last": "O\u0301Brien"}, "ÖZ@Example.org"),
+    ({"first": "\u0301Zoë", "last": "ﬁnch"}, None),  # a part that starts with a combining mark
+    ({"first": "MARY", "middle": None, "last": "Lee"}, "MLee@EXAMPLE.ORG"),
+    ({"first": "", "last": "Nguyễn"}, "Nguyễn@example.vn"),
+])
+def test_people_search_key_is_the_folded_text_of_name_email_and_id(name, email):
+    from simulator.store import _fold, person_row
+
+    user = {"id": "0123456789abcdef01234567", "district": "d", "name": name,
+            "roles": {"teacher": {"school": "s"}}}
+    if email is not None:
+        user["email"] = email
+    parts = (name.get("first"), name.get("middle"), name.get("last"), email, user["id"])
+    assert person_row(user)[6] == _fold(" ".join(p for p in parts if p))
+
+
+def test_a_section_listing_unproven_ids_is_not_proven_by_the_remembered_ones():
+    from simulator.schema_precheck import SchemaCompiler
+
+    schema = roster_mod.load_schema()
+    check = SchemaCompiler(schema, remember=True).compile(schema["$defs"]["objectIdList"])
+    good = ["0123456789abcdef01234567", "89abcdef0123456789abcdef"]
+    assert check(good) and check(good[:1]) and check([])
+    for bad in ([good[0], "0123456789ABCDEF01234567"], [good[0], 1], [good[0], [good[0]]],
+                [good[0], {"id": good[0]}], [good[0], None]):
+        assert not check(bad), bad
+    assert check(good)
