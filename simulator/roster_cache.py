@@ -14,12 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import sqlite3
-import tempfile
 from pathlib import Path
 
 __all__ = ["RosterCache"]
+
+
+def _new_part_file(target: Path) -> str:
+    """A new, empty file next to ``target`` to write it aside in, created with the mode
+    SQLite gives a new database (0644 less the umask), not ``mkstemp``'s 0600: the file
+    becomes the user's database (or a cache entry others may read)."""
+    while True:
+        part = target.with_name(f"{target.name}.{secrets.token_hex(6)}.part")
+        try:
+            os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return str(part)
 
 
 def _holds(path: str, roster_digest: str) -> bool:
@@ -55,10 +68,12 @@ class RosterCache:
         target = Path(db_path)
         if not source.is_file() or target.exists():
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
         try:
-            os.close(fd)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _new_part_file(target)
+        except OSError:  # a folder that cannot be written: the roster is loaded (and says so)
+            return False
+        try:
             shutil.copyfile(source, tmp)  # the kernel's copy (sendfile) where there is one
             if not _holds(tmp, roster_digest):
                 raise OSError("not this roster's database")
@@ -78,8 +93,7 @@ class RosterCache:
         target = self.entry(roster_digest)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=self.directory)
-            os.close(fd)
+            tmp = _new_part_file(target)
         except OSError:
             return
         try:

@@ -10,9 +10,11 @@ import gc
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -109,6 +111,57 @@ def _stream_roster_in(db: sqlite3.Connection, source: str | os.PathLike, stamp: 
     return digest
 
 
+_ASIDE = re.compile(r"\.[0-9a-f]{12}\.(loading|part)")  # after the database's file name
+STALE_ASIDE_S = 60.0  # a live load writes its file every batch; a crashed one stops
+
+
+def remove_stale_asides(path: str | os.PathLike, now: float | None = None) -> list[str]:
+    """Delete the files a first start that crashed left next to the database ``path``
+    (``<db>.<hex>.loading``, a roster cache copy ``<db>.<hex>.part``); their names.
+
+    A file counts as left behind when no SQLite connection holds a write lock on it and
+    it has not been written for ``STALE_ASIDE_S``: a load in progress in another process
+    holds its lock from its first batch to its COMMIT, and writes the file all along."""
+    target = Path(path)
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    prefix = target.name
+    for name in names:
+        if not (name.startswith(prefix) and _ASIDE.fullmatch(name, len(prefix))):
+            continue
+        aside = target.parent / name
+        try:
+            if now - aside.stat().st_mtime < STALE_ASIDE_S or _write_locked(aside):
+                continue
+            aside.unlink()
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
+def _write_locked(path: Path) -> bool:
+    """Whether a connection (of any process) is writing the SQLite file ``path``."""
+    try:
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc)
+    except sqlite3.Error:
+        return False
+    finally:
+        probe.close()
+
+
 class Simulator:
     """Everything one running simulator knows."""
 
@@ -118,6 +171,8 @@ class Simulator:
         path = resolve_db_path(cfg)
         # A new database file is created only once its roster has loaded: bad input writes
         # nothing. A roster cache may supply that file ready-made (then it is a restart).
+        if path != ":memory:":
+            remove_stale_asides(path)
         fresh = path != ":memory:" and not Path(path).exists()
         cache, cache_key = self._roster_cache(path) if fresh else (None, None)
         if cache is not None and cache_key is not None and cache.restore(cache_key, path):
@@ -241,6 +296,7 @@ class Simulator:
                 # No journal and no syncs while loading: a failed load deletes the file, and
                 # the store's promise (WAL + synchronous=NORMAL) is about grades, which start
                 # once it is in place (as roster_cache.restore, which copies without fsync).
+                # A crash leaves the file behind: the next start deletes it.
                 conn.execute("PRAGMA journal_mode=OFF")
                 conn.execute("PRAGMA synchronous=OFF")
                 conn.executescript(schema_sql())

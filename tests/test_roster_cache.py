@@ -5,14 +5,19 @@ nowhere; apps, tokens and grades are never shared through it."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 
 import pytest
 
 from simulator import roster as roster_mod
+from simulator import sim as sim_mod
 from simulator.app import create_app
 from simulator.config import ConfigError, build_config
-from simulator.roster import RosterError, default_roster_path
+from simulator.roster import RosterError, default_roster_path, file_digest
+from simulator.roster_cache import RosterCache
+from simulator.store import schema_sql
 from simulator.roster_gen import generate_roster, write_roster
 
 
@@ -196,3 +201,24 @@ def test_fixtures_cache_refuses_a_bad_roster_and_writes_nothing(tmp_path):
     assert result.exit_code != 0
     assert "roster fixture is invalid" in result.output
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o644)])
+def test_a_database_restored_from_the_cache_gets_the_mode_of_a_new_database(
+        tmp_path, roster_file, umask, mode):
+    cache = tmp_path / "cache"
+    start(tmp_path / "fill.db", roster_file, cache).close()
+    old = os.umask(umask)
+    try:
+        restored = RosterCache(cache, schema_sql()).restore(
+            file_digest(roster_file, sim_mod._DIGEST_SALT), tmp_path / "new.db")
+        fresh = sqlite3.connect(tmp_path / "plain.db")  # what SQLite itself creates
+        fresh.execute("CREATE TABLE t(x)")
+        fresh.close()
+    finally:
+        os.umask(old)
+    assert restored
+    assert stat.S_IMODE((tmp_path / "new.db").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "plain.db").stat().st_mode) == mode
+    assert not list(tmp_path.glob("*.part"))

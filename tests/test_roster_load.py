@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sqlite3
+import time
 
 import pytest
 
@@ -283,3 +285,51 @@ def test_a_section_listing_unproven_ids_is_not_proven_by_the_remembered_ones():
                 [good[0], {"id": good[0]}], [good[0], None]):
         assert not check(bad), bad
     assert check(good)
+
+
+# --- files a crashed first start left behind --------------------------------------------
+
+def _aside(tmp_path, name: str, age_s: float):
+    path = tmp_path / name
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE half_loaded(x)")
+    conn.close()
+    when = time.time() - age_s
+    os.utime(path, (when, when))
+    return path
+
+
+def test_the_next_start_deletes_the_files_a_crashed_first_start_left(tmp_path, roster_doc):
+    roster = tmp_path / "roster.json"
+    write(roster, roster_doc)
+    left = [_aside(tmp_path, "sim.db.0123456789ab.loading", 3600),
+            _aside(tmp_path, "sim.db.ba9876543210.part", 3600)]
+    kept = [_aside(tmp_path, name, 3600) for name in (
+        "other.db.0123456789ab.loading", "sim.db.backup", "sim.db.0123456789AB.loading",
+        "sim.db.0123456789ab.loading.keep", "sim.db.notreallyhex.loading")]
+    kept.append(_aside(tmp_path, "sim.db.cafecafecafe.loading", 1))  # a load in progress?
+    sim = start(tmp_path / "sim.db", roster)
+    try:
+        assert sim.store.roster_loaded()
+    finally:
+        sim.close()
+    assert not [p.name for p in left if p.exists()]
+    assert [p.name for p in kept if not p.exists()] == []
+
+
+def test_a_file_another_process_is_still_loading_into_is_left_alone(tmp_path):
+    busy = _aside(tmp_path, "sim.db.0123456789ab.loading", 3600)
+    writer = sqlite3.connect(busy, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO half_loaded VALUES (1)")
+        assert sim_mod.remove_stale_asides(tmp_path / "sim.db") == []
+        assert busy.exists()
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    assert busy.exists()  # written just now: maybe a load between two batches
+    when = time.time() - 3600
+    os.utime(busy, (when, when))  # an hour without a write and no lock: left behind
+    assert sim_mod.remove_stale_asides(tmp_path / "sim.db") == [busy.name]
+    assert not busy.exists()
