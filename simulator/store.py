@@ -1384,11 +1384,13 @@ def _members(sections) -> Iterator[tuple[str, str, str]]:
 
 def _drop_old_roster_layout(conn: sqlite3.Connection) -> None:
     """Drop roster tables whose shape an older version wrote (users limited to student and
-    teacher, one v2 id per person), so the schema creates them anew; the roster (derived
-    data, reloaded from its file) is marked unloaded with them."""
+    teacher, one v2 id per person, memberships with a rowid), so the schema creates them
+    anew; the roster (derived data, reloaded from its file) is marked unloaded with them."""
     old = [name for name, sql in conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'legacy_ids')")
-        if (name == "users" and "CHECK (role IN" in sql) or (name == "legacy_ids" and " role " not in sql)]
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+        "AND name IN ('users', 'legacy_ids', 'section_members')")
+        if (name == "users" and "CHECK (role IN" in sql) or (name == "legacy_ids" and " role " not in sql)
+        or (name == "section_members" and "WITHOUT ROWID" not in sql)]
     if not old:
         return
     conn.execute("BEGIN IMMEDIATE")

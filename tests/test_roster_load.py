@@ -333,3 +333,32 @@ def test_a_file_another_process_is_still_loading_into_is_left_alone(tmp_path):
     os.utime(busy, (when, when))  # an hour without a write and no lock: left behind
     assert sim_mod.remove_stale_asides(tmp_path / "sim.db") == [busy.name]
     assert not busy.exists()
+
+
+def test_memberships_stored_with_a_rowid_by_an_older_version_are_rebuilt(tmp_path, roster_doc):
+    roster = tmp_path / "roster.json"
+    write(roster, roster_doc)
+    db = tmp_path / "sim.db"
+    sim = start(db, roster)
+    try:
+        section = roster_doc["sections"][0]
+        expected = {u: sim.store.list_user_section_ids(u) for u in section["students"]}
+    finally:
+        sim.close()
+    conn = sqlite3.connect(db, isolation_level=None)  # as the previous version stored them
+    conn.executescript("""
+        DROP TABLE section_members;
+        CREATE TABLE section_members (section_id TEXT NOT NULL, user_id TEXT NOT NULL,
+            role TEXT NOT NULL, PRIMARY KEY (section_id, user_id, role));
+        CREATE INDEX section_members_user ON section_members(user_id, section_id);
+    """)
+    conn.close()
+    sim = start(db, roster)
+    try:
+        with sim.store.read() as conn:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'section_members'").fetchone()[0]
+        assert "WITHOUT ROWID" in sql
+        assert {u: sim.store.list_user_section_ids(u) for u in section["students"]} == expected
+        assert all(expected.values())
+    finally:
+        sim.close()
