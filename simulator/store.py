@@ -1286,26 +1286,24 @@ def insert_roster_records(db: sqlite3.Connection, kind: str, records: list[dict]
     elif kind in ("schools", "terms", "courses"):
         db.executemany(f"INSERT INTO {kind}(id, district_id, data) VALUES (?, ?, ?)",
                        [(r["id"], r["district"], data(i, r)) for i, r in enumerate(records)])
-    elif kind == "users":
-        db.executemany("INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)",
-                       [(u["id"], u["district"], primary_role(u), data(i, u))
-                        for i, u in enumerate(records)])
-        db.executemany("INSERT INTO user_roles(role, district_id, user_id) VALUES (?, ?, ?)",
-                       [(role, u["district"], u["id"]) for u in records
-                        for role in u["roles"] if role in ROLES])
-        people, school_people = [], []
-        for u in records:
+    elif kind == "users":  # one pass over the records makes every table's rows
+        users, roles, people, school_people, legacy = [], [], [], [], []
+        for i, u in enumerate(records):
+            user_id, district_id, held = u["id"], u["district"], u["roles"]
             person = person_row(u)
+            users.append((user_id, district_id, person[2], data(i, u)))
+            roles.extend((role, district_id, user_id) for role in held if role in ROLES)
             people.append((*person[:7], person[8][0]))
-            school_people.extend((sid, person[7], person[5], u["id"]) for sid in person[8])
+            school_people.extend((sid, person[7], person[5], user_id) for sid in person[8])
+            if "student" not in held:  # a student's v2 id is its id: no row
+                legacy.extend((v2, user_id, role) for role, v2 in legacy_role_ids(u).items())
+        db.executemany("INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)", users)
+        db.executemany("INSERT INTO user_roles(role, district_id, user_id) VALUES (?, ?, ?)", roles)
         db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
                        "search_key, school_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", people)
         db.executemany("INSERT OR IGNORE INTO school_people(school_id, rank, sort_key, user_id) "
                        "VALUES (?, ?, ?, ?)", school_people)
-        del people, school_people
-        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id, role) VALUES (?, ?, ?)",
-                       [(legacy, u["id"], role) for u in records
-                        for role, legacy in legacy_role_ids(u).items()])
+        db.executemany("INSERT INTO legacy_ids(legacy_id, user_id, role) VALUES (?, ?, ?)", legacy)
     elif kind == "sections":
         db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
                        [(s["id"], s["district"], s["school"], data(i, s))
