@@ -158,6 +158,10 @@ def _kw_type(c: SchemaCompiler, value: Any, schema: dict):
         return None
     if len(tests) == 1:
         return tests[0]
+    exact = {"string": str, "null": type(None), "object": dict, "array": list, "boolean": bool}
+    if all(n in exact for n in names):  # one set lookup (``["string", "null"]``: an email)
+        types = frozenset(exact[n] for n in names)
+        return lambda v: type(v) in types
     return lambda v: any(t(v) for t in tests)
 
 
