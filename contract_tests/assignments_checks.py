@@ -80,16 +80,31 @@ def assignments_answer(c: Contract) -> str:
     return f"200 {ctype}, {n}, in {fetch.seconds:.2f} s"
 
 
+def json_type(value: object) -> str:
+    """JSON's name for a parsed value's type (partners read "array", not Python's "list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
 def schema_problems(doc: object) -> list[str]:
     """Every way ``doc`` breaks the seed's assignments schema, in words."""
+    if isinstance(doc, list):
+        return ["the body is a bare JSON array: wrap it in an object, "
+                "{\"assignments\": [ ...your array... ]}"]
     if not isinstance(doc, dict):
-        return [f"the body is a JSON {type(doc).__name__}, not an object with an \"assignments\" array"]
+        return [f"the body is a JSON {json_type(doc)}, not an object with an \"assignments\" array"]
     if "assignments" not in doc:
         keys = ", ".join(sorted(doc)[:8]) or "none"
         return [f"no \"assignments\" key (keys: {keys})"]
     items = doc["assignments"]
     if not isinstance(items, list):
-        return [f"\"assignments\" is a JSON {type(items).__name__}, not an array"]
+        return [f"\"assignments\" is a JSON {json_type(items)}, not an array: put the assignment "
+                f"objects in an array, [{{\"id\": …, \"name\": …, \"type\": \"assignment\"}}, …]"]
     if not items:
         return ["\"assignments\" is empty: teachers would have nothing to choose (and the suite "
                 "needs one to test logins and grades)"]
@@ -97,7 +112,7 @@ def schema_problems(doc: object) -> list[str]:
     for i, a in enumerate(items):
         where = f"assignments[{i}]"
         if not isinstance(a, dict):
-            problems.append(f"{where} is a JSON {type(a).__name__}, not an object")
+            problems.append(f"{where} is a JSON {json_type(a)}, not an object")
             continue
         for key in ("name", "id"):
             if key not in a:
