@@ -13,7 +13,7 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .harness import (Browse, Fail, LoginRun, Skip, browse, check, clip, form_or_json, jdump,
                       landing_id, show_calls, show_entry)
@@ -27,7 +27,8 @@ S_LAND = ("Your app will log the user in, acquiring the student\u2019s Clever ID
           "to the appropriate assignment.")
 S_IDS = "Assignment IDs can be in any format you choose"
 
-WEIRD_ID = "unit 3/quiz 1"    # needs percent-encoding: a space and a slash
+WEIRD_ID = "unit 3/quiz 1 & 2 50%25"   # needs percent-encoding: space, slash, "&" (splits a
+#   decoded query string) and a literal "%25" (decoded twice it becomes "%": the id changes)
 
 
 def _exchange_fix(c: Contract) -> str:
@@ -35,6 +36,20 @@ def _exchange_fix(c: Contract) -> str:
             f"grant_type=authorization_code, code=<the code from the query string> and "
             f"redirect_uri={c.cfg.redirect_uri} (exactly the primary redirect URI), "
             f"authenticating with HTTP Basic {c.cfg.client_id}:<client_secret>")
+
+
+def id_mistake(found: str | None, expected: str) -> str:
+    """Why a landing page carries ``found`` instead of ``expected``, when it is a known
+    mistake (the state's prefix kept, the id percent-decoded twice); else ""."""
+    if found is None or found == expected:
+        return ""
+    if found == "assignment:" + expected or found.startswith("assignment:"):
+        return (" (the id still starts with \"assignment:\": that prefix belongs to state, the id "
+                "is only what follows it)")
+    if found == unquote(expected):
+        return (" (the id was percent-decoded twice: your framework already decoded the state "
+                "parameter once; do not decode it again)")
+    return ""
 
 
 def launch(c: Contract) -> LoginRun:
@@ -139,7 +154,8 @@ def login_landing(c: Contract) -> str:
                    sent=run.url, got=visit.describe(), fix=fix)
     found = landing_id(pattern, visit.landing_url or "")
     if found != expected:
-        raise Fail(f"landed on {visit.landing_url}, not the assignment page {want}",
+        raise Fail(f"landed on {visit.landing_url}, not the assignment page {want}"
+                   + id_mistake(found, expected),
                    sent=run.url, got=visit.describe(), fix=fix)
     status = visit.final.status
     if not 200 <= status < 300:
@@ -287,7 +303,7 @@ def login_percent_encoding(c: Contract) -> str:
     found = landing_id(pattern, visit.landing_url or "") if pattern and not visit.left_host else None
     if found is not None and found != WEIRD_ID:
         raise Fail(f"landed on the assignment page of {found!r}, not {WEIRD_ID!r}: the id was cut or "
-                   f"mis-decoded", sent=run.url, got=visit.describe(),
+                   f"mis-decoded" + id_mistake(found, WEIRD_ID), sent=run.url, got=visit.describe(),
                    fix="take everything after \"assignment:\" in the decoded state, and "
                        "percent-encode the id when you build the page URL (encodeURIComponent / "
                        "urllib.parse.quote(id, safe=''))")
