@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
 from .harness import (DOCS_HOOK, CompletionRun, Fail, Skip, as_fraction, bearer_of, check,
                       entry_time, jdump, media_type, request_json, show_entry)
@@ -73,6 +74,9 @@ def grade_arrives(c: Contract) -> str:
         e = run.posts[-1]
         summary = f"Clever refused the grade: HTTP {e.get('status')} ({_message(e)})"
         fix = "fix what Clever's answer names (each error has a field, the problem and a hint)"
+        wrong_auth = auth_mistake(e) if e.get("status") == 401 else ""
+        if wrong_auth:
+            summary, fix = f"Clever refused the grade: HTTP 401: {wrong_auth}", AUTH_FIX
     elif run.faulted:
         summary = "the only grade POST got a server error and was not sent again"
         fix = "retry 429 and 5xx answers (see GRADE-006)"
@@ -89,6 +93,31 @@ def grade_arrives(c: Contract) -> str:
                "token (GET /oauth/tokens?owner_type=district&district=<district_id>) or the "
                "student's il token")
     raise Fail(summary, sent=run.sent(), got=run.describe(), fix=fix)
+
+
+AUTH_FIX = ("send the token in the Authorization header as exactly \"Authorization: Bearer "
+            "<token>\" (the scheme is Bearer, then one space, then the token); never put a token "
+            "in the URL, where proxies and logs keep it")
+_TOKEN_PARAMS = ("access_token", "token", "bearer", "auth", "authorization")
+
+
+def auth_mistake(e: dict) -> str:
+    """How a grade POST's credentials are wrong, in words ("" when it sent a Bearer header)."""
+    header = (e.get("request_headers") or {}).get("Authorization")
+    in_url = sorted({k for k, _ in parse_qsl(e.get("query") or "", keep_blank_values=True)
+                     if k.lower() in _TOKEN_PARAMS})
+    if header is None or not header.strip():
+        if in_url:
+            return (f"your app sent the token in the URL query ({in_url[0]}=…) and no "
+                    f"Authorization header")
+        return "your app sent no Authorization header"
+    scheme = header.split()[0]
+    if scheme.lower() != "bearer":
+        return (f"your app sent \"Authorization: {scheme} …\"; Clever takes only the Bearer scheme "
+                f"(\"Authorization: Bearer <token>\")")
+    if len(header.split()) != 2:
+        return "the Authorization header is not \"Bearer <token>\" (one space, then the token)"
+    return ""
 
 
 def _message(e: dict) -> str:
@@ -121,7 +150,9 @@ def grade_token_rules(c: Contract) -> str:
         kind = e.get("token_kind")
         body = request_json(e)
         if kind is None:
-            problems.append(f"Clever did not accept the bearer token ({_message(e)})")
+            wrong_auth = auth_mistake(e)
+            problems.append(f"Clever did not accept the token: {wrong_auth}" if wrong_auth else
+                            f"Clever did not accept the bearer token ({_message(e)})")
             continue
         kinds.add(kind)
         if not isinstance(body, dict):
@@ -141,11 +172,13 @@ def grade_token_rules(c: Contract) -> str:
         elif "userID" in body and uid != student["id"]:
             problems.append(f"userID is {jdump(uid)}, but the il token belongs to {e.get('user_id')}")
     if problems:
+        fix = ("with a district-app token (GET /oauth/tokens?owner_type=district&district="
+               f"{student['district']}) always send userID = the student's Clever id; with "
+               "the student's own il token, leave userID out or send their id")
+        if problems[0].startswith("Clever did not accept the token:"):
+            fix = AUTH_FIX
         raise Fail(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                   sent=run.sent(), got=run.describe(),
-                   fix="with a district-app token (GET /oauth/tokens?owner_type=district&district="
-                       f"{student['district']}) always send userID = the student's Clever id; with "
-                       "the student's own il token, leave userID out or send their id")
+                   sent=run.sent(), got=run.describe(), fix=fix)
     if unread == len(run.posts):
         raise Skip("not judged: Clever refused every grade POST before reading its body "
                    "(see GRADE-003: Content-Type)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .grade_checks import S_RETRY, _attempts, _hook_failed, _message
+from .grade_checks import S_RETRY, _attempts, _hook_failed, _message, auth_mistake
 from .harness import CompletionRun, Fail, Skip, bearer_of, check, show_entry
 from .session import Contract
 
@@ -48,6 +48,10 @@ def _judge(run: CompletionRun, token: str, what: str, revoked_at: str) -> str:
     story = f"Clever revoked {what.format(token=_short(token))} at {revoked_at}"
     sent = f"{story}, then:\n{run.sent()}"
     refused = [e for e in attempts if e.get("status") == 401]
+    malformed = [e for e in refused if auth_mistake(e)]
+    if malformed and run.grade is None:
+        raise Skip(f"not judged: Clever refused the Authorization header itself, not the token "
+                   f"({auth_mistake(malformed[0])}; see GRADE-001)")
     for hit in refused:  # after each 401, the next POST carries a token fetched after it
         after = [e for e in attempts if e["id"] > hit["id"]]
         if after and bearer_of(after[0]) == bearer_of(hit) \
@@ -64,6 +68,9 @@ def _judge(run: CompletionRun, token: str, what: str, revoked_at: str) -> str:
             else "a new token"
         return f"{story}; your app got 401, fetched {how} and sent the grade again: it arrived"
     last = attempts[-1] if attempts else None
+    if last is not None and 200 <= (last.get("status") or 0) < 300:
+        raise Skip("not judged: Clever stored the grade, but not for this student and assignment "
+                   "(see GRADE-001 and GRADE-002)")
     if last is not None and last.get("status") != 401:
         raise Skip(f"not judged: Clever refused the grade for another reason (HTTP "
                    f"{last.get('status')}: {_message(last)}; see GRADE-001..004)")
@@ -81,8 +88,14 @@ def _lost(run: CompletionRun, refused: list[dict], story: str) -> str:
     if not fetched:
         did = "it did not fetch a new token (no request to /oauth/tokens after the 401)"
     else:
-        did = (f"it fetched a token again ({show_entry(fetched[0], bodies=False)}) but did not "
-               f"send the grade with it")
+        retried = [e for e in _attempts(run) if e["id"] > fetched[0]["id"]]
+        if retried:
+            did = (f"it fetched a token again ({show_entry(fetched[0], bodies=False)}) and sent the "
+                   f"grade with it, but Clever answered {retried[-1].get('status')} "
+                   f"({_message(retried[-1])})")
+        else:
+            did = (f"it fetched a token again ({show_entry(fetched[0], bodies=False)}) but did not "
+                   f"send the grade with it")
     return f"{story}; your app's grade POST got 401 at {first.get('time')}, {did}: the grade was lost"
 
 
