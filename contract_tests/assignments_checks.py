@@ -71,7 +71,8 @@ def assignments_answer(c: Contract) -> str:
                    sent=fetch.request, got=fetch.got(),
                    fix="send the list as JSON with Content-Type: application/json "
                        "(Flask: jsonify(...); Express: res.json(...); Node http: "
-                       "res.setHeader('Content-Type', 'application/json'))")
+                       "res.setHeader('Content-Type', 'application/json'); Java HttpServer: "
+                       "exchange.getResponseHeaders().set(\"Content-Type\", \"application/json\"))")
     if fetch.json_error is not None:
         raise Fail(f"the body is not valid JSON ({fetch.json_error})", sent=fetch.request,
                    got=fetch.got(), fix=f"answer a JSON document like {EXAMPLE}")

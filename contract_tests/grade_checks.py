@@ -17,7 +17,7 @@ import time
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
-from .harness import (DOCS_HOOK, CompletionRun, Fail, Skip, as_fraction, bearer_of, check,
+from .harness import (DOCS_HOOK, CompletionRun, Fail, SimError, Skip, as_fraction, bearer_of, check,
                       entry_time, jdump, media_type, request_json, show_entry)
 from .session import Contract
 
@@ -58,6 +58,15 @@ def _no_posts(run: CompletionRun, what: str) -> None:
             "assignment within grade_timeout_s (default 10 s)")
 def grade_arrives(c: Contract) -> str:
     student, aid = c.fresh_student(), c.next_assignment()
+    # Another student launches the app first, as classmates do: an app that grades "the
+    # user who logged in last" (a session or a global) instead of the completing student is
+    # caught here, even in a run without the LOGIN checks.
+    classmate = c.fresh_student()
+    c.doing(f"launching the app as another student ({classmate['id']}) first")
+    try:
+        c.login(classmate, assignment_id=aid)
+    except SimError:
+        classmate = None  # the simulator refused to mint a code: the check does not need it
     run = c.complete(student, aid, 0.8)
     _hook_failed(run)
     if run.grade is not None:
@@ -70,6 +79,12 @@ def grade_arrives(c: Contract) -> str:
                    f"not for student {student['id']} / {aid!r}")
         fix = ("send userID = the hook's user_id and assignmentID = the hook's assignment_id "
                "(the id your assignments list gave Clever)")
+        if classmate is not None and e.get("user_id") == classmate["id"]:
+            summary += (f": {e.get('user_id')} is the classmate who had just launched your app, "
+                        f"not the student who completed the assignment")
+            fix = ("take the student from the completion itself (the hook's user_id; in "
+                   "production, the student whose work was scored), never from the latest login "
+                   "or a shared variable")
     elif run.posts:
         e = run.posts[-1]
         summary = f"Clever refused the grade: HTTP {e.get('status')} ({_message(e)})"
@@ -199,7 +214,8 @@ def grade_content_type(c: Contract) -> str:
         raise Fail(f"a grade was sent with Content-Type {got}", sent=run.sent(), got=run.describe(),
                    fix="send the grade as a JSON body with the header Content-Type: application/json "
                        "(httpx/requests: json=...; fetch: headers {'Content-Type': 'application/json'} "
-                       "and JSON.stringify(body))")
+                       "and JSON.stringify(body); Java HttpClient: .header(\"Content-Type\", "
+                       "\"application/json\") with BodyPublishers.ofString(json))")
     return f"{len(run.posts)} POST(s), all application/json"
 
 
