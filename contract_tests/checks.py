@@ -15,7 +15,8 @@ import pytest
 from . import assignments_checks  # noqa: F401,I001 - registers ASSIGN-*
 from . import login_checks  # noqa: F401,I001 - registers LOGIN-*
 from . import grade_checks  # noqa: F401,I001 - registers GRADE-001..011
-from . import token_checks  # noqa: F401,I001 - registers GRADE-012/013 (revocations last)
+from . import token_checks  # noqa: F401,I001 - registers GRADE-012/013 (revocations)
+from . import secret_checks  # noqa: F401,I001 - registers LOGIN-010 (reads the whole run: last)
 from .config import ContractConfigError
 from .harness import REGISTRY, Check
 from .session import Contract

@@ -88,6 +88,7 @@ class Contract:
         self.students: list[dict] = []
         self.other_students: list[dict] = []
         self.teachers: list[dict] = []
+        self.start_mark = 0
 
     # --- start-up -------------------------------------------------------------------------
     @property
@@ -102,6 +103,7 @@ class Contract:
         self.app_view = app
         if self.owns_simulator:
             self.sim.post("/_sim/reset")
+        self.start_mark = self.sim.journal_mark()   # LOGIN-010 reads everything after it
         people = self.sim.get("/_sim/personas")["data"]
         connected = app.get("districts") or []
         by_district: dict[str, dict[str, list[dict]]] = {}

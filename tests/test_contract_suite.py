@@ -158,6 +158,7 @@ BROKEN: dict[str, set[str]] = {
     "ignores_state": {"LOGIN-003"},
     "mangles_state_id": {"LOGIN-008"},
     "exchanges_code_twice": {"LOGIN-001"},
+    "secret_in_url": {"LOGIN-010"},
     "wrong_redirect_uri": {"LOGIN-001", "LOGIN-004"},   # nobody can log in at all
     "no_me_hardcoded_user": {"LOGIN-002"},
     "500_without_state": {"LOGIN-004", "LOGIN-009"},      # LOGIN-009 has an empty state

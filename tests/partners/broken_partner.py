@@ -37,6 +37,7 @@ BUGS = {
     "ignores_state": "every login lands on the dashboard",
     "mangles_state_id": "the assignment id is cut at the first '/'",
     "exchanges_code_twice": "the code is exchanged twice",
+    "secret_in_url": "the exchange also puts client_id/client_secret in the URL's query string",
     "wrong_redirect_uri": "the exchange sends the callback URL with a trailing slash",
     "no_me_hardcoded_user": "never calls /me; logs everyone in as one hard-coded user",
     "500_without_state": "a login without state is a server error",
@@ -150,7 +151,8 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
 
     def exchange(code: str) -> tuple[str | None, str]:
         uri = app.config["REDIRECT_URI"] + ("/" if "wrong_redirect_uri" in bugs else "")
-        resp = http.post(f"{sim}/oauth/tokens", auth=(client_id, client_secret),
+        leak = {"client_id": client_id, "client_secret": client_secret} if "secret_in_url" in bugs else None
+        resp = http.post(f"{sim}/oauth/tokens", auth=(client_id, client_secret), params=leak,
                          json={"code": code, "grant_type": "authorization_code", "redirect_uri": uri})
         body = resp.json()
         if resp.status_code == 200:
