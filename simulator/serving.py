@@ -37,6 +37,7 @@ from flask import Flask
 from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.server import TcpWSGIServer, create_server
 from waitress.task import ThreadedTaskDispatcher, WSGITask
+from waitress.trigger import trigger as WaitressTrigger
 
 from . import limits
 from .errors import ConnectionDropped
@@ -284,6 +285,34 @@ def tune_server(server: Any) -> None:
     server.channel_class = QuietChannel  # one listening socket (create_waitress: one address)
     if type(server) is TcpWSGIServer:
         server.__class__ = BoundedServer
+    if type(server.trigger) is WaitressTrigger:
+        unguarded, server.trigger = server.trigger, GuardedTrigger(server._map)
+        unguarded.close()
+
+
+class GuardedTrigger(WaitressTrigger):
+    """Waitress's wake-up pipe, which a worker may pull while the server closes it.
+
+    A worker that finishes an answer pulls the trigger (``os.write`` on the pipe) from its own
+    thread; a stop closes the pipe in the I/O thread. Unguarded, a pull right after the close
+    raised EBADF in the worker (a traceback on stderr), or worse, wrote its byte into whatever
+    file had just been given the freed descriptor number (a database, in a test process that
+    starts servers one after another). Here a pull and the close take turns, and a pull after
+    the close does nothing: the loop it would wake is gone.
+    """
+
+    def __init__(self, map: dict) -> None:
+        self._turns = threading.Lock()
+        super().__init__(map)
+
+    def _physical_pull(self) -> None:
+        with self._turns:
+            if not self._closed:
+                super()._physical_pull()
+
+    def _close(self) -> None:
+        with self._turns:
+            super()._close()
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

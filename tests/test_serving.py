@@ -7,6 +7,7 @@ Servers bind 127.0.0.1 on port 0 and are always stopped.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import threading
@@ -179,3 +180,21 @@ def test_a_freed_request_slot_goes_to_the_longest_waiter():
         thread.join(10)
     assert order == [0, 1, 2, 3, 4]
     assert slots.waiting == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="waitress's trigger is a socket pair on Windows")
+def test_a_worker_waking_a_stopped_waitress_writes_into_no_other_file():
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server="waitress")
+    freed = running.server.trigger.trigger  # the wake-up pipe's write end: freed by the stop
+    running.stop()
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, freed)  # whatever the process opens next may get that number
+    os.set_blocking(read_end, False)
+    try:
+        running.server.pull_trigger()  # what a worker finishing its answer does
+        with pytest.raises(BlockingIOError):
+            os.read(read_end, 1)  # nothing was written into the file now at that number
+    finally:
+        for fd in {read_end, write_end, freed}:
+            os.close(fd)
