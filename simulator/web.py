@@ -215,7 +215,7 @@ def form_or_json() -> dict[str, Any]:
         doc = parse_json(raw)
         if not isinstance(doc, dict):
             raise BadRequest("Body must be a JSON object",
-                             [FieldProblem("(body)", f"is a JSON {type(doc).__name__}",
+                             [FieldProblem("(body)", f"is {jsontext.kind(doc)}",
                                            "send a JSON object")])
         return doc
     raw = read_body(64 * 1024)

@@ -163,6 +163,15 @@ def test_token_exchange_with_form_body_credentials(client, demo_app, student):
     assert resp.status_code == 200, resp.get_json()
 
 
+
+@pytest.mark.parametrize("body, problem", [
+    ([], "is an array"), ("code", "is a string"), (7, "is a number"), (True, "is true/false")])
+def test_token_exchange_names_a_json_body_that_is_not_an_object_in_json_words(
+        client, demo_app, body, problem):
+    resp = client.post("/oauth/tokens", headers=basic(demo_app.client_id, demo_app.client_secret),
+                       json=body)
+    assert_error(resp, 400, "Body must be a JSON object", field="(body)", problem=problem)
+
 def _exchange(client, demo_app, the_code, **over):
     body = {"code": the_code, "grant_type": "authorization_code", "redirect_uri": PRIMARY, **over}
     body = {k: v for k, v in body.items() if v is not None}
