@@ -63,7 +63,9 @@ class RawEntry:
     def size(self) -> int:
         """Bytes this entry holds in memory (bodies, headers, the entry), for the byte cap."""
         pairs = itertools.chain(self.environ_headers, self.response_headers)
+        fields = self.fields  # the request line is the client's too: a URL may be ~250 KB
         return (ENTRY_OVERHEAD + len(self.request_body or b"") + len(self.response_body or b"")
+                + len(fields.get("path") or "") + len(fields.get("query") or "")
                 + HEADER_OVERHEAD * (len(self.environ_headers) + len(self.response_headers))
                 + sum(map(len, itertools.chain.from_iterable(pairs)))
                 + sum(map(len, self.fields.get("findings") or ())))
