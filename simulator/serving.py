@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable
 from flask import Flask
 from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.server import TcpWSGIServer, create_server
-from waitress.task import ThreadedTaskDispatcher, WSGITask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
+from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge, ServerNotImplemented
 from waitress.trigger import trigger as WaitressTrigger
 
 from . import limits
@@ -86,6 +87,41 @@ class _Task(WSGITask):
         return environ
 
 
+class _JsonErrorTask(ErrorTask):
+    """Waitress's answer to a request it could not parse (a body over the cap, a bad header
+    or chunk) in the simulator's JSON error shape, as granian's wrapper answers a body over
+    the cap, instead of waitress's text/plain page; a transfer coding it cannot read is a
+    400 naming the header, as on granian (waitress: 501), so no request gets a 5xx."""
+
+    def execute(self):
+        error, adj = self.request.error, self.channel.server.adj
+        status = f"{error.code} {error.reason}"
+        if isinstance(error, RequestEntityTooLarge):
+            cap, declared = adj.max_request_body_size - 1, self.request.content_length  # see create_waitress
+            body = _problem_body("Request body too large", "(body)", f"is {declared} bytes; this "
+                                 f"server accepts at most {cap}" if declared > cap else
+                                 f"is over {cap} bytes, the most this server accepts",
+                                 "send a smaller body")
+        elif isinstance(error, RequestHeaderFieldsTooLarge):
+            body = _problem_body("Request headers too large", "(headers)", f"are over "
+                                 f"{adj.max_request_header_size} bytes in all",
+                                 "send fewer or shorter headers")
+        elif isinstance(error, ServerNotImplemented):  # the one 5xx waitress answers itself
+            status = "400 Bad Request"
+            body = _problem_body("Unsupported Transfer-Encoding", "Transfer-Encoding",
+                                 str(error.body).rstrip("."), "send the body with Content-Length, "
+                                 "or with Transfer-Encoding: chunked alone")
+        else:  # waitress's words name what it could not parse (a header line, the chunk size)
+            body = _problem_body("Bad request", "(request)", str(error.body).rstrip("."),
+                                 "send a well-formed HTTP/1.1 request")
+        self.status = status
+        self.response_headers.extend([("Content-Type", "application/json"),
+                                      ("X-Content-Type-Options", "nosniff")])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
 class QuietChannel(HTTPChannel):
     """Waitress's connection, minus a busy loop in its I/O thread.
 
@@ -99,6 +135,7 @@ class QuietChannel(HTTPChannel):
     """
 
     task_class = _Task
+    error_task_class = _JsonErrorTask
 
     def writable(self):
         if self.total_outbufs_len and self.requests and not (self.will_close
@@ -792,7 +829,7 @@ class RunningServer:
         """The largest body the server lets reach the app."""
         if self.kind == "granian":
             return self.server.max_body
-        return self.server.adj.max_request_body_size
+        return self.server.adj.max_request_body_size - 1  # see create_waitress
 
     @property
     def waiting(self) -> int:
@@ -853,13 +890,16 @@ def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREA
     ``channel_request_lookahead=1`` keeps reading a connection while its request runs, so
     a closed browser tab is noticed at once (``waitress.client_disconnected``) and its
     live stream or long-poll ends and frees its place.
+
+    Waitress refuses a body of ``max_request_body_size`` bytes or more (``>=``), so it is
+    told ``max_body + 1``: a body of exactly ``max_body`` bytes reaches the app, as on granian.
     """
     bounds = limits.current()
     workers = ThreadedTaskDispatcher()
     workers.set_thread_count(threads)
     dispatcher = WaitDispatcher(workers, bounds.waiters if waiters is None else waiters)
     server = create_server(_DropConnections(app), host=one_address(host), port=port, threads=threads,
-                           ident="clever-sim", max_request_body_size=max_body, channel_timeout=30,
+                           ident="clever-sim", max_request_body_size=max_body + 1, channel_timeout=30,
                            clear_untrusted_proxy_headers=True, asyncore_use_poll=True,
                            channel_request_lookahead=1, connection_limit=bounds.connections,
                            _dispatcher=dispatcher)
