@@ -265,7 +265,9 @@ class TenantDispatcher:
         name, _, rest = path[len(PREFIX):].partition("/")
         tenant = self.tenants.get(name) if NAME_RE.fullmatch(name) else None
         if tenant is None or not tenant.enter():
-            return traffic.answer_error(unknown_tenant(name), environ, start_response)
+            # PATH_INFO is the URL's bytes as latin-1 (WSGI): name the tenant as it was typed
+            shown = name.encode("latin-1", "replace").decode("utf-8", "replace")
+            return traffic.answer_error(unknown_tenant(shown), environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX + name
         environ["PATH_INFO"] = "/" + rest
         try:

@@ -166,3 +166,17 @@ def test_a_body_of_exactly_the_cap_reaches_the_app(server):
     finally:
         running.stop()
         close_app(app)
+
+
+# --- a tenant name outside ASCII is named as typed, not as its UTF-8 bytes read as latin-1 ----
+
+@pytest.mark.parametrize("raw,shown", [("%E2%98%83", "☃"), ("caf%C3%A9", "café"),
+                                       ("%FF%FE", "\ufffd\ufffd"), ("a%00b", "a\x00b")],
+                         ids=["snowman", "accent", "not-utf8", "nul"])
+def test_an_unknown_tenant_outside_ascii_is_named_as_typed(client, raw, shown):
+    """Before: /t/%E2%98%83/… answered "Unknown tenant 'â\\x98\\x83'" (both servers)."""
+    body = client.get(f"/t/{raw}/_sim/health").get_json()
+    assert body["message"] == f"Unknown tenant {shown!r}"
+    assert body["errors"] == [{"field": "tenant", "problem": "must be 1–63 characters: lowercase "
+                               "letters, digits and '-', starting with a letter or digit",
+                               "hint": "tenant names look like ci-job-1234"}]
