@@ -46,6 +46,7 @@ log = logging.getLogger("clever_sim")
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"  # what Flask labels a body-less answer (Clever's 429)
+NO_BODY = frozenset({204, 205, 304})  # statuses whose answer has no body (RFC 9110 §15.3.5, §15.4.5)
 
 
 class Exchange:
@@ -112,6 +113,9 @@ def finish_headers(headers: list[tuple[str, str]],
 def error_parts(exc: SimError) -> tuple[int, list[tuple[str, str]], bytes]:
     """(status, headers, body) of the answer to ``exc``: the canonical JSON error body
     (written as ``flask.jsonify`` writes it), or Clever's empty 429."""
+    if exc.status in NO_BODY:  # an injected 204/205/304: HTTP allows no body at all
+        headers = [("Content-Length", "0")] if exc.status == 205 else []
+        return exc.status, headers + list(exc.headers.items()), b""
     if isinstance(exc, RateLimited):
         body, content_type = b"", HTML_TYPE
     else:

@@ -180,3 +180,40 @@ def test_an_unknown_tenant_outside_ascii_is_named_as_typed(client, raw, shown):
     assert body["errors"] == [{"field": "tenant", "problem": "must be 1–63 characters: lowercase "
                                "letters, digits and '-', starting with a letter or digit",
                                "hint": "tenant names look like ci-job-1234"}]
+
+
+# --- an injected fault is always a well-formed final answer ------------------------------------
+
+@pytest.fixture(scope="module", params=SERVERS)
+def served(request):
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=request.param)
+    yield running
+    running.stop()
+    close_app(app)
+
+
+@pytest.mark.parametrize("status", [204, 205, 304])
+def test_a_fault_with_a_no_body_status_answers_without_one_and_the_connection_goes_on(served, status):
+    """Before: the answer declared the fault's JSON body (Content-Type, granian: Content-Length
+    39) that a 204/304 cannot carry; a client trusting the length reads the next answer wrong."""
+    with httpx.Client(base_url=served.url, trust_env=False, timeout=10) as http:
+        assert http.post("/_sim/faults", json={"path": "/v3.0/me", "status": status,
+                                               "retry_after": 7}).status_code == 201
+        resp = http.get("/v3.0/me")
+        assert (resp.status_code, resp.content) == (status, b"")
+        assert resp.headers["Retry-After"] == "7" and "Content-Type" not in resp.headers
+        assert resp.headers.get("Content-Length", "0") == "0"
+        after = http.get("/v3.0/me")  # no fault left; the connection (waitress closes it
+        # after any 204/304) or a new one reads the next answer whole
+        assert after.status_code == 401 and after.json()["message"] == "No authorization provided"
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+def test_a_fault_with_an_interim_status_is_refused_naming_it(client, status):
+    """Before: accepted; then waitress sent "100 CONTINUE" and closed, granian a 500."""
+    resp = client.post("/_sim/faults", json={"path": "/v3.0/me", "status": status})
+    assert resp.status_code == 400
+    assert resp.get_json() == {"message": "Invalid fault", "errors": [
+        {"field": "status", "problem": "must be a whole number from 200 to 599"}]}
+    assert client.get("/_sim/faults").get_json()["data"] == []

@@ -22,9 +22,11 @@ FAULT_EXAMPLE = '{"path": "/v1/grade", "status": 429, "retry_after": 1, "count":
     ("/_sim/faults", {"path": "v1/grade", "status": 503}, "Invalid fault", "path",
      "must start with /", "e.g. /v1/grade or /v3.0/*"),
     ("/_sim/faults", {"path": "/x", "status": 99}, "Invalid fault", "status",
-     "must be a whole number from 100 to 599", None),
+     "must be a whole number from 200 to 599", None),
+    ("/_sim/faults", {"path": "/x", "status": 100}, "Invalid fault", "status",  # interim, not final
+     "must be a whole number from 200 to 599", None),
     ("/_sim/faults", {"path": "/x", "status": 600}, "Invalid fault", "status",
-     "must be a whole number from 100 to 599", None),
+     "must be a whole number from 200 to 599", None),
     ("/_sim/faults", {"path": "/x", "status": "503"}, "Invalid fault", "status",
      "must be a whole number, not a string", None),
     ("/_sim/faults", {"path": "/x", "status": 503.5}, "Invalid fault", "status",
@@ -98,7 +100,7 @@ def test_every_problem_of_a_body_is_named_once_per_field_in_the_schemas_order(cl
     got = assert_error(client.post("/_sim/faults", json={
         "path": "", "status": 1, "count": 0, "colour": "red"}), 400, "Invalid fault")
     assert [(e["field"], e["problem"]) for e in got["errors"]] == [
-        ("path", "must not be empty"), ("status", "must be a whole number from 100 to 599"),
+        ("path", "must not be empty"), ("status", "must be a whole number from 200 to 599"),
         ("count", "must be a whole number from 1 to 1000000"), ("colour", "unknown field")]
 
 
@@ -123,7 +125,7 @@ def test_fault_bounds_come_from_the_openapi_schema_not_from_code(monkeypatch):
     try:
         with pytest.raises(BadRequest) as caught:
             domain.parse_fault({"path": "/v1/grade", "status": 504})
-        assert caught.value.errors == [FieldProblem("status", "must be a whole number from 100 to 503")]
+        assert caught.value.errors == [FieldProblem("status", "must be a whole number from 200 to 503")]
     finally:
         bodies.forget_validators()
 
