@@ -87,6 +87,9 @@ class _Task(WSGITask):
         return environ
 
 
+_BAD_URI_HINT = "percent-encode what is not printable ASCII in the path and query (☃ is %E2%98%83)"
+
+
 class _JsonErrorTask(ErrorTask):
     """Waitress's answer to a request it could not parse (a body over the cap, a bad header
     or chunk) in the simulator's JSON error shape, as granian's wrapper answers a body over
@@ -112,8 +115,9 @@ class _JsonErrorTask(ErrorTask):
                                  str(error.body).rstrip("."), "send the body with Content-Length, "
                                  "or with Transfer-Encoding: chunked alone")
         else:  # waitress's words name what it could not parse (a header line, the chunk size)
-            body = _problem_body("Bad request", "(request)", str(error.body).rstrip("."),
-                                 "send a well-formed HTTP/1.1 request")
+            problem = str(error.body).rstrip(".")
+            body = _problem_body("Bad request", "(request)", problem, _BAD_URI_HINT
+                                 if problem == "Bad URI" else "send a well-formed HTTP/1.1 request")
         self.status = status
         self.response_headers.extend([("Content-Type", "application/json"),
                                       ("X-Content-Type-Options", "nosniff")])

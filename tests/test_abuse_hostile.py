@@ -120,6 +120,9 @@ WAITRESS_REFUSALS = [
      "Unsupported Transfer-Encoding", "Transfer-Encoding",
      lambda cap: "Transfer-Encoding requested is not supported",
      "send the body with Content-Length, or with Transfer-Encoding: chunked alone"),
+    ("raw-utf8-in-the-path", lambda cap: "GET /t/\u2603/_sim/health HTTP/1.1\r\nHost: localhost\r\n"
+     "\r\n".encode(), 400, "Bad request", "(request)", lambda cap: "Bad URI",
+     "percent-encode what is not printable ASCII in the path and query (☃ is %E2%98%83)"),
     ("headers-over-cap", lambda cap: _post("X-Pad: " + "p" * 300_000 + "\r\nContent-Length: 2\r\n",
                                            b"{}"), 431,
      "Request headers too large", "(headers)", lambda cap: "are over 262144 bytes in all",
