@@ -1,7 +1,9 @@
 """Findings of a hostile-client audit over a running server (schemathesis with real tokens,
 hand-made request tables, raw sockets): each case here failed before its fix.
 
-Rows: the journal's byte bound counts the request line (long URLs); ...
+Rows: the journal's byte bound counts the request line (long URLs); what waitress refuses
+before the app is JSON naming the part, and a body of exactly the cap is taken; an unknown
+tenant outside ASCII is named as typed; an injected fault is always a well-formed final answer.
 """
 
 from __future__ import annotations
