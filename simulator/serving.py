@@ -37,8 +37,8 @@ from flask import Flask
 from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.server import TcpWSGIServer, create_server
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
-from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge, ServerNotImplemented
 from waitress.trigger import trigger as WaitressTrigger
+from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge, ServerNotImplemented
 
 from . import limits
 from .errors import ConnectionDropped
