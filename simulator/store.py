@@ -156,6 +156,7 @@ class Store:
         self._roster_counts: dict[str, int] = {}
         self._pending: list[_GradeJob] = []  # grades waiting for the next group commit
         self._pending_lock = threading.Lock()
+        self._leading = False  # a caller is writing queued grades, or about to (save_grade)
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if not self.memory:
@@ -866,10 +867,14 @@ class Store:
         ``build_record(grade_id, version, created)`` returns the record to store, so the
         version number and first-seen time come from inside the same transaction.
 
-        Group commit: concurrent calls queue; whichever thread takes the write lock writes
-        every queued grade in one transaction and one COMMIT (a COMMIT costs more than a
-        grade's statements).  Each call returns only after the COMMIT that holds its grade,
-        so a grade answered with 200 is durable; alone, a call is one transaction as before.
+        Group commit: concurrent calls queue; one of them at a time leads, writing every
+        queued grade in one transaction and one COMMIT (a COMMIT costs more than a grade's
+        statements), then wakes the callers it wrote for and hands the lead to the first
+        caller queued meanwhile.  Each call returns only after the COMMIT that holds its
+        grade, so a grade answered with 200 is durable; alone, a call is one transaction.
+        The others wait on a lock of their own, not on the write lock: before, each woke in
+        turn to take the write lock only to find its grade written, and the next batch
+        waited behind that convoy (one wake-up and one GIL hand-off per grade, in series).
 
         ``token``: (access token, ``token_generation`` read before looking it up). When a
         revocation committed since, the token is looked for again inside the write
@@ -879,14 +884,35 @@ class Store:
                          build_record, now_iso), token)
         with self._pending_lock:
             self._pending.append(job)
-        with self._write_lock:
-            if not job.done:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._write_grades(batch)
+            follow, self._leading = self._leading, True
+        if follow:
+            job.turn.acquire()  # released once the grade is written, or to lead the next batch
+        if not job.done:
+            self._lead_group_commit(job)
         if job.error is not None:
             raise job.error
         return job.result
+
+    def _lead_group_commit(self, mine: "_GradeJob") -> None:
+        """Write every queued grade (``save_grade``), wake their callers, and hand the lead
+        to the first one queued meanwhile (or give it up: the next caller leads)."""
+        batch: list[_GradeJob] = []
+        try:
+            with self._write_lock:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._write_grades(batch)
+        finally:
+            with self._pending_lock:
+                if not batch and mine in self._pending:  # interrupted before taking the queue
+                    self._pending.remove(mine)
+                successor = self._pending[0] if self._pending else None
+                if successor is None:
+                    self._leading = False
+            for job in batch:
+                job.turn.release()  # the leader's own too: nobody waits on it
+            if successor is not None:
+                successor.turn.release()  # not done: it leads
 
     def _write_grades(self, batch: list["_GradeJob"]) -> None:
         """Write queued grades in one transaction (caller holds the write lock); if one
@@ -1193,12 +1219,14 @@ class StateLoad:
 class _GradeJob:
     """One queued grade write and, once ``done``, its record or its error."""
 
-    __slots__ = ("args", "token", "done", "result", "error")
+    __slots__ = ("args", "token", "done", "result", "error", "turn")
 
     def __init__(self, args: tuple, token: tuple[str, int] | None = None):
         self.args = args
         self.token = token
         self.done = False
+        self.turn = threading.Lock()  # held until the caller may go on (``save_grade``)
+        self.turn.acquire()
         self.result: Grade | None = None
         self.error: BaseException | None = None
 

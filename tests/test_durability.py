@@ -354,3 +354,98 @@ def test_an_interrupted_group_write_leaves_nothing_half_written(tmp_path, kind):
         assert nxt.version == 2 and store.max_grade_seq() == 2
     finally:
         app.extensions["clever_sim"].close()
+
+
+def test_grades_queued_while_a_batch_is_written_are_written_next_and_all_callers_return(tmp_path):
+    """Group commit's hand-off: callers that queue while one caller is writing wait on
+    their own turn; once that write commits, the first of them writes the whole queue in
+    the next transaction, and every caller returns its own record."""
+    app = create_app({"DB": str(tmp_path / "handoff.db"), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+    writing, go_on = threading.Event(), threading.Event()
+    results: dict[int, object] = {}
+
+    def first(grade_id, version, created):
+        writing.set()
+        assert go_on.wait(10)  # the first batch stays open while the others queue
+        return _record(grade_id, version, created, 0)
+
+    def save(i: int, build) -> None:
+        results[i] = store.save_grade(grade_id=f"g{i:023d}", client_id="c", user_id=f"u{i}",
+                                      assignment_id="a", district_id="d", build_record=build,
+                                      now_iso="2026-09-01T00:00:00Z")
+
+    batches: list[int] = []
+    write_grades = store._write_grades
+
+    def recording(batch):
+        batches.append(len(batch))
+        write_grades(batch)
+
+    store._write_grades = recording  # each transaction's grades
+    try:
+        leader = threading.Thread(target=save, args=(0, first))
+        leader.start()
+        assert writing.wait(10)
+        queued = [threading.Thread(target=save, args=(i, lambda g, v, c, n=i: _record(g, v, c, n)))
+                  for i in range(1, 7)]
+        for w in queued:
+            w.start()
+        deadline = time.monotonic() + 10
+        while store.queued_grades < 6 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert store.queued_grades == 6 and not results  # nobody answered before its COMMIT
+        go_on.set()
+        for w in [leader, *queued]:
+            w.join(timeout=10)
+        assert not any(w.is_alive() for w in [leader, *queued]), "a caller never returned"
+        assert sorted(results) == list(range(7))
+        assert all(r.record["value"] == i and r.user_id == f"u{i}" for i, r in results.items())
+        assert store.queued_grades == 0
+        assert [g.seq for g in store.list_grades()] == list(range(1, 8))
+        assert batches == [1, 6]  # the six queued grades: one transaction, after the first
+        assert store.max_grade_seq() == 7
+    finally:
+        app.extensions["clever_sim"].close()
+
+
+def test_a_grade_answered_is_already_committed_for_any_other_reader(tmp_path):
+    """Under concurrent writers, each call returns only once its grade is committed: a
+    separate SQLite connection (another process's view) opened right after the return
+    finds that version or a newer one, never an older."""
+    path = tmp_path / "visible.db"
+    app = create_app({"DB": str(path), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+    stale: list[tuple] = []
+    errors: list[BaseException] = []
+
+    def writer(t: int) -> None:
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            for i in range(60):
+                grade = store.save_grade(
+                    grade_id=f"g{t:03d}{i:020d}", client_id="c", user_id=f"u{i % 4}",
+                    assignment_id="a", district_id="d",
+                    build_record=lambda g, v, c, n=i: _record(g, v, c, n),
+                    now_iso="2026-09-01T00:00:00Z")
+                row = reader.execute("SELECT version FROM grades WHERE id = ?",
+                                     (grade.id,)).fetchone()
+                history = reader.execute("SELECT COUNT(*) FROM grade_history WHERE grade_id = ? "
+                                         "AND version = ?", (grade.id, grade.version)).fetchone()
+                if row is None or row[0] < grade.version or history[0] != 1:
+                    stale.append((t, i, grade.version, row, history))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            reader.close()
+
+    try:
+        workers = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert not any(w.is_alive() for w in workers), "a writer never returned"
+        assert errors == [] and stale == []
+    finally:
+        app.extensions["clever_sim"].close()
