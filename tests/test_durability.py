@@ -449,3 +449,54 @@ def test_a_grade_answered_is_already_committed_for_any_other_reader(tmp_path):
         assert errors == [] and stale == []
     finally:
         app.extensions["clever_sim"].close()
+
+
+def test_the_wal_starts_over_under_grade_writes_that_never_pause(tmp_path):
+    """A checkpoint while grades keep being written leaves the WAL to start over: it stays
+    a bounded size instead of growing by every grade's pages for as long as writes go on."""
+    from simulator.store import WAL_RESTART_FRAMES
+
+    path = tmp_path / "wal.db"
+    app = create_app({"DB": str(path), "SECRET_KEY": "t"}, environ={})
+    store = app.extensions["clever_sim"].store
+    stop, written = threading.Event(), [0]
+
+    def writer() -> None:
+        while not stop.is_set():
+            i = written[0]
+            store.save_grade(grade_id=f"g{i:023d}", client_id="c", user_id=f"u{i % 50}",
+                             assignment_id=f"a{i % 20}", district_id="d",
+                             build_record=lambda g, v, c, n=i: _record(g, v, c, "x" * 500),
+                             now_iso="2026-09-01T00:00:00Z")
+            written[0] += 1
+
+    worker = threading.Thread(target=writer)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while written[0] < 600 and time.monotonic() < deadline:  # thousands of WAL pages
+            time.sleep(0.01)
+        for _ in range(3):  # writes go on meanwhile
+            assert store.checkpoint() is not None
+        before = written[0]
+        while written[0] < before + 20 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        stop.set()
+        worker.join(30)
+        assert written[0] >= before + 20
+        assert _wal_frames(path) < WAL_RESTART_FRAMES  # started over, not appended to
+    finally:
+        stop.set()
+        worker.join(30)
+        app.extensions["clever_sim"].close()
+
+
+def _wal_frames(db_path) -> int:
+    """Frames in a live WAL: the index's header (``mxFrame``), read from the -shm file."""
+    import struct
+
+    try:
+        header = (db_path.parent / (db_path.name + "-shm")).read_bytes()[:48]
+    except FileNotFoundError:
+        return 0
+    return struct.unpack("=I", header[16:20])[0] if len(header) == 48 else 0
