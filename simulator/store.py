@@ -924,10 +924,10 @@ class Store:
                 successor = self._pending[0] if self._pending else None
                 if successor is None:
                     self._leading = False
+            if successor is not None:
+                successor.turn.release()  # not done: it leads (first: the next COMMIT waits)
             for job in batch:
                 job.turn.release()  # the leader's own too: nobody waits on it
-            if successor is not None:
-                successor.turn.release()  # not done: it leads
 
     def _write_grades(self, batch: list["_GradeJob"]) -> None:
         """Write queued grades in one transaction (caller holds the write lock); if one
