@@ -392,7 +392,17 @@ class Store:
         never started over: it grew by every grade's pages (290 MB in 6 s at one
         connection), each append growing the file. Past ``WAL_RESTART_FRAMES`` the few
         frames written during the copy are copied again with writes held (a pause of those
-        frames only), so the next write starts the log over."""
+        frames only), so the next write starts the log over. The write lock is taken
+        before a connection, as every writer takes them: none is held while waiting."""
+        left = self._checkpoint_once()
+        if left is not None and left[0] > WAL_RESTART_FRAMES:
+            with self._write_lock:
+                left = self._checkpoint_once()
+        return None if left is None else left[0] - left[1]
+
+    def _checkpoint_once(self) -> tuple[int, int] | None:
+        """(pages in the WAL, pages copied) after one PASSIVE checkpoint on a pooled
+        connection; None when none was free or it failed."""
         conn = None
         try:
             with self._all_lock:
@@ -400,10 +410,7 @@ class Store:
             if conn is None:
                 conn = self._open(wait=False)  # every one busy: ServiceUnavailable, next time
             _, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if log > WAL_RESTART_FRAMES:
-                with self._write_lock:
-                    _, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            return log - copied
+            return log, copied
         except sqlite3.Error:
             return None
         except ServiceUnavailable:
