@@ -250,6 +250,23 @@ def test_contract_exits_2_with_one_line_when_it_cannot_run(installed, tmp_path, 
     assert not junit.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.network
+def test_readme_pytest_command_runs_the_suite_from_the_plain_install(installed):
+    """`pytest … --pyargs contract_tests --clever-config partner.toml` as the README writes it,
+    from a folder that is not the checkout (only there did the bare command know the options)."""
+    from test_readme_contract import readme_pytest_command
+
+    port = free_port()
+    with installed.reference_partner(f"http://127.0.0.1:{port}", "ref-pytest", "ref-secret") as partner:
+        write_partner_toml(installed.elsewhere / "partner.toml", partner.url, "ref-pytest", "ref-secret")
+        done = installed.run(installed.python, "-m", "pytest", *readme_pytest_command(),
+                             "-p", "no:cacheprovider", "-q", "--sim-port", str(port),
+                             "--only", "ASSIGN-001,LOGIN-003")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout and "Clever contract checks" in done.stdout, done.stdout
+
+
 # --- the pytest plugin from the plain install, in a throwaway project -----------------------
 
 PLUGIN_USER_TEST = '''

@@ -111,3 +111,46 @@ def test_readme_contract_commands_run_as_written(shell_env, tmp_path):
         rest, _ = demo.communicate(timeout=30)
     assert demo.returncode == 0, text + rest
     assert "Stopped." in rest
+
+
+def readme_pytest_command() -> list[str]:
+    """The README's `pytest … --pyargs contract_tests …` command, as arguments after `pytest`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"`pytest ([^`]*--pyargs contract_tests[^`]*)`", text.replace("\n", " "))
+    assert len(found) == 1, found
+    return shlex.split(found[0])
+
+
+def test_readme_pytest_command_runs_the_suite_outside_the_project_root(tmp_path):
+    """A partner has the package installed, not this checkout: the README's pytest command
+    must find the suite's options from any folder (bare `--pyargs` did not: 'unrecognized
+    arguments: --clever-config')."""
+    args = readme_pytest_command()
+    assert args[args.index("--clever-config") + 1] == "partner.toml"
+    sim_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEVER_SIM_", "PYTEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    partner = subprocess.Popen(
+        [sys.executable, "-m", "contract_tests.reference_partner", "--port", "0",
+         "--sim-url", f"http://127.0.0.1:{sim_port}", "--client-id", "readme-pytest",
+         "--client-secret", "readme-secret"],
+        cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        first = partner.stdout.readline()
+        match = re.search(r"Reference partner on (http://\S+)", first)
+        assert match, first
+        base = match.group(1)
+        (tmp_path / "partner.toml").write_text(
+            f'[app]\nname = "readme-pytest"\nclient_id = "readme-pytest"\n'
+            f'client_secret = "readme-secret"\nredirect_uris = ["{base}/clever/callback"]\n'
+            f'assignments_url = "{base}/clever/assignments"\n\n[contract]\n'
+            'landing_url_pattern = "/assignments/{assignment_id}"\n', encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-q",
+             "--sim-port", str(sim_port), "--only", "ASSIGN-001,LOGIN-003"],
+            cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+    finally:
+        partner.terminate()
+        partner.communicate(timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout and "Clever contract checks" in done.stdout, done.stdout
