@@ -1,4 +1,5 @@
-"""The README stays a short front door, and every link in it and in docs/ leads somewhere."""
+"""The README stays a short front door, every link in it and in docs/ leads somewhere, and
+the code a reader pastes from docs/ runs."""
 from __future__ import annotations
 
 import re
@@ -45,3 +46,42 @@ def test_readme_links_every_docs_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [p.name for p in (ROOT / "docs").glob("*.md") if f"docs/{p.name}" not in text]
     assert not missing, f"README.md does not link {missing}"
+
+
+# --- code a reader pastes ------------------------------------------------------------------
+
+# What the `...` of the unittest example stands for: an app that logs the student in with
+# the launch code and posts 80 % (as the reference partner would).
+APP_STEP = '''
+        import httpx
+        code = launch.split("code=", 1)[1].split("&", 1)[0]
+        app = self.sim.app(client_id)
+        token = httpx.post(self.server.url + "/oauth/tokens", auth=(client_id, app["client_secret"]),
+                           json={"code": code, "grant_type": "authorization_code",
+                                 "redirect_uri": launch.split("?", 1)[0]}).json()["access_token"]
+        sent = httpx.post(self.server.url + "/v1/grade", headers={"Authorization": "Bearer " + token},
+                          json={"assignmentID": "quiz1", "percentage": 0.8})
+        print("grade POST", sent.status_code, sent.text)
+'''
+
+
+def test_unittest_example_passes_for_an_app_that_posts_the_grade(tmp_path):
+    """docs/pytest-plugin.md's unittest example, run as written with its `...` filled in by a
+    correct app: it must pass (under STRICT it once could not, the assignment never linked)."""
+    import os
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "pytest-plugin.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "import unittest" in b]
+    assert len(blocks) == 1, blocks
+    elided = [line for line in blocks[0].splitlines() if line.strip().startswith("...")]
+    assert len(elided) == 1, elided
+    script = blocks[0].replace(elided[0], APP_STEP.strip("\n"))
+    (tmp_path / "test_example.py").write_text(script, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEVER_SIM_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-m", "unittest", "-v", "test_example"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "grade POST 200" in done.stdout and "OK" in done.stderr, done.stdout + done.stderr
