@@ -9,7 +9,9 @@ click and waits for Ctrl+C/SIGTERM.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -36,6 +38,7 @@ class Demo:
     sim: RunningServer
     partner: Any  # contract_tests.reference_partner.PartnerServer
     client_id: str
+    requested_server: str = "waitress"  # what --server asked for: the banner says why not granian only for auto
 
     @property
     def sim_url(self) -> str:
@@ -54,6 +57,21 @@ class Demo:
             self.partner.stop()  # first: its pooled connections to the simulator close too
         finally:
             self.sim.stop()
+
+
+class DemoPortBusy(OSError):
+    """A port one of the demo's two servers could not listen on, and which server and flag it was."""
+
+    def __init__(self, server: str, flag: str, host: str, port: int, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.server, self.flag, self.host, self.port = server, flag, host, port
+
+    def __str__(self) -> str:
+        return (f"cannot listen on {self.host}:{self.port} for {self.server}: {self.strerror} "
+                f"(choose another port with {self.flag}, or 0 for any free one)")
+
+
+_PORT_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 def _demo_spec(partner_url: str, port: int) -> dict[str, Any]:
@@ -93,8 +111,13 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     """
     from .reference_partner import bind_partner, create_partner_app
 
-    sim_server = bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
-                                server=server)
+    try:
+        sim_server = bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
+                                    server=server)
+    except OSError as exc:
+        if exc.errno in _PORT_ERRORS:
+            raise DemoPortBusy("the simulator", "--port", host, sim_port, exc) from exc
+        raise
     sim = sim_server.app.extensions["clever_sim"]
     existing = sim.clever.app(DEMO_CLIENT_ID)
     client_id, client_secret = ((existing.client_id, existing.client_secret) if existing
@@ -105,15 +128,19 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     })
     try:
         partner_server = bind_partner(partner_app, host, partner_port)
-    except BaseException:
+    except BaseException as exc:
         partner_app.extensions["reference_partner"].close()
         sim_server.stop()
+        if isinstance(exc, OSError) and exc.errno in _PORT_ERRORS:
+            raise DemoPortBusy("the reference partner", "--partner-port", host, partner_port,
+                               exc) from exc
         raise
 
     ensure_registration(sim, partner_server.url, partner_server.port)
     sim_server.start()
     partner_server.start()
-    return Demo(sim_server, partner_server, client_id)
+    return Demo(sim_server, partner_server, client_id,
+                requested_server=server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
 
 
 # --- what the command prints -----------------------------------------------------------------
@@ -206,7 +233,7 @@ def walkthrough(demo: Demo) -> str:
         "redirect_uri": app.primary_redirect_uri, "state": f"assignment:{first}"})
     return "\n".join([
         "Clever Grade Passback Simulator: demo",
-        f"  Simulator (Clever + Schoology): {sim_url}   on {describe_server(demo.sim.kind)}",
+        f"  Simulator (Clever + Schoology): {sim_url}   on {describe_server(demo.sim.kind, demo.requested_server)}",
         f"  Reference partner app:          {partner_url}",
         f"  App: {app.name}   client_id {app.client_id}",
         f"  redirect URI {app.primary_redirect_uri}   assignments {app.assignments_url}",
@@ -244,6 +271,8 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
 
     try:
         demo = start_demo(sim_port, partner_port, db, server=server)
+    except DemoPortBusy as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1 (ports {sim_port} and "
                                    f"{partner_port}): {exc.strerror or exc}") from None

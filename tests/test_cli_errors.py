@@ -81,7 +81,12 @@ CASES = {
     "demo-db-not-sqlite": (["demo", "--db", "notes.txt", "--port", "0", "--partner-port", "0"],
                            "file is not a database"),
     "demo-port-not-a-number": (["demo", "--port", "x"], "Invalid value for '--port'"),
-    "demo-port-in-use": (["demo", "--port", "{busy}", "--partner-port", "0"], "cannot listen"),
+    "demo-port-in-use": (["demo", "--port", "{busy}", "--partner-port", "0"],
+                         "cannot listen on 127.0.0.1:{busy} for the simulator: Address already in use "
+                         "(choose another port with --port, or 0 for any free one)"),
+    "demo-partner-port-in-use": (["demo", "--port", "0", "--partner-port", "{busy}"],
+                                 "cannot listen on 127.0.0.1:{busy} for the reference partner: Address "
+                                 "already in use (choose another port with --partner-port, or 0 for any free one)"),
     # fixtures
     "validate-missing": (["fixtures", "validate", "nope.json"], "'nope.json' does not exist"),
     "validate-directory": (["fixtures", "validate", "adir"], "'adir' is a directory"),

@@ -200,3 +200,26 @@ def test_print_partner_config_refuses_port_zero(args):
     result = CliRunner().invoke(main, ["demo", "--print-partner-config", *args])
     assert result.exit_code == 2
     assert "--print-partner-config needs the demo's real ports, not 0" in result.output
+
+
+def test_banner_says_why_not_granian_only_when_auto_fell_back(monkeypatch):
+    """The default (waitress, asked for) names waitress alone; once the banner printed
+    'not granian: None' for it. Only --server auto falling back says why."""
+    import simulator.serving as serving
+
+    monkeypatch.delenv("CLEVER_SIM_SERVER", raising=False)
+    asked = start_demo(0, 0, ":memory:", environ={})
+    try:
+        line = walkthrough(asked).splitlines()[1]
+    finally:
+        asked.stop()
+    assert line.endswith("on waitress " + serving.describe_server("waitress", "waitress")
+                         .split(" ", 1)[1]) and "granian" not in line, line
+
+    monkeypatch.setattr(serving, "granian_problem", lambda: "granian is not installed (here)")
+    fell_back = start_demo(0, 0, ":memory:", environ={}, server="auto")
+    try:
+        line = walkthrough(fell_back).splitlines()[1]
+    finally:
+        fell_back.stop()
+    assert line.endswith("(pure-Python WSGI); not granian: granian is not installed (here)"), line
