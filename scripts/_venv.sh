@@ -5,21 +5,34 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NEEDS=${NEEDS:-test}
+# Every problem here is one line on stderr and exit 2, as for clever-sim's own commands.
+fail() { echo "scripts/$(basename "$0"): $*" >&2; exit 2; }
+# The version of interpreter $1 ("3.9.18"); exit status 0 only when it is 3.10 or newer.
+python_version() {
+  "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3]); sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null
+}
 pick_python() {
-  for cand in "${PYTHON:-}" python3 python3.13 python3.12 python3.11 python3.10 python; do
-    [ -n "$cand" ] || continue
+  if [ -n "${PYTHON:-}" ]; then  # asked for by name: that one or none, never a silent other
+    command -v "$PYTHON" >/dev/null 2>&1 || fail "PYTHON=$PYTHON: no such interpreter"
+    local v; v=$(python_version "$PYTHON") \
+      || fail "PYTHON=$PYTHON is Python ${v:-of an unknown version}; clever-sim needs 3.10 or newer"
+    echo "$PYTHON"; return 0
+  fi
+  for cand in python3 python3.13 python3.12 python3.11 python3.10 python; do
     command -v "$cand" >/dev/null 2>&1 || continue
-    if "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
+    if python_version "$cand" >/dev/null; then
       echo "$cand"; return 0
     fi
   done
-  echo "clever-sim needs Python 3.10 or newer; none found on PATH (set PYTHON=/path/to/python3)" >&2
-  return 1
+  fail "clever-sim needs Python 3.10 or newer; none found on PATH (set PYTHON=/path/to/python3)"
 }
 if [ ! -x .venv/bin/python ]; then
-  py=$(pick_python)
+  py=$(pick_python) || exit 2
   echo "Creating .venv with $($py --version)..." >&2
   "$py" -m venv .venv
+elif ! have_version=$(python_version .venv/bin/python); then  # e.g. made earlier by hand
+  fail ".venv is Python ${have_version:-of an unknown version}; clever-sim needs 3.10 or newer:" \
+       "remove it (rm -rf .venv) and run again (PYTHON=/path/to/python3 picks the interpreter)"
 fi
 # The stamp is "<sha256 of pyproject.toml> <run|test>": what was installed, for which
 # dependency list. Install again only when the list changed or more is needed now.
