@@ -78,9 +78,12 @@ def _api_error(response, action: str) -> SnapshotFailed:
     lines = [f"{action}: HTTP {response.status_code}"]
     if isinstance(body, dict):
         lines[0] += f": {body.get('message', '')}"
-        for e in body.get("errors", [])[:200]:
+        errors = [e for e in body.get("errors", [])[:200] if isinstance(e, dict)]
+        for e in errors:
             hint = f" ({e['hint']})" if e.get("hint") else ""
             lines.append(f"  {e.get('field')}: {e.get('problem')}{hint}")
+        if len(errors) == 1:  # e.g. a missing control token: one line, as every other failure
+            lines = [f"{lines[0]}; {lines[1].strip()}"]
     else:
         lines[0] += f": {response.text[:300]}"
     return SnapshotFailed("\n".join(lines))

@@ -199,3 +199,23 @@ def test_a_bare_command_prints_its_help_unprefixed():
     result = CliRunner().invoke(main, [])
     assert result.exit_code in (0, 2)  # click < 8.2 exits 0 here
     assert (result.stderr or result.stdout).startswith("Usage: ")
+
+
+def test_a_snapshot_refused_for_its_control_token_is_one_line(folder, monkeypatch):
+    """The server's one error (Authorization missing) joins the status on the same line."""
+    from simulator.app import create_app
+    from simulator.serving import start_in_thread
+
+    monkeypatch.delenv("CLEVER_SIM_CONTROL_TOKEN", raising=False)
+    server = start_in_thread(create_app({"DB": ":memory:", "CONTROL_TOKEN": "s3cret"}, environ={}))
+    try:
+        before = tree(folder)
+        result = CliRunner().invoke(main, ["snapshot", "save", "out.json", "--url", server.url])
+    finally:
+        server.stop()
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"clever-sim snapshot save: cannot save a snapshot from {server.url}: HTTP 401: Control "
+        "token required; Authorization: is missing (send Authorization: Bearer {the "
+        "--control-token / CLEVER_SIM_CONTROL_TOKEN value})")
+    assert tree(folder) == before
