@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "CODE_TTL_S": 60,
     "WAIT_MAX_S": 60,
     "APPS": [],                    # extra app registrations (from [app] in a TOML file)
+    "CONFIG_FILE": None,           # the TOML file read (named in its errors), if any
     "CONTRACT": {},
     "SECRET_KEY": None,            # None: random per process
     "ALLOWED_HOSTS": [],           # host names the control API answers besides loopback ("*": any)
@@ -95,6 +96,8 @@ def read_toml(path: str | os.PathLike) -> dict:
         raise ConfigError(f"config file not found: {p}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:  # tomllib decodes the bytes first; TOML is UTF-8
+        raise ConfigError(f"{p}: not valid TOML: the file is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc}") from None
 
@@ -112,7 +115,20 @@ def app_from_toml(table: Mapping[str, Any], where: str) -> dict:
         if key in app and not (isinstance(app[key], str) and app[key]):
             raise ConfigError(f"{where}: [app].{key} must be a non-empty string")
     app.setdefault("name", "Partner app")
+    from .apps import normalize_app
+    from .errors import SimError
+
+    try:  # the registration's own rules now, before a database is opened or written
+        normalize_app(app, list(app.get("districts") or []), None, "")  # districts: at start-up
+    except SimError as exc:
+        raise ConfigError(f"{where}: {app_problems(exc)}") from None
     return app
+
+
+def app_problems(exc: Any) -> str:
+    """An app registration's problems (a SimError's) as one line about ``[app]``."""
+    return "; ".join(f"[app].{e.field} {e.problem}" + (f" ({e.hint})" if e.hint else "")
+                     for e in exc.errors) or exc.message
 
 
 def from_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -169,6 +185,7 @@ def build_config(config_file: str | os.PathLike | None = None,
     config_file = config_file or env.get("CLEVER_SIM_CONFIG")
     if config_file:
         cfg.update(from_file(config_file))
+        cfg["CONFIG_FILE"] = str(config_file)
     cfg.update(from_env(env))
     cfg.update({k: v for k, v in (overrides or {}).items()})
     _check(cfg)

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 
 from .clever.backend import CleverBackend
 from .clock import Clock
-from .config import resolve_db_path
+from .config import ConfigError, app_problems, resolve_db_path
+from .errors import SimError
 from .faults import Faults
 from .journal import Journal
 from .ratelimit import RateLimiter
@@ -364,9 +365,18 @@ class Simulator:
         return json.loads(self.store.get_meta("roster_apps") or "[]")
 
     def _register_startup_apps(self) -> None:
-        for spec in self.roster_apps() + list(self.cfg.get("APPS", [])):
-            existing = self.clever.app(spec["client_id"]) if spec.get("client_id") else None
-            self.clever.register_app(spec, existing)
+        for spec in self.roster_apps():
+            self._register_startup_app(spec)
+        for spec in self.cfg.get("APPS", []):  # a partner.toml's [app]: its mistakes are config ones
+            try:
+                self._register_startup_app(spec)
+            except SimError as exc:  # e.g. a district the roster lacks (the rest: app_from_toml)
+                where = self.cfg.get("CONFIG_FILE")
+                raise ConfigError(f"{where + ': ' if where else ''}{app_problems(exc)}") from None
+
+    def _register_startup_app(self, spec: dict) -> None:
+        existing = self.clever.app(spec["client_id"]) if spec.get("client_id") else None
+        self.clever.register_app(spec, existing)
 
     @property
     def district_ids(self) -> list[str]:

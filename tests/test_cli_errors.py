@@ -33,6 +33,9 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_bytes(NOTES)
     (tmp_path / "adir").mkdir()
     (tmp_path / "partner.toml").write_text(PARTNER_TOML, encoding="utf-8")
+    (tmp_path / "bad-app.toml").write_text(PARTNER_TOML.replace('["http://127.0.0.1:5001/clever/callback"]',
+                                                                '["localhost:5001/callback"]'), encoding="utf-8")
+    (tmp_path / "latin1.toml").write_bytes('[app]\nname = "Mathé"\n'.encode("latin-1"))
     other = sqlite3.connect(tmp_path / "other.db")
     other.execute("CREATE TABLE recipes (name TEXT)")
     other.commit()
@@ -66,6 +69,11 @@ CASES = {
     "serve-config-missing": (["serve", "--config", "nope.toml"], "config file not found: nope.toml"),
     "serve-config-directory": (["serve", "--config", "adir"], "'adir' is a directory"),
     "serve-config-not-toml": (["serve", "--config", "notes.txt"], "notes.txt: not valid TOML"),
+    "serve-config-not-utf8": (["serve", "--config", "latin1.toml"],
+                              "config: latin1.toml: not valid TOML: the file is not UTF-8 text"),
+    "serve-config-app-bad-redirect": (["serve", "--db", "new.db", "--config", "bad-app.toml"],
+                                      "config: bad-app.toml: [app].redirect_uris[0] is not an absolute "
+                                      "http(s) URL"),
     "serve-roster-missing": (["serve", "--roster", "nope.json"], "cannot read roster file 'nope.json'"),
     "serve-roster-directory": (["serve", "--roster", "adir"], "'adir' is a directory"),
     "serve-roster-not-json": (["serve", "--roster", "notes.txt"], "'notes.txt' is not valid JSON"),
@@ -116,6 +124,8 @@ CASES = {
     "contract-config-missing": (["contract", "--config", "nope.toml"], "config file not found: nope.toml"),
     "contract-config-directory": (["contract", "--config", "adir"], "adir is a directory"),
     "contract-config-not-toml": (["contract", "--config", "notes.txt"], "notes.txt: not valid TOML"),
+    "contract-config-not-utf8": (["contract", "--config", "latin1.toml"],
+                                 "latin1.toml: not valid TOML: the file is not UTF-8 text"),
     "contract-config-under-a-file": (["contract", "--config", "notes.txt/partner.toml"], "config file not found"),
     "contract-sim-port-not-a-number": (["contract", "--config", "partner.toml", "--sim-port", "x"],
                                        "Invalid value for '--sim-port'"),
