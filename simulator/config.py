@@ -146,6 +146,10 @@ def from_file(path: str | os.PathLike) -> dict[str, Any]:
         if key in ("roster", "roster_cache") and isinstance(value, str):
             value = str((base / value).resolve())
         out[_TOML_SIMULATOR_KEYS[key]] = value
+    try:  # the file's own values, checked here so the line names the file and the table
+        _check({**DEFAULTS, **out})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: [simulator].{exc}") from None
     if "app" in doc:
         out["APPS"] = [app_from_toml(doc["app"], str(path))]
     if "contract" in doc:

@@ -35,6 +35,7 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "partner.toml").write_text(PARTNER_TOML, encoding="utf-8")
     (tmp_path / "bad-app.toml").write_text(PARTNER_TOML.replace('["http://127.0.0.1:5001/clever/callback"]',
                                                                 '["localhost:5001/callback"]'), encoding="utf-8")
+    (tmp_path / "strict.toml").write_text('[simulator]\nstrict = "yes"\n', encoding="utf-8")
     (tmp_path / "latin1.toml").write_bytes('[app]\nname = "Mathé"\n'.encode("latin-1"))
     other = sqlite3.connect(tmp_path / "other.db")
     other.execute("CREATE TABLE recipes (name TEXT)")
@@ -69,6 +70,9 @@ CASES = {
     "serve-config-missing": (["serve", "--config", "nope.toml"], "config file not found: nope.toml"),
     "serve-config-directory": (["serve", "--config", "adir"], "'adir' is a directory"),
     "serve-config-not-toml": (["serve", "--config", "notes.txt"], "notes.txt: not valid TOML"),
+    "serve-config-strict-not-a-bool": (["serve", "--db", "new.db", "--config", "strict.toml"],
+                                       "config: strict.toml: [simulator].strict must be true or false, "
+                                       "not 'yes'"),
     "serve-config-not-utf8": (["serve", "--config", "latin1.toml"],
                               "config: latin1.toml: not valid TOML: the file is not UTF-8 text"),
     "serve-config-app-bad-redirect": (["serve", "--db", "new.db", "--config", "bad-app.toml"],
