@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import selectors
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,36 +17,13 @@ from pathlib import Path
 import pytest
 
 from contract_tests.checks import CHECKS
-from serverproc import node_or_skip
+from serverproc import LineProcess, node_or_skip
 from test_contract_suite import outcomes, run, sim, write_toml  # noqa: F401  (sim: a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_APP = ROOT / "tests" / "partners" / "node_http_partner" / "partner.js"
 JAVA_APP = ROOT / "tests" / "partners" / "java_partner" / "Partner.java"
 ALL_IDS = [c.id for c in CHECKS]
-
-
-def _start(cmd: list[str], bug: str, timeout: float = 30) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(cmd, env={**os.environ, "BUG": bug, "SLOW_MS": "2000"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with selectors.DefaultSelector() as sel:  # never wait forever for the banner
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        line = proc.stdout.readline() if sel.select(timeout=timeout) else ""
-    match = re.search(r"listening on (http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"partner did not start: {line!r}{proc.stdout.read()}")
-    return proc, match.group(1)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +46,9 @@ def partner(lang: str, sim_url: str, client_id: str, bug: str = "", classes: Pat
         cmd = [node_or_skip(), str(NODE_APP), *args]
     else:
         cmd = [shutil.which("java"), "-cp", str(classes), "Partner", *args]
-    proc, url = _start(cmd, bug)
-    try:
-        yield url
-    finally:
-        _stop(proc)
+    with LineProcess(cmd, r"listening on (http://\S+)", timeout=30,
+                     env={**os.environ, "BUG": bug, "SLOW_MS": "2000"}) as app:
+        yield app.url
 
 
 def _suite(lang: str, sim, tmp_path: Path, bug: str, only: str | None, classes: Path | None = None):
