@@ -170,14 +170,35 @@
     if (doc.seq && Number(doc.seq) > Number(seq)) { seq = String(doc.seq); }
   }
 
+  function stopPolling() {
+    if (polling) { window.clearInterval(polling); polling = null; }
+  }
+
+  // Said when the server answers but will not give this tab grades any more: retrying
+  // cannot help (e.g. the simulator restarted, which signs every tab out), a reload can.
+  function refusedText(status) {
+    if (status === 401 || status === 403) {
+      return "Live updates stopped: this tab is no longer signed in as a teacher of this " +
+             "section (logged out, or the simulator restarted). Reload the page.";
+    }
+    if (status === 404) { return "Live updates stopped: this section is gone. Reload the page."; }
+    return "";
+  }
+
   function poll() {
     if (!window.fetch || !snapshotUrl) { say("Reload the page to see new grades."); return; }
-    say("Live updates: checking every " + POLL_MS / 1000 + " s.");
+    var checking = "Live updates: checking every " + POLL_MS / 1000 + " s.";
+    say(checking);
     var run = function () {
       fetch(snapshotUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (doc) { if (doc) { pollDone(doc); } })
-        .catch(function () { say("Live updates paused (server unreachable); retrying."); });
+        .then(function (r) {
+          var refused = refusedText(r.status);
+          if (refused) { stopPolling(); say(refused); return null; }
+          if (!r.ok) { say("Live updates paused (the simulator answered " + r.status + "); retrying."); return null; }
+          return r.json();
+        })
+        .then(function (doc) { if (doc) { pollDone(doc); say(checking); } })
+        .catch(function () { say("Live updates paused: the simulator is not answering (stopped?); retrying every " + POLL_MS / 1000 + " s."); });
     };
     run();
     polling = window.setInterval(run, POLL_MS);
@@ -202,12 +223,16 @@
       try { reason = JSON.parse(e.data).reason || reason; } catch (err) { /* keep default */ }
       say("Reload the page: " + reason + ".");
     });
+    var failures = 0;  // errors since the stream was last open
+    mine.addEventListener("open", function () { failures = 0; });
     mine.addEventListener("error", function () {
       if (mine.readyState === EventSource.CLOSED) {   // refused (e.g. too many streams): poll
-        mine.close();
+        mine.close();                                 // (the poll tells a sign-out apart)
         if (!polling && source === mine) { poll(); }
       } else {
-        say("Live updates: reconnecting…");
+        failures += 1;
+        say(failures < 2 ? "Live updates: reconnecting…"
+                         : "Live updates paused: the simulator is not answering (stopped?); retrying.");
       }
     });
   }
@@ -216,7 +241,7 @@
   // gives its stream back at once: each open stream holds one of the server's few slots.
   window.addEventListener("pagehide", function () {
     if (source) { source.close(); source = null; }
-    if (polling) { window.clearInterval(polling); polling = null; }
+    stopPolling();
   });
   window.addEventListener("pageshow", function (e) {
     if (e.persisted && !source && !polling) { connect(); }  // back from the cache: resume

@@ -1,0 +1,75 @@
+"""What a real-browser audit found (several tabs, hostile sizes, a restarting server): the
+gradebook says plainly when live updates cannot work, long assignment names never widen a
+page, and pages log no console errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from contract_tests.demo import DEMO_CLIENT_ID
+from simulator.embedded import start_simulator
+
+from . import expect
+
+pytestmark = pytest.mark.browser
+
+TEACHER = "Rebecca Alvarez"
+SECTION_NAME = "Grade 5 Math – Period 2"
+NOT_ANSWERING = "Live updates paused: the simulator is not answering (stopped?); retrying."
+SIGNED_OUT = ("Live updates stopped: this tab is no longer signed in as a teacher of this "
+              "section (logged out, or the simulator restarted). Reload the page.")
+
+
+def section_id(sim) -> str:
+    return next(s["id"] for s in sim.roster["sections"] if s["name"] == SECTION_NAME)
+
+
+def _serve(db: str, port: int = 0):
+    server = start_simulator({"DB": db}, port=port, environ={})
+    server.app.config["GRADEBOOK_SSE_HEARTBEAT_S"] = 0.3  # a closed stream ends at once
+    return server
+
+
+def test_gradebook_says_the_server_is_gone_then_that_a_restart_signed_the_tab_out(
+        tmp_path, new_context, ui):
+    db = str(tmp_path / "sim.db")
+    server = _serve(db)
+    url, port = server.url, server.port
+    restarted = None
+    try:
+        page = new_context().new_page()
+        ui.switch_persona(page, url, TEACHER)
+        page.goto(f"{url}/schoology/sections/{section_id(server.app.extensions['clever_sim'])}"
+                  "/gradebook")
+        status = page.locator("#gb-live-status")
+        expect(status).to_have_text("Live updates: on.")
+        server.stop()
+        server = None
+        # the browser retries; after a second failed try it says why nothing arrives
+        expect(status).to_have_text(NOT_ANSWERING)
+        # same database, new process secret: the session cookie no longer signs anyone in,
+        # so the stream is refused; the page says so instead of "checking every 5 s" forever
+        restarted = _serve(db, port)
+        expect(status).to_have_text(SIGNED_OUT)
+        page.reload()
+        expect(page.locator("main")).to_contain_text("Log in to see this gradebook")
+    finally:
+        for running in (server, restarted):
+            if running is not None:
+                running.stop()
+
+
+def test_gradebook_polling_says_a_signed_out_tab_must_reload(demo, new_context, ui):
+    """Too many streams → polling; logging out in another tab then stops it with the reason."""
+    context = new_context()
+    page = context.new_page()
+    ui.switch_persona(page, demo.sim_url, TEACHER)
+    page.route("**/gradebook/events*", lambda route: route.fulfill(status=503, body="busy"))
+    page.goto(f"{demo.sim_url}/schoology/sections/{section_id(demo.simulator)}/gradebook")
+    status = page.locator("#gb-live-status")
+    expect(status).to_have_text("Live updates: checking every 5 s.")
+    other = context.new_page()  # a second tab of the same persona logs out
+    other.goto(f"{demo.sim_url}/schoology")
+    other.get_by_role("button", name="Log out").click()
+    expect(status).to_have_text(SIGNED_OUT)
