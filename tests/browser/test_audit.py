@@ -73,3 +73,24 @@ def test_gradebook_polling_says_a_signed_out_tab_must_reload(demo, new_context, 
     other.goto(f"{demo.sim_url}/schoology")
     other.get_by_role("button", name="Log out").click()
     expect(status).to_have_text(SIGNED_OUT)
+
+
+LONG_NAME = "L" * 200  # no space to break at
+
+
+@pytest.mark.parametrize("width", [375, 640, 1280])  # phone, 200 % zoom of 1280, desktop
+def test_long_assignment_names_never_widen_the_section_page_or_gradebook(demo, new_context, ui,
+                                                                         width):
+    sec = section_id(demo.simulator)
+    for j in range(3):
+        resp = httpx.post(f"{demo.sim_url}/_sim/links", json={
+            "section_id": sec, "client_id": DEMO_CLIENT_ID, "assignment_id": f"long{j}",
+            "name": f"{LONG_NAME} {j}", "max_points": 10})
+        assert resp.status_code == 201, resp.text
+    page = new_context(viewport={"width": width, "height": 800}).new_page()
+    ui.switch_persona(page, demo.sim_url, TEACHER)
+    for path in (f"/schoology/sections/{sec}", f"/schoology/sections/{sec}/gradebook"):
+        page.goto(demo.sim_url + path)
+        expect(page.locator("main")).to_contain_text(LONG_NAME)
+        wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert wide[0] <= wide[1], f"{path} is {wide[0]} px wide in a {wide[1]} px window"
