@@ -94,3 +94,25 @@ def test_long_assignment_names_never_widen_the_section_page_or_gradebook(demo, n
         expect(page.locator("main")).to_contain_text(LONG_NAME)
         wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert wide[0] <= wide[1], f"{path} is {wide[0]} px wide in a {wide[1]} px window"
+
+
+def test_pages_log_no_console_errors(demo, new_context, ui):
+    """Not even the browser's own /favicon.ico: every page names an inline icon."""
+    page = new_context().new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    ui.switch_persona(page, demo.sim_url, TEACHER)
+    sec = section_id(demo.simulator)
+    # Chromium asks for /favicon.ico once per browser, so a console check alone passes
+    # whenever an earlier test already paid that 404: each page must name its icon itself.
+    no_icon = []
+    for url in [demo.sim_url + path for path in (
+            "/", "/schoology", f"/schoology/sections/{sec}", f"/schoology/sections/{sec}/gradebook",
+            "/inspector", "/portal", "/u/7/schoology")] + [demo.partner_url]:
+        page.goto(url)
+        page.wait_for_load_state("load")
+        if page.locator('head link[rel="icon"][href^="data:"]').count() != 1:
+            no_icon.append(url)
+    assert no_icon == [], "these pages make the browser request /favicon.ico (a 404)"
+    assert errors == []
