@@ -270,6 +270,38 @@ def create_assignment(section_id: str, client_id: str):
     return redirect(url_for("schoology.section_page", section_id=section_id), code=303)
 
 
+# --- a form's address opened as a page ---------------------------------------------------
+# The addresses below only take a form's POST. A browser GETs them too: Back or Forward onto
+# an entry that was a POST, a reopened closed tab, an address copied from the bar. Each
+# sends the tab to the page that holds the form (keeping its slot), not to a JSON 405.
+
+@bp.get("/schoology/persona")
+def persona_form_page():
+    """The persona switcher lives on the Schoology home page."""
+    return redirect(url_for("schoology.home"), code=303)
+
+
+@bp.get("/schoology/sections/<section_id>/assignments/<link_id>/remove")
+@bp.get("/schoology/sections/<section_id>/assignments/<link_id>/open")
+def material_form_page(section_id: str, link_id: str):
+    """Remove and Open are buttons of the section's assignment page."""
+    return redirect(url_for("schoology.material_page", section_id=section_id, link_id=link_id),
+                    code=303)
+
+
+@bp.get("/schoology/sections/<section_id>/add/<client_id>/settings")
+def settings_form_page(section_id: str, client_id: str):
+    """The settings form needs a picked assignment: back to the app's pick list."""
+    return redirect(url_for("schoology.pick_assignment", section_id=section_id,
+                            client_id=client_id), code=303)
+
+
+@bp.get("/portal/apps/<client_id>/launch")
+def portal_launch_page(client_id: str):
+    """A tile is a button of the portal page."""
+    return redirect(url_for("schoology.portal"), code=303)
+
+
 # --- fake Clever portal -------------------------------------------------------------------
 
 @bp.get("/portal")

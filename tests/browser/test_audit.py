@@ -116,3 +116,36 @@ def test_pages_log_no_console_errors(demo, new_context, ui):
             no_icon.append(url)
     assert no_icon == [], "these pages make the browser request /favicon.ico (a 404)"
     assert errors == []
+
+
+def test_a_form_address_opened_as_a_page_leads_to_its_form_not_a_405(demo, new_context, ui):
+    """A reopened tab, Back onto a POST or a copied address GETs a form's target."""
+    sim = demo.sim_url
+    sec = section_id(demo.simulator)
+    browser = new_context()
+    teacher = browser.new_page()
+    ui.switch_persona(teacher, sim, TEACHER)
+    teacher.goto(f"{sim}/schoology/sections/{sec}")
+    ui.add_assignment(teacher, "Demo Partner (reference)", "frac5nf1")
+    link_id = teacher.locator("tr[data-link-id]").first.get_attribute("data-link-id")
+    # the settings page was a POST's answer: reopened, it is the app's pick list again
+    resp = teacher.goto(f"{sim}/schoology/sections/{sec}/add/{DEMO_CLIENT_ID}/settings")
+    assert resp.status == 200
+    assert teacher.url == f"{sim}/schoology/sections/{sec}/add/{DEMO_CLIENT_ID}"
+    expect(teacher.locator("tr", has=teacher.locator("code", has_text="frac5nf1"))
+           .get_by_role("button", name="Change")).to_be_visible()
+    teacher.goto(f"{sim}/schoology/sections/{sec}/assignments/{link_id}/remove")
+    assert teacher.url == f"{sim}/schoology/sections/{sec}/assignments/{link_id}"
+    assert demo.simulator.schoology.links(section_id=sec, assignment_id="frac5nf1")
+    # a student's tab (slot 1) keeps its slot: the address of "Open" shows the assignment
+    kid = browser.new_page()
+    student = next(s for s in demo.simulator.roster["users"] if s["id"] in
+                   next(x for x in demo.simulator.roster["sections"] if x["id"] == sec)["students"])
+    slot = ui.add_persona(kid, sim, user_id=student["id"])
+    kid.goto(f"{sim}{slot}/schoology/sections/{sec}/assignments/{link_id}/open")
+    assert kid.url == f"{sim}{slot}/schoology/sections/{sec}/assignments/{link_id}"
+    expect(kid.get_by_role("button", name="Open")).to_be_visible()
+    for path, page in (("/schoology/persona", "/schoology"), ("/portal/apps/x/launch", "/portal")):
+        kid.goto(f"{sim}{slot}{path}")
+        assert kid.url == f"{sim}{slot}{page}"
+        expect(kid.get_by_test_id("who")).to_contain_text("(persona 1 of this browser)")
