@@ -4,6 +4,8 @@ page, and pages log no console errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -149,3 +151,29 @@ def test_a_form_address_opened_as_a_page_leads_to_its_form_not_a_405(demo, new_c
         kid.goto(f"{sim}{slot}{path}")
         assert kid.url == f"{sim}{slot}{page}"
         expect(kid.get_by_test_id("who")).to_contain_text("(persona 1 of this browser)")
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reverses everything after it in its paragraph
+
+
+def test_a_right_to_left_override_in_a_name_stays_inside_the_name(tmp_path, new_context, ui):
+    """Roster and partner text is shown, never allowed to reorder the page's own words."""
+    import json
+
+    from simulator.roster import default_roster_path
+
+    roster = json.loads(default_roster_path().read_text(encoding="utf-8"))
+    sec = next(s for s in roster["sections"] if s["name"] == SECTION_NAME)
+    teacher = next(u for u in roster["users"] if u["id"] == sec["teacher"])
+    teacher["name"]["last"] = f"Alvarez{RLO}evil"
+    path = tmp_path / "roster.json"
+    path.write_text(json.dumps(roster), encoding="utf-8")
+    server = start_simulator({"DB": ":memory:", "ROSTER": str(path)}, environ={})
+    try:
+        page = new_context().new_page()
+        ui.switch_persona(page, server.url, user_id=teacher["id"])
+        who = page.get_by_test_id("who")
+        name, role = who.locator("strong").bounding_box(), who.locator(".sg-role").bounding_box()
+        assert role["x"] >= name["x"] + name["width"], "the role tag moved left of the name"
+    finally:
+        server.stop()
