@@ -1346,8 +1346,7 @@ def insert_roster_records(db: sqlite3.Connection, kind: str, records: list[dict]
             roles.extend((role, district_id, user_id) for role in held if role in ROLES)
             people.append((*person[:7], person[8][0]))
             school_people.extend((sid, person[7], person[5], user_id) for sid in person[8])
-            if "student" not in held:  # a student's v2 id is its id: no row
-                legacy.extend((v2, user_id, role) for role, v2 in legacy_role_ids(u).items())
+            legacy.extend((v2, user_id, role) for role, v2 in legacy_role_ids(u).items())
         db.executemany("INSERT INTO users(id, district_id, role, data) VALUES (?, ?, ?, ?)", users)
         db.executemany("INSERT INTO user_roles(role, district_id, user_id) VALUES (?, ?, ?)", roles)
         db.executemany("INSERT INTO people(user_id, district_id, role, name, title, sort_key, "
