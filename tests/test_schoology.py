@@ -150,6 +150,14 @@ def submit(client, form: dict, **changes):
     return client.post(form["action"], data=_multi(fields))
 
 
+def submit_then_get(client, form: dict, **changes):
+    """Submit as a browser does: the answer is a 303 to a GET page (Post/Redirect/Get), which
+    is then opened, so Back and reload never resubmit the form."""
+    resp = submit(client, form, **changes)
+    assert resp.status_code == 303, (resp.status_code, page_text(resp)[:500])
+    return client.get(resp.headers["Location"])
+
+
 def _multi(pairs):
     return MultiDict(pairs)
 
@@ -277,7 +285,7 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
     assert entry["user_id"] == TEACHER and entry["client_id"] == demo_app.client_id
     assert entry["status"] == 200 and entry["findings"] == []
 
-    settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
+    settings = submit_then_get(client, form_to(listing, "/settings", assignment_id="a100001"))
     assert settings.status_code == 200
     form = form_to(settings, f"/schoology/sections/{SECTION}/add/{demo_app.client_id}",
                    assignment_id="a100001")
@@ -299,7 +307,8 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
     assert link.client_id == demo_app.client_id
 
     page = page_text(client.get(done.headers["Location"]))
-    assert "Added “Fractions quiz”" in page  # the flash-style confirmation
+    # the flash-style confirmation; names isolated, so bidi controls in one stay inside it
+    assert "Added “<bdi>Fractions quiz</bdi>” (<bdi>Demo Partner (reference)</bdi>) with grading." in page
     assert "Fractions quiz" in page and "2026-10-02T23:59" in page and "Quizzes" in page
     assert "Open" not in page.split("Course materials", 1)[1]  # teachers get no Open button
 
@@ -307,7 +316,7 @@ def test_teacher_adds_an_assignment_end_to_end(client, sim, partner, demo_app, s
 def test_grading_off_and_defaults(client, sim, partner, demo_app):
     login(client, TEACHER)
     listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
-    settings = submit(client, form_to(listing, "/settings", assignment_id="a100002"))
+    settings = submit_then_get(client, form_to(listing, "/settings", assignment_id="a100002"))
     form = form_to(settings, f"/add/{demo_app.client_id}", assignment_id="a100002")
     fields = [(k, v) for k, v in form["fields"] if k != "grading_enabled"]
     assert client.post(form["action"], data=_multi(fields)).status_code == 303
@@ -321,12 +330,12 @@ def test_adding_again_updates_the_settings(client, sim, partner, demo_app):
     login(client, TEACHER)
     for points in ("10", "20"):
         listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
-        settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
+        settings = submit_then_get(client, form_to(listing, "/settings", assignment_id="a100001"))
         resp = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), max_points=points)
         assert resp.status_code == 303
     (link,) = sim.store.list_links(section_id=SECTION)
     assert link.data["max_points"] == 20
-    assert "Updated “Fractions quiz”" in page_text(client.get(f"/schoology/sections/{SECTION}"))
+    assert "Updated “<bdi>Fractions quiz</bdi>”" in page_text(client.get(f"/schoology/sections/{SECTION}"))
 
 
 @pytest.mark.parametrize("changes, field_messages", [
@@ -345,8 +354,8 @@ def test_settings_form_errors_rerender_with_messages(client, sim, partner, demo_
                                                      field_messages):
     login(client, TEACHER)
     listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
-    settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
-    resp = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), **changes)
+    settings = submit_then_get(client, form_to(listing, "/settings", assignment_id="a100001"))
+    resp = submit_then_get(client, form_to(settings, f"/add/{demo_app.client_id}"), **changes)
     assert resp.status_code == 400 and resp.mimetype == "text/html"
     text = page_text(resp)
     assert "Please fix the problems below" in text
@@ -423,7 +432,7 @@ def test_hostile_partner_text_is_escaped_everywhere(client, sim, partner, demo_a
     assert "&lt;i&gt;std&lt;/i&gt;" in page_text(listing)
     for assignment_id, name in (("x1", HOSTILE_NAMES[0]), ("x2", HOSTILE_NAMES[1])):
         # the hidden fields carry the exact text through the escaping
-        settings = submit(client, form_to(listing, "/settings", assignment_id=assignment_id))
+        settings = submit_then_get(client, form_to(listing, "/settings", assignment_id=assignment_id))
         assert settings.status_code == 200
         _assert_escaped(page_text(settings))
         form = form_to(settings, f"/add/{demo_app.client_id}", assignment_id=assignment_id)
@@ -601,8 +610,9 @@ def test_a_field_error_is_tied_to_its_field_and_the_first_takes_the_focus(client
                                                                            first, others):
     login(client, TEACHER)
     listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
-    settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
-    text = page_text(submit(client, form_to(settings, f"/add/{demo_app.client_id}"), **changes))
+    settings = submit_then_get(client, form_to(listing, "/settings", assignment_id="a100001"))
+    text = page_text(submit_then_get(client, form_to(settings, f"/add/{demo_app.client_id}"),
+                                     **changes))
     for name in [first, *others]:
         control = re.search(r'<(?:input|select)[^>]*\bname="%s"[^>]*>' % name, text).group(0)
         assert f'aria-invalid="true" aria-describedby="{name}-error"' in control
@@ -654,7 +664,7 @@ def test_teacher_changes_an_assignment_from_its_page_starting_from_its_settings(
     page = client.get(f"/schoology/sections/{SECTION}/assignments/{link.id}")
     text = page_text(page)
     assert f'href="/schoology/sections/{SECTION}/gradebook">Gradebook</a>' in text
-    settings = submit(client, form_to(page, "/settings"))
+    settings = submit_then_get(client, form_to(page, "/settings"))
     values = dict(form_to(settings, f"/add/{demo_app.client_id}")["fields"])
     assert (values["max_points"], values["due_date"], values["due_time"]) == \
         ("20", "2026-12-15", "14:30")

@@ -464,22 +464,17 @@ def link_view(link: Link) -> dict:
     return {**link.as_json(), "launch_path": "/_sim/launch"}  # where a student's "Open" goes
 
 
-def link_assignment(sim: Simulator, body: Any) -> Link:
-    """Create the Schoology assignment a teacher would make from a partner assignment."""
+def check_link(sim: Simulator, body: Any) -> dict[str, Any]:
+    """The checked body of a Schoology assignment, or BadRequest: the settings page shows the
+    same problems again when reopened (GET) as when its form was submitted."""
     body = bodies.check_request("post", "/_sim/links", body, "Invalid Schoology assignment")
     problems: list[FieldProblem] = []
-    section_id, client_id, assignment_id = body["section_id"], body["client_id"], body["assignment_id"]
-    name, description, due_date = body.get("name"), body.get("description"), body.get("due_date")
-    standards = body.get("standards", [])
-    enabled = body.get("grading_enabled", True)
-    grading_type = body.get("grading_type", "points")
-    max_points = body.get("max_points", 100)
-    section = sim.clever.record("sections", section_id)
+    section = sim.clever.record("sections", body["section_id"])
     if section is None:
         problems.append(FieldProblem("section_id", "no such section in the roster"))
     if problems:
         raise BadRequest("Invalid Schoology assignment", problems)
-    app = sim.clever.require_app(client_id)
+    sim.clever.require_app(body["client_id"])
     district = sim.clever.record("districts", section["district"]) or {}
     schoology = district.get("schoology", {})
     for key, table in (("grading_category", "grading_categories"), ("grading_period", "grading_periods")):
@@ -490,6 +485,20 @@ def link_assignment(sim: Simulator, body: Any) -> Link:
                                          "choices: " + ", ".join(choices)))
     if problems:
         raise BadRequest("Invalid Schoology assignment", problems)
+    return body
+
+
+def link_assignment(sim: Simulator, body: Any) -> Link:
+    """Create the Schoology assignment a teacher would make from a partner assignment."""
+    body = check_link(sim, body)
+    section_id, client_id, assignment_id = body["section_id"], body["client_id"], body["assignment_id"]
+    name, description, due_date = body.get("name"), body.get("description"), body.get("due_date")
+    standards = body.get("standards", [])
+    enabled = body.get("grading_enabled", True)
+    grading_type = body.get("grading_type", "points")
+    max_points = body.get("max_points", 100)
+    section = sim.clever.record("sections", section_id)
+    app = sim.clever.require_app(client_id)
     link_id, created = object_id(), sim.clock.iso()
     data = {
         "id": link_id, "section_id": section_id, "client_id": app.client_id,

@@ -7,10 +7,11 @@ Every page works without JavaScript; every state-changing form carries a CSRF to
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import (Blueprint, flash, get_flashed_messages, redirect, render_template, request,
                    url_for)
+from markupsafe import Markup
 
 from .. import partner_client
 from ..clever import oauth
@@ -115,8 +116,9 @@ def switch_persona():
                 ["Use “Switch persona” to change this tab's persona instead, or log one "
                  "persona out (Log out on its Schoology home page)."])
     sign_in(user_id, slot)
-    flash(f"You are now {domain.full_name(found[1])} ({found[0].replace('_', ' ')})"
-          + (f" in persona slot {slot} of this browser." if slot else "."))
+    flash(Markup("You are now <bdi>{}</bdi> ({}){}").format(
+        domain.full_name(found[1]), found[0].replace("_", " "),
+        f" in persona slot {slot} of this browser." if slot else "."))
     back = request.form.get("next", "")
     if domain.is_local_path(back):  # "view as" buttons come back to the page they were on
         return redirect(in_slot(back, slot), code=303)
@@ -153,8 +155,9 @@ def remove_material(section_id: str, link_id: str):
     material = domain.get_material(sim(), section, link_id)
     sim().schoology.unlink(material["id"])
     sim().grades_changed()  # open gradebooks redraw their columns
-    flash(f"Removed “{material['name']}” from {section.get('name') or section_id}; grades the "
-          "app already posted are kept and show under “Not linked yet”.")
+    flash(Markup("Removed “<bdi>{}</bdi>” from <bdi>{}</bdi>; grades the app already posted are "
+                 "kept and show under “Not linked yet”.").format(
+        material["name"], section.get("name") or section_id))
     return redirect(url_for("schoology.section_page", section_id=section_id), code=303)
 
 
@@ -224,16 +227,47 @@ def _settings_page(section: dict, app: App, form: domain.SettingsForm, status: i
                            grading_types=list(domain.GRADING_TYPE_LABELS.items())), status
 
 
-@bp.post("/schoology/sections/<section_id>/add/<client_id>/settings")
-def assignment_settings(section_id: str, client_id: str):
-    """The settings form for the picked assignment (its data travels in the form)."""
-    check_csrf()
-    _, section = _teacher_section(section_id)
-    app = domain.require_addable_app(sim(), section, client_id)
-    picked = {"assignment_id": request.form.get("assignment_id", ""),
-              "name": request.form.get("name", ""),
-              "description": request.form.get("description", ""),
-              "standards": request.form.getlist("standards")}
+# The settings page is a GET page (Post/Redirect/Get): the pick list's "Choose" and a
+# settings form with problems answer 303 to it, its values in the address, so Back, Forward
+# and reload reopen it (no "Confirm Form Resubmission", nothing submitted twice).
+PICKED_FIELDS = ("assignment_id", "name", "description")
+SETTINGS_URL_MAX = 8192  # longer (a huge description): the POST answers with the page itself
+
+
+def _settings_url(section_id: str, client_id: str, values: dict, *, check: bool) -> str | None:
+    """The settings page's address holding ``values`` (and ``check=1``: show their problems),
+    or None when it would be too long for every server and proxy to take."""
+    fields = PICKED_FIELDS + (("grading_category", "due_date", "due_time", "grading_type",
+                               "grading_period", "max_points") if check else ())
+    query = [(k, values.get(k) or "") for k in fields]
+    query += [("standards", s) for s in values.get("standards", [])]
+    if check:
+        query += [("grading_enabled", "on")] if values.get("grading_enabled") else []
+        query.append(("check", "1"))
+    url = url_for("schoology.settings_page", section_id=section_id, client_id=client_id)
+    url += "?" + urlencode(query)
+    return url if len(url) <= SETTINGS_URL_MAX else None
+
+
+def _checked_form(values: dict, section_id: str, client_id: str
+                  ) -> tuple[domain.SettingsForm, dict | None]:
+    """The form with every problem of ``values``, and the checked body when there are none."""
+    form = domain.SettingsForm(values)
+    body, problems = domain.parse_settings(values, section_id, client_id)
+    if problems:
+        form.add(problems)
+        return form, None
+    try:
+        return form, domain.check_link(sim(), body)
+    except BadRequest as exc:
+        form.add(exc.errors or [])
+        if not exc.errors:
+            form.general.append(exc.message)
+        return form, None
+
+
+def _picked_form(section_id: str, client_id: str, picked: dict) -> domain.SettingsForm:
+    """The settings form for a freshly picked assignment (its current settings if linked)."""
     form = domain.default_settings(picked)
     existing = sim().schoology.links(section_id=section_id, client_id=client_id,
                                       assignment_id=picked["assignment_id"])
@@ -241,32 +275,63 @@ def assignment_settings(section_id: str, client_id: str):
         form = domain.settings_of(existing[0], picked)
     if not picked["assignment_id"]:
         form.general.append("assignment_id: is missing; pick an assignment from the list")
-    return _settings_page(section, app, form)
+    return form
+
+
+def _picked(source) -> dict:
+    return {**{k: source.get(k, "") for k in PICKED_FIELDS},
+            "standards": [s for s in source.getlist("standards") if s]}
+
+
+@bp.post("/schoology/sections/<section_id>/add/<client_id>/settings")
+def assignment_settings(section_id: str, client_id: str):
+    """"Choose" on the pick list: on to the settings page (GET) for that assignment."""
+    check_csrf()
+    _, section = _teacher_section(section_id)
+    app = domain.require_addable_app(sim(), section, client_id)
+    picked = _picked(request.form)
+    url = _settings_url(section_id, client_id, picked, check=False)
+    if url is None:
+        return _settings_page(section, app, _picked_form(section_id, client_id, picked))
+    return redirect(url, code=303)
+
+
+@bp.get("/schoology/sections/<section_id>/add/<client_id>/settings")
+def settings_page(section_id: str, client_id: str):
+    """The settings form of the assignment in the address; ``check=1``: with its problems.
+    Without an assignment (an address copied bare) it is the app's pick list."""
+    if "assignment_id" not in request.args:
+        return redirect(url_for("schoology.pick_assignment", section_id=section_id,
+                                client_id=client_id), code=303)
+    _, section = _teacher_section(section_id)
+    app = domain.require_addable_app(sim(), section, client_id)
+    if request.args.get("check") == "1":
+        values = domain.form_values(request.args, request.args.getlist("standards"))
+        form, body = _checked_form(values, section_id, client_id)
+        return _settings_page(section, app, form, 200 if body is not None else 400)
+    return _settings_page(section, app, _picked_form(section_id, client_id, _picked(request.args)))
 
 
 @bp.post("/schoology/sections/<section_id>/add/<client_id>")
 def create_assignment(section_id: str, client_id: str):
-    """Create the Schoology assignment (domain.link_assignment) and go to the section."""
+    """Create the Schoology assignment (domain.link_assignment) and go to the section; with
+    problems, back to the settings page showing them."""
     check_csrf()
     _, section = _teacher_section(section_id)
     app = domain.require_addable_app(sim(), section, client_id)
     values = domain.form_values(request.form, request.form.getlist("standards"))
-    form = domain.SettingsForm(values)
-    body, problems = domain.parse_settings(values, section_id, client_id)
-    if problems:
-        form.add(problems)
-        return _settings_page(section, app, form, 400)
+    form, body = _checked_form(values, section_id, client_id)
+    if body is None:
+        url = _settings_url(section_id, client_id, values, check=True)
+        if url is None:
+            return _settings_page(section, app, form, 400)
+        return redirect(url, code=303)
     existed = bool(sim().schoology.links(section_id=section_id, client_id=client_id,
                                           assignment_id=body.get("assignment_id")))
-    try:
-        link = domain.link_assignment(sim(), body)
-    except BadRequest as exc:
-        form.add(exc.errors or [])
-        if not exc.errors:
-            form.general.append(exc.message)
-        return _settings_page(section, app, form, 400)
-    flash(f"{'Updated' if existed else 'Added'} “{link.name}” ({app.name}) "
-          f"{'with' if link.setting('grading_enabled') else 'without'} grading.")
+    link = domain.link_assignment(sim(), body)
+    flash(Markup("{} “<bdi>{}</bdi>” (<bdi>{}</bdi>) {} grading.").format(
+        "Updated" if existed else "Added", link.name, app.name,
+        "with" if link.setting("grading_enabled") else "without"))
     return redirect(url_for("schoology.section_page", section_id=section_id), code=303)
 
 
@@ -287,13 +352,6 @@ def material_form_page(section_id: str, link_id: str):
     """Remove and Open are buttons of the section's assignment page."""
     return redirect(url_for("schoology.material_page", section_id=section_id, link_id=link_id),
                     code=303)
-
-
-@bp.get("/schoology/sections/<section_id>/add/<client_id>/settings")
-def settings_form_page(section_id: str, client_id: str):
-    """The settings form needs a picked assignment: back to the app's pick list."""
-    return redirect(url_for("schoology.pick_assignment", section_id=section_id,
-                            client_id=client_id), code=303)
 
 
 @bp.get("/portal/apps/<client_id>/launch")
