@@ -849,8 +849,10 @@ class RunningServer:
         return self
 
     def stop(self) -> None:
+        from .gradebook.routes import end_streams
         from .tenants import close_app
 
+        end_streams(self.app)  # live streams finish their last chunk while the server runs
         stop_server(self.server, self.thread)
         close_app(self.app)  # every tenant's store, then the root's
 

@@ -29,7 +29,8 @@ import time
 from typing import Callable, Iterator
 from urllib.parse import quote
 
-from flask import (Blueprint, Response, current_app, render_template, request, url_for)
+from flask import (Blueprint, Flask, Response, current_app, render_template, request,
+                   url_for)
 
 from .. import limits
 from ..errors import FieldProblem, ServiceUnavailable
@@ -297,7 +298,8 @@ class _Streams:
     def __init__(self, cap: int):
         self.cap = cap
         self.open = 0
-        self._lock = threading.Lock()
+        self.ending = threading.Event()  # the server is stopping: every stream says bye
+        self._lock = threading.Condition()
 
     def acquire(self) -> bool:
         with self._lock:
@@ -309,6 +311,32 @@ class _Streams:
     def release(self) -> None:
         with self._lock:
             self.open = max(0, self.open - 1)
+            self._lock.notify_all()
+
+    def end_all(self, timeout: float) -> bool:
+        """Tell every stream to end and wait (up to ``timeout``) until the server has sent
+        their last chunk; whether none is left."""
+        self.ending.set()
+        with self._lock:
+            return self._lock.wait_for(lambda: self.open <= 0, timeout=timeout)
+
+
+def end_streams(app: Flask, timeout: float = 2.0) -> bool:
+    """Before a server stops: end the live streams of ``app`` and its tenants with a
+    ``bye`` event and the stream's last chunk, so a browser sees a finished response (no
+    ERR_INCOMPLETE_CHUNKED_ENCODING) and reconnects (the page then says the simulator is
+    not answering); whether all ended within ``timeout`` seconds."""
+    from ..tenants import EXTENSION
+
+    apps = [app] + [t.app for t in (app.extensions[EXTENSION].list()
+                                    if app.extensions.get(EXTENSION) is not None else [])]
+    deadline = time.monotonic() + timeout
+    for each in apps:
+        if "gradebook_streams" in each.extensions:
+            each.extensions["gradebook_streams"].ending.set()
+            each.extensions["clever_sim"].grades_changed()  # waiting streams wake now
+    return all(each.extensions["gradebook_streams"].end_all(max(0.0, deadline - time.monotonic()))
+               for each in apps if "gradebook_streams" in each.extensions)
 
 
 def streams(app=None) -> _Streams:
@@ -357,7 +385,8 @@ def events(section_id: str):
                     request.environ.get(limits.WRITE_PROBE_S, HEARTBEAT_S))
     stream = _stream(s, section, start, heartbeat,
                      _cfg("GRADEBOOK_SSE_MAX_S", STREAM_MAX_S),
-                     _detail_prefix(section_id), gone, (request.args.get("q") or "")[:100])
+                     _detail_prefix(section_id), gone, (request.args.get("q") or "")[:100],
+                     slots.ending)
     response = Response(stream, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     response.call_on_close(release)
@@ -365,17 +394,19 @@ def events(section_id: str):
 
 
 def _stream(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
-            detail_prefix: str, gone: Callable[[], bool], query: str = "") -> Iterator[str]:
+            detail_prefix: str, gone: Callable[[], bool], query: str = "",
+            ending: threading.Event | None = None) -> Iterator[str]:
     """The generator behind the events stream (no request context needed)."""
     try:
         yield from _stream_body(s, section, start_seq, heartbeat_s, max_s, detail_prefix, gone,
-                                query)
+                                query, ending or threading.Event())
     except Exception:  # noqa: BLE001 - store closed at shutdown etc.: end the stream quietly
         log.debug("gradebook stream ended by an error", exc_info=True)
 
 
 def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, max_s: float,
-                 detail_prefix: str, gone: Callable[[], bool], query: str) -> Iterator[str]:
+                 detail_prefix: str, gone: Callable[[], bool], query: str,
+                 ending: threading.Event) -> Iterator[str]:
     schoology = s.schoology
     students = {u for u in section.get("students") or [] if isinstance(u, str)}
     deadline = time.monotonic() + max_s
@@ -405,6 +436,9 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
     while True:
         if gone():  # the tab closed: free the slot now, not at the next heartbeat
             return
+        if ending.is_set():  # the server is stopping: its last chunk follows this event
+            yield _event("bye", {"reason": "the simulator is stopping"})
+            return
         now = time.monotonic()
         if now >= deadline:
             yield _event("bye", {"reason": "stream time limit reached; reconnect"})
@@ -413,7 +447,8 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
         # The probe runs under the simulator's grade lock: keep it to one indexed MAX(seq);
         # the records are read after it, outside the lock.
         newer = s.wait_for(lambda: schoology.clever.last_grade_seq() > last_seq,
-                           min(1.0, deadline - now, next_beat), gone)
+                           min(1.0, deadline - now, next_beat),
+                           lambda: gone() or ending.is_set())
         rows = schoology.clever.grades(after_seq=last_seq, limit=BATCH) if newer else []
         out = []
         for grade in rows or []:

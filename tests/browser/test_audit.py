@@ -177,3 +177,25 @@ def test_a_right_to_left_override_in_a_name_stays_inside_the_name(tmp_path, new_
         assert role["x"] >= name["x"] + name["width"], "the role tag moved left of the name"
     finally:
         server.stop()
+
+
+def test_a_stopping_simulator_ends_the_live_stream_cleanly(new_context, ui):
+    """Stopping the server ends each live gradebook stream with its last chunk (no
+    ERR_INCOMPLETE_CHUNKED_ENCODING in the console); the page then says it is gone."""
+    server = _serve(":memory:")
+    try:
+        page = new_context().new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
+        ui.switch_persona(page, server.url, TEACHER)
+        page.goto(f"{server.url}/schoology/sections/"
+                  f"{section_id(server.app.extensions['clever_sim'])}/gradebook")
+        status = page.locator("#gb-live-status")
+        expect(status).to_have_text("Live updates: on.")
+        server.stop()
+        server = None
+        expect(status).to_have_text(NOT_ANSWERING)
+        assert [m for m in console if "INCOMPLETE_CHUNKED" in m] == [], console
+    finally:
+        if server is not None:
+            server.stop()
