@@ -103,6 +103,8 @@ def test_landing_is_not_journaled_as_a_partner_request(client):
 
 # Page blueprints and the routes that are not HTML pages (each with why).
 PAGE_BLUEPRINTS = {"home", "schoology", "gradebook", "inspector", "api_docs"}
+# pages whose address names what they show in its query (without it: a redirect)
+PAGE_QUERIES = {"schoology.settings_page": "?assignment_id=a1&name=Quiz"}
 NOT_PAGES = {
     "gradebook.export_csv": "a CSV download",
     "gradebook.export_json": "a JSON download",
@@ -111,7 +113,6 @@ NOT_PAGES = {
     # a form's address opened as a page: 303 to the page holding the form (test_audit.py)
     "schoology.persona_form_page": "a redirect to the Schoology home page",
     "schoology.material_form_page": "a redirect to the assignment's page",
-    "schoology.settings_form_page": "a redirect to the app's pick list",
     "schoology.portal_launch_page": "a redirect to the portal",
 }
 
@@ -140,9 +141,10 @@ def _page_urls(app, client) -> list[str]:
             continue
         path = rule.rule
         names = re.findall(r"<(?:\w+:)?(\w+)>", path)
-        urls.append(re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], path))
+        query = PAGE_QUERIES.get(rule.endpoint, "")
+        urls.append(re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], path) + query)
         if names:
-            urls.append(re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "999999", path))
+            urls.append(re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "999999", path) + query)
     assert sim.store.count("grades") == 1
     return urls
 

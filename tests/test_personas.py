@@ -205,8 +205,8 @@ def test_a_partner_login_with_several_personas_asks_whom_to_continue_as(two, par
     assert chooser.status_code == 200
     text = page_text(chooser)
     assert "Signed in in this browser" in text
-    assert f"Continue as {name_of(roster, TEACHER)}" in text
-    assert f"Continue as {name_of(roster, enrolled)}" in text
+    assert f"Continue as <bdi>{name_of(roster, TEACHER)}</bdi>" in text
+    assert f"Continue as <bdi>{name_of(roster, enrolled)}</bdi>" in text
     resp = submit(two, form_to(chooser, "/oauth/login"), user_id=enrolled)
     assert resp.status_code == 303
     location = urlsplit(resp.headers["Location"])

@@ -244,7 +244,7 @@ def test_personas_refuse_an_unknown_role_naming_the_roles(client):
 def test_schoology_shows_a_staff_member_no_sections_and_says_why(client, people):
     log_in(client, people["Leticia Fuentes"]["id"])
     text = client.get("/schoology").get_data(as_text=True)
-    assert "Leticia Fuentes has no sections." in text
+    assert "<bdi>Leticia Fuentes</bdi> has no sections." in text
     assert "Only teachers and students are members of Schoology sections: a staff" in text
 
 

@@ -199,3 +199,37 @@ def test_a_stopping_simulator_ends_the_live_stream_cleanly(new_context, ui):
     finally:
         if server is not None:
             server.stop()
+
+
+_LEFT_OF = """([el, word]) => {
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const at = n.data.indexOf(word);
+    if (at >= 0) {
+      const range = document.createRange();
+      range.setStart(n, at);
+      range.setEnd(n, at + word.length);
+      return range.getBoundingClientRect().left;
+    }
+  }
+  return null;
+}"""
+
+
+def test_a_right_to_left_override_in_a_flashed_name_leaves_the_message_in_order(demo, new_context,
+                                                                                ui):
+    """The confirmation after Remove names the assignment: its RLO must not reverse the rest."""
+    sec = section_id(demo.simulator)
+    resp = httpx.post(f"{demo.sim_url}/_sim/links", json={
+        "section_id": sec, "client_id": DEMO_CLIENT_ID, "assignment_id": "rlo1",
+        "name": f"Quiz{RLO}evil"})
+    assert resp.status_code == 201, resp.text
+    page = new_context().new_page()
+    ui.switch_persona(page, demo.sim_url, TEACHER)
+    page.goto(f"{demo.sim_url}/schoology/sections/{sec}/assignments/{resp.json()['id']}")
+    page.get_by_role("button", name="Remove from section").click()
+    flash = page.locator("p.sg-flash")
+    expect(flash).to_contain_text("grades the app already posted are kept")
+    words = ["Removed", "from", "grades", "posted", "kept"]
+    lefts = [page.evaluate(_LEFT_OF, [flash.element_handle(), w]) for w in words]
+    assert lefts == sorted(lefts), f"the words after the name were reordered: {dict(zip(words, lefts))}"
