@@ -107,6 +107,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
         app.register_blueprint(bp)
     app.context_processor(lambda: {"csrf_token": csrf_token})
     app.add_template_filter(pages.when, "when")
+    app.add_template_filter(pages.isolate, "isolate")
     app.jinja_env.concat = pages.join_in_parts  # type: ignore[method-assign]  # memory: pages.py
     app.add_template_global(unslotted_url_for, "unslotted_url_for")
     # a page's persona slot (/u/{n}/…, web.PersonaSlots) is read before the pipeline

@@ -21,6 +21,15 @@ API_PREFIXES = ("/v1", "/v2", "/v3", "/me", "/oauth/", "/_sim")
 _ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
+FSI, PDI = "\u2068", "\u2069"  # Unicode's FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE
+
+
+def isolate(text: object) -> str:
+    """``text`` between FSI and PDI: where no element can isolate a name (a page title, an
+    error sentence built in Python), a right-to-left override in it stays inside it."""
+    return f"{FSI}{text}{PDI}"
+
+
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     """Whether ``path`` is one of ``prefixes`` or below one, segment by segment: ``/schoology``
     and ``/schoology/x`` are under ``/schoology``, ``/schoology_x/teachers/1`` is not."""

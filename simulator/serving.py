@@ -842,6 +842,17 @@ class RunningServer:
             return self.server.app.waiting
         return self.server.task_dispatcher.waiting
 
+    def _end_streams(self, timeout: float = 2.0) -> None:
+        """Live gradebook streams end, and the server sends their last chunk, before any
+        connection is closed (the server writes it after the app is done with a stream)."""
+        from .gradebook.routes import end_streams
+
+        deadline = time.monotonic() + timeout
+        waits = self.waiting
+        ended = end_streams(self.app, timeout)
+        while ended and self.waiting > waits - ended and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def start(self) -> "RunningServer":
         """Serve (after ``bind``) in a daemon thread, so a test or demo process goes on."""
         self.thread = threading.Thread(target=self.server.run, name="clever-sim-server", daemon=True)
@@ -849,10 +860,9 @@ class RunningServer:
         return self
 
     def stop(self) -> None:
-        from .gradebook.routes import end_streams
         from .tenants import close_app
 
-        end_streams(self.app)  # live streams finish their last chunk while the server runs
+        self._end_streams()
         stop_server(self.server, self.thread)
         close_app(self.app)  # every tenant's store, then the root's
 
@@ -951,6 +961,10 @@ def stop_waitress(server: Any, thread: threading.Thread | None, timeout: float =
         def _close_all() -> None:
             for dispatcher in list(server._map.values()):  # waitress's socket map
                 try:
+                    # an answer the app finished (a live stream's last chunk) goes out first
+                    flush = getattr(dispatcher, "_flush_some_if_lockable", None)
+                    if flush is not None and getattr(dispatcher, "total_outbufs_len", 0):
+                        flush(do_close=False)
                     dispatcher.close()
                 except OSError:
                     pass

@@ -973,3 +973,35 @@ def test_grade_page_shows_every_versions_payload_and_what_changed(client, sim, m
     assert len(diffs) == 1 and "Same payload as the version before." in versions
     assert '-  "percentage": 0.5,' in diffs[0] and '+  "percentage": 0.75,' in diffs[0]
     assert '-  "attempt": 1' in diffs[0] and '+  "attempt": 2' in diffs[0]
+
+
+@pytest.mark.parametrize("server", ["waitress", "granian"])
+def test_a_stopping_server_ends_a_live_stream_with_bye_and_its_last_chunk(server):
+    """Stopping the server (``RunningServer.stop``) must not cut a live stream mid-response:
+    the browser would log ERR_INCOMPLETE_CHUNKED_ENCODING."""
+    import socket
+
+    from simulator.embedded import start_simulator
+    from simulator.web import login_cookie
+
+    running = start_simulator({"DB": ":memory:"}, environ={}, server=server)
+    try:
+        sim = running.app.extensions["clever_sim"]
+        section = sim.roster["sections"][0]
+        (name, value), = login_cookie(running.app, section["teacher"]).items()
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as conn:
+            conn.sendall(f"GET /schoology/sections/{section['id']}/gradebook/events HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1\r\nCookie: {name}={value}\r\n\r\n".encode())
+            got = b""
+            while b": connected" not in got:
+                got += conn.recv(65536)
+            running.stop()
+            running = None
+            while chunk := conn.recv(65536):
+                got += chunk
+    finally:
+        if running is not None:
+            running.stop()
+    assert b"Transfer-Encoding: chunked" in got or b"transfer-encoding: chunked" in got
+    assert b'event: bye\ndata: {"reason":"the simulator is stopping"}\n\n' in got
+    assert got.endswith(b"\r\n0\r\n\r\n"), got[-200:]

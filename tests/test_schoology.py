@@ -695,3 +695,59 @@ def test_teacher_removes_an_assignment_and_its_grades_stay_not_linked(client, si
     assert client.post(url, data={"csrf": csrf}).status_code == 404   # already gone
 
 
+
+
+# --- Back, reload and hostile names ------------------------------------------------------------
+
+RLO = "\u202e"
+
+
+def test_choose_redirects_to_a_settings_page_whose_address_reopens_it(client, partner, demo_app):
+    """Post/Redirect/Get: "Choose" answers 303 to a GET page holding the picked assignment."""
+    login(client, TEACHER)
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
+    chosen = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
+    assert chosen.status_code == 303
+    location = urlsplit(chosen.headers["Location"])
+    assert location.path == f"/schoology/sections/{SECTION}/add/{demo_app.client_id}/settings"
+    assert parse_qs(location.query) == {
+        "assignment_id": ["a100001"], "name": ["Fractions quiz"],
+        "description": ["Add and subtract fractions"],
+        "standards": ["CCSS.MATH.5.NF.A.1", "CCSS.MATH.5.NF.A.2"]}
+    for _ in range(2):  # reopened (reload, Back): the same page, nothing created
+        page = client.get(chosen.headers["Location"])
+        assert page.status_code == 200 and "Add “<bdi>Fractions quiz</bdi>”" in page_text(page)
+    assert partner.seen and len(partner.seen) == 1  # the list was fetched once, for the list
+
+
+def test_a_settings_address_too_long_for_a_url_is_answered_with_the_page_itself(
+        client, sim, partner, demo_app):
+    """A description of several KB would make an address proxies refuse: no redirect then."""
+    long = dict(GOOD["assignments"][0], description="d" * 9000)
+    partner.serve({"assignments": [long]})
+    login(client, TEACHER)
+    listing = client.get(f"/schoology/sections/{SECTION}/add/{demo_app.client_id}")
+    settings = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
+    assert settings.status_code == 200 and "d" * 9000 in page_text(settings)
+    bad = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), max_points="lots")
+    assert bad.status_code == 400 and "&#39;lots&#39; is not a number" in page_text(bad)
+    done = submit(client, form_to(bad, f"/add/{demo_app.client_id}"), max_points="5")
+    assert done.status_code == 303
+    (link,) = sim.store.list_links(section_id=SECTION)
+    assert link.data["description"] == "d" * 9000 and link.data["max_points"] == 5
+
+
+def test_names_in_page_titles_and_refusals_are_isolated(client, sim, demo_app, outsider):
+    """A tab title cannot hold an element: names there are wrapped in FSI … PDI."""
+    link = link_assignment(sim, {"section_id": SECTION, "client_id": demo_app.client_id,
+                                 "assignment_id": "r1", "name": f"Quiz{RLO}evil"})
+    login(client, TEACHER)
+    page = page_text(client.get(f"/schoology/sections/{SECTION}/assignments/{link.id}"))
+    assert f"<title>\u2068Quiz{RLO}evil\u2069 — Schoology (simulated)</title>" in page
+    section_name = sim.clever.record("sections", SECTION)["name"]
+    section = page_text(client.get(f"/schoology/sections/{SECTION}"))
+    assert f"<title>\u2068{section_name}\u2069 — Schoology (simulated)</title>" in section
+    login(client, outsider)
+    refused = page_text(client.get(f"/schoology/sections/{SECTION}"))
+    assert re.search(f"\u2068[^\u2069<]+\u2069 is not a member of \u2068{section_name}\u2069.",
+                     refused)

@@ -37,6 +37,7 @@ from ..errors import FieldProblem, ServiceUnavailable
 from ..inspector.findings import findings_for
 from ..jsontext import encode_by_item
 from ..numbers import whole_number
+from ..pages import isolate
 from ..schoology.domain import Persona, full_name, member_role, persona
 from ..web import admit_wait, current_user_id, sim
 from . import domain
@@ -48,6 +49,7 @@ HEARTBEAT_S = 15.0
 STREAM_MAX_S = 300.0
 MAX_STREAMS = 6
 RETRY_MS = 2000
+STOPPING = "the simulator is stopping"
 BATCH = 500          # grades read per wake
 COALESCE_S = 0.1     # pause after a batch, so a burst of grades costs a few reads a second
 _streams_lock = threading.Lock()
@@ -94,15 +96,17 @@ def _viewer(section: dict, *, students_too: bool = True) -> Persona:
         return me
     if me is None:
         raise Refused(401, "Log in to see this gradebook",
-                      f"The gradebook of {name} is for its teachers; each student sees their own "
-                      "grades.", _teachers(section))
+                      f"The gradebook of {isolate(name)} is for its teachers; each student sees "
+                      "their own grades.", _teachers(section))
     if role == "student":
         raise Refused(403, "Students see their own grades only",
-                      f"{me.name} is a student of {name}: the class-wide exports and live updates "
-                      "are for its teachers. Your own grades are on the gradebook page.",
+                      f"{isolate(me.name)} is a student of {isolate(name)}: the class-wide exports "
+                      "and live updates are for its teachers. Your own grades are on the gradebook "
+                      "page.",
                       _teachers(section))
     raise Refused(403, "Not your section",
-                  f"{me.name} ({me.role}) is not a teacher of {name}.", _teachers(section))
+                  f"{isolate(me.name)} ({me.role}) is not a teacher of {isolate(name)}.",
+                  _teachers(section))
 
 
 def not_found(what: str, detail: str):
@@ -223,7 +227,7 @@ def cell_detail(section_id: str, grade_id: str):
     if detail is None:
         return not_found("Grade not found",
                          f"No grade with id {grade_id!r} belongs to a student of "
-                         f"{section.get('name') or section_id}.")
+                         f"{isolate(section.get('name') or section_id)}.")
     return render_template("gradebook_cell.html", d=detail, section=section)
 
 
@@ -321,22 +325,28 @@ class _Streams:
             return self._lock.wait_for(lambda: self.open <= 0, timeout=timeout)
 
 
-def end_streams(app: Flask, timeout: float = 2.0) -> bool:
+def end_streams(app: Flask, timeout: float = 2.0) -> int:
     """Before a server stops: end the live streams of ``app`` and its tenants with a
-    ``bye`` event and the stream's last chunk, so a browser sees a finished response (no
-    ERR_INCOMPLETE_CHUNKED_ENCODING) and reconnects (the page then says the simulator is
-    not answering); whether all ended within ``timeout`` seconds."""
+    ``bye`` event, waiting up to ``timeout`` seconds for them to leave the app; how many
+    there were. The server then sends each stream's last chunk (``RunningServer.stop``
+    waits for that), so a browser sees a finished response, no
+    ERR_INCOMPLETE_CHUNKED_ENCODING, and reconnects (the page says the simulator is not
+    answering). Streams asked for from then on get a short, whole answer."""
     from ..tenants import EXTENSION
 
-    apps = [app] + [t.app for t in (app.extensions[EXTENSION].list()
-                                    if app.extensions.get(EXTENSION) is not None else [])]
+    tenants = app.extensions.get(EXTENSION)
+    counters = [(each.extensions["gradebook_streams"], each.extensions["clever_sim"])
+                for each in [app] + [t.app for t in (tenants.list() if tenants else [])]
+                if "gradebook_streams" in each.extensions]
     deadline = time.monotonic() + timeout
-    for each in apps:
-        if "gradebook_streams" in each.extensions:
-            each.extensions["gradebook_streams"].ending.set()
-            each.extensions["clever_sim"].grades_changed()  # waiting streams wake now
-    return all(each.extensions["gradebook_streams"].end_all(max(0.0, deadline - time.monotonic()))
-               for each in apps if "gradebook_streams" in each.extensions)
+    count = 0
+    for slots, s in counters:
+        count += slots.open
+        slots.ending.set()
+        s.grades_changed()  # streams waiting for a grade wake now
+    for slots, _ in counters:
+        slots.end_all(max(0.0, deadline - time.monotonic()))
+    return count
 
 
 def streams(app=None) -> _Streams:
@@ -366,6 +376,9 @@ def events(section_id: str):
     _viewer(section, students_too=False)
     gone = admit_wait()  # 503 past the server's cap on waits
     slots = streams()
+    if slots.ending.is_set():  # a reconnect while the server stops: a whole, short answer
+        return Response(f"retry: {RETRY_MS}\n\n" + _event("bye", {"reason": STOPPING}),
+                        mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
     if not slots.acquire():
         raise ServiceUnavailable("Too many live gradebook streams", [FieldProblem(
             "stream", f"{slots.cap} live gradebook streams are open on this simulator, its limit",
@@ -437,7 +450,7 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
         if gone():  # the tab closed: free the slot now, not at the next heartbeat
             return
         if ending.is_set():  # the server is stopping: its last chunk follows this event
-            yield _event("bye", {"reason": "the simulator is stopping"})
+            yield _event("bye", {"reason": STOPPING})
             return
         now = time.monotonic()
         if now >= deadline:

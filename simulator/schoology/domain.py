@@ -20,6 +20,7 @@ from ..errors import BadRequest, FieldProblem
 from ..gradebook.domain import GRADING_TYPE_LABELS
 from ..ids import object_id
 from ..models import App, Link
+from ..pages import isolate
 from ..sim import Simulator
 
 SETTINGS_FIELDS = ("grading_enabled", "grading_category", "due_date", "due_time", "grading_type",
@@ -249,13 +250,13 @@ def require_member(sim: Simulator, me: Persona, section: dict, role: str | None 
     mine = member_role(section, me.id)
     if mine is None:
         raise PageError(403, "Not your section",
-                        f"{me.name} is not a member of {section.get('name', section['id'])}.",
+                        f"{isolate(me.name)} is not a member of {isolate(section.get('name', section['id']))}.",
                         ["Switch to a teacher or student of this section on the Schoology home page."])
     if role is not None and mine != role:
         what = "Only the section's teachers can add materials." if role == "teacher" else \
             "Only students enrolled in the section can open its assignments."
         raise PageError(403, f"Only for {role}s", what,
-                        [f"You are logged in as a {mine} ({me.name}); switch persona to try it."])
+                        [f"You are logged in as a {mine} ({isolate(me.name)}); switch persona to try it."])
     return mine
 
 
@@ -314,7 +315,7 @@ def require_addable_app(sim: Simulator, section: dict, client_id: str) -> App:
                         ["Pick an app from Add Materials."])
     if not app.assignments_url:
         raise PageError(404, "App has no assignments list",
-                        f"{app.name} has no assignments URL, so Schoology cannot list its assignments.",
+                        f"{isolate(app.name)} has no assignments URL, so Schoology cannot list its assignments.",
                         ["Set assignments_url in the app's registration ([app] in the config "
                          "or PATCH /_sim/apps/{client_id})."])
     return app

@@ -18,6 +18,7 @@ from ..clever import oauth
 from ..errors import BadRequest, SimError
 from ..models import App
 from ..numbers import whole_number
+from ..pages import isolate
 from ..web import (MAX_SLOTS, check_csrf, current_slot, current_user_id, in_slot, sign_in,
                    signed_in, sim, slot_for, slot_root, url_in_slot)
 from . import domain
@@ -112,7 +113,7 @@ def switch_persona():
             raise domain.PageError(
                 400, "Every persona slot of this browser is taken",
                 f"This browser holds {MAX_SLOTS} personas, the limit; none is "
-                f"{domain.full_name(found[1])}.",
+                f"{isolate(domain.full_name(found[1]))}.",
                 ["Use “Switch persona” to change this tab's persona instead, or log one "
                  "persona out (Log out on its Schoology home page)."])
     sign_in(user_id, slot)

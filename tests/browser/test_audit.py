@@ -156,8 +156,9 @@ def test_a_form_address_opened_as_a_page_leads_to_its_form_not_a_405(demo, new_c
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reverses everything after it in its paragraph
 
 
-def test_a_right_to_left_override_in_a_name_stays_inside_the_name(tmp_path, new_context, ui):
-    """Roster and partner text is shown, never allowed to reorder the page's own words."""
+def _rlo_teacher_roster(tmp_path) -> tuple[Path, dict, dict]:
+    """The default roster with an RLO in the teacher's last name: (its file, the teacher,
+    a section they do not teach)."""
     import json
 
     from simulator.roster import default_roster_path
@@ -166,8 +167,16 @@ def test_a_right_to_left_override_in_a_name_stays_inside_the_name(tmp_path, new_
     sec = next(s for s in roster["sections"] if s["name"] == SECTION_NAME)
     teacher = next(u for u in roster["users"] if u["id"] == sec["teacher"])
     teacher["name"]["last"] = f"Alvarez{RLO}evil"
+    other = next(s for s in roster["sections"] if teacher["id"] not in
+                 [s.get("teacher"), *s.get("teachers", []), *s.get("students", [])])
     path = tmp_path / "roster.json"
     path.write_text(json.dumps(roster), encoding="utf-8")
+    return path, teacher, other
+
+
+def test_a_right_to_left_override_in_a_name_stays_inside_the_name(tmp_path, new_context, ui):
+    """Roster and partner text is shown, never allowed to reorder the page's own words."""
+    path, teacher, _ = _rlo_teacher_roster(tmp_path)
     server = start_simulator({"DB": ":memory:", "ROSTER": str(path)}, environ={})
     try:
         page = new_context().new_page()
@@ -233,3 +242,23 @@ def test_a_right_to_left_override_in_a_flashed_name_leaves_the_message_in_order(
     words = ["Removed", "from", "grades", "posted", "kept"]
     lefts = [page.evaluate(_LEFT_OF, [flash.element_handle(), w]) for w in words]
     assert lefts == sorted(lefts), f"the words after the name were reordered: {dict(zip(words, lefts))}"
+
+
+def test_a_right_to_left_override_in_a_name_leaves_error_sentences_in_order(tmp_path, new_context,
+                                                                            ui):
+    """Refusals name the persona in a sentence built on the server (FSI … PDI around it)."""
+    path, teacher, other = _rlo_teacher_roster(tmp_path)
+    server = start_simulator({"DB": ":memory:", "ROSTER": str(path)}, environ={})
+    try:
+        page = new_context().new_page()
+        ui.switch_persona(page, server.url, user_id=teacher["id"])
+        for where, words in ((f"/schoology/sections/{other['id']}", ["is not a", "member of"]),
+                             (f"/schoology/sections/{other['id']}/gradebook",
+                              ["(teacher)", "is not a", "teacher of"])):
+            resp = page.goto(server.url + where)
+            assert resp.status == 403
+            detail = page.locator("main p", has_text="is not a").first
+            lefts = [page.evaluate(_LEFT_OF, [detail.element_handle(), w]) for w in words]
+            assert None not in lefts and lefts == sorted(lefts), (where, dict(zip(words, lefts)))
+    finally:
+        server.stop()
