@@ -262,3 +262,55 @@ def test_a_right_to_left_override_in_a_name_leaves_error_sentences_in_order(tmp_
             assert None not in lefts and lefts == sorted(lefts), (where, dict(zip(words, lefts)))
     finally:
         server.stop()
+
+
+def test_long_unbroken_names_ids_and_values_never_widen_any_page_of_a_phone(demo, new_context,
+                                                                          ui):
+    """An assignment's page, its settings (and their problems), the flash after Remove, a
+    not-found page and a not-linked grade: all wrap text with no space to break at."""
+    sec = section_id(demo.simulator)
+    assignment_id = "A" * 120
+    resp = httpx.post(f"{demo.sim_url}/_sim/links", json={
+        "section_id": sec, "client_id": DEMO_CLIENT_ID, "assignment_id": assignment_id,
+        "name": LONG_NAME, "description": "D" * 300, "standards": ["S" * 200]})
+    assert resp.status_code == 201, resp.text
+    link_id = resp.json()["id"]
+    page = new_context(viewport={"width": 375, "height": 800}).new_page()
+    ui.switch_persona(page, demo.sim_url, TEACHER)
+    wide = {}
+
+    def check(what: str) -> None:
+        page.wait_for_load_state("load")
+        sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        if sizes[0] > sizes[1]:
+            wide[what] = sizes[0]
+
+    section_url = f"{demo.sim_url}/schoology/sections/{sec}"
+    page.goto(f"{section_url}/assignments/{link_id}")
+    check("assignment page")
+    page.get_by_role("button", name="Change settings").click()
+    expect(page.locator("#max_points")).to_be_visible()
+    check("settings")
+    page.fill("#max_points", "9" * 400)
+    page.locator("form.sg-form button[type=submit]").click()
+    expect(page.locator("#max_points-error")).to_be_visible()
+    check("settings with a problem")
+    page.goto(f"{section_url}/assignments/{link_id}")
+    page.get_by_role("button", name="Remove from section").click()
+    expect(page.locator("p.sg-flash")).to_contain_text("Removed")
+    check("flash after Remove")
+    token = httpx.post(f"{demo.sim_url}/_sim/tokens", json={
+        "client_id": DEMO_CLIENT_ID,
+        "user_id": demo.simulator.clever.record("sections", sec)["students"][0]}).json()
+    assert httpx.post(f"{demo.sim_url}/v1/grade", json={
+        "assignmentID": assignment_id, "percentage": 0.5},
+        headers={"Authorization": f"Bearer {token['access_token']}"}).status_code == 200
+    page.goto(f"{section_url}/gradebook")
+    page.locator("table.gb-unlinked a").first.click()
+    expect(page.locator("h1")).to_contain_text(assignment_id)
+    check("grade not linked yet")
+    page.goto(f"{section_url}/gradebook/{'N' * 200}")
+    check("grade not found")
+    page.goto(f"{demo.sim_url}/schoology/sections/{'Q' * 200}")
+    check("section not found")
+    assert wide == {}, f"pages wider than the 375 px window: {wide}"
