@@ -751,3 +751,20 @@ def test_names_in_page_titles_and_refusals_are_isolated(client, sim, demo_app, o
     refused = page_text(client.get(f"/schoology/sections/{SECTION}"))
     assert re.search(f"\u2068[^\u2069<]+\u2069 is not a member of \u2068{section_name}\u2069.",
                      refused)
+
+
+def test_the_settings_redirect_keeps_the_tabs_persona_slot(client, partner, demo_app, enrolled):
+    """A teacher signed in as this browser's second persona stays in /u/1/ through Choose."""
+    csrf = login(client, enrolled)
+    added = client.post("/schoology/persona", data={"csrf": csrf, "user_id": TEACHER,
+                                                    "slot": "new"})
+    assert added.status_code == 303 and added.headers["Location"] == "/u/1/schoology"
+    listing = client.get(f"/u/1/schoology/sections/{SECTION}/add/{demo_app.client_id}")
+    chosen = submit(client, form_to(listing, "/settings", assignment_id="a100001"))
+    assert chosen.status_code == 303
+    assert chosen.headers["Location"].startswith(
+        f"/u/1/schoology/sections/{SECTION}/add/{demo_app.client_id}/settings?assignment_id=a100001&")
+    settings = client.get(chosen.headers["Location"])
+    bad = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), max_points="lots")
+    assert bad.status_code == 303 and bad.headers["Location"].startswith("/u/1/")
+    assert bad.headers["Location"].endswith("&check=1")
