@@ -408,7 +408,7 @@ def check_csrf() -> None:
     if not sent or not secrets.compare_digest(sent.encode(), expected.encode()):
         raise BadRequest("Form expired or forged (CSRF check failed)",
                          [FieldProblem("csrf", "does not match this browser session",
-                                       "reload the page and submit the form again")])
+                                       "open the page with the form again and submit it from there")])
 
 
 def login_cookie(app, user_id: str) -> dict[str, str]:

@@ -666,3 +666,45 @@ def test_a_persona_token_for_an_app_deleted_meanwhile_is_app_not_found(client, s
     assert problems(caught.value) == [{"field": "client_id",
                                        "problem": "no app is registered with this client id",
                                        "hint": "register it with POST /_sim/apps or [app] in the config"}]
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+CSRF_EXPIRED = ("csrf: does not match this browser session (open the page with the form again and "
+           "submit it from there)")
+
+
+@pytest.mark.parametrize("path, form, again", [
+    ("/oauth/logout", {"back": "/schoology"}, 'href="/schoology"'),
+    ("/oauth/logout", {"back": "//evil.example/"}, 'href="/oauth/whoami"'),
+    ("/oauth/login", {"next": "response_type=code&client_id=c1"},
+     'href="/oauth/authorize?response_type=code&amp;client_id=c1"'),
+    ("/oauth/login", {"next": "a\r\nb"}, 'href="/oauth/whoami"'),
+])
+def test_an_expired_login_or_logout_form_is_a_page_leading_back_to_the_form(client, student,
+                                                                           path, form, again):
+    """A browser's form (say, left open across a restart) gets HTML, not JSON, and a link to
+    a fresh copy of the form: reloading the answer would resend the expired one."""
+    client.get("/schoology")
+    resp = client.post(path, data={"csrf": "expired", "user_id": student["id"], **form},
+                       headers={"Accept": BROWSER_ACCEPT})
+    assert resp.status_code == 400 and resp.mimetype == "text/html"
+    text = resp.get_data(as_text=True)
+    assert "<h1>Form expired or forged (CSRF check failed)</h1>" in text
+    assert CSRF_EXPIRED in text
+    assert f'<a class="btn" {again}>Open the form again</a>' in text
+
+
+def test_a_full_browser_logging_in_gets_a_page_too(client, roster):
+    from simulator.web import MAX_SLOTS, SESSION_PERSONAS
+
+    students = [u["id"] for u in roster["users"] if "student" in u["roles"]]
+    with client.session_transaction() as sess:
+        sess["csrf"] = "t" * 32
+        sess[SESSION_PERSONAS] = students[:MAX_SLOTS]
+    resp = client.post("/oauth/login", data={"csrf": "t" * 32, "user_id": students[MAX_SLOTS]},
+                       headers={"Accept": BROWSER_ACCEPT})
+    assert resp.status_code == 400 and resp.mimetype == "text/html"
+    assert "<h1>Every persona slot of this browser is taken</h1>" in resp.get_data(as_text=True)
+    json_answer = client.post("/oauth/login", data={"csrf": "t" * 32,
+                                                    "user_id": students[MAX_SLOTS]})
+    assert_error(json_answer, 400, "Every persona slot of this browser is taken", field="user_id")

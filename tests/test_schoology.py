@@ -768,3 +768,24 @@ def test_the_settings_redirect_keeps_the_tabs_persona_slot(client, partner, demo
     bad = submit(client, form_to(settings, f"/add/{demo_app.client_id}"), max_points="lots")
     assert bad.status_code == 303 and bad.headers["Location"].startswith("/u/1/")
     assert bad.headers["Location"].endswith("&check=1")
+
+
+@pytest.mark.parametrize("path, lands_on", [
+    ("/schoology/persona", "/schoology"),
+    (f"/schoology/sections/{SECTION}/add/{{client_id}}", f"/schoology/sections/{SECTION}/add/{{client_id}}"),
+    (f"/schoology/sections/{SECTION}/add/{{client_id}}/settings",
+     f"/schoology/sections/{SECTION}/add/{{client_id}}"),
+])
+def test_an_expired_form_leads_to_a_fresh_copy_of_it(client, partner, demo_app, path, lands_on):
+    login(client, TEACHER)
+    path, lands_on = (p.format(client_id=demo_app.client_id) for p in (path, lands_on))
+    resp = client.post(path, data={"csrf": "expired", "user_id": TEACHER, "assignment_id": "a1"})
+    assert resp.status_code == 400
+    text = page_text(resp)
+    assert "open the page with the form again and submit it from there" in text
+    assert f'<a class="btn" href="{path}">Open the form again</a>' in text
+    opened = client.get(path)
+    if opened.status_code == 303:
+        opened = client.get(opened.headers["Location"])
+    assert opened.status_code == 200 and opened.request.path == lands_on
+    assert 'name="csrf"' in page_text(opened)  # a fresh form, with this session's token

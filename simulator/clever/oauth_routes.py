@@ -3,9 +3,12 @@ Clever login page: parse the request, call ``clever.oauth``, serialise the answe
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
-from ..errors import BadRequest, FieldProblem, InvalidClient
+from ..errors import BadRequest, FieldProblem, InvalidClient, SimError
 from ..numbers import whole_number
 from ..web import (MAX_SLOTS, bearer_token, check_csrf, current_slot, current_user_id,
                    form_or_json, local_path, local_query, note, sign_in, sign_out, signed_in, sim,
@@ -86,7 +89,34 @@ def _page_number(raw: str | None) -> int:
     return whole_number(raw, 1, 999_999) or 1
 
 
+def _form_page(again: Callable[[], str]) -> Callable:
+    """The fake Clever's login and logout are forms in a browser: a refusal (an expired
+    form after a restart, a full browser) is an HTML page with the way back to the form
+    (``again()``) when the browser asks for HTML; scripts keep the JSON error."""
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def answer(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except SimError as exc:
+                if "text/html" not in request.headers.get("Accept", ""):
+                    raise
+                problems = [f"{e.field}: {e.problem}" + (f" ({e.hint})" if e.hint else "")
+                            for e in exc.errors]
+                return render_template("schoology_error.html", title=exc.message, detail="",
+                                       hints=[], problems=problems, again_url=again()), exc.status
+        return answer
+    return wrap
+
+
+def _login_form() -> str:
+    """The login page the form was on (its authorize request), else the whoami page."""
+    query = local_query(request.form.get("next"))
+    return url_for("oauth.authorize") + "?" + query if query else url_for("oauth.whoami")
+
+
 @bp.post("/oauth/login")
+@_form_page(_login_form)
 def login():
     """Log a persona into the fake Clever (the URL's slot, else the one already holding
     them, else a free one), then continue the authorize request as that slot."""
@@ -111,6 +141,7 @@ def login():
 
 
 @bp.post("/oauth/logout")
+@_form_page(lambda: local_path(request.form.get("back"), url_for("oauth.whoami")))
 def logout():
     check_csrf()
     sign_out(current_slot())  # this tab's persona only: the browser's others stay

@@ -66,8 +66,11 @@ def _page_error(exc: domain.PageError):
 def _sim_error(exc: SimError):
     """Rule breaks on these pages (CSRF, unknown persona) as an HTML page, not JSON."""
     problems = [f"{e.field}: {e.problem}" + (f" ({e.hint})" if e.hint else "") for e in exc.errors]
+    # A form's answer: reloading it would send the same form again (an expired CSRF token
+    # stays expired); its address opened as a page leads to the page holding the form.
+    again = request.script_root + quote(request.path, safe="/") if request.method == "POST" else None
     return render_template("schoology_error.html", title=exc.message, detail="",
-                           hints=[], problems=problems), exc.status
+                           hints=[], problems=problems, again_url=again), exc.status
 
 
 # --- home and persona -------------------------------------------------------------------

@@ -79,3 +79,38 @@ def test_back_onto_a_settings_form_with_problems_shows_them_again(demo, new_cont
     assert posts == []
     (link,) = _links(demo, section_id)
     assert link.data["max_points"] == 12
+
+
+def test_a_form_left_open_across_a_restart_explains_itself_and_leads_back(tmp_path, new_context,
+                                                                          ui):
+    """A restart signs the browser out (new session secret), so every open form is expired:
+    submitting one shows a page, not JSON, with a link back to a fresh copy of the form
+    (reloading the answer would only send the expired form again)."""
+    from simulator.embedded import start_simulator
+
+    db = str(tmp_path / "sim.db")
+    server = start_simulator({"DB": db}, environ={})
+    url, port = server.url, server.port
+    restarted = None
+    try:
+        context = new_context()
+        tabs = [context.new_page(), context.new_page()]  # both drawn by the first server
+        ui.switch_persona(tabs[0], url, TEACHER)
+        tabs[1].goto(f"{url}/schoology")
+        server.stop()
+        server = None
+        restarted = start_simulator({"DB": db}, port=port, environ={})
+        ui.pick(tabs[1], TEACHER, None)
+        for page, button in ((tabs[0], "Log out"), (tabs[1], "Switch persona")):
+            page.get_by_role("button", name=button).click()
+            expect(page.get_by_role("heading", level=1)).to_have_text(
+                "Form expired or forged (CSRF check failed)")
+            expect(page.locator("main")).to_contain_text("open the page with the form again")
+            page.get_by_role("link", name="Open the form again").click()
+            expect(page).to_have_url(f"{url}/schoology")
+            expect(page.get_by_test_id("who")).to_contain_text("Nobody is logged in")
+        ui.switch_persona(tabs[1], url, TEACHER)  # the fresh form works
+    finally:
+        for running in (server, restarted):
+            if running is not None:
+                running.stop()
