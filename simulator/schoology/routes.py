@@ -283,6 +283,7 @@ def _picked_form(section_id: str, client_id: str, picked: dict) -> domain.Settin
 
 
 def _picked(source) -> dict:
+    """The picked partner assignment as a form or an address carries it."""
     return {**{k: source.get(k, "") for k in PICKED_FIELDS},
             "standards": [s for s in source.getlist("standards") if s]}
 
