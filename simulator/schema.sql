@@ -25,8 +25,11 @@ CREATE TABLE IF NOT EXISTS terms (
 );
 CREATE INDEX IF NOT EXISTS terms_district ON terms(district_id, id);
 
+-- users.n and sections.n (their rowids, named so that VACUUM keeps them): the roster's
+-- order, and what section_members stores instead of the 24-character ids.
 CREATE TABLE IF NOT EXISTS users (
-    id          TEXT PRIMARY KEY,
+    n           INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
     district_id TEXT NOT NULL,
     role        TEXT NOT NULL,              -- primary role (simulator.ids.primary_role)
     data        TEXT NOT NULL
@@ -83,7 +86,8 @@ CREATE TABLE IF NOT EXISTS courses (
 );
 
 CREATE TABLE IF NOT EXISTS sections (
-    id          TEXT PRIMARY KEY,
+    n           INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
     district_id TEXT NOT NULL,
     school_id   TEXT NOT NULL,
     data        TEXT NOT NULL
@@ -94,15 +98,17 @@ CREATE INDEX IF NOT EXISTS sections_district ON sections(district_id, id);
 CREATE INDEX IF NOT EXISTS sections_school ON sections(school_id, id);
 CREATE INDEX IF NOT EXISTS sections_course ON sections(json_extract(data, '$.course'));
 
--- WITHOUT ROWID: the key is the row (no rowid table beside it: 30 of the sandbox roster's
--- 94 MB); role before user_id, so a section's students are one range (grade checks).
+-- WITHOUT ROWID: the key is the row; role before the user, so a section's students are one
+-- range (grade checks). Integer keys (sections.n, users.n): the table and its index are a
+-- sixth of what the 24-character ids took, and the roster load derives the rows in SQL from
+-- the sections' stored JSON (store.finish_roster); reads join back to the ids.
 CREATE TABLE IF NOT EXISTS section_members (
-    section_id TEXT NOT NULL,
-    user_id    TEXT NOT NULL,
-    role       TEXT NOT NULL,
-    PRIMARY KEY (section_id, role, user_id)
+    section_n INTEGER NOT NULL,             -- sections.n
+    role      TEXT NOT NULL,                -- 'teacher' or 'student'
+    user_n    INTEGER NOT NULL,             -- users.n
+    PRIMARY KEY (section_n, role, user_n)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS section_members_user ON section_members(user_id, section_id);
+CREATE INDEX IF NOT EXISTS section_members_user ON section_members(user_n, section_n);
 
 CREATE TABLE IF NOT EXISTS apps (
     client_id       TEXT PRIMARY KEY,

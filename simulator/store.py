@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -728,8 +729,9 @@ class Store:
                 chunk = user_ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for user_id, section_id in db.execute(
-                        f"SELECT DISTINCT user_id, section_id FROM section_members "
-                        f"WHERE user_id IN ({marks}) ORDER BY user_id, section_id", chunk):
+                        f"SELECT DISTINCT u.id, s.id FROM users u "
+                        f"JOIN section_members m ON m.user_n = u.n JOIN sections s ON s.n = m.section_n "
+                        f"WHERE u.id IN ({marks}) ORDER BY u.id, s.id", chunk):
                     out[user_id].append(section_id)
         return out
 
@@ -737,12 +739,15 @@ class Store:
         """A user's section ids, sorted by id (or in the roster file's order)."""
         with self.read() as db:
             if roster_order:
-                rows = db.execute("SELECT s.id AS section_id FROM sections s WHERE s.id IN "
-                                  "(SELECT section_id FROM section_members WHERE user_id = ?) "
-                                  "ORDER BY s.rowid", (user_id,)).fetchall()
+                rows = db.execute("SELECT s.id AS section_id FROM sections s WHERE s.n IN "
+                                  "(SELECT m.section_n FROM users u JOIN section_members m "
+                                  "ON m.user_n = u.n WHERE u.id = ?) "
+                                  "ORDER BY s.n", (user_id,)).fetchall()
             else:
-                rows = db.execute("SELECT DISTINCT section_id FROM section_members WHERE user_id = ? "
-                                  "ORDER BY section_id", (user_id,)).fetchall()
+                rows = db.execute("SELECT DISTINCT s.id AS section_id FROM users u "
+                                  "JOIN section_members m ON m.user_n = u.n "
+                                  "JOIN sections s ON s.n = m.section_n WHERE u.id = ? "
+                                  "ORDER BY s.id", (user_id,)).fetchall()
         return [r["section_id"] for r in rows]
 
     # --- apps and tokens ---------------------------------------------------------------
@@ -1139,8 +1144,10 @@ class Store:
         if students is None:
             with self.read() as db:
                 rows = db.execute(
-                    "SELECT DISTINCT m.user_id FROM schoology_assignments a JOIN section_members m "
-                    "ON m.section_id = a.section_id AND m.role = 'student' "
+                    "SELECT DISTINCT u.id FROM schoology_assignments a "
+                    "JOIN sections s ON s.id = a.section_id "
+                    "JOIN section_members m ON m.section_n = s.n AND m.role = 'student' "
+                    "JOIN users u ON u.n = m.user_n "
                     "WHERE a.client_id = ? AND a.assignment_id = ?", key).fetchall()
             students = frozenset(r[0] for r in rows)
             self._linked.put(key, students, 300 + 120 * len(students) + len(key[0]) + len(key[1]))
@@ -1358,13 +1365,25 @@ def insert_roster_records(db: sqlite3.Connection, kind: str, records: list[dict]
         db.executemany("INSERT INTO sections(id, district_id, school_id, data) VALUES (?, ?, ?, ?)",
                        [(s["id"], s["district"], s["school"], data(i, s))
                         for i, s in enumerate(records)])
-        db.executemany("INSERT INTO section_members(section_id, user_id, role) VALUES (?, ?, ?)",
-                       _members(records))
+        # section_members: derived in SQL from the stored texts by finish_roster
+
+
+# Every section's members, read by SQLite from the sections' stored JSON (the C JSON parser,
+# no Python per membership) and keyed by the rowids of the section and the user. A member
+# no user has is not stored, a repeated one once: a roster stored here was checked (the
+# reference checks report both), and a streamed load that is not is rolled back.
+_MEMBERS_SQL = [f"INSERT OR IGNORE INTO section_members(section_n, role, user_n) "
+                f"SELECT s.n, '{role}', u.n FROM sections s, json_each(s.data, '$.{key}') j "
+                f"JOIN users u ON u.id = j.value"
+                for key, role in (("teachers", "teacher"), ("students", "student"))]
 
 
 def finish_roster(db: sqlite3.Connection, dropped: list[str], counts: dict[str, int],
                   meta: dict[str, str] | None = None) -> None:
-    """Rebuild the dropped indexes, record the counts and ``meta`` (digest, apps), ANALYZE."""
+    """Store the memberships, rebuild the dropped indexes, record the counts and ``meta``
+    (digest, apps), ANALYZE."""
+    for sql in _MEMBERS_SQL:
+        db.execute(sql)
     for sql in dropped:
         db.execute(sql)
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
@@ -1421,24 +1440,20 @@ def person_row(user: dict) -> tuple:
             schools or [""])
 
 
-def _members(sections) -> Iterator[tuple[str, str, str]]:
-    for s in sections:
-        sid = s["id"]
-        for t in dict.fromkeys(s.get("teachers", [])):
-            yield sid, t, "teacher"
-        for st in dict.fromkeys(s.get("students", [])):
-            yield sid, st, "student"
+_ROWID_NAMED = re.compile(r"\(\s*n\s+INTEGER\s+PRIMARY\s+KEY\b")  # users.n, sections.n
 
 
 def _drop_old_roster_layout(conn: sqlite3.Connection) -> None:
     """Drop roster tables whose shape an older version wrote (users limited to student and
-    teacher, one v2 id per person, memberships with a rowid), so the schema creates them
-    anew; the roster (derived data, reloaded from its file) is marked unloaded with them."""
+    teacher, one v2 id per person, memberships with a rowid or keyed by text ids, users and
+    sections without ``n``), so the schema creates them anew; the roster (derived data,
+    reloaded from its file) is marked unloaded with them."""
     old = [name for name, sql in conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
-        "AND name IN ('users', 'legacy_ids', 'section_members')")
-        if (name == "users" and "CHECK (role IN" in sql) or (name == "legacy_ids" and " role " not in sql)
-        or (name == "section_members" and "WITHOUT ROWID" not in sql)]
+        "AND name IN ('users', 'legacy_ids', 'section_members', 'sections')")
+        if (name in ("users", "sections") and not _ROWID_NAMED.search(sql))
+        or (name == "users" and "CHECK (role IN" in sql) or (name == "legacy_ids" and " role " not in sql)
+        or (name == "section_members" and ("WITHOUT ROWID" not in sql or "user_n" not in sql))]
     if not old:
         return
     conn.execute("BEGIN IMMEDIATE")

@@ -362,3 +362,56 @@ def test_memberships_stored_with_a_rowid_by_an_older_version_are_rebuilt(tmp_pat
         assert all(expected.values())
     finally:
         sim.close()
+
+
+def memberships_in(doc: dict) -> dict[str, list[str]]:
+    """Each user's section ids in the roster file's order, read from the document itself."""
+    out: dict[str, list[str]] = {u["id"]: [] for u in doc["users"]}
+    for section in doc["sections"]:
+        for uid in dict.fromkeys(section["teachers"] + section["students"]):
+            out[uid].append(section["id"])
+    return out
+
+
+def test_stored_memberships_answer_each_users_sections_as_the_roster_lists_them(tmp_path):
+    doc = generate_roster(seed=11, schools=3, teachers=6, students=30, sections=8)
+    roster = tmp_path / "roster.json"
+    write(roster, doc)
+    sim = start(tmp_path / "sim.db", roster)
+    try:
+        expected = memberships_in(doc)
+        store = sim.store
+        assert {u: store.list_user_section_ids(u, roster_order=True) for u in expected} == expected
+        assert {u: store.list_user_section_ids(u) for u in expected} == \
+            {u: sorted(ids) for u, ids in expected.items()}
+        assert store.section_ids_of(list(expected)) == {u: sorted(ids) for u, ids in expected.items()}
+        assert sum(map(len, expected.values())) > len(doc["sections"])  # more than one each
+        with store.read() as db:
+            stored = db.execute("SELECT COUNT(*) FROM section_members").fetchone()[0]
+        assert stored == sum(len(s["teachers"]) + len(s["students"]) for s in doc["sections"])
+    finally:
+        sim.close()
+
+
+def test_memberships_keyed_by_text_ids_by_an_older_version_are_rebuilt(tmp_path, roster_doc):
+    roster = tmp_path / "roster.json"
+    write(roster, roster_doc)
+    db = tmp_path / "sim.db"
+    start(db, roster).close()  # a database of this version first
+    conn = sqlite3.connect(db, isolation_level=None)  # as layout 5 stored them
+    conn.executescript("""
+        DROP TABLE section_members;
+        CREATE TABLE section_members (section_id TEXT NOT NULL, user_id TEXT NOT NULL,
+            role TEXT NOT NULL, PRIMARY KEY (section_id, role, user_id)) WITHOUT ROWID;
+        CREATE INDEX section_members_user ON section_members(user_id, section_id);
+    """)
+    conn.close()
+    sim = start(db, roster)
+    try:
+        with sim.store.read() as conn:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'section_members'").fetchone()[0]
+        assert "user_n" in sql
+        expected = memberships_in(roster_doc)
+        assert {u: sim.store.list_user_section_ids(u, roster_order=True) for u in expected} == expected
+    finally:
+        sim.close()

@@ -201,7 +201,8 @@ def test_control_api_grades_personas_and_history_use_indexes(big):
                 "WHERE assignment_id = 'unit07'": "grades_assignment_seq",
                 "WHERE seq >": "grades_seq",
                 "r.role = 'teacher' ORDER BY": "user_roles_any_district",  # any district, by id
-                "FROM section_members WHERE user_id IN": "section_members_user"})
+                "m.user_n = u.n JOIN sections s ON s.n = m.section_n WHERE u.id IN":
+                    "section_members_user"})
     grade = big["client"].get(f"/_sim/grades?user_id={student}").get_json()["data"][0]
     assert_indexed(big, f"/_sim/grades/{grade['id']}/history",
                    f"/_sim/grades/{grade['id']}/history?after_version=1&limit=5",
