@@ -150,8 +150,8 @@ def main() -> None:
 
     with sim.store.read() as db:
         big_section = db.execute(
-            "SELECT section_id FROM section_members WHERE role = 'student' GROUP BY section_id "
-            "ORDER BY COUNT(*) DESC, section_id LIMIT 1").fetchone()[0]
+            "SELECT s.id FROM section_members m JOIN sections s ON s.n = m.section_n "
+            "WHERE m.role = 'student' GROUP BY s.id ORDER BY COUNT(*) DESC, s.id LIMIT 1").fetchone()[0]
         section_ids = [r[0] for r in db.execute("SELECT id FROM sections ORDER BY id")]
     linked = [big_section] + rng.sample([s for s in section_ids if s != big_section],
                                         min(args.linked_sections, len(section_ids) - 1))

@@ -721,6 +721,9 @@ class Store:
                               (limit + 1,)).fetchall()
         return None if len(rows) > limit else [dict(r) for r in rows]
 
+    # Membership reads name their join order (CROSS JOIN: SQLite keeps it): from the ids
+    # given, through section_members' integer keys, to the other side's ids; on a small
+    # roster the planner would otherwise scan every section.
     def section_ids_of(self, user_ids: list[str]) -> dict[str, list[str]]:
         """Each user's section ids (sorted), for many users in one query."""
         out: dict[str, list[str]] = {u: [] for u in user_ids}
@@ -729,8 +732,8 @@ class Store:
                 chunk = user_ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for user_id, section_id in db.execute(
-                        f"SELECT DISTINCT u.id, s.id FROM users u "
-                        f"JOIN section_members m ON m.user_n = u.n JOIN sections s ON s.n = m.section_n "
+                        f"SELECT DISTINCT u.id, s.id FROM users u CROSS JOIN section_members m "
+                        f"ON m.user_n = u.n CROSS JOIN sections s ON s.n = m.section_n "
                         f"WHERE u.id IN ({marks}) ORDER BY u.id, s.id", chunk):
                     out[user_id].append(section_id)
         return out
@@ -739,14 +742,14 @@ class Store:
         """A user's section ids, sorted by id (or in the roster file's order)."""
         with self.read() as db:
             if roster_order:
-                rows = db.execute("SELECT s.id AS section_id FROM sections s WHERE s.n IN "
-                                  "(SELECT m.section_n FROM users u JOIN section_members m "
-                                  "ON m.user_n = u.n WHERE u.id = ?) "
+                rows = db.execute("SELECT DISTINCT s.id AS section_id, s.n FROM users u "
+                                  "CROSS JOIN section_members m ON m.user_n = u.n "
+                                  "CROSS JOIN sections s ON s.n = m.section_n WHERE u.id = ? "
                                   "ORDER BY s.n", (user_id,)).fetchall()
             else:
                 rows = db.execute("SELECT DISTINCT s.id AS section_id FROM users u "
-                                  "JOIN section_members m ON m.user_n = u.n "
-                                  "JOIN sections s ON s.n = m.section_n WHERE u.id = ? "
+                                  "CROSS JOIN section_members m ON m.user_n = u.n "
+                                  "CROSS JOIN sections s ON s.n = m.section_n WHERE u.id = ? "
                                   "ORDER BY s.id", (user_id,)).fetchall()
         return [r["section_id"] for r in rows]
 
@@ -1145,9 +1148,9 @@ class Store:
             with self.read() as db:
                 rows = db.execute(
                     "SELECT DISTINCT u.id FROM schoology_assignments a "
-                    "JOIN sections s ON s.id = a.section_id "
-                    "JOIN section_members m ON m.section_n = s.n AND m.role = 'student' "
-                    "JOIN users u ON u.n = m.user_n "
+                    "CROSS JOIN sections s ON s.id = a.section_id "
+                    "CROSS JOIN section_members m ON m.section_n = s.n AND m.role = 'student' "
+                    "CROSS JOIN users u ON u.n = m.user_n "
                     "WHERE a.client_id = ? AND a.assignment_id = ?", key).fetchall()
             students = frozenset(r[0] for r in rows)
             self._linked.put(key, students, 300 + 120 * len(students) + len(key[0]) + len(key[1]))

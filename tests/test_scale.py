@@ -201,7 +201,7 @@ def test_control_api_grades_personas_and_history_use_indexes(big):
                 "WHERE assignment_id = 'unit07'": "grades_assignment_seq",
                 "WHERE seq >": "grades_seq",
                 "r.role = 'teacher' ORDER BY": "user_roles_any_district",  # any district, by id
-                "m.user_n = u.n JOIN sections s ON s.n = m.section_n WHERE u.id IN":
+                "m.user_n = u.n CROSS JOIN sections s ON s.n = m.section_n WHERE u.id IN":
                     "section_members_user"})
     grade = big["client"].get(f"/_sim/grades?user_id={student}").get_json()["data"][0]
     assert_indexed(big, f"/_sim/grades/{grade['id']}/history",
@@ -342,3 +342,20 @@ def test_data_api_nested_paths_read_on_indexes(big):
         headers=bearer(big["dtoken"]),
         expect={"FROM sections WHERE school_id": "sections_school",
                 "JOIN legacy_ids": "legacy_ids"})
+
+
+def test_membership_reads_follow_the_integer_keys_without_scanning(big):
+    sim, store, section = big["sim"], big["sim"].store, big["section"]
+    student, teacher = section["students"][0], section["teacher"]
+    with statements(sim) as seen:
+        assert section["id"] in store.list_user_section_ids(student)
+        assert section["id"] in store.list_user_section_ids(teacher, roster_order=True)
+        assert section["id"] in store.section_ids_of([student, teacher])[teacher]
+        store.clear_caches()
+        assert store.is_linked(big["client_id"], ASSIGNMENTS[0], student)
+    queries = [q for q in selects(seen) if "section_members" in q]
+    assert len(queries) == 4, queries
+    for sql in queries:
+        assert not full_scans(sim, sql), (sql, plan(sim, sql))
+        assert any("section_members_user" in step or "section_members USING PRIMARY KEY" in step
+                   or "SEARCH m USING PRIMARY KEY" in step for step in plan(sim, sql)), plan(sim, sql)
