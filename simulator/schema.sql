@@ -26,16 +26,19 @@ CREATE TABLE IF NOT EXISTS terms (
 CREATE INDEX IF NOT EXISTS terms_district ON terms(district_id, id);
 
 -- users.n and sections.n (their rowids, named so that VACUUM keeps them): the roster's
--- order, and what section_members stores instead of the 24-character ids.
+-- order, and what section_members stores instead of the 24-character ids. Their ids are
+-- unique by an index of their own (not a UNIQUE constraint), which a roster load drops and
+-- builds once after the rows (store.clear_roster): faster than row by row.
 CREATE TABLE IF NOT EXISTS users (
     n           INTEGER PRIMARY KEY,
-    id          TEXT NOT NULL UNIQUE,
+    id          TEXT NOT NULL,
     district_id TEXT NOT NULL,
     role        TEXT NOT NULL,              -- primary role (simulator.ids.primary_role)
     data        TEXT NOT NULL
 );
 DROP INDEX IF EXISTS users_district_role;  -- lists by role read user_roles (people hold several)
 DROP INDEX IF EXISTS users_role;
+CREATE UNIQUE INDEX IF NOT EXISTS users_id ON users(id);
 CREATE INDEX IF NOT EXISTS users_district ON users(district_id, id);   -- v3 /users lists
 
 -- Every role each person holds (a teacher may also be staff): v2 /teachers, v3 ?role=.
@@ -49,7 +52,7 @@ CREATE INDEX IF NOT EXISTS user_roles_any_district ON user_roles(role, user_id);
 
 -- The persona pickers' view of people (login page, Schoology switcher, search).
 CREATE TABLE IF NOT EXISTS people (
-    user_id     TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,              -- unique: people_user
     district_id TEXT NOT NULL,
     school_id   TEXT NOT NULL,              -- first school ('' when none): the picker's group
     role        TEXT NOT NULL,
@@ -58,6 +61,7 @@ CREATE TABLE IF NOT EXISTS people (
     sort_key    TEXT NOT NULL,              -- folded "last\0first" (case/accent-insensitive)
     search_key  TEXT NOT NULL               -- folded "first middle last email id"
 );
+CREATE UNIQUE INDEX IF NOT EXISTS people_user ON people(user_id);
 -- Who is at a school (teachers have several), teachers first, by name: one index range.
 CREATE TABLE IF NOT EXISTS school_people (
     school_id TEXT NOT NULL,                -- '' for people without a school
@@ -87,11 +91,12 @@ CREATE TABLE IF NOT EXISTS courses (
 
 CREATE TABLE IF NOT EXISTS sections (
     n           INTEGER PRIMARY KEY,
-    id          TEXT NOT NULL UNIQUE,
+    id          TEXT NOT NULL,
     district_id TEXT NOT NULL,
     school_id   TEXT NOT NULL,
     data        TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS sections_id ON sections(id);
 CREATE INDEX IF NOT EXISTS sections_district ON sections(district_id, id);
 -- The data API's nested paths: a school's and a course's sections (a term's sections are
 -- most of the district's, read whole either way).

@@ -1385,9 +1385,11 @@ def finish_roster(db: sqlite3.Connection, dropped: list[str], counts: dict[str, 
                   meta: dict[str, str] | None = None) -> None:
     """Store the memberships, rebuild the dropped indexes, record the counts and ``meta``
     (digest, apps), ANALYZE."""
-    for sql in _MEMBERS_SQL:
-        db.execute(sql)
-    for sql in dropped:
+    later = [sql for sql in dropped if " ON section_members" in sql]
+    for sql in dropped:  # users_id and sections_id first: the memberships look ids up
+        if sql not in later:
+            db.execute(sql)
+    for sql in _MEMBERS_SQL + later:
         db.execute(sql)
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_loaded', '1')")
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('roster_counts', ?)",
@@ -1449,12 +1451,13 @@ _ROWID_NAMED = re.compile(r"\(\s*n\s+INTEGER\s+PRIMARY\s+KEY\b")  # users.n, sec
 def _drop_old_roster_layout(conn: sqlite3.Connection) -> None:
     """Drop roster tables whose shape an older version wrote (users limited to student and
     teacher, one v2 id per person, memberships with a rowid or keyed by text ids, users and
-    sections without ``n``), so the schema creates them anew; the roster (derived data,
+    sections without ``n``, ids unique by a constraint), so the schema creates them anew; the roster (derived data,
     reloaded from its file) is marked unloaded with them."""
     old = [name for name, sql in conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
-        "AND name IN ('users', 'legacy_ids', 'section_members', 'sections')")
-        if (name in ("users", "sections") and not _ROWID_NAMED.search(sql))
+        "AND name IN ('users', 'legacy_ids', 'section_members', 'sections', 'people')")
+        if (name in ("users", "sections") and (not _ROWID_NAMED.search(sql) or "UNIQUE" in sql))
+        or (name == "people" and "PRIMARY KEY" in sql)
         or (name == "users" and "CHECK (role IN" in sql) or (name == "legacy_ids" and " role " not in sql)
         or (name == "section_members" and ("WITHOUT ROWID" not in sql or "user_n" not in sql))]
     if not old:

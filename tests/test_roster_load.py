@@ -393,14 +393,21 @@ def test_stored_memberships_answer_each_users_sections_as_the_roster_lists_them(
         sim.close()
 
 
-def test_memberships_keyed_by_text_ids_by_an_older_version_are_rebuilt(tmp_path, roster_doc):
+def test_a_database_in_the_previous_roster_layout_is_rebuilt_with_the_same_memberships(tmp_path, roster_doc):
     roster = tmp_path / "roster.json"
     write(roster, roster_doc)
     db = tmp_path / "sim.db"
     start(db, roster).close()  # a database of this version first
     conn = sqlite3.connect(db, isolation_level=None)  # as layout 5 stored them
     conn.executescript("""
-        DROP TABLE section_members;
+        DROP TABLE section_members; DROP TABLE users; DROP TABLE sections; DROP TABLE people;
+        CREATE TABLE users (id TEXT PRIMARY KEY, district_id TEXT NOT NULL, role TEXT NOT NULL,
+            data TEXT NOT NULL);
+        CREATE TABLE sections (id TEXT PRIMARY KEY, district_id TEXT NOT NULL,
+            school_id TEXT NOT NULL, data TEXT NOT NULL);
+        CREATE TABLE people (user_id TEXT PRIMARY KEY, district_id TEXT NOT NULL,
+            school_id TEXT NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL, title TEXT,
+            sort_key TEXT NOT NULL, search_key TEXT NOT NULL);
         CREATE TABLE section_members (section_id TEXT NOT NULL, user_id TEXT NOT NULL,
             role TEXT NOT NULL, PRIMARY KEY (section_id, role, user_id)) WITHOUT ROWID;
         CREATE INDEX section_members_user ON section_members(user_id, section_id);
@@ -411,6 +418,12 @@ def test_memberships_keyed_by_text_ids_by_an_older_version_are_rebuilt(tmp_path,
         with sim.store.read() as conn:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'section_members'").fetchone()[0]
         assert "user_n" in sql
+        with sim.store.read() as conn:
+            shapes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                                       "AND name IN ('users', 'sections', 'people')").fetchall())
+        assert all("PRIMARY KEY" not in shapes[t] for t in ("people",))
+        assert all("n           INTEGER PRIMARY KEY" in shapes[t] for t in ("users", "sections"))
+        assert sim.store.get_user(roster_doc["users"][0]["id"]) is not None
         expected = memberships_in(roster_doc)
         assert {u: sim.store.list_user_section_ids(u, roster_order=True) for u in expected} == expected
     finally:
