@@ -37,7 +37,8 @@ from .store import (ROSTER_BATCH, Store, clear_roster, finish_roster, fold, inse
 # Part of every roster digest: bump it when the stored layout of a roster changes
 # (tables, derived rows), so databases written by an older loader are reloaded once.
 _DIGEST_SALT = b"clever-sim roster layout 6\n"  # 6: section_members keyed by users.n and
-# sections.n (5: section_members WITHOUT ROWID; 4: user_roles, a v2 id per role; 3: legacy_ids, courses)
+# sections.n, ids unique by indexes built after the load (5: section_members WITHOUT ROWID;
+# 4: user_roles, a v2 id per role; 3: legacy_ids, courses)
 _SALT_TAG = hashlib.sha256(_DIGEST_SALT).hexdigest()[:16]
 
 
