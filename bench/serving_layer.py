@@ -1,13 +1,14 @@
 """Benchmark of the serving layer (issue 17, item 1): the simulator on granian and on waitress,
-and a bare Flask app on granian, each as a ratio to a bare Flask app on waitress measured in
-interleaved pairs in the same run.
+a bare Flask app on granian, and a plain WSGI app on granian (``raw-granian``: parse the
+JSON body, answer it; ``raw_app.py``, the true serving ceiling), each as a ratio to a bare
+Flask app on waitress measured in interleaved pairs in the same run.
 
 Figures (the issue's table): grade POST throughput at c32 and c1, p99 latency at c32,
 ``GET /v3.0/me`` throughput at c32; and for each, the server's CPU per request (its process
 CPU seconds over the requests answered, from /proc on Linux), which a loaded machine
 disturbs far less than requests per second. Every target runs in its own process started
-here (``clever-sim serve --server NAME``, ``bench/baseline_app.py --server NAME``, 16
-threads); the load comes from ``wrk`` (C, two threads) when it is installed, else from
+here (``clever-sim serve --server NAME``, ``bench/baseline_app.py --server NAME``,
+``bench/raw_app.py``, 16 threads); the load comes from ``wrk`` (C, two threads) when it is installed, else from
 ``loadgen.py``. Each figure is the median over ``--pairs`` pairs (baseline, target,
 baseline, target, …).
 
@@ -17,7 +18,7 @@ PYTHONPATH=TREE, so before and after are measured in the same run against the sa
 baseline.
 
     .venv/bin/python bench/serving_layer.py [--pairs 5] [--seconds 3] [--json]
-        [--targets sim-granian sim-waitress bare-granian] [--before /tmp/base]
+        [--targets sim-granian sim-waitress bare-granian raw-granian] [--before /tmp/base]
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ TARGETS = {  # name: command line (the baseline is bare-waitress)
                                   "--server", "waitress"],
     "bare-granian": lambda tmp: [sys.executable, str(HERE / "baseline_app.py"), str(THREADS),
                                  "--server", "granian"],
+    # the serving ceiling: a plain WSGI app (parse the JSON body, answer) on the same wrapper
+    "raw-granian": lambda tmp: [sys.executable, str(HERE / "raw_app.py"), str(THREADS)],
     "sim-granian": lambda tmp: _sim(tmp, "granian"),
     "sim-waitress": lambda tmp: _sim(tmp, "waitress"),
 }
@@ -155,7 +158,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
-    ap.add_argument("--targets", nargs="*", default=["sim-granian", "sim-waitress", "bare-granian"],
+    ap.add_argument("--targets", nargs="*",
+                    default=["sim-granian", "sim-waitress", "bare-granian", "raw-granian"],
                     choices=[t for t in TARGETS if t != "bare-waitress"])
     ap.add_argument("--before", metavar="TREE", default=None,
                     help="also measure the simulator of this checkout (PYTHONPATH=TREE)")

@@ -1,0 +1,197 @@
+"""The floor under a grade POST: CPU per request of the simulator's own work in process, no
+server and no network (issue 17, item 1), beside the cheapest possible WSGI app.
+
+* ``raw``: a plain WSGI app that parses the JSON body and answers it (``raw_app.app``, the
+  ``raw-granian`` target of ``serving_layer.py``): what any Python app pays per request;
+* ``grade``: a grade POST through the whole pipeline (``app(environ, start_response)``: the
+  token, the rules, the store's write, the journal entry), one thread, file database (WAL);
+* ``save_grade``: ``Store.save_grade`` alone (group commit included, one grade at a time);
+* ``txn``: the SQL of one grade as ``Store._write_grades`` runs it (BEGIN IMMEDIATE, the
+  lookup, UPDATE, history INSERT, COMMIT) on the store's writer connection, no group commit;
+* ``empty_txn``: BEGIN IMMEDIATE; COMMIT.
+
+Each figure is the best of ``--repeats`` batches of ``--n`` calls, in CPU µs per call
+(``time.process_time``: all the process's threads, the checkpointer's too), after
+``gc.freeze()`` as ``clever-sim serve`` does once serving; then each statement of one
+grade's transaction alone. A server
+cannot answer faster than ``grade`` plus its own per-request cost (``raw`` over a server,
+measured by ``serving_layer.py --targets raw-granian``).
+
+    .venv/bin/python bench/grade_floor.py [--n 2000] [--repeats 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import raw_app  # noqa: E402
+from simulator.app import create_app  # noqa: E402
+from simulator.clever import oauth  # noqa: E402
+
+
+def _environ(token: str, body: bytes) -> dict:
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/grade", "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "SCRIPT_NAME": "", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+            "wsgi.version": (1, 0), "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+            "wsgi.multiprocess": False, "wsgi.run_once": False,
+            "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body)}
+
+
+def _bodies(n: int) -> list[bytes]:
+    return [json.dumps({"assignmentID": f"bench{i % 500}", "percentage": (i % 100) / 100}).encode()
+            for i in range(n)]
+
+
+def _best(run, n: int, repeats: int) -> float:
+    """Best CPU µs per call over ``repeats`` batches of ``n`` (``run(n)`` does one batch)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        run(n)
+        best = min(best, (time.process_time() - start) / n * 1e6)
+    return round(best, 1)
+
+
+def measure(n: int, repeats: int) -> dict:
+    """Every figure (µs of CPU per call) on a fresh file database."""
+    tmp = tempfile.mkdtemp(prefix="clever-sim-floor-")
+    app = create_app({"DB": os.path.join(tmp, "floor.db")}, environ={})
+    sim = app.extensions["clever_sim"]
+    try:
+        client = sim.store.get_app(sim.roster["apps"][0]["client_id"])
+        student = sim.store.list_records("users", role="student", limit=1)
+        student_id = (student.rows if hasattr(student, "rows") else student)[0]["id"]
+        token = oauth.mint_il_token(sim, client, student_id)["access_token"]
+        statuses: list[str] = []
+
+        def start_response(status, headers, exc_info=None):
+            statuses.append(status)
+
+        def grades(k: int) -> None:
+            for body in _bodies(k):
+                for _ in app(_environ(token, body), start_response):
+                    pass
+
+        def raw(k: int) -> None:
+            for body in _bodies(k):
+                for _ in raw_app.app(_environ(token, body), start_response):
+                    pass
+
+        grades(600)  # warm: caches, statements, every (student, assignment) row exists
+        statuses.clear()
+        gc.collect()
+        gc.freeze()  # as ``clever-sim serve`` does once serving: the roster is not rescanned
+        out = {"raw": _best(raw, n, repeats)}
+        # the environs are built inside the batch; measured alone and taken off below
+        build = _best(lambda k: [_environ(token, b) for b in _bodies(k)], n, repeats)
+        out["environ_build"] = build
+        out["grade"] = round(_best(grades, n, repeats) - build, 1)
+        out["raw"] = round(out["raw"] - build, 1)
+        if any(not s.startswith("200") for s in statuses):
+            raise RuntimeError(f"a grade POST was refused: {sorted(set(statuses))}")
+
+        store = sim.store
+        record = {"id": "x", "version": 1}
+
+        def save(k: int) -> None:
+            for i in range(k):
+                store.save_grade(grade_id="f" * 24, client_id=client.client_id,
+                                 user_id=student_id, assignment_id=f"bench{i % 500}",
+                                 district_id="d", build_record=lambda *a: record,
+                                 now_iso="2026-12-07T00:00:00.000Z")
+
+        def txn(k: int) -> None:
+            with store._write_lock, store._lease(writer=True) as conn:
+                seq = store._current_seq(conn)
+                for i in range(k):
+                    conn.execute("BEGIN IMMEDIATE")
+                    _, seq, _ = store._write_grade(conn, (
+                        "f" * 24, client.client_id, student_id, f"bench{i % 500}", "d",
+                        lambda *a: record, "2026-12-07T00:00:00.000Z"), seq)
+                    conn.execute("COMMIT")
+                store._seq = seq
+
+        def statements(k: int) -> dict:
+            """µs per call of each statement of a grade's transaction (wall clock: one
+            thread, nothing else runs, and SQLite releases the GIL inside each)."""
+            spent = dict.fromkeys(("BEGIN IMMEDIATE", "SELECT", "UPDATE", "INSERT history",
+                                   "COMMIT"), 0.0)
+            with store._write_lock, store._lease(writer=True) as conn:
+                seq = store._current_seq(conn)
+                for i in range(k):
+                    key = (client.client_id, student_id, f"bench{i % 500}")
+                    seq += 1
+                    t0 = time.perf_counter()
+                    conn.execute("BEGIN IMMEDIATE")
+                    t1 = time.perf_counter()
+                    gid, version, _ = conn.execute(
+                        "SELECT id, version, created FROM grades WHERE client_id = ? AND "
+                        "user_id = ? AND assignment_id = ?", key).fetchone()
+                    t2 = time.perf_counter()
+                    text = json.dumps(record)
+                    t3 = time.perf_counter()
+                    conn.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
+                                 "WHERE id = ?", (version + 1, text, "2026", seq, gid))
+                    t4 = time.perf_counter()
+                    conn.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
+                                 "VALUES (?, ?, ?, ?)", (gid, version + 1, text, "2026"))
+                    t5 = time.perf_counter()
+                    conn.execute("COMMIT")
+                    t6 = time.perf_counter()
+                    for name, d in zip(spent, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t6 - t5)):
+                        spent[name] += d
+                store._seq = seq
+            return {name: round(d / k * 1e6, 1) for name, d in spent.items()}
+
+        def empty(k: int) -> None:
+            with store._write_lock, store._lease(writer=True) as conn:
+                for _ in range(k):
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("COMMIT")
+
+        out["save_grade"] = _best(save, n, repeats)
+        out["txn"] = _best(txn, n, repeats)
+        out["empty_txn"] = _best(empty, n, repeats)
+        out["statements"] = min((statements(n) for _ in range(repeats)),
+                                key=lambda d: sum(d.values()))
+        return out
+    finally:
+        sim.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    out = measure(args.n, args.repeats)
+    if args.json:
+        print(json.dumps({"load": load, "us_per_call": out}))
+        return
+    print(f"load average {load:.1f}; CPU µs per call, best of {args.repeats} × {args.n}:")
+    statements = out.pop("statements")
+    for name, value in out.items():
+        print(f"  {name:14} {value:8.1f}")
+    print("  one grade's statements (wall µs): "
+          + ", ".join(f"{name} {us}" for name, us in statements.items()))
+
+
+if __name__ == "__main__":
+    main()
