@@ -3,13 +3,19 @@ body and answers it, and answers ``GET /v3.0/me`` and ``/_sim/health`` with a sm
 document, on the simulator's own granian wrapper (``serving.GranianServer``). Whatever an
 app does, it cannot answer faster than this on the same server.
 
-    python bench/raw_app.py [THREADS]   # prints "on http://127.0.0.1:PORT"
+``--busy-us N``: each grade POST first spins N µs of its thread's CPU in Python, holding the
+GIL (the simulator's own work per grade, measured in process by ``grade_floor.py``): the
+best a server could do with that much work per request and nothing else (no locks, no
+SQLite, no other threads).
+
+    python bench/raw_app.py [THREADS] [--busy-us N]   # prints "on http://127.0.0.1:PORT"
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 ME = json.dumps({"type": "user",
@@ -18,10 +24,17 @@ ME = json.dumps({"type": "user",
                  "links": [{"rel": "self", "uri": "/me"}]}).encode()
 
 
+BUSY_S = 0.0  # CPU seconds spun per grade POST (``--busy-us``)
+
+
 def app(environ: dict, start_response) -> list[bytes]:
     """Parse the body when there is one, answer it back (as the bare Flask app does)."""
     length = environ.get("CONTENT_LENGTH") or ""
     if environ.get("REQUEST_METHOD") == "POST" and length.isdigit():
+        if BUSY_S:
+            until = time.thread_time() + BUSY_S
+            while time.thread_time() < until:
+                pass
         body = json.loads(environ["wsgi.input"].read(int(length)))
         out = json.dumps({"data": body, "warnings": []}).encode()
     else:
@@ -36,7 +49,13 @@ if __name__ == "__main__":
     from simulator.serving import GranianServer
     from simulator.web import MAX_BODY
 
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 16
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("threads", type=int, nargs="?", default=16)
+    ap.add_argument("--busy-us", type=float, default=0.0)
+    args = ap.parse_args()
+    threads, BUSY_S = args.threads, args.busy_us / 1e6
     server = GranianServer(app, "127.0.0.1", 0, threads, MAX_BODY)
     print(f"on http://127.0.0.1:{server.effective_port}", flush=True)
     try:

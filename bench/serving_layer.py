@@ -1,7 +1,9 @@
 """Benchmark of the serving layer (issue 17, item 1): the simulator on granian and on waitress,
 a bare Flask app on granian, and a plain WSGI app on granian (``raw-granian``: parse the
-JSON body, answer it; ``raw_app.py``, the true serving ceiling), each as a ratio to a bare
-Flask app on waitress measured in interleaved pairs in the same run.
+JSON body, answer it; ``raw_app.py``, the true serving ceiling; ``busy-granian``: the same
+app spinning, per grade POST, the CPU a grade POST costs the simulator in process, measured
+by ``grade_floor.py`` at the start: the best any server could do with the simulator's work),
+each as a ratio to a bare Flask app on waitress measured in interleaved pairs in the same run.
 
 Figures (the issue's table): grade POST throughput at c32 and c1, p99 latency at c32,
 ``GET /v3.0/me`` throughput at c32; and for each, the server's CPU per request (its process
@@ -18,7 +20,7 @@ PYTHONPATH=TREE, so before and after are measured in the same run against the sa
 baseline.
 
     .venv/bin/python bench/serving_layer.py [--pairs 5] [--seconds 3] [--json]
-        [--targets sim-granian sim-waitress bare-granian raw-granian] [--before /tmp/base]
+        [--targets sim-granian sim-waitress bare-granian raw-granian busy-granian] [--before /tmp/base]
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ TARGETS = {  # name: command line (the baseline is bare-waitress)
                                  "--server", "granian"],
     # the serving ceiling: a plain WSGI app (parse the JSON body, answer) on the same wrapper
     "raw-granian": lambda tmp: [sys.executable, str(HERE / "raw_app.py"), str(THREADS)],
+    # the floor with the simulator's work: the same app spinning the in-process CPU of a
+    # grade POST (``grade_floor.py``, measured at the start of the run) before answering
+    "busy-granian": lambda tmp: [sys.executable, str(HERE / "raw_app.py"), str(THREADS),
+                                 "--busy-us", str(FLOOR_US)],
     "sim-granian": lambda tmp: _sim(tmp, "granian"),
     "sim-waitress": lambda tmp: _sim(tmp, "waitress"),
 }
+FLOOR_US = 0.0  # the in-process CPU µs of a grade POST (``grade_floor.py``), set by main()
 GOALS = {"grade_c32": 2.0, "grade_c1": 1.5, "me_c32": 1.5}  # throughput ratios; p99: ≤ 1.0
 
 WRK_GRADE = """
@@ -159,7 +166,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--targets", nargs="*",
-                    default=["sim-granian", "sim-waitress", "bare-granian", "raw-granian"],
+                    default=["sim-granian", "sim-waitress", "bare-granian", "raw-granian",
+                             "busy-granian"],
                     choices=[t for t in TARGETS if t != "bare-waitress"])
     ap.add_argument("--before", metavar="TREE", default=None,
                     help="also measure the simulator of this checkout (PYTHONPATH=TREE)")
@@ -174,6 +182,12 @@ def main() -> None:
               for name in args.targets]
     targets = [name for group in groups for name in group]
     load_at_start = os.getloadavg()
+    floor = None
+    if "busy-granian" in targets:
+        global FLOOR_US
+        import grade_floor
+        floor = grade_floor.measure(1000, 3)
+        FLOOR_US = floor["grade"]
     tmp = tempfile.mkdtemp(prefix="clever-sim-bench-")
     procs, servers = [], {}
     try:
@@ -203,7 +217,7 @@ def main() -> None:
             stop(proc)
     report = {"load_at_start": load_at_start, "load": os.getloadavg(), "tool": tool,
               "pairs": args.pairs, "seconds": args.seconds, "before": args.before,
-              "figures": figures}
+              "floor_us": floor, "figures": figures}
     report["ratios"] = {name: _pair_ratios(figures, name) for name in targets}
     if args.json:
         print(json.dumps(report))
@@ -212,6 +226,10 @@ def main() -> None:
           f"on {os.cpu_count()} CPUs; load from {tool}; median of {args.pairs} interleaved pairs "
           f"of {args.seconds:g} s; baseline = bare Flask on waitress ({THREADS} threads)"
           + (f"; before-* = the simulator of {args.before}" if args.before else ""))
+    if floor:
+        print(f"in process (grade_floor.py, CPU µs): grade POST {floor['grade']}, save_grade "
+              f"{floor['save_grade']}, its SQL transaction {floor['txn']}, raw app "
+              f"{floor['raw']}; busy-granian spins {FLOOR_US} µs per grade POST")
     print("| target | grade POST c32 | grade POST c1 | p99 at c32 | /v3.0/me c32 |")
     print("|---|---|---|---|---|")
     for name, r in report["ratios"].items():
