@@ -343,3 +343,53 @@ def test_routing_stays_right_past_the_number_of_matches_remembered(client, sim, 
     assert client.get("/v3.0/users/made-up-0", headers=auth).get_json() == first.get_json()
     assert client.get(f"/v3.0/users/{student['id']}", headers=auth).status_code == 200
     assert client.get("/v3.0/me", headers=auth).get_json()["data"]["id"] == student["id"]
+
+
+# --- the clock's text: the second's part formatted once, the same text as formatting it whole --
+
+def _iso_the_long_way(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+@pytest.mark.parametrize("times", [
+    [1765000000.0, 1765000000.999, 1765000001.0, 1765000000.5],  # across a second and back
+    [0.0, 0.001, 59.999, 60.0, 86399.999, 86400.0],                # the epoch, minute and day edges
+    [1765000000.25, 1765000000.25, 1796536000.75, 1765000000.75],  # ten years on and back again
+    [-1.5, -0.25, 1765000000.1],                                   # before the epoch: never cached
+])
+def test_clock_iso_is_the_same_text_as_formatting_the_whole_time(times):
+    from simulator.clock import Clock
+
+    clock = Clock()
+    assert [clock.iso(t) for t in times] == [_iso_the_long_way(t) for t in times]
+
+
+def test_clock_iso_follows_an_advance_at_once():
+    """The cached second is the simulated one: an advance shows in the very next stamp."""
+    from datetime import datetime
+
+    from simulator.clock import Clock
+
+    clock = Clock()
+
+    def read(text: str) -> float:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+    before = clock.iso()
+    clock.advance(3600)
+    after = clock.iso()
+    assert 3600 <= read(after) - read(before) < 3605
+
+
+def test_clock_iso_formats_each_second_once(monkeypatch):
+    """Stamps within one second reuse its text: the date is formatted once per second."""
+    from simulator import clock as clock_mod
+
+    calls = []
+    real = clock_mod.time.strftime
+    monkeypatch.setattr(clock_mod.time, "strftime", lambda *a: calls.append(a) or real(*a))
+    clock = clock_mod.Clock()
+    stamps = [clock.iso(1765000000 + i / 1000) for i in range(1000)]
+    assert len(calls) == 1 and stamps[-1] == "2025-12-06T05:46:40.999Z"
+    clock.iso(1765000001.0)
+    assert len(calls) == 2
