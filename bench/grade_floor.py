@@ -5,6 +5,8 @@ server and no network (issue 17, item 1), beside the cheapest possible WSGI app.
   ``raw-granian`` target of ``serving_layer.py``): what any Python app pays per request;
 * ``grade``: a grade POST through the whole pipeline (``app(environ, start_response)``: the
   token, the rules, the store's write, the journal entry), one thread, file database (WAL);
+* ``grade_16_threads``: the same from 16 threads at once (what group commit, the locks and
+  the GIL's hand-offs between threads add under load, without a server or a network);
 * ``save_grade``: ``Store.save_grade`` alone (group commit included, one grade at a time);
 * ``txn``: the SQL of one grade as ``Store._write_grades`` runs it (BEGIN IMMEDIATE, the
   lookup, UPDATE, history INSERT, COMMIT) on the store's writer connection, no group commit;
@@ -29,6 +31,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -164,6 +167,28 @@ def measure(n: int, repeats: int) -> dict:
                     conn.execute("BEGIN IMMEDIATE")
                     conn.execute("COMMIT")
 
+        def threaded(k: int, threads: int = 16) -> None:
+            """``k`` grade POSTs from ``threads`` threads at once (group commit, lock and GIL
+            hand-offs as under load, without a server or a network)."""
+            envs = [_environ(token, b) for b in _bodies(k)]
+            go = threading.Barrier(threads)
+
+            def work(part: list[dict]) -> None:
+                go.wait()
+                for env in part:
+                    for _ in app(env, start_response):
+                        pass
+
+            pool = [threading.Thread(target=work, args=(envs[i::threads],))
+                    for i in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+
+        out["grade_16_threads"] = round(_best(threaded, n, repeats) - build, 1)
+        if any(not s.startswith("200") for s in statuses):
+            raise RuntimeError(f"a grade POST was refused: {sorted(set(statuses))}")
         out["save_grade"] = _best(save, n, repeats)
         out["txn"] = _best(txn, n, repeats)
         out["empty_txn"] = _best(empty, n, repeats)
