@@ -171,6 +171,9 @@ def main() -> None:
                     choices=[t for t in TARGETS if t != "bare-waitress"])
     ap.add_argument("--before", metavar="TREE", default=None,
                     help="also measure the simulator of this checkout (PYTHONPATH=TREE)")
+    ap.add_argument("--busy-us", type=float, nargs="*", default=[], metavar="US",
+                    help="also the plain app spinning each of these CPU µs per grade POST "
+                         "(targets busy-US): how much work per grade each goal allows")
     ap.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -180,6 +183,11 @@ def main() -> None:
     # the other checkout's simulator beside ours on the same server.
     groups = [[f"before-{name[4:]}", name] if args.before and name.startswith("sim-") else [name]
               for name in args.targets]
+    for us in args.busy_us:  # the plain app with a fixed amount of work per grade POST
+        name = f"busy-{us:g}us"
+        TARGETS[name] = lambda tmp, us=us: [sys.executable, str(HERE / "raw_app.py"),
+                                            str(THREADS), "--busy-us", str(us)]
+        groups.append([name])
     targets = [name for group in groups for name in group]
     load_at_start = os.getloadavg()
     floor = None
