@@ -29,6 +29,7 @@ import gc
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -197,6 +198,7 @@ def measure(n: int, repeats: int) -> dict:
         return out
     finally:
         sim.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
