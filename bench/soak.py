@@ -25,6 +25,7 @@ bare app within 0.9 of the first samples'), RSS after 10 minutes within 1.3× of
 ready and under 100 MB on the packaged roster.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--sample-s 30] [--roster FILE] [--json]
+        [--compare OTHER_CHECKOUT]   # e.g. main's: git worktree add /tmp/base main
 """
 
 from __future__ import annotations
@@ -256,50 +257,97 @@ def _refresh_newest(url: str) -> None:
     _NEWEST[url] = data[0]["id"] if data else 1
 
 
+def _target_env(checkout: str | None) -> dict[str, str] | None:
+    """The environment of a simulator run from ``checkout``'s code (None: this checkout's)."""
+    if checkout is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(checkout).resolve())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+async def _drive_each(urls: list[str], mixes: list[list], seconds: float, connections: int,
+                      rate: float | None) -> list[dict]:
+    """The mix on every simulator at once, each on its own ``connections``: side by side,
+    every server takes the same load under the same machine load."""
+    return await asyncio.gather(*(drive(url, mix, seconds, connections, rate)
+                                  for url, mix in zip(urls, mixes)))
+
+
 def soak(tmp: str, minutes: float, sample_s: float, probe_s: float, connections: int,
-         roster: str | None, rate: float | None) -> dict:
-    os.environ["CLEVER_SIM_SECRET_KEY"] = _SECRET_KEY  # inherited by the spawned server
-    sim, sim_url, ready_s = spawn(sim_cmd(os.path.join(tmp, "soak.db"), roster), tmp)
-    bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS)], tmp)
+         roster: str | None, rate: float | None, compare: list[str] | None = None) -> dict:
+    """Soak this checkout's simulator (and, side by side, one from each ``compare``
+    checkout); the result of this one, with ``compared`` holding the others' by checkout."""
+    os.environ["CLEVER_SIM_SECRET_KEY"] = _SECRET_KEY  # inherited by the spawned servers
+    checkouts: list[str | None] = [None] + list(compare or [])
+    sims, urls, ready = [], [], []
     try:
-        rss_ready = rss_mb(sim.pid)
-        anon_ready = rss_mb(sim.pid, "RssAnon")
+        for n, checkout in enumerate(checkouts):
+            sim, sim_url, ready_s = spawn(sim_cmd(os.path.join(tmp, f"soak{n}.db"), roster), tmp,
+                                          _target_env(checkout))
+            sims.append(sim)
+            urls.append(sim_url)
+            ready.append((ready_s, rss_mb(sim.pid), rss_mb(sim.pid, "RssAnon")))
+        bare, bare_url, _ = spawn([sys.executable, str(HERE / "baseline_app.py"), str(THREADS)], tmp)
+    except BaseException:
+        for sim in sims:
+            stop(sim)
+        raise
+    try:
         bare_ready = rss_mb(bare.pid)
-        mix, bare_mix = setup(sim_url), _bare_mix()
-        samples: list[dict] = []
-        total = {"requests": 0, "errors": 0, "statuses": {}, "gradebooks": 0}
+        mixes, bare_mix = [setup(url) for url in urls], _bare_mix()
+        runs: list[list[dict]] = [[] for _ in sims]
+        totals = [{"requests": 0, "errors": 0, "statuses": {}, "gradebooks": 0} for _ in sims]
         t0 = time.monotonic()
         end = t0 + minutes * 60
         while time.monotonic() < end:
-            _refresh_newest(sim_url)
-            c0 = cpu_s(sim.pid)
-            s = asyncio.run(drive(sim_url, mix, max(1.0, sample_s - probe_s), connections, rate))
+            for url in urls:
+                _refresh_newest(url)
+            c0 = [cpu_s(sim.pid) for sim in sims]
+            done = asyncio.run(_drive_each(urls, mixes, max(1.0, sample_s - probe_s), connections,
+                                           rate))
             c1 = cpu_s(bare.pid)
             b = asyncio.run(drive(bare_url, bare_mix, probe_s, connections))
-            sim_cpu = (cpu_s(sim.pid) - c0) * 1000 / max(1, s["requests"])  # (idle during b)
             bare_cpu = (cpu_s(bare.pid) - c1) * 1000 / max(1, b["requests"])
-            for key in ("requests", "errors", "gradebooks"):
-                total[key] += s[key]
-            for status, n in s["statuses"].items():
-                total["statuses"][status] = total["statuses"].get(status, 0) + n
-            sim_rps, bare_rps = s["requests"] / s["seconds"], b["requests"] / b["seconds"]
-            sample = {"minute": round((time.monotonic() - t0) / 60, 2),
-                      "sim_rps": round(sim_rps, 1), "bare_rps": round(bare_rps, 1),
-                      "rps_ratio": round(sim_rps / bare_rps, 3) if bare_rps else None,
-                      "gradebooks": s["gradebooks"], "sim_cpu_ms": round(sim_cpu, 3), "bare_cpu_ms": round(bare_cpu, 3),
-                      "cpu_ratio": round(sim_cpu / bare_cpu, 3) if bare_cpu else None,
-                      "rss_mb": round(rss_mb(sim.pid), 1), "bare_rss_mb": round(rss_mb(bare.pid), 1),
-                      "anon_mb": round(rss_mb(sim.pid, "RssAnon"), 1)}
-            sample["rss_ratio"] = round(sample["rss_mb"] / rss_ready, 3)
-            samples.append(sample)
-            print(f"{sample['minute']:6.2f} min  simulator {sim_rps:6.0f} req/s  bare {bare_rps:6.0f}"
-                  f"  ratio {sample['rps_ratio']:.3f}  CPU/request {sim_cpu:.2f} ms (×"
-                  f"{sample['cpu_ratio']:.2f} bare's)   RSS {sample['rss_mb']:6.1f} MB "
-                  f"(×{sample['rss_ratio']:.2f} ready; anon {sample['anon_mb']:.1f})  bare RSS {sample['bare_rss_mb']:.1f} MB  "
-                  f"requests {total['requests']:,}  5xx {total['errors']}", flush=True)
+            bare_rps = b["requests"] / b["seconds"]
+            minute = round((time.monotonic() - t0) / 60, 2)
+            for n, (sim, s, total, samples) in enumerate(zip(sims, done, totals, runs)):
+                sim_cpu = (cpu_s(sim.pid) - c0[n]) * 1000 / max(1, s["requests"])  # (idle during b)
+                for key in ("requests", "errors", "gradebooks"):
+                    total[key] += s[key]
+                for status, k in s["statuses"].items():
+                    total["statuses"][status] = total["statuses"].get(status, 0) + k
+                sim_rps = s["requests"] / s["seconds"]
+                sample = {"minute": minute,
+                          "sim_rps": round(sim_rps, 1), "bare_rps": round(bare_rps, 1),
+                          "rps_ratio": round(sim_rps / bare_rps, 3) if bare_rps else None,
+                          "gradebooks": s["gradebooks"], "sim_cpu_ms": round(sim_cpu, 3), "bare_cpu_ms": round(bare_cpu, 3),
+                          "cpu_ratio": round(sim_cpu / bare_cpu, 3) if bare_cpu else None,
+                          "rss_mb": round(rss_mb(sim.pid), 1), "bare_rss_mb": round(rss_mb(bare.pid), 1),
+                          "anon_mb": round(rss_mb(sim.pid, "RssAnon"), 1)}
+                sample["rss_ratio"] = round(sample["rss_mb"] / ready[n][1], 3)
+                samples.append(sample)
+                who = f"[{checkouts[n] or 'this'}] " if len(sims) > 1 else ""
+                print(f"{who}{sample['minute']:6.2f} min  simulator {sim_rps:6.0f} req/s  bare {bare_rps:6.0f}"
+                      f"  ratio {sample['rps_ratio']:.3f}  CPU/request {sim_cpu:.2f} ms (×"
+                      f"{sample['cpu_ratio']:.2f} bare's)   RSS {sample['rss_mb']:6.1f} MB "
+                      f"(×{sample['rss_ratio']:.2f} ready; anon {sample['anon_mb']:.1f})  bare RSS {sample['bare_rss_mb']:.1f} MB  "
+                      f"requests {total['requests']:,}  5xx {total['errors']}", flush=True)
     finally:
-        stop(sim)
+        for sim in sims:
+            stop(sim)
         stop(bare)
+    results = [_summary(minutes, connections, rate, ready[n], bare_ready, totals[n], runs[n])
+               for n in range(len(sims))]
+    if len(sims) > 1:
+        results[0]["compared"] = {checkout: r for checkout, r in zip(checkouts[1:], results[1:])}
+    return results[0]
+
+
+def _summary(minutes: float, connections: int, rate: float | None, ready: tuple,
+             bare_ready: float, total: dict, samples: list[dict]) -> dict:
+    ready_s, rss_ready, anon_ready = ready
     k = max(1, min(3, len(samples) // 4))  # first / last samples averaged
     first = statistics.fmean(x["rps_ratio"] for x in samples[:k])
     last = statistics.fmean(x["rps_ratio"] for x in samples[-k:])
@@ -355,13 +403,22 @@ def main() -> None:
                     help="pace the simulator to this many requests a second (default: closed loop)")
     ap.add_argument("--roster", default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--compare", action="append", metavar="CHECKOUT", default=[],
+                    help="also soak the simulator of this checkout (e.g. a `git worktree add "
+                    "/tmp/base main`), run through PYTHONPATH, side by side under the same load "
+                    "at the same time; repeatable")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="clever-sim-soak-")
     result = soak(tmp, args.minutes, args.sample_s, args.probe_s, args.connections, args.roster,
-                  args.rate)
+                  args.rate, args.compare)
     if args.json:
         print(json.dumps(result, indent=2))
+    if args.compare:
+        print("this checkout:")
     print(report(result))
+    for checkout, other in result.get("compared", {}).items():
+        print(f"{checkout}:")
+        print(report(other))
 
 
 if __name__ == "__main__":
