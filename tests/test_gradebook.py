@@ -428,6 +428,43 @@ def test_json_export_is_structured(client, sim, math, dtoken):
     assert doc["seq"] >= 1
 
 
+def test_json_export_built_cell_by_cell_is_the_whole_document_encoded_at_once(app, client, sim, math,
+                                                                              dtoken):
+    """The export builds each cell's dict only while encoding it; the bytes are those of the
+    whole document built first and encoded in one go (LTI messages, detail links, not-linked)."""
+    link(client, math["id"], "a1", max_points=20)
+    for n, student in enumerate(math["students"][:3]):
+        grade_ok(client, dtoken, assignmentID="a1", userID=student, percentage=0.5 + n / 10)
+        grade_ok(client, dtoken, assignmentID="not-linked", userID=student, percentage=0.25)
+    as_teacher(client, math)
+    got = client.get(f"/schoology/sections/{math['id']}/gradebook.json").data
+    with app.test_request_context():
+        grid = gradebook_routes._grid(math, lti=True)
+        whole = domain.json_export(grid, gradebook_routes._detail_prefix(math["id"]))
+    assert isinstance(whole["cells"], list) and len(whole["cells"]) == 3
+    assert len(whole["not_linked"]) == 3
+    assert all(c["lti"]["lti11"] and c["lti"]["lti13"] for c in whole["cells"])
+    assert got == gradebook_routes._EXPORT.encode(whole).encode()
+
+
+def test_only_the_json_export_grid_keeps_grade_records(client, sim, math, dtoken):
+    """A cell's grade record (~1 KB of decoded JSON) is kept only where the LTI messages are
+    built from it: linked cells of the JSON export's grid; never a not-linked cell."""
+    link(client, math["id"], "a1", max_points=20)
+    student = math["students"][0]
+    linked = grade_ok(client, dtoken, assignmentID="a1", userID=student, percentage=0.8)
+    grade_ok(client, dtoken, assignmentID="elsewhere", userID=student, percentage=0.4)
+    page_grid = domain.build_grid(sim.schoology, math)
+    export_grid = domain.build_grid(sim.schoology, math, lti=True)
+    for grid in (page_grid, export_grid):
+        assert len(grid.cells) == 1 and len(grid.not_linked) == 1
+        assert grid.not_linked[0][1].record is None
+    [page_cell], [export_cell] = page_grid.cells.values(), export_grid.cells.values()
+    assert page_cell.record is None
+    assert export_cell.record["id"] == linked["id"] and export_cell.record["lti_score"] == "0.8"
+    assert page_cell.text_values() == export_cell.text_values()
+
+
 def test_whole_section_renders_take_turns(app, sim, math, dtoken, client, monkeypatch):
     """The page and both exports build the whole grid; concurrent requests take turns (their
     peaks would stack in the server's memory), and every one is answered."""
@@ -436,13 +473,13 @@ def test_whole_section_renders_take_turns(app, sim, math, dtoken, client, monkey
     inside, most, guard = [0], [0], threading.Lock()
     real = domain.build_grid
 
-    def counting(store, section):
+    def counting(store, section, **kwargs):
         with guard:
             inside[0] += 1
             most[0] = max(most[0], inside[0])
         try:
             time.sleep(0.005)  # gives up the interpreter: an ungated render would enter now
-            return real(store, section)
+            return real(store, section, **kwargs)
         finally:
             with guard:
                 inside[0] -= 1

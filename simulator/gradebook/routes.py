@@ -165,10 +165,11 @@ def sections():
                            total=schoology.clever.roster_count("sections"))
 
 
-def _grid(section: dict) -> domain.Grid:
-    """The section's grid with the rejected grade POSTs of its students (the journal's index)."""
+def _grid(section: dict, *, lti: bool = False) -> domain.Grid:
+    """The section's grid with the rejected grade POSTs of its students (the journal's index);
+    ``lti``: with what the LTI messages need (``domain.build_grid``)."""
     s = sim()
-    grid = domain.build_grid(s.schoology, section)
+    grid = domain.build_grid(s.schoology, section, lti=lti)
 
     def explain(entry) -> tuple[str, str | None]:
         found = findings_for(s.journal.materialize(entry))
@@ -263,13 +264,10 @@ def export_json(section_id: str):
     if section is None:
         return _no_section(section_id)
     _viewer(section, students_too=False)
-    grid = _grid(section)
+    grid = _grid(section, lti=True)
     if request.args.get("q"):  # the live page's filter: its students, its class averages
         grid.arrange((request.args.get("q") or "")[:100])
-    doc = domain.json_export(grid)
-    prefix = _detail_prefix(section_id)
-    for cell in doc["cells"] + doc["not_linked"]:
-        cell["detail_url"] = prefix + quote(str(cell["grade_id"]), safe="")
+    doc = domain.json_export(grid, _detail_prefix(section_id), lazy=True)
     response = current_app.response_class(encode_by_item(doc, ("cells", "not_linked"), _EXPORT),
                                           mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
