@@ -10,7 +10,8 @@ at the same point of the soak. Two causes, two remedies:
   lands in the heap, where it leaves holes between long-lived journal entries. A fixed
   threshold keeps big transient buffers mmapped: freed, they go straight back to the OS;
 * freed pages inside the heaps are only returned by ``malloc_trim``; a daemon thread asks
-  for that every ``TRIM_EVERY_S`` (the call releases the GIL; 0.4–0.9 ms on a 20 MB heap, ~7 ms when it returns many pages).
+  for that every ``TRIM_EVERY_S`` (the call releases the GIL; 0.4–0.9 ms on a 20 MB heap, ~7 ms when it returns many pages:
+  every 2 s, under 0.05 % of a core).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import ctypes
 import threading
 
 MMAP_THRESHOLD = 64 * 1024  # bytes: bigger allocations get their own mapping
-TRIM_EVERY_S = 10.0
+TRIM_EVERY_S = 2.0  # 10 s left ~1.4 MB more freed heap in RSS on average (bench/soak.py)
 _M_MMAP_THRESHOLD = -3
 
 

@@ -356,14 +356,21 @@ class GuardedTrigger(WaitressTrigger):
             super()._close()
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
+MALLOC_ARENAS = 1  # glibc heaps all threads share (``limit_malloc_arenas``)
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Let all threads share ``arenas`` glibc heaps, not one each (up to 8 per core): each
-    arena keeps the memory its thread freed, so 16 workers grew RSS by ~10 MB more under
-    mixed load (bench/soak.py). Call before threads start; a no-op off glibc."""
+    arena keeps the memory its threads freed, so 16 workers grew RSS by ~10 MB more under
+    mixed load (bench/soak.py), and 2 arenas still ~1.7 MB more than one (side by side,
+    2026-12-07; the interpreter lock serialises the Python work that allocates, so one
+    heap's lock costs no measurable CPU per request). Call before threads start; a no-op
+    off glibc."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
     except (OSError, AttributeError):
         pass
 
