@@ -356,17 +356,17 @@ class GuardedTrigger(WaitressTrigger):
             super()._close()
 
 
-MALLOC_ARENAS = 1  # glibc heaps all threads share (``limit_malloc_arenas``)
+MALLOC_ARENAS = 2  # glibc heaps all threads share (``limit_malloc_arenas``)
 _M_ARENA_MAX = -8
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     """Let all threads share ``arenas`` glibc heaps, not one each (up to 8 per core): each
     arena keeps the memory its threads freed, so 16 workers grew RSS by ~10 MB more under
-    mixed load (bench/soak.py), and 2 arenas still ~1.7 MB more than one (side by side,
-    2026-12-07; the interpreter lock serialises the Python work that allocates, so one
-    heap's lock costs no measurable CPU per request). Call before threads start; a no-op
-    off glibc."""
+    mixed load (bench/soak.py). One arena saved ~1.7 MB more under the soak but cost 2–16 %
+    more CPU per grade POST and ``/v3.0/me`` in bench/serving_layer.py (every figure, both
+    servers; threads then wait on one heap's lock): not taken. Call before threads start;
+    a no-op off glibc."""
     try:
         import ctypes
 
