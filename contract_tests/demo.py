@@ -266,11 +266,14 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
     """The ``clever-sim demo`` command: start, print the walkthrough, wait for Ctrl+C/SIGTERM."""
     import click
 
-    from simulator.config import ConfigError
+    from simulator.cli import removed_on_failure
+    from simulator.config import ConfigError, build_config, resolve_db_path
     from simulator.roster import RosterError
 
     try:
-        demo = start_demo(sim_port, partner_port, db, server=server)
+        settings = build_config(overrides={"DB": db} if db else {})
+        with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
+            demo = start_demo(sim_port, partner_port, db, server=server)  # a busy port: no file
     except DemoPortBusy as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

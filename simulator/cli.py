@@ -9,11 +9,14 @@ import re
 import signal
 import sys
 import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Iterator
 
 import click
 
 from . import __version__
-from .config import BaseUrls, ConfigError
+from .config import BaseUrls, ConfigError, build_config, resolve_db_path
 from .roster import RosterError, load_roster
 
 
@@ -126,7 +129,44 @@ def _build(config: str | None, overrides: dict):
     """The app ``serve`` runs; ConfigError, RosterError, DatabaseUnusable reach CleverSimCLI."""
     from .app import create_app
 
-    return create_app({k: v for k, v in overrides.items() if v is not None}, config_file=config)
+    return create_app(_given(overrides), config_file=config)
+
+
+def _given(overrides: dict) -> dict:
+    """The settings a command's flags gave (a flag left out is None: config and env decide)."""
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+@contextmanager
+def removed_on_failure(db_path: str, roster_cache: str | None = None) -> Iterator[None]:
+    """Whatever the block creates for ``db_path`` (the file, SQLite's -wal/-shm beside it,
+    missing folders) and in ``roster_cache`` is removed again when it fails: a command
+    refused for its input (an [app] naming a district the roster lacks, a busy port)
+    leaves no file or folder behind."""
+    files: list[Path] = []
+    folders: set[Path] = set()
+    if db_path != ":memory:":
+        target = Path(db_path)
+        files = [f for f in (target, target.with_name(target.name + "-wal"),
+                             target.with_name(target.name + "-shm")) if not f.exists()]
+        folders.update(d for d in (target.parent, *target.parent.parents) if not d.exists())
+    cache = Path(roster_cache) if roster_cache else None
+    cached = set(cache.iterdir()) if cache is not None and cache.is_dir() else set()
+    if cache is not None:
+        folders.update(d for d in (cache, *cache.parents) if not d.exists())
+    try:
+        yield
+    except BaseException:
+        with suppress(OSError):  # best effort: the command's own error is the one to report
+            made = files + (sorted(set(cache.iterdir()) - cached)
+                            if cache is not None and cache.is_dir() else [])
+            for path in made:
+                with suppress(OSError):
+                    path.unlink(missing_ok=True)
+            for folder in sorted(folders, key=lambda d: len(d.parts), reverse=True):
+                with suppress(OSError):  # deepest first; one something else filled stays
+                    folder.rmdir()
+        raise
 
 
 def banner(app, url: str) -> str:
@@ -246,14 +286,20 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     raise_fd_limit()  # before any store opens: the bounds (limits.bounds_for) follow it
     limit_malloc_arenas()  # these three change the whole interpreter: only in `serve`
     tune_interpreter()
-    app = _build(config, {"DB": db, "ROSTER": roster, "ROSTER_CACHE": roster_cache,
-                          "STRICT": strict, "CONTROL_TOKEN": control_token,
-                          "ALLOWED_HOSTS": serve_allowed_hosts(config, allowed_hosts, host)})
-    try:
-        running = bind(app, host, port, threads, server=kind)
-    except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)
-        raise click.ClickException(f"cannot listen on {host}:{port}: "
-                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+    overrides = {"DB": db, "ROSTER": roster, "ROSTER_CACHE": roster_cache, "STRICT": strict,
+                 "CONTROL_TOKEN": control_token,
+                 "ALLOWED_HOSTS": serve_allowed_hosts(config, allowed_hosts, host)}
+    settings = build_config(config, overrides=_given(overrides))  # a bad one: nothing made yet
+    with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
+        app = _build(config, overrides)
+        try:
+            running = bind(app, host, port, threads, server=kind)
+        except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)
+            from .tenants import close_app
+
+            close_app(app)
+            raise click.ClickException(f"cannot listen on {host}:{port}: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
     click.echo(banner(app, running.url))
     notice = exposure_notice(app, host, running.port)
     if notice:

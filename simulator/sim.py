@@ -372,6 +372,7 @@ class Simulator:
             try:
                 self._register_startup_app(spec)
             except SimError as exc:  # e.g. a district the roster lacks (the rest: app_from_toml)
+                self.close()  # nobody gets this simulator: its database must be free to remove
                 where = self.cfg.get("CONFIG_FILE")
                 raise ConfigError(f"{where + ': ' if where else ''}{app_problems(exc)}") from None
 

@@ -36,6 +36,8 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "bad-app.toml").write_text(PARTNER_TOML.replace('["http://127.0.0.1:5001/clever/callback"]',
                                                                 '["localhost:5001/callback"]'), encoding="utf-8")
     (tmp_path / "strict.toml").write_text('[simulator]\nstrict = "yes"\n', encoding="utf-8")
+    (tmp_path / "no-district.toml").write_text(PARTNER_TOML + 'districts = ["000000000000000000000000"]\n',
+                                               encoding="utf-8")
     (tmp_path / "latin1.toml").write_bytes('[app]\nname = "Mathé"\n'.encode("latin-1"))
     other = sqlite3.connect(tmp_path / "other.db")
     other.execute("CREATE TABLE recipes (name TEXT)")
@@ -78,6 +80,17 @@ CASES = {
     "serve-config-app-bad-redirect": (["serve", "--db", "new.db", "--config", "bad-app.toml"],
                                       "config: bad-app.toml: [app].redirect_uris[0] is not an absolute "
                                       "http(s) URL"),
+    # an [app] district only the roster can refute: refused after the roster loaded, and
+    # the database (default or --db, its folders, a roster cache entry) made for it removed
+    "serve-config-app-unknown-district": (["serve", "--config", "no-district.toml"],
+                                          "config: no-district.toml: [app].districts[0] unknown "
+                                          "district '000000000000000000000000' (known: "),
+    "serve-config-app-unknown-district-new-db": (["serve", "--db", "state/sim.db", "--roster-cache",
+                                                  "cache/rosters", "--config", "no-district.toml"],
+                                                 "unknown district '000000000000000000000000'"),
+    "serve-config-app-unknown-district-cache-dir": (["serve", "--db", "new.db", "--roster-cache", "adir",
+                                                     "--config", "no-district.toml"],
+                                                    "unknown district '000000000000000000000000'"),
     "serve-roster-missing": (["serve", "--roster", "nope.json"], "cannot read roster file 'nope.json'"),
     "serve-roster-directory": (["serve", "--roster", "adir"], "'adir' is a directory"),
     "serve-roster-not-json": (["serve", "--roster", "notes.txt"], "'notes.txt' is not valid JSON"),
@@ -88,6 +101,8 @@ CASES = {
     "serve-host-with-port": (["serve", "--host", "127.0.0.1:8080"], "(give the port with --port)"),
     "serve-host-url": (["serve", "--host", "http://localhost"], "is not an IP address or host name"),
     "serve-port-in-use": (["serve", "--db", ":memory:", "--port", "{busy}"], "cannot listen on 127.0.0.1:{busy}"),
+    "serve-port-in-use-new-db": (["serve", "--db", "state/sim.db", "--port", "{busy}"],
+                                 "cannot listen on 127.0.0.1:{busy}"),
     "unknown-option": (["serve", "--colour"], "No such option '--colour'"),
     # demo
     "demo-db-not-sqlite": (["demo", "--db", "notes.txt", "--port", "0", "--partner-port", "0"],
@@ -96,6 +111,10 @@ CASES = {
     "demo-port-in-use": (["demo", "--port", "{busy}", "--partner-port", "0"],
                          "cannot listen on 127.0.0.1:{busy} for the simulator: Address already in use "
                          "(choose another port with --port, or 0 for any free one)"),
+    "demo-port-in-use-new-db": (["demo", "--db", "state/sim.db", "--port", "{busy}", "--partner-port", "0"],
+                                "cannot listen on 127.0.0.1:{busy} for the simulator"),
+    "demo-partner-port-in-use-new-db": (["demo", "--db", "state/sim.db", "--port", "0", "--partner-port",
+                                         "{busy}"], "cannot listen on 127.0.0.1:{busy} for the reference partner"),
     "demo-partner-port-in-use": (["demo", "--port", "0", "--partner-port", "{busy}"],
                                  "cannot listen on 127.0.0.1:{busy} for the reference partner: Address "
                                  "already in use (choose another port with --partner-port, or 0 for any free one)"),
