@@ -21,6 +21,7 @@ from .roster import RosterError, load_roster
 
 
 BAD_INPUT = 2  # every input a command cannot use; 1 stays "the check/validation failed"
+INTERRUPTED = 130  # Ctrl+C (128 + SIGINT) outside serve/demo, as `contract` answers it
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
@@ -38,9 +39,9 @@ class CleverSimCLI(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.Abort:
+        except click.Abort:  # Ctrl+C: neither a failed check (1) nor bad input (2)
             click.echo("Aborted!", err=True)
-            sys.exit(1)
+            sys.exit(INTERRUPTED)
         except _NO_ARGS_IS_HELP as exc:  # bare `clever-sim`: the help itself
             click.echo(exc.format_message(), err=True)
             sys.exit(BAD_INPUT)
@@ -337,9 +338,19 @@ def fixtures() -> None:
 @fixtures.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def fixtures_validate(file: str) -> None:
-    """Report every problem in a roster fixture, each with its JSON path."""
+    """Report every problem in a roster fixture, each with its JSON path: exit 1 when it
+    has any, 2 when the file is not a JSON document at all (input, as for every command)."""
+    from .roster import check_roster, parse_roster_bytes, read_roster_bytes
+
     try:
-        doc = load_roster(file)
+        doc = parse_roster_bytes(read_roster_bytes(file), file)
+    except RosterError as exc:  # unreadable, not UTF-8, not JSON, a key twice in one object
+        first = exc.problems[0]
+        more = f" (and {len(exc.problems) - 1} more problem(s))" if len(exc.problems) > 1 else ""
+        where = "" if first.path == "$" else f"{first.path}: "
+        raise click.ClickException(f"{where}{first.message}{more}") from None
+    try:
+        check_roster(doc)
     except RosterError as exc:
         click.echo(f"{file}: {len(exc.problems)} problem(s)", err=True)
         for problem in exc.problems:

@@ -28,11 +28,15 @@ def test_fixtures_validate_lists_every_problem_with_json_path(tmp_path):
     assert "problem(s)" in result.output
 
 
-def test_fixtures_validate_reports_invalid_json_position(tmp_path):
+def test_fixtures_validate_reports_invalid_json_position_as_bad_input(tmp_path):
+    """Not JSON at all is input the command cannot use: exit 2 and one line, as every
+    command answers it (exit 1 is a JSON roster with problems)."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"districts": [\n  {,}\n]}', encoding="utf-8")
     result = CliRunner().invoke(main, ["fixtures", "validate", str(bad)])
-    assert result.exit_code == 1 and "line 2" in result.output
+    assert result.exit_code == 2
+    assert result.stderr == (f"clever-sim fixtures validate: roster file {str(bad)!r} is not valid JSON: "
+                             f"Expecting property name enclosed in double quotes at line 2, column 4\n")
 
 
 def test_serve_rejects_broken_config_without_traceback(tmp_path):

@@ -38,6 +38,7 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "strict.toml").write_text('[simulator]\nstrict = "yes"\n', encoding="utf-8")
     (tmp_path / "no-district.toml").write_text(PARTNER_TOML + 'districts = ["000000000000000000000000"]\n',
                                                encoding="utf-8")
+    (tmp_path / "twice.json").write_text('{"users": [], "users": []}', encoding="utf-8")
     (tmp_path / "latin1.toml").write_bytes('[app]\nname = "Mathé"\n'.encode("latin-1"))
     other = sqlite3.connect(tmp_path / "other.db")
     other.execute("CREATE TABLE recipes (name TEXT)")
@@ -121,6 +122,15 @@ CASES = {
     # fixtures
     "validate-missing": (["fixtures", "validate", "nope.json"], "'nope.json' does not exist"),
     "validate-directory": (["fixtures", "validate", "adir"], "'adir' is a directory"),
+    # not a JSON document at all is input it cannot use (2); a JSON roster with problems is 1
+    "validate-not-json": (["fixtures", "validate", "notes.txt"],
+                          "clever-sim fixtures validate: roster file 'notes.txt' is not valid JSON: "
+                          "Expecting value at line 1, column 1"),
+    "validate-not-utf8": (["fixtures", "validate", "latin1.toml"],
+                          "roster file 'latin1.toml' is not UTF-8 text (byte offset 18)"),
+    "validate-key-twice": (["fixtures", "validate", "twice.json"],
+                           "roster file 'twice.json' repeats the key 'users' inside one JSON object "
+                           "(the earlier value would be silently lost)"),
     "generate-zero-schools": (["fixtures", "generate", "--schools", "0"], "Invalid value for '--schools'"),
     "generate-seed-not-a-number": (["fixtures", "generate", "--seed", "x"], "Invalid value for '--seed'"),
     "generate-output-directory": (["fixtures", "generate", "-o", "adir"], "'adir' is a directory"),
@@ -252,3 +262,17 @@ def test_a_snapshot_refused_for_its_control_token_is_one_line(folder, monkeypatc
         "token required; Authorization: is missing (send Authorization: Bearer {the "
         "--control-token / CLEVER_SIM_CONTROL_TOKEN value})")
     assert tree(folder) == before
+
+
+def test_ctrl_c_in_a_command_exits_130_not_1(monkeypatch):
+    """1 means a check or validation failed, 2 bad input; an interrupted command is
+    neither (128 + SIGINT, as `clever-sim contract` answers it)."""
+    import simulator.roster_gen as roster_gen
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(roster_gen, "generate_roster", interrupted)
+    result = CliRunner().invoke(main, ["fixtures", "generate"])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "Aborted!"
