@@ -77,7 +77,6 @@ class AuthCode:
     client_id: str
     user_id: str
     redirect_uri: str
-    scopes: list[str]
     expires_at: float
     used_at: float | None = None
 

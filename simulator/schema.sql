@@ -142,8 +142,7 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     code         TEXT PRIMARY KEY,
     client_id    TEXT NOT NULL,
     user_id      TEXT NOT NULL,
-    redirect_uri TEXT NOT NULL,
-    scopes       TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,             -- the exchange must repeat it (a token: the app's scopes)
     expires_at   REAL NOT NULL,
     used_at      REAL
 );

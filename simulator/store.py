@@ -190,6 +190,7 @@ class Store:
                 self._refuse_foreign_file()
         with self._write_lock, self._lease() as conn:
             _drop_old_roster_layout(conn)
+            _drop_old_code_layout(conn)
             conn.executescript(schema_sql())  # runs in its own transaction
 
     def _refuse_foreign_file(self) -> None:
@@ -869,10 +870,10 @@ class Store:
         with self.transaction() as db:
             if purge_expired_before is not None:
                 db.execute("DELETE FROM auth_codes WHERE expires_at < ?", (purge_expired_before,))
-            db.execute("INSERT INTO auth_codes(code, client_id, user_id, redirect_uri, scopes, "
-                       "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO auth_codes(code, client_id, user_id, redirect_uri, "
+                       "expires_at) VALUES (?, ?, ?, ?, ?)",
                        (code.code, code.client_id, code.user_id, code.redirect_uri,
-                        _dumps(code.scopes), code.expires_at))
+                        code.expires_at))
 
     def redeem_code(self, code: str, now: float) -> tuple[AuthCode | None, bool]:
         """Mark a code used; return (code row or None, whether THIS call was first to use it)."""
@@ -884,8 +885,8 @@ class Store:
             if first:
                 db.execute("UPDATE auth_codes SET used_at = ? WHERE code = ?", (now, code))
         return AuthCode(code=row["code"], client_id=row["client_id"], user_id=row["user_id"],
-                        redirect_uri=row["redirect_uri"], scopes=json.loads(row["scopes"]),
-                        expires_at=row["expires_at"], used_at=row["used_at"]), first
+                        redirect_uri=row["redirect_uri"], expires_at=row["expires_at"],
+                        used_at=row["used_at"]), first
 
     # --- grades ------------------------------------------------------------------------
 
@@ -1446,6 +1447,14 @@ def person_row(user: dict) -> tuple:
 
 
 _ROWID_NAMED = re.compile(r"\(\s*n\s+INTEGER\s+PRIMARY\s+KEY\b")  # users.n, sections.n
+
+
+def _drop_old_code_layout(conn: sqlite3.Connection) -> None:
+    """Drop an ``auth_codes`` table an older version wrote with a ``scopes`` column (never
+    read: a code's token takes the app's scopes), so the schema creates it anew; its codes
+    lived a minute at most, and neither a snapshot nor a restart is meant to keep them."""
+    if any(row[1] == "scopes" for row in conn.execute("PRAGMA table_info(auth_codes)")):
+        conn.execute("DROP TABLE auth_codes")  # its index goes with it
 
 
 def _drop_old_roster_layout(conn: sqlite3.Connection) -> None:

@@ -708,3 +708,38 @@ def test_a_full_browser_logging_in_gets_a_page_too(client, roster):
     json_answer = client.post("/oauth/login", data={"csrf": "t" * 32,
                                                     "user_id": students[MAX_SLOTS]})
     assert_error(json_answer, 400, "Every persona slot of this browser is taken", field="user_id")
+
+
+def test_a_database_whose_codes_table_has_the_old_scopes_column_issues_and_redeems_codes(
+        tmp_path, roster, student):
+    """auth_codes.scopes was written and never read (a code's token takes the app's
+    scopes): the table is made without it, and a database an older version wrote (its
+    column NOT NULL) has the table made anew at start instead of every code failing."""
+    import sqlite3
+
+    from simulator.app import create_app
+
+    db = tmp_path / "sim.db"
+    create_app({"DB": str(db)}, environ={}).extensions["clever_sim"].close()
+    conn = sqlite3.connect(db, isolation_level=None)  # as the previous version stored codes
+    conn.executescript("""
+        DROP TABLE auth_codes;
+        CREATE TABLE auth_codes (code TEXT PRIMARY KEY, client_id TEXT NOT NULL,
+            user_id TEXT NOT NULL, redirect_uri TEXT NOT NULL, scopes TEXT NOT NULL,
+            expires_at REAL NOT NULL, used_at REAL);
+        CREATE INDEX auth_codes_expiry ON auth_codes(expires_at);
+    """)
+    conn.close()
+    sim = create_app({"DB": str(db)}, environ={}).extensions["clever_sim"]
+    try:
+        with sim.store.read() as conn:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(auth_codes)")]
+        assert columns == ["code", "client_id", "user_id", "redirect_uri", "expires_at", "used_at"]
+        app = sim.store.get_app(roster["apps"][0]["client_id"])
+        code = oauth.issue_code(sim, app, student["id"], PRIMARY)
+        token = oauth.exchange_code(sim, app, {"grant_type": "authorization_code", "code": code,
+                                               "redirect_uri": PRIMARY})
+        assert token["token_type"] == "bearer"
+        assert sim.store.get_token(token["access_token"]).scopes == app.scopes
+    finally:
+        sim.close()

@@ -96,8 +96,7 @@ def issue_code(sim: Simulator, app: App, user_id: str, redirect_uri: str) -> str
     code = ids.auth_code()
     now = sim.clock.now()
     sim.clever.add_code(AuthCode(code=code, client_id=app.client_id, user_id=user_id,
-                                 redirect_uri=redirect_uri, scopes=app.scopes,
-                                 expires_at=now + sim.cfg["CODE_TTL_S"]),
+                                 redirect_uri=redirect_uri, expires_at=now + sim.cfg["CODE_TTL_S"]),
                         purge_expired_before=now - CODE_KEEP_S)
     return code
 
