@@ -90,6 +90,13 @@ class _Task(WSGITask):
 _BAD_URI_HINT = "percent-encode what is not printable ASCII in the path and query (☃ is %E2%98%83)"
 
 
+def _method_problem(method: str) -> bytes:
+    """The 400 for a method that is not upper case (methods are case-sensitive, RFC 9110
+    §9.1: ``get`` is not GET), worded as waitress words it, on either server."""
+    return _problem_body("Bad request", "(request)", f'Malformed HTTP method "{method}"',
+                         f'HTTP methods are case-sensitive: send "{method.upper()}"')
+
+
 class _JsonErrorTask(ErrorTask):
     """Waitress's answer to a request it could not parse (a body over the cap, a bad header
     or chunk) in the simulator's JSON error shape, as granian's wrapper answers a body over
@@ -114,6 +121,8 @@ class _JsonErrorTask(ErrorTask):
             body = _problem_body("Unsupported Transfer-Encoding", "Transfer-Encoding",
                                  str(error.body).rstrip("."), "send the body with Content-Length, "
                                  "or with Transfer-Encoding: chunked alone")
+        elif str(error.body).startswith('Malformed HTTP method "'):  # as _GranianApp answers it
+            body = _method_problem(str(error.body)[len('Malformed HTTP method "'):-1])
         else:  # waitress's words name what it could not parse (a header line, the chunk size)
             problem = str(error.body).rstrip(".")
             body = _problem_body("Bad request", "(request)", problem, _BAD_URI_HINT
@@ -572,6 +581,10 @@ class _GranianApp:
         self._lock = threading.Condition()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if not method.isupper() and method != method.upper():  # waitress's rule; granian
+            # passes "get" on, which werkzeug then reads as GET
+            return _refuse_method(method, start_response)
         length = environ.get("CONTENT_LENGTH") or ""
         if length.isdigit() and int(length) > self.max_body:
             body = _problem_body("Request body too large", "(body)",
@@ -659,6 +672,15 @@ class _GranianApp:
         self.stopping.set()
         with self._lock:
             return self._lock.wait_for(lambda: self.running <= 0, timeout=timeout)
+
+
+def _refuse_method(method: str, start_response: Callable) -> list[bytes]:
+    """What waitress answers a method that is not upper case, on granian."""
+    body = _method_problem(method)
+    start_response("400 Bad Request", [
+        ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+        ("X-Content-Type-Options", "nosniff"), ("Connection", "close")])
+    return [body]
 
 
 class _Finished:

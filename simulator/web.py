@@ -231,11 +231,18 @@ def bearer_token() -> str:
     return bearer_from(request.environ.get("HTTP_AUTHORIZATION"))
 
 
+EMPTY_AUTHORIZATION_HINT = ("send Authorization: Bearer {token} (granian, the server of --server "
+                            "granian, empties a header whose value is not plain ASCII)")
+
+
 def bearer_from(header: str | None) -> str:
     """``bearer_token`` for an Authorization header's value."""
-    if header is None or not header.strip():
+    if header is None:
         raise NoAuthorization(errors=[FieldProblem("Authorization", "header is missing",
                                                    "send Authorization: Bearer {token}")])
+    if not header.strip():  # sent empty, or emptied by granian: never "missing"
+        raise NoAuthorization(errors=[FieldProblem("Authorization", "is empty",
+                                                   EMPTY_AUTHORIZATION_HINT)])
     match = _BEARER.match(header)
     if not match:
         raise NoAuthorization(errors=[FieldProblem("Authorization", "is not a Bearer token",

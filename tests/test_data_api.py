@@ -441,7 +441,7 @@ ANY_ENDPOINT = ["/me", "/v2.1/me", "/v3.0/me", f"/v3.0/users/{UNKNOWN_ID}", "/v3
 
 @pytest.mark.parametrize("path", ANY_ENDPOINT)
 @pytest.mark.parametrize("header, problem", [
-    (None, "header is missing"), ("", "header is missing"), ("   ", "header is missing"),
+    (None, "header is missing"), ("", "is empty"), ("   ", "is empty"),
     ("Basic YWJjOmRlZg==", "is not a Bearer token"), ("Bearer", "is not a Bearer token"),
     ("Token abc", "is not a Bearer token")])
 def test_missing_or_non_bearer_authorization_is_401_no_authorization(client, path, header, problem):

@@ -198,3 +198,59 @@ def test_a_worker_waking_a_stopped_waitress_writes_into_no_other_file():
     finally:
         for fd in {read_end, write_end, freed}:
             os.close(fd)
+
+
+def _raw(port: int, request: bytes) -> tuple[bytes, dict]:
+    """Send ``request`` as is; (status line, JSON body) of the answer, read to its close."""
+    import json
+
+    with closing(socket.create_connection(("127.0.0.1", port), timeout=10)) as sock:
+        sock.sendall(request)
+        answer = b""
+        while part := sock.recv(65536):
+            answer += part
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], json.loads(body)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("method, upper", [("get", "GET"), ("Post", "POST"), ("dElEtE", "DELETE")])
+def test_a_method_not_in_upper_case_is_a_400_on_either_server(server, method, upper):
+    """Methods are case-sensitive (RFC 9110 §9.1): waitress refuses ``get``; granian passed
+    it on and werkzeug served it as GET. Both now answer the same JSON 400."""
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        status, body = _raw(running.port, f"{method} /v3.0/me HTTP/1.1\r\nHost: localhost\r\n"
+                                          f"Connection: close\r\n\r\n".encode())
+        assert status.split(b" ")[1] == b"400"
+        assert body == {"message": "Bad request", "errors": [{
+            "field": "(request)", "problem": f'Malformed HTTP method "{method}"',
+            "hint": f'HTTP methods are case-sensitive: send "{upper}"'}]}
+        assert app.extensions["clever_sim"].journal.query(path="/v3.0/me")[0] == []  # never served
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("server, problem", [
+    pytest.param("granian", "is empty", id="granian", marks=needs_granian),
+    pytest.param("waitress", "the bearer token is unknown to the simulator (never issued here, "
+                             "or revoked)", id="waitress")])
+def test_an_authorization_header_with_non_ascii_bytes_is_never_called_missing(server, problem):
+    """granian empties a header whose value is not plain ASCII before the app sees it; the
+    401 then says the header is empty (and why it may be), not that it was never sent."""
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        status, body = _raw(running.port, "GET /v3.0/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+                                          "Bearer café\r\nConnection: close\r\n\r\n".encode("utf-8"))
+    finally:
+        running.stop()
+    assert status.split(b" ")[1] == b"401"
+    assert body["errors"][0]["field"] == "Authorization"
+    assert body["errors"][0]["problem"] == problem
+    if server == "granian":
+        assert body == {"message": "No authorization provided", "errors": [{
+            "field": "Authorization", "problem": "is empty",
+            "hint": "send Authorization: Bearer {token} (granian, the server of --server granian, "
+                    "empties a header whose value is not plain ASCII)"}]}

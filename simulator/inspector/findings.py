@@ -129,9 +129,10 @@ def _unknown_token(e: dict, rec: list[str]) -> Finding | None:
 
 
 def _no_token(e: dict, rec: list[str]) -> Finding | None:
-    hit = _first(rec, "Authorization: header is missing", "Authorization: is not a Bearer token")
+    hit = _first(rec, "Authorization: header is missing", "Authorization: is empty",
+                 "Authorization: is not a Bearer token")
     if hit:
-        return Finding(ERROR, "no bearer token sent" if "missing" in hit else
+        return Finding(ERROR, "no bearer token sent" if "is not a Bearer token" not in hit else
                        "Authorization is not a Bearer token",
                        "send Authorization: Bearer {token}", hit)
     return None
