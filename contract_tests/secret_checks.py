@@ -2,6 +2,11 @@
 made to Clever during the run (the code exchange, the district-app token listing, /me, the
 grades). A client secret in a query string still works where the app also sends HTTP
 Basic, so nothing else fails, but URLs end up in proxy, server and browser logs.
+
+The requests are the journal entries the session read after each check
+(``Contract.observe_journal``): the journal keeps only its newest entries, so a leak early
+in a long run is still seen, and entries dropped before they were read make the check fail
+as "could not verify", never pass.
 """
 
 from __future__ import annotations
@@ -12,13 +17,25 @@ from .harness import Fail, Skip, check, show_entry
 from .login_checks import S_LOGIN
 from .session import Contract
 
-SECRET_KEYS = ("client_secret", "clientsecret", "secret")
+# Names that say "the client secret" whatever their value (compared without case, "-", "_").
+SECRET_NAMES = ("clientsecret",)
+# A secret this long found inside a longer value (``auth=id:secret``) is a leak; a shorter
+# one must be the whole value, or any value holding its letters would be flagged.
+CONTAINED_MIN = 6
 
 
 def leaks(entry: dict, secret: str) -> list[str]:
-    """The query parameters of one request that carry the client secret (names only)."""
+    """The query parameters of one request that carry the client secret (names only): one
+    whose value is (or, for a secret of CONTAINED_MIN characters or more, holds) the
+    secret, or one named client_secret with any value; ``secret=<nonce>`` is not one."""
     pairs = parse_qsl(entry.get("query") or "", keep_blank_values=True)
-    return [k for k, v in pairs if k.lower() in SECRET_KEYS or (v and v == secret)]
+    found = []
+    for name, value in pairs:
+        named = name.lower().replace("_", "").replace("-", "") in SECRET_NAMES and value
+        held = bool(secret) and (value == secret or (len(secret) >= CONTAINED_MIN and secret in value))
+        if named or held:
+            found.append(name)
+    return found
 
 
 @check("LOGIN-010", "recommended", "The client secret never travels in a URL",
@@ -26,12 +43,9 @@ def leaks(entry: dict, secret: str) -> list[str]:
        rule="in every request your app made to Clever during the run (code exchange, district-app "
             "token listing, /me, grades), no query parameter is client_secret or carries its value")
 def secret_not_in_urls(c: Contract) -> str:
-    entries = [e for e in c.sim.journal_since(c.start_mark)
-               if not str(e.get("path", "")).startswith("/_sim")]
+    c.observe_journal()
+    entries = list(c.clever_requests)
     token_calls = [e for e in entries if e.get("path") == "/oauth/tokens"]
-    if not token_calls:
-        raise Skip("not judged: your app made no request to /oauth/tokens in this run (it runs "
-                   "with the LOGIN or GRADE checks; see LOGIN-001)")
     leaked = [(e, names) for e in entries if (names := leaks(e, c.cfg.client_secret))]
     if leaked:
         e, names = leaked[0]
@@ -44,4 +58,20 @@ def secret_not_in_urls(c: Contract) -> str:
                    fix="send client_id:client_secret only as HTTP Basic (Authorization: Basic "
                        "base64(id:secret)) or in the form body of POST /oauth/tokens, never in a "
                        "query string: URLs are kept in proxy, server and browser logs")
+    if c.journal_gaps:
+        lost = sum(last - first + 1 for first, last in c.journal_gaps)
+        ids = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in c.journal_gaps[:5])
+        raise Fail(f"could not verify: {lost} request(s) of this run had left the simulator's journal "
+                   f"before the suite read them (entries {ids}); none of the {len(entries)} it read "
+                   f"carried the secret",
+                   sent="the LOGIN and GRADE checks of this run (their requests to Clever are "
+                        "read from the simulator's journal after each check)",
+                   got=f"journal entries {ids} were already dropped: the journal keeps its newest "
+                       f"entries only (journal_cap, journal_max_mb), and something made more "
+                       f"requests than it holds between two reads",
+                   fix="run the suite against a simulator nothing else uses at the same time, or "
+                       "raise [simulator] journal_max_mb / journal_cap (CLEVER_SIM_JOURNAL_MAX_MB)")
+    if not token_calls:
+        raise Skip("not judged: your app made no request to /oauth/tokens in this run (it runs "
+                   "with the LOGIN or GRADE checks; see LOGIN-001)")
     return f"{len(entries)} request(s) to Clever, {len(token_calls)} to /oauth/tokens: no secret in a URL"

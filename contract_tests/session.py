@@ -89,6 +89,14 @@ class Contract:
         self.other_students: list[dict] = []
         self.teachers: list[dict] = []
         self.start_mark = 0
+        # Every request to Clever since start_mark, read after each check (LOGIN-010 judges
+        # them all): the journal drops its oldest entries under load, so one read at the end
+        # of the run could miss one; ids the journal no longer held when read, as ranges.
+        self.clever_requests: list[dict] = []
+        self.journal_gaps: list[tuple[int, int]] = []
+        self._journal_read_to = 0
+        self._journal_dropped: int | None = None
+        self._journal_lock = threading.Lock()
 
     # --- start-up -------------------------------------------------------------------------
     @property
@@ -103,7 +111,7 @@ class Contract:
         self.app_view = app
         if self.owns_simulator:
             self.sim.post("/_sim/reset")
-        self.start_mark = self.sim.journal_mark()   # LOGIN-010 reads everything after it
+        self.mark_start()
         people = self.sim.get("/_sim/personas")["data"]
         connected = app.get("districts") or []
         by_district: dict[str, dict[str, list[dict]]] = {}
@@ -204,12 +212,48 @@ class Contract:
         else:
             result = CheckResult(**base, outcome="PASS", reason=one_line(box.get("reason") or "ok", 300))
         result.counted = result.outcome == "FAIL" and counts(chk.level, self.level)
+        try:  # before the next check's traffic can push this one's out of the journal
+            self.observe_journal()
+        except SimError:
+            pass  # LOGIN-010 reads again, and says so if it cannot
         if result.outcome == "FAIL" and not result.details.strip():
             result.details = ""
         self.results[chk.id] = result
         if self.on_result is not None:
             self.on_result(result)
         return result
+
+    def mark_start(self) -> None:
+        """Where the run's journal starts: LOGIN-010 judges every entry after it."""
+        newest = self.sim.get("/_sim/journal", params={"limit": 1})
+        with self._journal_lock:
+            self.start_mark = newest["data"][0]["id"] if newest["data"] else 0
+            self._journal_read_to = self.start_mark
+            # An empty journal (just reset) gives no id to count from: count its drops instead.
+            self._journal_dropped = None if newest["data"] else int(newest.get("dropped") or 0)
+            self.clever_requests, self.journal_gaps = [], []
+
+    def observe_journal(self) -> None:
+        """Keep what LOGIN-010 judges (method, path, query, status) of every journal entry
+        recorded since the last call, and the ids already dropped when read (ids are
+        consecutive, so a missing one is a request nobody will see again)."""
+        with self._journal_lock:
+            page = self.sim.get("/_sim/journal", params={"after_id": self._journal_read_to,
+                                                         "limit": 10_000})
+            entries = list(reversed(page["data"]))
+            expected = self._journal_read_to + 1
+            if self._journal_dropped is not None and entries:  # the first entry since an empty start
+                lost = int(page.get("dropped") or 0) - self._journal_dropped
+                expected = entries[0]["id"] - max(lost, 0)
+                self._journal_dropped = None
+            for entry in entries:
+                if entry["id"] > expected:
+                    self.journal_gaps.append((expected, entry["id"] - 1))
+                expected = entry["id"] + 1
+                if not str(entry.get("path", "")).startswith("/_sim"):
+                    self.clever_requests.append({key: entry.get(key) for key in
+                                                 ("id", "method", "path", "query", "status")})
+            self._journal_read_to = expected - 1
 
     def doing(self, what: str) -> None:
         self.step = what

@@ -92,6 +92,9 @@ BUGS: dict[str, tuple[str, set[str], str]] = {
     "redirect_uri_mismatch": ("LOGIN", {"LOGIN-001", "LOGIN-004"}, "redirect_uri"),
     "crash_on_bad_code": ("LOGIN", {"LOGIN-005", "LOGIN-006", "LOGIN-009"}, "HTTP 500"),
     "secret_in_query": ("LOGIN", {"LOGIN-010"}, "sent the client secret in the URL of POST /oauth/tokens"),
+    "secret_in_auth_param": ("LOGIN", {"LOGIN-010"}, "sent the client secret in the URL of POST /oauth/tokens "
+                                                     "(query parameter auth)"),
+    "nonce_named_secret": ("LOGIN", set(), ""),  # not a mistake: a parameter named secret, not the secret
     "open_redirect": ("LOGIN", {"LOGIN-009"}, "redirected outside the app's origin"),
     "reflects_id": ("LOGIN", {"LOGIN-009"}, "unescaped in an HTML answer"),
     "token_in_query": (TOKEN_RUN, {"GRADE-001", "GRADE-002"},
@@ -109,12 +112,16 @@ BUGS: dict[str, tuple[str, set[str], str]] = {
 }
 NODE_BUGS = [b for b in BUGS if b != "query_split_decoded"]
 JAVA_BUGS = ["numeric_ids", "query_split_decoded", "keeps_prefix", "crash_on_bad_code", "token_scheme",
-             "percent_string", "wrong_user", "ignores_retry_after"]
+             "percent_string", "wrong_user", "ignores_retry_after", "secret_in_auth_param",
+             "nonce_named_secret"]
 
 
 def _judge(result, bug: str) -> None:
     _, failing, words = BUGS[bug]
     assert result.failing() == failing, result.output
+    if not failing:  # a switch that is no mistake: every check run passes
+        assert result.exit_code == 0 and {r.outcome for r in result.results} == {"PASS"}, result.output
+        return
     assert result.exit_code == 1
     first = result.by_id()[sorted(failing)[0]]
     assert words in first.reason, first.explanation()

@@ -38,6 +38,9 @@ BUGS = {
     "mangles_state_id": "the assignment id is cut at the first '/'",
     "exchanges_code_twice": "the code is exchanged twice",
     "secret_in_url": "the exchange also puts client_id/client_secret in the URL's query string",
+    "secret_in_auth_param": "the exchange also puts ?auth=client_id:client_secret in its URL",
+    # not a mistake: the suite must pass it (LOGIN-010 once flagged any parameter named secret)
+    "nonce_named_secret": "the exchange's URL carries ?secret=<a fresh nonce>, not the client secret",
     "wrong_redirect_uri": "the exchange sends the callback URL with a trailing slash",
     "no_me_hardcoded_user": "never calls /me; logs everyone in as one hard-coded user",
     "500_without_state": "a login without state is a server error",
@@ -152,6 +155,10 @@ def create_broken_partner(sim_url: str, client_id: str, client_secret: str, *,
     def exchange(code: str) -> tuple[str | None, str]:
         uri = app.config["REDIRECT_URI"] + ("/" if "wrong_redirect_uri" in bugs else "")
         leak = {"client_id": client_id, "client_secret": client_secret} if "secret_in_url" in bugs else None
+        if "secret_in_auth_param" in bugs:
+            leak = {"auth": f"{client_id}:{client_secret}"}
+        if "nonce_named_secret" in bugs:
+            leak = {"secret": secrets.token_hex(8)}
         resp = http.post(f"{sim}/oauth/tokens", auth=(client_id, client_secret), params=leak,
                          json={"code": code, "grant_type": "authorization_code", "redirect_uri": uri})
         body = resp.json()

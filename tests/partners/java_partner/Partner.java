@@ -46,6 +46,8 @@ public class Partner {
         "query_split_decoded",  // splits URI.getQuery() (already decoded): '+' stays, '&' in ids breaks
         "keeps_prefix",         // redirects to /assignments/assignment%3A{id}
         "crash_on_bad_code",    // no error handling when the code exchange fails (500)
+        "secret_in_auth_param", // also sends ?auth=client_id:client_secret in the token URL
+        "nonce_named_secret",   // not a mistake: ?secret=<a fresh nonce> in the token URL, not the secret
         "open_redirect",        // redirects to a URL found in state
         "reflects_id",          // echoes an unknown id unescaped in HTML
         "token_scheme",         // Authorization: Token <token>
@@ -208,7 +210,12 @@ public class Partner {
     static String exchange(String code) throws IOException, InterruptedException {
         String form = "grant_type=authorization_code&code=" + URLEncoder.encode(code, StandardCharsets.UTF_8)
             + "&redirect_uri=" + URLEncoder.encode(redirectUri, StandardCharsets.UTF_8);
-        HttpResponse<String> r = call(HttpRequest.newBuilder(URI.create(sim + "/oauth/tokens"))
+        String query = switch (bug) {
+            case "secret_in_auth_param" -> "?auth=" + URLEncoder.encode(clientId + ":" + clientSecret, StandardCharsets.UTF_8);
+            case "nonce_named_secret" -> "?secret=" + Long.toHexString(RANDOM.nextLong());
+            default -> "";
+        };
+        HttpResponse<String> r = call(HttpRequest.newBuilder(URI.create(sim + "/oauth/tokens" + query))
             .header("Authorization", basic()).header("Content-Type", "application/x-www-form-urlencoded")
             .POST(HttpRequest.BodyPublishers.ofString(form)));
         if (bug.equals("crash_on_bad_code")) return ((Map<String, Object>) Json.parse(r.body())).get("access_token").toString();

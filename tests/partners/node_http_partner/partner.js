@@ -40,6 +40,8 @@ const BUGS = {
   redirect_uri_mismatch: 'sends another redirect_uri in the code exchange',
   crash_on_bad_code: 'no error handling when the code exchange fails (500)',
   secret_in_query: 'also sends client_id/client_secret in the token URL query',
+  secret_in_auth_param: 'also sends ?auth=client_id:client_secret in the token URL',
+  nonce_named_secret: 'not a mistake: the token URL carries ?secret=<a fresh nonce>, not the client secret',
   open_redirect: 'redirects to a URL found in state',
   reflects_id: 'echoes an unknown assignment id unescaped in HTML',
   // grades
@@ -111,6 +113,8 @@ async function exchange(code) {
   }).toString();
   let url = `${SIM}/oauth/tokens`;
   if (BUG === 'secret_in_query') url += `?client_id=${CLIENT_ID}&client_secret=${CLIENT_SECRET}`;
+  if (BUG === 'secret_in_auth_param') url += `?auth=${encodeURIComponent(`${CLIENT_ID}:${CLIENT_SECRET}`)}`;
+  if (BUG === 'nonce_named_secret') url += `?secret=${crypto.randomBytes(8).toString('hex')}`;
   const r = await request('POST', url, {
     headers: { authorization: basicAuth(), 'content-type': 'application/x-www-form-urlencoded',
       'content-length': Buffer.byteLength(form) },
