@@ -40,7 +40,10 @@ WORKDIR /data
 VOLUME ["/data"]
 
 EXPOSE 8080
+# Health: GET /_sim/health of the `serve` (or `demo`) this container runs, where its --host/--port
+# say; a container running `contract`, `fixtures` or `snapshot` has no server and counts as healthy
+# (simulator/healthcheck.py reads PID 1's command line; it also takes --pid N).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_sim/health', timeout=2).status == 200 else 1)"]
+  CMD ["python", "-m", "simulator.healthcheck"]
 
 CMD ["clever-sim", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -351,7 +351,8 @@ def test_dockerfile_installs_plainly_and_runs_as_a_server():
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "RUN pip install . " in text or "RUN pip install .\n" in text  # no extras
     assert "\nUSER clever" in text and "useradd" in text
-    assert "EXPOSE 8080" in text and "/_sim/health" in text.split("HEALTHCHECK", 1)[1]
+    assert "EXPOSE 8080" in text
+    assert 'CMD ["python", "-m", "simulator.healthcheck"]' in text.split("HEALTHCHECK", 1)[1]
     assert 'CMD ["clever-sim", "serve", "--host", "0.0.0.0", "--port", "8080"]' in text
     assert 'VOLUME ["/data"]' in text and "CLEVER_SIM_DATA_DIR=/data" in text
 
