@@ -140,19 +140,21 @@ def _given(overrides: dict) -> dict:
 
 @contextmanager
 def removed_on_failure(db_path: str, roster_cache: str | None = None) -> Iterator[None]:
-    """Whatever the block creates for ``db_path`` (the file, SQLite's -wal/-shm beside it,
-    missing folders) and in ``roster_cache`` is removed again when it fails: a command
+    """Whatever the block creates for a new ``db_path`` (the file, SQLite's -wal/-shm beside
+    it, missing folders) and in ``roster_cache`` is removed again when it fails: a command
     refused for its input (an [app] naming a district the roster lacks, a busy port)
     leaves no file or folder behind."""
     files: list[Path] = []
     folders: set[Path] = set()
-    if db_path != ":memory:":
-        target = Path(db_path)
+    target = Path(db_path)
+    if db_path != ":memory:" and not target.exists():  # an existing database keeps its -wal
         files = [f for f in (target, target.with_name(target.name + "-wal"),
                              target.with_name(target.name + "-shm")) if not f.exists()]
         folders.update(d for d in (target.parent, *target.parent.parents) if not d.exists())
     cache = Path(roster_cache) if roster_cache else None
-    cached = set(cache.iterdir()) if cache is not None and cache.is_dir() else set()
+    cached: set[Path] = set()
+    with suppress(OSError):  # unreadable: the start reports it, if it matters
+        cached = set(cache.iterdir()) if cache is not None and cache.is_dir() else set()
     if cache is not None:
         folders.update(d for d in (cache, *cache.parents) if not d.exists())
     try:

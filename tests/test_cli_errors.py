@@ -276,3 +276,22 @@ def test_ctrl_c_in_a_command_exits_130_not_1(monkeypatch):
     result = CliRunner().invoke(main, ["fixtures", "generate"])
     assert result.exit_code == 130
     assert result.stderr.strip() == "Aborted!"
+
+
+def test_a_start_refused_after_opening_an_existing_database_keeps_it_whole(folder):
+    """Only what the refused start made is removed: a database that was there stays, with
+    what it held."""
+    from simulator.app import create_app
+
+    sim = create_app({"DB": "kept.db"}, environ={}).extensions["clever_sim"]
+    sim.clever.register_app({"name": "Kept", "client_id": "kept-app", "client_secret": "k",
+                             "redirect_uris": ["http://127.0.0.1:5001/cb"]}, None)
+    sim.close()
+    result = CliRunner().invoke(main, ["serve", "--db", "kept.db", "--config", "no-district.toml"],
+                                env={"CLEVER_SIM_CONFIG": None})
+    assert result.exit_code == 2 and "unknown district" in result.stderr
+    again = create_app({"DB": "kept.db"}, environ={}).extensions["clever_sim"]
+    try:
+        assert again.clever.app("kept-app").name == "Kept"
+    finally:
+        again.close()
