@@ -7,12 +7,9 @@ and ``GET /v3.0/me`` (answer a small JSON document) — and nothing else: no aut
 
 from __future__ import annotations
 
-import sys
-
 from flask import Flask, jsonify, request
 
-from simulator.serving import GranianServer, create_waitress
-from simulator.web import MAX_BODY
+from app_server import serve
 
 app = Flask(__name__)
 
@@ -45,16 +42,4 @@ if __name__ == "__main__":
     ap.add_argument("threads", type=int, nargs="?", default=16)
     ap.add_argument("--server", choices=["waitress", "granian"], default="waitress")
     args = ap.parse_args()
-    # The simulator's own server with the same options, connection handling and logging
-    # (serving.create_waitress / serving.GranianServer), so the only difference measured is the app.
-    if args.server == "granian":
-        server = GranianServer(app, "127.0.0.1", 0, args.threads, MAX_BODY)
-    else:
-        server = create_waitress(app, "127.0.0.1", 0, args.threads)
-    print(f"on http://127.0.0.1:{server.effective_port}", flush=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    serve(app, args.server, args.threads)

@@ -14,9 +14,7 @@ SQLite, no other threads).
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 ME = json.dumps({"type": "user",
                  "data": {"id": "5f1b2c3d4e5f60718293a4b5", "district": "4e7112c9111e8c530d98db16",
@@ -45,22 +43,13 @@ def app(environ: dict, start_response) -> list[bytes]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from simulator.serving import GranianServer
-    from simulator.web import MAX_BODY
-
     import argparse
+
+    from app_server import serve
 
     ap = argparse.ArgumentParser()
     ap.add_argument("threads", type=int, nargs="?", default=16)
     ap.add_argument("--busy-us", type=float, default=0.0)
     args = ap.parse_args()
-    threads, BUSY_S = args.threads, args.busy_us / 1e6
-    server = GranianServer(app, "127.0.0.1", 0, threads, MAX_BODY)
-    print(f"on http://127.0.0.1:{server.effective_port}", flush=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    BUSY_S = args.busy_us / 1e6
+    serve(app, "granian", args.threads)

@@ -335,6 +335,20 @@ def test_a_file_another_process_is_still_loading_into_is_left_alone(tmp_path):
     assert not busy.exists()
 
 
+def start_over_an_older_layout(db, roster, script: str):
+    """Start on ``db`` after ``script`` rewrote its tables as an older version stored them."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(script)
+    conn.close()
+    return start(db, roster)
+
+
+def table_sql(sim, name: str) -> str:
+    """The CREATE statement SQLite keeps for table ``name``."""
+    with sim.store.read() as conn:
+        return conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+
+
 def test_memberships_stored_with_a_rowid_by_an_older_version_are_rebuilt(tmp_path, roster_doc):
     roster = tmp_path / "roster.json"
     write(roster, roster_doc)
@@ -345,19 +359,14 @@ def test_memberships_stored_with_a_rowid_by_an_older_version_are_rebuilt(tmp_pat
         expected = {u: sim.store.list_user_section_ids(u) for u in section["students"]}
     finally:
         sim.close()
-    conn = sqlite3.connect(db, isolation_level=None)  # as the previous version stored them
-    conn.executescript("""
+    sim = start_over_an_older_layout(db, roster, """
         DROP TABLE section_members;
         CREATE TABLE section_members (section_id TEXT NOT NULL, user_id TEXT NOT NULL,
             role TEXT NOT NULL, PRIMARY KEY (section_id, user_id, role));
         CREATE INDEX section_members_user ON section_members(user_id, section_id);
     """)
-    conn.close()
-    sim = start(db, roster)
     try:
-        with sim.store.read() as conn:
-            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'section_members'").fetchone()[0]
-        assert "WITHOUT ROWID" in sql
+        assert "WITHOUT ROWID" in table_sql(sim, "section_members")
         assert {u: sim.store.list_user_section_ids(u) for u in section["students"]} == expected
         assert all(expected.values())
     finally:
@@ -398,8 +407,7 @@ def test_a_database_in_the_previous_roster_layout_is_rebuilt_with_the_same_membe
     write(roster, roster_doc)
     db = tmp_path / "sim.db"
     start(db, roster).close()  # a database of this version first
-    conn = sqlite3.connect(db, isolation_level=None)  # as layout 5 stored them
-    conn.executescript("""
+    sim = start_over_an_older_layout(db, roster, """  -- as layout 5 stored them
         DROP TABLE section_members; DROP TABLE users; DROP TABLE sections; DROP TABLE people;
         CREATE TABLE users (id TEXT PRIMARY KEY, district_id TEXT NOT NULL, role TEXT NOT NULL,
             data TEXT NOT NULL);
@@ -412,12 +420,8 @@ def test_a_database_in_the_previous_roster_layout_is_rebuilt_with_the_same_membe
             role TEXT NOT NULL, PRIMARY KEY (section_id, role, user_id)) WITHOUT ROWID;
         CREATE INDEX section_members_user ON section_members(user_id, section_id);
     """)
-    conn.close()
-    sim = start(db, roster)
     try:
-        with sim.store.read() as conn:
-            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'section_members'").fetchone()[0]
-        assert "user_n" in sql
+        assert "user_n" in table_sql(sim, "section_members")
         with sim.store.read() as conn:
             shapes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
                                        "AND name IN ('users', 'sections', 'people')").fetchall())
