@@ -38,13 +38,26 @@ def leaks(entry: dict, secret: str) -> list[str]:
     return found
 
 
+def from_another_app(entry: dict, client_id: str) -> bool:
+    """Whether a request was another app's, on a simulator several apps share: the
+    simulator noted another client_id for it, or its query names one. Such a request says
+    nothing about this app (its own client_secret parameter is that app's leak)."""
+    noted = entry.get("client_id")
+    if noted and noted != client_id:
+        return True
+    named = [value for name, value in parse_qsl(entry.get("query") or "", keep_blank_values=True)
+             if name == "client_id" and value]
+    return bool(named) and client_id not in named
+
+
 @check("LOGIN-010", "recommended", "The client secret never travels in a URL",
        seed=S_LOGIN,
        rule="in every request your app made to Clever during the run (code exchange, district-app "
-            "token listing, /me, grades), no query parameter is client_secret or carries its value")
+            "token listing, /me, grades), no query parameter is client_secret or carries its value; "
+            "requests of other apps on a shared simulator (another client_id) are not yours")
 def secret_not_in_urls(c: Contract) -> str:
     c.observe_journal()
-    entries = list(c.clever_requests)
+    entries = [e for e in c.clever_requests if not from_another_app(e, c.cfg.client_id)]
     token_calls = [e for e in entries if e.get("path") == "/oauth/tokens"]
     leaked = [(e, names) for e in entries if (names := leaks(e, c.cfg.client_secret))]
     if leaked:

@@ -234,7 +234,7 @@ class Contract:
             self.clever_requests, self.journal_gaps = [], []
 
     def observe_journal(self) -> None:
-        """Keep what LOGIN-010 judges (method, path, query, status) of every journal entry
+        """Keep what LOGIN-010 judges (method, path, query, status, client_id) of every journal entry
         recorded since the last call, and the ids already dropped when read (ids are
         consecutive, so a missing one is a request nobody will see again)."""
         with self._journal_lock:
@@ -252,7 +252,8 @@ class Contract:
                 expected = entry["id"] + 1
                 if not str(entry.get("path", "")).startswith("/_sim"):
                     self.clever_requests.append({key: entry.get(key) for key in
-                                                 ("id", "method", "path", "query", "status")})
+                                                 ("id", "method", "path", "query", "status",
+                                                  "client_id")})
             self._journal_read_to = expected - 1
 
     def doing(self, what: str) -> None:

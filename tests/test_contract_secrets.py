@@ -13,7 +13,7 @@ import pytest
 from contract_tests.checks import CHECKS
 from contract_tests.config import load_config
 from contract_tests.harness import Check
-from contract_tests.secret_checks import leaks
+from contract_tests.secret_checks import from_another_app, leaks
 from contract_tests.session import Contract
 from simulator.app import create_app
 from simulator.serving import start_in_thread
@@ -113,3 +113,34 @@ def test_a_run_whose_journal_kept_everything_passes(small_journal):
     result = contract.run(LOGIN_010)
     assert (result.outcome, result.reason) == (
         "PASS", "2 request(s) to Clever, 1 to /oauth/tokens: no secret in a URL")
+
+
+@pytest.mark.parametrize("entry, another", [
+    ({"query": "client_id=other&client_secret=theirs"}, True),       # named in its query
+    ({"query": "client_secret=theirs", "client_id": "other"}, True),  # noted by the simulator
+    ({"query": "client_id=leaky&client_secret=x", "client_id": None}, False),
+    ({"query": "client_secret=x", "client_id": "leaky"}, False),
+    ({"query": "client_secret=x"}, False),                           # nobody named: judged as ours
+    ({"query": "client_id=&client_secret=x"}, False),
+    ({"query": "client_id=other&client_id=leaky"}, False),           # ours among them
+    ({"query": None, "client_id": None}, False),
+])
+def test_a_request_is_another_apps_only_by_a_client_id_that_is_not_ours(entry, another):
+    assert from_another_app(entry, "leaky") is another
+
+
+def test_another_apps_leak_on_a_shared_simulator_is_not_this_apps(small_journal):
+    """On a simulator several partners share, another app's client_secret in its own URL
+    must not fail this app's run; this app's own leak beside it still does."""
+    url, contract = small_journal
+    theirs = ("POST", "/oauth/tokens?client_id=other-app&client_secret=their-secret")
+    contract.mark_start()
+    contract.run(_step("TEST-1", EXCHANGE, theirs))
+    result = contract.run(LOGIN_010)
+    assert (result.outcome, result.reason) == (
+        "PASS", "1 request(s) to Clever, 1 to /oauth/tokens: no secret in a URL")
+    contract.run(_step("TEST-2", theirs, LEAK))
+    result = contract.run(LOGIN_010)
+    assert result.outcome == "FAIL"
+    assert result.reason == ("your app sent the client secret in the URL of POST /oauth/tokens (query "
+                             "parameter client_secret), 1 time(s) in this run")
