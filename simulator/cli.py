@@ -318,17 +318,20 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    # The server runs in a thread and this one waits for Ctrl+C/SIGTERM: a stop then ends
+    # live gradebook streams with their last chunk before the server closes (run here, the
+    # server's loop had already ended when the signal reached us, and every open stream was
+    # cut mid-response: the browser logged ERR_INCOMPLETE_CHUNKED_ENCODING).
+    running.start()
     try:
-        running.server.run()
+        while running.thread.is_alive():
+            running.thread.join(0.5)  # a timeout: Ctrl+C gets through on Windows too
     except KeyboardInterrupt:
         pass
     finally:
-        from .tenants import close_app
-
         if trimmer is not None:
             trimmer.set()
-        running.server.close()
-        close_app(app)  # every tenant's store, then the root's
+        running.stop()  # streams ended, the server stopped, every tenant's store then the root's
         click.echo("Stopped.")
 
 

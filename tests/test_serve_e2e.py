@@ -132,3 +132,41 @@ def test_serve_starts_a_new_database_from_the_roster_cache(tmp_path, how):
     finally:
         second.stop()
     assert entry.stat().st_mtime_ns == stamp  # taken from the cache, not written again
+
+
+@pytest.mark.parametrize("kind", ["waitress", "granian"])
+def test_sigterm_ends_a_live_gradebook_stream_with_bye_and_its_last_chunk(tmp_path, kind):
+    """`clever-sim serve` stopped by SIGTERM (Ctrl+C alike) ends each open live stream before
+    it closes: before, its server loop was over when the signal arrived and the stream was
+    cut mid-response (Chrome: ERR_INCOMPLETE_CHUNKED_ENCODING)."""
+    import socket
+
+    from simulator.app import create_app
+    from simulator.web import login_cookie
+
+    key = "k" * 64  # the same signing key here and in the server: a teacher's cookie is valid there
+    local = create_app({"DB": ":memory:", "SECRET_KEY": key}, environ={})
+    section = local.extensions["clever_sim"].roster["sections"][0]
+    (name, value), = login_cookie(local, section["teacher"]).items()
+    local.extensions["clever_sim"].close()
+    srv = ServerProcess(["--db", str(tmp_path / "sim.db"), "--server", kind],
+                        env={"CLEVER_SIM_SECRET_KEY": key}, cwd=tmp_path)
+    try:
+        port = int(srv.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(f"GET /schoology/sections/{section['id']}/gradebook/events HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1\r\nCookie: {name}={value}\r\n\r\n".encode())
+            got = b""
+            while b": connected" not in got:
+                chunk = conn.recv(65536)
+                assert chunk, got
+                got += chunk
+            srv.proc.send_signal(signal.SIGTERM)
+            while chunk := conn.recv(65536):
+                got += chunk
+        assert srv.proc.wait(timeout=15) == 0
+    finally:
+        srv.stop()
+    assert b'event: bye\ndata: {"reason":"the simulator is stopping"}\n\n' in got
+    assert got.endswith(b"\r\n0\r\n\r\n"), got[-200:]
+    assert "Stopped." in srv.read_rest()
