@@ -97,11 +97,17 @@ def probe(host: str, port: int, timeout: float = 2.0) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when the container's server is healthy or it runs none, 1 when it does not
     answer; ``--pid N`` reads another process than PID 1 (tests, ``docker exec``)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    pid = int(args[args.index("--pid") + 1]) if "--pid" in args else 1
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m simulator.healthcheck",
+                                     description="The image's health check.")
+    parser.add_argument("--pid", type=int, default=1,
+                        help="the process to read instead of PID 1 (a whole number)")
+    pid = parser.parse_args(sys.argv[1:] if argv is None else argv).pid  # a bad one: exit 2
     found = _process(pid)
     if found is None:  # no /proc: probe where the image's own command serves
-        target: tuple[str, int] | None = ("127.0.0.1", int(os.environ.get("CLEVER_SIM_PORT", "8080")))
+        port = os.environ.get("CLEVER_SIM_PORT", "8080")
+        target: tuple[str, int] | None = ("127.0.0.1", int(port) if port.isdigit() else 0)
         what = "clever-sim serve"
     else:
         target = serving_target(*found)

@@ -98,3 +98,25 @@ def test_the_images_health_check_is_healthy_in_a_container_running_contract():
     assert done.returncode == 0, done.stdout + done.stderr
     command = " ".join([sys.executable, "-c", "import time; time.sleep(60)", *args])
     assert done.stdout == f"healthy: nothing to check (process {sleeper.pid} runs no clever-sim server: {command})\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pid"], "argument --pid: expected one argument"),
+    (["--pid", "x"], "argument --pid: invalid int value: 'x'"),
+    (["--port", "1"], "unrecognized arguments: --port 1"),
+])
+def test_a_bad_health_check_argument_is_one_usage_line_and_exit_2_not_a_traceback(args, message):
+    done = subprocess.run([sys.executable, "-m", "simulator.healthcheck", *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith(f"error: {message}"), done.stderr
+
+
+def test_without_proc_a_port_that_is_not_a_number_is_nothing_to_probe(monkeypatch, capsys):
+    from simulator import healthcheck
+
+    monkeypatch.setattr(healthcheck, "_process", lambda pid: None)  # a system without /proc
+    monkeypatch.setenv("CLEVER_SIM_PORT", "eighty")
+    assert healthcheck.main([]) == 0
+    assert capsys.readouterr().out == ("healthy: nothing to check (clever-sim serve: port 0 or not a "
+                                       "number, nothing to probe)\n")
