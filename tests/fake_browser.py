@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import socket
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,3 +39,18 @@ def _page_with(browser: httpx.Client, path: str, links: list[str], wanted) -> ht
         if wanted(page):
             return page
     raise AssertionError(f"none of {len(links)} picker links led to the person")
+
+
+def open_live_stream(port: int, path: str, cookie: str = "") -> socket.socket:
+    """A gradebook live stream opened as the page's EventSource does, over a raw socket (so a
+    test sees the chunks themselves), once the server has said ``: connected``."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+              f"Cookie: {cookie}\r\n\r\n".encode())
+    data = b""
+    while b": connected" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data
+    return s

@@ -34,6 +34,7 @@ from simulator.errors import ServiceUnavailable
 from simulator.serving import start_in_thread
 from simulator.web import login_cookie
 from conftest import SERVERS, bearer, il_token, needs_granian
+from fake_browser import open_live_stream
 from serverproc import ServerProcess
 
 FD_LIMIT = 1024  # the usual default soft limit; the crash needed only ~1,000 descriptors
@@ -323,19 +324,6 @@ def _teacher_cookie(app, section_id: str, tenant: str | None = None) -> str:
     return f"{name}-t-{tenant}={value}" if tenant else f"{name}={value}"
 
 
-def _open_stream(port: int, path: str, cookie: str = "") -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
-              f"Cookie: {cookie}\r\n\r\n".encode())
-    data = b""
-    while b": connected" not in data:
-        chunk = s.recv(4096)
-        assert chunk, data
-        data += chunk
-    assert data.startswith(b"HTTP/1.1 200"), data
-    return s
-
-
 @pytest.fixture(params=SERVERS)
 def busy_server(tmp_path, request):
     """A file-backed simulator on 16 workers (as served) with 9 tenants besides the root,
@@ -363,7 +351,7 @@ def test_waits_and_streams_leave_grades_and_health_answering(busy_server):
     try:
         for i in range(50):  # 5 per tenant (the per-tenant cap is 6)
             prefix = "" if i % 10 == 9 else f"/t/t{i % 10}"
-            sockets.append(_open_stream(running.port,
+            sockets.append(open_live_stream(running.port,
                                         f"{prefix}/schoology/sections/{section}/gradebook/events",
                                         _teacher_cookie(app, section, prefix[3:] or None)))
         waits = []
@@ -433,7 +421,7 @@ def test_closing_streams_frees_their_slots_at_once(busy_server):
     from simulator.gradebook.routes import streams
 
     cookie = _teacher_cookie(app, section)
-    opened = [_open_stream(running.port, path, cookie) for _ in range(6)]
+    opened = [open_live_stream(running.port, path, cookie) for _ in range(6)]
     try:
         with httpx.Client(base_url=running.url, timeout=30, headers={"Cookie": cookie}) as http:
             full = http.get(path)
@@ -442,7 +430,7 @@ def test_closing_streams_frees_their_slots_at_once(busy_server):
         for s in opened:
             s.close()
         _wait_until(lambda: streams(app).open == 0 and running.waiting == 0)
-        opened = [_open_stream(running.port, path, cookie)]
+        opened = [open_live_stream(running.port, path, cookie)]
     finally:
         for s in opened:
             s.close()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import post_grade_over_http
-from fake_browser import login_redirect
+from fake_browser import login_redirect, open_live_stream
 from serverproc import ServerProcess
 from simulator.control_client import ControlClient
 
@@ -139,8 +139,6 @@ def test_sigterm_ends_a_live_gradebook_stream_with_bye_and_its_last_chunk(tmp_pa
     """`clever-sim serve` stopped by SIGTERM (Ctrl+C alike) ends each open live stream before
     it closes: before, its server loop was over when the signal arrived and the stream was
     cut mid-response (Chrome: ERR_INCOMPLETE_CHUNKED_ENCODING)."""
-    import socket
-
     from simulator.app import create_app
     from simulator.web import login_cookie
 
@@ -153,14 +151,9 @@ def test_sigterm_ends_a_live_gradebook_stream_with_bye_and_its_last_chunk(tmp_pa
                         env={"CLEVER_SIM_SECRET_KEY": key}, cwd=tmp_path)
     try:
         port = int(srv.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            conn.sendall(f"GET /schoology/sections/{section['id']}/gradebook/events HTTP/1.1\r\n"
-                         f"Host: 127.0.0.1\r\nCookie: {name}={value}\r\n\r\n".encode())
+        with open_live_stream(port, f"/schoology/sections/{section['id']}/gradebook/events",
+                              f"{name}={value}") as conn:
             got = b""
-            while b": connected" not in got:
-                chunk = conn.recv(65536)
-                assert chunk, got
-                got += chunk
             srv.proc.send_signal(signal.SIGTERM)
             while chunk := conn.recv(65536):
                 got += chunk
