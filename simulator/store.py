@@ -191,7 +191,10 @@ class Store:
         with self._write_lock, self._lease() as conn:
             _drop_old_roster_layout(conn)
             _drop_old_code_layout(conn)
+            had_write_order = _has_table(conn, "grade_writes")
             conn.executescript(schema_sql())  # runs in its own transaction
+            if not had_write_order:
+                _add_write_order(conn)
 
     def _refuse_foreign_file(self) -> None:
         """Look read-only first: turning on WAL would already rewrite a foreign file's header."""
@@ -491,7 +494,7 @@ class Store:
             del old
             if changed:
                 self._replace_roster_in(db, roster, roster_meta())
-            for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
+            for sql in ("DELETE FROM grade_history", "DELETE FROM grades", "DELETE FROM grade_writes",
                         "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
                         "DELETE FROM tokens", "DELETE FROM apps"):
                 db.execute(sql)
@@ -984,7 +987,7 @@ class Store:
 
     def _current_seq(self, db: sqlite3.Connection) -> int:
         if self._seq is None:
-            self._seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM grades").fetchone()[0]
+            self._seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM grade_writes").fetchone()[0]
         return self._seq
 
     @staticmethod
@@ -1018,21 +1021,29 @@ class Store:
     def list_grades(self, *, client_id: str | None = None, user_id: str | None = None,
                     assignment_id: str | None = None, district_id: str | None = None,
                     after_seq: int | None = None, limit: int | None = 1000) -> list[Grade]:
-        """Current grades matching every given filter, oldest write first (all: ``limit=None``)."""
+        """Current grades matching every given filter, oldest write first (all: ``limit=None``).
+
+        By student or assignment: their rows through that index, sorted. Otherwise in write
+        order off ``grade_writes`` (no index on grades holds seq, see schema.sql), each
+        grade at its current seq only."""
         where, params = [], []
         for col, val in (("client_id", client_id), ("user_id", user_id),
                          ("assignment_id", assignment_id), ("district_id", district_id)):
             if val is not None:
-                where.append(f"{col} = ?")
+                where.append(f"g.{col} = ?")
                 params.append(val)
-        if after_seq is not None:
-            where.append("seq > ?")
-            params.append(after_seq)
-        sql = ("SELECT id, client_id, user_id, assignment_id, district_id, version, seq, created, "
-               "updated, record FROM grades")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq LIMIT ?"
+        if user_id is None and assignment_id is None:
+            where.insert(0, "w.seq > ?")
+            params.insert(0, -1 if after_seq is None else after_seq)
+            sql = (f"SELECT {_GRADE_COLUMNS} FROM grade_writes w CROSS JOIN grades g ON "
+                   "g.id = w.grade_id AND g.seq = w.seq WHERE " + " AND ".join(where)
+                   + " ORDER BY w.seq LIMIT ?")
+        else:
+            if after_seq is not None:
+                where.append("g.seq > ?")
+                params.append(after_seq)
+            sql = (f"SELECT {_GRADE_COLUMNS} FROM grades g WHERE " + " AND ".join(where)
+                   + " ORDER BY g.seq LIMIT ?")
         with self.read() as db:
             rows = db.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
         return [Grade(*r[:9], json.loads(r[9]), r[9]) for r in rows]
@@ -1062,7 +1073,7 @@ class Store:
 
     def max_grade_seq(self) -> int:
         with self.read() as db:
-            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM grades").fetchone()[0]
+            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM grade_writes").fetchone()[0]
 
     def count(self, table: str) -> int:
         """Rows in a table.  The grades count is kept in memory once read (health checks
@@ -1174,7 +1185,7 @@ class Store:
     def reset_activity(self) -> None:
         """Forget grades, links, codes and SSO tokens; keep roster, apps and district tokens."""
         with self.revoking() as db:
-            for sql in ("DELETE FROM grade_history", "DELETE FROM grades",
+            for sql in ("DELETE FROM grade_history", "DELETE FROM grades", "DELETE FROM grade_writes",
                         "DELETE FROM schoology_assignments", "DELETE FROM auth_codes",
                         "DELETE FROM tokens WHERE kind = 'il'"):
                 db.execute(sql)
@@ -1449,6 +1460,20 @@ def person_row(user: dict) -> tuple:
 _ROWID_NAMED = re.compile(r"\(\s*n\s+INTEGER\s+PRIMARY\s+KEY\b")  # users.n, sections.n
 
 
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None
+
+
+def _add_write_order(conn: sqlite3.Connection) -> None:
+    """Fill ``grade_writes`` from the grades of a database an older version wrote (it kept
+    the write order in an index on ``grades.seq``, dropped by the schema): each grade at its
+    seq, so listings after a seq and the next write's seq go on as before."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT OR REPLACE INTO grade_writes(seq, grade_id) SELECT seq, id FROM grades")
+    conn.execute("COMMIT")
+
+
 def _drop_old_code_layout(conn: sqlite3.Connection) -> None:
     """Drop an ``auth_codes`` table an older version wrote with a ``scopes`` column (never
     read: a code's token takes the app's scopes), so the schema creates it anew; its codes
@@ -1486,6 +1511,8 @@ def _drop_roster_indexes(db: sqlite3.Connection) -> list[str]:
     for name, _ in rows:
         db.execute(f'DROP INDEX "{name}"')
     return [sql for _, sql in rows]
+_GRADE_COLUMNS = ("g.id, g.client_id, g.user_id, g.assignment_id, g.district_id, g.version, "
+                  "g.seq, g.created, g.updated, g.record")
 _COUNTABLE = {"grades", "grade_history", "users", "sections", "apps", "tokens", "auth_codes",
               "schoology_assignments", "districts"}
 
