@@ -1006,14 +1006,15 @@ class Store:
                        "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        (grade_id, client_id, user_id, assignment_id, district_id, version,
                         text, now_iso, now_iso, seq))
+            db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
+                       "VALUES (?, ?, ?, ?)", (grade_id, version, text, now_iso))
         else:
             grade_id, version = row[0], row[1] + 1
             record = build_record(grade_id, version, row[2])
             text = _dumps(record)
+            # the trigger grade_overwritten appends the version to grade_history
             db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
                        "WHERE id = ?", (version, text, now_iso, seq, grade_id))
-        db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
-                   "VALUES (?, ?, ?, ?)", (grade_id, version, text, now_iso))
         # the record's text rides along: the endpoint answers with it, never serialising twice
         return Grade(grade_id, client_id, user_id, assignment_id, district_id, version, seq,
                      created, now_iso, record, text), seq, row is None

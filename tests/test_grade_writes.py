@@ -70,7 +70,7 @@ def test_a_database_that_kept_the_write_order_in_an_index_keeps_it_after_an_upgr
         store.close()
     old = sqlite3.connect(path, isolation_level=None)  # as the previous layout stored it
     old.executescript("""
-        DROP TRIGGER grade_writes_insert; DROP TRIGGER grade_writes_update;
+        DROP TRIGGER grade_writes_insert; DROP TRIGGER grade_overwritten;
         DROP TABLE grade_writes; DROP INDEX grades_by_assignment;
         CREATE INDEX grades_assignment_seq ON grades(assignment_id, seq);
         CREATE INDEX grades_seq ON grades(seq);
