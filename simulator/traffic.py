@@ -196,8 +196,8 @@ def journal(sim: Simulator, exchange: Exchange, environ: dict, method: str, path
     }
     # Tuples of strings, not lists: the garbage collector stops tracking them, so 10,000
     # journal entries do not lengthen its full passes.
-    headers = tuple((k, v) for k, v in environ.items()
-                    if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH"))
+    headers = tuple([(k, v) for k, v in environ.items()
+                     if k[:5] == "HTTP_" or k == "CONTENT_TYPE" or k == "CONTENT_LENGTH"])
     sim.journal.add(RawEntry(fields, headers, exchange.request_body, tuple(response_headers),
                              response_body, sim.clock.now(), sim.clock.iso))
 
