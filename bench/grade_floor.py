@@ -8,6 +8,9 @@ server and no network (issue 17, item 1), beside the cheapest possible WSGI app.
 * ``grade_16_threads``: the same from 16 threads at once (what group commit, the locks and
   the GIL's hand-offs between threads add under load, without a server or a network);
 * ``save_grade``: ``Store.save_grade`` alone (group commit included, one grade at a time);
+* ``save_grade_spread``: the same, overwriting grades spread over 2,000 students × 5
+  assignments in random order (a class's grades arriving; the single student of the
+  figures above keeps every B-tree's few pages hot, a real gradebook does not);
 * ``txn``: the SQL of one grade as ``Store._write_grades`` runs it (BEGIN IMMEDIATE, the
   lookup, the UPDATE whose triggers append the write order and the history row, COMMIT)
   on the store's writer connection, no group commit;
@@ -30,6 +33,7 @@ import gc
 import io
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -111,7 +115,7 @@ def measure(n: int, repeats: int) -> dict:
             raise RuntimeError(f"a grade POST was refused: {sorted(set(statuses))}")
 
         store = sim.store
-        record = {"id": "x", "version": 1}
+        record = {"id": "x", "version": 1, "payload": "p" * 600}  # a grade record's size
 
         def save(k: int) -> None:
             for i in range(k):
@@ -190,6 +194,21 @@ def measure(n: int, repeats: int) -> dict:
         if any(not s.startswith("200") for s in statuses):
             raise RuntimeError(f"a grade POST was refused: {sorted(set(statuses))}")
         out["save_grade"] = _best(save, n, repeats)
+        spread = [(f"spread{u:05d}", f"a{a}") for u in range(2000) for a in range(5)]
+        for i, (user, assignment) in enumerate(spread):  # every grade exists once
+            store.save_grade(grade_id=f"{i:024x}", client_id=client.client_id, user_id=user,
+                             assignment_id=assignment, district_id="d",
+                             build_record=lambda *a: record, now_iso="2026-12-07T00:00:00.000Z")
+        order = random.Random(17).choices(spread, k=n)
+
+        def save_spread(k: int) -> None:
+            for user, assignment in order[:k]:
+                store.save_grade(grade_id="f" * 24, client_id=client.client_id,
+                                 user_id=user, assignment_id=assignment, district_id="d",
+                                 build_record=lambda *a: record,
+                                 now_iso="2026-12-07T00:00:00.000Z")
+
+        out["save_grade_spread"] = _best(save_spread, n, repeats)
         out["txn"] = _best(txn, n, repeats)
         out["empty_txn"] = _best(empty, n, repeats)
         out["statements"] = min((statements(n) for _ in range(repeats)),
