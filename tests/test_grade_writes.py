@@ -130,3 +130,40 @@ def test_an_overwrite_appends_four_pages_to_the_wal(tmp_path):
         assert statistics.median(frames) == 4, sorted(frames)
     finally:
         store.close()
+
+
+def test_an_overwrite_after_another_process_wrote_the_grade_takes_the_stored_version(tmp_path):
+    """The store remembers each grade it wrote, to overwrite it without a lookup; a grade
+    changed behind its back (another process on the same file) is read again, never given
+    a version or first-seen time it does not have."""
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    try:
+        first = _save(store, 1, "u1", "a")
+        assert _save(store, 2, "u1", "a").version == 2  # remembered: no lookup
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("UPDATE grades SET version = 7, created = '2026-01-01T00:00:00.000Z'")
+        other.close()
+        grade = _save(store, 3, "u1", "a")
+        assert (grade.id, grade.version, grade.created) == (first.id, 8, "2026-01-01T00:00:00.000Z")
+        assert (grade.record["version"], grade.record["created"]) == (8, "2026-01-01T00:00:00.000Z")
+        assert [h["version"] for h in store.grade_history(first.id)] == [1, 2, 8]
+        assert _save(store, 4, "u1", "a").version == 9
+    finally:
+        store.close()
+
+
+def test_an_overwrite_rolled_back_leaves_the_next_one_its_committed_version(tmp_path):
+    store = Store(str(tmp_path / "g.db"))
+    try:
+        first = _save(store, 1, "u1", "a")
+        with store.transaction() as db:  # the store's write of an overwrite, then a rollback
+            assert store._write_grade(db, ("f" * 24, "c", "u1", "a", "d", _record, NOW),
+                                      100)[0].version == 2
+            db.execute("ROLLBACK")
+            db.execute("BEGIN")  # for the block's own COMMIT
+        grade = _save(store, 2, "u1", "a")
+        assert (grade.id, grade.version) == (first.id, 2)
+        assert [h["version"] for h in store.grade_history(first.id)] == [1, 2]
+    finally:
+        store.close()
