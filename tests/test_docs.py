@@ -2,6 +2,7 @@
 the code a reader pastes from docs/ runs."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -85,3 +86,55 @@ def test_unittest_example_passes_for_an_app_that_posts_the_grade(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "grade POST 200" in done.stdout and "OK" in done.stderr, done.stdout + done.stderr
+
+
+# --- the curl walk (README.md, docs/guide.md) ----------------------------------------------
+
+DEMO_ID = "b4fd885bda79813831c3"
+
+
+def curl_walks() -> list[tuple[str, str]]:
+    """Every ```bash block that walks the API with the demo app's credentials."""
+    found = []
+    for page in (ROOT / "README.md", ROOT / "docs" / "guide.md"):
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+            if f"ID={DEMO_ID}" in block:
+                found.append((page.name, block))
+    return found
+
+
+@pytest.mark.skipif(__import__("shutil").which("curl") is None, reason="needs curl")
+@pytest.mark.parametrize("page, block", curl_walks(), ids=[name for name, _ in curl_walks()])
+def test_curl_walk_stores_the_grade_after_a_district_token_was_reissued(page, block):
+    """The walk as a reader pastes it, on a simulator where the first student's district has
+    had its district-app token revoked and reissued (what the contract suite's GRADE-013 does
+    to a --sim-url simulator): the token must still be the student's district's, so the grade
+    POST answers 200 and the grade is listed (it once took whichever token the listing named
+    first: 404 "User not found", an empty list)."""
+    import os
+    import subprocess
+
+    import httpx
+
+    from simulator.app import create_app
+    from simulator.serving import start_in_thread
+
+    assert re.search(r"^SIM=http://127\.0\.0\.1:8080$", block, re.M), block
+    server = start_in_thread(create_app({"DB": ":memory:"}, environ={}))
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=10) as http:
+            student = http.get("/_sim/personas", params={"role": "student"}).json()["data"][0]
+            app = http.get(f"/_sim/apps/{DEMO_ID}").json()
+            old = app["district_tokens"][student["district"]]
+            assert http.delete(f"/_sim/tokens/{old}").json()["reissued"] is True
+        script = "set -eu\n" + block.replace("SIM=http://127.0.0.1:8080", f"SIM={server.url}", 1)
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    posted, listed = answers[-2], answers[-1]
+    assert posted["data"]["userID"] == student["id"] and posted["data"]["lti_score"] == "0.8", posted
+    assert [g["lti_score"] for g in listed["data"]] == ["0.8"], listed
