@@ -113,14 +113,18 @@ class _Servers:
         return self.current
 
     def _start(self, settings: dict) -> Target:
+        # pytest.fail after the except block: raised inside it, pytest printed the cause
+        # again under "During handling of the above exception, another exception occurred"
         try:
             target = Target.start(settings, self.port, keep_port=self.last_port)
         except PortUnavailable as exc:
-            pytest.fail(f"clever_sim: {exc} (--clever-sim-port)", pytrace=False)
+            failure = f"clever_sim: {exc} (--clever-sim-port)"
         except SimulatorUnavailable as exc:
-            pytest.fail(f"clever_sim: {exc}", pytrace=False)
-        self.last_port = target.server.port
-        return target
+            failure = f"clever_sim: {exc}"
+        else:
+            self.last_port = target.server.port
+            return target
+        pytest.fail(failure, pytrace=False)
 
     def _remote(self, settings: dict) -> Target:
         if self.failure:
@@ -132,11 +136,15 @@ class _Servers:
                 self.failure = (f"clever_sim: no simulator answers at --clever-sim-url "
                                 f"{self.url}: {exc}\nStart it first (clever-sim serve --port N) "
                                 "or leave the option out to start one in-process.")
+            if self.failure:
                 pytest.fail(self.failure, pytrace=False)
+        failure = None
         try:
             ignored = self.current.unapplied(settings)
         except SimulatorUnavailable as exc:
-            pytest.fail(f"clever_sim: {exc}", pytrace=False)
+            failure = f"clever_sim: {exc}"
+        if failure:
+            pytest.fail(failure, pytrace=False)
         if ignored and not self._warned:
             self._warned = True
             warnings.warn(f"clever_sim: settings {ignored} cannot be applied to the simulator at "

@@ -397,3 +397,29 @@ def test_plugin_is_importable_without_side_effects():
     __import__(MODULE)
     assert MODULE in sys.modules
     assert {t.name for t in threading.enumerate()} == before
+
+
+@pytest.mark.parametrize("case", ["missing-roster", "invalid-roster", "busy-port", "unreachable-url"])
+def test_a_simulator_that_cannot_start_is_reported_once_without_a_chained_cause(pytester, case):
+    """The setup error is the one message: it was printed twice, the second time under
+    "During handling of the above exception, another exception occurred" (pytest.fail was
+    raised inside the except block that caught the cause)."""
+    pytester.makepyfile(test_x=SMOKE)
+    (pytester.path / "bad.json").write_text('{"districts": []}', encoding="utf-8")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args, expected = {
+            "missing-roster": (["--clever-sim-roster", "nosuch.json"], "cannot read roster file"),
+            "invalid-roster": (["--clever-sim-roster", "bad.json"], "a roster needs at least one district"),
+            "busy-port": (["--clever-sim-port", str(port)], f"cannot listen on 127.0.0.1:{port}"),
+            "unreachable-url": (["--clever-sim-url", "http://127.0.0.1:1"], "no simulator answers"),
+        }[case]
+        result = run(pytester, *args)
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "During handling of the above exception" not in out, out
+    assert "Traceback" not in out, out
+    assert len([line for line in out.splitlines() if expected in line and "short test summary" not in line
+                and not line.startswith("ERROR ")]) == 1, out
