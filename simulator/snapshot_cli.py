@@ -28,6 +28,9 @@ def _target(url: str | None, db: str | None) -> tuple[str | None, str | None]:
         raise SnapshotFailed("give --url or --db, not both")
     if db:
         return None, db
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        # httpx's "missing an 'http://' or 'https://' protocol" read as "cannot reach"
+        raise SnapshotFailed(f"--url {url!r} is not an http(s) URL, e.g. {DEFAULT_URL}")
     return (url or DEFAULT_URL).rstrip("/"), None
 
 

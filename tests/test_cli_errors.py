@@ -146,6 +146,11 @@ CASES = {
     "snapshot-save-to-directory": (["snapshot", "save", "adir", "--db", "other.db"], "'adir' is a directory"),
     "snapshot-save-nothing-listening": (["snapshot", "save", "out.json", "--url", "http://127.0.0.1:{closed}"],
                                         "cannot reach the simulator at http://127.0.0.1:{closed}"),
+    "snapshot-save-url-without-scheme": (["snapshot", "save", "out.json", "--url", "127.0.0.1:8080"],
+                                         "--url '127.0.0.1:8080' is not an http(s) URL, e.g. "
+                                         "http://127.0.0.1:8080"),
+    "snapshot-load-url-without-scheme": (["snapshot", "load", "partner.toml", "--url", "localhost:9000"],
+                                         "--url 'localhost:9000' is not an http(s) URL"),
     "snapshot-url-and-db": (["snapshot", "save", "out.json", "--url", "http://x", "--db", "a.db"],
                             "give --url or --db, not both"),
     "snapshot-load-missing": (["snapshot", "load", "nope.json", "--db", "new.db"], "no such file: 'nope.json'"),
