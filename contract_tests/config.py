@@ -201,6 +201,11 @@ def _check_contract(doc: Mapping[str, Any], where: str) -> dict:
 
 def parse_config(doc: Mapping[str, Any], where: str = "partner.toml") -> ContractConfig:
     """Check an already-read TOML document."""
+    from simulator.config import unknown_top_level
+
+    stray = unknown_top_level(doc)
+    if stray:
+        raise ContractConfigError(f"{where}: {stray}")
     app = _check_app(doc, where)
     contract = _check_contract(doc, where)
     simulator = doc.get("simulator", {})

@@ -131,9 +131,31 @@ def app_problems(exc: Any) -> str:
                      for e in exc.errors) or exc.message
 
 
+PARTNER_TOML_TABLES = ("app", "contract", "simulator")
+
+
+def unknown_top_level(doc: Mapping[str, Any]) -> str | None:
+    """What a partner.toml has outside its three tables, worded with the fix, or None.
+
+    A misspelt table (``[contrat]``) or a key above every table was silently ignored, so
+    its settings (a landing pattern, strict mode) quietly did not apply."""
+    known = ", ".join(f"[{name}]" for name in PARTNER_TOML_TABLES)
+    for key, value in doc.items():
+        if key in PARTNER_TOML_TABLES:
+            continue
+        if isinstance(value, Mapping):
+            return f"unknown table [{key}] (known: {known})"
+        return (f"key {key!r} is outside any table: put it under the table it belongs to "
+                f"({known})")
+    return None
+
+
 def from_file(path: str | os.PathLike) -> dict[str, Any]:
     """Config keys found in a TOML file (``[simulator]``, ``[app]``, ``[contract]``)."""
     doc = read_toml(path)
+    stray = unknown_top_level(doc)
+    if stray:
+        raise ConfigError(f"{path}: {stray}")
     base = Path(path).resolve().parent
     out: dict[str, Any] = {}
     sim = doc.get("simulator", {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from simulator.app import create_app
@@ -63,11 +65,14 @@ def test_bad_env_values_are_named(env, words):
     ("[app]\nredirect_uris = 'http://x'\n", "redirect_uris must be a non-empty list"),
     ("[app]\nredirect_uris = ['http://x']\nclient_id = 5\n", "client_id must be a non-empty string"),
     ("contract = 5\n", "[contract] must be a table"),
+    ("[simulater]\nstrict = true\n", "unknown table [simulater] (known: [app], [contract], [simulator])"),
+    ("strict = true\n[app]\nredirect_uris = ['http://x']\n",
+     "key 'strict' is outside any table: put it under the table it belongs to"),
 ])
 def test_bad_files_are_named(tmp_path, text, words):
     path = tmp_path / "p.toml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(words)):
         build_config(path, {})
 
 

@@ -322,6 +322,11 @@ def test_recommended_failures_count_only_at_level_recommended(sim, tmp_path):
 BAD_CONFIGS = {
     "invalid TOML": ("[app\nname = 1", "not valid TOML"),
     "no [app]": ("[contract]\ngrade_timeout_s = 5\n", "no [app] table"),
+    "misspelt [contract]": ('[app]\nclient_id = "a"\nclient_secret = "b"\nredirect_uris = ["http://127.0.0.1:1/cb"]\n'
+                            'assignments_url = "http://127.0.0.1:1/a"\n[contrat]\ngrade_timeout_s = 5\n',
+                            "unknown table [contrat] (known: [app], [contract], [simulator])"),
+    "key above every table": ('grade_timeout_s = 5\n[app]\nclient_id = "a"\n',
+                              "key 'grade_timeout_s' is outside any table"),
     "no redirect_uris": ('[app]\nclient_id = "a"\nclient_secret = "b"\n'
                          'assignments_url = "http://127.0.0.1:1/a"\n', "[app].redirect_uris is missing"),
     "no assignments_url": ('[app]\nclient_id = "a"\nclient_secret = "b"\n'
