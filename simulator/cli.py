@@ -377,7 +377,8 @@ def fixtures_validate(file: str) -> None:
               help="Sections (default 60; with --sandbox 20,000).")
 @click.option("--enrollments", type=click.IntRange(0, None), default=None,
               help="Student enrollments in all (default: about 8 per student).")
-@click.option("--districts", type=click.IntRange(1, None), default=1, show_default=True)
+@click.option("--districts", type=click.IntRange(1, None), default=1, show_default=True,
+              help="Districts; they take the schools in turn (at most --schools).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Same seed and counts, same file (byte for byte).")
 @click.option("--sandbox", is_flag=True,
