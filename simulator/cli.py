@@ -80,13 +80,28 @@ class CleverSimCLI(click.Group):
         return " ".join(words)
 
 
+def _from_environment(exc: click.UsageError) -> str:
+    """Name the variable a bad value came from: "Invalid value for '--port'" alone sent
+    people looking for a --port they never typed (CLEVER_SIM_PORT=abc)."""
+    from click.core import ParameterSource
+
+    param, ctx = getattr(exc, "param", None), exc.ctx
+    if param is None or ctx is None or param.name is None or not param.envvar:
+        return ""
+    if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
+        return ""
+    names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
+    name = next((n for n in names if n in os.environ), names[0])
+    return f" (from the environment: {name}={os.environ.get(name, '')!r})"
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line saying what went wrong and, where known, how to fix it."""
     from .errors import DatabaseUnusable
 
     if isinstance(exc, click.UsageError):
         where = exc.ctx.command_path if exc.ctx is not None else "clever-sim"
-        text = f"{exc.format_message()} (see '{where} --help')"
+        text = f"{exc.format_message()}{_from_environment(exc)} (see '{where} --help')"
     elif isinstance(exc, click.ClickException):
         text = exc.format_message()
     elif isinstance(exc, ConfigError):

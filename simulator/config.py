@@ -212,7 +212,14 @@ def build_config(config_file: str | os.PathLike | None = None,
     if config_file:
         cfg.update(from_file(config_file))
         cfg["CONFIG_FILE"] = str(config_file)
-    cfg.update(from_env(env))
+    from_environment = from_env(env)
+    try:  # the environment's own values, checked here so the line names the variable
+        _check({**DEFAULTS, **from_environment})
+    except ConfigError as exc:
+        names = [n for n, (key, _) in _ENV.items() if key in from_environment
+                 and str(exc).startswith(key.lower() + " ")]
+        raise ConfigError(f"{names[0]}={env[names[0]]!r}: {exc}" if names else str(exc)) from None
+    cfg.update(from_environment)
     cfg.update({k: v for k, v in (overrides or {}).items()})
     _check(cfg)
     return cfg

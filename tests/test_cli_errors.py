@@ -202,6 +202,42 @@ def test_bad_cli_input_gets_one_line_exit_2_and_writes_nothing(folder, busy_port
     assert tree(folder) == before
 
 
+# A bad value from a CLEVER_SIM_* variable: the line names the variable, not only the
+# flag (an "Invalid value for '--port'" sent people looking for a --port nobody typed).
+ENV_CASES = {
+    "port": ({"CLEVER_SIM_PORT": "eighty"}, ["serve", "--db", ":memory:"],
+             "Invalid value for '--port': 'eighty' is not a valid integer range. (from the "
+             "environment: CLEVER_SIM_PORT='eighty')"),
+    "server": ({"CLEVER_SIM_SERVER": "gunicorn"}, ["serve", "--db", ":memory:"],
+               "(from the environment: CLEVER_SIM_SERVER='gunicorn')"),
+    "host": ({"CLEVER_SIM_HOST": "999.1.1.1"}, ["serve", "--db", ":memory:"],
+             "(from the environment: CLEVER_SIM_HOST='999.1.1.1')"),
+    "journal-cap": ({"CLEVER_SIM_JOURNAL_CAP": "-1"}, ["serve", "--db", ":memory:"],
+                    "config: CLEVER_SIM_JOURNAL_CAP='-1': journal_cap must be a positive whole "
+                    "number, not -1"),
+    "control-token": ({"CLEVER_SIM_CONTROL_TOKEN": "two words"}, ["serve", "--db", ":memory:"],
+                      "config: CLEVER_SIM_CONTROL_TOKEN='two words': control_token must be"),
+}
+
+
+@pytest.mark.parametrize("name", list(ENV_CASES))
+def test_a_bad_environment_value_names_its_variable(folder, name):
+    env, args, expected = ENV_CASES[name]
+    result = CliRunner().invoke(main, args, env={"CLEVER_SIM_HOST": None, "CLEVER_SIM_PORT": None,
+                                                 "CLEVER_SIM_CONFIG": None, "CLEVER_SIM_TRACEBACK": None,
+                                                 **env})
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_a_bad_flag_value_does_not_blame_the_environment(folder):
+    result = CliRunner().invoke(main, ["serve", "--port", "eighty"],
+                                env={"CLEVER_SIM_PORT": "8080", "CLEVER_SIM_CONFIG": None})
+    assert result.exit_code == 2
+    assert "environment" not in result.stderr and "Invalid value for '--port'" in result.stderr
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root reads any file: an unreadable file cannot be made here")
 @pytest.mark.parametrize("args", [["serve", "--config", "secret.toml"], ["serve", "--roster", "secret.toml"],
