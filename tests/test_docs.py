@@ -43,6 +43,23 @@ def test_every_relative_link_resolves(page: Path):
     assert not broken, f"{page.name}: " + "; ".join(broken)
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_table_row_has_as_many_cells_as_its_header(page: Path):
+    """GitHub drops the cells past the header's: a stray `| |` once hid the seed rule of
+    two contract checks. A cell's own pipe is written `\\|`."""
+    wrong, header = [], None
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = len(re.findall(r"(?<!\\)\|", line)) - 1
+        if header is None:
+            header = cells
+        elif cells != header:
+            wrong.append(f"line {number}: {cells} cells, header {header}")
+    assert not wrong, f"{page.name}: " + "; ".join(wrong)
+
+
 def test_readme_links_every_docs_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [p.name for p in (ROOT / "docs").glob("*.md") if f"docs/{p.name}" not in text]
