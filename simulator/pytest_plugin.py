@@ -341,11 +341,11 @@ class CleverSim:
 
     def fault(self, path: str, status: int | None = None, count: int = 1,
               retry_after: int | None = None, latency_ms: int = 0, *, method: str | None = None,
-              body: dict | None = None) -> dict:
+              body: dict | None = None, drop: bool = False) -> dict:
         """Make the next ``count`` requests to ``path`` (``*`` allowed) fail with ``status``
-        and/or wait ``latency_ms`` first."""
+        and/or wait ``latency_ms`` first, or (``drop``) close the connection unanswered."""
         return self._control.fault(path, status, count, retry_after, latency_ms, method=method,
-                                   body=body)
+                                   body=body, drop=drop)
 
     def journal(self, **filters: Any) -> list[dict]:
         """Requests your app made (newest first); filters: path (substring), method, status,

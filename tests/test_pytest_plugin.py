@@ -423,3 +423,23 @@ def test_a_simulator_that_cannot_start_is_reported_once_without_a_chained_cause(
     assert "Traceback" not in out, out
     assert len([line for line in out.splitlines() if expected in line and "short test summary" not in line
                 and not line.startswith("ERROR ")]) == 1, out
+
+
+def test_fault_drop_closes_the_connection_unanswered(pytester):
+    """The page promises waitress so that a `drop` fault closes the connection unanswered;
+    the fixture's fault() could not ask for one (no `drop`), only ControlClient could."""
+    pytester.makepyfile(helpers=POST_HELPER)
+    pytester.makepyfile(test_drop='''
+        import httpx
+        import pytest
+        from helpers import post_grade
+
+        def test_dropped_then_answered(clever_sim):
+            student = clever_sim.students()[0]
+            clever_sim.fault("/v1/grade", drop=True)
+            with pytest.raises(httpx.RemoteProtocolError):
+                post_grade(clever_sim, student, {"assignmentID": "q1", "percentage": 0.5})
+            assert post_grade(clever_sim, student, {"assignmentID": "q1", "percentage": 0.5}).status_code == 200
+            assert [e["status"] for e in clever_sim.journal(path="/v1/grade")] == [200, 444]
+    ''')
+    run(pytester).assert_outcomes(passed=1)
