@@ -35,6 +35,7 @@ BARS = ("required", "recommended")          # --level: which failures fail the r
 DOCS_HOOK = "docs/contract-tests.md, section \"The completion hook\""
 USER_AGENT = "clever-sim-contract/1.0"
 CONTROL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+JOURNAL_PAGE = 10_000                        # the most one journal read returns
 CLIP = 1200                                  # characters of a body shown in a message
 
 
@@ -265,9 +266,26 @@ class SimClient(ControlClient):
         return data[0]["id"] if data else 0
 
     def journal_since(self, after_id: int, **filters: Any) -> list[dict]:
-        params = {"after_id": after_id, "limit": 10_000,
-                  **{k: v for k, v in filters.items() if v is not None}}
-        return list(reversed(self.get("/_sim/journal", params=params)["data"]))
+        """Every journal entry after ``after_id`` matching ``filters``, oldest first: read a
+        page at a time (a read returns at most 10,000), so a simulator whose journal_cap is
+        above that never hides the oldest of them."""
+        return self.journal_pages(after_id, **filters)[0]
+
+    def journal_pages(self, after_id: int, **filters: Any) -> tuple[list[dict], dict]:
+        """(``journal_since``'s entries, the first page's answer: ``dropped`` and the rest)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        entries: list[dict] = []
+        first: dict | None = None
+        while True:
+            page = self.get("/_sim/journal", params={**params, "after_id": after_id,
+                                                      "limit": JOURNAL_PAGE, "order": "oldest"})
+            first = page if first is None else first
+            # sorted: a simulator from before ``order`` answers newest first
+            data = sorted((e for e in page["data"] if e["id"] > after_id), key=lambda e: e["id"])
+            entries.extend(data)
+            if len(page["data"]) < JOURNAL_PAGE or not data:
+                return entries, first
+            after_id = data[-1]["id"]
 
     # grades ---------------------------------------------------------------------------
     def grades(self, **filters: Any) -> list[dict]:

@@ -238,9 +238,9 @@ class Contract:
         recorded since the last call, and the ids already dropped when read (ids are
         consecutive, so a missing one is a request nobody will see again)."""
         with self._journal_lock:
-            page = self.sim.get("/_sim/journal", params={"after_id": self._journal_read_to,
-                                                         "limit": 10_000})
-            entries = list(reversed(page["data"]))
+            # every entry since the last read, a page at a time (one read returns at most
+            # 10,000: with a larger journal_cap the oldest looked dropped)
+            entries, page = self.sim.journal_pages(self._journal_read_to)
             expected = self._journal_read_to + 1
             if self._journal_dropped is not None and entries:  # the first entry since an empty start
                 lost = int(page.get("dropped") or 0) - self._journal_dropped

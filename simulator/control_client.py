@@ -272,7 +272,8 @@ class ControlClient:
 
     def journal(self, **filters: Any) -> list[dict]:
         """Requests the simulator received and made (newest first); filters: path (substring),
-        method, status, user_id, assignment_id, client_id, direction, after_id, limit."""
+        method, status, user_id, assignment_id, client_id, direction, after_id, limit, order
+        (``oldest``: oldest first, to page on with after_id)."""
         return self.call("GET", "/_sim/journal", params=filters)["data"]
 
     def clear_journal(self) -> None:

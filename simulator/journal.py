@@ -233,21 +233,24 @@ class Journal:
               status: int | None = None, user_id: str | None = None,
               assignment_id: str | None = None, client_id: str | None = None,
               direction: str | None = None, after_id: int = 0,
-              limit: int = 100) -> tuple[list[dict], int]:
-        """Entries matching every given filter, newest first, and how many matched in all."""
+              limit: int = 100, oldest_first: bool = False) -> tuple[list[dict], int]:
+        """Entries matching every given filter, newest first (``oldest_first``: oldest first,
+        so ``after_id`` = the last id read pages through any number of entries), and how
+        many matched in all."""
         if after_id <= 0 and all(f is None for f in (path, method, status, user_id,
                                                      assignment_id, client_id, direction)):
             # Unfiltered (the common read): the newest ``limit`` only, not a pass over a
             # full journal's 10,000 entries on every call.
             with self._lock:
                 total = len(self._entries)
-                newest = list(itertools.islice(reversed(self._entries), limit))
-            return [_materialize(e) for e in newest], total
+                ends = iter(self._entries) if oldest_first else reversed(self._entries)
+                page = list(itertools.islice(ends, limit))
+            return [_materialize(e) for e in page], total
         with self._lock:
             snapshot = list(self._entries)
-        matched = [e for e in reversed(snapshot) if _matches(e, path, method, status, user_id,
-                                                              assignment_id, client_id,
-                                                              direction, after_id)]
+        matched = [e for e in (snapshot if oldest_first else reversed(snapshot))
+                   if _matches(e, path, method, status, user_id, assignment_id, client_id,
+                               direction, after_id)]
         return [_materialize(e) for e in matched[:limit]], len(matched)
 
     def rejected_grades(self, users: Iterable[str]) -> list[tuple[tuple[str, str, str], int, Any]]:

@@ -144,3 +144,53 @@ def test_another_apps_leak_on_a_shared_simulator_is_not_this_apps(small_journal)
     assert result.outcome == "FAIL"
     assert result.reason == ("your app sent the client secret in the URL of POST /oauth/tokens (query "
                              "parameter client_secret), 1 time(s) in this run")
+
+
+@pytest.fixture
+def big_journal(tmp_path):
+    """A simulator whose journal holds more than one read returns (10,000), and a Contract on it."""
+    app = create_app({"DB": ":memory:", "JOURNAL_CAP": 30_000, "JOURNAL_MAX_MB": 256}, environ={})
+    server = start_in_thread(app)
+    toml = write_toml(tmp_path / "partner.toml", "http://127.0.0.1:9", "leaky", secret=SECRET)
+    contract = Contract(load_config(toml), server.url, owns_simulator=False)
+    try:
+        yield app.extensions["clever_sim"], contract
+    finally:
+        contract.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("leak_at, outcome, reason", [
+    (None, "PASS", "12000 request(s) to Clever, 12000 to /oauth/tokens: no secret in a URL"),
+    (0, "FAIL", "your app sent the client secret in the URL of POST /oauth/tokens (query parameter "
+                "client_secret), 1 time(s) in this run"),  # older than the newest 10,000
+    (11_999, "FAIL", "your app sent the client secret in the URL of POST /oauth/tokens (query "
+                     "parameter client_secret), 1 time(s) in this run"),
+], ids=["clean", "leak-oldest", "leak-newest"])
+def test_login_010_sees_every_entry_of_a_journal_larger_than_one_read(big_journal, leak_at, outcome, reason):
+    """12,000 requests in one check, kept by a journal_cap of 30,000: LOGIN-010 reads them
+    all (a page at a time), never 'could not verify' for the 2,000 one read leaves out."""
+    sim, contract = big_journal
+    contract.mark_start()
+
+    def burst(c: Contract) -> str:
+        for i in range(12_000):  # written straight into the journal: as the requests would be
+            sim.journal.add({"direction": "inbound", "method": "POST", "path": "/oauth/tokens",
+                             "query": f"client_id=leaky&client_secret={SECRET}" if i == leak_at else "",
+                             "status": 401, "client_id": "leaky"})
+        return "sent"
+
+    contract.run(Check("TEST-1", "TEST", "reported", "TEST-1", "", "", burst))
+    assert len(contract.clever_requests) == 12_000 and contract.journal_gaps == []
+    result = contract.run(LOGIN_010)
+    assert (result.outcome, result.reason) == (outcome, reason)
+
+
+def test_journal_since_pages_through_more_than_one_read(big_journal):
+    sim, contract = big_journal
+    mark = contract.sim.journal_mark()
+    for i in range(10_500):
+        sim.journal.add({"direction": "inbound", "method": "GET", "path": f"/v3.0/me/{i}",
+                         "status": 200})
+    entries = contract.sim.journal_since(mark, path="/v3.0/me/")
+    assert [e["path"] for e in entries] == [f"/v3.0/me/{i}" for i in range(10_500)]

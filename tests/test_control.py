@@ -300,8 +300,31 @@ def test_journal_is_capped_oldest_dropped():
     assert body["dropped"] == 2
 
 
+@pytest.mark.parametrize("query, paths", [
+    ("", ["/nowhere/4", "/nowhere/3"]),
+    ("order=newest", ["/nowhere/4", "/nowhere/3"]),
+    ("order=oldest", ["/nowhere/0", "/nowhere/1"]),
+    ("order=oldest&after_id=2", ["/nowhere/2", "/nowhere/3"]),           # ids start at 1
+    ("order=oldest&after_id=2&path=/nowhere/", ["/nowhere/2", "/nowhere/3"]),
+    ("order=newest&after_id=2", ["/nowhere/4", "/nowhere/3"]),
+])
+def test_journal_pages_oldest_first_from_after_id(query, paths):
+    from simulator.app import create_app
+
+    app = create_app({"DB": ":memory:"}, environ={})
+    try:
+        c = app.test_client()
+        for i in range(5):
+            c.get(f"/nowhere/{i}")
+        body = c.get(f"/_sim/journal?limit=2&{query}").get_json()
+        assert [e["path"] for e in body["data"]] == paths
+    finally:
+        app.extensions["clever_sim"].close()
+
+
 @pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=x", "limit"),
-                                          ("status=abc", "status"), ("after_id=-1", "after_id")])
+                                          ("status=abc", "status"), ("after_id=-1", "after_id"),
+                                          ("order=asc", "order"), ("order=", "order")])
 def test_journal_rejects_bad_filters(client, query, field):
     assert_error(client.get(f"/_sim/journal?{query}"), 400, field=field)
 

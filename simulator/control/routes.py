@@ -244,9 +244,14 @@ def journal():
     ints = {key: query_int(key, default, lo, hi, problems=problems)
             for key, default, lo, hi in (("status", None, 100, 599), ("after_id", 0, 0, 2 ** 62),
                                          ("limit", 100, 1, 10_000))}
+    order = args.get("order", "newest")
+    if order not in ("newest", "oldest"):
+        problems.append(FieldProblem("order", f"must be newest or oldest, not {order!r}",
+                                     "oldest with after_id={the last id read} pages through "
+                                     "every entry"))
     if problems:
         raise BadRequest("Invalid journal filter", problems)
-    entries, total = s.journal.query(path=args.get("path"), method=args.get("method"),
+    entries, total = s.journal.query(oldest_first=order == "oldest",path=args.get("path"), method=args.get("method"),
                                      user_id=args.get("user_id"),
                                      assignment_id=args.get("assignment_id"),
                                      client_id=args.get("client_id"),
