@@ -109,13 +109,25 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
     ``CLEVER_SIM_*`` settings apply). Raises OSError when a port is taken, with nothing
     left running.
     """
+    from simulator.serving import listen
+
     from .reference_partner import bind_partner, create_partner_app
 
+    # Both ports before the simulator is built: a taken one refuses the start before the
+    # database is opened or its roster replaced.
+    try:
+        partner_sock = listen(host, partner_port)
+    except OSError as exc:
+        if exc.errno in _PORT_ERRORS:
+            raise DemoPortBusy("the reference partner", "--partner-port", host, partner_port,
+                               exc) from exc
+        raise
     try:
         sim_server = bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
                                     server=server)
-    except OSError as exc:
-        if exc.errno in _PORT_ERRORS:
+    except BaseException as exc:
+        partner_sock.close()
+        if isinstance(exc, OSError) and exc.errno in _PORT_ERRORS:
             raise DemoPortBusy("the simulator", "--port", host, sim_port, exc) from exc
         raise
     sim = sim_server.app.extensions["clever_sim"]
@@ -127,13 +139,11 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
         "CLIENT_ID": client_id, "CLIENT_SECRET": client_secret,
     })
     try:
-        partner_server = bind_partner(partner_app, host, partner_port)
-    except BaseException as exc:
+        partner_server = bind_partner(partner_app, host, partner_port, sock=partner_sock)
+    except BaseException:
+        partner_sock.close()
         partner_app.extensions["reference_partner"].close()
         sim_server.stop()
-        if isinstance(exc, OSError) and exc.errno in _PORT_ERRORS:
-            raise DemoPortBusy("the reference partner", "--partner-port", host, partner_port,
-                               exc) from exc
         raise
 
     ensure_registration(sim, partner_server.url, partner_server.port)

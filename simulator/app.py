@@ -68,13 +68,21 @@ class _MergeSlashes:
 
 def create_app(test_config: Mapping[str, Any] | None = None, *,
                config_file: str | None = None, environ: Mapping[str, str] | None = None,
-               clock: Clock | None = None, tenant: str | None = None) -> Flask:
-    """Build the simulator: defaults < ``config_file`` < ``CLEVER_SIM_*`` env < ``test_config``.
+               clock: Clock | None = None, tenant: str | None = None,
+               settings: Mapping[str, Any] | None = None) -> Flask:
+    """Build the simulator: defaults < ``config_file`` < ``CLEVER_SIM_*`` env < ``test_config``;
+    or from ``settings``, a config ``build_config`` made already (``clever-sim serve``),
+    taken as it is: no file or environment variable is read again.
 
     Without ``tenant`` this is the root app: the default tenant, which also serves
     ``/_sim/tenants`` and dispatches ``/t/{name}/…`` to tenant apps (``simulator.tenants``).
     """
-    cfg = build_config(config_file, environ, test_config)
+    if settings is not None:
+        if test_config is not None or config_file is not None or environ is not None:
+            raise TypeError("create_app: give settings alone, or test_config/config_file/environ")
+        cfg = dict(settings)
+    else:
+        cfg = build_config(config_file, environ, test_config)
     app = Flask(__name__)
     app.config.update(cfg)
     app.config["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)

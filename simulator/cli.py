@@ -235,19 +235,15 @@ def exposure_notice(app, host: str, port: int) -> str:
     return "\n".join(lines)
 
 
-def serve_allowed_hosts(config: str | None, flags: tuple[str, ...],
+def serve_allowed_hosts(configured: list[str], flags: tuple[str, ...],
                         host: str) -> list[str] | None:
-    """The control API's host names for `serve`: config and env, then ``--allowed-host``,
-    then the addresses it listens on (an address cannot be DNS-rebound); None: the config's."""
-    from .config import build_config
+    """The control API's host names for `serve`: ``configured`` (the config's and env's),
+    then ``--allowed-host``, then the addresses it listens on (an address cannot be
+    DNS-rebound); None: the configured ones alone."""
     from .serving import machine_addresses
 
     if not flags and host == "127.0.0.1":
         return None
-    try:
-        configured = list(build_config(config).get("ALLOWED_HOSTS", []))
-    except ConfigError:
-        configured = []  # _build reports the broken config
     return list(dict.fromkeys([*configured, *flags, *machine_addresses(host)]))
 
 
@@ -293,8 +289,10 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     """Serve the simulator on a production WSGI server (waitress; granian with --server)."""
     from .heap import fix_mmap_threshold, start_trimmer
     from .limits import raise_fd_limit
+    from .app import create_app
+    from .config import with_changes
     from .serving import (ServerUnavailable, bind, choose_server, describe_server,
-                          freeze_startup_objects, limit_malloc_arenas, tune_interpreter)
+                          freeze_startup_objects, limit_malloc_arenas, listen, tune_interpreter)
 
     started = time.perf_counter()
     try:
@@ -305,19 +303,32 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     limit_malloc_arenas()  # these three change the whole interpreter: only in `serve`
     tune_interpreter()
     overrides = {"DB": db, "ROSTER": roster, "ROSTER_CACHE": roster_cache, "STRICT": strict,
-                 "CONTROL_TOKEN": control_token,
-                 "ALLOWED_HOSTS": serve_allowed_hosts(config, allowed_hosts, host)}
+                 "CONTROL_TOKEN": control_token}
+    # The config is built once, here (the TOML file read once), and handed to create_app.
     settings = build_config(config, overrides=_given(overrides))  # a bad one: nothing made yet
-    with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
-        app = _build(config, overrides)
-        try:
-            running = bind(app, host, port, threads, server=kind)
-        except (OSError, ValueError) as exc:  # in use, not ours, not an address (waitress: ValueError)
-            from .tenants import close_app
+    hosts = serve_allowed_hosts(settings["ALLOWED_HOSTS"], allowed_hosts, host)
+    if hosts is not None:
+        settings = with_changes(settings, ALLOWED_HOSTS=hosts)
+    # The port first: a busy one refuses the start before the database is opened or its
+    # roster replaced (a refused start changes nothing).
+    try:
+        sock = listen(host, port)
+    except (OSError, ValueError) as exc:  # in use, not ours, not an address
+        raise click.ClickException(f"cannot listen on {host}:{port}: "
+                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
+            app = create_app(settings=settings)
+            try:
+                running = bind(app, host, port, threads, server=kind, sock=sock)
+            except BaseException:
+                from .tenants import close_app
 
-            close_app(app)
-            raise click.ClickException(f"cannot listen on {host}:{port}: "
-                                       f"{getattr(exc, 'strerror', None) or exc}") from None
+                close_app(app)
+                raise
+    except BaseException:
+        sock.close()
+        raise
     click.echo(banner(app, running.url))
     notice = exposure_notice(app, host, running.port)
     if notice:

@@ -225,6 +225,14 @@ def build_config(config_file: str | os.PathLike | None = None,
     return cfg
 
 
+def with_changes(cfg: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """A built config with ``changes`` (e.g. ``serve``'s ``--allowed-host`` added to the
+    file's and env's names), checked again: no file or environment variable is read."""
+    out = {**cfg, **changes}
+    _check(out)
+    return out
+
+
 def _check(cfg: dict[str, Any]) -> None:
     for key in ("STRICT", "RATE_LIMIT"):
         if not isinstance(cfg[key], bool):

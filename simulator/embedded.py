@@ -17,6 +17,7 @@ are thin glue over these, and a unittest suite or a script uses them the same wa
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -50,16 +51,23 @@ def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: i
     serving yet (``.start()`` serves): a caller can set things up before the first request.
 
     ``ConfigError``/``RosterError`` from the settings and ``OSError`` from the port
-    propagate; after an ``OSError`` the store is closed again, so nothing is left open.
+    propagate. The port is bound before the app is built, so a taken one refuses the start
+    before a database is opened or its roster replaced; nothing is left open after either.
     """
     from .app import create_app
-    from .serving import bind
+    from .serving import bind, choose_server, listen
 
-    app = create_app(dict(settings), config_file=config_file, environ=environ)
+    choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")  # before the port
+    sock = listen(host, port)
     try:
-        return bind(app, host, port, server=server)
+        app = create_app(dict(settings), config_file=config_file, environ=environ)
+        try:
+            return bind(app, host, port, server=server, sock=sock)
+        except BaseException:
+            app.extensions["clever_sim"].close()
+            raise
     except BaseException:
-        app.extensions["clever_sim"].close()
+        sock.close()
         raise
 
 

@@ -721,7 +721,8 @@ class GranianServer:
     """
 
     def __init__(self, app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
-                 max_body: int = MAX_BODY, waiters: int | None = None):
+                 max_body: int = MAX_BODY, waiters: int | None = None,
+                 sock: socket.socket | None = None):
         from granian._granian import SocketHolder, WorkerSignal
 
         bounds = limits.current()
@@ -730,7 +731,8 @@ class GranianServer:
         self.connections = bounds.connections
         self.max_body = max_body
         self.app = _GranianApp(app, max_body, self.cap, threads)
-        self._socket = _listening_socket(one_address(host), port)  # OSError as waitress's
+        # ``sock``: bound by ``listen`` already; else OSError here, as waitress's
+        self._socket = sock if sock is not None else _listening_socket(one_address(host), port)
         self.effective_port = self._socket.getsockname()[1]
         self._handed = self._socket.dup().detach()  # granian's copy: it closes it when it stops
         self._listener = SocketHolder(self._handed, False, BACKLOG)
@@ -896,18 +898,25 @@ class RunningServer:
         close_app(self.app)  # every tenant's store, then the root's
 
 
+def listen(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
+    """The listening socket for ``bind(..., sock=)``, bound before the app is built: a port
+    that is taken (OSError) refuses a start before it has opened or changed a database."""
+    return _listening_socket(one_address(host), port)
+
+
 def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
          threads: int = DEFAULT_THREADS, waiters: int | None = None,
-         server: str | None = None) -> RunningServer:
-    """Bind the listening socket now (port 0 picks a free port) without serving yet, on
-    ``server`` (``choose_server``; None: $CLEVER_SIM_SERVER, else waitress). Changes nothing
+         server: str | None = None, sock: socket.socket | None = None) -> RunningServer:
+    """Bind the listening socket now (port 0 picks a free port; ``sock``: one ``listen``
+    bound already, which the server then owns) without serving yet, on ``server``
+    (``choose_server``; None: $CLEVER_SIM_SERVER, else waitress). Changes nothing
     interpreter-wide (``clever-sim serve`` calls ``tune_interpreter``)."""
     kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
     max_body = app.config["MAX_CONTENT_LENGTH"]
     if kind == "granian":
-        bound: Any = GranianServer(app, host, port, threads, max_body, waiters)
+        bound: Any = GranianServer(app, host, port, threads, max_body, waiters, sock)
     else:
-        bound = create_waitress(app, host, port, threads, max_body, waiters)
+        bound = create_waitress(app, host, port, threads, max_body, waiters, sock)
     return RunningServer(app, bound, host, int(bound.effective_port), kind=kind)
 
 
@@ -926,7 +935,8 @@ def one_address(host: str) -> str:
 
 
 def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREADS,
-                    max_body: int = MAX_BODY, waiters: int | None = None) -> Any:
+                    max_body: int = MAX_BODY, waiters: int | None = None,
+                    sock: socket.socket | None = None) -> Any:
     """The simulator's waitress server for any WSGI app (``bench/baseline_app.py`` serves
     its bare Flask app on the very same, so benchmarks compare like with like), listening
     on one address (``one_address``), with the bounds of ``limits`` (``waiters``: the
@@ -943,8 +953,9 @@ def create_waitress(app: Any, host: str, port: int, threads: int = DEFAULT_THREA
     workers = ThreadedTaskDispatcher()
     workers.set_thread_count(threads)
     dispatcher = WaitDispatcher(workers, bounds.waiters if waiters is None else waiters)
-    server = create_server(_DropConnections(app), host=one_address(host), port=port, threads=threads,
-                           ident="clever-sim", max_request_body_size=max_body + 1, channel_timeout=30,
+    where = {"sockets": [sock]} if sock is not None else {"host": one_address(host), "port": port}
+    server = create_server(_DropConnections(app), **where, threads=threads, ident="clever-sim",
+                           max_request_body_size=max_body + 1, channel_timeout=30,
                            clear_untrusted_proxy_headers=True, asyncore_use_poll=True,
                            channel_request_lookahead=1, connection_limit=bounds.connections,
                            _dispatcher=dispatcher)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .apps import normalize_app
 from .clever.backend import CleverBackend
 from .clock import Clock
 from .config import ConfigError, app_problems, resolve_db_path
@@ -114,6 +115,13 @@ def _stream_roster_in(db: sqlite3.Connection, source: str | os.PathLike, stamp: 
     return digest
 
 
+def _stored_apps(db: sqlite3.Connection) -> list[dict]:
+    """The roster's app registrations a roster load stored (its ``roster_apps`` meta) in
+    the transaction ``db``."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'roster_apps'").fetchone()
+    return json.loads(row[0]) if row and row[0] else []
+
+
 _ASIDE = re.compile(r"\.[0-9a-f]{12}\.(loading|part)")  # after the database's file name
 STALE_ASIDE_S = 60.0  # a live load writes its file every batch; a crashed one stops
 
@@ -192,12 +200,19 @@ class Simulator:
         self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
         self._grades_changed = threading.Condition()
         self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
-        kept = self._load_roster(stamp)  # after a streamed load: the stamp matches
-        loaded = streamed or kept
-        if fresh and loaded is not None and cache is not None:
-            with self.store.read() as conn:  # the roster alone: apps are registered next
-                cache.save(conn, loaded)
-        self._register_startup_apps()
+        try:
+            kept = self._load_roster(stamp)  # after a streamed load: the stamp matches
+            loaded = streamed or kept
+            # Every start-up app is checked against the roster before anything is written
+            # for it (a new roster: inside its transaction): a refused start changes nothing.
+            self._check_startup_apps(self.district_ids, self.roster_apps())
+            if fresh and loaded is not None and cache is not None:
+                with self.store.read() as conn:  # the roster alone: apps are registered next
+                    cache.save(conn, loaded)
+            self._register_startup_apps()
+        except BaseException:
+            self.close()  # nobody gets this simulator: its database must be free to remove
+            raise
 
     def _roster_cache(self, path: str) -> tuple[RosterCache | None, str | None]:
         """(the configured roster cache, the roster file's digest) for a new database file;
@@ -261,7 +276,9 @@ class Simulator:
         del first
         doc_stored = doc is not None
         stamp_meta = {"roster_file_stamp": f"{digest} {stamp}"} if stamp is not None else {}
-        if doc is not None:
+        if doc is not None:  # checked against the new roster before it replaces the old one
+            self._check_startup_apps([d["id"] for d in doc.get("districts", [])],
+                                     list(doc.get("apps", [])))
             self.store.replace_roster(doc, {
                 "roster_digest": digest,
                 "roster_apps": json.dumps(doc.get("apps", []), ensure_ascii=False),
@@ -271,6 +288,7 @@ class Simulator:
             if big:
                 _release_memory()
         elif stamp_meta:  # same bytes, new stamp (touched, copied): skip the digest next time
+            self._check_startup_apps(self.store.roster_ids("districts"), self.roster_apps())
             with self.store.transaction() as db:
                 db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                            ("roster_file_stamp", stamp_meta["roster_file_stamp"]))
@@ -305,6 +323,9 @@ class Simulator:
                 conn.executescript(schema_sql())
                 conn.execute("BEGIN")
                 digest = _stream_roster(conn, source, stamp)
+                self._check_startup_apps(  # refused: the aside goes, no file is made
+                    [r[0] for r in conn.execute("SELECT id FROM districts ORDER BY rowid")],
+                    _stored_apps(conn), lambda client_id: None)
                 conn.execute("COMMIT")
             finally:
                 conn.close()
@@ -334,6 +355,8 @@ class Simulator:
         try:
             with self.store.replacing_roster() as db:
                 digest = _stream_roster(db, source, stamp)
+                # reads on this thread see the new roster; a refusal rolls it back whole
+                self._check_startup_apps(self.store.roster_ids("districts"), _stored_apps(db))
         except NotStreamable:
             return None
         return digest
@@ -365,16 +388,35 @@ class Simulator:
         """The app registrations the roster file declares."""
         return json.loads(self.store.get_meta("roster_apps") or "[]")
 
-    def _register_startup_apps(self) -> None:
-        for spec in self.roster_apps():
-            self._register_startup_app(spec)
+    def _check_startup_apps(self, districts: list[str], roster_apps: list[dict],
+                            stored: Callable[[str], Any] | None = None) -> None:
+        """Refuse the start (``ConfigError`` for a config's ``[app]``) when an app it would
+        register does not fit ``districts``, before anything is written for it: called
+        inside a new roster's transaction, a refusal rolls the roster back too. ``stored``
+        finds an app already registered (default: the store's)."""
+        stored = stored or self.clever.app
+        now = self.clock.iso()
+        checked: dict[str, Any] = {}
+        for spec in roster_apps:
+            cid = spec.get("client_id")
+            existing = checked.get(cid) or (stored(cid) if cid else None)
+            app = normalize_app(spec, districts, existing, now)  # the roster's own: checked with it
+            checked[app.client_id] = app
         for spec in self.cfg.get("APPS", []):  # a partner.toml's [app]: its mistakes are config ones
+            cid = spec.get("client_id")
+            existing = checked.get(cid) or (stored(cid) if cid else None)
             try:
-                self._register_startup_app(spec)
+                normalize_app(spec, districts, existing, now)
             except SimError as exc:  # e.g. a district the roster lacks (the rest: app_from_toml)
-                self.close()  # nobody gets this simulator: its database must be free to remove
                 where = self.cfg.get("CONFIG_FILE")
                 raise ConfigError(f"{where + ': ' if where else ''}{app_problems(exc)}") from None
+
+    def _register_startup_apps(self) -> None:
+        """Register the roster's apps, then the config's (checked: ``_check_startup_apps``)."""
+        for spec in self.roster_apps():
+            self._register_startup_app(spec)
+        for spec in self.cfg.get("APPS", []):
+            self._register_startup_app(spec)
 
     def _register_startup_app(self, spec: dict) -> None:
         existing = self.clever.app(spec["client_id"]) if spec.get("client_id") else None

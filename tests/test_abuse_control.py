@@ -531,8 +531,10 @@ def test_serve_answers_under_the_addresses_it_listens_on(monkeypatch):
     from simulator import cli, serving
 
     monkeypatch.setattr(serving, "machine_addresses", lambda host: ["192.0.2.7"])
-    assert cli.serve_allowed_hosts(None, (), "127.0.0.1") is None
-    assert cli.serve_allowed_hosts(None, ("clever-sim",), "0.0.0.0") == ["clever-sim", "192.0.2.7"]
+    assert cli.serve_allowed_hosts([], (), "127.0.0.1") is None
+    assert cli.serve_allowed_hosts([], ("clever-sim",), "0.0.0.0") == ["clever-sim", "192.0.2.7"]
+    assert cli.serve_allowed_hosts(["sim.ci"], ("clever-sim",), "0.0.0.0") == \
+        ["sim.ci", "clever-sim", "192.0.2.7"]
 
 
 def test_machine_addresses_are_real_and_never_loopback():

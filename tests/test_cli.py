@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from simulator.cli import main
@@ -58,5 +59,57 @@ def test_serve_rejects_invalid_toml(tmp_path):
 def test_serve_rejects_bad_roster_naming_the_path(tmp_path):
     bad = tmp_path / "roster.json"
     bad.write_text('{"districts": []}', encoding="utf-8")
-    result = CliRunner().invoke(main, ["serve", "--roster", str(bad), "--db", ":memory:"])
+    result = CliRunner().invoke(main, ["serve", "--roster", str(bad), "--db", ":memory:", "--port", "0"])
     assert result.exit_code == 2 and "roster fixture is invalid" in result.output
+
+
+def test_serve_reads_its_config_file_once_so_a_file_changed_meanwhile_never_mixes(tmp_path, monkeypatch):
+    """serve builds the layered config once and hands it to create_app: the TOML file is
+    read once, and a file rewritten during the start cannot give half of each version."""
+    from simulator import config, serving
+
+    path = tmp_path / "partner.toml"
+    path.write_text('[simulator]\nstrict = true\njournal_cap = 77\n[app]\nname = "First"\n'
+                    'client_id = "first-app"\nredirect_uris = ["http://127.0.0.1:5001/cb"]\n',
+                    encoding="utf-8")
+    reads: list[str] = []
+    real_read = config.read_toml
+
+    def read_then_rewrite(p):
+        reads.append(str(p))
+        doc = real_read(p)
+        path.write_text('[simulator]\nstrict = false\n', encoding="utf-8")  # an editor saves
+        return doc
+
+    built: list = []
+
+    def refuse(app, *args, **kwargs):
+        built.append(app)
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(config, "read_toml", read_then_rewrite)
+    monkeypatch.setattr(serving, "bind", refuse)
+    result = CliRunner().invoke(main, ["serve", "--config", str(path), "--db", ":memory:", "--port", "0"],
+                                env={"CLEVER_SIM_CONFIG": None, "CLEVER_SIM_STRICT": None,
+                                     "CLEVER_SIM_JOURNAL_CAP": None})
+    assert result.exit_code == 2 and "Address already in use" in result.stderr
+    assert reads == [str(path)]
+    (app,) = built
+    assert app.config["STRICT"] is True and app.config["JOURNAL_CAP"] == 77
+    assert app.config["CONFIG_FILE"] == str(path)
+    assert [a["client_id"] for a in app.config["APPS"]] == ["first-app"]
+
+
+def test_create_app_takes_a_built_config_alone(monkeypatch):
+    from simulator.app import create_app
+    from simulator.config import build_config
+
+    settings = build_config(environ={}, overrides={"DB": ":memory:", "STRICT": True})
+    monkeypatch.setenv("CLEVER_SIM_STRICT", "false")  # not read: settings are taken as they are
+    app = create_app(settings=settings)
+    try:
+        assert app.config["STRICT"] is True
+    finally:
+        app.extensions["clever_sim"].close()
+    with pytest.raises(TypeError, match="give settings alone"):
+        create_app({"STRICT": True}, settings=settings)

@@ -191,7 +191,8 @@ def test_bad_cli_input_gets_one_line_exit_2_and_writes_nothing(folder, busy_port
     fill = {"busy": busy_port, "closed": closed}
     args = [a.format(**fill) for a in args]
     before = tree(folder)
-    result = CliRunner().invoke(main, args, env={"CLEVER_SIM_HOST": None, "CLEVER_SIM_PORT": None,
+    # port 0 unless a row names one: the port is bound first, and 8080 may be taken here
+    result = CliRunner().invoke(main, args, env={"CLEVER_SIM_HOST": None, "CLEVER_SIM_PORT": "0",
                                                  "CLEVER_SIM_CONFIG": None, "CLEVER_SIM_TRACEBACK": None})
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.stderr.strip().splitlines()
@@ -240,7 +241,7 @@ def test_a_bad_flag_value_does_not_blame_the_environment(folder):
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root reads any file: an unreadable file cannot be made here")
-@pytest.mark.parametrize("args", [["serve", "--config", "secret.toml"], ["serve", "--roster", "secret.toml"],
+@pytest.mark.parametrize("args", [["serve", "--config", "secret.toml"], ["serve", "--roster", "secret.toml", "--port", "0"],
                                   ["contract", "--config", "secret.toml"],
                                   ["snapshot", "load", "secret.toml", "--db", "new.db"]])
 def test_an_unreadable_file_gets_one_line_and_exit_2(folder, args):
@@ -255,7 +256,8 @@ def test_an_unreadable_file_gets_one_line_and_exit_2(folder, args):
 def test_the_installed_command_prints_no_traceback(folder):
     """The console script goes through the same one place as CliRunner does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEVER_SIM_")}
-    done = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", "--db", "notes.txt"],
+    done = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", "--db", "notes.txt",
+                           "--port", "0"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
@@ -328,8 +330,8 @@ def test_a_start_refused_after_opening_an_existing_database_keeps_it_whole(folde
     sim.clever.register_app({"name": "Kept", "client_id": "kept-app", "client_secret": "k",
                              "redirect_uris": ["http://127.0.0.1:5001/cb"]}, None)
     sim.close()
-    result = CliRunner().invoke(main, ["serve", "--db", "kept.db", "--config", "no-district.toml"],
-                                env={"CLEVER_SIM_CONFIG": None})
+    result = CliRunner().invoke(main, ["serve", "--db", "kept.db", "--config", "no-district.toml",
+                                       "--port", "0"], env={"CLEVER_SIM_CONFIG": None})
     assert result.exit_code == 2 and "unknown district" in result.stderr
     again = create_app({"DB": "kept.db"}, environ={}).extensions["clever_sim"]
     try:

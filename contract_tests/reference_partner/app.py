@@ -21,6 +21,7 @@ session cookie holds a login id, not the token).
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -101,11 +102,13 @@ class PartnerServer:
 
 
 def bind_partner(app: Flask, host: str = "127.0.0.1", port: int = 5001,
-                 threads: int = 8) -> PartnerServer:
-    """Bind the listening socket now (port 0 picks one); REDIRECT_URI defaults to it."""
+                 threads: int = 8, sock: socket.socket | None = None) -> PartnerServer:
+    """Bind the listening socket now (port 0 picks one; ``sock``: one bound already, which
+    the server then owns); REDIRECT_URI defaults to it."""
     from waitress.server import create_server
 
-    server = create_server(app, host=host, port=port, threads=threads, ident="reference-partner",
+    where = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
+    server = create_server(app, **where, threads=threads, ident="reference-partner",
                            channel_timeout=30, clear_untrusted_proxy_headers=True)
     running = PartnerServer(app, server, host, server.effective_port)
     if not app.config.get("REDIRECT_URI"):
