@@ -236,3 +236,52 @@ def test_the_students_slot_sees_only_their_own_grades_while_the_teachers_sees_th
         assert "Students see their own grades only" in page_text(resp)
     mine = page_text(two.get("/u/1" + base))
     assert "— my grades" in mine
+
+
+
+def _fill_every_slot(client, roster) -> str:
+    """Sign this browser in as personas until every slot is taken; one more who is not."""
+    others = [u["id"] for u in roster["users"] if u["id"] not in personas(client)]
+    while len(personas(client)) < MAX_SLOTS:
+        add_persona(client, others.pop(0))
+    return others[0]
+
+
+# (the form's fields, the page's <h1>): every refusal of the persona picker
+PICKER_REFUSALS = {
+    "unknown-persona": ({"user_id": "nobody"}, "Unknown persona"),
+    "no-persona-picked": ({"user_id": ""}, "Unknown persona"),
+    "expired-form": ({"user_id": TEACHER, "csrf": "expired"}, "Form expired or forged (CSRF check failed)"),
+    "no-form-token": ({"user_id": TEACHER, "csrf": None}, "Form expired or forged (CSRF check failed)"),
+    "browser-full": ({"slot": "new"}, "Every persona slot of this browser is taken"),
+}
+
+
+@pytest.mark.parametrize("slot_prefix", ["", "/u/1"], ids=["first-tab", "slot-1"])
+@pytest.mark.parametrize("name", list(PICKER_REFUSALS))
+def test_a_refused_persona_pick_leads_back_to_a_fresh_form_never_a_resubmission(client, roster, enrolled,
+                                                                                 name, slot_prefix):
+    fields, title = PICKER_REFUSALS[name]
+    login(client, TEACHER)
+    if slot_prefix:
+        assert add_persona(client, enrolled) == "/u/1/schoology"
+    if name == "browser-full":
+        fields = {**fields, "user_id": _fill_every_slot(client, roster)}
+    before = personas(client)
+    form = form_to(client.get(f"{slot_prefix}/schoology"), f"{slot_prefix}/schoology/persona")
+    resp = submit(client, form, **fields)
+    assert resp.status_code == 400 and resp.mimetype == "text/html"
+    text = page_text(resp)
+    assert f"<h1>{title}</h1>" in text
+    again = f"{slot_prefix}/schoology/persona"
+    assert f'<a class="btn" href="{again}">Open the form again</a>' in text
+    assert personas(client) == before
+    opened = client.get(again)  # a GET: the page holding the form, in the same slot
+    assert opened.status_code == 303
+    assert urlsplit(opened.headers["Location"]).path == f"{slot_prefix}/schoology"
+    page = client.get(opened.headers["Location"])
+    assert page.status_code == 200
+    fresh = dict(form_to(page, f"{slot_prefix}/schoology/persona")["fields"])
+    with client.session_transaction() as s:
+        assert fresh["csrf"] == s["csrf"]  # a fresh form, with this session's token
+    assert personas(client) == before

@@ -56,21 +56,29 @@ def _page_context() -> dict:
             "persona_slot": slot, "other_personas": others}
 
 
+def _form_again() -> str | None:
+    """A refused form's way back, for its answer page: reloading that answer would send the
+    same form again (an expired CSRF token stays expired, a full browser stays full), so
+    the link is the form's address opened as a page (a GET: every one leads to the page
+    holding the form, in this tab's persona slot). None for a page that was not a form's."""
+    if request.method != "POST":
+        return None
+    return request.script_root + quote(request.path, safe="/")
+
+
 @bp.errorhandler(domain.PageError)
 def _page_error(exc: domain.PageError):
+    """A refusal in plain words (an unknown persona, a full browser) as an HTML page."""
     return render_template("schoology_error.html", title=exc.title, detail=exc.detail,
-                           hints=exc.hints, problems=[]), exc.status
+                           hints=exc.hints, problems=[], again_url=_form_again()), exc.status
 
 
 @bp.errorhandler(SimError)
 def _sim_error(exc: SimError):
     """Rule breaks on these pages (CSRF, unknown persona) as an HTML page, not JSON."""
     problems = [f"{e.field}: {e.problem}" + (f" ({e.hint})" if e.hint else "") for e in exc.errors]
-    # A form's answer: reloading it would send the same form again (an expired CSRF token
-    # stays expired); its address opened as a page leads to the page holding the form.
-    again = request.script_root + quote(request.path, safe="/") if request.method == "POST" else None
     return render_template("schoology_error.html", title=exc.message, detail="",
-                           hints=[], problems=problems, again_url=again), exc.status
+                           hints=[], problems=problems, again_url=_form_again()), exc.status
 
 
 # --- home and persona -------------------------------------------------------------------

@@ -114,3 +114,23 @@ def test_a_form_left_open_across_a_restart_explains_itself_and_leads_back(tmp_pa
         for running in (server, restarted):
             if running is not None:
                 running.stop()
+
+
+def test_a_refused_persona_pick_leads_back_to_the_form_without_sending_it_again(demo, new_context, ui):
+    """The persona picker refuses someone no longer in the roster (a tab left open while
+    the simulator restarted on another roster): a page, not JSON, whose link opens a fresh
+    picker (a GET, never the refused POST again), the tab's persona unchanged."""
+    url = demo.sim_url
+    page = new_context().new_page()
+    ui.switch_persona(page, url, TEACHER)
+    ui.pick(page, TEACHER, None)
+    page.eval_on_selector("#user_id option:checked", "o => { o.value = 'gone-from-the-roster'; }")
+    page.get_by_role("button", name="Switch persona").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Unknown persona")
+    expect(page.locator("main")).to_contain_text("'gone-from-the-roster' is not a teacher or student")
+    posts = _no_resubmission(page)
+    page.get_by_role("link", name="Open the form again").click()
+    expect(page).to_have_url(f"{url}/schoology")
+    expect(page.get_by_test_id("who")).to_contain_text(TEACHER)
+    assert posts == []
+    ui.switch_persona(page, url, "Daniel Kim")  # the fresh form works
