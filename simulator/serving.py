@@ -39,6 +39,7 @@ from waitress.server import TcpWSGIServer, create_server
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.trigger import trigger as WaitressTrigger
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge, ServerNotImplemented
+from waitress.wasyncore import _DISCONNECTED
 
 from . import limits
 from .errors import ConnectionDropped
@@ -103,6 +104,14 @@ class _JsonErrorTask(ErrorTask):
     the cap, instead of waitress's text/plain page; a transfer coding it cannot read is a
     400 naming the header, as on granian (waitress: 501), so no request gets a 5xx."""
 
+    def __init__(self, channel: Any, request: Any) -> None:
+        super().__init__(channel, request)
+        # A request line it could not parse leaves no path, which waitress names when the
+        # client has gone before the answer is written ("Client disconnected while serving
+        # %s"): an AttributeError traceback from a worker thread otherwise.
+        if getattr(request, "path", None) is None:
+            request.path = "(a request it could not parse)"
+
     def execute(self):
         error, adj = self.request.error, self.channel.server.adj
         status = f"{error.code} {error.reason}"
@@ -149,6 +158,44 @@ class QuietChannel(HTTPChannel):
 
     task_class = _Task
     error_task_class = _JsonErrorTask
+    half_closed = False  # the client shut its sending side with requests to answer
+
+    def handle_read(self):
+        """Waitress's read, except that the end of the client's data with whole requests
+        still to answer (a half-close: ``shutdown(SHUT_WR)`` after the request, which HTTP
+        allows) answers them and then closes; waitress closed the connection at once, so
+        they got nothing. A long wait's client that stops sending has left (a closed tab):
+        its wait ends, as before."""
+        try:
+            data = self.socket.recv(self.adj.recv_bytes)
+        except OSError as why:
+            if why.args[0] not in _DISCONNECTED and self.adj.log_socket_errors:
+                self.logger.exception("Socket error")
+            self.handle_close()
+            return
+        if data:
+            self.last_activity = time.time()
+            self.received(data)
+            return
+        with self.requests_lock:
+            answering = bool(self.requests) and not any(is_wait(r) for r in self.requests)
+            if answering:
+                self.half_closed = True  # read no more; ``service`` closes after the answers
+        if not answering:
+            self.handle_close()  # as waitress: the client has gone
+
+    def readable(self):
+        return not self.half_closed and super().readable()
+
+    def service(self):
+        super().service()
+        if self.half_closed:
+            with self.requests_lock:
+                done = not self.requests
+                if done:
+                    self.close_when_flushed = True
+            if done:
+                self.server.pull_trigger()
 
     def writable(self):
         if self.total_outbufs_len and self.requests and not (self.will_close
