@@ -312,7 +312,7 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     # The port first: a busy one refuses the start before the database is opened or its
     # roster replaced (a refused start changes nothing).
     try:
-        sock = listen(host, port)
+        sock = listen(host, port, kind)
     except (OSError, ValueError) as exc:  # in use, not ours, not an address
         raise click.ClickException(f"cannot listen on {host}:{port}: "
                                    f"{getattr(exc, 'strerror', None) or exc}") from None

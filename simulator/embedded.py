@@ -57,12 +57,12 @@ def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: i
     from .app import create_app
     from .serving import bind, choose_server, listen
 
-    choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")  # before the port
-    sock = listen(host, port)
+    kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
+    sock = listen(host, port, kind)
     try:
         app = create_app(dict(settings), config_file=config_file, environ=environ)
         try:
-            return bind(app, host, port, server=server, sock=sock)
+            return bind(app, host, port, server=kind, sock=sock)
         except BaseException:
             app.extensions["clever_sim"].close()
             raise

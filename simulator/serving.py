@@ -869,13 +869,16 @@ WRITE_PROBE_S = 1.0  # how often granian-served live streams write, to notice a 
 GRANIAN_IDLE_S = 10  # waitress closes idle connections after 30 s, and evicts them when full
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host`` (an address or a name: its first address)."""
+def _listening_socket(host: str, port: int, v6only: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host`` (an address or a name: its first address);
+    ``v6only``: an IPv6 one takes no IPv4 connections (as waitress binds them)."""
     found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = found[0]
     sock = socket.socket(family, kind, proto)
     try:
+        if v6only and family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if os.name != "nt":  # as waitress: a restart can reuse the port at once
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
@@ -945,10 +948,11 @@ class RunningServer:
         close_app(self.app)  # every tenant's store, then the root's
 
 
-def listen(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
-    """The listening socket for ``bind(..., sock=)``, bound before the app is built: a port
-    that is taken (OSError) refuses a start before it has opened or changed a database."""
-    return _listening_socket(one_address(host), port)
+def listen(host: str = "127.0.0.1", port: int = 8080, server: str = "waitress") -> socket.socket:
+    """The listening socket for ``bind(..., sock=)`` on ``server``, bound before the app is
+    built: a port that is taken (OSError) refuses a start before it has opened or changed a
+    database. As each server binds its own: an IPv6 address is IPv6 only on waitress."""
+    return _listening_socket(one_address(host), port, v6only=server == "waitress")
 
 
 def bind(app: Flask, host: str = "127.0.0.1", port: int = 8080,
