@@ -102,8 +102,11 @@ def ensure_registration(sim, partner_url: str, port: int) -> bool:
 
 def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = ":memory:", *,
                host: str = "127.0.0.1", environ: Mapping[str, str] | None = None,
-               server: str | None = None) -> Demo:
+               server: str | None = None, settings: Mapping[str, Any] | None = None) -> Demo:
     """Start the simulator and the reference partner; both listen on ``host``.
+
+    ``settings``: the simulator's whole config, built already (``clever-sim demo``: read
+    once), instead of ``db`` and ``environ``.
 
     ``environ`` is passed to ``create_app`` (None: the process environment, so
     ``CLEVER_SIM_*`` settings apply). Raises OSError when a port is taken, with nothing
@@ -123,8 +126,10 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
                                exc) from exc
         raise
     try:
-        sim_server = bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
-                                    server=server)
+        sim_server = (bind_simulator(settings, host, sim_port, server=server, built=True)
+                      if settings is not None else
+                      bind_simulator({"DB": db} if db else {}, host, sim_port, environ=environ,
+                                     server=server))
     except BaseException as exc:
         partner_sock.close()
         if isinstance(exc, OSError) and exc.errno in _PORT_ERRORS:
@@ -283,7 +288,8 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
     try:
         settings = build_config(overrides={"DB": db} if db else {})
         with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
-            demo = start_demo(sim_port, partner_port, db, server=server)  # a busy port: no file
+            demo = start_demo(sim_port, partner_port, db, server=server,  # a busy port: no file
+                              settings=settings)  # the config as read once
     except DemoPortBusy as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -46,9 +46,11 @@ class PortUnavailable(SimulatorUnavailable):
 
 def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: int = 0, *,
                    environ: Mapping[str, str] | None = None, config_file: str | None = None,
-                   server: str | None = None) -> RunningServer:
-    """A simulator built from ``settings`` (``create_app``'s) with its socket bound but not
-    serving yet (``.start()`` serves): a caller can set things up before the first request.
+                   server: str | None = None, built: bool = False) -> RunningServer:
+    """A simulator built from ``settings`` (``create_app``'s; ``built``: a whole config
+    ``build_config`` made already, taken as it is, no file or variable read again) with its
+    socket bound but not serving yet (``.start()`` serves): a caller can set things up
+    before the first request.
 
     ``ConfigError``/``RosterError`` from the settings and ``OSError`` from the port
     propagate. The port is bound before the app is built, so a taken one refuses the start
@@ -60,7 +62,8 @@ def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: i
     kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
     sock = listen(host, port, kind)
     try:
-        app = create_app(dict(settings), config_file=config_file, environ=environ)
+        app = (create_app(settings=settings) if built else
+               create_app(dict(settings), config_file=config_file, environ=environ))
         try:
             return bind(app, host, port, server=kind, sock=sock)
         except BaseException:

@@ -113,3 +113,37 @@ def test_create_app_takes_a_built_config_alone(monkeypatch):
         app.extensions["clever_sim"].close()
     with pytest.raises(TypeError, match="give settings alone"):
         create_app({"STRICT": True}, settings=settings)
+
+
+def test_demo_reads_the_config_file_of_clever_sim_config_once(tmp_path, monkeypatch):
+    """demo builds its config once and hands it to the simulator it starts (a file rewritten
+    meanwhile cannot give half of each version)."""
+    import contract_tests.demo as demo
+    from simulator import config
+
+    path = tmp_path / "sim.toml"
+    path.write_text("[simulator]\nstrict = true\njournal_cap = 77\n", encoding="utf-8")
+    reads: list[str] = []
+    real_read = config.read_toml
+
+    def read_then_rewrite(p):
+        reads.append(str(p))
+        doc = real_read(p)
+        path.write_text("[simulator]\nstrict = false\n", encoding="utf-8")  # an editor saves
+        return doc
+
+    started: list = []
+
+    def stop_at_once(running):  # instead of printing the walkthrough and waiting for Ctrl+C
+        started.append(running.sim.app.config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(config, "read_toml", read_then_rewrite)
+    monkeypatch.setattr(demo, "walkthrough", stop_at_once)
+    result = CliRunner().invoke(main, ["demo", "--port", "0", "--partner-port", "0"],
+                                env={"CLEVER_SIM_CONFIG": str(path), "CLEVER_SIM_STRICT": None,
+                                     "CLEVER_SIM_JOURNAL_CAP": None, "CLEVER_SIM_DB": None})
+    assert result.exit_code == 0, result.output
+    assert reads == [str(path)]
+    (cfg,) = started
+    assert cfg["STRICT"] is True and cfg["JOURNAL_CAP"] == 77
