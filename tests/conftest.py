@@ -204,3 +204,27 @@ GRANIAN_PROBLEM = _granian_problem()
 needs_granian = pytest.mark.skipif(GRANIAN_PROBLEM is not None, reason=f"granian: {GRANIAN_PROBLEM}")
 SERVERS = [pytest.param("granian", id="granian", marks=needs_granian),
            pytest.param("waitress", id="waitress")]
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def served(request):
+    """The default app served on each server (``running.url``), started once per module."""
+    from simulator.serving import start_in_thread
+    from simulator.tenants import close_app
+
+    app = create_app({"DB": ":memory:"}, environ={})
+    running = start_in_thread(app, port=0, server=request.param)
+    yield running
+    running.stop()
+    close_app(app)
+
+
+@pytest.fixture
+def busy_port():
+    """A port something else listens on."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]

@@ -189,13 +189,6 @@ def test_an_unknown_tenant_outside_ascii_is_named_as_typed(client, raw, shown):
 
 # --- an injected fault is always a well-formed final answer ------------------------------------
 
-@pytest.fixture(scope="module", params=SERVERS)
-def served(request):
-    app = create_app({"DB": ":memory:"}, environ={})
-    running = start_in_thread(app, port=0, server=request.param)
-    yield running
-    running.stop()
-    close_app(app)
 
 
 @pytest.mark.parametrize("status", [204, 205, 304])

@@ -63,23 +63,34 @@ def test_serve_rejects_bad_roster_naming_the_path(tmp_path):
     assert result.exit_code == 2 and "roster fixture is invalid" in result.output
 
 
-def test_serve_reads_its_config_file_once_so_a_file_changed_meanwhile_never_mixes(tmp_path, monkeypatch):
-    """serve builds the layered config once and hands it to create_app: the TOML file is
-    read once, and a file rewritten during the start cannot give half of each version."""
-    from simulator import config, serving
+def _rewritten_after_each_read(monkeypatch, path) -> list[str]:
+    """Make every read of a TOML file rewrite ``path`` afterwards (as an editor saving during
+    the start would); returns the list of paths read."""
+    from simulator import config
 
-    path = tmp_path / "partner.toml"
-    path.write_text('[simulator]\nstrict = true\njournal_cap = 77\n[app]\nname = "First"\n'
-                    'client_id = "first-app"\nredirect_uris = ["http://127.0.0.1:5001/cb"]\n',
-                    encoding="utf-8")
     reads: list[str] = []
     real_read = config.read_toml
 
     def read_then_rewrite(p):
         reads.append(str(p))
         doc = real_read(p)
-        path.write_text('[simulator]\nstrict = false\n', encoding="utf-8")  # an editor saves
+        path.write_text("[simulator]\nstrict = false\n", encoding="utf-8")
         return doc
+
+    monkeypatch.setattr(config, "read_toml", read_then_rewrite)
+    return reads
+
+
+def test_serve_reads_its_config_file_once_so_a_file_changed_meanwhile_never_mixes(tmp_path, monkeypatch):
+    """serve builds the layered config once and hands it to create_app: the TOML file is
+    read once, and a file rewritten during the start cannot give half of each version."""
+    from simulator import serving
+
+    path = tmp_path / "partner.toml"
+    path.write_text('[simulator]\nstrict = true\njournal_cap = 77\n[app]\nname = "First"\n'
+                    'client_id = "first-app"\nredirect_uris = ["http://127.0.0.1:5001/cb"]\n',
+                    encoding="utf-8")
+    reads = _rewritten_after_each_read(monkeypatch, path)
 
     built: list = []
 
@@ -87,7 +98,6 @@ def test_serve_reads_its_config_file_once_so_a_file_changed_meanwhile_never_mixe
         built.append(app)
         raise OSError(98, "Address already in use")
 
-    monkeypatch.setattr(config, "read_toml", read_then_rewrite)
     monkeypatch.setattr(serving, "bind", refuse)
     result = CliRunner().invoke(main, ["serve", "--config", str(path), "--db", ":memory:", "--port", "0"],
                                 env={"CLEVER_SIM_CONFIG": None, "CLEVER_SIM_STRICT": None,
@@ -119,18 +129,10 @@ def test_demo_reads_the_config_file_of_clever_sim_config_once(tmp_path, monkeypa
     """demo builds its config once and hands it to the simulator it starts (a file rewritten
     meanwhile cannot give half of each version)."""
     import contract_tests.demo as demo
-    from simulator import config
 
     path = tmp_path / "sim.toml"
     path.write_text("[simulator]\nstrict = true\njournal_cap = 77\n", encoding="utf-8")
-    reads: list[str] = []
-    real_read = config.read_toml
-
-    def read_then_rewrite(p):
-        reads.append(str(p))
-        doc = real_read(p)
-        path.write_text("[simulator]\nstrict = false\n", encoding="utf-8")  # an editor saves
-        return doc
+    reads = _rewritten_after_each_read(monkeypatch, path)
 
     started: list = []
 
@@ -138,7 +140,6 @@ def test_demo_reads_the_config_file_of_clever_sim_config_once(tmp_path, monkeypa
         started.append(running.sim.app.config)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(config, "read_toml", read_then_rewrite)
     monkeypatch.setattr(demo, "walkthrough", stop_at_once)
     result = CliRunner().invoke(main, ["demo", "--port", "0", "--partner-port", "0"],
                                 env={"CLEVER_SIM_CONFIG": str(path), "CLEVER_SIM_STRICT": None,

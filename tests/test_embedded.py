@@ -4,7 +4,6 @@ and the contract runner share, used here without the plugin."""
 
 from __future__ import annotations
 
-import socket
 
 import httpx
 import pytest
@@ -16,13 +15,6 @@ from simulator.embedded import (AppRegistrations, PortUnavailable, SimulatorUnav
 CALLBACK = "http://127.0.0.1:5001/clever/callback"
 
 
-@pytest.fixture
-def busy_port():
-    """A port something else listens on."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        yield taken.getsockname()[1]
 
 
 def apps_at(url: str) -> dict[str, dict]:

@@ -39,13 +39,6 @@ def _answer(data: bytes) -> tuple[str, dict, bytes]:
     return line, headers, body
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def served(request):
-    app = create_app({"DB": ":memory:"}, environ={})
-    running = start_in_thread(app, port=0, server=request.param)
-    yield running
-    running.stop()
-    close_app(app)
 
 
 GET = "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"
