@@ -335,6 +335,10 @@ def demo(port: int, partner_port: int, db: str, server: str, print_partner_confi
     """Run the simulator and the reference partner together and print a 3-step walkthrough."""
     from simulator.cli import _build
 
+    if port == partner_port != 0:  # else the partner's bind fails as if another program held it
+        raise click.BadParameter(f"is {port}, the same as --port: the simulator and the reference "
+                                 "partner need a port each (or 0 for any free one)",
+                                 param_hint="'--partner-port'")
     if print_partner_config:
         if 0 in (port, partner_port):
             raise click.UsageError("--print-partner-config needs the demo's real ports, not 0")

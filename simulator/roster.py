@@ -447,6 +447,10 @@ def load_roster_file(path: str | os.PathLike, *, salt: bytes = b"",
 
 
 def _parse_json_text(text: str, path: Path) -> object:
+    if not text.strip():  # e.g. left by a `fixtures generate > file` that failed
+        raise RosterError([RosterProblem(
+            "$", f"roster file {str(path)!r} is empty: a roster is one JSON object "
+                 "(`clever-sim fixtures show-default` prints the packaged one to start from)")])
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:

@@ -39,6 +39,8 @@ def folder(tmp_path, monkeypatch):
     (tmp_path / "no-district.toml").write_text(PARTNER_TOML + 'districts = ["000000000000000000000000"]\n',
                                                encoding="utf-8")
     (tmp_path / "twice.json").write_text('{"users": [], "users": []}', encoding="utf-8")
+    (tmp_path / "empty.json").write_bytes(b"")
+    (tmp_path / "blank.json").write_text(" \n\t\n", encoding="utf-8")
     (tmp_path / "latin1.toml").write_bytes('[app]\nname = "Mathé"\n'.encode("latin-1"))
     other = sqlite3.connect(tmp_path / "other.db")
     other.execute("CREATE TABLE recipes (name TEXT)")
@@ -110,6 +112,9 @@ CASES = {
                                 "cannot listen on 127.0.0.1:{busy} for the simulator"),
     "demo-partner-port-in-use-new-db": (["demo", "--db", "state/sim.db", "--port", "0", "--partner-port",
                                          "{busy}"], "cannot listen on 127.0.0.1:{busy} for the reference partner"),
+    "demo-same-port-twice": (["demo", "--port", "8765", "--partner-port", "8765"],
+                             "Invalid value for '--partner-port': is 8765, the same as --port: the "
+                             "simulator and the reference partner need a port each (or 0 for any free one)"),
     "demo-partner-port-in-use": (["demo", "--port", "0", "--partner-port", "{busy}"],
                                  "cannot listen on 127.0.0.1:{busy} for the reference partner: Address "
                                  "already in use (choose another port with --partner-port, or 0 for any free one)"),
@@ -120,6 +125,12 @@ CASES = {
     "validate-not-json": (["fixtures", "validate", "notes.txt"],
                           "clever-sim fixtures validate: roster file 'notes.txt' is not valid JSON: "
                           "Expecting value at line 1, column 1"),
+    "validate-empty": (["fixtures", "validate", "empty.json"],
+                       "clever-sim fixtures validate: roster file 'empty.json' is empty: a roster is one "
+                       "JSON object (`clever-sim fixtures show-default` prints the packaged one to start from)"),
+    "validate-blank": (["fixtures", "validate", "blank.json"], "roster file 'blank.json' is empty"),
+    "serve-roster-empty": (["serve", "--roster", "empty.json", "--port", "0"],
+                           "roster fixture is invalid: $: roster file 'empty.json' is empty"),
     "validate-not-utf8": (["fixtures", "validate", "latin1.toml"],
                           "roster file 'latin1.toml' is not UTF-8 text (byte offset 18)"),
     "validate-key-twice": (["fixtures", "validate", "twice.json"],
