@@ -43,9 +43,12 @@ from grade_throughput import process_cpu_s, spawn, stop, student_token  # noqa: 
 from loadgen import build_request, run_load  # noqa: E402
 
 THREADS = 16
+# The issue's baseline is ``waitress-serve --threads=8`` (issue 17's table); ``--baseline-threads``
+# changes it (rounds before 2026-12-08 used 16).
+BASELINE_THREADS = 8
 TARGETS = {  # name: command line (the baseline is bare-waitress)
-    "bare-waitress": lambda tmp: [sys.executable, str(HERE / "baseline_app.py"), str(THREADS),
-                                  "--server", "waitress"],
+    "bare-waitress": lambda tmp: [sys.executable, str(HERE / "baseline_app.py"),
+                                  str(BASELINE_THREADS), "--server", "waitress"],
     "bare-granian": lambda tmp: [sys.executable, str(HERE / "baseline_app.py"), str(THREADS),
                                  "--server", "granian"],
     # the serving ceiling: a plain WSGI app (parse the JSON body, answer) on the same wrapper
@@ -162,6 +165,7 @@ def _median_or_none(values: list[float | None]) -> float | None:
 
 
 def main() -> None:
+    global BASELINE_THREADS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
@@ -175,8 +179,11 @@ def main() -> None:
                     help="also the plain app spinning each of these CPU µs per grade POST "
                          "(targets busy-US): how much work per grade each goal allows")
     ap.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    ap.add_argument("--baseline-threads", type=int, default=BASELINE_THREADS,
+                    help="threads of the bare-Flask-on-waitress baseline (the issue's: 8)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    BASELINE_THREADS = args.baseline_threads
     tool = "wrk" if args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk")) \
         else "python"
     # Measured together, round by round (baseline, then each of the group): with --before,
@@ -224,6 +231,7 @@ def main() -> None:
         for proc in procs:
             stop(proc)
     report = {"load_at_start": load_at_start, "load": os.getloadavg(), "tool": tool,
+              "baseline_threads": BASELINE_THREADS,
               "pairs": args.pairs, "seconds": args.seconds, "before": args.before,
               "floor_us": floor, "figures": figures}
     report["ratios"] = {name: _pair_ratios(figures, name) for name in targets}
@@ -232,7 +240,7 @@ def main() -> None:
         return
     print(f"load average {load_at_start[0]:.1f} at the start, {report['load'][0]:.1f} at the end, "
           f"on {os.cpu_count()} CPUs; load from {tool}; median of {args.pairs} interleaved pairs "
-          f"of {args.seconds:g} s; baseline = bare Flask on waitress ({THREADS} threads)"
+          f"of {args.seconds:g} s; baseline = bare Flask on waitress ({BASELINE_THREADS} threads)"
           + (f"; before-* = the simulator of {args.before}" if args.before else ""))
     if floor:
         print(f"in process (grade_floor.py, CPU µs): grade POST {floor['grade']}, save_grade "
