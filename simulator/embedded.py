@@ -54,7 +54,8 @@ def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: i
 
     ``ConfigError``/``RosterError`` from the settings and ``OSError`` from the port
     propagate. The port is bound before the app is built, so a taken one refuses the start
-    before a database is opened or its roster replaced; nothing is left open after either.
+    before a database is opened or its roster replaced; nothing is left open after either,
+    and a refused start on a new database leaves no file (``Simulator.abandon``).
     """
     from .app import create_app
     from .serving import bind, choose_server, listen
@@ -67,7 +68,7 @@ def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: i
         try:
             return bind(app, host, port, server=kind, sock=sock)
         except BaseException:
-            app.extensions["clever_sim"].close()
+            app.extensions["clever_sim"].abandon()  # a database it made for this start goes too
             raise
     except BaseException:
         sock.close()

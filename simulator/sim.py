@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -56,6 +56,12 @@ def _file_stamp(path: str | os.PathLike) -> str | None:
     except OSError:
         return None
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _missing_folders(path: str) -> list[Path]:
+    """The folders above the file ``path`` that do not exist yet, deepest first."""
+    target = Path(path)
+    return [p for p in (target.parent, *target.parent.parents) if not p.exists()]
 
 
 def _release_memory() -> None:
@@ -185,33 +191,48 @@ class Simulator:
         if path != ":memory:":
             remove_stale_asides(path)
         fresh = path != ":memory:" and not Path(path).exists()
-        cache, cache_key = self._roster_cache(path) if fresh else (None, None)
-        if cache is not None and cache_key is not None and cache.restore(cache_key, path):
-            fresh = False
-        stamp = self._roster_stamp()  # before any read: a file changed meanwhile differs next time
-        streamed = self._stream_into_new_file(path, stamp) if fresh else None
-        fresh = fresh and (streamed is not None or not Path(path).exists())  # made meanwhile?
-        self._roster_read = self._read_roster(None) if fresh and streamed is None else None
-        self.store = Store(path)
-        self.clever = CleverBackend(self.store, self.clock)
-        self.schoology = SchoologyBackend(self.store, self.clever)
-        self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
-        self.faults = Faults()
-        self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
-        self._grades_changed = threading.Condition()
-        self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
+        # What this start made for a new database (its file and the folders missing now, a
+        # roster cache entry): a refused start removes them again, on every path.
+        self._made: list[Path] = []
+        missing = _missing_folders(path) if fresh else []
+        target = Path(path)
+        database = [target, target.with_name(target.name + "-wal"),
+                    target.with_name(target.name + "-shm"), *missing]
         try:
-            kept = self._load_roster(stamp)  # after a streamed load: the stamp matches
+            cache, cache_key = self._roster_cache(path) if fresh else (None, None)
+            if cache is not None and cache_key is not None and cache.restore(cache_key, path):
+                fresh = False
+                self._made = database
+            stamp = self._roster_stamp()  # before any read: a file changed meanwhile differs next time
+            streamed = self._stream_into_new_file(path, stamp) if fresh else None
+            fresh = fresh and (streamed is not None or not Path(path).exists())  # made meanwhile?
+            self._roster_read = self._read_roster(None) if fresh and streamed is None else None
+            if fresh:  # streamed into place, or the store makes it now
+                self._made = database
+            self.store = Store(path)
+            self.clever = CleverBackend(self.store, self.clock)
+            self.schoology = SchoologyBackend(self.store, self.clever)
+            self.journal = Journal(cfg["JOURNAL_CAP"], cfg["JOURNAL_MAX_MB"] * 1024 * 1024)
+            self.faults = Faults()
+            self.rate = RateLimiter(cfg["RATE_LIMIT_PER_MIN"])
+            self._grades_changed = threading.Condition()
+            self._waiters = 0  # threads inside wait_for (changed under _grades_changed)
+            # Every start-up app is checked against the roster once, before anything is
+            # written for it: a new roster inside the transaction that stores it (a refusal
+            # rolls it back), a kept one here. A refused start changes nothing.
+            kept, checked = self._load_roster(stamp)
             loaded = streamed or kept
-            # Every start-up app is checked against the roster before anything is written
-            # for it (a new roster: inside its transaction): a refused start changes nothing.
-            self._check_startup_apps(self.district_ids, self.roster_apps())
+            if streamed is None and not checked:
+                self._check_startup_apps(self.district_ids, self.roster_apps())
             if fresh and loaded is not None and cache is not None:
+                entry = cache.entry(loaded)
+                made = [] if entry.exists() else [entry, *_missing_folders(str(entry))]
                 with self.store.read() as conn:  # the roster alone: apps are registered next
                     cache.save(conn, loaded)
+                self._made += made
             self._register_startup_apps()
         except BaseException:
-            self.close()  # nobody gets this simulator: its database must be free to remove
+            self.abandon()  # nobody gets this simulator: nor the database it made
             raise
 
     def _roster_cache(self, path: str) -> tuple[RosterCache | None, str | None]:
@@ -240,15 +261,16 @@ class Simulator:
             return (None if digest == stored else doc), digest
         return load_roster_file(source, salt=_DIGEST_SALT, unless_digest=stored)
 
-    def _load_roster(self, stamp: str | None) -> str | None:
+    def _load_roster(self, stamp: str | None) -> tuple[str | None, bool]:
         """Load the configured roster (or the one read before the database was created);
         replace the stored one only when it changed.
 
         A roster file is recognised by the digest of its bytes (and of the loader's
         layout): when the database already holds it, nothing is parsed, checked or
         written, so a restart on the same database is instant whatever the roster's size.
-        The parsed document is dropped once stored: requests query the store. Returns the
-        digest of a roster stored now, None when the stored one was kept.
+        The parsed document is dropped once stored: requests query the store. Returns (the
+        digest of a roster stored now, None when the stored one was kept; whether the
+        start-up apps were checked against the roster served, ``_check_startup_apps``).
 
         ``stamp`` (``_roster_stamp``, taken before the file was read) saves even the digest:
         when the database recorded this very stamp with its roster's digest, the file is
@@ -261,7 +283,7 @@ class Simulator:
             if stored is not None and stamp is not None \
                     and self.store.get_meta("roster_file_stamp") == f"{stored} {stamp}":
                 self.reload_district_ids()  # the very file stored last time: not even read
-                return None
+                return None, False
             if not isinstance(source, dict):
                 if stored is not None and file_digest(source, _DIGEST_SALT) == stored:
                     first = (None, stored)  # same bytes: nothing to parse or store
@@ -269,13 +291,14 @@ class Simulator:
                     streamed = self._stream_into_store(source, stamp)
                     if streamed is not None:
                         self.reload_district_ids()
-                        return streamed
+                        return streamed, True
             if first is None:
                 first = self._read_roster(stored)
         doc, digest = first
         del first
         doc_stored = doc is not None
         stamp_meta = {"roster_file_stamp": f"{digest} {stamp}"} if stamp is not None else {}
+        checked = doc_stored or bool(stamp_meta)  # either path below checks the apps
         if doc is not None:  # checked against the new roster before it replaces the old one
             self._check_startup_apps([d["id"] for d in doc.get("districts", [])],
                                      list(doc.get("apps", [])))
@@ -293,7 +316,7 @@ class Simulator:
                 db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                            ("roster_file_stamp", stamp_meta["roster_file_stamp"]))
         self.reload_district_ids()
-        return digest if doc_stored else None
+        return (digest if doc_stored else None), checked
 
     def _stream_into_new_file(self, path: str, stamp: str | None) -> str | None:
         """Stream the roster file into a database written aside and linked to ``path``
@@ -305,7 +328,7 @@ class Simulator:
         if isinstance(source, dict):
             return None
         target = Path(path)
-        made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+        made = _missing_folders(path)
         aside: str | None = None
         placed = False
         try:
@@ -483,4 +506,21 @@ class Simulator:
         self.grades_changed()
 
     def close(self) -> None:
-        self.store.close()
+        store = getattr(self, "store", None)  # None: a start refused before it was opened
+        if store is not None:
+            store.close()
+
+    def abandon(self) -> None:
+        """Close, and remove the database this start made for a new file (with its -wal,
+        -shm, the folders made for it and a roster cache entry it saved): a refused start
+        on a new database leaves no file. Also for a start refused after the simulator was
+        built (``bind_simulator``: its server could not be made)."""
+        self.close()
+        made, self._made = getattr(self, "_made", []), []
+        # files, then folders deepest first (one something else filled stays)
+        for path in sorted(made, key=lambda p: (p.is_dir(), -len(p.parts))):
+            with suppress(OSError):
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink(missing_ok=True)
