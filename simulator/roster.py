@@ -179,6 +179,22 @@ def _schema_problems(doc: object) -> list[RosterProblem]:
     return [RosterProblem(jsontext.json_path(e.absolute_path), _schema_message(e)) for e in errors]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
+
+
+def _control_problem(what: str, value: Any, owner: str) -> str | None:
+    """Why an id holding a control character is refused (docs/decisions.md), or None."""
+    found = _CONTROL.search(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    shown = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    shown = json.dumps(shown, ensure_ascii=False).replace("\\\\u", "\\u")
+    return (f"{what} {shown} of {owner} holds a control character "
+            f"(U+{ord(found.group()):04X} at index {found.start()}), which no id may hold (it "
+            f"cannot be typed or seen in a URL or a page, and SQLite's JSON functions cut a text "
+            f"at a NUL): remove it")
+
+
 def _roles_text(user: dict) -> str:
     """"a teacher and a staff member": how messages name what a user is."""
     return " and ".join(ROLE_WORDS.get(r, repr(r)) for r in ROLES if r in user["roles"])
@@ -234,13 +250,24 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
             else:
                 seen[uid] = j
 
+    def check_plain(parts: tuple, what: str, value: Any, owner: str) -> None:
+        problem = _control_problem(what, value, owner)
+        if problem is not None:
+            report(parts, problem)
+
     # Districts: grading config ids are unique within the district.
     for i, district in enumerate(doc["districts"]):
         schoology = district.get("schoology") or {}
+        contact = district.get("district_contact")
+        if isinstance(contact, dict):
+            check_plain(("districts", i, "district_contact", "id"), "district contact id",
+                        contact.get("id"), f"district {district['id']!r}")
         for key in ("grading_periods", "grading_categories", "grading_scales"):
             seen_ids: dict[str, int] = {}
             for j, item in enumerate(schoology.get(key, [])):
                 parts = ("districts", i, "schoology", key, j, "id")
+                check_plain(parts, f"{key[:-1].replace('_', ' ')} id", item["id"],
+                            f"district {district['id']!r}")
                 if item["id"] in seen_ids:
                     report(parts, f"duplicate {key[:-1].replace('_', ' ')} id {item['id']!r}: already used at "
                                   f"{jsontext.json_path(parts[:4] + (seen_ids[item['id']], 'id'))}")
@@ -272,6 +299,8 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
         for role, legacy in legacy_role_ids(user).items():
             parts = ("users", i, "roles", role, "legacy_id")
             given = "legacy_id" in user["roles"][role]
+            if given:
+                check_plain(parts, "v2 id", legacy, f"user {_user_label(user)}")
             where = jsontext.json_path(parts) if given else f"the v2 id derived for {jsontext.json_path(parts[:4])}"
             if legacy in legacy_seen:
                 report(parts, f"v2 id {legacy!r} is used twice: {where} and {legacy_seen[legacy]}")
@@ -356,6 +385,7 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
                 report(("apps", i, "districts", j), f"unknown district {did!r}: no district has this id")
         check_no_repeats(("apps", i, "districts"), app.get("districts", []), "district")
         cid = app["client_id"]
+        check_plain(("apps", i, "client_id"), "client_id", cid, f"app {app.get('name', '')!r}")
         if cid in client_ids:
             report(("apps", i, "client_id"), f"duplicate client_id {cid!r}: already used at "
                                              f"{jsontext.json_path(('apps', client_ids[cid], 'client_id'))}")

@@ -256,6 +256,53 @@ def bad_id_too_short(d):
     return "$.sections[0].students[4]", "is not a valid id"
 
 
+def id_with_a_trailing_newline(d):
+    d["terms"][0]["id"] += "\n"  # Python's `$` also matches before a final newline
+    return "$.terms[0].id", "is not a valid id"
+
+
+def section_term_id_with_a_nul(d):
+    d["sections"][0]["term_id"] = d["sections"][0]["term_id"][:12] + "\u0000" + d["sections"][0]["term_id"][13:]
+    return "$.sections[0].term_id", "is not a valid id"
+
+
+def section_course_with_a_trailing_nul(d):
+    d["sections"][0]["course"] += "\u0000"  # SQLite 3.40's json_extract stops at it
+    return "$.sections[0].course", "is not a valid id"
+
+
+def legacy_id_with_a_nul(d):
+    i = user_index(d, "Marisol", "Delgado")
+    d["users"][i]["roles"]["district_admin"]["legacy_id"] = "admin\u00001"
+    return (f"$.users[{i}].roles.district_admin.legacy_id",
+            f"v2 id \"admin\\u00001\" of user {d['users'][i]['id']!r} (Marisol Delgado) holds a "
+            f"control character (U+0000 at index 5), which no id may hold (it cannot be typed or "
+            f"seen in a URL or a page, and SQLite's JSON functions cut a text at a NUL): remove it")
+
+
+def grading_period_id_with_a_tab(d):
+    d["districts"][0]["schoology"]["grading_periods"][1]["id"] = "Q2\t"
+    return ("$.districts[0].schoology.grading_periods[1].id",
+            "grading period id \"Q2\\u0009\" of district '4e7112c9111e8c530d98db16' holds a control "
+            "character (U+0009 at index 2)")
+
+
+def grading_category_id_with_a_delete(d):
+    d["districts"][0]["schoology"]["grading_categories"][0]["id"] = "\u007fhomework"
+    return ("$.districts[0].schoology.grading_categories[0].id",
+            "holds a control character (U+007F at index 0)")
+
+
+def district_contact_id_with_a_newline(d):
+    d["districts"][0]["district_contact"]["id"] += "\n"
+    return "$.districts[0].district_contact.id", "holds a control character (U+000A at index 24)"
+
+
+def app_client_id_with_a_c1_control(d):
+    d["apps"][0]["client_id"] = "demo\u0085app"
+    return "$.apps[0].client_id", "client_id \"demo\\u0085app\" of app 'Demo Partner (reference)' holds a control character (U+0085 at index 4)"
+
+
 def duplicate_id_across_kinds(d):
     d["sections"][1]["id"] = d["schools"][0]["id"]
     return "$.sections[1].id", "already used at $.schools[0].id"
@@ -428,6 +475,9 @@ def missing_top_level_array(d):
 NEGATIVE_CASES = [
     missing_school_name, missing_user_first_name, missing_section_students,
     bad_id_not_hex, bad_id_uppercase, bad_id_too_short,
+    id_with_a_trailing_newline, section_term_id_with_a_nul, section_course_with_a_trailing_nul,
+    legacy_id_with_a_nul, grading_period_id_with_a_tab, grading_category_id_with_a_delete,
+    district_contact_id_with_a_newline, app_client_id_with_a_c1_control,
     duplicate_id_across_kinds,
     user_in_unknown_district,
     section_student_is_a_teacher, section_student_in_other_district,

@@ -245,6 +245,11 @@ def _tamper(doc: dict, how: str) -> None:
                               "record": {**doc["grades"][0]["record"], "id": "1" * 24}})
     elif how == "roster":
         doc["roster"]["users"][0]["district"] = "d" * 24
+    elif how == "roster course with a nul":
+        doc["roster"]["sections"][0]["course"] += "\u0000"
+    elif how == "roster v2 id with a nul":
+        admin = next(u for u in doc["roster"]["users"] if "legacy_id" in u["roles"].get("district_admin", {}))
+        admin["roles"]["district_admin"]["legacy_id"] = "admin\u00001"
     elif how == "extra key":
         doc["journal"] = []
     elif how == "clock":
@@ -268,6 +273,8 @@ TAMPERED = [
     ("link section", "$.schoology_assignments[0].section_id", "in $.roster.sections"),
     ("duplicate grade", "$.grades[2]", "a second grade for the same app, student and assignment"),
     ("roster", "$.roster.users[0].district", ""),
+    ("roster course with a nul", "$.roster.sections[0].course", "is not a valid id"),
+    ("roster v2 id with a nul", "$.roster.users[", 'v2 id "admin\\u00001" of user'),
     ("extra key", "$.journal", "unknown key"),
     ("clock", "$.clock_offset_s", "must be a number of seconds"),
 ]
