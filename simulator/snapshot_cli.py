@@ -194,11 +194,7 @@ def load(file: str, url: str | None, db: str | None, control_token: str | None) 
         finally:
             state.close()
         click.echo(f"loaded {file} into {db}: {_summary(loaded)}")
-        if loaded["roster_replaced"]:
-            click.echo("note: the roster was replaced by the snapshot's; `clever-sim serve` "
-                       "reloads its configured roster at start-up when that differs, so serve "
-                       "this database with the roster the snapshot was made with (--roster)",
-                       err=True)
+        _note_roster(loaded)
         return
     body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     response = _http("POST", f"{url}/_sim/snapshot", control_token, content=body,
@@ -210,6 +206,16 @@ def load(file: str, url: str | None, db: str | None, control_token: str | None) 
         raise _api_error(response, f"cannot load {file} into {url}")
     loaded = response.json().get("counts", {})
     click.echo(f"loaded {file} into {url}: {_summary(loaded)}")
+    _note_roster(loaded)
+
+
+def _note_roster(loaded: dict) -> None:
+    """Say, only when the load changed the roster, that a restart reloads the configured one."""
+    if loaded.get("roster_replaced"):
+        click.echo("note: the roster was replaced by the snapshot's; `clever-sim serve` "
+                   "reloads its configured roster at start-up when that differs, so serve "
+                   "this database with the roster the snapshot was made with (--roster)",
+                   err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

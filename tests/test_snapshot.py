@@ -638,3 +638,53 @@ def test_cli_load_of_a_snapshot_over_the_server_cap_says_to_use_db(live, tmp_pat
     assert loaded.exit_code == 2, loaded.output
     assert "--db" in loaded.output and "Traceback" not in loaded.output
     assert httpx.get(target.url + "/_sim/grades", trust_env=False).json()["data"] == []
+
+
+ROSTER_NOTE = ("note: the roster was replaced by the snapshot's; `clever-sim serve` reloads its "
+               "configured roster at start-up when that differs, so serve this database with "
+               "the roster the snapshot was made with (--roster)\n")
+
+
+@pytest.fixture
+def snapshots(tmp_path):
+    """Snapshot files of the packaged roster (``same.json``) and of another (``other.json``)."""
+    for name, settings in (("same", {}), ("other", {"ROSTER": generate_roster(
+            schools=1, teachers=2, students=4, sections=2, seed=3)})):
+        app = new_app(**settings)
+        try:
+            snap.write_snapshot_file(snap.export_state(app.extensions["clever_sim"]),
+                                     tmp_path / f"{name}.json")
+        finally:
+            app.extensions["clever_sim"].close()
+    return tmp_path
+
+
+def _load_into_db(folder, snapshot: str, db: str) -> str:
+    if db == "existing.db":  # a database `clever-sim serve` made with the packaged roster
+        create_app({"DB": str(folder / db)}, environ={}).extensions["clever_sim"].close()
+    result = invoke("load", str(folder / snapshot), "--db", str(folder / db))
+    assert result.exit_code == 0, result.output
+    return result.stderr
+
+
+# (snapshot file, database, whether the roster changed and the note is printed)
+NOTE_CASES = [
+    ("same.json", "existing.db", False),
+    ("other.json", "existing.db", True),
+    ("same.json", "new.db", True),  # a new database had no roster: the snapshot's was stored
+]
+
+
+@pytest.mark.parametrize("snapshot, db, noted", NOTE_CASES)
+def test_cli_load_into_a_database_notes_a_replaced_roster_only(snapshots, snapshot, db, noted):
+    assert _load_into_db(snapshots, snapshot, db) == (ROSTER_NOTE if noted else "")
+
+
+@pytest.mark.parametrize("snapshot, noted", [("same.json", False), ("other.json", True)])
+def test_cli_load_into_a_running_simulator_notes_a_replaced_roster_only(live, snapshots, snapshot,
+                                                                        noted):
+    result = invoke("load", str(snapshots / snapshot), "--url", live[1].url)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (ROSTER_NOTE if noted else "")
+    again = invoke("load", str(snapshots / snapshot), "--url", live[1].url)
+    assert again.stderr == ""  # the roster it holds now is the snapshot's
