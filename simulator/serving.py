@@ -610,7 +610,8 @@ class _GranianApp:
     * bodies declared over ``max_body`` get 413 before a byte of them is read;
     * long waits past ``cap`` are marked refused (``limits.WAIT_REFUSED``: the app answers
       503 + Retry-After); each admitted one holds a thread of its own until it ends;
-    * ``limits.CLIENT_GONE`` tells a wait the server is stopping, so it ends first;
+    * ``limits.CLIENT_GONE`` tells a wait the server is stopping, so it ends first, and a
+      request arriving once it stops gets a 503 without entering the app (``drain``);
     * ``ConnectionDropped`` closes the connection before the promised body (``_Dropped``).
     """
 
@@ -643,6 +644,8 @@ class _GranianApp:
             return [body]
         wait = is_wait_request(environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
         with self._lock:
+            if self.stopping.is_set():  # granian still hands on requests it had read: past the
+                return _stopping_answer(start_response)  # drain the stores close under them
             self.running += 1
             if wait:
                 if self.waiting < self.cap:
@@ -715,10 +718,25 @@ class _GranianApp:
             self._lock.notify_all()
 
     def drain(self, timeout: float) -> bool:
-        """Tell waits to end, then wait until no request is in the app (or ``timeout``)."""
+        """Tell waits to end and refuse new requests (503), then wait until no request is
+        in the app (or ``timeout``)."""
         self.stopping.set()
         with self._lock:
             return self._lock.wait_for(lambda: self.running <= 0, timeout=timeout)
+
+
+def _stopping_answer(start_response: Callable) -> list[bytes]:
+    """What a request that reaches a stopping granian server gets instead of the app: a
+    503 (waitress closes such connections unanswered). Once ``drain`` has begun, nothing
+    enters the app, so no request runs while the stores close (one reading an in-memory
+    store as it closed crashed the process: tests/test_server_edges.py)."""
+    body = _problem_body("Service unavailable", "(server)", "the simulator is stopping",
+                         f"retry after {RETRY_AFTER_S} seconds, once it runs again")
+    start_response("503 Service Unavailable", [
+        ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+        ("Retry-After", str(RETRY_AFTER_S)), ("X-Content-Type-Options", "nosniff"),
+        ("Connection", "close")])
+    return [body]
 
 
 def _refuse_method(method: str, start_response: Callable) -> list[bytes]:
