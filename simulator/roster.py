@@ -187,8 +187,8 @@ def _control_problem(what: str, value: Any, owner: str) -> str | None:
     found = _CONTROL.search(value) if isinstance(value, str) else None
     if found is None:
         return None
-    shown = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
-    shown = json.dumps(shown, ensure_ascii=False).replace("\\\\u", "\\u")
+    shown = '"' + "".join(f"\\u{ord(c):04x}" if _CONTROL.match(c) else json.dumps(c, ensure_ascii=False)[1:-1]
+                          for c in value) + '"'  # as JSON, every control character as \\uXXXX
     return (f"{what} {shown} of {owner} holds a control character "
             f"(U+{ord(found.group()):04X} at index {found.start()}), which no id may hold (it "
             f"cannot be typed or seen in a URL or a page, and SQLite's JSON functions cut a text "
