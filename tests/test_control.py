@@ -76,9 +76,21 @@ def test_delete_app_revokes_its_tokens(client, sim, demo_app, student):
     ({"redirect_uris": ["http://x/cb"], "colour": "red"}, "colour", "unknown field"),
     ({"redirect_uris": ["http://x/cb"], "scopes": "read:user_id"}, "scopes", "list"),
     ([1, 2], "(body)", "is an array"),
+    # control characters, as in roster ids (docs/decisions.md): a final newline too, which
+    # Python's ``$`` alone would let through
+    *[({"redirect_uris": ["http://x/cb"], field: value}, field, "holds a control character")
+      for field in ("client_id", "client_secret")
+      for value in ("abc\n", "a\x00b", "tab\there", "del\x7f", "c1\x85", "\r\n")],
 ])
 def test_register_app_rejects_bad_registrations(client, body, field, problem):
     assert_error(client.post("/_sim/apps", json=body), 400, field=field, problem=problem)
+
+
+def test_register_app_takes_printable_client_credentials(client):
+    resp = client.post("/_sim/apps", json={"client_id": "mathly-dev:ü ok", "client_secret": "s3cr#t é",
+                                           "redirect_uris": ["http://x/cb"]})
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["client_id"] == "mathly-dev:ü ok"
 
 
 def test_register_app_refuses_taken_client_id(client, demo_app):
