@@ -281,9 +281,11 @@ class WaitDispatcher:
                 channel.connected = False  # what waitress.client_disconnected reports
         done = self.workers.shutdown(cancel_pending=cancel_pending, timeout=timeout)
         with self._lock:
-            self._lock.wait_for(lambda: self.waiting <= 0,
-                                timeout=max(0.0, deadline - time.monotonic()))
-        return done
+            waits_ended = self._lock.wait_for(lambda: self.waiting <= 0,
+                                              timeout=max(0.0, deadline - time.monotonic()))
+        # waitress's shutdown answers True when it cancels pending tasks, even with threads
+        # still running past the timeout: those threads are what a caller closing stores needs
+        return bool(done) and not self.workers.threads and waits_ended
 
 
 def _problem_body(message: str, field: str, problem: str, hint: str) -> bytes:
@@ -842,16 +844,18 @@ class GranianServer:
             self._signal.set()
             loop.close()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, end running waits, and wait for requests in the app to finish."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop accepting, end running waits, and wait for requests in the app to finish;
+        False when one was still running at ``timeout``."""
         with self._state:
             self._closing = True
             handed, self._handed = self._handed, None
             if not self._ran and handed is not None:  # never served: granian never took it
                 socket.socket(fileno=handed).close()
         self._signal.set()
-        self.app.drain(timeout)
+        idle = self.app.drain(timeout)
         self._socket.close()
+        return idle
 
 
 def _granian_entry(app: Callable) -> Callable:
@@ -958,12 +962,18 @@ class RunningServer:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, then close every store, unless a request is still in the app after
+        ``timeout``: its store stays open (closed with the process) rather than closing under
+        it, which failed that request or crashed the process (SQLite used while it closed)."""
         from .tenants import close_app
 
         self._end_streams()
-        stop_server(self.server, self.thread)
-        close_app(self.app)  # every tenant's store, then the root's
+        if stop_server(self.server, self.thread, timeout):
+            close_app(self.app)  # every tenant's store, then the root's
+        else:
+            log.warning("a request was still running %g s after the stop began: the "
+                        "database is left open until the process ends", timeout)
 
 
 def listen(host: str = "127.0.0.1", port: int = 8080, server: str = "waitress") -> socket.socket:
@@ -1045,17 +1055,18 @@ def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
                 server or os.environ.get("CLEVER_SIM_SERVER") or "waitress").start()
 
 
-def stop_server(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> None:
-    """Stop either server from any thread: no new requests, waits ended, requests finished."""
+def stop_server(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> bool:
+    """Stop either server from any thread: no new requests, waits ended, requests finished;
+    False when a request was still in the app at ``timeout``."""
     if isinstance(server, GranianServer):
-        server.close(timeout)
+        idle = server.close(timeout)
         if thread is not None:
             thread.join(timeout)
-    else:
-        stop_waitress(server, thread, timeout)
+        return idle
+    return stop_waitress(server, thread, timeout)
 
 
-def stop_waitress(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> None:
+def stop_waitress(server: Any, thread: threading.Thread | None, timeout: float = 5.0) -> bool:
     """Stop a waitress server promptly and cleanly, from any thread.
 
     ``server.close()`` alone closes the listening socket under the running ``select``
@@ -1082,4 +1093,4 @@ def stop_waitress(server: Any, thread: threading.Thread | None, timeout: float =
         except OSError:
             server.close()
         thread.join(timeout)
-    server.task_dispatcher.shutdown(timeout=timeout)
+    return server.task_dispatcher.shutdown(timeout=timeout) is not False

@@ -231,3 +231,49 @@ def test_a_keep_alive_request_after_granian_stopped_never_reaches_the_app():
     finally:
         running.stop()
         close_app(app)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_request_still_in_the_app_when_the_stop_times_out_keeps_its_store_open(server, caplog):
+    """The stop gives requests ``timeout`` to finish; one still running keeps the store open
+    (closing it under the request failed it, or crashed the process on granian)."""
+    import threading
+
+    app = create_app({"DB": ":memory:"}, environ={})
+    inside, release, done, statuses = threading.Event(), threading.Event(), threading.Event(), []
+    inner = app.wsgi_app
+
+    def holding(environ, start_response):
+        if environ["PATH_INFO"] != "/_sim/grades":
+            return inner(environ, start_response)
+        inside.set()
+        release.wait(30)
+        try:
+            return inner(environ, lambda status, headers, *exc: (
+                statuses.append(status), start_response(status, headers, *exc))[1])
+        finally:
+            done.set()
+
+    app.wsgi_app = holding
+    running = start_in_thread(app, port=0, server=server)
+
+    def client():
+        try:
+            httpx.get(running.url + "/_sim/grades", timeout=30)
+        except httpx.HTTPError:  # the server may have closed the connection: not the point
+            pass
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        with caplog.at_level(logging.WARNING, logger="clever_sim"):
+            running.stop(timeout=0.2)
+    finally:
+        release.set()
+        thread.join(30)
+    assert done.wait(30)
+    assert statuses == ["200 OK"]  # it read the store after the stop returned
+    assert app.extensions["clever_sim"].store.list_grades() == []  # still open
+    assert "a request was still running 0.2 s after the stop began" in caplog.text
+    close_app(app)
