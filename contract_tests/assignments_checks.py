@@ -41,7 +41,7 @@ def _readable(c: Contract) -> Fetch:
 @check("ASSIGN-001", "required", "Assignments API answers a teacher's token with 200 JSON",
        seed=f"{S_GET} \u2026 {S_JSON}",
        rule="GET assignments_url with a teacher's il token (Authorization: Bearer) → 200, "
-            "Content-Type application/json, a JSON body")
+            "Content-Type application/json, a JSON body (no byte order mark before it)")
 def assignments_answer(c: Contract) -> str:
     fetch = c.first_fetch()
     teacher, _ = c.teacher_token(0)
@@ -76,6 +76,14 @@ def assignments_answer(c: Contract) -> str:
     if fetch.json_error is not None:
         raise Fail(f"the body is not valid JSON ({fetch.json_error})", sent=fetch.request,
                    got=fetch.got(), fix=f"answer a JSON document like {EXAMPLE}")
+    if fetch.bom:
+        raise Fail("the body starts with a UTF-8 byte order mark (bytes EF BB BF) before the JSON",
+                   sent=fetch.request, got=fetch.got(),
+                   fix="send the JSON without a byte order mark: JSON sent over a network must not "
+                       "start with one (RFC 8259, section 8.1), and parsers such as JavaScript's "
+                       "JSON.parse and Go's encoding/json reject it; look for a source or template "
+                       "file saved as \"UTF-8 with BOM\" (common in PHP and .NET) or a '\\ufeff' "
+                       "written before the body")
     items = fetch.doc.get("assignments") if isinstance(fetch.doc, dict) else None
     n = f"{len(items)} assignments" if isinstance(items, list) else "a JSON body"
     return f"200 {ctype}, {n}, in {fetch.seconds:.2f} s"
@@ -101,7 +109,10 @@ def schema_problems(doc: object) -> list[str]:
         return [f"the body is a JSON {json_type(doc)}, not an object with an \"assignments\" array"]
     if "assignments" not in doc:
         keys = ", ".join(sorted(doc)[:8]) or "none"
-        return [f"no \"assignments\" key (keys: {keys})"]
+        arrays = [k for k, v in doc.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        hint = (f": the assignment objects are under \"{arrays[0]}\"; name that key \"assignments\""
+                if arrays else "")
+        return [f"no \"assignments\" key (keys: {keys}){hint}"]
     items = doc["assignments"]
     if not isinstance(items, list):
         return [f"\"assignments\" is a JSON {json_type(items)}, not an array: put the assignment "

@@ -69,6 +69,13 @@ def grade_arrives(c: Contract) -> str:
         classmate = None  # the simulator refused to mint a code: the check does not need it
     run = c.complete(student, aid, 0.8)
     _hook_failed(run)
+    slashed = [e for e in run.posts + run.faulted if e.get("path") != "/v1/grade"]
+    if slashed:
+        raise Fail(f"your app POSTs grades to {slashed[0].get('path')} (a trailing slash), not /v1/grade "
+                   f"as in Clever's guide: the simulator routes both, Clever's grades API need not "
+                   f"(a 404, or a redirect that turns the POST into a GET and loses the grade)",
+                   sent=run.sent(), got=run.describe(),
+                   fix="POST to exactly {grades base URL}/v1/grade, with no trailing slash")
     if run.grade is not None:
         return (f"stored for student {student['id']} / {aid!r} (LTI {run.grade['lti_score']}) "
                 f"after {run.hook_seconds:.2f} s")
@@ -558,3 +565,40 @@ def grade_backoff_grows(c: Contract) -> str:
                        "partner at once")
     return f"pauses {shown}: the third ({third:.2f} s at best) is {third - base:.2f} s longer than the shortest"
 
+
+
+@check("GRADE-014", "required", "A score of 0 is sent like any other",
+       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+       rule="the hook's score is 0 (the student earned nothing) → a grade with LTI value 0 from "
+            "this app arrives within grade_timeout_s")
+def grade_zero(c: Contract) -> str:
+    student, aid = c.fresh_student(), c.next_assignment()
+    run = c.complete(student, aid, 0.0, silence_kills_hook=False)
+    _hook_failed(run)
+    fix = ("a 0 is a grade: send \"percentage\": 0 (or \"scoreGiven\": 0 with scoreMaximum); test "
+           "for a missing score explicitly (score === undefined / score is None), never by "
+           "truthiness (if (!score), score || …, if not score), which drops a 0")
+    if run.grade is not None:
+        if Decimal(run.grade["lti_score"]) != 0:
+            raise Fail(f"Clever turned your score into LTI {run.grade['lti_score']}, but the student "
+                       f"earned 0", sent=run.sent(), got=run.describe(), fix=fix)
+        return f"sent as {run.grade['format']} → LTI {run.grade['lti_score']}"
+    if not run.posts and not run.faulted:
+        said = f"your hook answered HTTP {run.hook_status}" if run.hook_status is not None else "no answer"
+        raise Fail(f"no grade reached Clever for a score of 0 ({said}): the student's 0 never "
+                   f"reaches Schoology, so the gradebook shows the assignment as not done",
+                   sent=run.sent(), got=run.describe(), fix=fix)
+    for e in run.posts:
+        body = request_json(e)
+        if isinstance(body, dict):
+            value, what = _score_of(body)
+            if value is None:
+                raise Fail(f"the grade for a score of 0 is invalid: {what}", sent=run.sent(),
+                           got=run.describe(), fix=fix)
+            if value != 0:
+                raise Fail(f"the grade for a score of 0 says {what} = {value.normalize()}",
+                           sent=run.sent(), got=run.describe(), fix=fix)
+    e = run.posts[-1] if run.posts else run.faulted[-1]
+    raise Fail(f"Clever refused the grade for a score of 0: HTTP {e.get('status')} ({_message(e)})",
+               sent=run.sent(), got=run.describe(),
+               fix="fix what Clever's answer names (each error has a field, the problem and a hint)")

@@ -312,6 +312,7 @@ class Browse:
     landing_url: str | None = None        # last URL reached (or the off-host redirect target)
     left_host: bool = False
     error: str | None = None
+    cookies: httpx.Cookies | None = None   # the jar afterwards: a later visit in the same browser
 
     @property
     def final(self) -> Hop | None:
@@ -335,12 +336,16 @@ class Browse:
         return "\n".join(lines)
 
 
-def browse(url: str, host: str, timeout: float, max_hops: int = 10) -> Browse:
-    """GET ``url`` in a fresh cookie jar, following redirects while they stay on ``host``."""
+def browse(url: str, host: str, timeout: float, max_hops: int = 10,
+           cookies: httpx.Cookies | None = None) -> Browse:
+    """GET ``url`` in a fresh cookie jar (or a copy of ``cookies``: the same browser again),
+    following redirects while they stay on ``host``."""
     visit = Browse(url)
     with client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), follow_redirects=False,
+                cookies=cookies,
                 headers={"User-Agent": USER_AGENT + " (browser)",
                          "Accept": "text/html,application/xhtml+xml,*/*"}) as browser:
+        visit.cookies = browser.cookies
         current = url
         for _ in range(max_hops):
             try:
@@ -410,6 +415,7 @@ class Fetch:
     seconds: float = 0.0
     mark: int = 0              # journal mark taken before the call
     token: str | None = None
+    bom: bool = False          # the body starts with a UTF-8 byte order mark
 
     @property
     def readable(self) -> bool:
@@ -465,6 +471,9 @@ class LoginRun:
         return show_calls(self.entries)
 
 
+GRADE_PATHS = ("/v1/grade", "/v1/grade/")   # the simulator routes both; GRADE-001 names the slash
+
+
 @dataclass
 class CompletionRun:
     """One completion driven through the hook, and what reached Clever afterwards."""
@@ -494,7 +503,7 @@ class CompletionRun:
         return [e for e in self._grade_posts() if e.get("fault")]
 
     def _grade_posts(self) -> list[dict]:
-        return [e for e in self.entries if e.get("path") == "/v1/grade" and e.get("method") == "POST"
+        return [e for e in self.entries if e.get("path") in GRADE_PATHS and e.get("method") == "POST"
                 and (e.get("client_id") in (None, self.client_id) or e.get("fault"))]
 
     def sent(self) -> str:

@@ -27,8 +27,9 @@ S_LAND = ("Your app will log the user in, acquiring the student\u2019s Clever ID
           "to the appropriate assignment.")
 S_IDS = "Assignment IDs can be in any format you choose"
 
-WEIRD_ID = "unit 3/quiz 1 & 2 50%25"   # needs percent-encoding: space, slash, "&" (splits a
-#   decoded query string) and a literal "%25" (decoded twice it becomes "%": the id changes)
+WEIRD_ID = "Unit 3:Quiz 1/2 & 3 50%25"   # needs percent-encoding: space, slash, "&" (splits a
+#   decoded query string) and a literal "%25" (decoded twice it becomes "%": the id changes);
+#   a ":" (state.split(":")[1] keeps "Unit 3") and capitals (a lower-cased id is another id)
 
 
 def _exchange_fix(c: Contract) -> str:
@@ -49,6 +50,11 @@ def id_mistake(found: str | None, expected: str) -> str:
     if found == unquote(expected):
         return (" (the id was percent-decoded twice: your framework already decoded the state "
                 "parameter once; do not decode it again)")
+    if found != expected and found == expected.lower():
+        return " (the id was lower-cased: ids are case-sensitive, \"Quiz1\" and \"quiz1\" are two assignments)"
+    if ":" in expected and found == expected.split(":")[0]:
+        return (" (the id was cut at its own \":\": split state at the first colon only, "
+                "state.slice(\"assignment:\".length) / state.split(\":\", 1)[1], never split(\":\")[1])")
     return ""
 
 
@@ -461,3 +467,60 @@ def _page_excerpt(visit: Browse) -> str:
     if final is None or final.location or final.status >= 400:
         return ""  # describe() already shows error pages
     return "\n  page: " + clip(" ".join(final.body.split()), 400)
+
+
+# --- LOGIN-011: a second student in the same browser ----------------------------------------
+
+@check("LOGIN-011", "required", "A launch in a browser where another student is logged in logs in the new student",
+       seed=S_LAND,
+       rule="student A launches an assignment; then, in the same browser (A's session cookie "
+            "still there), student B follows a launch link for another assignment → the app "
+            "exchanges B's code, calls /me with B's token and lands on B's assignment")
+def login_shared_browser(c: Contract) -> str:
+    ids = c.assignment_ids()
+    first_id, second_id = ids[0], ids[1] if len(ids) > 1 else ids[0]
+    a, b = c.fresh_student(), c.fresh_student()
+    c.doing(f"launching {first_id!r} as student {a['id']}")
+    first = c.login(a, assignment_id=first_id)
+    if first.token() is None or first.visit.cookies is None:
+        raise Skip("not judged: the first student's launch logged nobody in (see LOGIN-001)")
+    c.doing(f"launching {second_id!r} as student {b['id']} in the same browser")
+    second = c.login(b, assignment_id=second_id, cookies=first.visit.cookies)
+    visit = second.visit
+    sent = (f"{first.url}\n(student {a['id']} launched {first_id!r}; your app set "
+            f"{', '.join(sorted(first.visit.cookies.keys())) or 'no cookie'}), then in the same "
+            f"browser:\n{second.url}\n(student {b['id']}, {second.state})")
+    got = f"{visit.describe()}\nrequests your app made to Clever the second time:\n{second.partner_calls()}"
+    fix = ("on every callback with a code, exchange that code and replace the session with the "
+           "student /me names, even when the browser is already logged in: Chromebooks and lab "
+           "computers are shared, and a student left logged in would otherwise be the one who "
+           "works, and is graded, in the next student's place")
+    bad = visit.server_error()
+    if bad is not None:
+        raise Fail(f"{bad.url} answered HTTP {bad.status} to a launch in a browser where another "
+                   f"student was logged in", sent=sent, got=got, fix=fix)
+    if not second.exchanges():
+        raise Fail(f"your app never exchanged student {b['id']}'s code: the browser was still logged "
+                   f"in as student {a['id']}, so {b['id']} works (and is graded) as {a['id']}",
+                   sent=sent, got=got, fix=fix)
+    token = second.token()
+    if token is None:
+        raise Fail(f"Clever refused the exchange of student {b['id']}'s code: "
+                   f"{_error_of(second.exchanges()[0])}", sent=sent,
+                   got="\n".join(show_entry(e) for e in second.exchanges()), fix=_exchange_fix(c))
+    if not [e for e in second.me_calls(token) if e.get("status") == 200]:
+        raise Fail(f"your app exchanged student {b['id']}'s code but never asked /me who that is: "
+                   f"the browser keeps the session of student {a['id']}", sent=sent, got=got, fix=fix)
+    pattern = c.cfg.landing_url_pattern
+    if pattern:
+        found = None if visit.left_host or visit.error else landing_id(pattern, visit.landing_url or "")
+        if found != second_id:
+            raise Fail(f"student {b['id']} landed on {visit.landing_url}, not the assignment page "
+                       f"{pattern.replace('{assignment_id}', second_id)}"
+                       + (f" (the page of the previous launch, {first_id!r})" if found == first_id
+                          and first_id != second_id else ""),
+                       sent=sent, got=got,
+                       fix="redirect to the assignment in this callback's state, not one kept in "
+                           "the session from an earlier launch")
+    return (f"student {b['id']} logged in over {a['id']}'s session and landed on "
+            f"{visit.landing_url or 'a page of the app'}")

@@ -308,6 +308,7 @@ class Contract:
         fetch.status = resp.status_code
         fetch.content_type = resp.headers.get("content-type", "")
         fetch.text = resp.text
+        fetch.bom = resp.content.startswith(b"\xef\xbb\xbf")
         try:
             fetch.doc = resp.json()
         except ValueError as exc:
@@ -343,19 +344,21 @@ class Contract:
             body["assignment_id"] = assignment_id
         return self.sim.post("/_sim/codes", body)
 
-    def visit(self, url: str) -> Browse:
+    def visit(self, url: str, cookies: httpx.Cookies | None = None) -> Browse:
         self.doing(f"browsing {url}")
-        return browse(url, self.partner_host, timeout=max(10.0, self.cfg.assignments_timeout_s))
+        return browse(url, self.partner_host, timeout=max(10.0, self.cfg.assignments_timeout_s),
+                      cookies=cookies)
 
     def login(self, student: dict, *, assignment_id: str | None = None, url: str | None = None,
-              code: str | None = None) -> LoginRun:
-        """Follow a Schoology launch link (``state=assignment:{id}``) or a plain login link."""
+              code: str | None = None, cookies: httpx.Cookies | None = None) -> LoginRun:
+        """Follow a Schoology launch link (``state=assignment:{id}``) or a plain login link,
+        in a fresh browser or one with ``cookies`` (what an earlier visit left)."""
         if url is None:
             minted = self.mint_code(student, assignment_id=assignment_id)
             url, code = minted["redirect_url"], minted["code"]
         state = f"assignment:{assignment_id}" if assignment_id is not None else None
         mark = self.sim.journal_mark()
-        visit = self.visit(url)
+        visit = self.visit(url, cookies)
         entries = self.sim.journal_since(mark)
         return LoginRun(student, state, code or "", url, mark, visit, entries)
 
@@ -388,7 +391,7 @@ class Contract:
 
     def complete(self, student: dict, assignment_id: str, score: float, *,
                  fault: dict | list[dict] | None = None, settle: bool = False,
-                 quiet_s: float | None = None) -> CompletionRun:
+                 quiet_s: float | None = None, silence_kills_hook: bool = True) -> CompletionRun:
         """POST the completion hook, then watch for the grade (and every grade POST).
 
         Waits until the grade for (student, assignment) is stored (then ``settle_s`` more
@@ -398,7 +401,8 @@ class Contract:
 
         A hook that hangs, cannot be reached, or answers 2xx without any grade POST
         following within ``grade_timeout_s`` is remembered: later completions fail at
-        once with "not run" instead of waiting again (the first check says why).
+        once with "not run" instead of waiting again (the first check says why), unless
+        ``silence_kills_hook`` is False: a check whose own score the app may skip (0).
         """
         hook = self.require_hook()
         if self.hook_dead:
@@ -465,8 +469,8 @@ class Contract:
             if now >= deadline:
                 break
             time.sleep(0.05)
-        if run.grade is None and run.hook_error is None and not run.posts and not run.faulted \
-                and run.hook_status is not None and 200 <= run.hook_status < 300:
+        if silence_kills_hook and run.grade is None and run.hook_error is None and not run.posts \
+                and not run.faulted and run.hook_status is not None and 200 <= run.hook_status < 300:
             self.hook_dead = (f"the completion hook {hook} answered {run.hook_status} but no grade "
                               f"POST reached Clever within {cfg.grade_timeout_s:g} s in an earlier check")
         if faults:

@@ -30,7 +30,29 @@ let REDIRECT_URI = process.env.REDIRECT_URI || '';
 // KNOWN_BUGS); unset, the partner is correct.
 const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url', 'no_backoff',
   'no_retry_network_errors', 'retries_permanent_errors', 'fixed_backoff', 'il_401_gives_up',
-  'district_401_gives_up']);
+  'district_401_gives_up',
+  // Mistakes of an engineer who misread the guide (tests/test_partner_depth.py):
+  'bom_in_list',              // the assignments JSON starts with a UTF-8 byte order mark
+  'data_wrapper',             // {"data": [...]} instead of {"assignments": [...]}
+  'empty_name',               // an assignment whose name is "" (a missing title from the DB)
+  'keeps_session',            // a callback in a browser with a session skips the code: the old student stays
+  'splits_state_at_colons',   // id = state.split(':')[1]: an id with a ':' is cut
+  'lowercases_state_id',      // the id from state is lower-cased before the redirect
+  'zero_score_skipped',       // `if (!score) return`: a score of 0 is never sent
+  'first_completion_only',    // a retake of an already graded assignment is never sent
+  'grade_on_launch',          // posts percentage 0 when a student opens an assignment
+  'numeric_assignment_id',    // numeric ids listed as strings, sent in the grade as numbers
+  'camelcase_id_keys',        // "assignmentId"/"userId" instead of assignmentID/userID
+  'grade_url_trailing_slash', // POSTs to /v1/grade/ instead of /v1/grade
+  'first_district_token',     // lists district tokens without &district= and takes the first
+  'teacher_token_for_grade',  // grades with the teacher token the assignments request carried
+  'both_score_formats',       // percentage and scoreGiven/scoreMaximum in one grade
+  'internal_id_in_grade',     // the grade carries the app's internal row id, not the listed id
+  'pass_fail_score',          // percentage rounded to 0 or 1
+  'rounds_to_hundredths',     // percentage rounded to 2 decimals (an integer percent / 100)
+  'retry_after_ms',           // Retry-After read as milliseconds
+  'shared_pending_grade',     // one module-level "pending grade" for every completion
+]);
 const BUGS = new Set((process.env.BUGS || '').split(',').map((b) => b.trim()).filter(Boolean));
 const bug = (name) => BUGS.has(name);
 
@@ -60,11 +82,15 @@ const ASSIGNMENTS = [
     standards: ['CCSS.MATH.CONTENT.6.EE.A.2'], format: 'points', max: 25 },
   { id: 'read6ri1', name: 'Citing Textual Evidence', format: 'percentage' },
 ];
+if (bug('numeric_assignment_id')) ASSIGNMENTS.forEach((a, i) => { a.id = String(1001 + i); });
 const BY_ID = new Map(ASSIGNMENTS.map((a) => [a.id, a]));
 
 const sessions = new Map();        // session id -> { id, district, token }
 const districtTokens = new Map();  // district id -> district-app token
 const ilTokens = new Map();        // user id -> il token of their newest login
+const graded = new Set();          // bug first_completion_only: "user|assignment" already sent
+let lastAssignmentsToken = null;   // bug teacher_token_for_grade
+let pendingGrade = null;           // bug shared_pending_grade
 
 const basic = () => 'Basic ' + Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -101,7 +127,7 @@ function retryDelayMs(resp, attempt) {
   const fallback = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
   const raw = resp ? resp.headers.get('retry-after') : null;
   if (raw === null) return fallback;
-  if (/^\s*\d+\s*$/.test(raw)) return Math.min(Number(raw) * 1000, RETRY_AFTER_CAP_MS);
+  if (/^\s*\d+\s*$/.test(raw)) return Math.min(Number(raw) * (bug('retry_after_ms') ? 1 : 1000), RETRY_AFTER_CAP_MS);
   const when = Date.parse(raw);
   if (Number.isNaN(when)) return fallback;
   return Math.max(0, Math.min(when - Date.now(), RETRY_AFTER_CAP_MS));
@@ -137,7 +163,8 @@ async function withRetries(makeRequest) {
 
 async function districtToken(districtId, refresh = false) {
   if (!refresh && districtTokens.has(districtId)) return districtTokens.get(districtId);
-  const url = `${CLEVER_URL}/oauth/tokens?owner_type=district&district=${encodeURIComponent(districtId)}`;
+  const url = bug('first_district_token') ? `${CLEVER_URL}/oauth/tokens?owner_type=district`
+    : `${CLEVER_URL}/oauth/tokens?owner_type=district&district=${encodeURIComponent(districtId)}`;
   const { resp } = await withRetries(() => call(url, { headers: { Authorization: basic() } }));
   const body = resp ? await readJson(resp) : null;
   const found = body && Array.isArray(body.data) ? body.data.find((t) => t && t.access_token) : null;
@@ -147,6 +174,9 @@ async function districtToken(districtId, refresh = false) {
 }
 
 function scoreFields(assignment, score) {
+  if (bug('pass_fail_score')) return { percentage: Math.round(score) };
+  if (bug('rounds_to_hundredths')) return { percentage: Math.round(score * 100) / 100 };
+  if (bug('both_score_formats')) return { percentage: score, scoreGiven: score * 10, scoreMaximum: 10 };
   if (assignment.format === 'points') {
     return { scoreGiven: Math.round(score * assignment.max * 1e6) / 1e6, scoreMaximum: assignment.max };
   }
@@ -200,12 +230,15 @@ async function assignmentsApi(req, res) {
   if (!match) return json(res, 401, { error: 'send Authorization: Bearer {token}' });
   const who = await me(match[1]);
   if (!who) return json(res, 401, { error: 'the bearer token is not valid' });
-  const assignments = ASSIGNMENTS.map((a) => {
-    const item = { name: a.name, id: a.id, type: 'assignment' };
+  lastAssignmentsToken = match[1];
+  const assignments = ASSIGNMENTS.map((a, i) => {
+    const item = { name: bug('empty_name') && i === 1 ? '' : a.name, id: a.id, type: 'assignment' };
     if (a.description) item.description = a.description;
     if (a.standards) item.standards = a.standards;
     return item;
   });
+  if (bug('data_wrapper')) return json(res, 200, { data: assignments });
+  if (bug('bom_in_list')) return send(res, 200, '\ufeff' + JSON.stringify({ assignments }), 'application/json; charset=utf-8');
   return json(res, 200, { assignments });
 }
 
@@ -213,6 +246,12 @@ async function callback(req, res, url) {
   const code = url.searchParams.get('code');
   if (url.searchParams.get('error')) return page(res, 400, 'Login was cancelled');
   if (!code) return page(res, 400, 'Login link incomplete', 'This link has no code from Clever.');
+  const already = currentUser(req);
+  if (bug('keeps_session') && already) {  // "already logged in": the new code is never used
+    const st = url.searchParams.get('state') || '';
+    return redirect(res, st.startsWith(LAUNCH_PREFIX) && st.length > LAUNCH_PREFIX.length
+      ? `/assignments/${encodeURIComponent(st.slice(LAUNCH_PREFIX.length))}` : '/dashboard');
+  }
   const exchanged = await exchangeCode(code);
   if (!exchanged.token) return page(res, 401, 'Login failed', `Clever said: ${exchanged.error}. Start again from Schoology.`);
   const who = await me(exchanged.token);
@@ -227,7 +266,11 @@ async function callback(req, res, url) {
     return redirect(res, wanted, { 'Set-Cookie': cookie });
   }
   if (state.startsWith(LAUNCH_PREFIX) && state.length > LAUNCH_PREFIX.length) {
-    const id = state.slice(LAUNCH_PREFIX.length);
+    let id = bug('splits_state_at_colons') ? state.split(':')[1] : state.slice(LAUNCH_PREFIX.length);
+    if (bug('lowercases_state_id')) id = id.toLowerCase();
+    if (bug('grade_on_launch') && BY_ID.has(id)) {  // "started": a 0 until the student finishes
+      await postGrade(exchanged.token, { assignmentID: id, userID: who.id, percentage: 0 });
+    }
     return redirect(res, `/assignments/${encodeURIComponent(id)}`, { 'Set-Cookie': cookie });
   }
   return redirect(res, '/dashboard', { 'Set-Cookie': cookie });
@@ -251,7 +294,8 @@ function assignmentPage(req, res, url) {
 }
 
 function postGrade(token, grade) {
-  return withRetries(() => call(`${GRADES_URL}/v1/grade`, {
+  const path = bug('grade_url_trailing_slash') ? '/v1/grade/' : '/v1/grade';
+  return withRetries(() => call(`${GRADES_URL}${path}`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
     body: JSON.stringify(grade),
@@ -288,14 +332,29 @@ async function completeHook(req, res) {
   }
   const assignment = BY_ID.get(body.assignment_id);
   if (!assignment) return json(res, 404, { error: `unknown assignment ${body.assignment_id}` });
-  const ilToken = ilTokens.get(body.user_id);
+  if (bug('zero_score_skipped') && !score) return json(res, 200, { status: 'nothing to send' });
+  const key = `${body.user_id}|${assignment.id}`;
+  if (bug('first_completion_only') && graded.has(key)) return json(res, 200, { status: 'already sent' });
+  const ilToken = bug('teacher_token_for_grade') ? lastAssignmentsToken : ilTokens.get(body.user_id);
   if (!ilToken && !(await districtToken(body.district_id))) {
     return json(res, 502, { error: 'no district-app token for that district' });
   }
-  const grade = { assignmentID: assignment.id, userID: body.user_id, ...scoreFields(assignment, score),
-                  completedAt: new Date().toISOString() };
+  let grade = { assignmentID: assignment.id, userID: body.user_id, ...scoreFields(assignment, score),
+                completedAt: new Date().toISOString() };
+  if (bug('numeric_assignment_id')) grade.assignmentID = Number(assignment.id);
+  if (bug('internal_id_in_grade')) grade.assignmentID = String(ASSIGNMENTS.indexOf(assignment) + 1);
+  if (bug('camelcase_id_keys')) {
+    const { assignmentID, userID, ...rest } = grade;
+    grade = { assignmentId: assignmentID, userId: userID, ...rest };
+  }
+  if (bug('shared_pending_grade')) {  // one slot for "the grade being sent"
+    pendingGrade = grade;
+    await districtToken(body.district_id);
+    grade = pendingGrade;
+  }
   const { tries, resp, error } = await sendGrade(grade, body.district_id, ilToken);
   if (resp && resp.status >= 200 && resp.status < 300) {
+    graded.add(key);
     return json(res, 200, { status: 'sent', tries, sent: grade });
   }
   const answer = resp ? await readJson(resp) : null;
