@@ -570,7 +570,8 @@ def grade_backoff_grows(c: Contract) -> str:
 @check("GRADE-014", "required", "A score of 0 is sent like any other",
        seed=f"{S_SEND} \u2026 {S_APPEAR}",
        rule="the hook's score is 0 (the student earned nothing) → a grade with LTI value 0 from "
-            "this app arrives within grade_timeout_s")
+            "this app arrives within grade_timeout_s (judged only on the 0: a grade refused for "
+            "another reason is GRADE-001..004's business)")
 def grade_zero(c: Contract) -> str:
     student, aid = c.fresh_student(), c.next_assignment()
     run = c.complete(student, aid, 0.0, silence_kills_hook=False)
@@ -584,21 +585,93 @@ def grade_zero(c: Contract) -> str:
                        f"earned 0", sent=run.sent(), got=run.describe(), fix=fix)
         return f"sent as {run.grade['format']} → LTI {run.grade['lti_score']}"
     if not run.posts and not run.faulted:
-        said = f"your hook answered HTTP {run.hook_status}" if run.hook_status is not None else "no answer"
-        raise Fail(f"no grade reached Clever for a score of 0 ({said}): the student's 0 never "
-                   f"reaches Schoology, so the gradebook shows the assignment as not done",
-                   sent=run.sent(), got=run.describe(), fix=fix)
-    for e in run.posts:
+        if run.hook_status is not None and not 200 <= run.hook_status < 300:
+            raise Fail(f"your completion hook answered HTTP {run.hook_status} to a score of 0 and no "
+                       f"grade reached Clever", sent=run.sent(), got=run.describe(), fix=fix)
+        raise Fail(f"no grade reached Clever for a score of 0 (your hook answered HTTP "
+                   f"{run.hook_status}): the student's 0 never reaches Schoology, so the gradebook "
+                   f"shows the assignment as not done", sent=run.sent(), got=run.describe(), fix=fix)
+    for e in run.posts + run.faulted:
         body = request_json(e)
-        if isinstance(body, dict):
-            value, what = _score_of(body)
-            if value is None:
-                raise Fail(f"the grade for a score of 0 is invalid: {what}", sent=run.sent(),
-                           got=run.describe(), fix=fix)
-            if value != 0:
-                raise Fail(f"the grade for a score of 0 says {what} = {value.normalize()}",
-                           sent=run.sent(), got=run.describe(), fix=fix)
-    e = run.posts[-1] if run.posts else run.faulted[-1]
-    raise Fail(f"Clever refused the grade for a score of 0: HTTP {e.get('status')} ({_message(e)})",
-               sent=run.sent(), got=run.describe(),
-               fix="fix what Clever's answer names (each error has a field, the problem and a hint)")
+        if not isinstance(body, dict):
+            continue
+        has_score = any(k in body for k in ("percentage", "scoreGiven", "scoreMaximum"))
+        if not has_score or body.get("percentage", 0) is None or body.get("scoreGiven", 0) is None:
+            raise Fail(f"the grade for a score of 0 carries no score ({_score_of(body)[1]}): "
+                       f"a 0 was dropped on the way", sent=run.sent(), got=run.describe(), fix=fix)
+        value, _ = _score_of(body)
+        if value is not None and value != 0:
+            raise Fail(f"the grade for a score of 0 says {_score_of(body)[1]} = {value.normalize()}",
+                       sent=run.sent(), got=run.describe(), fix=fix)
+    raise Skip("not judged: your app sent the 0, but Clever did not store the grade for another "
+               "reason (see GRADE-001..004)")
+
+
+@check("GRADE-015", "required", "Simultaneous completions: each student gets their own grade",
+       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+       rule="two students finish the same assignment at the same moment (two hook calls released "
+            "together, scores 0.3 and 0.75) → each student's grade arrives with their own score, "
+            "not the other's (judged only on the mix-up: a grade refused for another reason is "
+            "GRADE-001..004's business)")
+def grade_simultaneous(c: Contract) -> str:
+    aid = c.next_assignment()
+    a, b = c.fresh_student(), c.fresh_student()
+    if a["id"] == b["id"]:
+        raise Skip("not judged: the roster has a single student")
+    runs = c.complete_together([(a, aid, 0.3), (b, aid, 0.75)])
+    for run in runs:
+        _hook_failed(run)
+    sent = "\n".join(run.sent() for run in runs) + "\n(both hook calls released at the same moment)"
+    got = "\n".join(f"student {run.student['id']}: {run.hook_answer()}" for run in runs)
+    posts = runs[0].posts + runs[0].faulted
+    got += "\n" + (f"{len(posts)} grade POST(s) reached Clever:\n"
+                   + "\n".join("  " + show_entry(e) for e in sorted(posts, key=lambda e: e["id"]))
+                   if posts else "no POST /v1/grade reached Clever from your app")
+    fix = ("keep each completion's student, assignment and score in that request's own variables "
+           "(or its own job in a queue), never in a module-level or shared slot that the next "
+           "completion overwrites: a class finishes a quiz together")
+
+    def score_is(value: Decimal | None, score: float) -> bool:
+        return value is not None and abs(value - Decimal(str(score))) <= TOLERANCE
+
+    problems, unexplained = [], []
+    for run, other in ((runs[0], runs[1]), (runs[1], runs[0])):
+        sid, oid = run.student["id"], other.student["id"]
+        mine = [e for e in posts if (request_json(e) or {}).get("userID") == sid
+                or (e.get("token_kind") == "il" and e.get("user_id") == sid)]
+        if run.grade is not None:
+            lti = Decimal(run.grade["lti_score"])
+            if score_is(lti, run.score):
+                continue
+            if score_is(lti, other.score):
+                problems.append(f"student {sid} got LTI {run.grade['lti_score']}, the score of student "
+                                f"{oid}, not their own {run.score}")
+                continue
+        theirs = [e for e in posts if (request_json(e) or {}).get("userID") == oid
+                  or (e.get("token_kind") == "il" and e.get("user_id") == oid)]
+        for e in mine:
+            body = request_json(e)
+            if isinstance(body, dict) and score_is(_score_of(body)[0], other.score) \
+                    and not score_is(_score_of(body)[0], run.score):
+                problems.append(f"a grade POST for student {sid} carried {_score_of(body)[1]}, the score "
+                                f"of student {oid}")
+                break
+        else:
+            if run.grade is None and not mine and len(theirs) >= 2 and len(theirs) == len(posts) \
+                    and 200 <= (run.hook_status or 0) < 300:
+                # both completions sent a grade, both for the other student
+                problems.append(f"no grade POST for student {sid} reached Clever, though your hook "
+                                f"answered HTTP {run.hook_status}: all {len(theirs)} POSTs were for "
+                                f"student {oid}")
+            elif run.grade is None or not score_is(Decimal(run.grade["lti_score"]), run.score):
+                unexplained.append(sid)
+    if problems:
+        raise Fail(f"two students finished {aid!r} at the same moment: {problems[0]}"
+                   + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                   sent=sent, got=got, fix=fix)
+    if unexplained:
+        raise Skip(f"not judged: the grade of {', '.join(unexplained)} was not stored, for a reason "
+                   f"other than a mix-up (see GRADE-001..004)")
+    return (f"student {a['id']} → LTI {runs[0].grade['lti_score']}, student {b['id']} → LTI "
+            f"{runs[1].grade['lti_score']} (hooks answered in {runs[0].hook_seconds:.2f} s and "
+            f"{runs[1].hook_seconds:.2f} s)")

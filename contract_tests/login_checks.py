@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .harness import (Browse, Fail, LoginRun, Skip, browse, check, clip, form_or_json, jdump,
-                      landing_id, show_calls, show_entry)
+                      landing_id, request_json, show_calls, show_entry)
 from .session import Contract
 
 S_LINK = ("The links embedded in Schoology will act as Log in with Clever buttons, redirecting the "
@@ -484,6 +485,11 @@ def login_shared_browser(c: Contract) -> str:
     first = c.login(a, assignment_id=first_id)
     if first.token() is None or first.visit.cookies is None:
         raise Skip("not judged: the first student's launch logged nobody in (see LOGIN-001)")
+    if not [e for e in first.me_calls(first.token()) if e.get("status") == 200]:
+        raise Skip("not judged: your app does not ask /me who logged in (see LOGIN-002)")
+    pattern = c.cfg.landing_url_pattern
+    lands = bool(pattern) and landing_id(pattern, first.visit.landing_url or "") == first_id \
+        and not first.visit.left_host
     c.doing(f"launching {second_id!r} as student {b['id']} in the same browser")
     second = c.login(b, assignment_id=second_id, cookies=first.visit.cookies)
     visit = second.visit
@@ -511,8 +517,7 @@ def login_shared_browser(c: Contract) -> str:
     if not [e for e in second.me_calls(token) if e.get("status") == 200]:
         raise Fail(f"your app exchanged student {b['id']}'s code but never asked /me who that is: "
                    f"the browser keeps the session of student {a['id']}", sent=sent, got=got, fix=fix)
-    pattern = c.cfg.landing_url_pattern
-    if pattern:
+    if lands:
         found = None if visit.left_host or visit.error else landing_id(pattern, visit.landing_url or "")
         if found != second_id:
             raise Fail(f"student {b['id']} landed on {visit.landing_url}, not the assignment page "
@@ -522,5 +527,39 @@ def login_shared_browser(c: Contract) -> str:
                        sent=sent, got=got,
                        fix="redirect to the assignment in this callback's state, not one kept in "
                            "the session from an earlier launch")
-    return (f"student {b['id']} logged in over {a['id']}'s session and landed on "
-            f"{visit.landing_url or 'a page of the app'}")
+    landed = (f"landed on {visit.landing_url}" if lands else
+              "the landing page was not judged (" + ("see LOGIN-003" if pattern else
+                                                     "no landing_url_pattern") + ")")
+    return f"student {b['id']} logged in over {a['id']}'s session; {landed}"
+
+
+S_AFTER = "Grades appear in Schoology after the student finishes the assignment"
+
+
+@check("LOGIN-012", "recommended", "A launch alone sends no grade",
+       seed=f"{S_AFTER} \u2026 {S_LAND}",
+       rule="a student follows a launch link and finishes nothing → the app sends no POST /v1/grade "
+            "(watched for settle_s after the launch)")
+def login_no_grade_on_launch(c: Contract) -> str:
+    ids = c.assignment_ids()
+    student = c.fresh_student()
+    run = c.login(student, assignment_id=ids[0])
+    if run.token() is None:
+        raise Skip("not judged: the launch logged nobody in (see LOGIN-001)")
+    c.doing("watching for grade POSTs after a launch")
+    time.sleep(c.cfg.settle_s)
+    posts = [e for e in c.sim.journal_since(run.mark, path="/v1/grade")
+             if e.get("method") == "POST" and e.get("client_id") in (None, c.cfg.client_id)]
+    if posts:
+        body = request_json(posts[0])
+        body = body if isinstance(body, dict) else {}
+        score = {k: body[k] for k in ("percentage", "scoreGiven", "scoreMaximum") if k in body}
+        raise Fail(f"your app sent {len(posts)} grade POST(s) when student {student['id']} only opened "
+                   f"{ids[0]!r} ({jdump(score) if score else 'no score'}): Schoology shows that grade "
+                   f"before the student has done anything, and a 0 reads as a failing grade",
+                   sent=f"{run.url}\n(a Schoology launch; no completion)",
+                   got=run.visit.describe() + "\n" + "\n".join(show_entry(e) for e in posts),
+                   fix="send a grade only when the student finishes (your completion), never on "
+                       "launch or on a \"started\" event; an assignment not yet done has no grade "
+                       "in Schoology, which is what the teacher should see")
+    return f"no grade POST within {c.cfg.settle_s:g} s of the launch"

@@ -87,6 +87,7 @@ class Contract:
         self.app_view: dict = {}
         self.students: list[dict] = []
         self.other_students: list[dict] = []
+        self.launched: set[str] = set()   # students a code was minted for (the app may hold their il token)
         self.teachers: list[dict] = []
         self.start_mark = 0
         # Every request to Clever since start_mark, read after each check (LOGIN-010 judges
@@ -266,11 +267,17 @@ class Contract:
             return self._memo[key]
 
     # --- personas -------------------------------------------------------------------------
-    def fresh_student(self, *, other_district: bool = False) -> dict:
-        """A student not used by an earlier check of this run (cycles on tiny rosters)."""
+    def fresh_student(self, *, other_district: bool = False, never_launched: bool = False) -> dict:
+        """A student not used by an earlier check of this run (cycles on tiny rosters);
+        ``never_launched``: preferably one the app has no il token of (no code minted)."""
         if other_district and self.other_students:
             return self.other_students[next(self._next_student) % len(self.other_students)]
-        return self.students[next(self._next_student) % len(self.students)]
+        student = self.students[next(self._next_student) % len(self.students)]
+        for _ in range(len(self.students) if never_launched else 0):
+            if student["id"] not in self.launched:
+                break
+            student = self.students[next(self._next_student) % len(self.students)]
+        return student
 
     def teacher_token(self, index: int = 0) -> tuple[dict, str]:
         teacher = self.teachers[index % len(self.teachers)]
@@ -340,6 +347,7 @@ class Contract:
     # --- login ------------------------------------------------------------------------------
     def mint_code(self, student: dict, *, assignment_id: str | None = None) -> dict:
         body = {"client_id": self.cfg.client_id, "user_id": student["id"]}
+        self.launched.add(student["id"])
         if assignment_id is not None:
             body["assignment_id"] = assignment_id
         return self.sim.post("/_sim/codes", body)
@@ -479,6 +487,71 @@ class Contract:
             if pending:
                 self.sim.call("DELETE", "/_sim/faults")
         return run
+
+
+    def complete_together(self, completions: list[tuple[dict, str, float]]) -> list[CompletionRun]:
+        """POST the hook for several completions at the same moment (one thread each, released
+        together), then watch until every grade arrived or ``grade_timeout_s`` passed.
+
+        Each run's ``entries`` are every journal entry since the common mark: the other
+        completions' grade POSTs are visible in each, which is what a mix-up shows.
+        """
+        hook = self.require_hook()
+        if self.hook_dead:
+            raise Fail(f"not run: {self.hook_dead}")
+        cfg = self.cfg
+        runs = []
+        for student, aid, score in completions:
+            self.link(student, aid)
+            existing = self.sim.grades(client_id=cfg.client_id, user_id=student["id"], assignment_id=aid)
+            seq_mark = max((g.get("seq", 0) for g in existing), default=0)
+            body = {"user_id": student["id"], "assignment_id": aid, "district_id": student["district"],
+                    "score": score}
+            runs.append(CompletionRun(student, aid, score, hook, body, 0, seq_mark, client_id=cfg.client_id))
+        mark = self.sim.journal_mark()
+        gate = threading.Barrier(len(runs))
+
+        def post_hook(run: CompletionRun) -> None:
+            run.mark = mark
+            try:
+                gate.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                pass  # post anyway: a late thread only makes the completions less simultaneous
+            started = time.monotonic()
+            try:
+                with client(timeout=httpx.Timeout(cfg.grade_timeout_s,
+                                                  connect=min(5.0, cfg.grade_timeout_s))) as http:
+                    resp = http.post(hook, json=run.hook_body)
+                run.hook_status, run.hook_text = resp.status_code, resp.text.strip()
+            except httpx.HTTPError as exc:
+                run.hook_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, httpx.TimeoutException) \
+                    else f"no answer within grade_timeout_s = {cfg.grade_timeout_s:g} s"
+            run.hook_seconds = time.monotonic() - started
+
+        self.doing(f"waiting for {len(runs)} completion hooks posted at the same moment")
+        threads = [threading.Thread(target=post_hook, args=(run,), daemon=True) for run in runs]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + cfg.grade_timeout_s
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()) + 5)
+        self.doing("waiting for the grades of the simultaneous completions")
+        while True:
+            for run in runs:
+                found = self.sim.grades(client_id=cfg.client_id, user_id=run.student["id"],
+                                        assignment_id=run.assignment_id, after_seq=run.seq_mark)
+                run.grade = found[-1] if found else None
+            if all(run.grade is not None for run in runs) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        time.sleep(cfg.settle_s)   # a mixed-up app may overwrite a grade right after
+        entries = self.sim.journal_since(mark)
+        for run in runs:
+            found = self.sim.grades(client_id=cfg.client_id, user_id=run.student["id"],
+                                    assignment_id=run.assignment_id, after_seq=run.seq_mark)
+            run.grade = found[-1] if found else None
+            run.entries = entries
+        return runs
 
 
 def _errors_of(body: Any) -> str:

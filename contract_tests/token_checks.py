@@ -133,7 +133,9 @@ def grade_survives_revoked_il_token(c: Contract) -> str:
             "arrives: after a 401 the app fetches the district-app token listing again and sends "
             "the grade once more, never with the revoked token")
 def grade_survives_revoked_district_token(c: Contract) -> str:
-    student, aid = c.fresh_student(), c.next_assignment()
+    # a student who never launched the app: it holds no il token of theirs, so it reports
+    # with the district-app token (on a roster this run has cycled through)
+    student, aid = c.fresh_student(never_launched=True), c.next_assignment()
     first = c.complete(student, aid, 0.6)
     _hook_failed(first)
     used = [bearer_of(e) for e in first.posts
