@@ -11,9 +11,11 @@ session they run in is ``session.Contract``. Nothing here knows pytest;
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -312,7 +314,7 @@ class Browse:
     landing_url: str | None = None        # last URL reached (or the off-host redirect target)
     left_host: bool = False
     error: str | None = None
-    cookies: httpx.Cookies | None = None   # the jar afterwards: a later visit in the same browser
+    cookies: CookieJar | None = None   # the jar afterwards: a later visit in the same browser
 
     @property
     def final(self) -> Hop | None:
@@ -336,20 +338,52 @@ class Browse:
         return "\n".join(lines)
 
 
+class BrowserCookiePolicy(DefaultCookiePolicy):
+    """Python's cookie rules, except that ``Secure`` cookies also go to loopback hosts over
+    http, as browsers send them (W3C Secure Contexts: http://localhost and 127.0.0.0/8 are
+    "potentially trustworthy"): an app whose session cookie is ``Secure; SameSite=None`` (an
+    LTI app in an iframe) runs in CI on http://127.0.0.1 and its student stays logged in."""
+
+    def return_ok_secure(self, cookie: Any, request: Any) -> bool:
+        if cookie.secure and request.type == "http" and is_loopback(urlsplit(request.get_full_url()).hostname):
+            return True
+        return super().return_ok_secure(cookie, request)
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost (and its subdomains), 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def browse(url: str, host: str, timeout: float, max_hops: int = 10,
-           cookies: httpx.Cookies | None = None) -> Browse:
-    """GET ``url`` in a fresh cookie jar (or a copy of ``cookies``: the same browser again),
-    following redirects while they stay on ``host``."""
+           cookies: CookieJar | None = None) -> Browse:
+    """GET ``url`` in a fresh cookie jar (or ``cookies``, the jar an earlier visit left: the
+    same browser again), following redirects while they stay on ``host``."""
     visit = Browse(url)
+    jar = cookies if cookies is not None else CookieJar(policy=BrowserCookiePolicy())
+    visit.cookies = jar
+    # The jar is kept here, not by the client: httpx copies a client's jar into one with
+    # Python's default policy for every request, which never sends a Secure cookie over http.
+    store = httpx.Cookies(jar)
     with client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), follow_redirects=False,
-                cookies=cookies,
                 headers={"User-Agent": USER_AGENT + " (browser)",
                          "Accept": "text/html,application/xhtml+xml,*/*"}) as browser:
-        visit.cookies = browser.cookies
         current = url
         for _ in range(max_hops):
             try:
-                resp = browser.get(current)
+                request = browser.build_request("GET", current)
+                request.headers.pop("Cookie", None)
+                store.set_cookie_header(request)
+                resp = browser.send(request)
+                store.extract_cookies(resp)
             except httpx.TimeoutException:
                 visit.error = f"no answer within {timeout:g} s"
                 visit.landing_url = current

@@ -494,7 +494,7 @@ def login_shared_browser(c: Contract) -> str:
     second = c.login(b, assignment_id=second_id, cookies=first.visit.cookies)
     visit = second.visit
     sent = (f"{first.url}\n(student {a['id']} launched {first_id!r}; your app set "
-            f"{', '.join(sorted(first.visit.cookies.keys())) or 'no cookie'}), then in the same "
+            f"{', '.join(sorted({k.name for k in first.visit.cookies})) or 'no cookie'}), then in the same "
             f"browser:\n{second.url}\n(student {b['id']}, {second.state})")
     got = f"{visit.describe()}\nrequests your app made to Clever the second time:\n{second.partner_calls()}"
     fix = ("on every callback with a code, exchange that code and replace the session with the "

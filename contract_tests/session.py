@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import traceback
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
@@ -352,13 +353,13 @@ class Contract:
             body["assignment_id"] = assignment_id
         return self.sim.post("/_sim/codes", body)
 
-    def visit(self, url: str, cookies: httpx.Cookies | None = None) -> Browse:
+    def visit(self, url: str, cookies: CookieJar | None = None) -> Browse:
         self.doing(f"browsing {url}")
         return browse(url, self.partner_host, timeout=max(10.0, self.cfg.assignments_timeout_s),
                       cookies=cookies)
 
     def login(self, student: dict, *, assignment_id: str | None = None, url: str | None = None,
-              code: str | None = None, cookies: httpx.Cookies | None = None) -> LoginRun:
+              code: str | None = None, cookies: CookieJar | None = None) -> LoginRun:
         """Follow a Schoology launch link (``state=assignment:{id}``) or a plain login link,
         in a fresh browser or one with ``cookies`` (what an earlier visit left)."""
         if url is None:

@@ -3,8 +3,8 @@ Node.js partner (tests/partners/node_partner/server.js, env BUGS=name), each fai
 the checks meant to catch it with a message that names the mistake.
 
 The switches were listed from the guide before looking at the other partners' bugs; those the
-suite already caught are kept here too (their messages are asserted), and the two it judges
-on purpose as no mistake (rounds_to_hundredths) must pass. Node is required in CI
+suite already caught are kept here too (their messages are asserted), and the two that are
+no mistake (rounds_to_hundredths, secure_cookie) must pass. Node is required in CI
 (CLEVER_SIM_REQUIRE_NODE=1).
 """
 
@@ -50,6 +50,9 @@ DEPTH: dict[str, tuple[str, set[str], str]] = {
     "both_score_formats": (SCORE_RUN, {"GRADE-001", "GRADE-004"}, "send exactly one score format"),
     "pass_fail_score": (SCORE_RUN, {"GRADE-004"}, "but the student earned 0.55"),
     "rounds_to_hundredths": (SCORE_RUN, set(), ""),   # the app's own precision: not judged
+    # not a mistake: a Secure; SameSite=None session cookie (an LTI app in an iframe) on
+    # http://127.0.0.1 is sent back, as browsers do on loopback; it once failed LOGIN-003
+    "secure_cookie": ("LOGIN", set(), ""),
     "first_district_token": (SCORE_RUN, {"GRADE-002"}, "use the district-app token of the student's district"),
     "teacher_token_for_grade": ("ASSIGN-001," + SCORE_RUN, {"GRADE-001"}, "this il token belongs to a teacher"),
     "retry_after_ms": ("GRADE-007", {"GRADE-007"}, "after a 429 that said Retry-After: 1"),
@@ -87,6 +90,18 @@ def test_node_partner_mistake_fails_exactly_its_checks(sim, tmp_path, bug):
 
 
 # --- the new messages, without a partner -----------------------------------------------------
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.1.2.3", True), ("localhost", True), ("app.localhost", True),
+    ("[::1]", True), ("::1", True), ("LOCALHOST.", True),
+    ("10.0.0.5", False), ("app", False), ("example.com", False), ("localhost.example.com", False),
+    (None, False), ("", False),
+])
+def test_secure_cookies_go_to_loopback_hosts_only(host, loopback):
+    from contract_tests.harness import is_loopback
+
+    assert is_loopback(host) is loopback
+
 
 @pytest.mark.parametrize("found, words", [
     ("unit 3:quiz 1/2 & 3 50%25", "the id was lower-cased"),
