@@ -339,15 +339,42 @@ class Browse:
 
 
 class BrowserCookiePolicy(DefaultCookiePolicy):
-    """Python's cookie rules, except that ``Secure`` cookies also go to loopback hosts over
-    http, as browsers send them (W3C Secure Contexts: http://localhost and 127.0.0.0/8 are
-    "potentially trustworthy"): an app whose session cookie is ``Secure; SameSite=None`` (an
-    LTI app in an iframe) runs in CI on http://127.0.0.1 and its student stays logged in."""
+    """Python's cookie rules, plus two of a browser's, for navigations that another site
+    started (every visit of the suite: a launch comes from Schoology through Clever):
+
+    - ``Secure`` cookies also go to loopback hosts over http (W3C Secure Contexts:
+      http://localhost and 127.0.0.0/8 are "potentially trustworthy"), so an app whose
+      session cookie is ``Secure; SameSite=None`` (an LTI app in an iframe) works in CI;
+    - ``SameSite=Strict`` cookies are never sent, not even on the app's own redirects: the
+      navigation was started by another site, so browsers withhold them for the whole
+      redirect chain (a Strict session cookie set by the callback is not there on the
+      assignment page, and the student lands logged out).
+    """
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        if samesite_strict(cookie):
+            return False
+        return super().return_ok(cookie, request)
 
     def return_ok_secure(self, cookie: Any, request: Any) -> bool:
         if cookie.secure and request.type == "http" and is_loopback(urlsplit(request.get_full_url()).hostname):
             return True
         return super().return_ok_secure(cookie, request)
+
+
+def samesite_strict(cookie: Any) -> bool:
+    """Whether a stored cookie was set with ``SameSite=Strict``."""
+    return str(cookie.get_nonstandard_attr("SameSite", "") or "").strip().lower() == "strict"
+
+
+def strict_cookie_note(visit: Browse) -> str:
+    """Why a student may land logged out: the app's ``SameSite=Strict`` cookies ("" if none)."""
+    names = sorted({k.name for k in (visit.cookies or []) if samesite_strict(k)})
+    if not names:
+        return ""
+    return (f" (your app's cookie {', '.join(names)} is SameSite=Strict: a launch is a navigation "
+            f"another site started, so browsers do not send it, not even on your own redirect "
+            f"after the callback; use SameSite=Lax, or None with Secure)")
 
 
 def is_loopback(host: str | None) -> bool:

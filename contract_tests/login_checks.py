@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .harness import (Browse, Fail, LoginRun, Skip, browse, check, clip, form_or_json, jdump,
-                      landing_id, request_json, show_calls, show_entry)
+                      landing_id, request_json, show_calls, show_entry, strict_cookie_note)
 from .session import Contract
 
 S_LINK = ("The links embedded in Schoology will act as Log in with Clever buttons, redirecting the "
@@ -159,14 +159,19 @@ def login_landing(c: Contract) -> str:
     if visit.left_host:
         raise Fail(f"the launch left your app for {visit.landing_url}, not the assignment page {want}",
                    sent=run.url, got=visit.describe(), fix=fix)
+    if strict_cookie_note(visit):
+        fix = ("set your session cookie with SameSite=Lax (or SameSite=None; Secure when your app "
+               "runs in an iframe): a Strict cookie is withheld for the whole launch, so the "
+               "student arrives logged out")
     found = landing_id(pattern, visit.landing_url or "")
     if found != expected:
         raise Fail(f"landed on {visit.landing_url}, not the assignment page {want}"
-                   + id_mistake(found, expected),
+                   + (id_mistake(found, expected) or strict_cookie_note(visit)),
                    sent=run.url, got=visit.describe(), fix=fix)
     status = visit.final.status
     if not 200 <= status < 300:
-        raise Fail(f"the assignment page {visit.landing_url} answered HTTP {status}",
+        raise Fail(f"the assignment page {visit.landing_url} answered HTTP {status}"
+                   + strict_cookie_note(visit),
                    sent=run.url, got=visit.describe(),
                    fix="show the assignment to the student who just logged in (the session cookie "
                        "set by the callback must be accepted on the next page)")

@@ -34,6 +34,8 @@ DEPTH: dict[str, tuple[str, set[str], str]] = {
                       "the browser was still logged in as student"),
     "splits_state_at_colons": ("LOGIN-003,LOGIN-008", {"LOGIN-008"}, "the id was cut at its own \":\""),
     "lowercases_state_id": ("LOGIN-003,LOGIN-008", {"LOGIN-008"}, "the id was lower-cased"),
+    "strict_cookie": ("LOGIN", {"LOGIN-003"}, "is SameSite=Strict: a launch is a navigation another site "
+                                              "started"),
     "grade_on_launch": ("LOGIN-001,LOGIN-012,GRADE-001,GRADE-008", {"LOGIN-012"},
                         "only opened"),
     # Step 3: the grade

@@ -52,6 +52,7 @@ const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url', 
   'rounds_to_hundredths',     // percentage rounded to 2 decimals (an integer percent / 100)
   'retry_after_ms',           // Retry-After read as milliseconds
   'shared_pending_grade',     // one module-level "pending grade" for every completion
+  'strict_cookie',            // the session cookie is SameSite=Strict (browsers drop it after a launch)
   // Not a mistake: the suite must pass it (a browser sends Secure cookies to http://localhost)
   'secure_cookie',            // the session cookie is Secure; SameSite=None (an LTI app in an iframe)
 ]);
@@ -261,8 +262,8 @@ async function callback(req, res, url) {
   const sid = crypto.randomBytes(24).toString('base64url');
   sessions.set(sid, { id: who.id, district: who.district, token: exchanged.token });
   ilTokens.set(who.id, exchanged.token);
-  const cookie = bug('secure_cookie') ? `np_session=${sid}; Path=/; HttpOnly; Secure; SameSite=None`
-    : `np_session=${sid}; Path=/; HttpOnly; SameSite=Lax`;
+  const sameSite = bug('secure_cookie') ? 'None; Secure' : bug('strict_cookie') ? 'Strict' : 'Lax';
+  const cookie = `np_session=${sid}; Path=/; HttpOnly; SameSite=${sameSite}`;
   const state = url.searchParams.get('state') || '';
   const wanted = state.startsWith(LAUNCH_PREFIX) ? state.slice(LAUNCH_PREFIX.length) : state;
   if (bug('redirects_to_state_url') && /^(https?:|\/\/)/.test(wanted)) {
