@@ -339,7 +339,7 @@ class Browse:
 
 
 class BrowserCookiePolicy(DefaultCookiePolicy):
-    """Python's cookie rules, plus two of a browser's, for navigations that another site
+    """Python's cookie rules, plus three of a browser's, for navigations that another site
     started (every visit of the suite: a launch comes from Schoology through Clever):
 
     - ``Secure`` cookies also go to loopback hosts over http (W3C Secure Contexts:
@@ -348,8 +348,21 @@ class BrowserCookiePolicy(DefaultCookiePolicy):
     - ``SameSite=Strict`` cookies are never sent, not even on the app's own redirects: the
       navigation was started by another site, so browsers withhold them for the whole
       redirect chain (a Strict session cookie set by the callback is not there on the
-      assignment page, and the student lands logged out).
+      assignment page, and the student lands logged out);
+    - a ``SameSite=None`` cookie without ``Secure`` is not stored (Chrome and Edge since
+      version 80): its name is kept in ``rejected`` to say so.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: list[str] = []
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        samesite = str(cookie.get_nonstandard_attr("SameSite", "") or "").strip().lower()
+        if samesite == "none" and not cookie.secure:
+            self.rejected.append(cookie.name)
+            return False
+        return super().set_ok(cookie, request)
 
     def return_ok(self, cookie: Any, request: Any) -> bool:
         if samesite_strict(cookie):
@@ -368,13 +381,21 @@ def samesite_strict(cookie: Any) -> bool:
 
 
 def strict_cookie_note(visit: Browse) -> str:
-    """Why a student may land logged out: the app's ``SameSite=Strict`` cookies ("" if none)."""
-    names = sorted({k.name for k in (visit.cookies or []) if samesite_strict(k)})
-    if not names:
-        return ""
-    return (f" (your app's cookie {', '.join(names)} is SameSite=Strict: a launch is a navigation "
-            f"another site started, so browsers do not send it, not even on your own redirect "
-            f"after the callback; use SameSite=Lax, or None with Secure)")
+    """Why a student may land logged out: the app's ``SameSite=Strict`` cookies, or its
+    ``SameSite=None`` cookies without ``Secure`` ("" if none)."""
+    jar = visit.cookies
+    names = sorted({k.name for k in (jar or []) if samesite_strict(k)})
+    if names:
+        return (f" (your app's cookie {', '.join(names)} is SameSite=Strict: a launch is a "
+                f"navigation another site started, so browsers do not send it, not even on your "
+                f"own redirect after the callback; use SameSite=Lax, or None with Secure)")
+    policy = getattr(jar, "_policy", None)   # CookieJar has no public getter for its policy
+    rejected = sorted(set(getattr(policy, "rejected", [])))
+    if rejected:
+        return (f" (your app's cookie {', '.join(rejected)} is SameSite=None without Secure: "
+                f"Chrome and Edge refuse to store it; add Secure, or use SameSite=Lax)")
+    return ""
+
 
 
 def is_loopback(host: str | None) -> bool:

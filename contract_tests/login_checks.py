@@ -85,7 +85,15 @@ def login_exchange(c: Contract) -> str:
     sent = f"{run.visit.describe()}\n(a Schoology launch for student {run.student['id']}, {run.state})"
     if not exchanges:
         tried = [e for e in run.entries if e.get("path") == "/oauth/tokens"]
-        raise Fail("your app never exchanged the code at POST /oauth/tokens",
+        first = run.visit.hops[0] if run.visit.hops else None
+        refused = ""
+        if first is not None and 400 <= first.status < 500 and not tried:
+            refused = (f" (the callback answered HTTP {first.status} without trying: if your app "
+                       f"checks state against a value it issued itself (CSRF protection for its "
+                       f"own login button), a Schoology launch fails it: Clever sends "
+                       f"state={run.state}, which your app never issued; treat a state that "
+                       f"starts with \"assignment:\" as a launch, not as your login's nonce)")
+        raise Fail("your app never exchanged the code at POST /oauth/tokens" + refused,
                    sent=sent, got="requests your app made to Clever:\n" + run.partner_calls()
                    + ("" if not tried else "\n(token requests without this code: "
                       + "; ".join(f"{json.dumps(form_or_json(e))[:200]}" for e in tried) + ")"),
@@ -161,8 +169,8 @@ def login_landing(c: Contract) -> str:
                    sent=run.url, got=visit.describe(), fix=fix)
     if strict_cookie_note(visit):
         fix = ("set your session cookie with SameSite=Lax (or SameSite=None; Secure when your app "
-               "runs in an iframe): a Strict cookie is withheld for the whole launch, so the "
-               "student arrives logged out")
+               "runs in an iframe): browsers withhold a Strict cookie for the whole launch and "
+               "refuse a None cookie without Secure, so the student arrives logged out")
     found = landing_id(pattern, visit.landing_url or "")
     if found != expected:
         raise Fail(f"landed on {visit.landing_url}, not the assignment page {want}"

@@ -36,6 +36,8 @@ DEPTH: dict[str, tuple[str, set[str], str]] = {
     "lowercases_state_id": ("LOGIN-003,LOGIN-008", {"LOGIN-008"}, "the id was lower-cased"),
     "strict_cookie": ("LOGIN", {"LOGIN-003"}, "is SameSite=Strict: a launch is a navigation another site "
                                               "started"),
+    "none_without_secure": ("LOGIN", {"LOGIN-003"}, "is SameSite=None without Secure"),
+    "csrf_state_check": ("LOGIN", {"LOGIN-001"}, "checks state against a value it issued itself"),
     "grade_on_launch": ("LOGIN-001,LOGIN-012,GRADE-001,GRADE-008", {"LOGIN-012"},
                         "only opened"),
     # Step 3: the grade

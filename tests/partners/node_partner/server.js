@@ -53,6 +53,8 @@ const KNOWN_BUGS = new Set(['reflects_assignment_id', 'redirects_to_state_url', 
   'retry_after_ms',           // Retry-After read as milliseconds
   'shared_pending_grade',     // one module-level "pending grade" for every completion
   'strict_cookie',            // the session cookie is SameSite=Strict (browsers drop it after a launch)
+  'none_without_secure',      // the session cookie is SameSite=None without Secure (browsers reject it)
+  'csrf_state_check',         // every callback's state must be one the app issued (Schoology's is refused)
   // Not a mistake: the suite must pass it (a browser sends Secure cookies to http://localhost)
   'secure_cookie',            // the session cookie is Secure; SameSite=None (an LTI app in an iframe)
 ]);
@@ -249,6 +251,9 @@ async function callback(req, res, url) {
   const code = url.searchParams.get('code');
   if (url.searchParams.get('error')) return page(res, 400, 'Login was cancelled');
   if (!code) return page(res, 400, 'Login link incomplete', 'This link has no code from Clever.');
+  if (bug('csrf_state_check') && url.searchParams.has('state')) {  // "state must be ours"
+    return page(res, 403, 'Login refused', 'This login did not start here (state mismatch).');
+  }
   const already = currentUser(req);
   if (bug('keeps_session') && already) {  // "already logged in": the new code is never used
     const st = url.searchParams.get('state') || '';
@@ -262,7 +267,8 @@ async function callback(req, res, url) {
   const sid = crypto.randomBytes(24).toString('base64url');
   sessions.set(sid, { id: who.id, district: who.district, token: exchanged.token });
   ilTokens.set(who.id, exchanged.token);
-  const sameSite = bug('secure_cookie') ? 'None; Secure' : bug('strict_cookie') ? 'Strict' : 'Lax';
+  const sameSite = bug('secure_cookie') ? 'None; Secure' : bug('strict_cookie') ? 'Strict'
+    : bug('none_without_secure') ? 'None' : 'Lax';
   const cookie = `np_session=${sid}; Path=/; HttpOnly; SameSite=${sameSite}`;
   const state = url.searchParams.get('state') || '';
   const wanted = state.startsWith(LAUNCH_PREFIX) ? state.slice(LAUNCH_PREFIX.length) : state;
