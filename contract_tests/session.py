@@ -489,7 +489,6 @@ class Contract:
                 self.sim.call("DELETE", "/_sim/faults")
         return run
 
-
     def complete_together(self, completions: list[tuple[dict, str, float]]) -> list[CompletionRun]:
         """POST the hook for several completions at the same moment (one thread each, released
         together), then watch until every grade arrived or ``grade_timeout_s`` passed.
