@@ -24,15 +24,22 @@ class Fault:
     hits: int = field(default=0)
 
     def matches(self, method: str, path: str) -> bool:
+        """The method (if given) and the path, with or without a final slash: the simulator
+        serves ``/v1/grade/`` as ``/v1/grade``, so a fault on one applies to both."""
         if self.method and self.method.upper() != method.upper():
             return False
-        return path == self.path or fnmatch.fnmatchcase(path, self.path)
+        path, wanted = _unslashed(path), _unslashed(self.path)
+        return path == wanted or fnmatch.fnmatchcase(path, wanted)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "path": self.path, "method": self.method, "status": self.status,
                 "count": self.count, "retry_after": self.retry_after,
                 "latency_ms": self.latency_ms, "body": self.body, "drop": self.drop,
                 "hits": self.hits}
+
+
+def _unslashed(path: str) -> str:
+    return path.rstrip("/") or "/"
 
 
 class Faults:

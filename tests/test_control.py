@@ -368,6 +368,18 @@ def test_fault_glob_and_method_and_latency(client, sim, student):
     assert entry["duration_ms"] >= 150  # the journal shows the request held for the latency
 
 
+@pytest.mark.parametrize("fault_path, posted_to", [
+    ("/v1/grade", "/v1/grade/"), ("/v1/grade/", "/v1/grade"), ("/v1/gr*", "/v1/grade/")])
+def test_a_fault_applies_with_or_without_the_final_slash_the_endpoint_takes(client, sim, student,
+                                                                           fault_path, posted_to):
+    token = il_token(sim, student["id"])
+    client.post("/_sim/faults", json={"path": fault_path, "status": 503, "retry_after": 1})
+    r = client.post(posted_to, json={"assignmentID": "f1", "percentage": 0.5}, headers=bearer(token))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert client.get("/_sim/faults").get_json()["data"] == []
+    assert post_grade(client, token, assignmentID="f1", percentage=0.5).status_code == 200
+
+
 def test_faults_never_apply_to_control_api(client):
     client.post("/_sim/faults", json={"path": "/_sim/*", "status": 500, "count": 5})
     assert client.get("/_sim/health").status_code == 200

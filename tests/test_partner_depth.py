@@ -132,3 +132,16 @@ def test_new_checks_are_where_the_run_needs_them():
     assert order.index("LOGIN-009") < order.index("LOGIN-011") < order.index("LOGIN-012") < order.index("GRADE-001")
     assert BY_ID["LOGIN-011"].level == BY_ID["GRADE-014"].level == BY_ID["GRADE-015"].level == "required"
     assert BY_ID["LOGIN-012"].level == "recommended"
+
+
+def test_retries_of_an_app_posting_to_v1_grade_slash_are_checked_too(sim, tmp_path):
+    """Faults are injected on /v1/grade and apply with or without the final slash (as the
+    endpoint does), so the retry checks judge such an app's retries instead of saying the
+    failure was never served: only GRADE-001 fails, for the slash."""
+    client_id = "depth-slash-retries"
+    with node_partner(sim, client_id, "node-secret", bugs=("grade_url_trailing_slash",)) as url:
+        toml = write_toml(tmp_path / "partner.toml", url, client_id, secret="node-secret")
+        result = run(toml, sim, only="GRADE-001,GRADE-006,GRADE-007,GRADE-009", level="recommended")
+    assert result.failing(levels=ALL_LEVELS) == {"GRADE-001"}, result.output
+    assert {r.id for r in result.results if r.outcome == "PASS"} >= {"GRADE-006", "GRADE-007",
+                                                                      "GRADE-009"}, result.output
