@@ -183,13 +183,16 @@ CREATE TABLE IF NOT EXISTS grade_writes (
     seq           INTEGER PRIMARY KEY,
     grade_id      TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS grade_writes_insert AFTER INSERT ON grades BEGIN
+-- A new grade also appends its first version to grade_history here, and an overwrite (a
+-- grade POST for a grade that exists: the only UPDATE of seq) its new version, so a grade
+-- POST's write is one statement (store.Store._write_alone). A snapshot load, whose history
+-- is the snapshot's own, takes back the rows this wrote for its grades (StateLoad.add_grades).
+DROP TRIGGER IF EXISTS grade_writes_insert;  -- an earlier form: the write order only
+CREATE TRIGGER IF NOT EXISTS grade_inserted AFTER INSERT ON grades BEGIN
     INSERT OR REPLACE INTO grade_writes(seq, grade_id) VALUES (NEW.seq, NEW.id);
+    INSERT INTO grade_history(grade_id, version, record, received_at)
+        VALUES (NEW.id, NEW.version, NEW.record, NEW.updated);
 END;
--- An overwrite (a grade POST for a grade that exists: the only UPDATE of seq) also appends
--- the new version to grade_history here, so the store's write is one statement fewer; a
--- new grade's first version is inserted by the store (a snapshot load or a bulk load
--- inserts its own history).
 DROP TRIGGER IF EXISTS grade_writes_update;
 DROP TRIGGER IF EXISTS grade_overwritten;  -- an earlier form kept the old seq's row
 CREATE TRIGGER grade_overwritten AFTER UPDATE OF seq ON grades BEGIN

@@ -1,7 +1,8 @@
 """All SQL lives here: SQLite through the standard library, WAL, pooled connections.
 
 Writes are serialised by a lock (cheaper than SQLite's sleeping busy handler under load)
-and run in ``BEGIN IMMEDIATE`` transactions, so a grade answered with 200 is committed.
+and run in ``BEGIN IMMEDIATE`` transactions, or, for a grade written alone, as one statement
+that commits as it ends (``Store._write_alone``), so a grade answered with 200 is committed.
 ``:memory:`` databases use one shared connection guarded by the same lock.
 """
 
@@ -954,30 +955,12 @@ class Store:
                 job.turn.release()  # the leader's own too: nobody waits on it
 
     def _write_grades(self, batch: list["_GradeJob"]) -> None:
-        """Write queued grades in one transaction (caller holds the write lock); if one
-        fails, the batch is rolled back and each grade is written on its own instead."""
+        """Write queued grades (caller holds the write lock): one alone in one autocommit
+        statement when it can (``_write_alone``), else in one transaction; if a batch fails,
+        it is rolled back and each grade is written on its own instead."""
         try:
-            with self._lease(writer=True) as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    seq = self._current_seq(conn)
-                    new = 0
-                    for job in batch:
-                        if job.token is not None and job.token[1] != self._revocations and \
-                                conn.execute("SELECT 1 FROM tokens WHERE access_token = ?",
-                                             (job.token[0],)).fetchone() is None:
-                            job.result, job.error = None, Revoked("the token was revoked")
-                            continue
-                        job.result, seq, inserted = self._write_grade(conn, job.args, seq)
-                        new += inserted
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            self._writes += 1
-            self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
-            if self._grade_count is not None:
-                self._grade_count += new
+            if len(batch) != 1 or not self._write_alone(batch[0]):
+                self._write_in_transaction(batch)
         except Exception as exc:  # noqa: BLE001 - isolate the grade that failed
             if len(batch) == 1:
                 batch[0].result, batch[0].error = None, exc
@@ -989,6 +972,84 @@ class Store:
                 job.result, job.error = None, exc
         for job in batch:
             job.done = True
+
+    def _write_in_transaction(self, batch: list["_GradeJob"]) -> None:
+        """Every grade of ``batch`` in one BEGIN IMMEDIATE ... COMMIT; a revoked token's
+        grade is refused inside it. Raises (all rolled back) if any grade fails."""
+        with self._lease(writer=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._current_seq(conn)
+                new = 0
+                for job in batch:
+                    if job.token is not None and job.token[1] != self._revocations and \
+                            conn.execute("SELECT 1 FROM tokens WHERE access_token = ?",
+                                         (job.token[0],)).fetchone() is None:
+                        job.result, job.error = None, Revoked("the token was revoked")
+                        continue
+                    job.result, seq, inserted = self._write_grade(conn, job.args, seq)
+                    new += inserted
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._writes += 1
+        self._seq = seq  # only after COMMIT: a rolled-back write leaves no gap or reuse
+        if self._grade_count is not None:
+            self._grade_count += new
+
+    def _write_alone(self, job: "_GradeJob") -> bool:
+        """Write one grade with no BEGIN or COMMIT: each ``execute`` is a call into SQLite
+        that releases the GIL five times (a thread hand-off each, served), and a statement
+        outside a transaction takes the write lock itself and commits as it ends, as
+        durably as a COMMIT. A remembered key is one UPDATE that applies only where the row
+        still holds what this store wrote (``_write_grade``); an unknown key one INSERT
+        that does nothing where the key exists, then (another process's grade, or one this
+        store forgot) a lookup and that same guarded UPDATE. The triggers append the history
+        row and the write order (``schema.sql``). False, with nothing written, when that
+        cannot apply: a revocation since the token was looked up (checked inside a
+        transaction), a row changed meanwhile, a caller's transaction open on this thread;
+        the caller then writes the grade in a transaction."""
+        if job.token is not None and job.token[1] != self._revocations:
+            return False
+        grade_id, client_id, user_id, assignment_id, district_id, build_record, now_iso = job.args
+        key = (client_id, user_id, assignment_id)
+        with self._lease(writer=True) as conn:
+            if conn.in_transaction:  # a caller's transaction: its COMMIT, not this statement's
+                return False
+            seq = self._current_seq(conn) + 1
+            known = self._grade_keys.get(key)
+            new = known is None
+            if new:
+                record = build_record(grade_id, 1, now_iso)
+                text = _dumps(record)
+                if conn.execute(_INSERT_NEW_GRADE, (grade_id, client_id, user_id, assignment_id,
+                                                    district_id, 1, text, now_iso, now_iso, seq)
+                                ).rowcount == 1:
+                    written = (grade_id, 1, now_iso)
+                else:  # the key exists: overwrite what is stored
+                    new = False
+                    known = conn.execute(_FIND_GRADE, key).fetchone()
+                    if known is None:  # deleted meanwhile: the transaction inserts it
+                        return False
+            if not new:
+                found_id, version, created = known
+                record = build_record(found_id, version + 1, created)
+                text = _dumps(record)
+                if conn.execute(_UPDATE_KNOWN_GRADE, (version + 1, text, now_iso, seq, found_id,
+                                                      version, created)).rowcount != 1:
+                    self._grade_keys.pop(key)  # the transaction looks the row up
+                    return False
+                written = (found_id, version + 1, created)
+        self._writes += 1
+        self._seq = seq  # only once it committed: a failed statement leaves no gap or reuse
+        if new and self._grade_count is not None:
+            self._grade_count += 1
+        self._grade_keys.put(key, written, _GRADE_KEY_ENTRY)
+        found_id, version, created = written
+        job.result = Grade(found_id, client_id, user_id, assignment_id, district_id, version,
+                           seq, created, now_iso, record, text)
+        return True
 
     def _current_seq(self, db: sqlite3.Connection) -> int:
         if self._seq is None:
@@ -1002,7 +1063,8 @@ class Store:
         An overwrite whose (grade id, version, created) this store remembers builds its
         record from them and updates only a row that still holds exactly those (else, e.g.
         another process wrote meanwhile, it looks the row up as a new key does): the
-        version stored is always the one read inside this transaction, plus one."""
+        version stored is always the one read inside this transaction, plus one. The
+        triggers append the history row and the write order (``schema.sql``)."""
         grade_id, client_id, user_id, assignment_id, district_id, build_record, now_iso = args
         key = (client_id, user_id, assignment_id)
         seq += 1
@@ -1011,32 +1073,23 @@ class Store:
             found_id, version, created = known
             record = build_record(found_id, version + 1, created)
             text = _dumps(record)
-            # the trigger grade_overwritten appends the version to grade_history
-            if db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                          "WHERE id = ? AND version = ? AND created = ?",
-                          (version + 1, text, now_iso, seq, found_id, version, created)
-                          ).rowcount == 1:
+            if db.execute(_UPDATE_KNOWN_GRADE, (version + 1, text, now_iso, seq, found_id,
+                                                version, created)).rowcount == 1:
                 self._grade_keys.put(key, (found_id, version + 1, created), _GRADE_KEY_ENTRY)
                 return Grade(found_id, client_id, user_id, assignment_id, district_id,
                              version + 1, seq, created, now_iso, record, text), seq, False
-        row = db.execute("SELECT id, version, created FROM grades WHERE client_id = ? AND "
-                         "user_id = ? AND assignment_id = ?", key).fetchone()
+        row = db.execute(_FIND_GRADE, key).fetchone()
         created = now_iso if row is None else row[2]
         if row is None:
             version = 1
             record = build_record(grade_id, version, now_iso)
             text = _dumps(record)
-            db.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
-                       "version, record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (grade_id, client_id, user_id, assignment_id, district_id, version,
-                        text, now_iso, now_iso, seq))
-            db.execute("INSERT INTO grade_history(grade_id, version, record, received_at) "
-                       "VALUES (?, ?, ?, ?)", (grade_id, version, text, now_iso))
+            db.execute(_INSERT_GRADE, (grade_id, client_id, user_id, assignment_id, district_id,
+                                       version, text, now_iso, now_iso, seq))
         else:
             grade_id, version = row[0], row[1] + 1
             record = build_record(grade_id, version, row[2])
             text = _dumps(record)
-            # the trigger grade_overwritten appends the version to grade_history
             db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
                        "WHERE id = ?", (version, text, now_iso, seq, grade_id))
         # Remembered before COMMIT: a rollback leaves an entry no row matches, so the next
@@ -1270,11 +1323,14 @@ class StateLoad:
               _dumps(t.scopes), t.created) for t in tokens))
 
     def add_grades(self, grades: Iterable[Grade]) -> None:
-        self._db.executemany(
-            "INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
-            "record, created, updated, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((g.id, g.client_id, g.user_id, g.assignment_id, g.district_id, g.version,
-              g.json, g.created, g.updated, g.seq) for g in grades))
+        """The grades as given; the history is the snapshot's own (``add_grade_versions``),
+        so the rows the insert trigger appended for them are taken back (every one past
+        the history's last row before the insert, whichever of the two came first)."""
+        last = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM grade_history").fetchone()[0]
+        self._db.executemany(_INSERT_GRADE, (
+            (g.id, g.client_id, g.user_id, g.assignment_id, g.district_id, g.version,
+             g.json, g.created, g.updated, g.seq) for g in grades))
+        self._db.execute("DELETE FROM grade_history WHERE seq > ?", (last,))
 
     def add_grade_versions(self, versions: Iterable[GradeVersion]) -> None:
         self._db.executemany(
@@ -1543,6 +1599,21 @@ def _drop_roster_indexes(db: sqlite3.Connection) -> list[str]:
     for name, _ in rows:
         db.execute(f'DROP INDEX "{name}"')
     return [sql for _, sql in rows]
+
+
+# A grade's writes (``Store._write_alone``, ``Store._write_grade``); the triggers of
+# ``grades`` append its history row and its place in the write order (schema.sql).
+# Outside a transaction, a new key's INSERT does nothing where the grade (its
+# (app, student, assignment), or its id) exists already.
+_INSERT_GRADE = ("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
+                 "record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)")
+_INSERT_NEW_GRADE = _INSERT_GRADE + " ON CONFLICT DO NOTHING"
+_FIND_GRADE = ("SELECT id, version, created FROM grades WHERE client_id = ? AND user_id = ? "
+               "AND assignment_id = ?")
+# Applies only where the row still holds the (id, version, created) the new record was built
+# from: the version stored is the one read, plus one, whoever else writes the file.
+_UPDATE_KNOWN_GRADE = ("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
+                       "WHERE id = ? AND version = ? AND created = ?")
 _GRADE_COLUMNS = ("g.id, g.client_id, g.user_id, g.assignment_id, g.district_id, g.version, "
                   "g.seq, g.created, g.updated, g.record")
 _COUNTABLE = {"grades", "grade_history", "users", "sections", "apps", "tokens", "auth_codes",

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
-from simulator.store import Store
+import pytest
+
+from simulator.store import Store, _GradeJob
 
 NOW = "2026-12-07T00:00:00.000Z"
 
@@ -70,7 +75,7 @@ def test_a_database_that_kept_the_write_order_in_an_index_keeps_it_after_an_upgr
         store.close()
     old = sqlite3.connect(path, isolation_level=None)  # as the previous layout stored it
     old.executescript("""
-        DROP TRIGGER grade_writes_insert; DROP TRIGGER grade_overwritten;
+        DROP TRIGGER grade_inserted; DROP TRIGGER grade_overwritten;
         DROP TABLE grade_writes; DROP INDEX grades_by_assignment;
         CREATE INDEX grades_assignment_seq ON grades(assignment_id, seq);
         CREATE INDEX grades_seq ON grades(seq);
@@ -187,3 +192,289 @@ def test_the_write_order_holds_one_row_per_current_grade_however_often_it_is_ove
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT seq, grade_id FROM grade_writes ORDER BY seq").fetchall() == \
             db.execute("SELECT seq, id FROM grades ORDER BY seq").fetchall()
+
+
+# --- a grade written alone: one statement, no BEGIN or COMMIT ------------------------------
+# Each ``execute`` releases the GIL five times (a thread hand-off each when served), so a
+# grade POST at one connection (a batch of one) is written by one statement outside a
+# transaction, which takes the write lock itself and commits as it ends.
+
+@contextmanager
+def _statements(store: Store) -> Iterator[list[str]]:
+    """The statements this thread's connection runs in the block (the store's calls on this
+    thread use it), each as its first two words, in order; SQLite traces a statement again
+    for each statement of its triggers, so repeats in a row are one statement."""
+    traced: list[str] = []
+    words: list[str] = []
+    with store.connection() as conn:
+        conn.set_trace_callback(traced.append)
+        try:
+            yield words
+        finally:
+            conn.set_trace_callback(None)
+            words.extend(" ".join(sql.split()[:2]) for i, sql in enumerate(traced)
+                         if i == 0 or sql != traced[i - 1])
+
+
+def _other_process(path):
+    return sqlite3.connect(path, isolation_level=None, timeout=30)
+
+
+def test_a_grade_written_alone_is_one_statement_committed_for_every_other_reader(tmp_path):
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    reader = _other_process(path)
+    try:
+        assert store.count("grades") == 0  # counted once, then kept
+        _save(store, 0, "u0", "a")  # the write order's start is read once, then kept
+        with _statements(store) as new:
+            first = _save(store, 1, "u1", "a")
+        assert new == ["INSERT INTO"]
+        with _statements(store) as overwrite:
+            second = _save(store, 2, "u1", "a")
+        assert overwrite == ["UPDATE grades"]
+        assert (first.version, first.seq, second.version, second.seq) == (1, 2, 2, 3)
+        assert second.id == first.id and second.created == first.created
+        # committed: another connection sees both versions, the write order and the count
+        assert reader.execute("SELECT version, seq FROM grades WHERE id = ?",
+                              (first.id,)).fetchone() == (2, 3)
+        assert reader.execute("SELECT version, record, received_at FROM grade_history WHERE "
+                              "grade_id = ? ORDER BY version", (first.id,)).fetchall() == [
+            (1, first.json, NOW), (2, second.json, NOW)]
+        assert reader.execute("SELECT seq, grade_id FROM grade_writes ORDER BY seq").fetchall() \
+            == [(1, f"{0:024x}"), (3, first.id)]
+        assert store.count("grades") == 2
+    finally:
+        reader.close()
+        store.close()
+
+
+def test_a_grade_another_process_wrote_is_overwritten_at_its_stored_version_without_a_transaction(
+        tmp_path):
+    """A key this store does not remember: the INSERT does nothing where it exists, then one
+    lookup and the guarded UPDATE, at the seq the INSERT did not take."""
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    other = _other_process(path)
+    try:
+        other.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
+                      "version, record, created, updated, seq) VALUES (?, 'c', 'u1', 'a', 'd', "
+                      "4, '{\"version\": 4}', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 1)",
+                      (f"{7:024x}",))
+        assert store.count("grades") == 1  # counted once, then kept
+        with _statements(store) as statements:
+            grade = _save(store, 1, "u1", "a")
+        assert statements[1:] == ["INSERT INTO", "SELECT id,", "UPDATE grades"]  # after MAX(seq)
+        assert (grade.id, grade.version, grade.created, grade.seq) == (
+            f"{7:024x}", 5, "2026-01-01T00:00:00.000Z", 2)
+        assert [h["version"] for h in store.grade_history(grade.id)] == [4, 5]
+        with _statements(store) as statements:
+            assert _save(store, 2, "u1", "a").version == 6  # remembered from here on
+            assert _save(store, 3, "u2", "a").seq == 4
+        assert statements == ["UPDATE grades", "INSERT INTO"]
+        assert [(g.user_id, g.seq) for g in store.list_grades()] == [("u1", 3), ("u2", 4)]
+        assert store.count("grades") == 2
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_remembered_grade_another_process_changed_falls_back_to_a_transaction(tmp_path):
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    other = _other_process(path)
+    try:
+        first = _save(store, 1, "u1", "a")
+        other.execute("UPDATE grades SET version = 7")
+        with _statements(store) as statements:
+            grade = _save(store, 2, "u1", "a")
+        # the guarded UPDATE applies to no row; the transaction reads the row inside it
+        assert statements == ["UPDATE grades", "BEGIN IMMEDIATE", "SELECT id,", "UPDATE grades",
+                              "COMMIT"]
+        assert (grade.id, grade.version, grade.seq) == (first.id, 8, 2)
+        with _statements(store) as statements:
+            assert _save(store, 3, "u1", "a").version == 9
+        assert statements == ["UPDATE grades"]
+        assert [h["version"] for h in store.grade_history(first.id)] == [1, 8, 9]
+    finally:
+        other.close()
+        store.close()
+
+
+@pytest.mark.parametrize("refused", ["INSERT", "UPDATE"])
+def test_a_grade_statement_that_fails_leaves_no_row_and_no_gap_in_the_write_order(tmp_path, refused):
+    """A statement outside a transaction that fails is undone whole (its triggers' rows
+    too), and its seq is not taken: the next grade gets it."""
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    other = _other_process(path)
+    try:
+        first = _save(store, 1, "u1", "a")
+        other.execute(f"CREATE TRIGGER refuse BEFORE {refused} ON grades WHEN NEW.user_id = 'u2' "
+                      "OR NEW.version = 2 BEGIN SELECT RAISE(ABORT, 'refused here'); END")
+        with pytest.raises(sqlite3.IntegrityError, match="refused here"):
+            _save(store, 2, "u2" if refused == "INSERT" else "u1", "a")
+        other.execute("DROP TRIGGER refuse")
+        with store.connection() as conn:
+            assert not conn.in_transaction
+        assert [(g.id, g.version, g.seq) for g in store.list_grades()] == [(first.id, 1, 1)]
+        assert store.count("grade_history") == 1 and store.max_grade_seq() == 1
+        again = _save(store, 3, "u2" if refused == "INSERT" else "u1", "a")
+        assert (again.version, again.seq) == (1 if refused == "INSERT" else 2, 2)
+        assert store.count("grade_history") == 2
+        assert other.execute("SELECT seq FROM grade_writes ORDER BY seq").fetchall() == (
+            [(1,), (2,)] if refused == "INSERT" else [(2,)])
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_grade_after_any_revocation_is_written_in_a_transaction_that_finds_its_token(tmp_path):
+    """A revocation since the token was looked up: the token is looked for inside the
+    write's transaction (a revoked one is refused there, ``test_abuse_control``), so that
+    grade is not written alone."""
+    store = Store(str(tmp_path / "g.db"))
+    try:
+        with store.transaction() as db:  # a token of app "c" (no app record needed here)
+            db.execute("INSERT INTO tokens(access_token, kind, id, client_id, district_id, "
+                       "user_id, scopes, created) VALUES ('tok', 'il', ?, 'c', 'd', 'u1', '[]', ?)",
+                       ("1" * 24, NOW))
+        _save(store, 0, "u0", "a")  # the write order's start is read once, then kept
+        generation = store.token_generation
+        with store.revoking():
+            pass  # any revocation (another token's)
+        with _statements(store) as statements:
+            grade = store.save_grade(grade_id=f"{1:024x}", client_id="c", user_id="u1",
+                                     assignment_id="a", district_id="d", build_record=_record,
+                                     now_iso=NOW, token=("tok", generation))
+        assert statements == ["BEGIN IMMEDIATE", "SELECT 1", "SELECT id,", "INSERT INTO",
+                              "COMMIT"]
+        assert grade.version == 1
+        with _statements(store) as statements:  # looked up after it: written alone
+            store.save_grade(grade_id=f"{2:024x}", client_id="c", user_id="u1",
+                             assignment_id="a", district_id="d", build_record=_record,
+                             now_iso=NOW, token=("tok", store.token_generation))
+        assert statements == ["UPDATE grades"]
+    finally:
+        store.close()
+
+
+def test_grades_queued_together_share_one_transaction_and_their_history_rows(tmp_path):
+    store = Store(str(tmp_path / "g.db"))
+    try:
+        _save(store, 0, "u1", "a")  # remembered
+        with _statements(store) as statements:
+            batch = [_GradeJob((f"{n:024x}", "c", user, "a", "d", _record, NOW))
+                     for n, user in ((1, "u1"), (2, "u2"), (3, "u3"))]
+            with store.writes_held():
+                store._write_grades(batch)
+        assert statements == ["BEGIN IMMEDIATE", "UPDATE grades", "SELECT id,", "INSERT INTO",
+                              "SELECT id,", "INSERT INTO", "COMMIT"]
+        assert [(j.result.version, j.result.seq) for j in batch] == [(2, 2), (1, 3), (1, 4)]
+        assert sorted((h["id"], h["version"]) for g in store.list_grades()
+                      for h in store.grade_history(g.id)) == [
+            (f"{0:024x}", 1), (f"{0:024x}", 2), (f"{2:024x}", 1), (f"{3:024x}", 1)]
+    finally:
+        store.close()
+
+
+def test_any_insert_of_a_grade_appends_its_first_version_to_the_history(tmp_path):
+    """The insert trigger writes a new grade's history row, whoever inserts it (a grade
+    POST, a bulk load), as the update trigger does for an overwrite."""
+    path = tmp_path / "g.db"
+    Store(str(path)).close()
+    other = _other_process(path)
+    try:
+        other.execute("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, "
+                      "version, record, created, updated, seq) VALUES ('g1', 'c', 'u', 'a', 'd', "
+                      "3, '{\"v\":3}', 'then', 'now', 5)")
+        assert other.execute("SELECT grade_id, version, record, received_at FROM "
+                             "grade_history").fetchall() == [("g1", 3, '{"v":3}', "now")]
+        assert other.execute("SELECT seq, grade_id FROM grade_writes").fetchall() == [(5, "g1")]
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("history_first", [False, True])
+def test_a_state_load_keeps_exactly_the_history_it_was_given(tmp_path, history_first):
+    """A snapshot's history is its own (it need not hold every version, and its seqs are
+    kept): the rows the insert trigger appends for its grades are taken back."""
+    from simulator.models import Grade, GradeVersion
+
+    store = Store(str(tmp_path / "g.db"))
+    try:
+        _write_some(store)
+        grades = [Grade(f"{n:024x}", "c", f"u{n}", "a", "d", 2, 10 + n, NOW, NOW,
+                        {"v": 2}, '{"v":2}') for n in (1, 2)]
+        versions = [GradeVersion(7, f"{1:024x}", 1, {"v": 1}, NOW)]  # grade 2: no history
+        with store.replacing_state({}, dict) as load:
+            if history_first:
+                with store.connection() as conn:
+                    conn.execute("PRAGMA defer_foreign_keys = ON")  # until the grades come
+                load.add_grade_versions(versions)
+            load.add_grades(grades)
+            if not history_first:
+                load.add_grade_versions(versions)
+        assert [(v.seq, v.grade_id, v.version) for v in store.all_grade_versions()] == [
+            (7, f"{1:024x}", 1)]
+        assert [(g.id, g.seq) for g in store.list_grades()] == [(f"{1:024x}", 11),
+                                                                 (f"{2:024x}", 12)]
+        grade = _save(store, 9, "u2", "a")  # written after the load: history as always
+        assert (grade.version, grade.seq) == (3, 13)
+        assert [h["version"] for h in store.grade_history(f"{2:024x}")] == [3]
+    finally:
+        store.close()
+
+
+OLD_INSERT_TRIGGER = """
+    DROP TRIGGER grade_inserted;
+    CREATE TRIGGER grade_writes_insert AFTER INSERT ON grades BEGIN
+        INSERT OR REPLACE INTO grade_writes(seq, grade_id) VALUES (NEW.seq, NEW.id);
+    END;
+"""
+
+
+def test_a_database_whose_insert_trigger_wrote_only_the_write_order_gets_the_new_one(tmp_path):
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    try:
+        first = _save(store, 1, "u1", "a")
+    finally:
+        store.close()
+    old = _other_process(path)  # as the previous version left it
+    old.executescript(OLD_INSERT_TRIGGER)
+    old.close()
+    store = Store(str(path))
+    try:
+        with store.read() as conn:
+            triggers = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        assert triggers == {"grade_inserted", "grade_overwritten"}
+        new = _save(store, 2, "u2", "a")
+        assert [h["version"] for h in store.grade_history(new.id)] == [1]  # once, not twice
+        assert [h["version"] for h in store.grade_history(first.id)] == [1]
+        assert [(g.id, g.seq) for g in store.list_grades()] == [(first.id, 1), (new.id, 2)]
+    finally:
+        store.close()
+
+
+def test_the_background_checkpoint_runs_after_grades_written_alone(tmp_path, monkeypatch):
+    """The checkpointer folds the WAL back only after new writes: a grade written by one
+    statement counts as one, as a transaction does."""
+    from simulator import store as store_module
+
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_S", 0.01)
+    store = Store(str(tmp_path / "g.db"))
+    ran = threading.Event()
+    checkpoint = store.checkpoint
+
+    def noted():
+        ran.set()
+        return checkpoint()
+
+    store.checkpoint = noted
+    try:
+        _save(store, 1, "u1", "a")
+        assert ran.wait(30)
+    finally:
+        store.close()
