@@ -198,7 +198,9 @@ class Store:
             _drop_old_roster_layout(conn)
             _drop_old_code_layout(conn)
             had_write_order = _has_table(conn, "grade_writes")
-            conn.executescript(schema_sql())  # runs in its own transaction
+            # one transaction: the triggers it drops and creates again (a newer form, or an
+            # older name) are never missing for another process writing grades meanwhile
+            conn.executescript(f"BEGIN IMMEDIATE;\n{schema_sql()}\nCOMMIT;")
             if not had_write_order:
                 _add_write_order(conn)
 

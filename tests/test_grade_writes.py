@@ -478,3 +478,30 @@ def test_the_background_checkpoint_runs_after_grades_written_alone(tmp_path, mon
         assert ran.wait(30)
     finally:
         store.close()
+
+
+def test_a_start_that_fails_midway_through_the_schema_leaves_every_trigger_in_place(
+        tmp_path, monkeypatch):
+    """The schema drops and creates triggers again (a newer form, an older name) on every
+    start; in one transaction, so another process writing grades meanwhile never finds
+    them missing, and a start that fails halfway changes nothing."""
+    from simulator import store as store_module
+    from simulator.errors import DatabaseUnusable
+
+    path = tmp_path / "g.db"
+    Store(str(path)).close()
+    schema = store_module.schema_sql()
+    cut = schema.index("DROP TRIGGER IF EXISTS grade_overwritten;")
+    cut = schema.index("\n", cut)
+    monkeypatch.setattr(store_module, "schema_sql",
+                        lambda: schema[:cut] + "\nSELECT no_such_function();\n" + schema[cut:])
+    with pytest.raises(DatabaseUnusable):
+        Store(str(path))
+    monkeypatch.undo()
+    other = _other_process(path)
+    try:
+        assert {row[0] for row in other.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'")} == {
+            "grade_inserted", "grade_overwritten"}
+    finally:
+        other.close()
