@@ -11,9 +11,12 @@ server and no network (issue 17, item 1), beside the cheapest possible WSGI app.
 * ``save_grade_spread``: the same, overwriting grades spread over 2,000 students × 5
   assignments in random order (a class's grades arriving; the single student of the
   figures above keeps every B-tree's few pages hot, a real gradebook does not);
-* ``txn``: the SQL of one grade as ``Store._write_grades`` runs it (BEGIN IMMEDIATE, the
-  lookup, the UPDATE whose triggers append the write order and the history row, COMMIT)
-  on the store's writer connection, no group commit;
+* ``alone``: the SQL of one grade as a grade POST at one connection writes it
+  (``Store._write_alone``: the remembered grade's guarded UPDATE, whose triggers append the
+  write order and the history row, outside a transaction: it commits as it ends) on the
+  store's writer connection, no group commit;
+* ``txn``: the same grade in a transaction, as a batch (or a grade that cannot be written
+  alone) is (BEGIN IMMEDIATE, the UPDATE, COMMIT);
 * ``empty_txn``: BEGIN IMMEDIATE; COMMIT.
 
 Each figure is the best of ``--repeats`` batches of ``--n`` calls, in CPU µs per call
@@ -48,6 +51,7 @@ sys.path.insert(0, str(HERE.parent))
 import raw_app  # noqa: E402
 from simulator.app import create_app  # noqa: E402
 from simulator.clever import oauth  # noqa: E402
+from simulator.store import _GradeJob  # noqa: E402
 
 
 def _environ(token: str, body: bytes) -> dict:
@@ -135,11 +139,19 @@ def measure(n: int, repeats: int) -> dict:
                     conn.execute("COMMIT")
                 store._seq = seq
 
+        def alone(k: int) -> None:
+            with store._write_lock:
+                for i in range(k):
+                    if not store._write_alone(_GradeJob((
+                            "f" * 24, client.client_id, student_id, f"bench{i % 500}", "d",
+                            lambda *a: record, "2026-12-07T00:00:00.000Z"))):
+                        raise RuntimeError("the grade was not written alone")
+
         def statements(k: int) -> dict:
             """µs per call of each statement of a grade's transaction (wall clock: one
             thread, nothing else runs, and SQLite releases the GIL inside each)."""
             spent = dict.fromkeys(("BEGIN IMMEDIATE", "SELECT", "UPDATE (+ its triggers)",
-                                   "COMMIT"), 0.0)
+                                   "COMMIT", "alone: UPDATE (+ triggers, commit)"), 0.0)
             with store._write_lock, store._lease(writer=True) as conn:
                 seq = store._current_seq(conn)
                 for i in range(k):
@@ -148,7 +160,7 @@ def measure(n: int, repeats: int) -> dict:
                     t0 = time.perf_counter()
                     conn.execute("BEGIN IMMEDIATE")
                     t1 = time.perf_counter()
-                    gid, version, _ = conn.execute(
+                    gid, version, created = conn.execute(
                         "SELECT id, version, created FROM grades WHERE client_id = ? AND "
                         "user_id = ? AND assignment_id = ?", key).fetchone()
                     t2 = time.perf_counter()
@@ -160,7 +172,12 @@ def measure(n: int, repeats: int) -> dict:
                     t4 = time.perf_counter()
                     conn.execute("COMMIT")
                     t5 = time.perf_counter()
-                    for name, d in zip(spent, (t1 - t0, t2 - t1, t4 - t3, t5 - t4)):
+                    seq += 1  # the same overwrite outside a transaction (``_write_alone``)
+                    conn.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
+                                 "WHERE id = ? AND version = ? AND created = ?",
+                                 (version + 2, text, "2026", seq, gid, version + 1, created))
+                    t6 = time.perf_counter()
+                    for name, d in zip(spent, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t6 - t5)):
                         spent[name] += d
                 store._seq = seq
             return {name: round(d / k * 1e6, 1) for name, d in spent.items()}
@@ -194,6 +211,7 @@ def measure(n: int, repeats: int) -> dict:
         if any(not s.startswith("200") for s in statuses):
             raise RuntimeError(f"a grade POST was refused: {sorted(set(statuses))}")
         out["save_grade"] = _best(save, n, repeats)
+        out["alone"] = _best(alone, n, repeats)  # before the spread: its keys are remembered
         spread = [(f"spread{u:05d}", f"a{a}") for u in range(2000) for a in range(5)]
         for i, (user, assignment) in enumerate(spread):  # every grade exists once
             store.save_grade(grade_id=f"{i:024x}", client_id=client.client_id, user_id=user,

@@ -8,7 +8,8 @@ each as a ratio to a bare Flask app on waitress measured in interleaved pairs in
 Figures (the issue's table): grade POST throughput at c32 and c1, p99 latency at c32,
 ``GET /v3.0/me`` throughput at c32; and for each, the server's CPU per request (its process
 CPU seconds over the requests answered, from /proc on Linux), which a loaded machine
-disturbs far less than requests per second. Every target runs in its own process started
+disturbs far less than requests per second, and its context switches per request (every
+thread's, from /proc: the thread hand-offs a request costs). Every target runs in its own process started
 here (``clever-sim serve --server NAME``, ``bench/baseline_app.py --server NAME``,
 ``bench/raw_app.py``, 16 threads); the load comes from ``wrk`` (C, two threads) when it is installed, else from
 ``loadgen.py``. Each figure is the median over ``--pairs`` pairs (baseline, target,
@@ -128,16 +129,37 @@ def run_loadgen(url: str, path: str, token: str, conc: int, seconds: float) -> d
 def run_one(url: str, pid: int, path: str, token: str, conc: int, seconds: float,
             tool: str) -> dict:
     """One load run on one server, with the server's CPU per request (ms; None off Linux)."""
-    before = process_cpu_s(pid)
+    before, switched = process_cpu_s(pid), context_switches(pid)
     if tool == "wrk":
         script = (WRK_GRADE if path == "/v1/grade" else WRK_ME).replace("TOKEN", token)
         result = run_wrk(url, path, script, conc, seconds)
     else:
         result = run_loadgen(url, path, token, conc, seconds)
-    after = process_cpu_s(pid)
+    after, switched_after = process_cpu_s(pid), context_switches(pid)
     result["cpu_ms"] = (1000 * (after - before) / result["requests"]
                         if before is not None and after is not None and result["requests"] else None)
+    result["switches"] = ((switched_after - switched) / result["requests"]
+                          if switched is not None and switched_after is not None
+                          and result["requests"] else None)
     return result
+
+
+def context_switches(pid: int) -> int | None:
+    """Context switches (voluntary and not) of every thread of a process so far: each GIL
+    hand-off between the server's threads is one or two; None off Linux."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as fh:
+                total += sum(int(line.split()[1]) for line in fh
+                             if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total
 
 
 def measure(servers: dict[str, tuple[str, int]], tokens: dict[str, str], pairs: int,
@@ -156,6 +178,7 @@ def measure(servers: dict[str, tuple[str, int]], tokens: dict[str, str], pairs: 
         out[figure] = {name: {"rps": statistics.median(r["rps"] for r in rs),
                               "p99_ms": statistics.median(r["p99_ms"] for r in rs),
                               "cpu_ms": _median_or_none([r["cpu_ms"] for r in rs]),
+                              "switches": _median_or_none([r["switches"] for r in rs]),
                               "errors": sum(r["errors"] for r in rs)} for name, rs in runs.items()}
     return out
 
@@ -256,6 +279,14 @@ def main() -> None:
     for name in targets:
         cells = [_cpu_cell(figures[figure], name) for figure in ("grade_c32", "grade_c1", "me_c32")]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("server context switches per request, all its threads (the paired baseline's in "
+          "brackets):")
+    print("| target | grade POST c32 | grade POST c1 | /v3.0/me c32 |")
+    print("|---|---|---|---|")
+    for name in targets:
+        cells = [_cpu_cell(figures[figure], name, "switches", "{:.2f}")
+                 for figure in ("grade_c32", "grade_c1", "me_c32")]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print("absolute (req/s; p99 ms):")
     for figure, by_name in figures.items():
         print(f"  {figure}: " + "; ".join(f"{n} {f['rps']:.0f} ({f['p99_ms']:.1f} ms, "
@@ -268,11 +299,11 @@ def main() -> None:
         print("goals (sim-granian): " + "; ".join(met))
 
 
-def _cpu_cell(by_name: dict, name: str) -> str:
-    mine, base = by_name[name]["cpu_ms"], by_name[f"bare-waitress (paired with {name})"]["cpu_ms"]
+def _cpu_cell(by_name: dict, name: str, key: str = "cpu_ms", fmt: str = "{:.3f}") -> str:
+    mine, base = by_name[name][key], by_name[f"bare-waitress (paired with {name})"][key]
     if mine is None or base is None:
         return "n/a"
-    return f"{mine:.3f} ({base:.3f})"
+    return f"{fmt.format(mine)} ({fmt.format(base)})"
 
 
 def _pair_ratios(figures: dict, name: str) -> dict:
