@@ -87,8 +87,8 @@ def bulk_grades(sim, template: dict, total: int, client_id: str, rng: random.Ran
             # the insert trigger appends each one's history row (schema.sql)
         db.execute("ANALYZE")
     store.clear_caches()  # written behind the store's back: re-read MAX(seq), recount
-    with store._write_lock:  # noqa: SLF001
-        store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")  # noqa: SLF001
+    with store._write_lock, store._lease(writer=True) as db:  # noqa: SLF001
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return time.perf_counter() - started
 
 

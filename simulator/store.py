@@ -1198,7 +1198,7 @@ class Store:
                            "assignment_id, data, created) VALUES (?, ?, ?, ?, ?, ?)",
                            (link.id, link.section_id, link.client_id, link.assignment_id,
                             _dumps(link.data), link.created))
-            self._linked.pop((link.client_id, link.assignment_id), None)
+            self._linked.clear()  # every student's answer for the assignment
         return link
 
     def unlink_assignment(self, link_id: str) -> Link | None:
@@ -1210,7 +1210,7 @@ class Store:
                 return None
             link = _link_row(row)
             db.execute("DELETE FROM schoology_assignments WHERE id = ?", (link_id,))
-            self._linked.pop((link.client_id, link.assignment_id), None)
+            self._linked.clear()  # every student's answer for the assignment
         return link
 
     def list_links(self, *, section_id: str | None = None, client_id: str | None = None,
@@ -1236,20 +1236,17 @@ class Store:
         return [_link_row(r) for r in rows]
 
     def is_linked(self, client_id: str, assignment_id: str, user_id: str) -> bool:
-        """Whether a teacher linked this assignment in a section the student is enrolled in."""
-        key = (client_id, assignment_id)
-        students = self._linked.get(key)
-        if students is None:
+        """Whether a teacher linked this assignment in a section the student is enrolled in:
+        one point query per (app, assignment, student), remembered. (It read every student of
+        every section the assignment is linked in; linked across hundreds of sections, that
+        set outgrew the cache, so alternating assignments ran it on every grade POST.)"""
+        key = (client_id, assignment_id, user_id)
+        linked = self._linked.get(key)
+        if linked is None:
             with self.read() as db:
-                rows = db.execute(
-                    "SELECT DISTINCT u.id FROM schoology_assignments a "
-                    "CROSS JOIN sections s ON s.id = a.section_id "
-                    "CROSS JOIN section_members m ON m.section_n = s.n AND m.role = 'student' "
-                    "CROSS JOIN users u ON u.n = m.user_n "
-                    "WHERE a.client_id = ? AND a.assignment_id = ?", key).fetchall()
-            students = frozenset(r[0] for r in rows)
-            self._linked.put(key, students, 300 + 120 * len(students) + len(key[0]) + len(key[1]))
-        return user_id in students
+                linked = db.execute(_IS_LINKED, key).fetchone() is not None
+            self._linked.put(key, linked, 200 + len(client_id) + len(assignment_id) + len(user_id))
+        return linked
 
     def clear_caches(self) -> None:
         """Forget every read-through cache and counter (after writing behind the store's
@@ -1616,6 +1613,13 @@ _FIND_GRADE = ("SELECT id, version, created FROM grades WHERE client_id = ? AND 
 # from: the version stored is the one read, plus one, whoever else writes the file.
 _UPDATE_KNOWN_GRADE = ("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
                        "WHERE id = ? AND version = ? AND created = ?")
+# ``Store.is_linked``: the student's few sections (``section_members_user``), each looked up in
+# the links' own unique key (section_id, client_id, assignment_id).
+_IS_LINKED = ("SELECT 1 FROM users u "
+              "CROSS JOIN section_members m ON m.user_n = u.n AND m.role = 'student' "
+              "CROSS JOIN sections s ON s.n = m.section_n "
+              "CROSS JOIN schoology_assignments a ON a.section_id = s.id AND a.client_id = ?1 "
+              "AND a.assignment_id = ?2 WHERE u.id = ?3 LIMIT 1")
 _GRADE_COLUMNS = ("g.id, g.client_id, g.user_id, g.assignment_id, g.district_id, g.version, "
                   "g.seq, g.created, g.updated, g.record")
 _COUNTABLE = {"grades", "grade_history", "users", "sections", "apps", "tokens", "auth_codes",

@@ -214,6 +214,53 @@ def test_link_assignment_then_grade_is_linked(client, sim, demo_app, roster, stu
         assert resp.get_json()["data"]["linked"] is True
 
 
+def test_a_grade_is_linked_once_its_section_links_the_assignment_and_not_after_unlinking(
+        client, sim, demo_app, roster, student):
+    """The answer is remembered per student: every link change forgets it."""
+    token = il_token(sim, student["id"])
+    linked = lambda: post_grade(client, token, assignmentID="a-cache", percentage=0.5  # noqa: E731
+                                ).get_json()["data"]["linked"]
+    other = next(s for s in roster["sections"] if student["id"] not in s["students"])
+    body = {"client_id": demo_app.client_id, "assignment_id": "a-cache"}
+    assert linked() is False
+    client.post("/_sim/links", json={**body, "section_id": other["id"]})
+    assert linked() is False  # linked, but in a section the student is not in
+    mine = client.post("/_sim/links", json={**body, "section_id": _section_of(roster, student)["id"]})
+    assert linked() is True
+    assert sim.schoology.unlink(mine.get_json()["id"]) is not None  # the teacher removes it
+    assert linked() is False
+
+
+def test_an_assignment_linked_for_many_students_is_not_read_again_on_every_grade(
+        client, sim, demo_app, roster, student, monkeypatch):
+    """Two assignments linked in sections whose students outgrow the cache, graded in turn:
+    each grade POST read every linked student again (an assignment linked across hundreds
+    of sections, e.g. a district-wide benchmark, cost a big query per POST). Now one point
+    query per (assignment, student), remembered."""
+    from simulator.store import ByteCache
+
+    store = sim.store
+    monkeypatch.setattr(store, "_linked", ByteCache(1000))  # a section's students outgrow it
+    sections = [s["id"] for s in roster["sections"] if len(s["students"]) >= 6]
+    assert student["id"] in {m for s in roster["sections"] if s["id"] in sections for m in s["students"]}
+    for assignment in ("bench-a", "bench-b"):
+        for section in sections:
+            client.post("/_sim/links", json={"client_id": demo_app.client_id, "section_id": section,
+                                             "assignment_id": assignment})
+    token = il_token(sim, student["id"])
+    reads = []
+    with store.read() as db:  # :memory:: the one shared connection every request uses
+        db.set_trace_callback(lambda sql: reads.append(sql) if "section_members" in sql else None)
+    try:
+        for i in range(10):
+            resp = post_grade(client, token, assignmentID=("bench-a", "bench-b")[i % 2], percentage=0.5)
+            assert resp.get_json()["data"]["linked"] is True
+    finally:
+        with store.read() as db:
+            db.set_trace_callback(None)
+    assert len(reads) == 2  # one per assignment, then remembered
+
+
 def test_link_twice_updates_settings(client, demo_app, roster, student):
     section = _section_of(roster, student)
     body = {"section_id": section["id"], "client_id": demo_app.client_id, "assignment_id": "a1"}
