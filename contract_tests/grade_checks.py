@@ -634,11 +634,15 @@ def grade_simultaneous(c: Contract) -> str:
     def score_is(value: Decimal | None, score: float) -> bool:
         return value is not None and abs(value - Decimal(str(score))) <= TOLERANCE
 
+    def posts_for(student_id: str) -> list[dict]:
+        """The grade POSTs naming this student: by userID, or by the student's own il token."""
+        return [e for e in posts if (request_json(e) or {}).get("userID") == student_id
+                or (e.get("token_kind") == "il" and e.get("user_id") == student_id)]
+
     problems, unexplained = [], []
     for run, other in ((runs[0], runs[1]), (runs[1], runs[0])):
         sid, oid = run.student["id"], other.student["id"]
-        mine = [e for e in posts if (request_json(e) or {}).get("userID") == sid
-                or (e.get("token_kind") == "il" and e.get("user_id") == sid)]
+        mine = posts_for(sid)
         if run.grade is not None:
             lti = Decimal(run.grade["lti_score"])
             if score_is(lti, run.score):
@@ -647,8 +651,7 @@ def grade_simultaneous(c: Contract) -> str:
                 problems.append(f"student {sid} got LTI {run.grade['lti_score']}, the score of student "
                                 f"{oid}, not their own {run.score}")
                 continue
-        theirs = [e for e in posts if (request_json(e) or {}).get("userID") == oid
-                  or (e.get("token_kind") == "il" and e.get("user_id") == oid)]
+        theirs = posts_for(oid)
         for e in mine:
             body = request_json(e)
             if isinstance(body, dict) and score_is(_score_of(body)[0], other.score) \

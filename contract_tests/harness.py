@@ -397,7 +397,6 @@ def strict_cookie_note(visit: Browse) -> str:
     return ""
 
 
-
 def is_loopback(host: str | None) -> bool:
     """localhost (and its subdomains), 127.0.0.0/8 or ::1."""
     if not host:

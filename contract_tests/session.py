@@ -413,50 +413,22 @@ class Contract:
         once with "not run" instead of waiting again (the first check says why), unless
         ``silence_kills_hook`` is False: a check whose own score the app may skip (0).
         """
-        hook = self.require_hook()
-        if self.hook_dead:
-            raise Fail(f"not run: {self.hook_dead}",
-                       fix="make the hook answer (it should answer once your app has sent "
-                           "the grade, or at once with 202 and send it right after), and "
-                           "send the grade for every completion it is given")
+        hook = self._live_hook()
         cfg = self.cfg
-        self.link(student, assignment_id)
-        existing = self.sim.grades(client_id=cfg.client_id, user_id=student["id"],
-                                   assignment_id=assignment_id)
-        seq_mark = max((g.get("seq", 0) for g in existing), default=0)
-        body = {"user_id": student["id"], "assignment_id": assignment_id,
-                "district_id": student["district"], "score": score}
-        run = CompletionRun(student, assignment_id, score, hook, body, 0, seq_mark,
-                            client_id=cfg.client_id)
+        run = self._completion(hook, student, assignment_id, score)
         run.mark = self.sim.journal_mark()
         faults = [fault] if isinstance(fault, dict) else list(fault or [])
         for planned in faults:  # consumed in this order
             self.sim.post("/_sim/faults", planned)
         quiet_for = cfg.settle_s if quiet_s is None else quiet_s
         self.doing(f"waiting for the completion hook POST {hook}")
-        started = time.monotonic()
-        deadline = started + cfg.grade_timeout_s
-        try:
-            with client(timeout=httpx.Timeout(cfg.grade_timeout_s,
-                                              connect=min(5.0, cfg.grade_timeout_s))) as http:
-                resp = http.post(hook, json=body)
-            run.hook_status, run.hook_text = resp.status_code, resp.text.strip()
-        except httpx.TimeoutException:
-            run.hook_error = f"no answer within grade_timeout_s = {cfg.grade_timeout_s:g} s"
-            self.hook_dead = f"the completion hook {hook} did not answer within " \
-                             f"{cfg.grade_timeout_s:g} s (grade_timeout_s) in an earlier check"
-        except httpx.HTTPError as exc:
-            run.hook_error = f"could not reach it: {type(exc).__name__}: {exc}"
-            if isinstance(exc, httpx.ConnectError):
-                self.hook_dead = f"the completion hook {hook} could not be reached ({exc})"
-        run.hook_seconds = time.monotonic() - started
+        deadline = time.monotonic() + cfg.grade_timeout_s
+        self._post_hook(run)
         hook_done = time.monotonic()
         self.doing(f"waiting for the grade of student {student['id']} for {assignment_id!r}")
         last_count, last_change, grade_seen = -1, hook_done, None
         while True:
-            found = self.sim.grades(client_id=cfg.client_id, user_id=student["id"],
-                                    assignment_id=assignment_id, after_seq=seq_mark)
-            run.grade = found[-1] if found else None
+            run.grade = self._new_grade(run)
             run.entries = self.sim.journal_since(run.mark)
             now = time.monotonic()
             count = len(run.posts) + len(run.faulted)
@@ -496,18 +468,9 @@ class Contract:
         Each run's ``entries`` are every journal entry since the common mark: the other
         completions' grade POSTs are visible in each, which is what a mix-up shows.
         """
-        hook = self.require_hook()
-        if self.hook_dead:
-            raise Fail(f"not run: {self.hook_dead}")
+        hook = self._live_hook()
         cfg = self.cfg
-        runs = []
-        for student, aid, score in completions:
-            self.link(student, aid)
-            existing = self.sim.grades(client_id=cfg.client_id, user_id=student["id"], assignment_id=aid)
-            seq_mark = max((g.get("seq", 0) for g in existing), default=0)
-            body = {"user_id": student["id"], "assignment_id": aid, "district_id": student["district"],
-                    "score": score}
-            runs.append(CompletionRun(student, aid, score, hook, body, 0, seq_mark, client_id=cfg.client_id))
+        runs = [self._completion(hook, student, aid, score) for student, aid, score in completions]
         mark = self.sim.journal_mark()
         gate = threading.Barrier(len(runs))
 
@@ -517,16 +480,7 @@ class Contract:
                 gate.wait(timeout=10)
             except threading.BrokenBarrierError:
                 pass  # post anyway: a late thread only makes the completions less simultaneous
-            started = time.monotonic()
-            try:
-                with client(timeout=httpx.Timeout(cfg.grade_timeout_s,
-                                                  connect=min(5.0, cfg.grade_timeout_s))) as http:
-                    resp = http.post(hook, json=run.hook_body)
-                run.hook_status, run.hook_text = resp.status_code, resp.text.strip()
-            except httpx.HTTPError as exc:
-                run.hook_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, httpx.TimeoutException) \
-                    else f"no answer within grade_timeout_s = {cfg.grade_timeout_s:g} s"
-            run.hook_seconds = time.monotonic() - started
+            self._post_hook(run)
 
         self.doing(f"waiting for {len(runs)} completion hooks posted at the same moment")
         threads = [threading.Thread(target=post_hook, args=(run,), daemon=True) for run in runs]
@@ -538,20 +492,64 @@ class Contract:
         self.doing("waiting for the grades of the simultaneous completions")
         while True:
             for run in runs:
-                found = self.sim.grades(client_id=cfg.client_id, user_id=run.student["id"],
-                                        assignment_id=run.assignment_id, after_seq=run.seq_mark)
-                run.grade = found[-1] if found else None
+                run.grade = self._new_grade(run)
             if all(run.grade is not None for run in runs) or time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
         time.sleep(cfg.settle_s)   # a mixed-up app may overwrite a grade right after
         entries = self.sim.journal_since(mark)
         for run in runs:
-            found = self.sim.grades(client_id=cfg.client_id, user_id=run.student["id"],
-                                    assignment_id=run.assignment_id, after_seq=run.seq_mark)
-            run.grade = found[-1] if found else None
+            run.grade = self._new_grade(run)
             run.entries = entries
         return runs
+
+    def _live_hook(self) -> str:
+        """The completion hook's URL; "not run" once an earlier check found it dead."""
+        hook = self.require_hook()
+        if self.hook_dead:
+            raise Fail(f"not run: {self.hook_dead}",
+                       fix="make the hook answer (it should answer once your app has sent "
+                           "the grade, or at once with 202 and send it right after), and "
+                           "send the grade for every completion it is given")
+        return hook
+
+    def _completion(self, hook: str, student: dict, assignment_id: str, score: float) -> CompletionRun:
+        """A completion about to be posted: the assignment linked in the student's section,
+        and the newest stored grade's seq, so only a grade sent from now on counts."""
+        cfg = self.cfg
+        self.link(student, assignment_id)
+        existing = self.sim.grades(client_id=cfg.client_id, user_id=student["id"],
+                                   assignment_id=assignment_id)
+        seq_mark = max((g.get("seq", 0) for g in existing), default=0)
+        body = {"user_id": student["id"], "assignment_id": assignment_id,
+                "district_id": student["district"], "score": score}
+        return CompletionRun(student, assignment_id, score, hook, body, 0, seq_mark,
+                             client_id=cfg.client_id)
+
+    def _post_hook(self, run: CompletionRun) -> None:
+        """POST the completion to the hook (its answer, or why there was none, on ``run``);
+        a hook that hangs or cannot be reached is remembered as dead (``hook_dead``)."""
+        timeout = self.cfg.grade_timeout_s
+        started = time.monotonic()
+        try:
+            with client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout))) as http:
+                resp = http.post(run.hook, json=run.hook_body)
+            run.hook_status, run.hook_text = resp.status_code, resp.text.strip()
+        except httpx.TimeoutException:
+            run.hook_error = f"no answer within grade_timeout_s = {timeout:g} s"
+            self.hook_dead = f"the completion hook {run.hook} did not answer within " \
+                             f"{timeout:g} s (grade_timeout_s) in an earlier check"
+        except httpx.HTTPError as exc:
+            run.hook_error = f"could not reach it: {type(exc).__name__}: {exc}"
+            if isinstance(exc, httpx.ConnectError):
+                self.hook_dead = f"the completion hook {run.hook} could not be reached ({exc})"
+        run.hook_seconds = time.monotonic() - started
+
+    def _new_grade(self, run: CompletionRun) -> dict | None:
+        """The newest grade for the run's student and assignment stored since it began."""
+        found = self.sim.grades(client_id=self.cfg.client_id, user_id=run.student["id"],
+                                assignment_id=run.assignment_id, after_seq=run.seq_mark)
+        return found[-1] if found else None
 
 
 def _errors_of(body: Any) -> str:
