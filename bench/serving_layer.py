@@ -2,8 +2,11 @@
 a bare Flask app on granian, and a plain WSGI app on granian (``raw-granian``: parse the
 JSON body, answer it; ``raw_app.py``, the true serving ceiling; ``busy-granian``: the same
 app spinning, per grade POST, the CPU a grade POST costs the simulator in process, measured
-by ``grade_floor.py`` at the start: the best any server could do with the simulator's work),
-each as a ratio to a bare Flask app on waitress measured in interleaved pairs in the same run.
+by ``grade_floor.py`` at the start: the best any server could do with the simulator's work;
+``durable-granian``: the same app writing each grade as one autocommit UPSERT into a WAL file
+before answering, the floor of any design that stores an acknowledged grade in SQLite;
+``durable-sim-granian``: the same into the simulator's own grade tables with its own
+statements and triggers, no other work), each as a ratio to a bare Flask app on waitress measured in interleaved pairs in the same run.
 
 Figures (the issue's table): grade POST throughput at c32 and c1, p99 latency at c32,
 ``GET /v3.0/me`` throughput at c32; and for each, the server's CPU per request (its process
@@ -21,7 +24,8 @@ PYTHONPATH=TREE, so before and after are measured in the same run against the sa
 baseline.
 
     .venv/bin/python bench/serving_layer.py [--pairs 5] [--seconds 3] [--json]
-        [--targets sim-granian sim-waitress bare-granian raw-granian busy-granian] [--before /tmp/base]
+        [--targets sim-granian sim-waitress bare-granian raw-granian busy-granian durable-granian
+         durable-sim-granian] [--before /tmp/base]
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ TARGETS = {  # name: command line (the baseline is bare-waitress)
     # grade POST (``grade_floor.py``, measured at the start of the run) before answering
     "busy-granian": lambda tmp: [sys.executable, str(HERE / "raw_app.py"), str(THREADS),
                                  "--busy-us", str(FLOOR_US)],
+    # the floor of a durable grade: the plain app writing each grade as one autocommit
+    # UPSERT into a WAL file before answering (the simulator's promise to an acknowledged grade)
+    "durable-granian": lambda tmp: [sys.executable, str(HERE / "raw_app.py"), str(THREADS),
+                                    "--durable", os.path.join(tmp, "durable.db")],
+    # the same with the simulator's own grade tables, triggers and statements
+    "durable-sim-granian": lambda tmp: [sys.executable, str(HERE / "raw_app.py"), str(THREADS),
+                                        "--durable-sim", os.path.join(tmp, "durable-sim.db")],
     "sim-granian": lambda tmp: _sim(tmp, "granian"),
     "sim-waitress": lambda tmp: _sim(tmp, "waitress"),
 }
