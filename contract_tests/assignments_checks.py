@@ -74,8 +74,8 @@ def assignments_answer(c: Contract) -> str:
                        "res.setHeader('Content-Type', 'application/json'); Java HttpServer: "
                        "exchange.getResponseHeaders().set(\"Content-Type\", \"application/json\"))")
     if fetch.json_error is not None:
-        raise Fail(f"the body is not valid JSON ({fetch.json_error})", sent=fetch.request,
-                   got=fetch.got(), fix=f"answer a JSON document like {EXAMPLE}")
+        summary, fix = body_mistake(fetch)
+        raise Fail(summary, sent=fetch.request, got=fetch.got(), fix=fix)
     if fetch.bom:
         raise Fail("the body starts with a UTF-8 byte order mark (bytes EF BB BF) before the JSON",
                    sent=fetch.request, got=fetch.got(),
@@ -87,6 +87,50 @@ def assignments_answer(c: Contract) -> str:
     items = fetch.doc.get("assignments") if isinstance(fetch.doc, dict) else None
     n = f"{len(items)} assignments" if isinstance(items, list) else "a JSON body"
     return f"200 {ctype}, {n}, in {fetch.seconds:.2f} s"
+
+
+UTF8_FIX = ("encode the body as UTF-8, the only encoding JSON may use between systems (RFC 8259, "
+            "section 8.1) (Perl: JSON::PP->new->utf8 and a :raw socket; PHP: json_encode of UTF-8 "
+            "strings; Java: getBytes(StandardCharsets.UTF_8))")
+
+
+def body_mistake(fetch: Fetch) -> tuple[str, str]:
+    """Why a 200 body is not JSON, in words (summary, fix): the encoding mistakes named."""
+    raw = fetch.raw
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start]
+        around = raw[max(0, exc.start - 24):exc.start + 8].decode("utf-8", "backslashreplace")
+        latin = raw.decode("cp1252", "replace")
+        return (f"the body is not UTF-8: byte 0x{bad:02X} at offset {exc.start} (…{around}…) is not "
+                f"valid UTF-8; read as Latin-1/Windows-1252 it says "
+                f"\"{latin[max(0, exc.start - 24):exc.start + 8]}\", so your app wrote the JSON in a "
+                f"single-byte encoding", UTF8_FIX)
+    summary = f"the body is not valid JSON ({fetch.json_error})"
+    fix = f"answer a JSON document like {EXAMPLE}"
+    length = fetch.headers.get("content-length", "")
+    multibyte = sum(1 for b in raw if b >= 0xC0)   # UTF-8 lead bytes: one per non-ASCII character
+    if length.isdigit() and int(length) == len(raw) and multibyte:
+        summary = (f"the body is cut off: it ends after the {len(raw)} bytes your Content-Length "
+                   f"announced, inside the JSON ({fetch.json_error}); the body holds {multibyte} "
+                   f"non-ASCII character(s), 2–4 bytes each in UTF-8, so a Content-Length counted in "
+                   f"characters instead of bytes cuts it short")
+        fix = ("set Content-Length to the number of bytes you send, after encoding to UTF-8 (Perl: "
+               "length(Encode::encode_utf8($json)), or bytes::length; Node: Buffer.byteLength(body); "
+               "Java: body.getBytes(UTF_8).length), or leave it to your framework")
+    return summary, fix
+
+
+def unframed(fetch: Fetch) -> str:
+    """Why an answer's end could only be seen when the connection closed ("" if it was framed)."""
+    h = fetch.headers
+    if not h or "content-length" in h or "transfer-encoding" in h or fetch.http_version != "HTTP/1.1" \
+            or "close" in h.get("connection", "").lower():
+        return ""
+    return ("your answer is HTTP/1.1 with no Content-Length, no Transfer-Encoding: chunked and no "
+            "Connection: close, so the client cannot tell where the body ends and waits until your "
+            "app closes the connection")
 
 
 def json_type(value: object) -> str:
@@ -285,6 +329,13 @@ def assignments_fast(c: Contract) -> str:
     if fetch.error and "no answer" not in fetch.error:
         raise Skip("not judged: the assignments URL could not be reached (see ASSIGN-001)")
     if fetch.error or fetch.seconds > limit:
+        why = unframed(fetch)
+        if why:
+            raise Fail(f"took {fetch.seconds:.2f} s to answer (limit {limit:g} s): {why}",
+                       sent=fetch.request, got=fetch.got() + "\nresponse headers:\n" +
+                       "\n".join(f"  {k}: {v}" for k, v in fetch.headers.items()),
+                       fix="send Content-Length (the body's size in bytes) or Connection: close "
+                           "and close the socket right after the body")
         raise Fail(f"took {fetch.seconds:.2f} s to answer (limit {limit:g} s)", sent=fetch.request,
                    got=fetch.got(),
                    fix="answer from stored data: cache the list (and the /me lookup per token) "
@@ -303,3 +354,53 @@ def assignments_me(c: Contract) -> str:
         e = calls[0]
         return f"called GET {e['path']} with the teacher's token → {e['status']}"
     return "did not call /me with the teacher's token (fine when the list is the same for everyone)"
+
+
+S_TEACHER = ("Teachers will choose from the list of assignments that you provide to Clever, so the "
+             "division of content into assignments should be comprehensible to a teacher")
+
+
+def double_encoded(text: str) -> str | None:
+    """``text`` decoded once more when it is UTF-8 read as Latin-1/Windows-1252 ("GÃ©o" →
+    "Géo"); None when it is not. Real names almost never hold such byte-like pairs."""
+    if not any("\u0080" <= ch <= "\u00ff" for ch in text):
+        return None
+    raw = bytearray()
+    for ch in text:   # each character back to the byte it was read from
+        if ord(ch) < 0x100:
+            raw.append(ord(ch))
+            continue
+        try:
+            raw += ch.encode("cp1252")
+        except UnicodeEncodeError:
+            return None
+    try:
+        fixed = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return fixed if fixed != text else None
+
+
+@check("ASSIGN-009", "recommended", "Assignment names are text a teacher can read",
+       seed=S_TEACHER,
+       rule="no name or description is UTF-8 encoded twice (\"GÃ©omÃ©trie\" for \"Géométrie\")")
+def assignments_readable(c: Contract) -> str:
+    fetch = _readable(c)
+    found = []
+    for i, a in enumerate(fetch.assignments()):
+        for key in ("name", "description"):
+            value = a.get(key) if isinstance(a, dict) else None
+            fixed = double_encoded(value) if isinstance(value, str) else None
+            if fixed is not None:
+                found.append(f"assignments[{i}].{key} is {json.dumps(value, ensure_ascii=False)}, "
+                             f"meant {json.dumps(fixed, ensure_ascii=False)}")
+    if found:
+        raise Fail(f"{len(found)} text(s) are UTF-8 encoded twice, so teachers read mojibake: {found[0]}",
+                   sent=fetch.request, got="\n".join(found[:10]),
+                   fix="encode to UTF-8 once: text your app already holds as UTF-8 bytes must not go "
+                       "through a UTF-8 encoder again (Perl: do not encode_utf8 before "
+                       "JSON::PP->utf8, or use JSON::PP without ->utf8 on byte strings; PHP: no "
+                       "utf8_encode on UTF-8 text; MySQL: a latin1 connection to a utf8 table)")
+    texts = sum(1 for a in fetch.assignments() if isinstance(a, dict) for k in ("name", "description")
+                if isinstance(a.get(k), str))
+    return f"{texts} names and descriptions, none encoded twice"

@@ -14,7 +14,7 @@ import pytest
 # Import order is run order: Step 1, Step 2, Step 3 of the seed.
 from . import assignments_checks  # noqa: F401,I001 - registers ASSIGN-*
 from . import login_checks  # noqa: F401,I001 - registers LOGIN-001..009, LOGIN-011/012
-from . import grade_checks  # noqa: F401,I001 - registers GRADE-001..011, GRADE-014/015
+from . import grade_checks  # noqa: F401,I001 - registers GRADE-001..011, GRADE-014..016
 from . import token_checks  # noqa: F401,I001 - registers GRADE-012/013 (revocations)
 from . import secret_checks  # noqa: F401,I001 - registers LOGIN-010 (reads the whole run: last)
 from .config import ContractConfigError

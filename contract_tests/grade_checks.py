@@ -252,13 +252,26 @@ def _score_of(body: dict) -> tuple[Decimal | None, str]:
     return None, "no score: send percentage (0–1.0), or scoreGiven with scoreMaximum"
 
 
+def truncated(value: Decimal, score: float) -> str:
+    """A note when ``value`` is ``score`` cut down (not rounded) to a coarser step ("" if not)."""
+    earned = Decimal(str(score))
+    if not Decimal(0) < earned - value <= Decimal("0.05"):
+        return ""
+    return (f": the score was cut down, not rounded — {score} × 100 is "
+            f"{score * 100!r} in binary floating point, so int(), floor() or an integer cast "
+            f"makes it {int(score * 100)}; round to the nearest instead (sprintf('%.0f'), "
+            f"Math.round, round()) or send the score unchanged")
+
+
 @check("GRADE-004", "required", "The score is valid and equals what the student earned",
        seed=S_LTI,
        rule="one score format (percentage 0–1.0, or scoreGiven/scoreMaximum); its LTI value "
             "equals the hook's score within 0.000001")
 def grade_score(c: Contract) -> str:
     student, aid = c.fresh_student(), c.next_assignment()
-    score = 0.55
+    # 0.57 * 100 is 56.99999999999999 in binary floating point: an app that truncates
+    # (int(), floor, a cast) instead of rounding sends 0.56, and 11 of 20 instead of 11.4
+    score = 0.57
     run = c.complete(student, aid, score)
     _hook_failed(run)
     _no_posts(run, "the score")
@@ -269,7 +282,8 @@ def grade_score(c: Contract) -> str:
         lti = Decimal(run.grade["lti_score"])
         if abs(lti - Decimal(str(score))) > TOLERANCE:
             raise Fail(f"Clever turned your score into LTI {run.grade['lti_score']}, but the student "
-                       f"earned {score}", sent=run.sent(), got=run.describe(), fix=fix)
+                       f"earned {score}{truncated(lti, score)}", sent=run.sent(), got=run.describe(),
+                       fix=fix)
         return f"sent as {run.grade['format']} → LTI {run.grade['lti_score']} (earned {score})"
     readable = [(e, request_json(e)) for e in run.posts]
     readable = [(e, b) for e, b in readable if isinstance(b, dict)]
@@ -282,8 +296,8 @@ def grade_score(c: Contract) -> str:
             raise Fail(f"the grade's score is invalid: {what}", sent=run.sent(), got=run.describe(),
                        fix=fix)
         if abs(value - Decimal(str(score))) > TOLERANCE:
-            raise Fail(f"the grade says {what} = {value.normalize()}, but the student earned {score}",
-                       sent=run.sent(), got=run.describe(), fix=fix)
+            raise Fail(f"the grade says {what} = {value.normalize()}, but the student earned {score}"
+                       f"{truncated(value, score)}", sent=run.sent(), got=run.describe(), fix=fix)
     return (f"the POST's score is right ({_score_of(readable[-1][1])[1]}); the grade itself was not "
             f"stored — see GRADE-001/GRADE-002")
 
@@ -678,3 +692,35 @@ def grade_simultaneous(c: Contract) -> str:
     return (f"student {a['id']} → LTI {runs[0].grade['lti_score']}, student {b['id']} → LTI "
             f"{runs[1].grade['lti_score']} (hooks answered in {runs[0].hook_seconds:.2f} s and "
             f"{runs[1].hook_seconds:.2f} s)")
+
+
+@check("GRADE-016", "required", "The grade names the assignment the student completed",
+       seed=f"{S_SEND} \u2026 {S_APPEAR}",
+       rule="a completion of the last assignment in your list → every grade POST carries that "
+            "assignmentID, not another one (an app that looks the hook's id up wrongly and takes "
+            "the first assignment is caught here). Skipped when the list has one assignment; a "
+            "grade refused for another reason is GRADE-001..004's business")
+def grade_names_its_assignment(c: Contract) -> str:
+    ids = c.assignment_ids()
+    if len(ids) < 2:
+        raise Skip("not judged: your assignments list has a single assignment")
+    student, aid = c.fresh_student(), ids[-1]
+    run = c.complete(student, aid, 0.7)
+    _hook_failed(run)
+    if run.grade is not None:
+        return f"stored for {aid!r}, the last assignment of your list (LTI {run.grade['lti_score']})"
+    named = [(request_json(e) or {}).get("assignmentID") if isinstance(request_json(e), dict) else None
+             for e in run.posts + run.faulted]
+    wrong = [n for n in named if isinstance(n, str) and n != aid]
+    if wrong and not any(n == aid for n in named):
+        said = (f"your app sent the grade with assignmentID {wrong[0]!r}, but the student completed "
+                f"{aid!r} (the hook's assignment_id)")
+        if wrong[0] == ids[0]:
+            said += (f": {wrong[0]!r} is the first assignment of your list, so the lookup of the "
+                     f"hook's id matched the first entry (in Perl and PHP, == compares strings as "
+                     f"numbers, and every id that does not start with a digit is 0)")
+        raise Fail(said, sent=run.sent(), got=run.describe(),
+                   fix="find the assignment by exact string equality with the hook's assignment_id "
+                       "(Perl: eq, PHP: ===) and send that id as assignmentID")
+    raise Skip("not judged: the grade was not stored, for a reason other than its assignmentID "
+               "(see GRADE-001..004)")

@@ -303,6 +303,8 @@ class Hop:
     location: str | None
     content_type: str
     body: str
+    sent_cookies: str = ""                                   # the Cookie header the browser sent
+    set_cookies: list[str] = field(default_factory=list)     # the answer's Set-Cookie headers
 
 
 @dataclass
@@ -322,6 +324,15 @@ class Browse:
 
     def server_error(self) -> Hop | None:
         return next((h for h in self.hops if h.status >= 500), None)
+
+    def dropped(self) -> str:
+        """Why the app gave no HTTP answer at all (a closed or refused connection), else ""."""
+        if not self.error or self.error.startswith(("no answer within", "more than")):
+            return ""
+        if "ConnectError" in self.error:
+            return (f"{self.error} — your app is no longer listening: did an earlier request end "
+                    f"the process (an uncaught exception or die() in a single-process server)?")
+        return f"{self.error} — your app closed the connection without an answer"
 
     def describe(self) -> str:
         lines = [f"GET {self.start}"]
@@ -397,6 +408,31 @@ def strict_cookie_note(visit: Browse) -> str:
     return ""
 
 
+def lost_session_note(visit: Browse) -> str:
+    """Why a student who was just logged in by the callback arrives logged out, when the hops
+    show it: a session cookie the browser scoped to the callback's directory (no Path), or one
+    sent back and not recognised (the session lived in another process's memory); else ""."""
+    for i, hop in enumerate(visit.hops[:-1]):
+        if not hop.set_cookies:
+            continue
+        nxt = visit.hops[i + 1]
+        for header in hop.set_cookies:
+            name = header.split("=", 1)[0].strip()
+            attrs = [a.strip().lower() for a in header.split(";")[1:]]
+            sent = any(c.split("=", 1)[0].strip() == name for c in nxt.sent_cookies.split(";"))
+            if not sent and not any(a.startswith("path=") for a in attrs):
+                where = urlsplit(hop.url).path.rsplit("/", 1)[0] or "/"
+                return (f" (your app's cookie {name} was set by {urlsplit(hop.url).path} without "
+                        f"Path=, so browsers keep it for {where}/ only (RFC 6265, section 5.1.4) and "
+                        f"did not send it to {urlsplit(nxt.url).path}: add Path=/)")
+            if sent and nxt.location:
+                return (f" (the browser sent back the cookie {name} your app had just set, yet "
+                        f"{urlsplit(nxt.url).path} redirected to {nxt.location}: your app did not find "
+                        f"that session — kept in the memory of one process while another answered "
+                        f"(a forking or multi-process server), or stored under another key)")
+    return ""
+
+
 def is_loopback(host: str | None) -> bool:
     """localhost (and its subdomains), 127.0.0.0/8 or ::1."""
     if not host:
@@ -441,7 +477,9 @@ def browse(url: str, host: str, timeout: float, max_hops: int = 10,
                 return visit
             location = resp.headers.get("location") if resp.is_redirect else None
             visit.hops.append(Hop(current, resp.status_code, location,
-                                  resp.headers.get("content-type", ""), resp.text[:4000]))
+                                  resp.headers.get("content-type", ""), resp.text[:4000],
+                                  request.headers.get("cookie", ""),
+                                  resp.headers.get_list("set-cookie")))
             if not location:
                 visit.landing_url = current
                 return visit
@@ -497,6 +535,9 @@ class Fetch:
     mark: int = 0              # journal mark taken before the call
     token: str | None = None
     bom: bool = False          # the body starts with a UTF-8 byte order mark
+    raw: bytes = b""           # the body's bytes as they arrived
+    headers: dict[str, str] = field(default_factory=dict)   # response headers, names lower-cased
+    http_version: str = ""     # "HTTP/1.1", "HTTP/1.0"
 
     @property
     def readable(self) -> bool:

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
-from .harness import (Browse, Fail, LoginRun, Skip, browse, check, clip, form_or_json, jdump,
-                      landing_id, request_json, show_calls, show_entry, strict_cookie_note)
+from .harness import (Browse, Fail, LoginRun, SimError, Skip, browse, check, clip, form_or_json, jdump,
+                      landing_id, lost_session_note, request_json, show_calls, show_entry,
+                      strict_cookie_note)
 from .session import Contract
 
 S_LINK = ("The links embedded in Schoology will act as Log in with Clever buttons, redirecting the "
@@ -40,14 +41,25 @@ def _exchange_fix(c: Contract) -> str:
             f"authenticating with HTTP Basic {c.cfg.client_id}:<client_secret>")
 
 
-def id_mistake(found: str | None, expected: str) -> str:
+def id_mistake(found: str | None, expected: str, visit: Browse | None = None) -> str:
     """Why a landing page carries ``found`` instead of ``expected``, when it is a known
-    mistake (the state's prefix kept, the id percent-decoded twice); else ""."""
+    mistake (the state's prefix kept, the id percent-decoded twice or never, the id put in
+    the Location without percent-encoding); else ""."""
     if found is None or found == expected:
         return ""
     if found == "assignment:" + expected or found.startswith("assignment:"):
         return (" (the id still starts with \"assignment:\": that prefix belongs to state, the id "
                 "is only what follows it)")
+    raw = [h.location for h in (visit.hops if visit else []) if h.location and expected in h.location]
+    if raw and (" " in raw[0] or "%" in expected):
+        return (f" (your app put the id into the Location header as is — {raw[0]!r} — without "
+                f"percent-encoding it, so its \"%25\" reads as \"%\" and its \"/\", \"&\" or "
+                f"spaces change the URL; encode the id as a path segment or query value: "
+                f"uri_escape / encodeURIComponent / URLEncoder.encode)")
+    if unquote(found) == expected:
+        return (" (the id is still percent-encoded: your app took state from the raw query string "
+                "without decoding it (then encoded it again for the URL); decode each query "
+                "parameter once, or use your framework's parsed query)")
     if found == unquote(expected):
         return (" (the id was percent-decoded twice: your framework already decoded the state "
                 "parameter once; do not decode it again)")
@@ -87,7 +99,22 @@ def login_exchange(c: Contract) -> str:
         tried = [e for e in run.entries if e.get("path") == "/oauth/tokens"]
         first = run.visit.hops[0] if run.visit.hops else None
         refused = ""
+        reached = None   # whether a plain login (no state) reached /oauth/tokens
         if first is not None and 400 <= first.status < 500 and not tried:
+            c.doing("opening a plain login (no state) to see whether your app reaches Clever at all")
+            try:
+                plain = c.login(c.fresh_student())
+                reached = any(e.get("path") == "/oauth/tokens" for e in plain.entries)
+            except SimError:
+                reached = True   # not known: keep the launch-specific explanation
+        if reached is False:
+            refused = (f" (the callback answered HTTP {first.status} and no request reached Clever, "
+                       f"not even for a plain login without state: your app's HTTP client failed "
+                       f"before sending — a line break in a header value (Perl's "
+                       f"encode_base64(\"id:secret\") ends with \"\\n\" unless its second argument "
+                       f"is ''; base64 encoders that wrap long lines), or a Clever base URL that does "
+                       f"not point at the simulator; see your app's log)")
+        elif reached:
             refused = (f" (the callback answered HTTP {first.status} without trying: if your app "
                        f"checks state against a value it issued itself (CSRF protection for its "
                        f"own login button), a Schoology launch fails it: Clever sends "
@@ -171,15 +198,21 @@ def login_landing(c: Contract) -> str:
         fix = ("set your session cookie with SameSite=Lax (or SameSite=None; Secure when your app "
                "runs in an iframe): browsers withhold a Strict cookie for the whole launch and "
                "refuse a None cookie without Secure, so the student arrives logged out")
+    lost = "" if strict_cookie_note(visit) else lost_session_note(visit)
+    if lost:
+        fix = ("keep the session the callback creates where every later request finds it: a "
+               "session cookie with Path=/ (a cookie without Path belongs to the callback's "
+               "directory only), and sessions stored where every process of your server reads "
+               "them (a database, a file, a signed cookie), not in one process's memory")
     found = landing_id(pattern, visit.landing_url or "")
     if found != expected:
         raise Fail(f"landed on {visit.landing_url}, not the assignment page {want}"
-                   + (id_mistake(found, expected) or strict_cookie_note(visit)),
+                   + (id_mistake(found, expected, visit) or strict_cookie_note(visit) or lost),
                    sent=run.url, got=visit.describe(), fix=fix)
     status = visit.final.status
     if not 200 <= status < 300:
         raise Fail(f"the assignment page {visit.landing_url} answered HTTP {status}"
-                   + strict_cookie_note(visit),
+                   + (strict_cookie_note(visit) or lost),
                    sent=run.url, got=visit.describe(),
                    fix="show the assignment to the student who just logged in (the session cookie "
                        "set by the callback must be accepted on the next page)")
@@ -246,6 +279,12 @@ def login_invalid_code(c: Contract) -> str:
                    got=f"{visit.describe()}\nrequests your app made to Clever:\n{show_calls(entries)}",
                    fix="when the exchange answers 400 invalid_grant, show a \"login failed, start "
                        "again from Schoology\" page (4xx), not a server error")
+    if visit.dropped():
+        raise Fail(f"sent no answer to a login link with an invalid code: {visit.dropped()}", sent=url,
+                   got=f"{visit.describe()}\nrequests your app made to Clever:\n{show_calls(entries)}",
+                   fix="when the exchange answers 400 invalid_grant, show a \"login failed, start "
+                       "again from Schoology\" page (4xx); catch every error of a request so that "
+                       "it becomes an answer, never the end of the connection or of the server")
     logged = _logged_in_after(c, entries, None)
     if logged:
         raise Fail("somebody was logged in from a link with an invalid code", sent=url,
@@ -269,6 +308,13 @@ def login_reused_code(c: Contract) -> str:
     second = c.login(student, url=first.url, code=first.code)
     visit = second.visit
     sent = f"{first.url}\n(opened once — see the first visit below — then again in a new browser)"
+    dropped = first.visit.dropped() or visit.dropped()
+    if dropped:
+        raise Fail(f"sent no answer to a launch link: {dropped}", sent=sent,
+                   got=f"first visit:\n{first.visit.describe()}\nsecond visit:\n{visit.describe()}",
+                   fix="answer a used code with a \"login failed, start again from Schoology\" page "
+                       "(4xx); catch every error of a request so that it becomes an answer, never "
+                       "the end of the connection or of the server")
     bad = visit.server_error()
     if bad is not None:
         raise Fail(f"answered HTTP {bad.status} when a used launch link was opened again", sent=sent,
@@ -323,7 +369,7 @@ def login_percent_encoding(c: Contract) -> str:
     found = landing_id(pattern, visit.landing_url or "") if pattern and not visit.left_host else None
     if found is not None and found != WEIRD_ID:
         raise Fail(f"landed on the assignment page of {found!r}, not {WEIRD_ID!r}: the id was cut or "
-                   f"mis-decoded" + id_mistake(found, WEIRD_ID), sent=run.url, got=visit.describe(),
+                   f"mis-decoded" + id_mistake(found, WEIRD_ID, visit), sent=run.url, got=visit.describe(),
                    fix="take everything after \"assignment:\" in the decoded state, and "
                        "percent-encode the id when you build the page URL (encodeURIComponent / "
                        "urllib.parse.quote(id, safe=''))")

@@ -317,6 +317,9 @@ class Contract:
         fetch.content_type = resp.headers.get("content-type", "")
         fetch.text = resp.text
         fetch.bom = resp.content.startswith(b"\xef\xbb\xbf")
+        fetch.raw = resp.content
+        fetch.headers = {k.lower(): v for k, v in resp.headers.items()}
+        fetch.http_version = resp.http_version
         try:
             fetch.doc = resp.json()
         except ValueError as exc:
