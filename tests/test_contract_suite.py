@@ -145,7 +145,7 @@ def test_node_partner_passes_every_check(sim, tmp_path):
 
 GRADES_BROKEN = {"GRADE-001", "GRADE-002", "GRADE-003", "GRADE-004", "GRADE-006", "GRADE-007",
                  "GRADE-008", "GRADE-009", "GRADE-010", "GRADE-011", "GRADE-012", "GRADE-013",
-                 "GRADE-014", "GRADE-015"}
+                 "GRADE-014", "GRADE-015", "GRADE-016"}
 # With no bug the broken partner is correct: every row below shows that all the other
 # checks pass, so a separate no-bug run would only cost time.
 BROKEN: dict[str, set[str]] = {
@@ -190,12 +190,15 @@ LEVEL = {c.id: c.level for c in CHECKS}
 
 
 def test_the_table_covers_every_bug_and_every_check():
-    """Every check that can fail a run is proven to catch a planted bug: here (Python) or in
-    test_partner_depth's table (the Node partner's misread-the-guide mistakes)."""
+    """Every check that can fail a run is proven to catch a planted bug: here (Python), in
+    test_partner_depth's table (the Node partner's misread-the-guide mistakes) or in
+    test_partner_depth_perl's (the Perl partner's)."""
     from test_partner_depth import DEPTH
+    from test_partner_depth_perl import DEPTH as PERL_DEPTH
 
     assert set(BROKEN) == set(BUGS)
-    proved = set().union(*BROKEN.values(), *(failing for _, failing, _ in DEPTH.values()))
+    proved = set().union(*BROKEN.values(), *(failing for _, failing, _ in DEPTH.values()),
+                         *(failing for _, failing, _ in PERL_DEPTH.values()))
     assert proved - {c.id for c in CHECKS if c.level == "reported"} == \
         {c.id for c in CHECKS if c.level != "reported"}
 
@@ -281,7 +284,7 @@ def test_summary_table_and_junit_xml(sim, tmp_path):
     assert result.exit_code == 1
     lines = result.output.splitlines()
     header = next(i for i, line in enumerate(lines) if re.match(r"ID\s+LEVEL\s+RESULT\s+REASON$", line))
-    rows = {line.split()[0]: line.split()[1:3] for line in lines[header + 2: header + 11]}
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[header + 2: header + 12]}
     assert rows["ASSIGN-002"] == ["required", "FAIL"]
     assert rows["ASSIGN-001"] == ["required", "PASS"]
     assert rows["GRADE-001"] == ["required", "SKIP"]
@@ -291,9 +294,9 @@ def test_summary_table_and_junit_xml(sim, tmp_path):
     assert b"\x1b" not in raw
     root = ET.fromstring(raw)
     cases = {c.get("name"): c for c in root.iter("testcase")}
-    assert list(cases) == [f"ASSIGN-00{i}" for i in range(1, 9)] + ["GRADE-001"]
+    assert list(cases) == [f"ASSIGN-00{i}" for i in range(1, 10)] + ["GRADE-001"]
     suite = root.find("testsuite")
-    assert suite.get("tests") == "9" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    assert suite.get("tests") == "10" and suite.get("failures") == "1" and suite.get("skipped") == "1"
     failure = cases["ASSIGN-002"].find("failure")
     assert failure is not None and failure.get("type") == "required"
     message = failure.get("message")

@@ -52,7 +52,7 @@ DEPTH: dict[str, tuple[str, set[str], str]] = {
     "camelcase_id_keys": (SCORE_RUN, {"GRADE-001", "GRADE-002"}, "field names are case-sensitive: use assignmentID"),
     "internal_id_in_grade": (SCORE_RUN, {"GRADE-001"}, "Clever stored the grade for user"),
     "both_score_formats": (SCORE_RUN, {"GRADE-001", "GRADE-004"}, "send exactly one score format"),
-    "pass_fail_score": (SCORE_RUN, {"GRADE-004"}, "but the student earned 0.55"),
+    "pass_fail_score": (SCORE_RUN, {"GRADE-004"}, "but the student earned 0.57"),
     "rounds_to_hundredths": (SCORE_RUN, set(), ""),   # the app's own precision: not judged
     # not a mistake: a Secure; SameSite=None session cookie (an LTI app in an iframe) on
     # http://127.0.0.1 is sent back, as browsers do on loopback; it once failed LOGIN-003
