@@ -1,8 +1,10 @@
-"""The contract suite against two more partners not written in Python, each with its own
+"""The contract suite against more partners not written in Python, each with its own
 planted mistakes (env BUG=name): a Node.js app on node:http alone (server and client) and a
 Java app on the JDK's HttpServer and HttpClient. The correct build of each passes every
 check; each bug fails exactly the checks meant to catch it, with a message naming the
-mistake. Node is required in CI (CLEVER_SIM_REQUIRE_NODE=1); Java skips when absent.
+mistake. Node is required in CI (CLEVER_SIM_REQUIRE_NODE=1); Java skips when absent. The
+correct Perl partner passes every check here too (its mistakes: test_partner_depth_perl.py;
+skipped when perl is absent).
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ def _suite(lang: str, sim, tmp_path: Path, bug: str, only: str | None, classes: 
 
 def test_node_http_partner_passes_every_check(sim, tmp_path):
     result = _suite("node", sim, tmp_path, "", None)
+    assert outcomes(result) == {cid: "PASS" for cid in ALL_IDS}, result.output
+    assert result.exit_code == 0
+
+
+def test_perl_partner_passes_every_check(sim, tmp_path):
+    from test_partner_depth_perl import perl_suite
+
+    result = perl_suite(sim, tmp_path, "", None)
     assert outcomes(result) == {cid: "PASS" for cid in ALL_IDS}, result.output
     assert result.exit_code == 0
 
