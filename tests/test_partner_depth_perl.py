@@ -53,7 +53,7 @@ def perl_suite(sim, tmp_path: Path, bug: str, only: str | None):
 # summary must contain: the mistake named). Everything else run passes, or is skipped naming
 # the check that owns the problem.
 SCORE_RUN = "GRADE-001,GRADE-002,GRADE-003,GRADE-004"
-DEPTH: dict[str, tuple[str | None, set[str], str]] = {
+DEPTH: dict[str, tuple[str, set[str], str]] = {
     # Step 1: the assignments list
     "latin1_json": ("ASSIGN", {"ASSIGN-001"}, "the body is not UTF-8: byte 0xE1 at offset"),
     "char_length": ("ASSIGN", {"ASSIGN-001"}, "a Content-Length counted in characters instead of bytes"),
@@ -76,8 +76,9 @@ DEPTH: dict[str, tuple[str | None, set[str], str]] = {
     # Step 3: the grade
     "truncated_percent": (SCORE_RUN, {"GRADE-004"}, "the score was cut down, not rounded"),
     "numeric_id_compare": ("GRADE-001,GRADE-016", {"GRADE-016"}, "is the first assignment of your list"),
-    # not a mistake: an HTTP/1.0 answer whose body ends when the connection closes
-    "http10_close": (None, set(), ""),
+    # not a mistake: an HTTP/1.0 answer whose body ends when the connection closes (the list,
+    # the launch's redirects and pages, the hook's answer)
+    "http10_close": ("ASSIGN,LOGIN-001,LOGIN-002,LOGIN-003,GRADE-001", set(), ""),
 }
 
 
