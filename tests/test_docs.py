@@ -60,6 +60,40 @@ def test_every_table_row_has_as_many_cells_as_its_header(page: Path):
     assert not wrong, f"{page.name}: " + "; ".join(wrong)
 
 
+# A page, then a quoted title: ([decisions](decisions.md), "Hostile input"),
+# (`bench/README.md`, "Issue 17 at …"); or a bold item *under* a page's section.
+SECTION_REF = re.compile(r'([\w./-]+\.md)(?:#[\w-]*)?\)?`?,\s*"([^"]+)"')
+ITEM_UNDER = re.compile(r'\*([^*]+)\* under "([^"]+)"')
+
+
+def titles(page: Path) -> set[str]:
+    """What a reference can name in a page: its headings and bold lead-ins (`**Bounds.**`)."""
+    text = re.sub(r"\s+", " ", page.read_text(encoding="utf-8"))
+    found = {t.strip() for t in re.findall(r"\*\*([^*]+)\*\*", text)}
+    found |= {line.lstrip("#").strip() for line in page.read_text(encoding="utf-8").splitlines()
+              if line.startswith("#")}
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_section_named_in_quotes_exists(page: Path):
+    """control-api.md once sent readers to *Server* under "Where the simulator decides",
+    which had no such item (the bounds are in internals.md, "Bounds")."""
+    text = re.sub(r"\s+", " ", page.read_text(encoding="utf-8"))
+    broken = []
+    for target, title in SECTION_REF.findall(text):
+        dest = next((d for d in (page.parent / target, ROOT / target) if d.exists()), None)
+        if dest is None:
+            broken.append(f"{target}: no such file")
+        elif not any(t == title or t.startswith(title) for t in titles(dest)):
+            broken.append(f'{target} has no heading or bold item "{title}"')
+    for item, section in ITEM_UNDER.findall(text):
+        holders = [p for p in PAGES if any(t.startswith(section) for t in titles(p))]
+        if not any(any(t.rstrip(".") == item for t in titles(p)) for p in holders):
+            broken.append(f'no bold item "{item}" on a page with a section "{section}"')
+    assert not broken, f"{page.name}: " + "; ".join(broken)
+
+
 def test_readme_links_every_docs_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [p.name for p in (ROOT / "docs").glob("*.md") if f"docs/{p.name}" not in text]
