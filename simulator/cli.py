@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -95,6 +96,21 @@ def _from_environment(exc: click.UsageError) -> str:
     return f" (from the environment: {name}={os.environ.get(name, '')!r})"
 
 
+# What roster.py says about the roster file as a whole (unreadable, not JSON, empty, ...).
+_ROSTER_FILE = ("cannot read roster file ", "roster file ")
+
+
+def listen_failure(address: str, exc: BaseException) -> str:
+    """Why a port could not be bound, with the fix ("Address already in use" alone left
+    people guessing what to change)."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if getattr(exc, "errno", None) == errno.EADDRINUSE:
+        reason += " (choose another port with --port, or 0 for any free one)"
+    elif getattr(exc, "errno", None) == errno.EADDRNOTAVAIL:
+        reason += " (no interface of this machine has that address: use --host 127.0.0.1, or 0.0.0.0 for all)"
+    return f"cannot listen on {address}: {reason}"
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line saying what went wrong and, where known, how to fix it."""
     from .errors import DatabaseUnusable
@@ -108,9 +124,14 @@ def describe_failure(exc: BaseException) -> str:
         text = f"config: {exc}"
     elif isinstance(exc, RosterError):
         first = exc.problems[0]
-        more = f" (and {len(exc.problems) - 1} more problem(s))" if len(exc.problems) > 1 else ""
-        text = (f"roster fixture is invalid: {first.path}: {first.message}{more}; "
-                f"`clever-sim fixtures validate FILE` lists every problem")
+        if len(exc.problems) == 1 and first.path == "$" and first.message.startswith(_ROSTER_FILE):
+            # the file itself (missing, not JSON, empty): "is invalid: $:" and a pointer to
+            # `fixtures validate` sent people to check a file that is not even there
+            text = first.message
+        else:
+            more = f" (and {len(exc.problems) - 1} more problem(s))" if len(exc.problems) > 1 else ""
+            text = (f"roster fixture is invalid: {first.path}: {first.message}{more}; "
+                    f"`clever-sim fixtures validate FILE` lists every problem")
     elif isinstance(exc, DatabaseUnusable):
         text = str(exc)
     elif isinstance(exc, OSError):
@@ -314,8 +335,7 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     try:
         sock = listen(host, port, kind)
     except (OSError, ValueError) as exc:  # in use, not ours, not an address
-        raise click.ClickException(f"cannot listen on {host}:{port}: "
-                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise click.ClickException(listen_failure(f"{host}:{port}", exc)) from None
     try:
         with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
             app = create_app(settings=settings)

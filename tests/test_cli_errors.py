@@ -40,6 +40,7 @@ def folder(tmp_path, monkeypatch):
                                                encoding="utf-8")
     (tmp_path / "twice.json").write_text('{"users": [], "users": []}', encoding="utf-8")
     (tmp_path / "empty.json").write_bytes(b"")
+    (tmp_path / "no-districts.json").write_text('{"districts": []}', encoding="utf-8")
     (tmp_path / "blank.json").write_text(" \n\t\n", encoding="utf-8")
     (tmp_path / "latin1.toml").write_bytes('[app]\nname = "Mathé"\n'.encode("latin-1"))
     other = sqlite3.connect(tmp_path / "other.db")
@@ -88,16 +89,32 @@ CASES = {
     "serve-config-app-unknown-district-cache-dir": (["serve", "--db", "new.db", "--roster-cache", "adir",
                                                      "--config", "no-district.toml"],
                                                     "unknown district '000000000000000000000000'"),
-    "serve-roster-missing": (["serve", "--roster", "nope.json"], "cannot read roster file 'nope.json'"),
+    # the file itself: what is wrong with it, not "roster fixture is invalid: $: …" and a
+    # pointer to `fixtures validate` for a file that is not there
+    "serve-roster-missing": (["serve", "--roster", "nope.json"],
+                             "clever-sim serve: cannot read roster file 'nope.json': no such file"),
     "serve-roster-directory": (["serve", "--roster", "adir"], "'adir' is a directory"),
-    "serve-roster-not-json": (["serve", "--roster", "notes.txt"], "'notes.txt' is not valid JSON"),
+    "serve-roster-not-json": (["serve", "--roster", "notes.txt"],
+                              "clever-sim serve: roster file 'notes.txt' is not valid JSON"),
+    "serve-roster-invalid": (["serve", "--roster", "twice.json"],
+                             "clever-sim serve: roster file 'twice.json' repeats the key 'users'"),
+    # a roster that is JSON but not a roster keeps the pointer to `fixtures validate`
+    "serve-roster-not-a-roster": (["serve", "--roster", "no-districts.json", "--port", "0"],
+                                  "roster fixture is invalid: $: 'apps' is a required property (and 5 "
+                                  "more problem(s)); `clever-sim fixtures validate FILE` lists every problem"),
     "serve-port-not-a-number": (["serve", "--port", "eighty"], "Invalid value for '--port'"),
     "serve-port-too-big": (["serve", "--port", "70000"], "Invalid value for '--port'"),
     "serve-threads-zero": (["serve", "--threads", "0"], "Invalid value for '--threads'"),
     "serve-host-not-an-address": (["serve", "--host", "999.1.1.1"], "'999.1.1.1' is not an IP address or host name"),
     "serve-host-with-port": (["serve", "--host", "127.0.0.1:8080"], "(give the port with --port)"),
     "serve-host-url": (["serve", "--host", "http://localhost"], "is not an IP address or host name"),
-    "serve-port-in-use": (["serve", "--db", ":memory:", "--port", "{busy}"], "cannot listen on 127.0.0.1:{busy}"),
+    "serve-port-in-use": (["serve", "--db", ":memory:", "--port", "{busy}"],
+                          "cannot listen on 127.0.0.1:{busy}: Address already in use (choose another "
+                          "port with --port, or 0 for any free one)"),
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): no interface here has it; binding sends nothing
+    "serve-host-not-this-machine": (["serve", "--db", ":memory:", "--host", "192.0.2.1"],
+                                    "(no interface of this machine has that address: use --host "
+                                    "127.0.0.1, or 0.0.0.0 for all)"),
     "serve-port-in-use-new-db": (["serve", "--db", "state/sim.db", "--port", "{busy}"],
                                  "cannot listen on 127.0.0.1:{busy}"),
     "unknown-option": (["serve", "--colour"], "No such option '--colour'"),
@@ -130,7 +147,7 @@ CASES = {
                        "JSON object (`clever-sim fixtures show-default` prints the packaged one to start from)"),
     "validate-blank": (["fixtures", "validate", "blank.json"], "roster file 'blank.json' is empty"),
     "serve-roster-empty": (["serve", "--roster", "empty.json", "--port", "0"],
-                           "roster fixture is invalid: $: roster file 'empty.json' is empty"),
+                           "clever-sim serve: roster file 'empty.json' is empty: a roster is one JSON object"),
     "validate-not-utf8": (["fixtures", "validate", "latin1.toml"],
                           "roster file 'latin1.toml' is not UTF-8 text (byte offset 18)"),
     "validate-key-twice": (["fixtures", "validate", "twice.json"],
