@@ -58,9 +58,15 @@ def bind_simulator(settings: Mapping[str, Any], host: str = "127.0.0.1", port: i
     and a refused start on a new database leaves no file (``Simulator.abandon``).
     """
     from .app import create_app
-    from .serving import bind, choose_server, listen
+    from .serving import ServerUnavailable, bind, choose_server, listen
 
-    kind = choose_server(server or os.environ.get("CLEVER_SIM_SERVER") or "waitress")
+    from_env = os.environ.get("CLEVER_SIM_SERVER") if server is None else None
+    try:
+        kind = choose_server(server or from_env or "waitress")
+    except ServerUnavailable as exc:
+        if from_env:  # nobody typed a --server: name the variable that asked for it
+            raise ServerUnavailable(f"CLEVER_SIM_SERVER={from_env!r}: {exc}") from None
+        raise
     sock = listen(host, port, kind)
     try:
         app = (create_app(settings=settings) if built else
@@ -104,6 +110,7 @@ class Target:
         can: warns when that port was taken meanwhile), else a free port."""
         from .config import ConfigError
         from .roster import RosterError
+        from .serving import ServerUnavailable
 
         wanted = port or keep_port or 0
         try:
@@ -117,6 +124,8 @@ class Target:
                 server = start_simulator(settings, "127.0.0.1", 0, environ={})
         except (ConfigError, RosterError) as exc:
             raise SimulatorUnavailable(f"cannot start the simulator with {settings}:\n{exc}") from None
+        except ServerUnavailable as exc:  # CLEVER_SIM_SERVER names no server that runs here
+            raise SimulatorUnavailable(f"cannot start the simulator: {exc}") from None
         except OSError as exc:
             raise PortUnavailable(f"cannot listen on 127.0.0.1:{wanted}: "
                                   f"{exc.strerror or exc}") from None

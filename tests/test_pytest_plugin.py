@@ -399,12 +399,17 @@ def test_plugin_is_importable_without_side_effects():
     assert {t.name for t in threading.enumerate()} == before
 
 
-@pytest.mark.parametrize("case", ["missing-roster", "invalid-roster", "busy-port", "unreachable-url"])
-def test_a_simulator_that_cannot_start_is_reported_once_without_a_chained_cause(pytester, case):
+@pytest.mark.parametrize("case", ["missing-roster", "invalid-roster", "busy-port", "unreachable-url",
+                                  "unknown-server"])
+def test_a_simulator_that_cannot_start_is_reported_once_without_a_chained_cause(pytester, monkeypatch,
+                                                                                  case):
     """The setup error is the one message: it was printed twice, the second time under
     "During handling of the above exception, another exception occurred" (pytest.fail was
-    raised inside the except block that caught the cause)."""
+    raised inside the except block that caught the cause). A CLEVER_SIM_SERVER naming no
+    server was a ServerUnavailable traceback out of serving.py that never named the variable."""
     pytester.makepyfile(test_x=SMOKE)
+    if case == "unknown-server":
+        monkeypatch.setenv("CLEVER_SIM_SERVER", "nginx")
     (pytester.path / "bad.json").write_text('{"districts": []}', encoding="utf-8")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -415,6 +420,8 @@ def test_a_simulator_that_cannot_start_is_reported_once_without_a_chained_cause(
             "invalid-roster": (["--clever-sim-roster", "bad.json"], "a roster needs at least one district"),
             "busy-port": (["--clever-sim-port", str(port)], f"cannot listen on 127.0.0.1:{port}"),
             "unreachable-url": (["--clever-sim-url", "http://127.0.0.1:1"], "no simulator answers"),
+            "unknown-server": ([], "clever_sim: cannot start the simulator: CLEVER_SIM_SERVER='nginx': "
+                                   "unknown server 'nginx'; choose one of auto, granian, waitress"),
         }[case]
         result = run(pytester, *args)
     result.assert_outcomes(errors=1)
