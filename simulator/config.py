@@ -107,6 +107,14 @@ def app_from_toml(table: Mapping[str, Any], where: str) -> dict:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: [app] must be a table")
     app = dict(table)
+    from .bodies import document
+
+    # unknown keys first: a misspelt `redirect_uri` was reported as "redirect_uris must be a
+    # non-empty list", which sent people to fix a key they believed they had written
+    known = sorted(document()["components"]["schemas"]["AppRegistration"]["properties"])
+    unknown = [key for key in app if key not in known]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key [app].{unknown[0]} (known: {', '.join(known)})")
     uris = app.get("redirect_uris")
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) and u for u in uris):
         raise ConfigError(f"{where}: [app].redirect_uris must be a non-empty list of URLs "

@@ -64,6 +64,11 @@ def test_bad_env_values_are_named(env, words):
     ("[simulator]\nport = 3\n", "unknown key [simulator].port"),
     ("[app]\nredirect_uris = 'http://x'\n", "redirect_uris must be a non-empty list"),
     ("[app]\nredirect_uris = ['http://x']\nclient_id = 5\n", "client_id must be a non-empty string"),
+    # a misspelt key is named, even where it leaves a required one missing
+    ("[app]\nname = 'M'\nredirect_uri = ['http://x/cb']\n",
+     "unknown key [app].redirect_uri (known: assignments_url, client_id, client_secret, districts, "
+     "name, redirect_uris, scopes)"),
+    ("[app]\nredirect_uris = ['http://x/cb']\nclient_secrt = 's'\n", "unknown key [app].client_secrt"),
     ("contract = 5\n", "[contract] must be a table"),
     ("[simulater]\nstrict = true\n", "unknown table [simulater] (known: [app], [contract], [simulator])"),
     ("strict = true\n[app]\nredirect_uris = ['http://x']\n",
