@@ -7,7 +7,7 @@ No Flask here: ``app.create_app`` registers the filters and asks ``is_page_path`
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Iterable
 
 # Paths the browser pages live under: a mistyped one is a person's typo, answered with an
@@ -69,12 +69,28 @@ def when(value: object) -> str:
     if zone is None:
         return f"{text}, {hm} (school time)"
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = _zoned(d, hm, seconds, zone)
     except ValueError:
         return value
     utc = moment.astimezone(timezone.utc)
     d = utc.date()
     return f"{d:%a} {d.day} {d:%b %Y}, {utc:%H:%M:%S} UTC"
+
+
+def _zoned(day: date, hm: str, seconds: str | None, zone: str) -> datetime:
+    """The moment ``_ISO``'s parts name, built from them rather than by
+    ``datetime.fromisoformat``: before Python 3.11 that refused a fraction of other than 3
+    or 6 digits (``.5``) and an offset without a colon (``+0100``), which ``_ISO`` accepts,
+    so such times showed raw on 3.10 only. ValueError for an hour, minute or offset out of
+    range."""
+    whole, _, fraction = (seconds or ":00")[1:].partition(".")
+    offset = timedelta(0)
+    if zone != "Z":
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        offset = -offset if zone[0] == "-" else offset
+    return datetime(day.year, day.month, day.day, int(hm[:2]), int(hm[3:]), int(whole),
+                    int(fraction[:6].ljust(6, "0")) if fraction else 0, tzinfo=timezone(offset))
 
 
 JOIN_EVERY = 256  # template fragments joined at a time

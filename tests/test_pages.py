@@ -3,8 +3,12 @@ partner journal, unknown API URLs stay JSON and journaled; times are shown with 
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import pytest
 
+from simulator import pages
 from simulator.pages import JOIN_EVERY, is_page_path, join_in_parts, when
 
 
@@ -45,6 +49,32 @@ def test_page_not_found_escapes_the_path(client):
     ("2026-02-30", "2026-02-30"), ("soon", "soon"), ("", ""), (None, "—"), (5, "5"),
 ])
 def test_times_are_shown_for_people_with_their_zone(value, shown):
+    assert when(value) == shown
+
+
+class _Python310Datetime(datetime):
+    """``datetime`` with Python 3.10's ``fromisoformat``: a fraction of 3 or 6 digits only,
+    an offset only with a colon (3.11 reads any ISO 8601 form)."""
+
+    @classmethod
+    def fromisoformat(cls, text):
+        if re.search(r"\.(?!\d{3}(?!\d)|\d{6}(?!\d))\d+|[+-]\d{4}$", text):
+            raise ValueError(f"Invalid isoformat string: {text!r}")
+        return super().fromisoformat(text)
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("2026-12-07T01:38:20.5Z", "Mon 7 Dec 2026, 01:38:20 UTC"),
+    ("2026-12-07T03:38:20+0200", "Mon 7 Dec 2026, 01:38:20 UTC"),
+    ("2026-12-07T01:38:20.1234567-01:30", "Mon 7 Dec 2026, 03:08:20 UTC"),
+    ("2026-12-07T01:38:20.123Z", "Mon 7 Dec 2026, 01:38:20 UTC"),
+    ("2026-12-07T25:38Z", "2026-12-07T25:38Z"), ("2026-12-07T01:38+24:00", "2026-12-07T01:38+24:00"),
+])
+def test_times_show_alike_on_python_3_10(monkeypatch, value, shown):
+    """pyproject says Python 3.10 or newer: a time with a one-digit fraction (a snapshot's or
+    a link's due date written by another tool) or a `+0200` offset showed raw there, since
+    3.10's fromisoformat refuses both while the page's pattern accepts them."""
+    monkeypatch.setattr(pages, "datetime", _Python310Datetime)
     assert when(value) == shown
 
 
