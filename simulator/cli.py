@@ -276,27 +276,29 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="CLEVER_SIM_HOST",
-              callback=listen_host, help="Address to listen on (0.0.0.0 inside containers).")
+              callback=listen_host, help="Address to listen on (0.0.0.0 inside containers; also CLEVER_SIM_HOST).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              envvar="CLEVER_SIM_PORT", help="Port (0 picks a free one).")
-@click.option("--db", default=None, help="SQLite file, or :memory: for a throwaway state. "
-              "Default: .clever-sim/clever-sim.db")
+              envvar="CLEVER_SIM_PORT", help="Port (0 picks a free one; also CLEVER_SIM_PORT).")
+@click.option("--db", default=None, help="SQLite file, or :memory: for a throwaway state "
+              "(also CLEVER_SIM_DB). Default: .clever-sim/clever-sim.db")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
-              help="Partner TOML file ([app], [contract], [simulator]).")
+              help="Partner TOML file ([app], [contract], [simulator]; also CLEVER_SIM_CONFIG).")
 @click.option("--roster", default=None, type=click.Path(dir_okay=False),
-              help="Roster fixture JSON (default: the packaged demo districts).")
+              help="Roster fixture JSON (default: the packaged demo districts; also CLEVER_SIM_ROSTER).")
 @click.option("--roster-cache", default=None, type=click.Path(file_okay=False),
               envvar="CLEVER_SIM_ROSTER_CACHE",
               help="Directory of ready databases keyed by the roster's digest: a new --db "
-                   "starts from a copy instead of loading a big roster again (CI caches, images).")
-@click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400.")
+                   "starts from a copy instead of loading a big roster again (CI caches, images; also "
+                   "CLEVER_SIM_ROSTER_CACHE).")
+@click.option("--strict", is_flag=True, default=None, help="Turn every grade warning into a 400 (also CLEVER_SIM_STRICT=true).")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512),
               help="Threads for requests (long-polls and live streams get their own).")
 @click.option("--server", "server", default="waitress", show_default=True, envvar="CLEVER_SIM_SERVER",
               type=click.Choice(["auto", "granian", "waitress"]),
               help="WSGI server: waitress keeps every guarantee (a drop fault closes the "
                    "connection unanswered); granian (Rust HTTP) is faster for load tests but "
-                   "answers a drop fault with a cut-off 502; auto: granian where it installs.")
+                   "answers a drop fault with a cut-off 502; auto: granian where it installs (also "
+                   "CLEVER_SIM_SERVER).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A host name the control API (/_sim/) answers under besides localhost, "
                    "127.x and [::1], e.g. clever-sim in Docker; repeatable; '*' allows any "
@@ -307,7 +309,11 @@ def main() -> None:
 def serve(host: str, port: int, db: str | None, config: str | None, roster: str | None,
           roster_cache: str | None, strict: bool | None, threads: int, server: str,
           allowed_hosts: tuple[str, ...], control_token: str | None) -> None:
-    """Serve the simulator on a production WSGI server (waitress; granian with --server)."""
+    """Serve the simulator on a production WSGI server (waitress; granian with --server).
+
+    Each setting is taken from its flag, else its CLEVER_SIM_* variable, else the [simulator]
+    table of --config, else its default (docs/running.md, "Configuration").
+    """
     from .heap import fix_mmap_threshold, start_trimmer
     from .limits import raise_fd_limit
     from .app import create_app

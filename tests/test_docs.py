@@ -189,3 +189,58 @@ def test_curl_walk_stores_the_grade_after_a_district_token_was_reissued(page, bl
     posted, listed = answers[-2], answers[-1]
     assert posted["data"]["userID"] == student["id"] and posted["data"]["lti_score"] == "0.8", posted
     assert [g["lti_score"] for g in listed["data"]] == ["0.8"], listed
+
+
+# --- docs/running.md's configuration table against the code ------------------------------
+
+def configuration_rows() -> list[dict[str, str | None]]:
+    """Each setting of running.md's table: its flag, variable, TOML key and default."""
+    text = (ROOT / "docs" / "running.md").read_text(encoding="utf-8")
+    table = text.split("| Setting | Flag | Env |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    rows = []
+    for line in table:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        first = [re.match(r"`([^`]+)`", c) for c in cells]
+        rows.append({"setting": cells[0],
+                     "flag": first[1] and first[1].group(1).split()[0],
+                     "env": first[2] and first[2].group(1),
+                     "toml": first[3] and first[3].group(1),
+                     "default": cells[4]})
+    return rows
+
+
+def test_serve_help_names_each_flag_its_variable_and_default():
+    """A partner reads `clever-sim serve --help`, not running.md: it once named no variable
+    for --db, --config, --roster or --strict."""
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--help"], terminal_width=1000)
+    shown = " ".join(result.output.split())
+    missing = []
+    for row in configuration_rows():
+        if not row["flag"]:
+            continue
+        for word in (row["flag"], row["env"]):
+            if word and word not in shown:
+                missing.append(f"{row['setting']}: {word}")
+        default = re.match(r"`([^`]+)`|(\d+)\b", row["default"])
+        if default and (default.group(1) or default.group(2)) not in shown:
+            missing.append(f"{row['setting']}: default {default.group(0)}")
+    assert not missing, f"clever-sim serve --help lacks {missing}"
+
+
+def test_configuration_table_lists_every_variable_and_toml_key_the_code_reads():
+    from simulator import config
+
+    rows = configuration_rows()
+    envs = {r["env"] for r in rows if r["env"]}
+    tomls = {r["toml"] for r in rows if r["toml"]}
+    assert set(config._ENV) <= envs, f"not in running.md's table: {set(config._ENV) - envs}"
+    assert tomls == set(config._TOML_SIMULATOR_KEYS), tomls ^ set(config._TOML_SIMULATOR_KEYS)
+    for row in rows:
+        key = config._TOML_SIMULATOR_KEYS.get(row["toml"] or "")
+        number = re.match(r"(\d+)\b", row["default"])
+        if key and number:
+            assert config.DEFAULTS[key] == int(number.group(1)), row
