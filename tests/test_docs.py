@@ -244,3 +244,42 @@ def test_configuration_table_lists_every_variable_and_toml_key_the_code_reads():
         number = re.match(r"(\d+)\b", row["default"])
         if key and number:
             assert config.DEFAULTS[key] == int(number.group(1)), row
+
+
+def options_table(page: str, after: str) -> set[str]:
+    """The options a page's table lists (the first `--flag` of each row after ``after``)."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8").split(after, 1)[1]
+    rows = text.split("\n\n", 1)[0].splitlines()
+    return {m.group(1) for r in rows if (m := re.match(r"\| `(--[a-z-]+)", r))}
+
+
+def test_contract_options_table_lists_every_option_of_contract_help():
+    """contract-tests.md's table once lacked --control-token, which `contract --help` has."""
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    shown = CliRunner().invoke(main, ["contract", "--help"], terminal_width=1000).output
+    flags = set(re.findall(r"^\s+(--[a-z-]+)", shown, re.M)) - {"--help"}
+    assert flags == options_table("contract-tests.md", "| Option | Meaning |"), flags
+
+
+def test_pytest_plugin_options_table_lists_every_option_the_plugin_adds():
+    from simulator import pytest_plugin
+
+    class Parser:
+        def __init__(self):
+            self.flags: set[str] = set()
+
+        def getgroup(self, *args, **kwargs):
+            return self
+
+        def addoption(self, *names, **kwargs):
+            self.flags.update(n for n in names if n.startswith("--"))
+
+        def addini(self, *args, **kwargs):
+            pass
+
+    parser = Parser()
+    pytest_plugin.pytest_addoption(parser)  # type: ignore[arg-type]
+    assert parser.flags == options_table("pytest-plugin.md", "| Option | Meaning |"), parser.flags
