@@ -49,7 +49,8 @@ class CleverSimCLI(click.Group):
         except Exception as exc:  # noqa: BLE001 - the point: no traceback, ever
             if os.environ.get("CLEVER_SIM_TRACEBACK") == "1":
                 raise
-            click.echo(f"{self._path(argv)}: {describe_failure(exc)}", err=True)
+            path = self._path(argv)
+            click.echo(f"{path}: {describe_failure(exc, path)}", err=True)
             sys.exit(BAD_INPUT)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -111,12 +112,14 @@ def listen_failure(address: str, exc: BaseException) -> str:
     return f"cannot listen on {address}: {reason}"
 
 
-def describe_failure(exc: BaseException) -> str:
-    """One line saying what went wrong and, where known, how to fix it."""
+def describe_failure(exc: BaseException, path: str = "clever-sim") -> str:
+    """One line saying what went wrong and, where known, how to fix it; ``path`` is the
+    command the arguments named, for usage errors click raises without a context
+    (``serve --port`` with no value pointed at 'clever-sim --help')."""
     from .errors import DatabaseUnusable
 
     if isinstance(exc, click.UsageError):
-        where = exc.ctx.command_path if exc.ctx is not None else "clever-sim"
+        where = exc.ctx.command_path if exc.ctx is not None else path
         text = f"{exc.format_message()}{_from_environment(exc)} (see '{where} --help')"
     elif isinstance(exc, click.ClickException):
         text = exc.format_message()

@@ -118,6 +118,12 @@ CASES = {
     "serve-port-in-use-new-db": (["serve", "--db", "state/sim.db", "--port", "{busy}"],
                                  "cannot listen on 127.0.0.1:{busy}"),
     "unknown-option": (["serve", "--colour"], "No such option '--colour'"),
+    # click raises this one without a context: the help named was the top level's
+    "option-without-its-value": (["serve", "--port"],
+                                 "clever-sim serve: Option '--port' requires an argument. (see "
+                                 "'clever-sim serve --help')"),
+    "snapshot-option-without-its-value": (["snapshot", "save", "out.json", "--url"],
+                                          "(see 'clever-sim snapshot save --help')"),
     # demo
     "demo-db-not-sqlite": (["demo", "--db", "notes.txt", "--port", "0", "--partner-port", "0"],
                            "file is not a database"),
