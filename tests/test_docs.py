@@ -283,3 +283,29 @@ def test_pytest_plugin_options_table_lists_every_option_the_plugin_adds():
     parser = Parser()
     pytest_plugin.pytest_addoption(parser)  # type: ignore[arg-type]
     assert parser.flags == options_table("pytest-plugin.md", "| Option | Meaning |"), parser.flags
+
+
+def test_readme_command_table_names_only_flags_each_command_has():
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("| Command | What it does |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    checked, wrong = 0, []
+    for row in table:
+        group: list[str] = []
+        for usage in re.findall(r"`([^`]+)`", row.split("|")[1]):
+            words = [w for w in usage.removeprefix("clever-sim ").split() if re.fullmatch(r"[a-z-]+", w)]
+            if usage.startswith("clever-sim "):
+                group = words[:1] if words[:1] in (["fixtures"], ["snapshot"]) else []
+                command = words[:2] if group else words[:1]
+            else:  # `show-default`, `snapshot load FILE`: the same group's other commands
+                command = group + words[:1] if words[:1] != group else words[:2]
+            shown = CliRunner().invoke(main, [*command, "--help"], terminal_width=1000).output
+            assert "Usage:" in shown, (usage, shown)
+            for flag in re.findall(r"--[a-z-]+", usage):
+                checked += 1
+                if not re.search(rf"^\s+{flag}\b", shown, re.M):
+                    wrong.append(f"{' '.join(command)} {flag}")
+    assert checked >= 10 and not wrong, f"README's command table names flags the commands lack: {wrong}"
