@@ -1007,11 +1007,12 @@ class Store:
         durably as a COMMIT. A remembered key is one UPDATE that applies only where the row
         still holds what this store wrote (``_write_grade``); an unknown key one INSERT
         that does nothing where the key exists, then (another process's grade, or one this
-        store forgot) a lookup and that same guarded UPDATE. The triggers append the history
-        row and the write order (``schema.sql``). False, with nothing written, when that
-        cannot apply: a revocation since the token was looked up (checked inside a
-        transaction), a row changed meanwhile, a caller's transaction open on this thread;
-        the caller then writes the grade in a transaction."""
+        store forgot) a lookup and that same guarded UPDATE. Each applies only on top of
+        the file's write order (``_ON_TOP``). The triggers append the history row and the
+        write order (``schema.sql``). False, with nothing written, when that cannot apply:
+        a revocation since the token was looked up (checked inside a transaction), a row
+        changed meanwhile, another process's grades on top of the write order, a caller's
+        transaction open on this thread; the caller then writes the grade in a transaction."""
         if job.token is not None and job.token[1] != self._revocations:
             return False
         grade_id, client_id, user_id, assignment_id, district_id, build_record, now_iso = job.args
@@ -1054,8 +1055,10 @@ class Store:
         return True
 
     def _current_seq(self, db: sqlite3.Connection) -> int:
+        """The write order's end as this store last wrote or read it: each grade statement
+        checks it is still the file's (``_ON_TOP``), another process may have moved it on."""
         if self._seq is None:
-            self._seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM grade_writes").fetchone()[0]
+            self._seq = db.execute(_LAST_SEQ).fetchone()[0]
         return self._seq
 
     def _write_grade(self, db: sqlite3.Connection, args: tuple, seq: int
@@ -1085,15 +1088,21 @@ class Store:
         if row is None:
             version = 1
             record = build_record(grade_id, version, now_iso)
-            text = _dumps(record)
-            db.execute(_INSERT_GRADE, (grade_id, client_id, user_id, assignment_id, district_id,
-                                       version, text, now_iso, now_iso, seq))
+            sql = _INSERT_NEW_GRADE
         else:
             grade_id, version = row[0], row[1] + 1
             record = build_record(grade_id, version, row[2])
-            text = _dumps(record)
-            db.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                       "WHERE id = ?", (version, text, now_iso, seq, grade_id))
+            sql = _UPDATE_FOUND_GRADE
+        text = _dumps(record)
+        params = ((grade_id, client_id, user_id, assignment_id, district_id, version, text,
+                   now_iso, now_iso, seq) if row is None else (version, text, now_iso, seq, grade_id))
+        if db.execute(sql, params).rowcount != 1:
+            # another process wrote a later seq: the file's end, read under this transaction's
+            # write lock (nothing else writes until it ends), so the grade goes on top now
+            seq = db.execute(_LAST_SEQ).fetchone()[0] + 1
+            params = (*params[:9], seq) if row is None else (*params[:3], seq, grade_id)
+            if db.execute(sql, params).rowcount != 1:  # on top now: only a grade id taken
+                raise sqlite3.IntegrityError(f"UNIQUE constraint failed: grades.id ({grade_id})")
         # Remembered before COMMIT: a rollback leaves an entry no row matches, so the next
         # overwrite of this key looks it up again.
         self._grade_keys.put(key, (grade_id, version, created), _GRADE_KEY_ENTRY)
@@ -1156,7 +1165,7 @@ class Store:
 
     def max_grade_seq(self) -> int:
         with self.read() as db:
-            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM grade_writes").fetchone()[0]
+            return db.execute(_LAST_SEQ).fetchone()[0]
 
     def count(self, table: str) -> int:
         """Rows in a table.  The grades count is kept in memory once read (health checks
@@ -1602,17 +1611,34 @@ def _drop_roster_indexes(db: sqlite3.Connection) -> list[str]:
 
 # A grade's writes (``Store._write_alone``, ``Store._write_grade``); the triggers of
 # ``grades`` append its history row and its place in the write order (schema.sql).
-# Outside a transaction, a new key's INSERT does nothing where the grade (its
-# (app, student, assignment), or its id) exists already.
+# Each one a grade POST runs applies only ON TOP of the write order (``_ON_TOP``: no seq at
+# or above its own in the file, one seek to the end of ``grade_writes``), checked by SQLite
+# under its write lock as the statement runs. The store keeps the order's end in memory
+# (``Store._seq``) and another process writing the same file moves it on: a grade at a seq
+# that process had given took its grade's place in the order (the trigger's INSERT OR
+# REPLACE), one below its newest was passed over by ``after_seq`` readers. Where the check
+# fails nothing is written, and the transaction reads the end again under its write lock.
+# A new grade's INSERT does nothing where the grade (its (app, student, assignment), or its
+# id) exists already, nor where its seq is not on top: it is NULL then, which the NOT NULL
+# of ``grades.seq`` and OR IGNORE skip (the same check in an INSERT … SELECT … WHERE cost
+# 5% more CPU per INSERT than VALUES: ``bench/seq_guard.py``).
+# (``_INSERT_GRADE``: a snapshot load's rows, at the snapshot's own seqs, in any order.)
 _INSERT_GRADE = ("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
                  "record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)")
-_INSERT_NEW_GRADE = _INSERT_GRADE + " ON CONFLICT DO NOTHING"
+_ON_TOP = "NOT EXISTS (SELECT 1 FROM grade_writes WHERE seq >= ?{n})"
+_INSERT_NEW_GRADE = ("INSERT OR IGNORE INTO grades(id, client_id, user_id, assignment_id, "
+                     "district_id, version, record, created, updated, seq) VALUES "
+                     "(?1,?2,?3,?4,?5,?6,?7,?8,?9, CASE WHEN " + _ON_TOP.format(n=10)
+                     + " THEN ?10 END)")
 _FIND_GRADE = ("SELECT id, version, created FROM grades WHERE client_id = ? AND user_id = ? "
                "AND assignment_id = ?")
 # Applies only where the row still holds the (id, version, created) the new record was built
 # from: the version stored is the one read, plus one, whoever else writes the file.
-_UPDATE_KNOWN_GRADE = ("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                       "WHERE id = ? AND version = ? AND created = ?")
+_UPDATE_KNOWN_GRADE = ("UPDATE grades SET version = ?1, record = ?2, updated = ?3, seq = ?4 "
+                       "WHERE id = ?5 AND version = ?6 AND created = ?7 AND " + _ON_TOP.format(n=4))
+_UPDATE_FOUND_GRADE = ("UPDATE grades SET version = ?1, record = ?2, updated = ?3, seq = ?4 "
+                       "WHERE id = ?5 AND " + _ON_TOP.format(n=4))
+_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM grade_writes"
 # ``Store.is_linked``: the student's few sections (``section_members_user``), each looked up in
 # the links' own unique key (section_id, client_id, assignment_id).
 _IS_LINKED = ("SELECT 1 FROM users u "

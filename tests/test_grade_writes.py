@@ -229,7 +229,7 @@ def test_a_grade_written_alone_is_one_statement_committed_for_every_other_reader
         _save(store, 0, "u0", "a")  # the write order's start is read once, then kept
         with _statements(store) as new:
             first = _save(store, 1, "u1", "a")
-        assert new == ["INSERT INTO"]
+        assert new == ["INSERT OR"]
         with _statements(store) as overwrite:
             second = _save(store, 2, "u1", "a")
         assert overwrite == ["UPDATE grades"]
@@ -264,14 +264,14 @@ def test_a_grade_another_process_wrote_is_overwritten_at_its_stored_version_with
         assert store.count("grades") == 1  # counted once, then kept
         with _statements(store) as statements:
             grade = _save(store, 1, "u1", "a")
-        assert statements[1:] == ["INSERT INTO", "SELECT id,", "UPDATE grades"]  # after MAX(seq)
+        assert statements[1:] == ["INSERT OR", "SELECT id,", "UPDATE grades"]  # after MAX(seq)
         assert (grade.id, grade.version, grade.created, grade.seq) == (
             f"{7:024x}", 5, "2026-01-01T00:00:00.000Z", 2)
         assert [h["version"] for h in store.grade_history(grade.id)] == [4, 5]
         with _statements(store) as statements:
             assert _save(store, 2, "u1", "a").version == 6  # remembered from here on
             assert _save(store, 3, "u2", "a").seq == 4
-        assert statements == ["UPDATE grades", "INSERT INTO"]
+        assert statements == ["UPDATE grades", "INSERT OR"]
         assert [(g.user_id, g.seq) for g in store.list_grades()] == [("u1", 3), ("u2", 4)]
         assert store.count("grades") == 2
     finally:
@@ -347,7 +347,7 @@ def test_a_grade_after_any_revocation_is_written_in_a_transaction_that_finds_its
             grade = store.save_grade(grade_id=f"{1:024x}", client_id="c", user_id="u1",
                                      assignment_id="a", district_id="d", build_record=_record,
                                      now_iso=NOW, token=("tok", generation))
-        assert statements == ["BEGIN IMMEDIATE", "SELECT 1", "SELECT id,", "INSERT INTO",
+        assert statements == ["BEGIN IMMEDIATE", "SELECT 1", "SELECT id,", "INSERT OR",
                               "COMMIT"]
         assert grade.version == 1
         with _statements(store) as statements:  # looked up after it: written alone
@@ -368,8 +368,8 @@ def test_grades_queued_together_share_one_transaction_and_their_history_rows(tmp
                      for n, user in ((1, "u1"), (2, "u2"), (3, "u3"))]
             with store.writes_held():
                 store._write_grades(batch)
-        assert statements == ["BEGIN IMMEDIATE", "UPDATE grades", "SELECT id,", "INSERT INTO",
-                              "SELECT id,", "INSERT INTO", "COMMIT"]
+        assert statements == ["BEGIN IMMEDIATE", "UPDATE grades", "SELECT id,", "INSERT OR",
+                              "SELECT id,", "INSERT OR", "COMMIT"]
         assert [(j.result.version, j.result.seq) for j in batch] == [(2, 2), (1, 3), (1, 4)]
         assert sorted((h["id"], h["version"]) for g in store.list_grades()
                       for h in store.grade_history(g.id)) == [
@@ -505,3 +505,130 @@ def test_a_start_that_fails_midway_through_the_schema_leaves_every_trigger_in_pl
             "grade_inserted", "grade_overwritten"}
     finally:
         other.close()
+
+
+# --- two processes writing grades into one file ---------------------------------------------
+# Each store keeps the end of the write order in memory (``Store._seq``), read once. Another
+# process's grades move the file's end on, so every grade statement applies only where no seq
+# at or above its own is in the file, checked by SQLite under its write lock; where one is,
+# the grade is written in a transaction that reads the end again.
+
+_OTHER_WRITER = """
+import json, os, sys, time
+from simulator.store import Store
+store = Store(sys.argv[1])
+if len(sys.argv) > 3:  # ready; start writing together with the other writer
+    open(sys.argv[3] + f".{os.getpid()}", "w").close()
+    while not os.path.exists(sys.argv[3]):
+        time.sleep(0.001)
+seqs = [store.save_grade(grade_id=f"{n:024x}", client_id="c", user_id=user, assignment_id=a,
+                         district_id="d", build_record=lambda i, v, c: {"id": i, "version": v},
+                         now_iso="2026-12-07T00:00:00.000Z").seq
+        for n, user, a in json.loads(sys.argv[2])]
+store.close()
+print(json.dumps(seqs))
+"""
+
+
+def _save_in_another_process(path, grades: list[tuple[int, str, str]]) -> list[int]:
+    """Another process's store writes these (n, student, assignment) grades: their seqs."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _OTHER_WRITER, str(path), json.dumps(grades)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(done.stdout)
+
+
+_LAST = "SELECT COALESCE(MAX(seq),"  # the write order's end, read inside the transaction
+# The statements of each write while another process's grades are on top of the write order
+# (the statement alone applies to no row, the transaction reads the end and writes on top).
+_BEHIND = {
+    "new grade alone": ["INSERT OR", "SELECT id,", "BEGIN IMMEDIATE", "SELECT id,", "INSERT OR",
+                        _LAST, "INSERT OR", "COMMIT"],
+    "remembered grade alone": ["UPDATE grades", "BEGIN IMMEDIATE", "SELECT id,", "UPDATE grades",
+                               _LAST, "UPDATE grades", "COMMIT"],
+    "batch": ["BEGIN IMMEDIATE", "UPDATE grades", "SELECT id,", "UPDATE grades", _LAST,
+              "UPDATE grades", "SELECT id,", "INSERT OR", "COMMIT"],
+}
+
+
+@pytest.mark.parametrize("write", list(_BEHIND))
+def test_a_grade_written_after_another_process_wrote_grades_comes_after_them_in_the_write_order(
+        tmp_path, write):
+    """The other process's grades keep their place in the write order (none is replaced by
+    one written at the same seq), and a reader that saw the newest of them (wait-for-grade,
+    the live gradebook, ``after_seq``) finds the grade written after them."""
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    try:
+        first = _save(store, 1, "u1", "a")  # the store now keeps the write order's end: 1
+        assert _save_in_another_process(path, [(2, "u2", "a"), (3, "u3", "a")]) == [2, 3]
+        seen = store.max_grade_seq()
+        assert seen == 3
+        with _statements(store) as statements:
+            if write == "batch":
+                batch = [_GradeJob((f"{n:024x}", "c", user, "a", "d", _record, NOW))
+                         for n, user in ((4, "u1"), (5, "u4"))]
+                with store.writes_held():
+                    store._write_grades(batch)
+                assert [j.error for j in batch] == [None, None]
+                written = [j.result for j in batch]
+            else:
+                written = [_save(store, 4, "u1" if write == "remembered grade alone" else "u4",
+                                 "a")]
+        assert statements == _BEHIND[write]
+        assert [g.seq for g in written] == list(range(4, 4 + len(written)))
+        assert [g.seq for g in store.list_grades(after_seq=seen)] == [g.seq for g in written]
+        current = {"u1": first.id, "u2": f"{2:024x}", "u3": f"{3:024x}",
+                   "u4": f"{4 if write == 'new grade alone' else 5:024x}"}
+        order = ["u2", "u3"] + [g.user_id for g in written]
+        if write == "new grade alone":
+            order.insert(0, "u1")
+        assert [(g.user_id, g.id) for g in store.list_grades()] == [(u, current[u]) for u in order]
+        with _statements(store) as statements:  # on top again: one statement
+            assert _save(store, 9, "u5", "a").seq == 4 + len(written)
+        assert statements == ["INSERT OR"]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:  # one row per current grade, each at its own seq
+        assert db.execute("SELECT seq, grade_id FROM grade_writes ORDER BY seq").fetchall() == \
+            db.execute("SELECT seq, id FROM grades ORDER BY seq").fetchall()
+
+
+def test_two_processes_writing_grades_at_once_give_every_write_its_own_seq(tmp_path):
+    """Two processes writing into one file at the same time: each write a seq of its own,
+    above every one before it in the file, and the write order holds every current grade."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "g.db"
+    Store(str(path)).close()
+    writes = {p: [(p * 1000 + i, f"{p}u{i % 40}", f"a{i % 3}") for i in range(300)] for p in (1, 2)}
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _OTHER_WRITER, str(path), json.dumps(w),
+                               str(go)], stdout=subprocess.PIPE, text=True)
+             for w in writes.values()]
+    try:
+        while len(list(tmp_path.glob("go.*"))) < 2 and all(p.poll() is None for p in procs):
+            time.sleep(0.01)
+        go.touch()  # both stores are open: they write at the same time
+        seqs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0]
+    for mine in seqs:
+        assert mine == sorted(mine)  # each process's writes in its own order
+    every = seqs[0] + seqs[1]
+    assert sorted(every) == list(range(1, 601))  # none given twice, none skipped
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT seq, grade_id FROM grade_writes ORDER BY seq").fetchall() == \
+            db.execute("SELECT seq, id FROM grades ORDER BY seq").fetchall()
+        assert db.execute("SELECT COUNT(*) FROM grades").fetchone()[0] == 2 * 40 * 3
+        assert db.execute("SELECT COUNT(*) FROM grade_history").fetchone()[0] == 600
