@@ -110,7 +110,7 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
 
     ``environ`` is passed to ``create_app`` (None: the process environment, so
     ``CLEVER_SIM_*`` settings apply). Raises OSError when a port is taken, with nothing
-    left running.
+    left running and no database file this start made left behind.
     """
     from simulator.serving import listen
 
@@ -149,6 +149,7 @@ def start_demo(sim_port: int = 8080, partner_port: int = 5001, db: str | None = 
         partner_sock.close()
         partner_app.extensions["reference_partner"].close()
         sim_server.stop()
+        sim.abandon()  # a database this start made goes (only one it made: Simulator.abandon)
         raise
 
     ensure_registration(sim, partner_server.url, partner_server.port)
@@ -281,15 +282,14 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
     """The ``clever-sim demo`` command: start, print the walkthrough, wait for Ctrl+C/SIGTERM."""
     import click
 
-    from simulator.cli import removed_on_failure
-    from simulator.config import ConfigError, build_config, resolve_db_path
+    from simulator.config import ConfigError, build_config
     from simulator.roster import RosterError
 
     try:
         settings = build_config(overrides={"DB": db} if db else {})
-        with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
-            demo = start_demo(sim_port, partner_port, db, server=server,  # a busy port: no file
-                              settings=settings)  # the config as read once
+        # refused (a busy port, an [app] the roster refutes): no file left (start_demo)
+        demo = start_demo(sim_port, partner_port, db, server=server,
+                          settings=settings)  # the config as read once
     except DemoPortBusy as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -17,7 +17,7 @@ from typing import Iterator
 import click
 
 from . import __version__
-from .config import BaseUrls, ConfigError, build_config, resolve_db_path
+from .config import BaseUrls, ConfigError, build_config
 from .roster import RosterError, load_roster
 
 
@@ -178,36 +178,21 @@ def _given(overrides: dict) -> dict:
 
 
 @contextmanager
-def removed_on_failure(db_path: str, roster_cache: str | None = None) -> Iterator[None]:
-    """Whatever the block creates for a new ``db_path`` (the file, SQLite's -wal/-shm beside
-    it, missing folders) and in ``roster_cache`` is removed again when it fails: a command
-    refused for its input (an [app] naming a district the roster lacks, a busy port)
-    leaves no file or folder behind."""
-    files: list[Path] = []
-    folders: set[Path] = set()
-    target = Path(db_path)
-    if db_path != ":memory:" and not target.exists():  # an existing database keeps its -wal
-        files = [f for f in (target, target.with_name(target.name + "-wal"),
-                             target.with_name(target.name + "-shm")) if not f.exists()]
-        folders.update(d for d in (target.parent, *target.parent.parents) if not d.exists())
-    cache = Path(roster_cache) if roster_cache else None
-    cached: set[Path] = set()
-    with suppress(OSError):  # unreadable: the start reports it, if it matters
-        cached = set(cache.iterdir()) if cache is not None and cache.is_dir() else set()
-    if cache is not None:
-        folders.update(d for d in (cache, *cache.parents) if not d.exists())
+def removed_on_failure(app) -> Iterator[None]:
+    """When the block fails (the server cannot be made), ``app`` is closed and what its start
+    made for a new database goes: the file, its -wal and -shm, the folders and the roster
+    cache entry its simulator made itself (``Simulator.abandon``), never a file that existed
+    or that another process made meanwhile. (A start refused inside ``create_app``, e.g. an
+    [app] naming a district the roster lacks, has removed them there already.)"""
     try:
         yield
     except BaseException:
-        with suppress(OSError):  # best effort: the command's own error is the one to report
-            made = files + (sorted(set(cache.iterdir()) - cached)
-                            if cache is not None and cache.is_dir() else [])
-            for path in made:
-                with suppress(OSError):
-                    path.unlink(missing_ok=True)
-            for folder in sorted(folders, key=lambda d: len(d.parts), reverse=True):
-                with suppress(OSError):  # deepest first; one something else filled stays
-                    folder.rmdir()
+        from .tenants import close_app
+
+        with suppress(Exception):  # best effort: the command's own error is the one to report
+            close_app(app)  # its tenants, then its store
+        with suppress(Exception):
+            app.extensions["clever_sim"].abandon()
         raise
 
 
@@ -346,15 +331,9 @@ def serve(host: str, port: int, db: str | None, config: str | None, roster: str 
     except (OSError, ValueError) as exc:  # in use, not ours, not an address
         raise click.ClickException(listen_failure(f"{host}:{port}", exc)) from None
     try:
-        with removed_on_failure(resolve_db_path(settings), settings["ROSTER_CACHE"]):
-            app = create_app(settings=settings)
-            try:
-                running = bind(app, host, port, threads, server=kind, sock=sock)
-            except BaseException:
-                from .tenants import close_app
-
-                close_app(app)
-                raise
+        app = create_app(settings=settings)  # refused: what it made is removed (Simulator.abandon)
+        with removed_on_failure(app):
+            running = bind(app, host, port, threads, server=kind, sock=sock)
     except BaseException:
         sock.close()
         raise

@@ -64,6 +64,19 @@ def _missing_folders(path: str) -> list[Path]:
     return [p for p in (target.parent, *target.parent.parents) if not p.exists()]
 
 
+def _created_here(path: str) -> bool:
+    """Create the new, empty database file ``path`` (and its folders) unless it exists:
+    True when this call made it. A refused start removes the file only then, never one
+    another process made after this start looked; False too when it cannot be made (the
+    store then says why)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))  # as SQLite would
+    except OSError:  # FileExistsError: that process's database, checked and loaded like any
+        return False
+    return True
+
+
 def _release_memory() -> None:
     """Give the freed roster document back to the OS (glibc keeps freed heap otherwise)."""
     gc.collect()
@@ -207,7 +220,10 @@ class Simulator:
             streamed = self._stream_into_new_file(path, stamp) if fresh else None
             fresh = fresh and (streamed is not None or not Path(path).exists())  # made meanwhile?
             self._roster_read = self._read_roster(None) if fresh and streamed is None else None
-            if fresh:  # streamed into place, or the store makes it now
+            if fresh and streamed is None:  # the file is made here, now that the roster is read
+                fresh = _created_here(path)  # False: another process made it meanwhile
+                self._made = database if fresh else missing  # (its folders: only while empty)
+            elif fresh:  # linked into place by this start, never over another one's file
                 self._made = database
             self.store = Store(path)
             self.clever = CleverBackend(self.store, self.clock)

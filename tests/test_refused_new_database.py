@@ -1,7 +1,8 @@
 """A start refused on a NEW database leaves no file behind (the database, its -wal and
 -shm, a folder made for it), on every path a first start takes and however it is started:
 ``bind_simulator`` (the pytest plugin, the contract runner, ``demo``) and ``create_app``
-alike, not only ``clever-sim serve`` (whose ``removed_on_failure`` also covers it).
+alike, not only ``clever-sim serve`` (whose ``removed_on_failure`` calls the same
+``Simulator.abandon`` when its server cannot be made).
 
 The paths: the roster streamed into a file written aside, a copy from the roster cache,
 and the whole (non-streamed) load: a roster given as a document, or a file the stream
