@@ -10,7 +10,9 @@ Setup (not timed as a figure, but printed):
   JSON is the real shape), spread over every student and 18 assignment ids;
 * the 18 assignments linked (Schoology assignments) in ``--linked-sections`` sections,
   including the largest one, whose gradebook is then a full grid;
-* a full request journal: ``JOURNAL_CAP`` (10,000) real grade POSTs through the app.
+* a full request journal: ``JOURNAL_CAP`` (10,000) real grade POSTs through the app; the
+  journal keeps the newest that fit its memory bound (``JOURNAL_MAX_MB``, 2 MiB: ~635 of
+  these), and the inspector rows say how many it held and which page they read.
 
 Then the real server (waitress, in a thread) answers each GET ``--runs`` times; the table
 shows the median, the ratio to the baseline and the slowest page / API call.
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulator.app import create_app  # noqa: E402
+from simulator.inspector.routes import PER_PAGE as INSPECTOR_PER_PAGE  # noqa: E402
 from simulator.roster_gen import SANDBOX, generate_roster, write_roster  # noqa: E402
 from simulator.serving import start_in_thread  # noqa: E402
 from simulator.web import login_cookie  # noqa: E402
@@ -181,7 +184,8 @@ def main() -> None:
         client.post("/v1/grade", headers=auth, json={"assignmentID": ASSIGNMENTS[i % 18],
                                                      "userID": students[i % len(students)],
                                                      "percentage": (i % 100) / 100})
-    print(f"journal filled with {len(sim.journal):,} entries in {time.perf_counter() - started:.1f} s")
+    print(f"journal: {cap:,} grade POSTs in {time.perf_counter() - started:.1f} s, {len(sim.journal):,} "
+          f"entries kept (its memory bound, JOURNAL_MAX_MB={sim.cfg['JOURNAL_MAX_MB']})")
     print(f"database: {os.path.getsize(os.path.join(tmp, 'scale.db')) / 2**20:.0f} MB; "
           f"grades {sim.store.count('grades'):,}; history {sim.store.count('grade_history'):,}")
 
@@ -194,6 +198,10 @@ def main() -> None:
         # ('' holds the people without a school: contacts, district admins)
     mid_user = users[len(users) // 2]
     last_entry = sim.journal.raw()[-1]["id"]
+    # what the inspector rows read: the journal as filled (bounded by bytes, not the cap)
+    entries = len(sim.journal)
+    pages = max(1, -(-entries // INSPECTOR_PER_PAGE))
+    deep = min(100, pages)  # past the last page the inspector shows the last one
     il = client.post("/_sim/tokens", json={"client_id": client_id, "user_id": students[0]}
                      ).get_json()["access_token"]
     il_auth = {"Authorization": f"Bearer {il}"}
@@ -230,9 +238,11 @@ def main() -> None:
                 ("page", "Gradebook: biggest section (.json)", f"/schoology/sections/{big_section}/gradebook.json", {}),
                 ("page", "Gradebook: biggest section (.csv)", f"/schoology/sections/{big_section}/gradebook.csv", {}),
                 ("page", "Gradebook: cell detail", f"/schoology/sections/{big_section}/gradebook/{grade_id}", {}),
-                ("page", "Inspector: newest 50 of 10,000", "/inspector", {}),
-                ("page", "Inspector: filtered by user", f"/inspector?user={students[3]}", {}),
-                ("page", "Inspector: page 100", "/inspector?page=100", {}),
+                ("page", f"Inspector: newest {min(INSPECTOR_PER_PAGE, entries)} of {entries:,}",
+                 "/inspector", {}),
+                ("page", f"Inspector: filtered by user ({entries:,} entries)",
+                 f"/inspector?user={students[3]}", {}),
+                ("page", f"Inspector: page {deep} of {pages}", f"/inspector?page={deep}", {}),
                 ("page", "Inspector: one entry", f"/inspector/{last_entry}", {}),
                 ("page", "Schoology home (switcher, biggest school)", f"/schoology?school={school}", {}),
                 ("page", "Schoology home (switcher, search)", "/schoology?q=garcia", {}),
