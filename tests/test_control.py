@@ -81,9 +81,30 @@ def test_delete_app_revokes_its_tokens(client, sim, demo_app, student):
     *[({"redirect_uris": ["http://x/cb"], field: value}, field, "holds a control character")
       for field in ("client_id", "client_secret")
       for value in ("abc\n", "a\x00b", "tab\there", "del\x7f", "c1\x85", "\r\n")],
+    # an id or URL and a final newline: the schema's patterns refuse it (``(?!\n)$``)
+    ({"redirect_uris": ["http://x/cb"], "districts": ["ffffffffffffffffffffffff\n"]}, "districts[0]",
+     "must be a district id (24 hexadecimal characters)"),
+    ({"redirect_uris": ["http://x/cb\n"]}, "redirect_uris[0]", "absolute http(s) URL"),
+    ({"redirect_uris": ["http://x/cb"], "assignments_url": "http://x/a\n"}, "assignments_url",
+     "absolute http(s) URL"),
 ])
 def test_register_app_rejects_bad_registrations(client, body, field, problem):
     assert_error(client.post("/_sim/apps", json=body), 400, field=field, problem=problem)
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_an_app_district_with_a_final_newline_is_refused_as_not_a_district_id(
+        client, demo_app, district_id, method):
+    """A roster district's id and a newline: refused by the field's pattern, as roster ids
+    are, not looked up as an unknown district (Python's ``$`` matches before a final newline)."""
+    body = {"districts": [district_id, district_id + "\n"]}
+    resp = (client.post("/_sim/apps", json={"redirect_uris": ["http://x/cb"], **body})
+            if method == "post" else client.patch(f"/_sim/apps/{demo_app.client_id}", json=body))
+    assert resp.status_code == 400
+    assert resp.get_json() == {"message": "Invalid app registration", "errors": [{
+        "field": "districts[1]", "problem": "must be a district id (24 hexadecimal characters)",
+        "hint": "write the roster district's id alone: 24 lowercase hex digits, no space or "
+                "newline around it"}]}
 
 
 def test_register_app_takes_printable_client_credentials(client):
