@@ -27,7 +27,15 @@ from .errors import DatabaseUnusable, FieldProblem, Revoked, ServiceUnavailable
 from .ids import ROLES, legacy_role_ids, primary_role
 from .models import App, AuthCode, Grade, GradeVersion, Link, Token
 
-_SCHEMA_VERSION = "1"
+# The database layout's number, recorded in ``meta`` (``schema_version``) by every start; a
+# start refuses a file whose number is higher, before it changes anything (``_refuse_foreign
+# _file``): an older version's schema run on a newer layout undoes parts of it. Bump it
+# whenever an older version running on the new layout would write wrong data (docs/
+# internals.md, "Upgrades and downgrades"). 2: a new grade's first history row is appended by
+# the ``grade_inserted`` trigger (a version before it, which wrote that row itself, recreates
+# its own insert trigger beside it: two history rows per new grade). Versions before this
+# check recorded "1" and read nothing.
+_SCHEMA_VERSION = 2
 
 
 def schema_sql() -> str:
@@ -176,9 +184,10 @@ class Store:
             raise DatabaseUnusable(f"cannot use {path!r} as the simulator's database: {reason}"
                                    f" (give --db a new file name, an existing clever-sim "
                                    f"database, or :memory:)") from None
-        with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                       (_SCHEMA_VERSION,))
+        with self.transaction() as db:  # never a newer one's (refused above)
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       (str(_SCHEMA_VERSION),))
         if not self.memory:
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
                                                   name="clever-sim-checkpoint")
@@ -205,16 +214,25 @@ class Store:
                 _add_write_order(conn)
 
     def _refuse_foreign_file(self) -> None:
-        """Look read-only first: turning on WAL would already rewrite a foreign file's header."""
+        """Look read-only first: turning on WAL would already rewrite a foreign file's header,
+        and the schema would undo parts of a newer version's layout."""
         probe = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True)
         try:
             tables = [row[0] for row in probe.execute(_FOREIGN_CHECK)]
+            row = probe.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+                if "meta" in tables else None
         finally:
             probe.close()
         if tables and "meta" not in tables:
             raise sqlite3.DatabaseError(
                 f"it is another program's SQLite database (tables {', '.join(tables[:5])}), "
                 f"not a clever-sim one; nothing was written to it")
+        layout = _layout_number(row[0]) if row is not None else 0
+        if layout > _SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"a newer clever-sim wrote it (database layout {layout}; this version knows "
+                f"up to {_SCHEMA_VERSION}): run that version or a later one on it; nothing "
+                f"was written to it")
 
     # --- connections -------------------------------------------------------------------
 
@@ -1554,6 +1572,14 @@ def person_row(user: dict) -> tuple:
 
 
 _ROWID_NAMED = re.compile(r"\(\s*n\s+INTEGER\s+PRIMARY\s+KEY\b")  # users.n, sections.n
+
+
+def _layout_number(value: object) -> int:
+    """A ``schema_version`` as recorded ("1" before layouts were compared); 0 if unreadable."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

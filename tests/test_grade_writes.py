@@ -632,3 +632,47 @@ def test_two_processes_writing_grades_at_once_give_every_write_its_own_seq(tmp_p
             db.execute("SELECT seq, id FROM grades ORDER BY seq").fetchall()
         assert db.execute("SELECT COUNT(*) FROM grades").fetchone()[0] == 2 * 40 * 3
         assert db.execute("SELECT COUNT(*) FROM grade_history").fetchone()[0] == 600
+
+
+# --- upgrades and downgrades (docs/internals.md) --------------------------------------------
+
+def test_a_database_a_newer_version_wrote_is_refused_and_left_as_it_was(tmp_path):
+    """A newer layout number in ``meta``: refused before the schema runs (an older schema
+    recreated its own triggers beside the newer ones: two history rows per new grade)."""
+    from simulator import store as store_module
+    from simulator.errors import DatabaseUnusable
+
+    path = tmp_path / "g.db"
+    store = Store(str(path))
+    _save(store, 1, "u1", "a")
+    store.close()
+    newer = store_module._SCHEMA_VERSION + 1
+    with sqlite3.connect(path) as db:  # as a newer version might leave it
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(newer),))
+        db.execute("DROP TRIGGER grade_inserted")
+        db.execute("CREATE TRIGGER grade_added AFTER INSERT ON grades BEGIN SELECT 1; END")
+    with sqlite3.connect(path) as db:
+        before = list(db.iterdump())
+    with pytest.raises(DatabaseUnusable) as refused:
+        Store(str(path))
+    assert str(refused.value) == (
+        f"cannot use {str(path)!r} as the simulator's database: a newer clever-sim wrote it "
+        f"(database layout {newer}; this version knows up to {newer - 1}): run that version "
+        f"or a later one on it; nothing was written to it (give --db a new file name, an "
+        f"existing clever-sim database, or :memory:)")
+    with sqlite3.connect(path) as db:
+        assert list(db.iterdump()) == before
+
+
+@pytest.mark.parametrize("recorded", ["1", "2", "not a number"])
+def test_a_start_records_its_layout_number_over_an_older_one(tmp_path, recorded):
+    from simulator import store as store_module
+
+    path = tmp_path / "g.db"
+    Store(str(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (recorded,))
+    Store(str(path)).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(store_module._SCHEMA_VERSION),)
