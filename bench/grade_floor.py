@@ -51,7 +51,7 @@ sys.path.insert(0, str(HERE.parent))
 import raw_app  # noqa: E402
 from simulator.app import create_app  # noqa: E402
 from simulator.clever import oauth  # noqa: E402
-from simulator.store import _GradeJob  # noqa: E402
+from simulator.store import _UPDATE_KNOWN_GRADE, _GradeJob  # noqa: E402
 
 
 def _environ(token: str, body: bytes) -> dict:
@@ -173,9 +173,9 @@ def measure(n: int, repeats: int) -> dict:
                     conn.execute("COMMIT")
                     t5 = time.perf_counter()
                     seq += 1  # the same overwrite outside a transaction (``_write_alone``)
-                    conn.execute("UPDATE grades SET version = ?, record = ?, updated = ?, seq = ? "
-                                 "WHERE id = ? AND version = ? AND created = ?",
-                                 (version + 2, text, "2026", seq, gid, version + 1, created))
+                    if conn.execute(_UPDATE_KNOWN_GRADE, (version + 2, text, "2026", seq, gid,
+                                                          version + 1, created)).rowcount != 1:
+                        raise RuntimeError("the overwrite alone did not apply")
                     t6 = time.perf_counter()
                     for name, d in zip(spent, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t6 - t5)):
                         spent[name] += d
