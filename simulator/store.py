@@ -28,13 +28,13 @@ from .ids import ROLES, legacy_role_ids, primary_role
 from .models import App, AuthCode, Grade, GradeVersion, Link, Token
 
 # The database layout's number, recorded in ``meta`` (``schema_version``) by every start; a
-# start refuses a file whose number is higher, before it changes anything (``_refuse_foreign
-# _file``): an older version's schema run on a newer layout undoes parts of it. Bump it
-# whenever an older version running on the new layout would write wrong data (docs/
-# internals.md, "Upgrades and downgrades"). 2: a new grade's first history row is appended by
-# the ``grade_inserted`` trigger (a version before it, which wrote that row itself, recreates
-# its own insert trigger beside it: two history rows per new grade). Versions before this
-# check recorded "1" and read nothing.
+# start refuses a file whose number is higher, before it changes anything
+# (``Store._refuse_foreign_file``): an older version's schema run on a newer layout undoes
+# parts of it. Raise it whenever an older version running on the new layout would write
+# wrong data (docs/internals.md, "Upgrades and downgrades"). 2: a new grade's first history
+# row is appended by the ``grade_inserted`` trigger (a version before it, which wrote that
+# row itself, recreates its own insert trigger beside it: two history rows per new grade).
+# Versions before this check recorded "1" and read nothing.
 _SCHEMA_VERSION = 2
 
 
@@ -1647,7 +1647,9 @@ def _drop_roster_indexes(db: sqlite3.Connection) -> list[str]:
 # A new grade's INSERT does nothing where the grade (its (app, student, assignment), or its
 # id) exists already, nor where its seq is not on top: it is NULL then, which the NOT NULL
 # of ``grades.seq`` and OR IGNORE skip (the same check in an INSERT … SELECT … WHERE cost
-# 5% more CPU per INSERT than VALUES: ``bench/seq_guard.py``).
+# 5% more CPU per INSERT than VALUES: ``bench/seq_guard.py``). SQLite applies an outer OR
+# IGNORE to the triggers' statements too (their INSERT OR REPLACE INTO grade_writes): on
+# top, the grade's row there is new, so nothing is ignored.
 # (``_INSERT_GRADE``: a snapshot load's rows, at the snapshot's own seqs, in any order.)
 _INSERT_GRADE = ("INSERT INTO grades(id, client_id, user_id, assignment_id, district_id, version, "
                  "record, created, updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)")
