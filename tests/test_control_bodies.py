@@ -84,7 +84,7 @@ FAULT_EXAMPLE = '{"path": "/v1/grade", "status": 429, "retry_after": 1, "count":
      "Invalid app registration", "scopes", "must be a list of scope names like 'read:user_id'", None),
     ("/_sim/apps", {"redirect_uris": ["http://x/cb"], "districts": ["abc"]},
      "Invalid app registration", "districts[0]", "must be a district id (24 hexadecimal characters)",
-     None),
+     "write the roster district's id alone: 24 lowercase hex digits, no space or newline around it"),
     ("/_sim/apps", {"redirect_uris": ["http://x:port/cb"]}, "Invalid app registration",
      "redirect_uris[0]", "'http://x:port/cb' is not a valid URL (Port could not be cast to integer "
      "value as 'port')", "write it as http://host:port/path"),
