@@ -298,7 +298,7 @@ def run_demo(sim_port: int, partner_port: int, db: str | None,
     except ConfigError as exc:
         raise click.ClickException(f"config: {exc}") from None
     except RosterError as exc:
-        raise click.ClickException(f"roster fixture is invalid:\n{exc}") from None
+        raise click.ClickException(exc.one_line()) from None
     stopped = threading.Event()
 
     def _stop(signum, frame):  # SIGTERM from a terminal or CI: stop like Ctrl+C

@@ -597,6 +597,7 @@ def start_simulator(cfg: ContractConfig, port: int, control_token: str | None = 
     from simulator.config import ConfigError
     from simulator.embedded import start_simulator as start_embedded
     from simulator.roster import RosterError
+    from simulator.serving import ServerUnavailable
 
     config_file = cfg.path if Path(cfg.path).is_file() else None
     settings = {"DB": ":memory:", **({"CONTROL_TOKEN": control_token} if control_token else {})}
@@ -605,7 +606,9 @@ def start_simulator(cfg: ContractConfig, port: int, control_token: str | None = 
     except ConfigError as exc:
         raise ContractConfigError(f"simulator settings: {exc}") from None
     except RosterError as exc:
-        raise ContractConfigError(f"simulator roster: {exc}") from None
+        raise ContractConfigError(f"simulator roster: {exc.one_line()}") from None
+    except ServerUnavailable as exc:  # CLEVER_SIM_SERVER names no server that runs here
+        raise ContractConfigError(str(exc)) from None
     except OSError as exc:
         raise SetupProblem(
             f"cannot start the simulator on 127.0.0.1:{port}: {exc.strerror or exc}. "

@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Iterator
 
 import click
@@ -97,10 +96,6 @@ def _from_environment(exc: click.UsageError) -> str:
     return f" (from the environment: {name}={os.environ.get(name, '')!r})"
 
 
-# What roster.py says about the roster file as a whole (unreadable, not JSON, empty, ...).
-_ROSTER_FILE = ("cannot read roster file ", "roster file ")
-
-
 def listen_failure(address: str, exc: BaseException) -> str:
     """Why a port could not be bound, with the fix ("Address already in use" alone left
     people guessing what to change)."""
@@ -126,15 +121,7 @@ def describe_failure(exc: BaseException, path: str = "clever-sim") -> str:
     elif isinstance(exc, ConfigError):
         text = f"config: {exc}"
     elif isinstance(exc, RosterError):
-        first = exc.problems[0]
-        if len(exc.problems) == 1 and first.path == "$" and first.message.startswith(_ROSTER_FILE):
-            # the file itself (missing, not JSON, empty): "is invalid: $:" and a pointer to
-            # `fixtures validate` sent people to check a file that is not even there
-            text = first.message
-        else:
-            more = f" (and {len(exc.problems) - 1} more problem(s))" if len(exc.problems) > 1 else ""
-            text = (f"roster fixture is invalid: {first.path}: {first.message}{more}; "
-                    f"`clever-sim fixtures validate FILE` lists every problem")
+        text = exc.one_line()
     elif isinstance(exc, DatabaseUnusable):
         text = str(exc)
     elif isinstance(exc, OSError):

@@ -71,6 +71,21 @@ class RosterError(Exception):
     def __str__(self) -> str:
         return "\n".join(f"{p.path}: {p.message}" for p in self.problems)
 
+    def one_line(self) -> str:
+        """What a command prints on its one line of stderr: the file's own problem as is
+        (missing, not JSON, empty: no pointer to check a file that is not there), else the
+        first problem, how many more, and the command that lists them all."""
+        first = self.problems[0]
+        if len(self.problems) == 1 and first.path == "$" and first.message.startswith(_ROSTER_FILE):
+            return first.message
+        more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
+        return (f"roster fixture is invalid: {first.path}: {first.message}{more}; "
+                f"`clever-sim fixtures validate FILE` lists every problem")
+
+
+# What this module says about the roster file as a whole (unreadable, not JSON, empty, ...).
+_ROSTER_FILE = ("cannot read roster file ", "roster file ")
+
 
 # --- locating packaged files ----------------------------------------------------------
 

@@ -366,3 +366,32 @@ def test_a_start_refused_after_opening_an_existing_database_keeps_it_whole(folde
         assert again.clever.app("kept-app").name == "Kept"
     finally:
         again.close()
+
+
+# The commands that start a simulator of their own (`demo`, `contract --sim-port`) word a bad
+# roster or server setting as `serve` does: one line, the first problem and how many more,
+# never the class name of an exception or a problem per line.
+BAD_ROSTER_LINE = ("roster fixture is invalid: $: 'apps' is a required property (and 5 more "
+                   "problem(s)); `clever-sim fixtures validate FILE` lists every problem")
+OWN_SIMULATOR_CASES = {
+    "demo-roster": ({"CLEVER_SIM_ROSTER": "{folder}/bad-roster.json"}, ["demo", "--port", "0"],
+                    "clever-sim demo: " + BAD_ROSTER_LINE),
+    "contract-roster": ({"CLEVER_SIM_ROSTER": "{folder}/bad-roster.json"},
+                        ["contract", "--sim-port", "0", "--config", "{folder}/partner.toml"],
+                        "clever-sim contract: config problem: simulator roster: " + BAD_ROSTER_LINE),
+    "contract-server": ({"CLEVER_SIM_SERVER": "nginx"},
+                        ["contract", "--sim-port", "0", "--config", "{folder}/partner.toml"],
+                        "clever-sim contract: config problem: CLEVER_SIM_SERVER='nginx': unknown "
+                        "server 'nginx'; choose one of auto, granian, waitress"),
+}
+
+
+@pytest.mark.parametrize("name", list(OWN_SIMULATOR_CASES))
+def test_a_command_starting_its_own_simulator_words_a_bad_setting_in_one_line(folder, name):
+    (folder / "bad-roster.json").write_text('{"users": 3}', encoding="utf-8")
+    env, args, expected = OWN_SIMULATOR_CASES[name]
+    result = CliRunner().invoke(main, [a.format(folder=folder) for a in args],
+                                env={"CLEVER_SIM_CONFIG": None, "CLEVER_SIM_TRACEBACK": None,
+                                     **{k: v.format(folder=folder) for k, v in env.items()}})
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.strip().splitlines() == [expected]
