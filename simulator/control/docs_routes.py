@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, render_template
 from markupsafe import Markup, escape
 
 from ..bodies import document_text

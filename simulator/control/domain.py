@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from .. import bodies, ids
-from ..clever import oauth, tokens
+from ..clever import oauth
 from ..errors import BadRequest, FieldProblem, NotFound
 from ..faults import Fault
 from ..models import App

@@ -15,7 +15,6 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from .. import bodies
-from ..clever.backend import CleverBackend
 from ..errors import BadRequest, FieldProblem
 from ..gradebook.domain import GRADING_TYPE_LABELS
 from ..ids import object_id
