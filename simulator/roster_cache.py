@@ -22,6 +22,20 @@ from pathlib import Path
 __all__ = ["RosterCache"]
 
 
+def _place(copy: str, target: Path) -> None:
+    """Put the finished ``copy`` at ``target``: a hard link, which fails (FileExistsError)
+    where another process made the database since ``restore`` looked, never a rename over
+    it; a rename where the file system has no hard links."""
+    try:
+        os.link(copy, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here
+        os.replace(copy, target)
+        return
+    os.unlink(copy)
+
+
 def _new_part_file(target: Path) -> str:
     """A new, empty file next to ``target`` to write it aside in, created with the mode
     SQLite gives a new database (0644 less the umask), not ``mkstemp``'s 0600: the file
@@ -62,8 +76,9 @@ class RosterCache:
 
     def restore(self, roster_digest: str, db_path: str | os.PathLike) -> bool:
         """Copy the cached database for ``roster_digest`` to the new file ``db_path``
-        (written aside, checked to hold that roster, then renamed: never a half-copied
-        or foreign database); False when there is none or it cannot be used."""
+        (written aside, checked to hold that roster, then linked into place: never a
+        half-copied or foreign database, never over one another process made meanwhile);
+        False when there is none, it cannot be used, or the file exists by then."""
         source = self.entry(roster_digest)
         target = Path(db_path)
         if not source.is_file() or target.exists():
@@ -80,7 +95,10 @@ class RosterCache:
             # No fsync: the store's promise is the one of WAL + synchronous=NORMAL (a grade
             # survives the process crashing, not the machine), which the page cache keeps;
             # flushing 200 MB cost seconds of wall time on a busy disk.
-            os.replace(tmp, target)
+            _place(tmp, target)
+        except FileExistsError:  # another process made the database meanwhile: it is theirs
+            Path(tmp).unlink(missing_ok=True)
+            return False
         except OSError:
             Path(tmp).unlink(missing_ok=True)
             return False

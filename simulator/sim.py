@@ -216,6 +216,8 @@ class Simulator:
             if cache is not None and cache_key is not None and cache.restore(cache_key, path):
                 fresh = False
                 self._made = database
+            elif fresh and target.exists():  # another process made it meanwhile: theirs, as is
+                fresh = False
             stamp = self._roster_stamp()  # before any read: a file changed meanwhile differs next time
             streamed = self._stream_into_new_file(path, stamp) if fresh else None
             fresh = fresh and (streamed is not None or not Path(path).exists())  # made meanwhile?

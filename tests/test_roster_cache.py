@@ -12,6 +12,7 @@ import stat
 import pytest
 
 from simulator import roster as roster_mod
+from simulator import roster_cache as cache_mod
 from simulator import sim as sim_mod
 from simulator.app import create_app
 from simulator.config import ConfigError, build_config
@@ -144,6 +145,33 @@ def test_an_existing_database_is_never_replaced_from_the_cache(tmp_path, roster_
         assert {t.access_token for t in again.store.district_tokens(client_id)} == tokens
     finally:
         again.close()
+
+
+def test_a_database_another_process_makes_during_the_copy_is_kept_and_used(
+        tmp_path, roster_file, monkeypatch):
+    """The copy takes a while (147 MB for the sandbox roster): a database another start made
+    at that path meanwhile is theirs, never renamed over; this start then opens it."""
+    cache = tmp_path / "cache"
+    start(tmp_path / "a.db", roster_file, cache).close()
+    target = tmp_path / "b.db"
+    theirs = start(tmp_path / "theirs.db", roster_file, cache)
+    client_id = theirs.roster_apps()[0]["client_id"]
+    tokens = {t.access_token for t in theirs.store.district_tokens(client_id)}
+    theirs.close()
+    real_copy = cache_mod.shutil.copyfile
+
+    def copy_while_another_start_finishes(source, destination):
+        real_copy(source, destination)
+        os.link(tmp_path / "theirs.db", target)  # their database lands at the path now
+
+    monkeypatch.setattr(cache_mod.shutil, "copyfile", copy_while_another_start_finishes)
+    refuse_parsing(monkeypatch)
+    mine = start(target, roster_file, cache)
+    try:  # their tokens: the file was neither replaced nor loaded again
+        assert {t.access_token for t in mine.store.district_tokens(client_id)} == tokens
+    finally:
+        mine.close()
+    assert not list(tmp_path.glob("b.db.*.part"))
 
 
 @pytest.mark.parametrize("source, value, message", [
