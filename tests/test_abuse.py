@@ -266,6 +266,7 @@ ACTIONS = st.lists(st.one_of(
     st.tuples(st.just("app"), HOSTILE_TEXT, HOSTILE_TEXT),
     st.tuples(st.just("grade"), HOSTILE_TEXT, st.floats(-1, 2) | st.integers(-10, 10 ** 30)),
     st.tuples(st.just("link"), HOSTILE_TEXT, HOSTILE_TEXT),
+    st.tuples(st.just("gone app"), HOSTILE_TEXT),  # deleted: its grade and link stay
     st.tuples(st.just("reset")),
 ), max_size=12)
 
@@ -303,6 +304,17 @@ def _act(client, sim, action) -> None:
         resp = client.post("/_sim/links", json={"section_id": section["id"], "client_id": demo,
                                                 "assignment_id": action[1] or "a1",
                                                 "name": action[2] or None, "description": action[2]})
+    elif kind == "gone app":
+        made = client.post("/_sim/apps", json={"name": action[1] or "gone",
+                                               "redirect_uris": ["http://127.0.0.1:9/cb"]})
+        assert made.status_code == 201, made.get_data(as_text=True)[:500]
+        gone = made.get_json()
+        client.post("/v1/grade", json={"assignmentID": action[1] or "a1", "userID": student["id"],
+                                       "percentage": 0.5},
+                    headers=bearer(gone["district_tokens"][student["district"]]))
+        client.post("/_sim/links", json={"section_id": section["id"], "client_id": gone["client_id"],
+                                         "assignment_id": action[1] or "a1"})
+        resp = client.delete(f"/_sim/apps/{gone['client_id']}")
     else:
         resp = client.post("/_sim/reset", json={})
     assert resp.status_code < 500, (action, resp.get_data(as_text=True)[:500])
