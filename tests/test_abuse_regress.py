@@ -45,3 +45,30 @@ def test_a_snapshot_holding_a_deleted_apps_records_loads_again(client, sim, stud
     again = client.get("/_sim/snapshot").get_json()
     for key in ("apps", "tokens", "grades", "grade_history", "schoology_assignments"):
         assert again[key] == kept[key], key
+
+
+# --- a client_id holds no '/': it is a path segment of the URLs that read, change and delete it
+
+@pytest.mark.parametrize("client_id", ["a/b", "/", "mathly/", "/mathly", "a%2Fb/c"])
+def test_register_app_refuses_a_client_id_with_a_slash(client, client_id):
+    """Before: POST /_sim/apps took "a/b" (201); GET, PATCH and DELETE /_sim/apps/a%2Fb then
+    answered 404 (servers decode %2F before routing), so the app could not be removed."""
+    resp = client.post("/_sim/apps", json={"client_id": client_id, "redirect_uris": ["http://x/cb"]})
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert resp.get_json() == {"message": "Invalid app registration", "errors": [{
+        "field": "client_id", "problem": "holds a control character (a newline, tab, NUL, ...) or a '/'",
+        "hint": "use up to 200 printable characters other than '/': the id travels in Basic auth "
+                "headers and URL paths; or leave client_id out and one is generated"}]}
+    assert len(client.get("/_sim/apps").get_json()["data"]) == 1  # only the demo app
+
+
+@pytest.mark.parametrize("client_id", ["mathly-dev:ü ok", "a%2Fb", "a.b", "a?b#c", "a\\b"])
+def test_an_app_registered_with_any_other_printable_id_can_be_read_and_deleted(client, client_id):
+    from urllib.parse import quote
+
+    assert client.post("/_sim/apps", json={"client_id": client_id,
+                                           "redirect_uris": ["http://x/cb"]}).status_code == 201
+    url = "/_sim/apps/" + quote(client_id, safe="")
+    assert client.get(url).get_json()["client_id"] == client_id
+    assert client.delete(url).get_json() == {"deleted": client_id}
+    assert client.get(url).status_code == 404
