@@ -161,6 +161,13 @@ class Store:
         self._users = ByteCache(_USERS_BYTES)
         self._legacy: tuple[dict, dict, dict, dict] | None = None
         self._linked = ByteCache(_LINKED_BYTES)
+        # Links, as revocation above: every write that adds or removes links bumps this
+        # generation after its COMMIT and empties ``_linked`` (``_forget_links``); ``is_linked``
+        # remembers an answer only if the generation it read before its SELECT is still current.
+        # (Emptied inside the transaction alone, a lookup between that and the COMMIT read the
+        # old links and remembered "not linked" for good: 170 of 300 links raced by lookups.)
+        self._link_changes = 0
+        self._link_lock = threading.Lock()
         # (client, student, assignment) -> (grade id, version, created) as last written here:
         # an overwrite builds its record from it and its UPDATE applies only where the row
         # still holds exactly that (``_write_grade``), so a stale entry costs a lookup, never
@@ -526,6 +533,7 @@ class Store:
                 db.execute(sql)
             yield StateLoad(db, changed)
             self.clear_caches()  # under the write lock: no grade write sees a stale cache
+        self._forget_links()  # after the COMMIT: no lookup keeps the old links
         if changed:
             self._roster_replaced()
 
@@ -1225,7 +1233,7 @@ class Store:
                            "assignment_id, data, created) VALUES (?, ?, ?, ?, ?, ?)",
                            (link.id, link.section_id, link.client_id, link.assignment_id,
                             _dumps(link.data), link.created))
-            self._linked.clear()  # every student's answer for the assignment
+        self._forget_links()  # every student's answer for the assignment
         return link
 
     def unlink_assignment(self, link_id: str) -> Link | None:
@@ -1237,7 +1245,7 @@ class Store:
                 return None
             link = _link_row(row)
             db.execute("DELETE FROM schoology_assignments WHERE id = ?", (link_id,))
-            self._linked.clear()  # every student's answer for the assignment
+        self._forget_links()  # every student's answer for the assignment
         return link
 
     def list_links(self, *, section_id: str | None = None, client_id: str | None = None,
@@ -1270,10 +1278,20 @@ class Store:
         key = (client_id, assignment_id, user_id)
         linked = self._linked.get(key)
         if linked is None:
+            generation = self._link_changes  # before the SELECT: see ``__init__``
             with self.read() as db:
                 linked = db.execute(_IS_LINKED, key).fetchone() is not None
-            self._linked.put(key, linked, 200 + len(client_id) + len(assignment_id) + len(user_id))
+            with self._link_lock:
+                if generation == self._link_changes:  # no link changed since the SELECT began
+                    self._linked.put(key, linked,
+                                     200 + len(client_id) + len(assignment_id) + len(user_id))
         return linked
+
+    def _forget_links(self) -> None:
+        """After a COMMIT that added or removed links: a new generation, nothing remembered."""
+        with self._link_lock:
+            self._link_changes += 1
+            self._linked.clear()
 
     def clear_caches(self) -> None:
         """Forget every read-through cache and counter (after writing behind the store's
@@ -1282,7 +1300,7 @@ class Store:
             self._forget_tokens()
             self._users.clear()
             self._legacy = None
-            self._linked.clear()
+            self._forget_links()
             self._grade_keys.clear()
             self._seq = None
             self._grade_count = None
@@ -1298,6 +1316,7 @@ class Store:
                         "DELETE FROM tokens WHERE kind = 'il'"):
                 db.execute(sql)
             self.clear_caches()
+        self._forget_links()  # after the COMMIT: no lookup keeps a deleted link
 
     # --- hooks for tests and tools: what they observe without reaching into the store ----
 

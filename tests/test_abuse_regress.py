@@ -5,7 +5,12 @@ pinned by the request that failed before its fix.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import pytest
+
+from simulator.app import create_app
 
 from conftest import bearer, district_token, grade_ok, link
 
@@ -72,3 +77,62 @@ def test_an_app_registered_with_any_other_printable_id_can_be_read_and_deleted(c
     assert client.get(url).get_json()["client_id"] == client_id
     assert client.delete(url).get_json() == {"deleted": client_id}
     assert client.get(url).status_code == 404
+
+
+# --- a link made or removed while a grade POST looks it up is seen by the next POST -----------
+
+def _change_links(client, sim, change: str, section: str, made: list) -> None:
+    """One change of the links, as a teacher or a CI job makes it."""
+    cid = sim.roster["apps"][0]["client_id"]
+    if change == "link":
+        made.append(link(client, section, "raced", cid))
+    elif change == "unlink":
+        assert sim.store.unlink_assignment(made[0]["id"]) is not None
+    elif change == "reset":
+        assert client.post("/_sim/reset", json={}).status_code == 200
+    else:  # a snapshot load without the link
+        doc = client.get("/_sim/snapshot").get_json()
+        doc["schoology_assignments"] = []
+        assert client.post("/_sim/snapshot", json=doc).status_code == 200
+
+
+@pytest.mark.parametrize("change, linked_after", [("link", True), ("unlink", False),
+                                                  ("reset", False), ("load", False)])
+def test_a_link_change_during_a_lookup_is_not_forgotten(tmp_path, change, linked_after):
+    """Before: is_linked's SELECT ran, the link was made (or removed) and committed, then the
+    lookup remembered its old answer: every later grade of that student said linked: false
+    with the "not linked yet" warning (170 of 300 links raced by lookups), until some other
+    link changed. Here the change runs between a lookup's SELECT and its remembering."""
+    app = create_app({"DB": str(tmp_path / "sim.db"), "SECRET_KEY": "t"}, environ={})
+    sim = app.extensions["clever_sim"]
+    try:
+        client = app.test_client()
+        store = sim.store
+        cid = sim.roster["apps"][0]["client_id"]
+        student = next(u for u in sim.roster["users"] if "student" in u["roles"])
+        section = next(s for s in sim.roster["sections"] if student["id"] in s["students"])["id"]
+        made: list = []
+        if change != "link":
+            made.append(link(client, section, "raced", cid))
+        assert store.is_linked(cid, "raced", student["id"]) is (change != "link")
+        store.clear_caches()  # the next lookup runs its SELECT
+        real_read = store.read
+
+        @contextmanager
+        def read_then_change():
+            with real_read() as db:
+                yield db
+            store.read = real_read  # once: the change's own reads are plain
+            worker = threading.Thread(target=_change_links, args=(client, sim, change, section, made))
+            worker.start()
+            worker.join(10)
+
+        store.read = read_then_change
+        assert store.is_linked(cid, "raced", student["id"]) is (change != "link")  # as it read
+        assert store.read is real_read
+        assert store.is_linked(cid, "raced", student["id"]) is linked_after
+        token = sim.store.district_tokens(cid, student["district"])[0].access_token
+        grade = grade_ok(client, token, assignmentID="raced", userID=student["id"], percentage=0.5)
+        assert grade["linked"] is linked_after
+    finally:
+        sim.close()
