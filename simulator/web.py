@@ -124,6 +124,16 @@ def _never() -> bool:
     return False
 
 
+def wait_cut_short() -> ServiceUnavailable:
+    """What a long-poll that found nothing answers when it ended early (``admit_wait``'s
+    callable said so): the server is stopping, so not ``timed_out`` (a client reading that
+    would conclude no grade came); a client that left reads nothing either way."""
+    return ServiceUnavailable("Service unavailable", [FieldProblem(
+        "(server)", "the simulator is stopping",
+        f"retry after {WAIT_RETRY_AFTER_S} seconds, once it runs again")],
+        retry_after=WAIT_RETRY_AFTER_S)
+
+
 WAIT_RETRY_AFTER_S = 5
 
 

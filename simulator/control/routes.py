@@ -16,7 +16,7 @@ from ..errors import BadRequest, FieldProblem, NotFound
 from ..gradebook import domain as gradebook
 from ..ids import ROLES, primary_role
 from ..schoology import domain as schoology
-from ..web import admit_wait, parse_json, query_int, read_body, sim
+from ..web import admit_wait, parse_json, query_int, read_body, sim, wait_cut_short
 from . import domain
 
 bp = Blueprint("control", __name__, url_prefix="/_sim")
@@ -231,6 +231,8 @@ def wait_for_grade():
     found = s.wait_for(lambda: s.clever.grades(**filters, limit=1), timeout, gone)
     if found:
         return jsonify({"data": found[0].as_json(), "timed_out": False})
+    if gone():
+        raise wait_cut_short()
     return jsonify({"data": None, "timed_out": True})
 
 
