@@ -22,6 +22,9 @@ CLIENT_GONE = "clever_sim.client_gone"  # environ: callable, true once the wait 
 # environ: seconds; a server that notices a closed connection only when it writes to it
 # (granian) asks live streams to write (an SSE comment) at least this often.
 WRITE_PROBE_S = "clever_sim.write_probe_s"
+# environ: set by a view whose body runs after it returns (a live stream): its tenant counts
+# the request in flight until the server closes the body, so the store outlives the stream
+STREAMED = "clever_sim.streamed"
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,7 @@ class Simulator:
 
     def __init__(self, cfg: dict[str, Any], clock: Clock | None = None):
         self.cfg = cfg
+        self.retired = False  # its tenant was deleted: waits end at once (``retire``)
         self.clock = clock or Clock()
         path = resolve_db_path(cfg)
         # A new database file is created only once its roster has loaded: bad input writes
@@ -474,6 +475,13 @@ class Simulator:
 
     # --- grades: notify and wait -------------------------------------------------------
 
+    def retire(self) -> None:
+        """Its tenant was deleted: running long-polls and live streams end now (``wait_for``
+        returns), instead of holding its store, and its name, for up to their full time."""
+        self.retired = True
+        with self._grades_changed:
+            self._grades_changed.notify_all()
+
     def grades_changed(self) -> None:
         """Wake every waiter (long-polls, live gradebook) after a grade was stored.
 
@@ -492,7 +500,8 @@ class Simulator:
     def wait_for(self, probe: Callable[[], Any], timeout: float,
                  gone: Callable[[], bool] | None = None) -> Any:
         """Call ``probe`` until it returns something truthy or ``timeout`` seconds pass, or
-        (checked at least every second) ``gone()`` says the client has left."""
+        (checked at least every second) ``gone()`` says the client has left, or the
+        simulator's tenant was deleted (``retire``)."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -505,7 +514,7 @@ class Simulator:
                     if found:
                         return found
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0 or (gone is not None and gone()):
+                    if remaining <= 0 or self.retired or (gone is not None and gone()):
                         return found
                     self._grades_changed.wait(min(remaining, 1.0))
         finally:

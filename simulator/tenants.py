@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from flask import Flask
+from werkzeug.wsgi import ClosingIterator
 
 from . import limits, traffic
 from .config import ConfigError, resolve_db_path
@@ -103,7 +104,7 @@ class Tenant:
         """
         with self._cond:
             self._retired = True
-        self.sim.grades_changed()  # long-polls re-check promptly
+        self.sim.retire()  # long-polls and live streams end now, not after minutes
         with self._cond:
             self._cond.wait_for(lambda: self._active <= 0, timeout=wait_s)
             mine = self._active <= 0 and not self._closed
@@ -271,9 +272,27 @@ class TenantDispatcher:
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + PREFIX + name
         environ["PATH_INFO"] = "/" + rest
         try:
-            return tenant.app(environ, start_response)
-        finally:
+            body = tenant.app(environ, start_response)
+        except BaseException:
             tenant.leave()
+            raise
+        if not environ.get(limits.STREAMED):
+            tenant.leave()
+            return body
+        # A live stream is in flight until the server closes its body, not when the app
+        # returns: it runs after that, and a DELETE closed its store under it (SIGSEGV on
+        # an in-memory store, tests/test_abuse_regress.py).
+        return ClosingIterator(body, _once(tenant.leave))
+
+
+def _once(call: Callable[[], None]) -> Callable[[], None]:
+    """``call``, run at most once however often the result is called."""
+    done = threading.Lock()
+
+    def run() -> None:
+        if done.acquire(blocking=False):
+            call()
+    return run
 
 
 def install(app: Flask, factory: Callable[[Flask, str, str], Flask]) -> Tenants:

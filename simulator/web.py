@@ -15,8 +15,8 @@ from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from . import jsontext, limits
-from .errors import (BadRequest, FieldProblem, NoAuthorization, PayloadTooLarge,
-                     ServiceUnavailable, UnsupportedMediaType)
+from .errors import (BadRequest, FieldProblem, NoAuthorization, NotFound, PayloadTooLarge,
+                     ServiceUnavailable, SimError, UnsupportedMediaType)
 from .numbers import whole_number
 from .sim import Simulator
 from .jsontext import dumps as _dumps
@@ -124,10 +124,15 @@ def _never() -> bool:
     return False
 
 
-def wait_cut_short() -> ServiceUnavailable:
-    """What a long-poll that found nothing answers when it ended early (``admit_wait``'s
-    callable said so): the server is stopping, so not ``timed_out`` (a client reading that
-    would conclude no grade came); a client that left reads nothing either way."""
+def wait_cut_short(tenant_deleted: bool) -> SimError:
+    """What a long-poll that found nothing answers when it ended early, not ``timed_out`` (a
+    client reading that would conclude no grade came): its tenant was deleted, or
+    (``admit_wait``'s callable said so) the server is stopping; a client that left reads
+    nothing either way."""
+    if tenant_deleted:
+        return NotFound("Tenant deleted", [FieldProblem(
+            "tenant", "was deleted while this request waited",
+            "create it again with POST /_sim/tenants")])
     return ServiceUnavailable("Service unavailable", [FieldProblem(
         "(server)", "the simulator is stopping",
         f"retry after {WAIT_RETRY_AFTER_S} seconds, once it runs again")],

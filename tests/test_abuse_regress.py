@@ -11,6 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from simulator.app import create_app
@@ -186,3 +187,37 @@ def test_a_long_poll_running_when_the_server_stops_is_not_answered_timed_out(ser
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable"
     assert b"retry-after: 5" in head.lower()
     assert json.loads(body) == STOPPING
+
+
+# --- deleting a tenant ends its live gradebook streams ---------------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_deleting_a_tenant_ends_its_live_streams_and_frees_its_name(server):
+    """Before: a teacher's open gradebook tab kept streaming a deleted tenant for up to 5
+    minutes (its stream's life), holding the store open and the name: re-creating it answered
+    409 "Tenant is still being deleted" all that time. Now the stream says bye at once."""
+    from fake_browser import open_live_stream
+    from simulator.web import login_cookie
+
+    app = create_app({"DB": ":memory:", "SECRET_KEY": "t"}, environ={})
+    running = start_in_thread(app, port=0, server=server)
+    try:
+        with httpx.Client(base_url=running.url, timeout=30, trust_env=False) as http:
+            assert http.post("/_sim/tenants", json={"name": "job-1"}).status_code == 201
+            section = app.extensions["clever_sim"].roster["sections"][0]
+            ((name, value),) = login_cookie(app, section["teacher"]).items()
+            stream = open_live_stream(
+                running.port, f"/t/job-1/schoology/sections/{section['id']}/gradebook/events",
+                f"{name}-t-job-1={value}")
+            assert http.delete("/_sim/tenants/job-1").json() == {"deleted": "job-1", "closed": True}
+            tail = b""
+            while not tail.endswith(b"0\r\n\r\n"):  # the response's last chunk (the
+                chunk = stream.recv(65536)            # connection itself is kept alive)
+                assert chunk, tail
+                tail += chunk
+            stream.close()
+            assert b'event: bye\ndata: {"reason":"the tenant was deleted"}\n\n' in tail
+            assert http.post("/_sim/tenants", json={"name": "job-1"}).status_code == 201
+    finally:
+        running.stop()
+        close_app(app)

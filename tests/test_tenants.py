@@ -316,15 +316,18 @@ def test_file_backed_tenant_gets_its_own_file_and_delete_removes_it(tmp_path):
         close_app(app)
 
 
-def test_delete_waits_for_a_long_poll_then_closes(client, ab, monkeypatch):
+def test_delete_waits_for_a_request_in_flight_then_closes(client, ab, monkeypatch):
     """A request in flight keeps the store open; the name is reusable once it ends."""
     monkeypatch.setattr("simulator.tenants.DRAIN_S", 0.1)
+    token = district_token(client, "/t/a")
+    assert client.post("/t/a/_sim/faults", json={"path": "/v1/grade",
+                                                 "latency_ms": 1000}).status_code == 201
     result: dict = {}
 
-    def long_poll():
-        result["resp"] = client.get(f"/t/a/_sim/grades/wait?user_id={STUDENT}&timeout=1")
+    def slow_grade():
+        result["resp"] = tenant_grade(client, "/t/a", token, "in-flight")
 
-    t = threading.Thread(target=long_poll)
+    t = threading.Thread(target=slow_grade)
     t.start()
     time.sleep(0.3)
     assert client.delete("/_sim/tenants/a").get_json() == {"deleted": "a", "closed": False}
@@ -332,8 +335,25 @@ def test_delete_waits_for_a_long_poll_then_closes(client, ab, monkeypatch):
     assert_error(client.post("/_sim/tenants", json={"name": "a"}), 409,
                  "Tenant is still being deleted", field="name")
     t.join(10)
-    assert result["resp"].status_code == 200
-    assert result["resp"].get_json()["timed_out"] is True
+    assert result["resp"].status_code == 200  # stored: its store closed after it
+    make(client, "a")
+
+
+def test_deleting_a_tenant_ends_its_long_polls_at_once(client, ab):
+    """A long-poll no longer holds a deleted tenant's store (and its name: 409) for its whole
+    timeout: it ends with a 404 saying the tenant was deleted, and the store closes."""
+    result: dict = {}
+
+    def long_poll():
+        result["resp"] = client.get(f"/t/a/_sim/grades/wait?user_id={STUDENT}&timeout=60")
+
+    t = threading.Thread(target=long_poll)
+    t.start()
+    time.sleep(0.3)
+    assert client.delete("/_sim/tenants/a").get_json() == {"deleted": "a", "closed": True}
+    t.join(10)
+    assert_error(result["resp"], 404, "Tenant deleted", field="tenant",
+                 problem="was deleted while this request waited")
     make(client, "a")
 
 

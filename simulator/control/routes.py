@@ -231,8 +231,8 @@ def wait_for_grade():
     found = s.wait_for(lambda: s.clever.grades(**filters, limit=1), timeout, gone)
     if found:
         return jsonify({"data": found[0].as_json(), "timed_out": False})
-    if gone():
-        raise wait_cut_short()
+    if gone() or s.retired:
+        raise wait_cut_short(s.retired)
     return jsonify({"data": None, "timed_out": True})
 
 

@@ -50,6 +50,7 @@ STREAM_MAX_S = 300.0
 MAX_STREAMS = 6
 RETRY_MS = 2000
 STOPPING = "the simulator is stopping"
+TENANT_DELETED = "the tenant was deleted"
 BATCH = 500          # grades read per wake
 COALESCE_S = 0.1     # pause after a batch, so a burst of grades costs a few reads a second
 _streams_lock = threading.Lock()
@@ -401,6 +402,7 @@ def events(section_id: str):
     response = Response(stream, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     response.call_on_close(release)
+    request.environ[limits.STREAMED] = True  # its tenant stays open until the stream ends
     return response
 
 
@@ -449,6 +451,9 @@ def _stream_body(s, section: dict, start_seq: int | None, heartbeat_s: float, ma
             return
         if ending.is_set():  # the server is stopping: its last chunk follows this event
             yield _event("bye", {"reason": STOPPING})
+            return
+        if s.retired:  # its tenant was deleted: the store closes once this stream ends
+            yield _event("bye", {"reason": TENANT_DELETED})
             return
         now = time.monotonic()
         if now >= deadline:
