@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import bodies, ids
-from .errors import BadRequest, FieldProblem, NotFound
+from .errors import BadRequest, Conflict, FieldProblem, NotFound
 from .models import App, Token
 
 DEFAULT_SCOPES = ["read:user_id", "read:students_basic", "read:teachers_basic",
@@ -70,6 +70,15 @@ def public_view(app: App, tokens: list[Token]) -> dict:
         "districts": app.districts, "created": app.created,
         "district_tokens": {t.district_id: t.access_token for t in tokens},
     }
+
+
+def app_removed_while_registered(client_id: str) -> Conflict:
+    """409 for a registration whose new app a reset, snapshot load or DELETE removed before
+    its tokens were made (a 404 "not found" named an id the client never sent)."""
+    return Conflict(f"App {client_id!r} was removed while it was being registered",
+                    [FieldProblem("client_id", "was removed by a snapshot load or DELETE "
+                                  "/_sim/apps that ran at the same time",
+                                  "register it again")])
 
 
 def app_not_found(client_id: str) -> NotFound:

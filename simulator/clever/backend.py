@@ -127,7 +127,9 @@ class CleverBackend:
                         access_token=ids.district_token(), kind="district", id=ids.object_id(),
                         client_id=app.client_id, district_id=district_id, user_id=None,
                         scopes=app.scopes, created=self._clock.iso()))
-                except Revoked:  # deleted by a DELETE /_sim/apps that ran meanwhile
+                except Revoked:  # deleted by a DELETE /_sim/apps or a state load meanwhile
+                    if existing is None:
+                        raise apps_mod.app_removed_while_registered(app.client_id) from None
                     raise apps_mod.app_not_found(app.client_id) from None
         return app
 
