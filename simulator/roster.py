@@ -220,6 +220,26 @@ def _user_label(user: dict) -> str:
     return f"{user['id']!r} ({name.get('first', '')} {name.get('last', '')})".replace(" )", ")")
 
 
+def _registration_problems(app: dict, districts: list[str]) -> list[tuple[str, str]]:
+    """What ``POST /_sim/apps`` refuses in a roster's app, as (field, problem): ``serve``
+    registers it by those rules, so a roster that broke one passed ``fixtures validate`` and
+    then failed the start as "internal error: BadRequest" (a 300-character client_id)."""
+    from .apps import normalize_app
+    from .errors import SimError
+
+    try:
+        normalize_app(app, districts, None, "")
+    except SimError as exc:
+        return [(e.field, e.problem) for e in exc.errors]
+    return []
+
+
+def _field_parts(field: str) -> tuple:
+    """``"redirect_uris[0]"`` -> ``("redirect_uris", 0)``: a request field as path parts."""
+    found = re.fullmatch(r"(\w+)\[(\d+)\]", field)
+    return (found.group(1), int(found.group(2))) if found else (field,)
+
+
 def _referential_problems(doc: dict) -> list[RosterProblem]:
     found: list[tuple[tuple, RosterProblem]] = []
 
@@ -401,6 +421,11 @@ def _referential_problems(doc: dict) -> list[RosterProblem]:
         check_no_repeats(("apps", i, "districts"), app.get("districts", []), "district")
         cid = app["client_id"]
         check_plain(("apps", i, "client_id"), "client_id", cid, f"app {app.get('name', '')!r}")
+        said = {key for key, _ in found}
+        for field, problem in _registration_problems(app, list(districts)):
+            where = ("apps", i, *_field_parts(field))  # "redirect_uris[0]": its list item
+            if _path_key(where) not in said:  # one problem per field
+                report(where, problem)
         if cid in client_ids:
             report(("apps", i, "client_id"), f"duplicate client_id {cid!r}: already used at "
                                              f"{jsontext.json_path(('apps', client_ids[cid], 'client_id'))}")

@@ -249,3 +249,40 @@ def test_an_app_removed_while_registered_is_named_as_such(client, sim, monkeypat
     assert resp.status_code == status, resp.get_data(as_text=True)
     assert resp.get_json()["message"] == message
     assert resp.get_json()["errors"][0]["field"] == "client_id"
+
+
+# --- a roster app is checked by the rules serve registers it by --------------------------------
+
+ROSTER_APPS = [  # (case, change to the default roster's app, path, problem)
+    ("long client_id", {"client_id": "x" * 201}, "$.apps[0].client_id", "is longer than 200 characters"),
+    ("slash in client_id", {"client_id": "demo/app"}, "$.apps[0].client_id",
+     "holds a control character (a newline, tab, NUL, ...) or a '/'"),
+    ("ftp redirect", {"redirect_uris": ["ftp://x/cb"]}, "$.apps[0].redirect_uris[0]",
+     "is not an absolute http(s) URL without a #fragment (RFC 6749 §3.1.2)"),
+]
+
+
+@pytest.mark.parametrize("change, path, problem", [c[1:] for c in ROSTER_APPS],
+                         ids=[c[0] for c in ROSTER_APPS])
+def test_a_roster_app_serve_cannot_register_is_refused_by_validation(tmp_path, change, path, problem):
+    """Before: `fixtures validate` called such a roster valid, and `clever-sim serve` then
+    failed its start with "internal error: BadRequest: Invalid app registration (please report
+    it…)". Now both name the field; nothing is written."""
+    import json as jsonlib
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    from simulator.roster import default_roster_path, validate_roster
+
+    doc = jsonlib.loads(default_roster_path().read_text())
+    doc["apps"][0].update(change)
+    assert [(p.path, p.message) for p in validate_roster(doc)] == [(path, problem)]
+    roster = tmp_path / "roster.json"
+    roster.write_text(jsonlib.dumps(doc))
+    db = tmp_path / "sim.db"
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--roster", str(roster),
+                                       "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}: {problem}" in result.output and "internal error" not in result.output
+    assert not db.exists()
