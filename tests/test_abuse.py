@@ -305,7 +305,7 @@ def _act(client, sim, action) -> None:
                                                 "assignment_id": action[1] or "a1",
                                                 "name": action[2] or None, "description": action[2]})
     elif kind == "gone app":
-        made = client.post("/_sim/apps", json={"name": action[1] or "gone",
+        made = client.post("/_sim/apps", json={"name": "Gone",
                                                "redirect_uris": ["http://127.0.0.1:9/cb"]})
         assert made.status_code == 201, made.get_data(as_text=True)[:500]
         gone = made.get_json()
