@@ -117,6 +117,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *,
     app.add_template_filter(pages.when, "when")
     app.add_template_filter(pages.isolate, "isolate")
     app.jinja_env.concat = pages.join_in_parts  # type: ignore[method-assign]  # memory: pages.py
+    app.jinja_env.finalize = pages.visible  # a NUL is shown, not dropped by the browser
     app.add_template_global(unslotted_url_for, "unslotted_url_for")
     # a page's persona slot (/u/{n}/…, web.PersonaSlots) is read before the pipeline
     app.wsgi_app = PersonaSlots(traffic.EmulatedTraffic(app.wsgi_app, sim, app.url_map,

@@ -30,6 +30,18 @@ def isolate(text: object) -> str:
     return f"{FSI}{text}{PDI}"
 
 
+NUL_SHOWN = "\u2400"  # SYMBOL FOR NULL
+
+
+def visible(value: object) -> object:
+    """What a template shows of ``value`` (Jinja's ``finalize``): a NUL as ␀, since a browser
+    drops a NUL from a page, so an assignment id "a\\x00b" showed as "ab", the same as "ab"
+    (docs/decisions.md: control characters are data, shown escaped)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", NUL_SHOWN)  # a Markup stays Markup
+    return value
+
+
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     """Whether ``path`` is one of ``prefixes`` or below one, segment by segment: ``/schoology``
     and ``/schoology/x`` are under ``/schoology``, ``/schoology_x/teachers/1`` is not."""

@@ -286,3 +286,33 @@ def test_a_roster_app_serve_cannot_register_is_refused_by_validation(tmp_path, c
     assert result.exit_code == 2, result.output
     assert f"{path}: {problem}" in result.output and "internal error" not in result.output
     assert not db.exists()
+
+
+# --- a NUL in an id is shown, not dropped -------------------------------------------------------
+
+@pytest.mark.parametrize("page", ["gradebook", "gradebook.csv", "section", "inspector"])
+def test_a_nul_in_an_assignment_id_is_shown_on_pages_and_in_the_csv(client, sim, page):
+    """Before: the pages held the raw NUL, which a browser drops ("a\\x00b" showed as "ab",
+    like the assignment "ab"), and the CSV held it too (Python's csv reader refuses such a
+    file: "line contains NUL"). docs/decisions.md: control characters are data, stored as
+    sent and shown escaped. The JSON answers keep it as \\u0000."""
+    import csv
+    import io
+
+    from conftest import log_in
+
+    section = next(s for s in sim.roster["sections"] if s["students"])
+    student = section["students"][0]
+    cid = sim.roster["apps"][0]["client_id"]
+    link(client, section["id"], "a\x00b", cid)
+    token = sim.store.district_tokens(cid, sim.clever.user(student)[1]["district"])[0].access_token
+    assert grade_ok(client, token, assignmentID="a\x00b", userID=student,
+                    percentage=0.5)["assignmentID"] == "a\x00b"
+    log_in(client, section["teacher"])
+    path = {"gradebook": f"/schoology/sections/{section['id']}/gradebook",
+            "gradebook.csv": f"/schoology/sections/{section['id']}/gradebook.csv",
+            "section": f"/schoology/sections/{section['id']}", "inspector": "/inspector"}[page]
+    text = client.get(path).get_data(as_text=True)
+    assert "\x00" not in text and "a\u2400b" in text
+    if page == "gradebook.csv":
+        assert any("a\u2400b" in cell for row in csv.reader(io.StringIO(text)) for cell in row)

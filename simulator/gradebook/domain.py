@@ -652,8 +652,9 @@ def section_rows(schoology: SchoologyBackend, sections: Iterable[dict]) -> list[
 # --- exports -------------------------------------------------------------------------
 
 def csv_safe(value: Any) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP: prefix with ')."""
-    text = "" if value is None else str(value)
+    """A CSV cell a spreadsheet will not run as a formula (OWASP: prefix with '), with a NUL
+    shown as ␀ as on the pages (Python's csv reader refuses a file holding one)."""
+    text = "" if value is None else str(value).replace("\x00", "\u2400")
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
