@@ -187,6 +187,16 @@ class QuietChannel(HTTPChannel):
     def readable(self):
         return not self.half_closed and super().readable()
 
+    def send_continue(self):
+        """Waitress's, except for a request its parser already refused (a declared body over
+        the cap: 413): that one is answered at once. Waitress sent it ``100 Continue`` and
+        marked it incomplete again, so the client uploaded the whole refused body before its
+        413 (granian answers at once, as RFC 9110 §10.1.1 asks)."""
+        if self.request.error is not None:
+            self.request.expect_continue = False
+            return
+        super().send_continue()
+
     def service(self):
         super().service()
         if self.half_closed:

@@ -316,3 +316,46 @@ def test_a_nul_in_an_assignment_id_is_shown_on_pages_and_in_the_csv(client, sim,
     assert "\x00" not in text and "a\u2400b" in text
     if page == "gradebook.csv":
         assert any("a\u2400b" in cell for row in csv.reader(io.StringIO(text)) for cell in row)
+
+
+# --- a body declared over the cap with Expect: 100-continue is refused before it is sent ------
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_expect_continue_with_a_body_over_the_cap_gets_413_at_once(served_app, server):
+    """Before (waitress): "HTTP/1.1 100 Continue", then nothing until the client had uploaded
+    the whole body it was about to refuse (curl sends Expect for bodies over 1 MiB); granian
+    answered 413 at once."""
+    running = served_app(server)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/grade HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json"
+                     f"\r\nExpect: 100-continue\r\nContent-Length: {running.max_body * 5}\r\n\r\n"
+                     .encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 "), head  # not "HTTP/1.1 100 Continue"
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += sock.recv(65536)
+    assert json.loads(body)["errors"] == [{
+        "field": "(body)", "problem": f"is {running.max_body * 5} bytes; this server accepts at "
+        f"most {running.max_body}", "hint": "send a smaller body"}]
+
+
+@pytest.fixture
+def served_app():
+    """``served_app(server)``: the default app served on that server, stopped after the test."""
+    started = []
+
+    def start(server: str):
+        app = create_app({"DB": ":memory:"}, environ={})
+        started.append((app, start_in_thread(app, port=0, server=server)))
+        return started[-1][1]
+    yield start
+    for app, running in started:
+        running.stop()
+        close_app(app)
