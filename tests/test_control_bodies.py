@@ -47,6 +47,10 @@ FAULT_EXAMPLE = '{"path": "/v1/grade", "status": 429, "retry_after": 1, "count":
      "is longer than 1000 characters", "e.g. /v1/grade or /v3.0/*"),
     ("/_sim/faults", {"path": "/x", "status": 503, "method": "G E T"}, "Invalid fault", "method",
      "must be an HTTP method such as POST", None),
+    # ``$`` as JSON Schema (ECMA-262) reads it: the end of the text, not before a final
+    # newline as Python's re reads it (a fault for "POST\n" was stored and never fired)
+    ("/_sim/faults", {"path": "/x", "status": 503, "method": "POST\n"}, "Invalid fault", "method",
+     "must be an HTTP method such as POST", None),
     ("/_sim/faults", {"path": "/x", "status": 503, "body": "oops"}, "Invalid fault", "body",
      "must be a JSON object (the error body to answer)", None),
     ("/_sim/faults", {"path": "/x", "status": 503, "surprise": 1}, "Invalid fault", "surprise",
@@ -152,3 +156,17 @@ def test_schema_keywords_in_plain_words(schema, value, problem):
         {"f": value}))
     assert [p.problem for p in bodies.problems_of(errors)] == [problem]
     assert bodies.problems_of(errors)[0].field == "f"
+
+
+@pytest.mark.parametrize("pattern, text, matches", [
+    ("^[A-Za-z]+$", "POST", True),
+    ("^[A-Za-z]+$", "POST\n", False),           # Python's $ alone: True
+    ("^[0-9a-f]{24}$", "a" * 24 + "\n", False),
+    ("^a[$]$", "a$", True),                      # a $ inside a class is a dollar sign
+    ("^a\\$$", "a$", True),                      # so is an escaped one
+    ("^a\\$$", "a$\n", False),
+    ("^x$|^y$", "y\n", False),                   # every $, not only the last
+    ("\\S", "x", True),                          # no $: unchanged
+])
+def test_a_pattern_ends_where_the_text_ends_as_json_schema_reads_it(pattern, text, matches):
+    assert bool(bodies.ecma_pattern(pattern).search(text)) is matches
