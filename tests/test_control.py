@@ -107,6 +107,20 @@ def test_an_app_district_with_a_final_newline_is_refused_as_not_a_district_id(
                 "newline around it"}]}
 
 
+@pytest.mark.parametrize("value, problem", [
+    ("s" * 201, "is longer than 200 characters"),
+    ("line\n", "holds a control character (a newline, tab, NUL, ...)"),
+])
+def test_a_client_secret_problem_says_what_a_secret_may_hold(client, value, problem):
+    """Its fix names what is allowed (a too-long secret was told to "remove it")."""
+    resp = client.post("/_sim/apps", json={"redirect_uris": ["http://x/cb"], "client_secret": value})
+    assert resp.status_code == 400
+    assert resp.get_json()["errors"] == [{
+        "field": "client_secret", "problem": problem,
+        "hint": "use up to 200 printable characters: the secret travels in Basic auth headers; "
+                "or leave client_secret out and one is generated"}]
+
+
 def test_register_app_takes_printable_client_credentials(client):
     resp = client.post("/_sim/apps", json={"client_id": "mathly-dev:ü ok", "client_secret": "s3cr#t é",
                                            "redirect_uris": ["http://x/cb"]})
