@@ -22,18 +22,16 @@ from pathlib import Path
 __all__ = ["RosterCache"]
 
 
-def _place(copy: str, target: Path) -> None:
-    """Put the finished ``copy`` at ``target``: a hard link, which fails (FileExistsError)
-    where another process made the database since ``restore`` looked, never a rename over
-    it; a rename where the file system has no hard links."""
+def place_new_file(finished: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the ``finished`` file at ``target`` only if nothing is there: a hard link, never a
+    rename over a database another process made meanwhile (FileExistsError); a rename where
+    the file system has no hard links. The caller removes ``finished`` (missing_ok) after."""
     try:
-        os.link(copy, target)
+        os.link(finished, target)
     except FileExistsError:
         raise
     except OSError:  # no hard links here
-        os.replace(copy, target)
-        return
-    os.unlink(copy)
+        os.replace(finished, target)
 
 
 def _new_part_file(target: Path) -> str:
@@ -95,13 +93,11 @@ class RosterCache:
             # No fsync: the store's promise is the one of WAL + synchronous=NORMAL (a grade
             # survives the process crashing, not the machine), which the page cache keeps;
             # flushing 200 MB cost seconds of wall time on a busy disk.
-            _place(tmp, target)
-        except FileExistsError:  # another process made the database meanwhile: it is theirs
-            Path(tmp).unlink(missing_ok=True)
+            place_new_file(tmp, target)
+        except OSError:  # FileExistsError too: another process made the database meanwhile
             return False
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # the copy's second name, or all of a failed one
         return True
 
     def save(self, conn: sqlite3.Connection, roster_digest: str) -> None:

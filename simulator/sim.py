@@ -29,7 +29,7 @@ from .journal import Journal
 from .ratelimit import RateLimiter
 from .roster import (NotStreamable, RosterStream, default_roster_path, file_digest, load_roster,
                      load_roster_file)
-from .roster_cache import RosterCache
+from .roster_cache import RosterCache, place_new_file
 from .schoology.backend import SchoologyBackend
 from .store import (ROSTER_BATCH, Store, clear_roster, finish_roster, fold, insert_roster_records,
                     schema_sql)
@@ -371,12 +371,10 @@ class Simulator:
                 conn.execute("COMMIT")
             finally:
                 conn.close()
-            try:  # a link, not a rename: never over a database another process made meanwhile
-                os.link(aside, target)
+            try:
+                place_new_file(aside, target)
             except FileExistsError:
                 return None  # that process's database: checked and loaded like any other
-            except OSError:  # no hard links on this file system
-                os.replace(aside, target)
             placed = True
             return digest
         except (NotStreamable, OSError, sqlite3.Error):
