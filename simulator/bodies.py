@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from importlib import resources
 from typing import Any, Callable, Iterable
 
@@ -22,7 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import BadRequest, FieldProblem
-from .jsontext import SCHEMA_TYPE_WORDS, kind
+from .jsontext import SCHEMA_TYPE_WORDS, ecma_validator, kind
 
 _BASE = "urn:clever-sim:openapi"
 _COMBINATORS = frozenset({"anyOf", "oneOf", "not"})  # said only when nothing plainer is wrong
@@ -40,43 +39,7 @@ def document() -> dict:
     return json.loads(document_text())
 
 
-@functools.lru_cache(maxsize=256)
-def ecma_pattern(pattern: str) -> re.Pattern:
-    """``pattern`` as JSON Schema reads it (ECMA-262): ``$`` outside a character class ends
-    the text. Python's ``$`` also matches before a final newline, so ``^[A-Za-z]+$`` took
-    "POST\n" (a fault stored for a method no request has, so it never fired)."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            out.append(ch)
-            i += 1
-            for literal in ("^", "]"):  # "[^]..." and "[]...": the "]" is a member (Python)
-                if pattern.startswith(literal, i):
-                    out.append(literal)
-                    i += 1
-            continue
-        elif ch == "$":
-            ch = r"\Z"
-        out.append(ch)
-        i += 1
-    return re.compile("".join(out))
-
-
-def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Iterable[Any]:
-    """jsonschema's ``pattern`` keyword, with ``$`` read as ECMA-262 reads it."""
-    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+_Validator = ecma_validator(jsonschema.Draft202012Validator)
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,6 +20,7 @@ Limits (documented in docs/decisions.md):
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -330,3 +331,51 @@ def encode_by_item(doc: dict, spread: Iterable[str], encoder: json.JSONEncoder) 
             out.write(encoder.encode(value).encode())
     out.write(b"}")
     return out.getvalue()
+
+
+# --- JSON Schema's ``pattern`` ---------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def ecma_pattern(pattern: str) -> re.Pattern:
+    """A schema's ``pattern`` as JSON Schema reads it (ECMA-262): ``$`` outside a character
+    class ends the text. Python's ``$`` also matches before a final newline, so
+    ``^[A-Za-z]+$`` took "POST\\n" (a fault stored for a method no request has)."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+            i += 1
+            for literal in ("^", "]"):  # "[^]..." and "[]...": the "]" is a member (Python)
+                if pattern.startswith(literal, i):
+                    out.append(literal)
+                    i += 1
+            continue
+        elif ch == "$":
+            ch = r"\Z"
+        out.append(ch)
+        i += 1
+    return re.compile("".join(out))
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: dict) -> Iterator[Any]:
+    """jsonschema's ``pattern`` keyword, with ``$`` read as ECMA-262 reads it."""
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        from jsonschema import ValidationError  # loaded already: a validator is running
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def ecma_validator(cls: Any, keywords: dict[str, Any] | None = None) -> Any:
+    """The jsonschema validator class ``cls`` with ``pattern`` read as JSON Schema means it
+    (and any other ``keywords`` replaced): every schema the simulator checks with."""
+    import jsonschema  # here, not at import: a restart checks no schema
+
+    return jsonschema.validators.extend(cls, {"pattern": _pattern_keyword, **(keywords or {})})
+

@@ -143,7 +143,7 @@ def _validator() -> jsonschema.protocols.Validator:
             if not valid(item):
                 yield from validator.descend(instance=item, schema=items, path=index)
 
-    fast_cls = jsonschema.validators.extend(cls, {"items": fast_items})
+    fast_cls = jsontext.ecma_validator(cls, {"items": fast_items})
     return fast_cls(schema)
 
 

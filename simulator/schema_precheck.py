@@ -11,8 +11,9 @@ two to the same answers).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
+
+from .jsontext import ecma_pattern
 
 
 _ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "definitions", "title", "description",
@@ -105,7 +106,7 @@ def _fused(c: SchemaCompiler, schema: dict, checks: list[Callable[[Any], bool]]
     keywords = {k for k in schema if k not in _ANNOTATIONS}
     if schema.get("type") == "string" and keywords == {"type", "pattern"} \
             and isinstance(schema["pattern"], str):
-        search = re.compile(schema["pattern"]).search
+        search = ecma_pattern(schema["pattern"]).search
         return lambda v: type(v) is str and search(v) is not None
     props = schema.get("properties")
     required = schema.get("required", [])
@@ -270,8 +271,7 @@ def _remembering_items(fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
 def _kw_pattern(c: SchemaCompiler, value: Any, schema: dict):
     if not isinstance(value, str):
         return None
-    rx = re.compile(value)  # jsonschema uses re.search with the same pattern
-    search = rx.search
+    search = ecma_pattern(value).search  # as the validators read it (jsontext.ecma_validator)
     return lambda v: type(v) is not str or search(v) is not None
 
 

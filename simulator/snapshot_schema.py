@@ -22,7 +22,7 @@ from .apps import normalize_app
 from .bodies import problems_of
 from .clock import MAX_OFFSET_S
 from .errors import BadRequest
-from .jsontext import described, json_path, shown
+from .jsontext import described, ecma_validator, json_path, shown
 from .roster import validate_roster
 from .schema_precheck import SchemaCompiler
 
@@ -60,7 +60,7 @@ def _schema() -> dict:
 @functools.lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
     """jsonschema: slow, but its errors name the keyword and the path every message needs."""
-    return jsonschema.Draft202012Validator(_schema())
+    return ecma_validator(jsonschema.Draft202012Validator)(_schema())
 
 
 def proven_valid(doc: Any) -> bool:

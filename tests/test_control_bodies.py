@@ -157,16 +157,3 @@ def test_schema_keywords_in_plain_words(schema, value, problem):
     assert [p.problem for p in bodies.problems_of(errors)] == [problem]
     assert bodies.problems_of(errors)[0].field == "f"
 
-
-@pytest.mark.parametrize("pattern, text, matches", [
-    ("^[A-Za-z]+$", "POST", True),
-    ("^[A-Za-z]+$", "POST\n", False),           # Python's $ alone: True
-    ("^[0-9a-f]{24}$", "a" * 24 + "\n", False),
-    ("^a[$]$", "a$", True),                      # a $ inside a class is a dollar sign
-    ("^a\\$$", "a$", True),                      # so is an escaped one
-    ("^a\\$$", "a$\n", False),
-    ("^x$|^y$", "y\n", False),                   # every $, not only the last
-    ("\\S", "x", True),                          # no $: unchanged
-])
-def test_a_pattern_ends_where_the_text_ends_as_json_schema_reads_it(pattern, text, matches):
-    assert bool(bodies.ecma_pattern(pattern).search(text)) is matches

@@ -64,3 +64,27 @@ def test_encoding_lists_given_as_iterators_gives_the_same_bytes():
     lazy = {**doc, "cells": iter(cells), "not_linked": iter([])}
     assert jsontext.encode_by_item(lazy, ("cells", "not_linked"), encoder) == \
         encoder.encode(doc).encode("utf-8")
+
+
+@pytest.mark.parametrize("pattern, text, matches", [
+    ("^[A-Za-z]+$", "POST", True),
+    ("^[A-Za-z]+$", "POST\n", False),           # Python's $ alone: True
+    ("^[0-9a-f]{24}$", "a" * 24 + "\n", False),
+    ("^a[$]$", "a$", True),                      # a $ inside a class is a dollar sign
+    ("^a\\$$", "a$", True),                      # so is an escaped one
+    ("^a\\$$", "a$\n", False),
+    ("^x$|^y$", "y\n", False),                   # every $, not only the last
+    ("\\S", "x", True),                          # no $: unchanged
+])
+def test_a_pattern_ends_where_the_text_ends_as_json_schema_reads_it(pattern, text, matches):
+    """The same answer from the pattern, the validators built on it (control-API bodies,
+    rosters, snapshots) and the roster stream's compiled pre-check."""
+    import jsonschema
+
+    from simulator.schema_precheck import SchemaCompiler
+
+    schema = {"type": "string", "pattern": pattern}
+    assert bool(jsontext.ecma_pattern(pattern).search(text)) is matches
+    assert jsontext.ecma_validator(jsonschema.Draft202012Validator)(schema).is_valid(text) is matches
+    assert SchemaCompiler(schema).compile(schema)(text) is matches
+
