@@ -43,12 +43,11 @@ SIM_TABLES = False  # ``--durable-sim``: the simulator's tables and statements
 _sim_keys: dict[str, tuple[str, int, str]] = {}  # assignmentID -> (grade id, version, created)
 _sim_lock = threading.Lock()
 _sim_seq = [0]
+_SIM_SQL: dict[str, str] = {}  # the store's statements, read once by prepare_durable
 
 
 def _write_as_simulator(conn: sqlite3.Connection, key: str, text: str) -> None:
     """One grade through the simulator's statements: INSERT a new key, else the guarded UPDATE."""
-    from simulator.store import _INSERT_NEW_GRADE, _UPDATE_KNOWN_GRADE
-
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     with _sim_lock:
         _sim_seq[0] += 1
@@ -56,12 +55,12 @@ def _write_as_simulator(conn: sqlite3.Connection, key: str, text: str) -> None:
         known = _sim_keys.get(key)
         if known is None:
             grade_id = f"{seq:024x}"
-            conn.execute(_INSERT_NEW_GRADE, (grade_id, "app", "student", key, "district", 1,
+            conn.execute(_SIM_SQL["insert"], (grade_id, "app", "student", key, "district", 1,
                                              text, now, now, seq))
             _sim_keys[key] = (grade_id, 1, now)
         else:
             grade_id, version, created = known
-            conn.execute(_UPDATE_KNOWN_GRADE, (version + 1, text, now, seq, grade_id, version,
+            conn.execute(_SIM_SQL["update"], (version + 1, text, now, seq, grade_id, version,
                                                created))
             _sim_keys[key] = (grade_id, version + 1, created)
 
@@ -81,9 +80,10 @@ def prepare_durable(path: str) -> None:
     """Create the grades table of ``--durable``."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    if SIM_TABLES:
-        from simulator.store import schema_sql
+    if SIM_TABLES:  # imported here: the other targets never load the simulator
+        from simulator.store import _INSERT_NEW_GRADE, _UPDATE_KNOWN_GRADE, schema_sql
         conn.executescript(schema_sql())
+        _SIM_SQL.update(insert=_INSERT_NEW_GRADE, update=_UPDATE_KNOWN_GRADE)
     conn.execute("CREATE TABLE IF NOT EXISTS grades(key TEXT PRIMARY KEY, record TEXT NOT NULL, "
                  "seq INTEGER NOT NULL)")
     conn.close()
